@@ -1,0 +1,823 @@
+//===- LowerToLinalg.cpp - transformer graph ops to linalg on tensors -----===//
+//
+// Data movement, reductions, contractions and shape ops. Elementwise ops are
+// in LowerElementwise.cpp. Every pattern reads shape operands at run time
+// with ONNX's rules; the types only decide what can be done statically.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/cpu/LoweringUtils.h"
+#include "codegen/cpu/Passes.h"
+#include "dialects/transformer/TransformerDialect.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace transfuse::cpu {
+#define GEN_PASS_DEF_LOWERTOLINALG
+#include "codegen/cpu/Passes.h.inc"
+} // namespace transfuse::cpu
+
+using namespace mlir;
+using namespace transfuse;
+using namespace transfuse::cpu;
+using namespace transfuse::transformer;
+
+namespace {
+
+RankedTensorType tensorType(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+Value cIdx(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+enum class ReduceKind { Sum, Max };
+
+/// Reduces `input` over `axes` (sorted, normalized), dropping them.
+Value reduce(OpBuilder &b, Location loc, Value input, ArrayRef<int64_t> axes,
+             ReduceKind kind) {
+  auto t = tensorType(input);
+  Type elem = t.getElementType();
+  int64_t r = t.getRank();
+  SmallVector<Value> dims = getDimValues(b, loc, input);
+  SmallVector<int64_t> outShape;
+  SmallVector<Value> outDims;
+  SmallVector<AffineExpr> outExprs;
+  SmallVector<utils::IteratorType> iters;
+  for (int64_t i = 0; i < r; ++i) {
+    bool red = llvm::is_contained(axes, i);
+    iters.push_back(red ? utils::IteratorType::reduction
+                        : utils::IteratorType::parallel);
+    if (red)
+      continue;
+    outShape.push_back(t.getDimSize(i));
+    outDims.push_back(dims[i]);
+    outExprs.push_back(b.getAffineDimExpr(i));
+  }
+  auto outType = RankedTensorType::get(outShape, elem);
+  Value initVal;
+  if (kind == ReduceKind::Sum)
+    initVal = scalarConstant(b, loc, elem, 0);
+  else if (auto ft = dyn_cast<FloatType>(elem))
+    initVal = arith::ConstantOp::create(
+        b, loc, b.getFloatAttr(ft, APFloat::getInf(ft.getFloatSemantics(), true)));
+  else
+    initVal = arith::ConstantOp::create(
+        b, loc, b.getIntegerAttr(elem, APInt::getSignedMinValue(
+                                           elem.getIntOrFloatBitWidth())));
+  Value init = createEmpty(b, loc, outType, outDims);
+  init = linalg::FillOp::create(b, loc, initVal, init).getResult(0);
+  SmallVector<AffineMap> maps{b.getMultiDimIdentityMap(r),
+                              AffineMap::get(r, 0, outExprs, b.getContext())};
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{outType}, ValueRange{input}, ValueRange{init}, maps,
+      iters, [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value v;
+        bool isF = isa<FloatType>(elem);
+        if (kind == ReduceKind::Sum)
+          v = isF ? (Value)arith::AddFOp::create(nb, nl, args[0], args[1])
+                  : (Value)arith::AddIOp::create(nb, nl, args[0], args[1]);
+        else
+          v = isF ? (Value)arith::MaximumFOp::create(nb, nl, args[0], args[1])
+                  : (Value)arith::MaxSIOp::create(nb, nl, args[0], args[1]);
+        linalg::YieldOp::create(nb, nl, v);
+      });
+  return generic.getResult(0);
+}
+
+/// Reduces and keeps the reduced dims as 1s.
+Value reduceKeepDims(OpBuilder &b, Location loc, Value input,
+                     ArrayRef<int64_t> axes, ReduceKind kind) {
+  auto t = tensorType(input);
+  SmallVector<Value> dims = getDimValues(b, loc, input);
+  Value red = reduce(b, loc, input, axes, kind);
+  SmallVector<int64_t> shape(t.getShape());
+  for (int64_t a : axes) {
+    shape[a] = 1;
+    dims[a] = cIdx(b, loc, 1);
+  }
+  return reshapeTo(b, loc, red, RankedTensorType::get(shape, t.getElementType()),
+                   dims);
+}
+
+/// The number of elements in the `axes` dims of `input`, as a scalar of `type`.
+Value countOf(OpBuilder &b, Location loc, Value input, ArrayRef<int64_t> axes,
+              Type type) {
+  SmallVector<Value> dims = getDimValues(b, loc, input);
+  Value n = cIdx(b, loc, 1);
+  for (int64_t a : axes)
+    n = arith::MulIOp::create(b, loc, n, dims[a]);
+  return indexToScalar(b, loc, n, type);
+}
+
+SmallVector<int64_t> normalizedAxes(ArrayRef<int64_t> axes, int64_t rank) {
+  SmallVector<int64_t> out;
+  for (int64_t a : axes)
+    out.push_back(normalizeAxis(a, rank));
+  if (out.empty())
+    for (int64_t i = 0; i < rank; ++i)
+      out.push_back(i);
+  llvm::sort(out);
+  return out;
+}
+
+template <typename OpTy>
+struct LowerReduce : OpRewritePattern<OpTy> {
+  using OpRewritePattern<OpTy>::OpRewritePattern;
+  LogicalResult matchAndRewrite(OpTy op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto t = tensorType(op.getInput());
+    SmallVector<int64_t> axes = normalizedAxes(op.getAxes(), t.getRank());
+    bool isMax = std::is_same_v<OpTy, ReduceMaxOp>;
+    Value v = op.getKeepdims()
+                  ? reduceKeepDims(rw, loc, op.getInput(), axes,
+                                   isMax ? ReduceKind::Max : ReduceKind::Sum)
+                  : reduce(rw, loc, op.getInput(), axes,
+                           isMax ? ReduceKind::Max : ReduceKind::Sum);
+    if (std::is_same_v<OpTy, ReduceMeanOp>) {
+      Value n = countOf(rw, loc, op.getInput(), axes, t.getElementType());
+      bool isF = isa<FloatType>(t.getElementType());
+      v = buildElementwise(rw, loc, ValueRange{v}, tensorType(v),
+                           [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+                             if (isF)
+                               return arith::DivFOp::create(b, l, a[0], n);
+                             return arith::DivSIOp::create(b, l, a[0], n);
+                           });
+    }
+    v = reshapeTo(rw, loc, v, cast<RankedTensorType>(op.getType()),
+                  getDimValues(rw, loc, v));
+    rw.replaceOp(op, v);
+    return success();
+  }
+};
+
+struct LowerSoftmax : OpRewritePattern<SoftmaxOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SoftmaxOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto t = tensorType(x);
+    if (!isa<FloatType>(t.getElementType()))
+      return rw.notifyMatchFailure(op, "softmax needs a float input");
+    int64_t axis = normalizeAxis(op.getAxis(), t.getRank());
+    Value mx = reduceKeepDims(rw, loc, x, {axis}, ReduceKind::Max);
+    Value e = buildElementwise(rw, loc, ValueRange{x, mx}, t,
+                               [](OpBuilder &b, Location l, ValueRange a) -> Value {
+                                 Value d = arith::SubFOp::create(b, l, a[0], a[1]);
+                                 return math::ExpOp::create(b, l, d);
+                               });
+    Value s = reduceKeepDims(rw, loc, e, {axis}, ReduceKind::Sum);
+    Value out = buildElementwise(rw, loc, ValueRange{e, s}, t,
+                                 [](OpBuilder &b, Location l, ValueRange a) -> Value {
+                                   return arith::DivFOp::create(b, l, a[0], a[1]);
+                                 });
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+struct LowerLayerNorm : OpRewritePattern<LayerNormalizationOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LayerNormalizationOp op,
+                                PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto t = tensorType(x);
+    Type elem = t.getElementType();
+    int64_t axis = normalizeAxis(op.getAxis(), t.getRank());
+    SmallVector<int64_t> axes;
+    for (int64_t i = axis; i < t.getRank(); ++i)
+      axes.push_back(i);
+    Value n = countOf(rw, loc, x, axes, elem);
+    Value eps = scalarConstant(rw, loc, elem, op.getEpsilon().convertToDouble());
+    Value sum = reduceKeepDims(rw, loc, x, axes, ReduceKind::Sum);
+    Value centered = buildElementwise(
+        rw, loc, ValueRange{x, sum}, t,
+        [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+          return arith::SubFOp::create(b, l, a[0],
+                                       arith::DivFOp::create(b, l, a[1], n));
+        });
+    Value sq = buildElementwise(rw, loc, ValueRange{centered}, t,
+                                [](OpBuilder &b, Location l, ValueRange a) -> Value {
+                                  return arith::MulFOp::create(b, l, a[0], a[0]);
+                                });
+    Value var = reduceKeepDims(rw, loc, sq, axes, ReduceKind::Sum);
+    SmallVector<Value> ins{centered, var, op.getScale()};
+    if (op.getBias())
+      ins.push_back(op.getBias());
+    Value out = buildElementwise(
+        rw, loc, ins, t, [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+          Value v = arith::AddFOp::create(b, l, arith::DivFOp::create(b, l, a[1], n), eps);
+          Value y = arith::DivFOp::create(b, l, a[0], math::SqrtOp::create(b, l, v));
+          y = arith::MulFOp::create(b, l, y, a[2]);
+          if (a.size() > 3)
+            y = arith::AddFOp::create(b, l, y, a[3]);
+          return y;
+        });
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+struct LowerMatMul : OpRewritePattern<MatMulOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(MatMulOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value a = op.getLhs(), bv = op.getRhs();
+    auto ta = tensorType(a), tb = tensorType(bv);
+    Type elem = ta.getElementType();
+    if (!elem.isIntOrFloat())
+      return failure();
+    // Promote 1-D operands to matrices, as numpy does.
+    auto promote = [&](Value v, bool front) {
+      auto t = tensorType(v);
+      SmallVector<int64_t> shape(t.getShape());
+      SmallVector<Value> dims = getDimValues(rw, loc, v);
+      shape.insert(front ? shape.begin() : shape.end(), 1);
+      dims.insert(front ? dims.begin() : dims.end(), cIdx(rw, loc, 1));
+      return reshapeTo(rw, loc, v, RankedTensorType::get(shape, elem), dims);
+    };
+    if (ta.getRank() == 1)
+      a = promote(a, true);
+    if (tb.getRank() == 1)
+      bv = promote(bv, false);
+    ta = tensorType(a);
+    tb = tensorType(bv);
+    int64_t ra = ta.getRank(), rb = tb.getRank();
+    int64_t nb = std::max(ra, rb) - 2;
+    // Broadcast batch dims: shape rules from the elementwise helper, on the
+    // batch prefix only. Ambiguous dynamic batch dims are materialized.
+    SmallVector<int64_t> batchShape;
+    {
+      SmallVector<int64_t> sa(ta.getShape().drop_back(2)), sb(tb.getShape().drop_back(2));
+      for (int64_t i = 0; i < nb; ++i) {
+        int64_t x = i < nb - (int64_t)sa.size() ? 1 : sa[i - (nb - sa.size())];
+        int64_t y = i < nb - (int64_t)sb.size() ? 1 : sb[i - (nb - sb.size())];
+        batchShape.push_back(x == 1 ? y : (y == 1 ? x : (x == ShapedType::kDynamic ? y : x)));
+      }
+    }
+    SmallVector<Value> batchDims;
+    {
+      SmallVector<Value> da = getDimValues(rw, loc, a), db = getDimValues(rw, loc, bv);
+      for (int64_t i = 0; i < nb; ++i) {
+        int64_t ia = i - (nb - (ra - 2)), ib = i - (nb - (rb - 2));
+        Value x = ia >= 0 ? da[ia] : cIdx(rw, loc, 1);
+        Value y = ib >= 0 ? db[ib] : cIdx(rw, loc, 1);
+        batchDims.push_back(arith::MaxUIOp::create(rw, loc, x, y));
+      }
+    }
+    auto prepare = [&](Value v, int64_t rv, SmallVector<AffineExpr> &exprs,
+                       AffineExpr row, AffineExpr col) -> Value {
+      auto t = tensorType(v);
+      bool ambiguous = false;
+      for (int64_t j = 0; j < rv - 2; ++j) {
+        int64_t i = j + (nb - (rv - 2));
+        int64_t d = t.getDimSize(j);
+        if (d == 1 && batchShape[i] != 1)
+          exprs.push_back(rw.getAffineConstantExpr(0));
+        else {
+          exprs.push_back(rw.getAffineDimExpr(i));
+          ambiguous |= d == ShapedType::kDynamic;
+        }
+      }
+      exprs.push_back(row);
+      exprs.push_back(col);
+      if (!ambiguous)
+        return v;
+      // Materialize the full batch so a run-time 1 is read correctly.
+      exprs.clear();
+      for (int64_t i = 0; i < nb; ++i)
+        exprs.push_back(rw.getAffineDimExpr(i));
+      exprs.push_back(row);
+      exprs.push_back(col);
+      SmallVector<int64_t> shape(batchShape);
+      shape.append(t.getShape().end() - 2, t.getShape().end());
+      SmallVector<Value> dims(batchDims);
+      SmallVector<Value> own = getDimValues(rw, loc, v);
+      dims.append(own.end() - 2, own.end());
+      return broadcastTo(rw, loc, v, RankedTensorType::get(shape, elem), dims);
+    };
+    // Iteration space: batch..., m, n, k.
+    AffineExpr m = rw.getAffineDimExpr(nb), n = rw.getAffineDimExpr(nb + 1),
+               k = rw.getAffineDimExpr(nb + 2);
+    SmallVector<AffineExpr> ea, eb, eo;
+    a = prepare(a, ra, ea, m, k);
+    bv = prepare(bv, rb, eb, k, n);
+    for (int64_t i = 0; i < nb; ++i)
+      eo.push_back(rw.getAffineDimExpr(i));
+    eo.push_back(m);
+    eo.push_back(n);
+    SmallVector<int64_t> outShape(batchShape);
+    outShape.push_back(ta.getDimSize(ra - 2));
+    outShape.push_back(tb.getDimSize(rb - 1));
+    SmallVector<Value> outDims(batchDims);
+    outDims.push_back(tensor::DimOp::create(rw, loc, a, tensorType(a).getRank() - 2));
+    outDims.push_back(tensor::DimOp::create(rw, loc, bv, tensorType(bv).getRank() - 1));
+    auto outType = RankedTensorType::get(outShape, elem);
+    Value init = createEmpty(rw, loc, outType, outDims);
+    init = linalg::FillOp::create(rw, loc, scalarConstant(rw, loc, elem, 0), init)
+               .getResult(0);
+    unsigned nd = nb + 3;
+    SmallVector<AffineMap> maps{AffineMap::get(nd, 0, ea, rw.getContext()),
+                                AffineMap::get(nd, 0, eb, rw.getContext()),
+                                AffineMap::get(nd, 0, eo, rw.getContext())};
+    SmallVector<utils::IteratorType> iters(nb + 2, utils::IteratorType::parallel);
+    iters.push_back(utils::IteratorType::reduction);
+    bool isF = isa<FloatType>(elem);
+    Value out =
+        linalg::GenericOp::create(
+            rw, loc, TypeRange{outType}, ValueRange{a, bv}, ValueRange{init},
+            maps, iters,
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              Value p = isF ? (Value)arith::MulFOp::create(b, l, args[0], args[1])
+                            : (Value)arith::MulIOp::create(b, l, args[0], args[1]);
+              Value s = isF ? (Value)arith::AddFOp::create(b, l, args[2], p)
+                            : (Value)arith::AddIOp::create(b, l, args[2], p);
+              linalg::YieldOp::create(b, l, s);
+            })
+            .getResult(0);
+    // Drop the promoted unit dims.
+    auto resultType = cast<RankedTensorType>(op.getType());
+    if (resultType.getRank() != outType.getRank()) {
+      SmallVector<Value> dims = getDimValues(rw, loc, out);
+      if (tb.getRank() == 2 && tensorType(op.getRhs()).getRank() == 1)
+        dims.pop_back();
+      if (tensorType(op.getLhs()).getRank() == 1)
+        dims.erase(dims.end() - (dims.size() == (size_t)outType.getRank() ? 2 : 1));
+      out = reshapeTo(rw, loc, out, resultType, dims);
+    } else if (out.getType() != resultType) {
+      out = tensor::CastOp::create(rw, loc, resultType, out);
+    }
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+/// Clamps a (possibly negative) index into [0, dim).
+Value clampIndex(OpBuilder &b, Location loc, Value idx, Value dim) {
+  Value zero = cIdx(b, loc, 0), one = cIdx(b, loc, 1);
+  Value neg = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, idx, zero);
+  idx = arith::SelectOp::create(b, loc, neg, arith::AddIOp::create(b, loc, idx, dim), idx);
+  idx = arith::MaxSIOp::create(b, loc, idx, zero);
+  return arith::MinSIOp::create(b, loc, idx, arith::SubIOp::create(b, loc, dim, one));
+}
+
+struct LowerGather : OpRewritePattern<GatherOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GatherOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value data = op.getData(), indices = op.getIndices();
+    auto td = tensorType(data), ti = tensorType(indices);
+    auto outType = cast<RankedTensorType>(op.getType());
+    int64_t axis = normalizeAxis(op.getAxis(), td.getRank());
+    int64_t ri = ti.getRank(), r = outType.getRank();
+    SmallVector<Value> dd = getDimValues(rw, loc, data), di = getDimValues(rw, loc, indices);
+    SmallVector<Value> outDims(dd.begin(), dd.begin() + axis);
+    outDims.append(di.begin(), di.end());
+    outDims.append(dd.begin() + axis + 1, dd.end());
+    Value init = createEmpty(rw, loc, outType, outDims);
+    SmallVector<AffineExpr> ie;
+    for (int64_t j = 0; j < ri; ++j)
+      ie.push_back(rw.getAffineDimExpr(axis + j));
+    SmallVector<AffineMap> maps{AffineMap::get(r, 0, ie, rw.getContext()),
+                                rw.getMultiDimIdentityMap(r)};
+    Value axisDim = dd[axis];
+    SmallVector<utils::IteratorType> iters(r, utils::IteratorType::parallel);
+    Value out =
+        linalg::GenericOp::create(
+            rw, loc, TypeRange{outType}, ValueRange{indices}, ValueRange{init},
+            maps, iters,
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              Value raw = args[0];
+              if (raw.getType().getIntOrFloatBitWidth() < 64)
+                raw = arith::ExtSIOp::create(b, l, b.getI64Type(), raw);
+              Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(), raw);
+              idx = clampIndex(b, l, idx, axisDim);
+              SmallVector<Value> at;
+              for (int64_t i = 0; i < axis; ++i)
+                at.push_back(linalg::IndexOp::create(b, l, i));
+              at.push_back(idx);
+              for (int64_t i = axis + ri; i < r; ++i)
+                at.push_back(linalg::IndexOp::create(b, l, i));
+              linalg::YieldOp::create(b, l, tensor::ExtractOp::create(b, l, data, at).getResult());
+            })
+            .getResult(0);
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+struct LowerTranspose : OpRewritePattern<TransposeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(TransposeOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto outType = cast<RankedTensorType>(op.getType());
+    SmallVector<Value> in = getDimValues(rw, loc, op.getInput()), dims;
+    for (int64_t p : op.getPerm())
+      dims.push_back(in[p]);
+    Value init = createEmpty(rw, loc, outType, dims);
+    auto t = linalg::TransposeOp::create(rw, loc, op.getInput(), init, op.getPerm());
+    rw.replaceOp(op, t.getResult());
+    return success();
+  }
+};
+
+/// Resolves an ONNX Reshape target at run time (0 copies, -1 infers).
+struct LowerReshape : OpRewritePattern<ReshapeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ReshapeOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto outType = cast<RankedTensorType>(op.getType());
+    auto inType = tensorType(op.getInput());
+    SmallVector<Value> inDims = getDimValues(rw, loc, op.getInput());
+    Value total = cIdx(rw, loc, 1);
+    for (Value d : inDims)
+      total = arith::MulIOp::create(rw, loc, total, d);
+    int64_t r = outType.getRank();
+    SmallVector<Value> dims;
+    Value zero = cIdx(rw, loc, 0), minus1 = cIdx(rw, loc, -1), one = cIdx(rw, loc, 1);
+    for (int64_t i = 0; i < r; ++i) {
+      if (!outType.isDynamicDim(i)) {
+        dims.push_back(cIdx(rw, loc, outType.getDimSize(i)));
+        continue;
+      }
+      Value v = extractIndex(rw, loc, op.getShape(), i);
+      if (!op.getAllowzero() && i < inType.getRank()) {
+        Value isZero = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, v, zero);
+        v = arith::SelectOp::create(rw, loc, isZero, inDims[i], v);
+      }
+      dims.push_back(v);
+    }
+    // Infer a -1 from the product of the others.
+    Value known = one;
+    for (Value d : dims) {
+      Value isM = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, d, minus1);
+      known = arith::MulIOp::create(rw, loc, known,
+                                    arith::SelectOp::create(rw, loc, isM, one, d));
+    }
+    Value safeKnown = arith::MaxSIOp::create(rw, loc, known, one);
+    Value inferred = arith::DivSIOp::create(rw, loc, total, safeKnown);
+    for (Value &d : dims) {
+      Value isM = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, d, minus1);
+      d = arith::SelectOp::create(rw, loc, isM, inferred, d);
+    }
+    rw.replaceOp(op, reshapeTo(rw, loc, op.getInput(), outType, dims));
+    return success();
+  }
+};
+
+template <typename OpTy>
+struct LowerSqueezeLike : OpRewritePattern<OpTy> {
+  using OpRewritePattern<OpTy>::OpRewritePattern;
+  LogicalResult matchAndRewrite(OpTy op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto outType = cast<RankedTensorType>(op.getType());
+    SmallVector<Value> in = getDimValues(rw, loc, op.getInput()), dims;
+    int64_t r = outType.getRank();
+    if constexpr (std::is_same_v<OpTy, UnsqueezeOp>) {
+      SmallVector<int64_t> axes = normalizedAxes(op.getAxes(), r);
+      auto it = in.begin();
+      for (int64_t i = 0; i < r; ++i)
+        dims.push_back(llvm::is_contained(axes, i) ? cIdx(rw, loc, 1) : *it++);
+    } else {
+      SmallVector<int64_t> axes =
+          normalizedAxes(op.getAxes(), tensorType(op.getInput()).getRank());
+      for (int64_t i = 0; i < (int64_t)in.size(); ++i)
+        if (!llvm::is_contained(axes, i))
+          dims.push_back(in[i]);
+    }
+    rw.replaceOp(op, reshapeTo(rw, loc, op.getInput(), outType, dims));
+    return success();
+  }
+};
+
+struct LowerConcat : OpRewritePattern<ConcatOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ConcatOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto outType = cast<RankedTensorType>(op.getType());
+    int64_t r = outType.getRank();
+    int64_t axis = normalizeAxis(op.getAxis(), r);
+    SmallVector<Value> dims = getDimValues(rw, loc, op.getInputs()[0]);
+    Value total = cIdx(rw, loc, 0);
+    for (Value in : op.getInputs())
+      total = arith::AddIOp::create(rw, loc, total, tensor::DimOp::create(rw, loc, in, axis));
+    dims[axis] = total;
+    Value out = createEmpty(rw, loc, outType, dims);
+    Value offset = cIdx(rw, loc, 0);
+    for (Value in : op.getInputs()) {
+      SmallVector<Value> inDims = getDimValues(rw, loc, in);
+      SmallVector<OpFoldResult> offs(r, rw.getIndexAttr(0)), sizes, strides(r, rw.getIndexAttr(1));
+      offs[axis] = offset;
+      for (Value d : inDims)
+        sizes.push_back(d);
+      out = tensor::InsertSliceOp::create(rw, loc, in, out, offs, sizes, strides);
+      offset = arith::AddIOp::create(rw, loc, offset, inDims[axis]);
+    }
+    if (out.getType() != outType)
+      out = tensor::CastOp::create(rw, loc, outType, out);
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+struct LowerSlice : OpRewritePattern<SliceOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SliceOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto outType = cast<RankedTensorType>(op.getType());
+    Value input = op.getInput();
+    int64_t r = outType.getRank();
+    SmallVector<Value> inDims = getDimValues(rw, loc, input);
+    SmallVector<Value> starts(r, cIdx(rw, loc, 0)), sizes(inDims);
+    SmallVector<int64_t> steps(r, 1);
+    Value zero = cIdx(rw, loc, 0), one = cIdx(rw, loc, 1), m1 = cIdx(rw, loc, -1);
+    auto clamp = [&](Value v, Value lo, Value hi) {
+      return arith::MinSIOp::create(rw, loc, arith::MaxSIOp::create(rw, loc, v, lo), hi);
+    };
+    // Run-time ONNX Slice rules: negative positions count from the end, then
+    // clamp; ends of INT64_MAX mean "to the end".
+    for (auto [k, a] : llvm::enumerate(op.getAxes())) {
+      int64_t axis = normalizeAxis(a, r);
+      int64_t step = op.getSteps()[k];
+      Value d = inDims[axis];
+      auto read = [&](Value t) {
+        Value v = tensor::ExtractOp::create(rw, loc, t, ValueRange{cIdx(rw, loc, k)});
+        // Saturate to +-2^40 before index arithmetic so INT64_MAX cannot wrap.
+        Value lim = arith::ConstantIntOp::create(rw, loc, rw.getI64Type(), int64_t(1) << 40);
+        Value nlim = arith::ConstantIntOp::create(rw, loc, rw.getI64Type(), -(int64_t(1) << 40));
+        v = arith::MinSIOp::create(rw, loc, arith::MaxSIOp::create(rw, loc, v, nlim), lim);
+        return (Value)arith::IndexCastOp::create(rw, loc, rw.getIndexType(), v);
+      };
+      Value s = read(op.getStarts()), e = read(op.getEnds());
+      auto wrap = [&](Value v) {
+        Value neg = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::slt, v, zero);
+        return (Value)arith::SelectOp::create(rw, loc, neg, arith::AddIOp::create(rw, loc, v, d), v);
+      };
+      s = wrap(s);
+      e = wrap(e);
+      Value size;
+      Value st = cIdx(rw, loc, std::abs(step));
+      if (step > 0) {
+        s = clamp(s, zero, d);
+        e = clamp(e, zero, d);
+        Value diff = arith::SubIOp::create(rw, loc, e, s);
+        size = arith::CeilDivSIOp::create(rw, loc, diff, st);
+      } else {
+        s = clamp(s, zero, arith::SubIOp::create(rw, loc, d, one));
+        e = clamp(e, m1, arith::SubIOp::create(rw, loc, d, one));
+        Value diff = arith::SubIOp::create(rw, loc, s, e);
+        size = arith::CeilDivSIOp::create(rw, loc, diff, st);
+      }
+      starts[axis] = s;
+      sizes[axis] = arith::MaxSIOp::create(rw, loc, size, zero);
+      steps[axis] = step;
+    }
+    Value out;
+    if (llvm::all_of(steps, [](int64_t s) { return s == 1; })) {
+      SmallVector<OpFoldResult> offs, szs, strides(r, rw.getIndexAttr(1));
+      for (int64_t i = 0; i < r; ++i) {
+        offs.push_back(starts[i]);
+        szs.push_back(sizes[i]);
+      }
+      auto sliceType = tensor::ExtractSliceOp::inferResultType(
+          tensorType(input), SmallVector<int64_t>(r, ShapedType::kDynamic));
+      out = tensor::ExtractSliceOp::create(rw, loc, sliceType, input, offs, szs, strides);
+      out = tensor::CastOp::create(rw, loc, outType, out);
+    } else {
+      Value init = createEmpty(rw, loc, outType, sizes);
+      SmallVector<utils::IteratorType> iters(r, utils::IteratorType::parallel);
+      out = linalg::GenericOp::create(
+                rw, loc, TypeRange{outType}, ValueRange{}, ValueRange{init},
+                ArrayRef<AffineMap>{rw.getMultiDimIdentityMap(r)}, iters,
+                [&](OpBuilder &b, Location l, ValueRange) {
+                  SmallVector<Value> at;
+                  for (int64_t i = 0; i < r; ++i) {
+                    Value iv = linalg::IndexOp::create(b, l, i);
+                    Value step = arith::ConstantIndexOp::create(b, l, steps[i]);
+                    at.push_back(arith::AddIOp::create(
+                        b, l, starts[i], arith::MulIOp::create(b, l, iv, step)));
+                  }
+                  linalg::YieldOp::create(b, l, tensor::ExtractOp::create(b, l, input, at).getResult());
+                })
+                .getResult(0);
+    }
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+struct LowerExpand : OpRewritePattern<ExpandOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ExpandOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto outType = cast<RankedTensorType>(op.getType());
+    auto inType = tensorType(op.getInput());
+    int64_t r = outType.getRank(), ri = inType.getRank();
+    int64_t rs = tensorType(op.getShape()).getDimSize(0);
+    SmallVector<Value> inDims = getDimValues(rw, loc, op.getInput()), dims;
+    Value one = cIdx(rw, loc, 1);
+    for (int64_t i = 0; i < r; ++i) {
+      if (!outType.isDynamicDim(i)) {
+        dims.push_back(cIdx(rw, loc, outType.getDimSize(i)));
+        continue;
+      }
+      int64_t j = i - (r - ri), k = i - (r - rs);
+      Value in = j >= 0 ? inDims[j] : one;
+      Value s = k >= 0 ? extractIndex(rw, loc, op.getShape(), k) : one;
+      Value sIsOne = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, s, one);
+      dims.push_back(arith::SelectOp::create(rw, loc, sIsOne, in, s));
+    }
+    rw.replaceOp(op, broadcastTo(rw, loc, op.getInput(), outType, dims));
+    return success();
+  }
+};
+
+struct LowerShape : OpRewritePattern<ShapeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ShapeOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto outType = cast<RankedTensorType>(op.getType());
+    int64_t r = tensorType(op.getInput()).getRank();
+    int64_t s = std::clamp<int64_t>(op.getStart() < 0 ? op.getStart() + r : op.getStart(), 0, r);
+    SmallVector<Value> dims = getDimValues(rw, loc, op.getInput()), elems;
+    for (int64_t i = 0; i < outType.getDimSize(0); ++i)
+      elems.push_back(arith::IndexCastOp::create(rw, loc, rw.getI64Type(), dims[s + i]));
+    rw.replaceOpWithNewOp<tensor::FromElementsOp>(op, outType, elems);
+    return success();
+  }
+};
+
+struct LowerConstantOfShape : OpRewritePattern<ConstantOfShapeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ConstantOfShapeOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto outType = cast<RankedTensorType>(op.getType());
+    SmallVector<Value> dims;
+    for (int64_t i = 0; i < outType.getRank(); ++i)
+      dims.push_back(outType.isDynamicDim(i) ? extractIndex(rw, loc, op.getShape(), i)
+                                              : cIdx(rw, loc, outType.getDimSize(i)));
+    Value init = createEmpty(rw, loc, outType, dims);
+    Value v = arith::ConstantOp::create(rw, loc, op.getValue());
+    rw.replaceOp(op, linalg::FillOp::create(rw, loc, v, init).getResult(0));
+    return success();
+  }
+};
+
+struct LowerRange : OpRewritePattern<RangeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RangeOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto outType = cast<RankedTensorType>(op.getType());
+    Type elem = outType.getElementType();
+    Value s = tensor::ExtractOp::create(rw, loc, op.getStart(), ValueRange{});
+    Value l = tensor::ExtractOp::create(rw, loc, op.getLimit(), ValueRange{});
+    Value d = tensor::ExtractOp::create(rw, loc, op.getDelta(), ValueRange{});
+    Value n;
+    if (isa<FloatType>(elem)) {
+      Value q = arith::DivFOp::create(rw, loc, arith::SubFOp::create(rw, loc, l, s), d);
+      q = math::CeilOp::create(rw, loc, q);
+      n = arith::FPToSIOp::create(rw, loc, rw.getI64Type(), q);
+    } else {
+      Value diff = arith::SubIOp::create(rw, loc, l, s);
+      n = arith::CeilDivSIOp::create(rw, loc, diff, d);
+      if (elem.getIntOrFloatBitWidth() < 64)
+        n = arith::ExtSIOp::create(rw, loc, rw.getI64Type(), n);
+    }
+    n = arith::IndexCastOp::create(rw, loc, rw.getIndexType(), n);
+    n = arith::MaxSIOp::create(rw, loc, n, cIdx(rw, loc, 0));
+    SmallVector<Value> dims{outType.isDynamicDim(0) ? n : cIdx(rw, loc, outType.getDimSize(0))};
+    Value init = createEmpty(rw, loc, outType, dims);
+    SmallVector<utils::IteratorType> iters(1, utils::IteratorType::parallel);
+    Value out = linalg::GenericOp::create(
+                    rw, loc, TypeRange{outType}, ValueRange{}, ValueRange{init},
+                    ArrayRef<AffineMap>{rw.getMultiDimIdentityMap(1)}, iters,
+                    [&](OpBuilder &b, Location lc, ValueRange) {
+                      Value i = indexToScalar(b, lc, linalg::IndexOp::create(b, lc, 0), elem);
+                      Value v = isa<FloatType>(elem)
+                                    ? (Value)arith::AddFOp::create(b, lc, s, arith::MulFOp::create(b, lc, i, d))
+                                    : (Value)arith::AddIOp::create(b, lc, s, arith::MulIOp::create(b, lc, i, d));
+                      linalg::YieldOp::create(b, lc, v);
+                    })
+                    .getResult(0);
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+struct LowerTrilu : OpRewritePattern<TriluOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(TriluOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto t = tensorType(op.getInput());
+    int64_t r = t.getRank();
+    Value k = extractIndex(rw, loc, op.getK(), 0);
+    bool upper = op.getUpper();
+    Type elem = t.getElementType();
+    Value out = buildElementwise(
+        rw, loc, ValueRange{op.getInput()}, t,
+        [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+          Value i = linalg::IndexOp::create(b, l, r - 2);
+          Value j = linalg::IndexOp::create(b, l, r - 1);
+          Value diff = arith::SubIOp::create(b, l, j, i);
+          Value keep = arith::CmpIOp::create(
+              b, l, upper ? arith::CmpIPredicate::sge : arith::CmpIPredicate::sle,
+              diff, k);
+          return arith::SelectOp::create(b, l, keep, a[0], scalarConstant(b, l, elem, 0));
+        });
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+struct LowerCumSum : OpRewritePattern<CumSumOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(CumSumOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto t = tensorType(x);
+    int64_t r = t.getRank(), axis = normalizeAxis(op.getAxis(), r);
+    Type elem = t.getElementType();
+    SmallVector<Value> dims = getDimValues(rw, loc, x);
+    Value n = dims[axis];
+    Value init = createEmpty(rw, loc, t, dims);
+    bool excl = op.getExclusive(), rev = op.getReverse();
+    SmallVector<utils::IteratorType> iters(r, utils::IteratorType::parallel);
+    Value out = linalg::GenericOp::create(
+        rw, loc, TypeRange{t}, ValueRange{}, ValueRange{init},
+        ArrayRef<AffineMap>{rw.getMultiDimIdentityMap(r)}, iters,
+        [&](OpBuilder &b, Location l, ValueRange) {
+          SmallVector<Value> at;
+          for (int64_t i = 0; i < r; ++i)
+            at.push_back(linalg::IndexOp::create(b, l, i));
+          Value p = at[axis];
+          Value one = arith::ConstantIndexOp::create(b, l, 1);
+          Value lo, hi;  // sum over [lo, hi)
+          if (!rev) {
+            lo = arith::ConstantIndexOp::create(b, l, 0);
+            hi = excl ? p : (Value)arith::AddIOp::create(b, l, p, one);
+          } else {
+            lo = excl ? (Value)arith::AddIOp::create(b, l, p, one) : p;
+            hi = n;
+          }
+          Value zero = scalarConstant(b, l, elem, 0);
+          auto loop = scf::ForOp::create(
+              b, l, lo, hi, one, ValueRange{zero},
+              [&](OpBuilder &fb, Location fl, Value iv, ValueRange acc) {
+                SmallVector<Value> idx(at);
+                idx[axis] = iv;
+                Value v = tensor::ExtractOp::create(fb, fl, x, idx);
+                Value s = isa<FloatType>(elem)
+                              ? (Value)arith::AddFOp::create(fb, fl, acc[0], v)
+                              : (Value)arith::AddIOp::create(fb, fl, acc[0], v);
+                scf::YieldOp::create(fb, fl, s);
+              });
+          linalg::YieldOp::create(b, l, loop.getResult(0));
+        }).getResult(0);
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+struct LowerConstant : OpRewritePattern<ConstantOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ConstantOp op, PatternRewriter &rw) const override {
+    rw.replaceOpWithNewOp<arith::ConstantOp>(op, cast<TypedAttr>(op.getValue()));
+    return success();
+  }
+};
+
+struct LowerToLinalgPass : cpu::impl::LowerToLinalgBase<LowerToLinalgPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateLowerToLinalgPatterns(patterns);
+    populateLowerElementwisePatterns(patterns);
+    GreedyRewriteConfig config;
+    config.setUseTopDownTraversal(true);
+    (void)applyPatternsGreedily(getOperation(), std::move(patterns), config);
+    WalkResult res = getOperation().walk([](Operation *op) {
+      if (!isa<TransformerDialect>(op->getDialect()))
+        return WalkResult::advance();
+      auto diag = op->emitError() << "no CPU lowering for '" << op->getName()
+                                  << "'";
+      for (Value v : op->getOperands())
+        diag << " " << v.getType();
+      return WalkResult::interrupt();
+    });
+    if (res.wasInterrupted())
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void transfuse::cpu::populateLowerToLinalgPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerReduce<ReduceMeanOp>, LowerReduce<ReduceSumOp>,
+               LowerReduce<ReduceMaxOp>, LowerSoftmax, LowerLayerNorm,
+               LowerMatMul, LowerGather, LowerTranspose, LowerReshape,
+               LowerSqueezeLike<SqueezeOp>, LowerSqueezeLike<UnsqueezeOp>,
+               LowerConcat, LowerSlice, LowerExpand, LowerShape,
+               LowerConstantOfShape, LowerRange, LowerTrilu, LowerCumSum,
+               LowerConstant>(patterns.getContext());
+}

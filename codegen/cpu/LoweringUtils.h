@@ -1,0 +1,62 @@
+//===- LoweringUtils.h - helpers shared by the linalg lowerings -*- C++ -*-===//
+#ifndef TRANSFUSE_CODEGEN_CPU_LOWERINGUTILS_H
+#define TRANSFUSE_CODEGEN_CPU_LOWERINGUTILS_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+
+namespace transfuse::cpu {
+
+using ScalarBodyFn = llvm::function_ref<mlir::Value(
+    mlir::OpBuilder &, mlir::Location, mlir::ValueRange)>;
+
+/// The dims of a ranked tensor as index values (constants where static).
+llvm::SmallVector<mlir::Value> getDimValues(mlir::OpBuilder &b,
+                                            mlir::Location loc, mlir::Value t);
+
+/// tensor.empty of `type`, taking its dynamic dims from `dims`.
+mlir::Value createEmpty(mlir::OpBuilder &b, mlir::Location loc,
+                        mlir::RankedTensorType type,
+                        llvm::ArrayRef<mlir::Value> dims);
+
+/// tensor.reshape of `input` to `type` with run-time dims `dims`.
+mlir::Value reshapeTo(mlir::OpBuilder &b, mlir::Location loc, mlir::Value input,
+                      mlir::RankedTensorType type,
+                      llvm::ArrayRef<mlir::Value> dims);
+
+/// The run-time dims of the ONNX broadcast of `inputs` into `outType`.
+llvm::SmallVector<mlir::Value>
+broadcastDims(mlir::OpBuilder &b, mlir::Location loc, mlir::ValueRange inputs,
+              mlir::RankedTensorType outType);
+
+/// Materializes `input` broadcast (right-aligned) to `outDims`; a run-time
+/// size of 1 reads index 0.
+mlir::Value broadcastTo(mlir::OpBuilder &b, mlir::Location loc,
+                        mlir::Value input, mlir::RankedTensorType outType,
+                        llvm::ArrayRef<mlir::Value> outDims);
+
+/// An elementwise linalg.generic over the broadcast of `inputs`. Dims the
+/// types prove equal (or 1) use indexing maps; when two dims are dynamic the
+/// generated code checks at run time and takes a broadcasting path only when
+/// sizes differ.
+mlir::Value buildElementwise(mlir::OpBuilder &b, mlir::Location loc,
+                             mlir::ValueRange inputs,
+                             mlir::RankedTensorType outType, ScalarBodyFn body);
+
+/// A constant scalar of `type` (float or integer) holding `value`.
+mlir::Value scalarConstant(mlir::OpBuilder &b, mlir::Location loc,
+                           mlir::Type type, double value);
+
+/// Converts an index value to a float or integer scalar of `type`.
+mlir::Value indexToScalar(mlir::OpBuilder &b, mlir::Location loc,
+                          mlir::Value index, mlir::Type type);
+
+/// Reads element `i` of a 1-D i64 tensor as an index value.
+mlir::Value extractIndex(mlir::OpBuilder &b, mlir::Location loc,
+                         mlir::Value tensor, int64_t i);
+
+} // namespace transfuse::cpu
+
+#endif

@@ -1,0 +1,28 @@
+//===- Passes.h - CPU code generation passes --------------------*- C++ -*-===//
+#ifndef TRANSFUSE_CODEGEN_CPU_PASSES_H
+#define TRANSFUSE_CODEGEN_CPU_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace transfuse::cpu {
+
+#define GEN_PASS_DECL
+#include "codegen/cpu/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "codegen/cpu/Passes.h.inc"
+
+/// Adds the linalg lowering patterns for every transformer graph op.
+void populateLowerToLinalgPatterns(mlir::RewritePatternSet &patterns);
+void populateLowerElementwisePatterns(mlir::RewritePatternSet &patterns);
+
+} // namespace transfuse::cpu
+
+#endif

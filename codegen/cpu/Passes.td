@@ -1,0 +1,27 @@
+#ifndef TRANSFUSE_CPU_PASSES
+#define TRANSFUSE_CPU_PASSES
+
+include "mlir/Pass/PassBase.td"
+
+def LowerToLinalg : Pass<"transfuse-cpu-lower-to-linalg", "mlir::ModuleOp"> {
+  let summary = "Lower transformer graph ops to linalg, tensor, arith and math";
+  let description = [{
+    Rewrites every `transformer` graph op into destination-passing linalg on
+    tensors. Broadcasting uses indexing maps wherever the types prove a dim is
+    1 or equal; a dim that is dynamic on two sides is broadcast at run time
+    (select index 0 when the run-time size is 1), so a dynamic batch or
+    sequence dim is never assumed. Shape operands (reshape, expand, slice,
+    constant_of_shape) are read at run time with ONNX's rules (0 copies a
+    dim, -1 is inferred, starts/ends are clamped).
+
+    Fails, naming the op, when a transformer op is left (a fused op without a
+    lowering, or an element type the lowering does not handle).
+  }];
+  let dependentDialects = [
+    "mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",
+    "mlir::arith::ArithDialect", "mlir::math::MathDialect",
+    "mlir::scf::SCFDialect", "mlir::bufferization::BufferizationDialect"
+  ];
+}
+
+#endif

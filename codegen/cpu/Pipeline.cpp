@@ -1,0 +1,381 @@
+//===- Pipeline.cpp - from transformer IR to a model.so or a JIT ----------===//
+#include "codegen/cpu/Pipeline.h"
+#include "codegen/cpu/Passes.h"
+#include "transfuse/runtime_core.h"
+#include "dialects/transformer/TransformerDialect.h"
+
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
+
+#include <map>
+
+using namespace mlir;
+
+namespace transfuse::cpu {
+
+int32_t onnxDtypeOf(Type t) {
+  if (t.isF32()) return TF_FLOAT;
+  if (t.isF64()) return TF_DOUBLE;
+  if (t.isF16()) return TF_FLOAT16;
+  if (t.isBF16()) return TF_BFLOAT16;
+  if (t.isInteger(1)) return TF_BOOL;
+  if (t.isInteger(8)) return TF_INT8;
+  if (t.isInteger(16)) return TF_INT16;
+  if (t.isInteger(32)) return TF_INT32;
+  if (t.isInteger(64)) return TF_INT64;
+  return 0;
+}
+
+static std::string jsonEscape(llvm::StringRef s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    if ((unsigned char)c < 0x20) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string ModelSignature::json() const {
+  std::string out = "{";
+  auto list = [&](const char *key, const std::vector<TensorSignature> &ts) {
+    out += std::string("\"") + key + "\":[";
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const TensorSignature &t = ts[i];
+      out += i ? "," : "";
+      out += "{\"name\":\"" + jsonEscape(t.name) + "\",\"dtype\":\"" +
+             tf_dtype_name(t.dtype) + "\",\"shape\":[";
+      for (size_t d = 0; d < t.dims.size(); ++d) {
+        out += d ? "," : "";
+        if (t.dims[d] >= 0)
+          out += std::to_string(t.dims[d]);
+        else
+          out += "\"" + jsonEscape(symbols[-1 - t.dims[d]]) + "\"";
+      }
+      out += "]";
+      if (t.indexBound > 0)
+        out += ",\"index_bound\":" + std::to_string(t.indexBound);
+      out += "}";
+    }
+    out += "]";
+  };
+  list("inputs", inputs);
+  out += ",";
+  list("outputs", outputs);
+  return out + "}";
+}
+
+std::vector<int64_t> ModelSignature::meta() const {
+  std::vector<int64_t> m{TF_ABI_VERSION, (int64_t)inputs.size(),
+                         (int64_t)outputs.size(), (int64_t)symbols.size()};
+  for (const auto *list : {&inputs, &outputs})
+    for (const TensorSignature &t : *list) {
+      m.push_back(t.dtype);
+      m.push_back(t.dims.size());
+      m.insert(m.end(), t.dims.begin(), t.dims.end());
+      m.push_back(t.indexBound);
+    }
+  return m;
+}
+
+std::string ModelSignature::names() const {
+  std::string out;
+  for (const auto *list : {&inputs, &outputs})
+    for (const TensorSignature &t : *list) {
+      out += t.name;
+      out.push_back('\0');
+    }
+  return out;
+}
+
+/// The smallest dim that `arg` indexes as Gather indices, or 0.
+static int64_t indexBoundOf(Value arg) {
+  int64_t bound = 0;
+  for (Operation *user : arg.getUsers()) {
+    auto gather = dyn_cast<transformer::GatherOp>(user);
+    if (!gather || gather.getIndices() != arg)
+      continue;
+    auto data = cast<RankedTensorType>(gather.getData().getType());
+    int64_t axis = transformer::normalizeAxis(gather.getAxis(), data.getRank());
+    int64_t d = data.getDimSize(axis);
+    if (ShapedType::isDynamic(d))
+      continue;
+    bound = bound ? std::min(bound, d) : d;
+  }
+  return bound;
+}
+
+ModelSignature collectSignature(func::FuncOp func) {
+  ModelSignature sig;
+  std::map<std::string, int64_t> symbolIds;
+  auto describe = [&](Type type, DictionaryAttr attrs, std::string fallback) {
+    TensorSignature t;
+    auto tt = cast<RankedTensorType>(type);
+    t.dtype = onnxDtypeOf(tt.getElementType());
+    auto name = attrs ? attrs.getAs<StringAttr>("transformer.name") : nullptr;
+    t.name = name ? name.str() : fallback;
+    auto dimNames = attrs ? attrs.getAs<ArrayAttr>("transformer.dims") : nullptr;
+    for (int64_t d = 0; d < tt.getRank(); ++d) {
+      if (!tt.isDynamicDim(d)) {
+        t.dims.push_back(tt.getDimSize(d));
+        continue;
+      }
+      std::string sym;
+      if (dimNames && d < (int64_t)dimNames.size())
+        if (auto s = dyn_cast<StringAttr>(dimNames[d]))
+          sym = s.str();
+      if (sym.empty())
+        sym = t.name + ".dim" + std::to_string(d);
+      auto [it, inserted] = symbolIds.try_emplace(sym, sig.symbols.size());
+      if (inserted)
+        sig.symbols.push_back(sym);
+      t.dims.push_back(-1 - it->second);
+    }
+    return t;
+  };
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    TensorSignature t = describe(func.getArgument(i).getType(),
+                                 func.getArgAttrDict(i), "input_" + std::to_string(i));
+    if (t.dtype == TF_INT64 || t.dtype == TF_INT32)
+      t.indexBound = indexBoundOf(func.getArgument(i));
+    sig.inputs.push_back(t);
+  }
+  for (unsigned i = 0; i < func.getNumResults(); ++i)
+    sig.outputs.push_back(describe(func.getResultTypes()[i],
+                                   func.getResultAttrDict(i),
+                                   "output_" + std::to_string(i)));
+  return sig;
+}
+
+LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options) {
+  // Inputs belong to the caller: never bufferize in place into them.
+  module.walk([](func::FuncOp f) {
+    for (unsigned i = 0; i < f.getNumArguments(); ++i)
+      f.setArgAttr(i, "bufferization.writable",
+                   BoolAttr::get(f.getContext(), false));
+    f->setAttr("llvm.emit_c_interface", UnitAttr::get(f.getContext()));
+  });
+  PassManager pm(module.getContext());
+  if (options.printIRAfterAll) {
+    module.getContext()->disableMultithreading();
+    pm.enableIRPrinting([](Pass *, Operation *) { return false; },
+                        [](Pass *, Operation *) { return true; },
+                        /*printModuleScope=*/true,
+                        /*printAfterOnlyOnChange=*/false);
+  }
+  if (options.timePasses)
+    pm.enableTiming();
+  const char *pipeline =
+      "transfuse-cpu-lower-to-linalg,canonicalize,cse,"
+      "func.func(linalg-fuse-elementwise-ops),canonicalize,"
+      "one-shot-bufferize{bufferize-function-boundaries "
+      "function-boundary-type-conversion=identity-layout-map},"
+      "canonicalize,buffer-deallocation-pipeline,"
+      "func.func(convert-linalg-to-loops),convert-bufferization-to-memref,"
+      "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
+      "convert-math-to-funcs,convert-math-to-llvm,convert-math-to-libm,"
+      "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
+      "convert-cf-to-llvm,convert-func-to-llvm,reconcile-unrealized-casts";
+  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
+    return failure();
+  return pm.run(module);
+}
+
+/// tf_model_entry(void **args): unpacks args and calls the C interface.
+static LogicalResult addEntryPoint(llvm::Module &m, size_t numInputs,
+                                   std::string &error) {
+  llvm::Function *ciface = m.getFunction("_mlir_ciface_main_graph");
+  if (!ciface || ciface->arg_size() != numInputs + 1) {
+    error = "internal: main_graph has no C interface with a result pointer";
+    return failure();
+  }
+  llvm::LLVMContext &ctx = m.getContext();
+  auto *ptrTy = llvm::PointerType::get(ctx, 0);
+  auto *fnTy = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptrTy}, false);
+  auto *entry = llvm::Function::Create(fnTy, llvm::GlobalValue::ExternalLinkage,
+                                       "tf_model_entry", m);
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", entry));
+  std::vector<llvm::Value *> args;
+  for (size_t i = 0; i < numInputs + 1; ++i) {
+    llvm::Value *slot = b.CreateConstGEP1_64(ptrTy, entry->getArg(0), i);
+    args.push_back(b.CreateLoad(ptrTy, slot));
+  }
+  b.CreateCall(ciface, args);
+  b.CreateRetVoid();
+  return success();
+}
+
+static void addMetadata(llvm::Module &m, const ModelSignature &sig) {
+  llvm::LLVMContext &ctx = m.getContext();
+  auto addGlobal = [&](llvm::Constant *init, const char *name) {
+    new llvm::GlobalVariable(m, init->getType(), /*isConstant=*/true,
+                             llvm::GlobalValue::ExternalLinkage, init, name);
+  };
+  std::vector<int64_t> meta = sig.meta();
+  std::vector<uint64_t> umeta(meta.begin(), meta.end());
+  addGlobal(llvm::ConstantDataArray::get(ctx, umeta), "tf_model_meta");
+  addGlobal(llvm::ConstantDataArray::getString(ctx, sig.json(), true),
+            "tf_model_signature_json");
+  std::string names = sig.names();
+  addGlobal(llvm::ConstantDataArray::getString(ctx, names, true),
+            "tf_model_names");
+}
+
+static std::unique_ptr<llvm::TargetMachine>
+createTargetMachine(const CodegenOptions &options, std::string &error) {
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return nullptr;
+  std::string cpu = options.cpu.empty() ? llvm::sys::getHostCPUName().str()
+                                        : options.cpu;
+  std::string features;
+  if (options.cpu.empty())
+    for (auto &f : llvm::sys::getHostCPUFeatures())
+      features += (features.empty() ? "" : ",") +
+                  std::string(f.second ? "+" : "-") + f.first().str();
+  llvm::TargetOptions to;
+  return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
+      triple, cpu, features, to, llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
+}
+
+std::unique_ptr<llvm::Module>
+translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
+                  const ModelSignature &sig, const CodegenOptions &options,
+                  std::string &error) {
+  DialectRegistry registry;
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  module.getContext()->appendDialectRegistry(registry);
+  std::unique_ptr<llvm::Module> m = translateModuleToLLVMIR(module, ctx, "model");
+  if (!m) {
+    error = "translation to LLVM IR failed";
+    return nullptr;
+  }
+  if (failed(addEntryPoint(*m, sig.inputs.size(), error)))
+    return nullptr;
+  addMetadata(*m, sig);
+  auto tm = createTargetMachine(options, error);
+  if (!tm)
+    return nullptr;
+  m->setDataLayout(tm->createDataLayout());
+  m->setTargetTriple(tm->getTargetTriple());
+  auto optimize = makeOptimizingTransformer(options.optLevel, 0, tm.get());
+  if (llvm::Error e = optimize(m.get())) {
+    error = llvm::toString(std::move(e));
+    return nullptr;
+  }
+  return m;
+}
+
+LogicalResult emitObjectFile(llvm::Module &module, llvm::StringRef path,
+                             const CodegenOptions &options, std::string &error) {
+  auto tm = createTargetMachine(options, error);
+  if (!tm)
+    return failure();
+  module.setDataLayout(tm->createDataLayout());
+  std::error_code ec;
+  llvm::raw_fd_ostream out(path, ec, llvm::sys::fs::OF_None);
+  if (ec) {
+    error = "cannot write " + path.str() + ": " + ec.message();
+    return failure();
+  }
+  llvm::legacy::PassManager pm;
+  if (tm->addPassesToEmitFile(pm, out, nullptr, llvm::CodeGenFileType::ObjectFile)) {
+    error = "the target cannot emit object files";
+    return failure();
+  }
+  pm.run(module);
+  return success();
+}
+
+LogicalResult linkSharedLibrary(llvm::StringRef object,
+                                llvm::StringRef runtimeArchive,
+                                llvm::StringRef output, std::string &error) {
+  std::string linker = TRANSFUSE_DEFAULT_LINKER;
+  if (const char *env = getenv("TRANSFUSE_LINKER"))
+    linker = env;
+  if (!llvm::sys::fs::exists(runtimeArchive)) {
+    error = "model runtime not found at " + runtimeArchive.str();
+    return failure();
+  }
+  std::vector<std::string> args{linker, "-shared", "-o", output.str(),
+                                object.str(), "-Wl,--whole-archive",
+                                runtimeArchive.str(), "-Wl,--no-whole-archive",
+                                "-lm"};
+  if (llvm::StringRef(linker).contains("clang"))
+    args.insert(args.begin() + 1, "-fuse-ld=lld");
+  std::vector<llvm::StringRef> refs(args.begin(), args.end());
+  std::string msg;
+  int rc = llvm::sys::ExecuteAndWait(linker, refs, std::nullopt, {}, 0, 0, &msg);
+  if (rc != 0) {
+    error = "linking failed (" + linker + "): " + (msg.empty() ? "exit " + std::to_string(rc) : msg);
+    return failure();
+  }
+  return success();
+}
+
+std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
+                                           const ModelSignature &sig,
+                                           const CodegenOptions &options,
+                                           std::string &error) {
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  DialectRegistry registry;
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  module.getContext()->appendDialectRegistry(registry);
+  ExecutionEngineOptions eo;
+  std::string buildError;
+  auto builder = [&](Operation *op, llvm::LLVMContext &ctx)
+      -> std::unique_ptr<llvm::Module> {
+    return translateToLLVMIR(cast<ModuleOp>(op), ctx, sig, options, buildError);
+  };
+  eo.llvmModuleBuilder = builder; // a function_ref: `builder` outlives create
+  auto engine = ExecutionEngine::create(module, eo);
+  if (!engine) {
+    error = buildError.empty() ? llvm::toString(engine.takeError()) : buildError;
+    return nullptr;
+  }
+  auto model = std::unique_ptr<JitModel>(new JitModel());
+  model->engine_ = std::move(*engine);
+  auto lookup = [&](const char *name) -> void * {
+    auto sym = model->engine_->lookup(name);
+    if (!sym) {
+      error = llvm::toString(sym.takeError());
+      return nullptr;
+    }
+    return *sym;
+  };
+  model->desc_.entry = (tf_entry_fn)lookup("tf_model_entry");
+  model->desc_.meta = (const int64_t *)lookup("tf_model_meta");
+  model->desc_.signature_json = (const char *)lookup("tf_model_signature_json");
+  model->desc_.names = (const char *)lookup("tf_model_names");
+  if (!model->desc_.entry || !model->desc_.meta || !model->desc_.names)
+    return nullptr;
+  return model;
+}
+
+} // namespace transfuse::cpu

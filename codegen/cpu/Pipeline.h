@@ -1,0 +1,87 @@
+//===- Pipeline.h - from transformer IR to a model.so or a JIT --*- C++ -*-===//
+#ifndef TRANSFUSE_CODEGEN_CPU_PIPELINE_H
+#define TRANSFUSE_CODEGEN_CPU_PIPELINE_H
+
+#include "transfuse/model_abi.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/IR/Module.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace transfuse::cpu {
+
+struct CodegenOptions {
+  bool printIRAfterAll = false;
+  bool timePasses = false;
+  std::string cpu;      // LLVM CPU name; empty: the host's
+  unsigned optLevel = 2;
+};
+
+/// One input or output of the compiled model's C ABI.
+struct TensorSignature {
+  std::string name;
+  int32_t dtype = 0;                // ONNX TensorProto code
+  std::vector<int64_t> dims;        // -1 - k for symbolic dim k
+  int64_t indexBound = 0;           // > 0: values must be in [-b, b)
+};
+
+struct ModelSignature {
+  std::vector<TensorSignature> inputs, outputs;
+  std::vector<std::string> symbols; // names of symbolic dims
+  std::string json() const;
+  std::vector<int64_t> meta() const;
+  std::string names() const;        // NUL-separated
+};
+
+/// ONNX dtype code of an MLIR element type; 0 when it has none.
+int32_t onnxDtypeOf(mlir::Type elem);
+
+/// Reads names and symbolic dims that the importer attached to `func`'s
+/// arguments and results, and finds inputs used as Gather indices (token
+/// ids) to bound-check at run time. Call before lowering.
+ModelSignature collectSignature(mlir::func::FuncOp func);
+
+/// transformer dialect -> linalg -> buffers -> LLVM dialect, in place.
+llvm::LogicalResult lowerToLLVMDialect(mlir::ModuleOp module,
+                                       const CodegenOptions &options);
+
+/// LLVM dialect -> LLVM IR, plus the model ABI (entry point and metadata
+/// globals, see model_abi.h), optimized at `optLevel`.
+std::unique_ptr<llvm::Module>
+translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &ctx,
+                  const ModelSignature &sig, const CodegenOptions &options,
+                  std::string &error);
+
+/// Writes an object file for the host (or options.cpu).
+llvm::LogicalResult emitObjectFile(llvm::Module &module, llvm::StringRef path,
+                                   const CodegenOptions &options,
+                                   std::string &error);
+
+/// Links `object` with the model runtime archive into a shared library.
+llvm::LogicalResult linkSharedLibrary(llvm::StringRef object,
+                                      llvm::StringRef runtimeArchive,
+                                      llvm::StringRef output,
+                                      std::string &error);
+
+/// A model compiled in-process with MLIR's ExecutionEngine.
+class JitModel {
+public:
+  static std::unique_ptr<JitModel> create(mlir::ModuleOp module,
+                                          const ModelSignature &sig,
+                                          const CodegenOptions &options,
+                                          std::string &error);
+  const tf_model_desc &desc() const { return desc_; }
+
+private:
+  std::unique_ptr<mlir::ExecutionEngine> engine_;
+  tf_model_desc desc_{};
+};
+
+} // namespace transfuse::cpu
+
+#endif

@@ -1,0 +1,634 @@
+//===- ShapeInference.cpp - result types of transformer graph ops ---------===//
+#include "dialects/transformer/TransformerDialect.h"
+
+#include "mlir/IR/Matchers.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+using namespace transfuse::transformer;
+
+namespace transfuse::transformer {
+
+static constexpr int64_t kDyn = ShapedType::kDynamic;
+
+int64_t normalizeAxis(int64_t axis, int64_t rank) {
+  if (axis < -rank || axis >= rank)
+    return -1;
+  return axis < 0 ? axis + rank : axis;
+}
+
+bool areCompatible(Type a, Type b) {
+  auto ta = dyn_cast<RankedTensorType>(a), tb = dyn_cast<RankedTensorType>(b);
+  if (!ta || !tb)
+    return a == b;
+  if (ta.getElementType() != tb.getElementType() ||
+      ta.getRank() != tb.getRank())
+    return false;
+  for (auto [x, y] : llvm::zip(ta.getShape(), tb.getShape()))
+    if (x != kDyn && y != kDyn && x != y)
+      return false;
+  return true;
+}
+
+std::optional<SmallVector<int64_t>> getConstantIntValues(Value v) {
+  auto partial = getPartialIntValues(v);
+  if (!partial || llvm::is_contained(*partial, kDyn))
+    return std::nullopt;
+  return partial;
+}
+
+static std::optional<SmallVector<int64_t>> constantInts(Value v) {
+  DenseIntElementsAttr attr;
+  if (!matchPattern(v, m_Constant(&attr)))
+    return std::nullopt;
+  SmallVector<int64_t> out;
+  for (const APInt &x : attr.getValues<APInt>())
+    out.push_back(x.getSExtValue());
+  return out;
+}
+
+std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
+  auto type = dyn_cast<RankedTensorType>(v.getType());
+  if (!type || type.getRank() > 1 || !type.hasStaticShape() ||
+      !type.getElementType().isInteger() ||
+      type.getElementType().getIntOrFloatBitWidth() < 32)
+    return std::nullopt;
+  int64_t n = type.getNumElements();
+  if (n > 64)
+    return std::nullopt;
+  if (auto c = constantInts(v))
+    return c;
+  SmallVector<int64_t> unknown(n, kDyn);
+  Operation *def = v.getDefiningOp();
+  if (!def)
+    return unknown;
+  std::optional<SmallVector<int64_t>> result =
+      llvm::TypeSwitch<Operation *, std::optional<SmallVector<int64_t>>>(def)
+          .Case([&](ShapeOp op) -> std::optional<SmallVector<int64_t>> {
+            auto in = cast<RankedTensorType>(op.getInput().getType());
+            int64_t r = in.getRank();
+            int64_t s = std::clamp<int64_t>(
+                op.getStart() < 0 ? op.getStart() + r : op.getStart(), 0, r);
+            int64_t e = std::clamp<int64_t>(
+                op.getEnd() < 0 ? op.getEnd() + r : op.getEnd(), 0, r);
+            return SmallVector<int64_t>(in.getShape().slice(s, e - s));
+          })
+          .Case([&](ConcatOp op) -> std::optional<SmallVector<int64_t>> {
+            SmallVector<int64_t> out;
+            for (Value in : op.getInputs()) {
+              auto p = getPartialIntValues(in);
+              if (!p)
+                return std::nullopt;
+              out.append(*p);
+            }
+            return out;
+          })
+          .Case([&](GatherOp op) -> std::optional<SmallVector<int64_t>> {
+            auto data = getPartialIntValues(op.getData());
+            auto idx = constantInts(op.getIndices());
+            if (!data || !idx)
+              return std::nullopt;
+            SmallVector<int64_t> out;
+            for (int64_t i : *idx) {
+              int64_t j = i < 0 ? i + (int64_t)data->size() : i;
+              if (j < 0 || j >= (int64_t)data->size())
+                return std::nullopt;
+              out.push_back((*data)[j]);
+            }
+            return out;
+          })
+          .Case<UnsqueezeOp, SqueezeOp, CastOp, ReshapeOp>(
+              [&](Operation *op) -> std::optional<SmallVector<int64_t>> {
+                auto in = op->getOperand(0);
+                auto inType = cast<RankedTensorType>(in.getType());
+                if (!inType.hasStaticShape() ||
+                    inType.getNumElements() != n ||
+                    !inType.getElementType().isInteger())
+                  return std::nullopt;
+                return getPartialIntValues(in);
+              })
+          .Case([&](SliceOp op) -> std::optional<SmallVector<int64_t>> {
+            auto data = getPartialIntValues(op.getInput());
+            auto starts = constantInts(op.getStarts());
+            auto ends = constantInts(op.getEnds());
+            if (!data || !starts || !ends || starts->size() != 1 ||
+                ends->size() != 1 || op.getSteps()[0] != 1)
+              return std::nullopt;
+            int64_t d = data->size();
+            int64_t s = (*starts)[0] < 0 ? (*starts)[0] + d : (*starts)[0];
+            int64_t e = (*ends)[0] < 0 ? (*ends)[0] + d : (*ends)[0];
+            s = std::clamp<int64_t>(s, 0, d);
+            e = std::clamp<int64_t>(e, 0, d);
+            if (e - s != n)
+              return std::nullopt;
+            return SmallVector<int64_t>(ArrayRef(*data).slice(s, n));
+          })
+          .Case<AddOp, SubOp, MulOp, DivOp>(
+              [&](Operation *op) -> std::optional<SmallVector<int64_t>> {
+                auto a = getPartialIntValues(op->getOperand(0));
+                auto b = getPartialIntValues(op->getOperand(1));
+                if (!a || !b)
+                  return std::nullopt;
+                SmallVector<int64_t> out;
+                for (int64_t i = 0; i < n; ++i) {
+                  int64_t x = (*a)[a->size() == 1 ? 0 : i];
+                  int64_t y = (*b)[b->size() == 1 ? 0 : i];
+                  if (x == kDyn || y == kDyn) {
+                    out.push_back(kDyn);
+                    continue;
+                  }
+                  if (isa<AddOp>(op))
+                    out.push_back(x + y);
+                  else if (isa<SubOp>(op))
+                    out.push_back(x - y);
+                  else if (isa<MulOp>(op))
+                    out.push_back(x * y);
+                  else if (y != 0)
+                    out.push_back(x / y);
+                  else
+                    out.push_back(kDyn);
+                }
+                return out;
+              })
+          .Default([](Operation *) { return std::nullopt; });
+  if (!result || (int64_t)result->size() != n)
+    return unknown;
+  return result;
+}
+
+namespace {
+using Shape = SmallVector<int64_t>;
+
+/// Collects the inference of one op; `fail` records the first error.
+struct Inferer {
+  std::string &error;
+  SmallVector<Type> types;
+
+  LogicalResult fail(const Twine &msg) {
+    error = msg.str();
+    return failure();
+  }
+  static RankedTensorType tensorType(Value v) {
+    return cast<RankedTensorType>(v.getType());
+  }
+  void push(ArrayRef<int64_t> shape, Type elem) {
+    types.push_back(RankedTensorType::get(shape, elem));
+  }
+
+  LogicalResult broadcast(ArrayRef<int64_t> a, ArrayRef<int64_t> b, Shape &out) {
+    size_t r = std::max(a.size(), b.size());
+    out.assign(r, 1);
+    for (size_t i = 0; i < r; ++i) {
+      int64_t x = i < r - a.size() ? 1 : a[i - (r - a.size())];
+      int64_t y = i < r - b.size() ? 1 : b[i - (r - b.size())];
+      if (x == 1)
+        out[i] = y;
+      else if (y == 1)
+        out[i] = x;
+      else if (x == kDyn)
+        out[i] = y;
+      else if (y == kDyn || x == y)
+        out[i] = x;
+      else
+        return fail(llvm::formatv("shapes cannot be broadcast: dim {0} is {1} "
+                                  "on one side and {2} on the other",
+                                  i, x, y));
+    }
+    return success();
+  }
+
+  LogicalResult infer(Operation *op);
+};
+} // namespace
+
+LogicalResult Inferer::infer(Operation *op) {
+  auto sameElem = [&](Value a, Value b) -> LogicalResult {
+    if (tensorType(a).getElementType() != tensorType(b).getElementType())
+      return fail(llvm::formatv("operand element types differ ({0} vs {1})",
+                                tensorType(a).getElementType(),
+                                tensorType(b).getElementType()));
+    return success();
+  };
+  auto normAxes = [&](ArrayRef<int64_t> axes, int64_t rank,
+                      SmallVector<int64_t> &out) -> LogicalResult {
+    for (int64_t a : axes) {
+      int64_t n = normalizeAxis(a, rank);
+      if (n < 0)
+        return fail(llvm::formatv("axis {0} is out of range for rank {1}", a,
+                                  rank));
+      if (llvm::is_contained(out, n))
+        return fail(llvm::formatv("axis {0} is repeated", a));
+      out.push_back(n);
+    }
+    return success();
+  };
+
+  return llvm::TypeSwitch<Operation *, LogicalResult>(op)
+      .Case([&](ConstantOp c) {
+        types.push_back(c.getValue().getType());
+        return success();
+      })
+      .Case<AddOp, SubOp, MulOp, DivOp, MinOp, MaxOp, PowOp, EqualOp, LessOp,
+            GreaterOp, AndOp, OrOp>([&](Operation *op) -> LogicalResult {
+        auto a = tensorType(op->getOperand(0)), b = tensorType(op->getOperand(1));
+        if (!isa<PowOp>(op) && failed(sameElem(op->getOperand(0), op->getOperand(1))))
+          return failure();
+        Type elem = a.getElementType();
+        if (isa<AndOp, OrOp>(op) && !elem.isInteger(1))
+          return fail("logical ops take i1 operands");
+        if (isa<EqualOp, LessOp, GreaterOp>(op))
+          elem = IntegerType::get(op->getContext(), 1);
+        Shape out;
+        if (failed(broadcast(a.getShape(), b.getShape(), out)))
+          return failure();
+        push(out, elem);
+        return success();
+      })
+      .Case<SqrtOp, ReciprocalOp, ErfOp, TanhOp, ExpOp, LogOp, SinOp, CosOp,
+            FloorOp, CeilOp, SigmoidOp>([&](Operation *op) -> LogicalResult {
+        auto t = tensorType(op->getOperand(0));
+        if (!isa<FloatType>(t.getElementType()))
+          return fail("expects a floating-point operand");
+        types.push_back(t);
+        return success();
+      })
+      .Case<NegOp, AbsOp, ReluOp>([&](Operation *op) {
+        types.push_back(op->getOperand(0).getType());
+        return success();
+      })
+      .Case([&](NotOp op) -> LogicalResult {
+        if (!tensorType(op.getInput()).getElementType().isInteger(1))
+          return fail("expects an i1 operand");
+        types.push_back(op.getInput().getType());
+        return success();
+      })
+      .Case([&](CastOp op) {
+        push(tensorType(op.getInput()).getShape(),
+             cast<ShapedType>(op.getType()).getElementType());
+        return success();
+      })
+      .Case([&](WhereOp op) -> LogicalResult {
+        if (!tensorType(op.getCondition()).getElementType().isInteger(1))
+          return fail("condition must be i1");
+        if (failed(sameElem(op.getX(), op.getY())))
+          return failure();
+        Shape s1, s2;
+        if (failed(broadcast(tensorType(op.getCondition()).getShape(),
+                             tensorType(op.getX()).getShape(), s1)) ||
+            failed(broadcast(s1, tensorType(op.getY()).getShape(), s2)))
+          return failure();
+        push(s2, tensorType(op.getX()).getElementType());
+        return success();
+      })
+      .Case([&](SoftmaxOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        if (normalizeAxis(op.getAxis(), t.getRank()) < 0)
+          return fail("axis is out of range");
+        types.push_back(t);
+        return success();
+      })
+      .Case([&](LayerNormalizationOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        if (normalizeAxis(op.getAxis(), t.getRank()) < 0)
+          return fail("axis is out of range");
+        if (!isa<FloatType>(t.getElementType()))
+          return fail("expects a floating-point input");
+        types.push_back(t);
+        return success();
+      })
+      .Case<ReduceMeanOp, ReduceSumOp, ReduceMaxOp>(
+          [&](Operation *op) -> LogicalResult {
+            auto t = tensorType(op->getOperand(0));
+            auto axesAttr = op->getAttrOfType<DenseI64ArrayAttr>("axes");
+            bool keep = op->getAttrOfType<BoolAttr>("keepdims").getValue();
+            SmallVector<int64_t> axes;
+            if (failed(normAxes(axesAttr.asArrayRef(), t.getRank(), axes)))
+              return failure();
+            if (axes.empty())
+              for (int64_t i = 0; i < t.getRank(); ++i)
+                axes.push_back(i);
+            Shape out;
+            for (int64_t i = 0; i < t.getRank(); ++i) {
+              if (!llvm::is_contained(axes, i))
+                out.push_back(t.getDimSize(i));
+              else if (keep)
+                out.push_back(1);
+            }
+            push(out, t.getElementType());
+            return success();
+          })
+      .Case([&](CumSumOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        if (normalizeAxis(op.getAxis(), t.getRank()) < 0)
+          return fail("axis is out of range");
+        types.push_back(t);
+        return success();
+      })
+      .Case([&](MatMulOp op) -> LogicalResult {
+        auto a = tensorType(op.getLhs()), b = tensorType(op.getRhs());
+        if (failed(sameElem(op.getLhs(), op.getRhs())))
+          return failure();
+        if (a.getRank() == 0 || b.getRank() == 0)
+          return fail("matmul operands must have rank >= 1");
+        Shape sa(a.getShape()), sb(b.getShape());
+        bool vecA = sa.size() == 1, vecB = sb.size() == 1;
+        if (vecA)
+          sa.insert(sa.begin(), 1);
+        if (vecB)
+          sb.push_back(1);
+        int64_t ka = sa.back(), kb = sb[sb.size() - 2];
+        if (ka != kDyn && kb != kDyn && ka != kb)
+          return fail(llvm::formatv("contraction dims differ: {0} vs {1}", ka,
+                                    kb));
+        Shape batch;
+        if (failed(broadcast(ArrayRef(sa).drop_back(2),
+                             ArrayRef(sb).drop_back(2), batch)))
+          return failure();
+        if (!vecA)
+          batch.push_back(sa[sa.size() - 2]);
+        if (!vecB)
+          batch.push_back(sb.back());
+        push(batch, a.getElementType());
+        return success();
+      })
+      .Case([&](GatherOp op) -> LogicalResult {
+        auto d = tensorType(op.getData()), i = tensorType(op.getIndices());
+        if (!i.getElementType().isInteger(64) &&
+            !i.getElementType().isInteger(32))
+          return fail("indices must be i32 or i64");
+        int64_t axis = normalizeAxis(op.getAxis(), d.getRank());
+        if (axis < 0)
+          return fail("axis is out of range");
+        Shape out(d.getShape().take_front(axis));
+        out.append(i.getShape().begin(), i.getShape().end());
+        out.append(d.getShape().begin() + axis + 1, d.getShape().end());
+        push(out, d.getElementType());
+        return success();
+      })
+      .Case([&](ReshapeOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        auto s = tensorType(op.getShape());
+        if (s.getRank() != 1 || s.isDynamicDim(0))
+          return fail("shape must be a 1-D tensor of static length");
+        Shape out = *getPartialIntValues(op.getShape());
+        int64_t minus = -1, knownProduct = 1;
+        bool allKnown = true;
+        for (int64_t i = 0; i < (int64_t)out.size(); ++i) {
+          int64_t &d = out[i];
+          if (d == 0 && !op.getAllowzero()) {
+            if (i >= t.getRank())
+              return fail("a 0 in the shape has no input dim to copy");
+            d = t.getDimSize(i);
+          }
+          if (d == -1) {
+            if (minus >= 0)
+              return fail("the shape has more than one -1");
+            minus = i;
+            continue;
+          }
+          if (d == kDyn)
+            allKnown = false;
+          else if (d < -1)
+            return fail(llvm::formatv("invalid dim {0} in shape", d));
+          else
+            knownProduct *= d;
+        }
+        if (minus >= 0) {
+          out[minus] = kDyn;
+          if (allKnown && t.hasStaticShape() && knownProduct > 0)
+            out[minus] = t.getNumElements() / knownProduct;
+        } else if (allKnown && t.hasStaticShape() &&
+                   knownProduct != t.getNumElements()) {
+          return fail(llvm::formatv("cannot reshape {0} elements into {1}",
+                                    t.getNumElements(), knownProduct));
+        }
+        push(out, t.getElementType());
+        return success();
+      })
+      .Case([&](TransposeOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        auto perm = op.getPerm();
+        if ((int64_t)perm.size() != t.getRank())
+          return fail("perm length must equal the rank");
+        Shape out;
+        SmallVector<bool> seen(t.getRank(), false);
+        for (int64_t p : perm) {
+          if (p < 0 || p >= t.getRank() || seen[p])
+            return fail("perm is not a permutation");
+          seen[p] = true;
+          out.push_back(t.getDimSize(p));
+        }
+        push(out, t.getElementType());
+        return success();
+      })
+      .Case([&](UnsqueezeOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        int64_t r = t.getRank() + op.getAxes().size();
+        SmallVector<int64_t> axes;
+        if (failed(normAxes(op.getAxes(), r, axes)))
+          return failure();
+        Shape out;
+        auto it = t.getShape().begin();
+        for (int64_t i = 0; i < r; ++i)
+          out.push_back(llvm::is_contained(axes, i) ? 1 : *it++);
+        push(out, t.getElementType());
+        return success();
+      })
+      .Case([&](SqueezeOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        SmallVector<int64_t> axes;
+        if (failed(normAxes(op.getAxes(), t.getRank(), axes)))
+          return failure();
+        Shape out;
+        for (int64_t i = 0; i < t.getRank(); ++i) {
+          if (!llvm::is_contained(axes, i)) {
+            out.push_back(t.getDimSize(i));
+            continue;
+          }
+          if (t.getDimSize(i) != 1 && t.getDimSize(i) != kDyn)
+            return fail(llvm::formatv("cannot squeeze dim {0} of size {1}", i,
+                                      t.getDimSize(i)));
+        }
+        push(out, t.getElementType());
+        return success();
+      })
+      .Case([&](ConcatOp op) -> LogicalResult {
+        if (op.getInputs().empty())
+          return fail("needs at least one input");
+        auto first = tensorType(op.getInputs()[0]);
+        int64_t axis = normalizeAxis(op.getAxis(), first.getRank());
+        if (axis < 0)
+          return fail("axis is out of range");
+        Shape out(first.getShape());
+        out[axis] = 0;
+        for (Value in : op.getInputs()) {
+          auto t = tensorType(in);
+          if (t.getRank() != first.getRank() ||
+              t.getElementType() != first.getElementType())
+            return fail("inputs must share rank and element type");
+          for (int64_t i = 0; i < t.getRank(); ++i) {
+            int64_t d = t.getDimSize(i);
+            if (i == axis) {
+              out[i] = (out[i] == kDyn || d == kDyn) ? kDyn : out[i] + d;
+            } else if (out[i] == kDyn) {
+              out[i] = d;
+            } else if (d != kDyn && d != out[i]) {
+              return fail(llvm::formatv("dim {0} differs between inputs", i));
+            }
+          }
+        }
+        push(out, first.getElementType());
+        return success();
+      })
+      .Case([&](SliceOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        auto axesAttr = op.getAxes();
+        auto steps = op.getSteps();
+        auto starts = getPartialIntValues(op.getStarts());
+        auto ends = getPartialIntValues(op.getEnds());
+        if (!starts || !ends || starts->size() != axesAttr.size() ||
+            ends->size() != axesAttr.size() || steps.size() != axesAttr.size())
+          return fail("starts, ends, axes and steps must have one entry per "
+                      "sliced axis");
+        SmallVector<int64_t> axes;
+        if (failed(normAxes(axesAttr, t.getRank(), axes)))
+          return failure();
+        Shape out(t.getShape());
+        for (size_t k = 0; k < axes.size(); ++k) {
+          int64_t dim = t.getDimSize(axes[k]), step = steps[k];
+          if (step == 0)
+            return fail("steps must be non-zero");
+          int64_t s = (*starts)[k], e = (*ends)[k];
+          if (dim == kDyn || s == kDyn || e == kDyn) {
+            out[axes[k]] = kDyn;
+            continue;
+          }
+          if (s < 0)
+            s += dim;
+          if (e < 0)
+            e += dim;
+          if (step > 0) {
+            s = std::clamp<int64_t>(s, 0, dim);
+            e = std::clamp<int64_t>(e, 0, dim);
+            out[axes[k]] = std::max<int64_t>(0, (e - s + step - 1) / step);
+          } else {
+            s = std::clamp<int64_t>(s, 0, dim - 1);
+            e = std::clamp<int64_t>(e, -1, dim - 1);
+            out[axes[k]] = std::max<int64_t>(0, (s - e + (-step) - 1) / -step);
+          }
+        }
+        push(out, t.getElementType());
+        return success();
+      })
+      .Case([&](ExpandOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        auto s = tensorType(op.getShape());
+        if (s.getRank() != 1 || s.isDynamicDim(0))
+          return fail("shape must be a 1-D tensor of static length");
+        Shape target = *getPartialIntValues(op.getShape());
+        // An unknown target dim broadcasts against a static input dim d != 1
+        // only if it is 1 or d, so the result is d.
+        Shape out;
+        size_t r = std::max<size_t>(target.size(), t.getRank());
+        for (size_t i = 0; i < r; ++i) {
+          int64_t x = i < r - t.getRank() ? 1 : t.getDimSize(i - (r - t.getRank()));
+          int64_t y = i < r - target.size() ? 1 : target[i - (r - target.size())];
+          if (y == kDyn)
+            out.push_back(x != 1 && x != kDyn ? x : kDyn);
+          else if (y == 1)
+            out.push_back(x);
+          else if (x == 1 || x == kDyn || x == y)
+            out.push_back(y);
+          else
+            return fail(llvm::formatv("cannot expand dim of size {0} to {1}",
+                                      x, y));
+        }
+        push(out, t.getElementType());
+        return success();
+      })
+      .Case([&](ShapeOp op) {
+        auto t = tensorType(op.getInput());
+        int64_t r = t.getRank();
+        int64_t s = std::clamp<int64_t>(
+            op.getStart() < 0 ? op.getStart() + r : op.getStart(), 0, r);
+        int64_t e = std::clamp<int64_t>(
+            op.getEnd() < 0 ? op.getEnd() + r : op.getEnd(), 0, r);
+        push({std::max<int64_t>(0, e - s)},
+             IntegerType::get(op.getContext(), 64));
+        return success();
+      })
+      .Case([&](ConstantOfShapeOp op) -> LogicalResult {
+        auto s = tensorType(op.getShape());
+        if (s.getRank() != 1 || s.isDynamicDim(0))
+          return fail("shape must be a 1-D tensor of static length");
+        Shape out = *getPartialIntValues(op.getShape());
+        for (int64_t d : out)
+          if (d < 0 && d != kDyn)
+            return fail("shape has a negative dim");
+        push(out, op.getValue().getType());
+        return success();
+      })
+      .Case([&](RangeOp op) -> LogicalResult {
+        for (Value v : op->getOperands())
+          if (tensorType(v).getRank() != 0)
+            return fail("start, limit and delta must be scalars");
+        if (failed(sameElem(op.getStart(), op.getLimit())) ||
+            failed(sameElem(op.getStart(), op.getDelta())))
+          return failure();
+        Type elem = tensorType(op.getStart()).getElementType();
+        int64_t n = kDyn;
+        auto constScalar = [&](Value v) -> std::optional<double> {
+          DenseElementsAttr attr;
+          if (!matchPattern(v, m_Constant(&attr)))
+            return std::nullopt;
+          if (isa<FloatType>(elem))
+            return (*attr.getValues<APFloat>().begin()).convertToDouble();
+          return (double)(*attr.getValues<APInt>().begin()).getSExtValue();
+        };
+        auto st = constScalar(op.getStart()), li = constScalar(op.getLimit()),
+             de = constScalar(op.getDelta());
+        if (st && li && de && *de != 0)
+          n = std::max<int64_t>(0, (int64_t)std::ceil((*li - *st) / *de));
+        push({n}, elem);
+        return success();
+      })
+      .Case([&](TriluOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        if (t.getRank() < 2)
+          return fail("input must have rank >= 2");
+        types.push_back(t);
+        return success();
+      })
+      .Default([&](Operation *op) {
+        return fail("no shape rule for " + op->getName().getStringRef());
+      });
+}
+
+FailureOr<SmallVector<Type>> inferResultTypes(Operation *op,
+                                              std::string &error) {
+  for (Value v : op->getOperands())
+    if (!isa<RankedTensorType>(v.getType())) {
+      error = "operands must be ranked tensors";
+      return failure();
+    }
+  Inferer inf{error, {}};
+  if (failed(inf.infer(op)))
+    return failure();
+  return inf.types;
+}
+
+LogicalResult verifyInferredTypes(Operation *op) {
+  std::string error;
+  auto inferred = inferResultTypes(op, error);
+  if (failed(inferred))
+    return op->emitOpError(error);
+  for (auto [actual, expected] : llvm::zip(op->getResultTypes(), *inferred))
+    if (!areCompatible(actual, expected))
+      return op->emitOpError() << "result type " << actual
+                               << " is incompatible with the inferred type "
+                               << expected;
+  return success();
+}
+
+} // namespace transfuse::transformer

@@ -1,0 +1,47 @@
+//===- ShapeInference.h - result types of transformer graph ops -*- C++ -*-===//
+//
+// One set of shape rules serves the importer (which builds ops and then asks
+// for their result types), the op verifiers, and the shape-refinement pass.
+// Unknown dims are ShapedType::kDynamic; they stay symbolic until run time.
+//
+//===----------------------------------------------------------------------===//
+#ifndef TRANSFUSE_DIALECTS_TRANSFORMER_SHAPEINFERENCE_H
+#define TRANSFUSE_DIALECTS_TRANSFORMER_SHAPEINFERENCE_H
+
+#include "mlir/IR/Operation.h"
+#include "mlir/IR/Value.h"
+#include "llvm/ADT/SmallVector.h"
+#include <optional>
+#include <string>
+
+namespace transfuse::transformer {
+
+/// The result types that `op`'s operands and attributes imply. On failure,
+/// `error` says what was expected.
+llvm::FailureOr<llvm::SmallVector<mlir::Type>>
+inferResultTypes(mlir::Operation *op, std::string &error);
+
+/// Verifier hook shared by every graph op: the declared result types must be
+/// compatible with (equal to, or less static than) the inferred ones.
+llvm::LogicalResult verifyInferredTypes(mlir::Operation *op);
+
+/// True when `a` and `b` have the same element type and rank and every pair
+/// of dims is equal or has a dynamic side.
+bool areCompatible(mlir::Type a, mlir::Type b);
+
+/// The values of a 0-D or 1-D integer tensor as far as they are known at
+/// compile time: unknown entries are ShapedType::kDynamic. Follows shape
+/// computations (shape, gather, concat, slice, unsqueeze, cast, arithmetic),
+/// so `Concat(Unsqueeze(Gather(Shape(x), 0)), [-1, 64])` yields
+/// `[x.dim0, -1, 64]`. nullopt when even the length is unknown.
+std::optional<llvm::SmallVector<int64_t>> getPartialIntValues(mlir::Value v);
+
+/// All values of a 0-D or 1-D integer tensor, when every one is known.
+std::optional<llvm::SmallVector<int64_t>> getConstantIntValues(mlir::Value v);
+
+/// Normalizes an ONNX axis in [-rank, rank) to [0, rank); -1 when invalid.
+int64_t normalizeAxis(int64_t axis, int64_t rank);
+
+} // namespace transfuse::transformer
+
+#endif

@@ -1,0 +1,18 @@
+//===- TransformerDialect.h - the `transformer` dialect ---------*- C++ -*-===//
+#ifndef TRANSFUSE_DIALECTS_TRANSFORMER_TRANSFORMERDIALECT_H
+#define TRANSFUSE_DIALECTS_TRANSFORMER_TRANSFORMERDIALECT_H
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "dialects/transformer/ShapeInference.h"
+#include "dialects/transformer/TransformerDialect.h.inc"
+
+#define GET_OP_CLASSES
+#include "dialects/transformer/TransformerOps.h.inc"
+
+#endif

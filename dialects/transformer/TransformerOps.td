@@ -1,0 +1,239 @@
+#ifndef TRANSFUSE_TRANSFORMER_OPS
+#define TRANSFUSE_TRANSFORMER_OPS
+
+include "dialects/transformer/TransformerDialect.td"
+include "mlir/IR/BuiltinAttributes.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+include "mlir/IR/CommonAttrConstraints.td"
+include "mlir/IR/CommonTypeConstraints.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+// Every graph op is pure and verifies its result types against the shared
+// shape-inference rules in ShapeInference.cpp: one source of truth for the
+// importer, the verifier and the shape-refinement pass.
+class Transformer_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Transformer_Dialect, mnemonic, !listconcat(traits, [Pure])> {
+  let hasVerifier = 1;
+  let assemblyFormat = "operands attr-dict `:` functional-type(operands, results)";
+  let extraClassDefinition = [{
+    ::llvm::LogicalResult $cppClass::verify() {
+      return ::transfuse::transformer::verifyInferredTypes(getOperation());
+    }
+  }];
+}
+
+def Transformer_Tensor : RankedTensorOf<[AnyType]>;
+def Transformer_I64Tensor : RankedTensorOf<[I64]>;
+
+//===----------------------------------------------------------------------===//
+// Constants
+//===----------------------------------------------------------------------===//
+
+def Transformer_ConstantOp : Transformer_Op<"constant", [ConstantLike]> {
+  let summary = "A constant tensor (ONNX Constant and initializers)";
+  let description = [{
+    Large initializers are `dense_resource` blobs so that weights never become
+    giant textual attributes; small ones (shape vectors) are `dense`.
+  }];
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs Transformer_Tensor:$result);
+  let assemblyFormat = "$value attr-dict `:` type($result)";
+  let hasFolder = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+class Transformer_BinaryOp<string mnemonic, string summaryText>
+    : Transformer_Op<mnemonic> {
+  let summary = summaryText # " with ONNX multidirectional broadcasting";
+  let arguments = (ins Transformer_Tensor:$lhs, Transformer_Tensor:$rhs);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_AddOp : Transformer_BinaryOp<"add", "Elementwise a + b">;
+def Transformer_SubOp : Transformer_BinaryOp<"sub", "Elementwise a - b">;
+def Transformer_MulOp : Transformer_BinaryOp<"mul", "Elementwise a * b">;
+def Transformer_DivOp : Transformer_BinaryOp<"div", "Elementwise a / b">;
+def Transformer_PowOp : Transformer_BinaryOp<"pow", "Elementwise a ^ b">;
+def Transformer_MinOp : Transformer_BinaryOp<"min", "Elementwise minimum">;
+def Transformer_MaxOp : Transformer_BinaryOp<"max", "Elementwise maximum">;
+def Transformer_EqualOp : Transformer_BinaryOp<"equal", "Elementwise a == b (i1)">;
+def Transformer_LessOp : Transformer_BinaryOp<"less", "Elementwise a < b (i1)">;
+def Transformer_GreaterOp : Transformer_BinaryOp<"greater", "Elementwise a > b (i1)">;
+def Transformer_AndOp : Transformer_BinaryOp<"and", "Elementwise logical and">;
+def Transformer_OrOp : Transformer_BinaryOp<"or", "Elementwise logical or">;
+
+class Transformer_UnaryOp<string mnemonic, string summaryText>
+    : Transformer_Op<mnemonic> {
+  let summary = summaryText;
+  let arguments = (ins Transformer_Tensor:$input);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_SqrtOp : Transformer_UnaryOp<"sqrt", "Elementwise square root">;
+def Transformer_ReciprocalOp : Transformer_UnaryOp<"reciprocal", "Elementwise 1 / x">;
+def Transformer_ErfOp : Transformer_UnaryOp<"erf", "Elementwise error function">;
+def Transformer_TanhOp : Transformer_UnaryOp<"tanh", "Elementwise tanh">;
+def Transformer_ExpOp : Transformer_UnaryOp<"exp", "Elementwise e^x">;
+def Transformer_LogOp : Transformer_UnaryOp<"log", "Elementwise natural log">;
+def Transformer_NegOp : Transformer_UnaryOp<"neg", "Elementwise -x">;
+def Transformer_AbsOp : Transformer_UnaryOp<"abs", "Elementwise |x|">;
+def Transformer_ReluOp : Transformer_UnaryOp<"relu", "Elementwise max(x, 0)">;
+def Transformer_SigmoidOp : Transformer_UnaryOp<"sigmoid", "Elementwise 1 / (1 + e^-x)">;
+def Transformer_SinOp : Transformer_UnaryOp<"sin", "Elementwise sine">;
+def Transformer_CosOp : Transformer_UnaryOp<"cos", "Elementwise cosine">;
+def Transformer_FloorOp : Transformer_UnaryOp<"floor", "Elementwise floor">;
+def Transformer_CeilOp : Transformer_UnaryOp<"ceil", "Elementwise ceil">;
+def Transformer_NotOp : Transformer_UnaryOp<"not", "Elementwise logical not">;
+
+def Transformer_CastOp : Transformer_Op<"cast"> {
+  let summary = "Elementwise conversion to the result's element type";
+  let arguments = (ins Transformer_Tensor:$input);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_WhereOp : Transformer_Op<"where"> {
+  let summary = "Elementwise select with broadcasting";
+  let arguments = (ins Transformer_Tensor:$condition, Transformer_Tensor:$x,
+                       Transformer_Tensor:$y);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+//===----------------------------------------------------------------------===//
+// Normalizations and reductions
+//===----------------------------------------------------------------------===//
+
+def Transformer_SoftmaxOp : Transformer_Op<"softmax"> {
+  let summary = "Softmax along one axis (ONNX opset >= 13 semantics)";
+  let arguments = (ins Transformer_Tensor:$input, I64Attr:$axis);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_LayerNormalizationOp : Transformer_Op<"layer_normalization"> {
+  let summary = "ONNX LayerNormalization over dims [axis, rank)";
+  let arguments = (ins Transformer_Tensor:$input, Transformer_Tensor:$scale,
+                       Optional<Transformer_Tensor>:$bias, I64Attr:$axis,
+                       F32Attr:$epsilon);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+class Transformer_ReduceOp<string mnemonic, string summaryText>
+    : Transformer_Op<mnemonic> {
+  let summary = summaryText # " over `axes` (empty: all axes)";
+  let arguments = (ins Transformer_Tensor:$input, DenseI64ArrayAttr:$axes,
+                       BoolAttr:$keepdims);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_ReduceMeanOp : Transformer_ReduceOp<"reduce_mean", "Mean">;
+def Transformer_ReduceSumOp : Transformer_ReduceOp<"reduce_sum", "Sum">;
+def Transformer_ReduceMaxOp : Transformer_ReduceOp<"reduce_max", "Maximum">;
+
+def Transformer_CumSumOp : Transformer_Op<"cumsum"> {
+  let summary = "Cumulative sum along one axis";
+  let arguments = (ins Transformer_Tensor:$input, I64Attr:$axis,
+                       BoolAttr:$exclusive, BoolAttr:$reverse);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+//===----------------------------------------------------------------------===//
+// Contractions
+//===----------------------------------------------------------------------===//
+
+def Transformer_MatMulOp : Transformer_Op<"matmul"> {
+  let summary = "numpy.matmul: batch dims broadcast, 1-D operands promoted";
+  let arguments = (ins Transformer_Tensor:$lhs, Transformer_Tensor:$rhs);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+//===----------------------------------------------------------------------===//
+// Data movement and shapes
+//===----------------------------------------------------------------------===//
+
+def Transformer_GatherOp : Transformer_Op<"gather"> {
+  let summary = "ONNX Gather: take slices of `data` along `axis` at `indices`";
+  let description = [{
+    Negative indices count from the end. Indices outside the dim are clamped
+    by the generated code (so a bad id can never read out of bounds); the
+    runtime rejects out-of-range token ids before running.
+  }];
+  let arguments = (ins Transformer_Tensor:$data, Transformer_Tensor:$indices,
+                       I64Attr:$axis);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_ReshapeOp : Transformer_Op<"reshape"> {
+  let summary = "ONNX Reshape: 0 copies the input dim, -1 is inferred";
+  let arguments = (ins Transformer_Tensor:$input, Transformer_I64Tensor:$shape,
+                       BoolAttr:$allowzero);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_TransposeOp : Transformer_Op<"transpose"> {
+  let summary = "Permute dims: result dim i is input dim perm[i]";
+  let arguments = (ins Transformer_Tensor:$input, DenseI64ArrayAttr:$perm);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_UnsqueezeOp : Transformer_Op<"unsqueeze"> {
+  let summary = "Insert unit dims at `axes` (positions in the result)";
+  let arguments = (ins Transformer_Tensor:$input, DenseI64ArrayAttr:$axes);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_SqueezeOp : Transformer_Op<"squeeze"> {
+  let summary = "Remove unit dims at `axes`";
+  let arguments = (ins Transformer_Tensor:$input, DenseI64ArrayAttr:$axes);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_ConcatOp : Transformer_Op<"concat"> {
+  let summary = "Concatenate along `axis`";
+  let arguments = (ins Variadic<Transformer_Tensor>:$inputs, I64Attr:$axis);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_SliceOp : Transformer_Op<"slice"> {
+  let summary = "ONNX Slice with run-time starts and ends, constant axes/steps";
+  let arguments = (ins Transformer_Tensor:$input, Transformer_I64Tensor:$starts,
+                       Transformer_I64Tensor:$ends, DenseI64ArrayAttr:$axes,
+                       DenseI64ArrayAttr:$steps);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_ExpandOp : Transformer_Op<"expand"> {
+  let summary = "Broadcast `input` against the run-time `shape`";
+  let arguments = (ins Transformer_Tensor:$input, Transformer_I64Tensor:$shape);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_ShapeOp : Transformer_Op<"shape"> {
+  let summary = "The dims [start, end) of `input` as a 1-D i64 tensor";
+  let arguments = (ins Transformer_Tensor:$input, I64Attr:$start, I64Attr:$end);
+  let results = (outs Transformer_I64Tensor:$result);
+  let hasFolder = 1;
+}
+
+def Transformer_ConstantOfShapeOp : Transformer_Op<"constant_of_shape"> {
+  let summary = "A tensor of the run-time `shape` filled with `value`";
+  let arguments = (ins Transformer_I64Tensor:$shape, TypedAttrInterface:$value);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_RangeOp : Transformer_Op<"range"> {
+  let summary = "start, start + delta, ... up to (not including) limit";
+  let arguments = (ins Transformer_Tensor:$start, Transformer_Tensor:$limit,
+                       Transformer_Tensor:$delta);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_TriluOp : Transformer_Op<"trilu"> {
+  let summary = "Keep the upper or lower triangle of the last two dims";
+  let arguments = (ins Transformer_Tensor:$input, Transformer_I64Tensor:$k,
+                       BoolAttr:$upper);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+#endif

@@ -1,0 +1,85 @@
+//===- GraphImporter.h - state shared by the ONNX op importers --*- C++ -*-===//
+#ifndef TRANSFUSE_FRONTEND_ONNX_GRAPHIMPORTER_H
+#define TRANSFUSE_FRONTEND_ONNX_GRAPHIMPORTER_H
+
+#include "dialects/transformer/TransformerDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <onnx/onnx_pb.h>
+
+namespace transfuse::onnx_frontend {
+
+/// Translates one ONNX graph node by node. OnnxImporter.cpp handles the
+/// graph (inputs, initializers, outputs); OnnxOps.cpp translates each op.
+class GraphImporter {
+public:
+  GraphImporter(mlir::MLIRContext *ctx, int64_t opset, std::string baseDir)
+      : ctx(ctx), b(ctx), opset(opset), baseDir(std::move(baseDir)),
+        loc(mlir::UnknownLoc::get(ctx)) {}
+
+  mlir::MLIRContext *ctx;
+  mlir::OpBuilder b;
+  int64_t opset;
+  std::string baseDir;
+  llvm::StringMap<mlir::Value> values;
+  const onnx::NodeProto *node = nullptr;
+  mlir::Location loc;
+  std::string error;
+
+  /// Records an error about the current node and returns failure.
+  mlir::LogicalResult fail(const llvm::Twine &msg);
+
+  /// Translates `n`, binding its outputs in `values`.
+  mlir::LogicalResult importNode(const onnx::NodeProto &n);
+
+  /// A constant from a TensorProto (weights become dense_resource blobs).
+  mlir::FailureOr<mlir::Value> constantFromProto(const onnx::TensorProto &t);
+
+  // Node inputs and attributes.
+  size_t numInputs() const { return node->input_size(); }
+  /// Input i, or null when absent or given as "".
+  mlir::Value input(int i) const;
+  const onnx::AttributeProto *attr(llvm::StringRef name) const;
+  int64_t attrInt(llvm::StringRef name, int64_t dflt) const;
+  float attrFloat(llvm::StringRef name, float dflt) const;
+  std::optional<llvm::SmallVector<int64_t>> attrInts(llvm::StringRef name) const;
+  mlir::LogicalResult setOutputs(mlir::ValueRange results);
+
+  // Building blocks.
+  mlir::Value constI64(llvm::ArrayRef<int64_t> v, bool scalar = false);
+  mlir::Value constScalar(mlir::Type elem, double v);
+  /// Compile-time values of an integer input (error when not constant).
+  mlir::FailureOr<llvm::SmallVector<int64_t>> constInts(mlir::Value v,
+                                                        llvm::StringRef what);
+
+  /// Builds a graph op, infers its result type, and reports a shape error
+  /// against the current node.
+  template <typename OpTy, typename... Args>
+  mlir::FailureOr<mlir::Value> make(mlir::Type elem, Args &&...args) {
+    auto op = OpTy::create(b, loc, mlir::UnrankedTensorType::get(elem),
+                           std::forward<Args>(args)...);
+    std::string err;
+    auto types = transformer::inferResultTypes(op, err);
+    if (mlir::failed(types)) {
+      op->erase();
+      return fail(err);
+    }
+    op->getResult(0).setType((*types)[0]);
+    return op->getResult(0);
+  }
+
+  static mlir::Type elemOf(mlir::Value v) {
+    return mlir::cast<mlir::ShapedType>(v.getType()).getElementType();
+  }
+  static int64_t rankOf(mlir::Value v) {
+    return mlir::cast<mlir::RankedTensorType>(v.getType()).getRank();
+  }
+  /// MLIR element type of an ONNX dtype; null when unsupported.
+  mlir::Type elementType(int32_t dtype);
+};
+
+} // namespace transfuse::onnx_frontend
+
+#endif

@@ -1,0 +1,327 @@
+//===- OnnxImporter.cpp - ONNX ModelProto -> transformer dialect ----------===//
+//
+// The graph level: opset check, inputs with symbolic dims, initializers as
+// constants, outputs with their names. Per-op translation is in OnnxOps.cpp.
+//
+//===----------------------------------------------------------------------===//
+#include "frontend/onnx/OnnxImporter.h"
+#include "frontend/onnx/GraphImporter.h"
+#include "frontend/onnx/OnnxTensors.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/IR/Diagnostics.h"
+
+#include "llvm/ADT/StringSet.h"
+
+#include <fstream>
+
+using namespace mlir;
+
+namespace transfuse::onnx_frontend {
+
+LogicalResult GraphImporter::fail(const Twine &msg) {
+  if (error.empty()) {
+    if (node)
+      error = "node '" + node->name() + "' (" + node->op_type() +
+              "): " + msg.str();
+    else
+      error = msg.str();
+  }
+  return failure();
+}
+
+Value GraphImporter::input(int i) const {
+  if (i >= node->input_size() || node->input(i).empty())
+    return {};
+  return values.lookup(node->input(i));
+}
+
+const onnx::AttributeProto *GraphImporter::attr(StringRef name) const {
+  for (const auto &a : node->attribute())
+    if (a.name() == name)
+      return &a;
+  return nullptr;
+}
+
+int64_t GraphImporter::attrInt(StringRef name, int64_t dflt) const {
+  const auto *a = attr(name);
+  return a ? a->i() : dflt;
+}
+
+float GraphImporter::attrFloat(StringRef name, float dflt) const {
+  const auto *a = attr(name);
+  return a ? a->f() : dflt;
+}
+
+std::optional<SmallVector<int64_t>> GraphImporter::attrInts(StringRef name) const {
+  const auto *a = attr(name);
+  if (!a)
+    return std::nullopt;
+  return SmallVector<int64_t>(a->ints().begin(), a->ints().end());
+}
+
+LogicalResult GraphImporter::setOutputs(ValueRange results) {
+  for (int i = 0; i < node->output_size(); ++i) {
+    if (node->output(i).empty())
+      continue;
+    if (i >= (int)results.size())
+      return fail("output " + std::to_string(i) + " ('" + node->output(i) +
+                  "') is not supported");
+    values[node->output(i)] = results[i];
+  }
+  return success();
+}
+
+Value GraphImporter::constI64(ArrayRef<int64_t> v, bool scalar) {
+  auto type = RankedTensorType::get(
+      scalar ? ArrayRef<int64_t>{} : ArrayRef<int64_t>{(int64_t)v.size()},
+      b.getI64Type());
+  return transformer::ConstantOp::create(b, loc, type,
+                                         DenseIntElementsAttr::get(type, v));
+}
+
+Value GraphImporter::constScalar(Type elem, double v) {
+  auto type = RankedTensorType::get({}, elem);
+  Attribute a;
+  if (auto ft = dyn_cast<FloatType>(elem))
+    a = DenseElementsAttr::get(type, FloatAttr::get(ft, v));
+  else
+    a = DenseElementsAttr::get(type, IntegerAttr::get(elem, (int64_t)v));
+  return transformer::ConstantOp::create(b, loc, type, cast<ElementsAttr>(a));
+}
+
+FailureOr<SmallVector<int64_t>> GraphImporter::constInts(Value v,
+                                                          StringRef what) {
+  auto values = transformer::getConstantIntValues(v);
+  if (!values)
+    return fail(what + " must be a compile-time constant");
+  return *values;
+}
+
+Type GraphImporter::elementType(int32_t dtype) {
+  using TP = onnx::TensorProto;
+  switch (dtype) {
+  case TP::FLOAT: return b.getF32Type();
+  case TP::DOUBLE: return b.getF64Type();
+  case TP::FLOAT16: return b.getF16Type();
+  case TP::BFLOAT16: return b.getBF16Type();
+  case TP::INT64: return b.getI64Type();
+  case TP::INT32: return b.getI32Type();
+  case TP::INT16: return b.getI16Type();
+  case TP::INT8: return b.getI8Type();
+  case TP::BOOL: return b.getI1Type();
+  default: return {};
+  }
+}
+
+FailureOr<Value> GraphImporter::constantFromProto(const onnx::TensorProto &t) {
+  HostTensor host;
+  std::string err;
+  if (!decodeTensor(t, baseDir, host, err))
+    return fail(err);
+  Type elem = elementType(host.dtype);
+  if (!elem)
+    return fail("tensor '" + t.name() + "' has unsupported data type " +
+                onnx::TensorProto::DataType_Name(
+                    (onnx::TensorProto::DataType)host.dtype));
+  auto type = RankedTensorType::get(host.shape, elem);
+  ElementsAttr value;
+  if (elem.isInteger(1)) {
+    SmallVector<bool> bits;
+    for (char c : host.data)
+      bits.push_back(c != 0);
+    value = DenseElementsAttr::get(type, ArrayRef<bool>(bits));
+  } else if (host.numElements() > 64) {
+    // Weights: a resource blob keeps IR printable and parsing fast.
+    std::string blobName = t.name().empty() ? "weight" : t.name();
+    for (char &c : blobName)
+      if (!isalnum((unsigned char)c) && c != '_' && c != '.')
+        c = '_';
+    value = DenseResourceElementsAttr::get(
+        type, blobName,
+        HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
+            ArrayRef<char>(host.data), /*dataIsMutable=*/false));
+  } else {
+    bool splat = false;
+    if (!DenseElementsAttr::isValidRawBuffer(type, host.data, splat))
+      return fail("tensor '" + t.name() + "' has malformed data");
+    value = DenseElementsAttr::getFromRawBuffer(type, host.data);
+  }
+  return (Value)transformer::ConstantOp::create(b, loc, type, value);
+}
+
+/// Reads a ValueInfo's tensor type; dims without a value are dynamic and
+/// keep their dim_param name (or "" when anonymous).
+static LogicalResult readValueInfo(GraphImporter &imp, const onnx::ValueInfoProto &vi,
+                                   RankedTensorType &type,
+                                   SmallVector<Attribute> &dimNames) {
+  if (!vi.type().has_tensor_type())
+    return imp.fail("graph value '" + vi.name() + "' is not a tensor");
+  const auto &tt = vi.type().tensor_type();
+  Type elem = imp.elementType(tt.elem_type());
+  if (!elem)
+    return imp.fail("graph value '" + vi.name() + "' has unsupported data type " +
+                    onnx::TensorProto::DataType_Name(
+                        (onnx::TensorProto::DataType)tt.elem_type()));
+  if (!tt.has_shape())
+    return imp.fail("graph value '" + vi.name() +
+                    "' has no shape; its rank must be known");
+  SmallVector<int64_t> shape;
+  for (const auto &d : tt.shape().dim()) {
+    if (d.has_dim_value() && d.dim_value() >= 0) {
+      shape.push_back(d.dim_value());
+      dimNames.push_back(imp.b.getI64IntegerAttr(d.dim_value()));
+    } else {
+      shape.push_back(ShapedType::kDynamic);
+      dimNames.push_back(imp.b.getStringAttr(d.dim_param()));
+    }
+  }
+  type = RankedTensorType::get(shape, elem);
+  return success();
+}
+
+OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
+                                      std::string &error) {
+  ctx.loadDialect<transformer::TransformerDialect, func::FuncDialect>();
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    error = "cannot open '" + path + "'";
+    return nullptr;
+  }
+  onnx::ModelProto model;
+  if (!model.ParseFromIstream(&f)) {
+    error = "'" + path + "' is not a valid ONNX ModelProto";
+    return nullptr;
+  }
+  int64_t opset = -1;
+  for (const auto &o : model.opset_import())
+    if (o.domain().empty() || o.domain() == "ai.onnx")
+      opset = o.version();
+  if (opset < 0) {
+    error = "the model imports no default-domain opset";
+    return nullptr;
+  }
+  if (opset < 7 || opset > 23) {
+    error = "opset " + std::to_string(opset) +
+            " is not supported (Transfuse reads opsets 13 to 23; 7-12 where "
+            "the op's semantics did not change)";
+    return nullptr;
+  }
+  std::string baseDir = ".";
+  if (auto slash = path.find_last_of('/'); slash != std::string::npos)
+    baseDir = path.substr(0, slash);
+
+  GraphImporter imp(&ctx, opset, baseDir);
+  const onnx::GraphProto &g = model.graph();
+  OwningOpRef<ModuleOp> module = ModuleOp::create(UnknownLoc::get(&ctx));
+  imp.b.setInsertionPointToEnd(module->getBody());
+
+  llvm::StringSet<> initNames;
+  for (const auto &t : g.initializer())
+    initNames.insert(t.name());
+
+  SmallVector<Type> argTypes;
+  SmallVector<DictionaryAttr> argAttrs;
+  SmallVector<std::string> argNames;
+  for (const auto &in : g.input()) {
+    if (initNames.contains(in.name()))
+      continue; // an initializer listed as an input (old exporters)
+    RankedTensorType type;
+    SmallVector<Attribute> dims;
+    if (failed(readValueInfo(imp, in, type, dims))) {
+      error = imp.error;
+      return nullptr;
+    }
+    argTypes.push_back(type);
+    argNames.push_back(in.name());
+    argAttrs.push_back(imp.b.getDictionaryAttr(
+        {imp.b.getNamedAttr("transformer.name", imp.b.getStringAttr(in.name())),
+         imp.b.getNamedAttr("transformer.dims", imp.b.getArrayAttr(dims))}));
+  }
+  auto func = func::FuncOp::create(imp.b, UnknownLoc::get(&ctx), "main_graph",
+                                   imp.b.getFunctionType(argTypes, {}));
+  Block *body = func.addEntryBlock();
+  imp.b.setInsertionPointToStart(body);
+  for (auto [i, name] : llvm::enumerate(argNames))
+    imp.values[name] = body->getArgument(i);
+
+  for (const auto &t : g.initializer()) {
+    imp.loc = NameLoc::get(imp.b.getStringAttr(t.name()));
+    auto c = imp.constantFromProto(t);
+    if (failed(c)) {
+      error = imp.error;
+      return nullptr;
+    }
+    imp.values[t.name()] = *c;
+  }
+
+  for (const auto &n : g.node()) {
+    imp.node = &n;
+    std::string label = n.name().empty() ? n.op_type() : n.name();
+    imp.loc = NameLoc::get(imp.b.getStringAttr(label + " (" + n.op_type() + ")"));
+    for (int i = 0; i < n.input_size(); ++i)
+      if (!n.input(i).empty() && !imp.values.count(n.input(i))) {
+        (void)imp.fail("input '" + n.input(i) +
+                 "' is not produced by any earlier node (the graph is not "
+                 "topologically sorted, or the name is wrong)");
+        error = imp.error;
+        return nullptr;
+      }
+    if (failed(imp.importNode(n))) {
+      error = imp.error;
+      return nullptr;
+    }
+  }
+  imp.node = nullptr;
+
+  SmallVector<Value> results;
+  SmallVector<DictionaryAttr> resAttrs;
+  for (const auto &out : g.output()) {
+    Value v = imp.values.lookup(out.name());
+    if (!v) {
+      error = "graph output '" + out.name() + "' is not produced by any node";
+      return nullptr;
+    }
+    RankedTensorType declared;
+    SmallVector<Attribute> dims;
+    if (out.type().has_tensor_type() && out.type().tensor_type().has_shape() &&
+        succeeded(readValueInfo(imp, out, declared, dims))) {
+      auto actual = cast<RankedTensorType>(v.getType());
+      if (!transformer::areCompatible(actual, declared)) {
+        error = "graph output '" + out.name() + "' is declared as a " +
+                std::to_string(declared.getRank()) +
+                "-D tensor but computes a different type";
+        return nullptr;
+      }
+    }
+    imp.error.clear();
+    results.push_back(v);
+    resAttrs.push_back(imp.b.getDictionaryAttr(
+        {imp.b.getNamedAttr("transformer.name", imp.b.getStringAttr(out.name())),
+         imp.b.getNamedAttr("transformer.dims", imp.b.getArrayAttr(dims))}));
+  }
+  func::ReturnOp::create(imp.b, UnknownLoc::get(&ctx), results);
+  func.setType(imp.b.getFunctionType(argTypes, ValueRange(results).getTypes()));
+  for (auto [i, a] : llvm::enumerate(argAttrs))
+    func.setArgAttrs(i, a);
+  for (auto [i, a] : llvm::enumerate(resAttrs))
+    func.setResultAttrs(i, a);
+
+  std::string diag;
+  {
+    ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
+      llvm::raw_string_ostream os(diag);
+      os << d.getLocation() << ": " << d.str() << "\n";
+      return success();
+    });
+    if (failed(verify(*module))) {
+      error = "imported IR does not verify:\n" + diag;
+      return nullptr;
+    }
+  }
+  return module;
+}
+
+} // namespace transfuse::onnx_frontend

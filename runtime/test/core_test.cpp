@@ -1,0 +1,119 @@
+//===- core_test.cpp - runtime core: validation and calling convention ----===//
+#include "transfuse/runtime_core.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+// A hand-written "compiled model": y[b, s] = ids[b, s] * 2 as float, with
+// inputs ids: int64 [batch, seq] (vocab 10) and mask: int64 [batch, seq].
+extern "C" void fakeEntry(void **args) {
+  int64_t *res = (int64_t *)args[0];
+  int64_t *ids = (int64_t *)args[1];
+  int64_t b = ids[3], s = ids[4];
+  const int64_t *data = (const int64_t *)(intptr_t)ids[1];
+  float *out = (float *)malloc(sizeof(float) * (b * s > 0 ? b * s : 1));
+  for (int64_t i = 0; i < b * s; ++i)
+    out[i] = 2.0f * (float)data[i];
+  res[0] = res[1] = (int64_t)(intptr_t)out;
+  res[2] = 0;
+  res[3] = b;
+  res[4] = s;
+  res[5] = s;
+  res[6] = 1;
+}
+
+const int64_t kMeta[] = {TF_ABI_VERSION, 2, 1, 2,
+                         TF_INT64, 2, -1, -2, 10,  // ids
+                         TF_INT64, 2, -1, -2, 0,   // mask
+                         TF_FLOAT, 2, -1, -2, 0};  // y
+const char kNames[] = "ids\0mask\0y";
+const tf_model_desc kDesc = {fakeEntry, kMeta, "{}", kNames};
+
+struct CoreTest : ::testing::Test {
+  tf_core_session *s = nullptr;
+  int64_t ids[6] = {1, 2, 3, 4, 5, 6};
+  int64_t mask[6] = {1, 1, 1, 1, 1, 1};
+  tf_tensor in[2];
+  void SetUp() override {
+    ASSERT_EQ(tf_core_session_create(&kDesc, &s), TF_OK);
+    in[0] = tf_tensor{ids, TF_INT64, 2, {2, 3}, 0};
+    in[1] = tf_tensor{mask, TF_INT64, 2, {2, 3}, 0};
+  }
+  void TearDown() override { tf_core_session_destroy(s); }
+};
+
+TEST_F(CoreTest, RunsAndAllocatesOutputs) {
+  tf_tensor out{};
+  ASSERT_EQ(tf_core_run(s, in, 2, &out, 1), TF_OK) << tf_core_error(s);
+  EXPECT_EQ(out.rank, 2);
+  EXPECT_EQ(out.shape[0], 2);
+  EXPECT_EQ(out.shape[1], 3);
+  EXPECT_EQ(((float *)out.data)[5], 12.0f);
+  tf_tensor_release(&out);
+  EXPECT_EQ(out.data, nullptr);
+}
+
+TEST_F(CoreTest, CallerBuffer) {
+  float buf[6];
+  tf_tensor out{buf, TF_FLOAT, 2, {2, 3}, 0};
+  ASSERT_EQ(tf_core_run(s, in, 2, &out, 1), TF_OK) << tf_core_error(s);
+  EXPECT_EQ(buf[0], 2.0f);
+  tf_tensor bad{buf, TF_FLOAT, 2, {3, 2}, 0};
+  EXPECT_EQ(tf_core_run(s, in, 2, &bad, 1), TF_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(tf_core_error(s)).find("caller buffer"), std::string::npos);
+}
+
+TEST_F(CoreTest, RejectsWrongDtype) {
+  in[0].dtype = TF_INT32;
+  tf_tensor out{};
+  EXPECT_EQ(tf_core_run(s, in, 2, &out, 1), TF_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(tf_core_error(s)).find("'ids'"), std::string::npos);
+}
+
+TEST_F(CoreTest, RejectsWrongRank) {
+  in[1].rank = 1;
+  tf_tensor out{};
+  EXPECT_EQ(tf_core_run(s, in, 2, &out, 1), TF_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(tf_core_error(s)).find("rank"), std::string::npos);
+}
+
+TEST_F(CoreTest, RejectsInconsistentSymbolicDims) {
+  in[1].shape[0] = 3;
+  in[1].shape[1] = 2;
+  tf_tensor out{};
+  EXPECT_EQ(tf_core_run(s, in, 2, &out, 1), TF_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(tf_core_error(s)).find("same symbolic dim"),
+            std::string::npos);
+}
+
+TEST_F(CoreTest, RejectsTokenOutsideVocabulary) {
+  ids[4] = 10;
+  tf_tensor out{};
+  EXPECT_EQ(tf_core_run(s, in, 2, &out, 1), TF_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(tf_core_error(s)).find("value 10"), std::string::npos);
+}
+
+TEST_F(CoreTest, RejectsWrongCountsAndNulls) {
+  tf_tensor out{};
+  EXPECT_EQ(tf_core_run(s, in, 1, &out, 1), TF_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(tf_core_run(s, nullptr, 2, &out, 1), TF_ERROR_INVALID_ARGUMENT);
+  in[0].data = nullptr;
+  EXPECT_EQ(tf_core_run(s, in, 2, &out, 1), TF_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(tf_core_run(nullptr, in, 2, &out, 1), TF_ERROR_INVALID_ARGUMENT);
+}
+
+TEST_F(CoreTest, EmptyTensorsRun) {
+  in[0].shape[1] = 0;
+  in[1].shape[1] = 0;
+  tf_tensor out{};
+  ASSERT_EQ(tf_core_run(s, in, 2, &out, 1), TF_OK) << tf_core_error(s);
+  EXPECT_EQ(out.shape[1], 0);
+  tf_tensor_release(&out);
+}
+
+} // namespace

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything Transfuse needs to build and test, idempotently:
+# Debian packages (LLVM/MLIR 22, ONNX, protobuf, test data, ccache) and a
+# Python venv (.venv) with onnx, onnxruntime and numpy for reference numerics.
+#   scripts/setup.sh            -- build + test dependencies
+#   scripts/setup.sh --fixtures -- also torch + transformers (fixture generator)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(
+  libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22 lld-22
+  libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
+  libgtest-dev libbenchmark-dev ccache ninja-build cmake python3-venv
+)
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+want="numpy onnx onnxruntime"
+[ "${1:-}" = "--fixtures" ] && want="$want torch transformers onnxscript"
+need=()
+for m in $want; do .venv/bin/python -c "import $m" 2>/dev/null || need+=("$m"); done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: pip install ${need[*]}"
+  .venv/bin/pip install -q --disable-pip-version-check "${need[@]}"
+fi
+echo "setup: done"
