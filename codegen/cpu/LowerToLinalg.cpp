@@ -511,7 +511,8 @@ struct LowerConcat : OpRewritePattern<ConcatOp> {
       SmallVector<OpFoldResult> offs(r, rw.getIndexAttr(0)), sizes, strides(r, rw.getIndexAttr(1));
       offs[axis] = offset;
       for (Value d : inDims)
-        sizes.push_back(d);
+        sizes.push_back(getAsOpFoldResult(d));
+      offs[axis] = getAsOpFoldResult(offset);
       out = tensor::InsertSliceOp::create(rw, loc, in, out, offs, sizes, strides);
       offset = arith::AddIOp::create(rw, loc, offset, inDims[axis]);
     }
@@ -639,8 +640,7 @@ struct LowerShape : OpRewritePattern<ShapeOp> {
   LogicalResult matchAndRewrite(ShapeOp op, PatternRewriter &rw) const override {
     Location loc = op.getLoc();
     auto outType = cast<RankedTensorType>(op.getType());
-    int64_t r = tensorType(op.getInput()).getRank();
-    int64_t s = std::clamp<int64_t>(op.getStart() < 0 ? op.getStart() + r : op.getStart(), 0, r);
+    int64_t s = shapeOpRange(op).first;
     SmallVector<Value> dims = getDimValues(rw, loc, op.getInput()), elems;
     for (int64_t i = 0; i < outType.getDimSize(0); ++i)
       elems.push_back(arith::IndexCastOp::create(rw, loc, rw.getI64Type(), dims[s + i]));

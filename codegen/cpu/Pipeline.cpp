@@ -24,6 +24,9 @@
 
 using namespace mlir;
 
+// From the runtime (memref_copy.cpp); the JIT resolves calls to it.
+extern "C" void memrefCopy(int64_t, void *, void *);
+
 namespace transfuse::cpu {
 
 int32_t onnxDtypeOf(Type t) {
@@ -361,6 +364,13 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
   }
   auto model = std::unique_ptr<JitModel>(new JitModel());
   model->engine_ = std::move(*engine);
+  // Runtime routines the generated code may call, resolved in-process.
+  model->engine_->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+    llvm::orc::SymbolMap map;
+    map[interner("memrefCopy")] = {llvm::orc::ExecutorAddr::fromPtr(&memrefCopy),
+                                   llvm::JITSymbolFlags::Exported};
+    return map;
+  });
   auto lookup = [&](const char *name) -> void * {
     auto sym = model->engine_->lookup(name);
     if (!sym) {

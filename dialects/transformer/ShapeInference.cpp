@@ -18,6 +18,15 @@ int64_t normalizeAxis(int64_t axis, int64_t rank) {
   return axis < 0 ? axis + rank : axis;
 }
 
+std::pair<int64_t, int64_t> shapeOpRange(ShapeOp op) {
+  int64_t r = cast<RankedTensorType>(op.getInput().getType()).getRank();
+  auto clampDim = [&](int64_t v) {
+    return std::clamp<int64_t>(v < 0 ? v + r : v, 0, r);
+  };
+  int64_t s = clampDim((int64_t)op.getStart()), e = clampDim((int64_t)op.getEnd());
+  return {s, std::max(s, e)};
+}
+
 bool areCompatible(Type a, Type b) {
   auto ta = dyn_cast<RankedTensorType>(a), tb = dyn_cast<RankedTensorType>(b);
   if (!ta || !tb)
@@ -67,11 +76,7 @@ std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
       llvm::TypeSwitch<Operation *, std::optional<SmallVector<int64_t>>>(def)
           .Case([&](ShapeOp op) -> std::optional<SmallVector<int64_t>> {
             auto in = cast<RankedTensorType>(op.getInput().getType());
-            int64_t r = in.getRank();
-            int64_t s = std::clamp<int64_t>(
-                op.getStart() < 0 ? op.getStart() + r : op.getStart(), 0, r);
-            int64_t e = std::clamp<int64_t>(
-                op.getEnd() < 0 ? op.getEnd() + r : op.getEnd(), 0, r);
+            auto [s, e] = shapeOpRange(op);
             return SmallVector<int64_t>(in.getShape().slice(s, e - s));
           })
           .Case([&](ConcatOp op) -> std::optional<SmallVector<int64_t>> {
@@ -548,13 +553,8 @@ LogicalResult Inferer::infer(Operation *op) {
         return success();
       })
       .Case([&](ShapeOp op) {
-        auto t = tensorType(op.getInput());
-        int64_t r = t.getRank();
-        int64_t s = std::clamp<int64_t>(
-            op.getStart() < 0 ? op.getStart() + r : op.getStart(), 0, r);
-        int64_t e = std::clamp<int64_t>(
-            op.getEnd() < 0 ? op.getEnd() + r : op.getEnd(), 0, r);
-        push({std::max<int64_t>(0, e - s)},
+        auto [s, e] = shapeOpRange(op);
+        push({e - s},
              IntegerType::get(op.getContext(), 64));
         return success();
       })

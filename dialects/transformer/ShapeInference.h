@@ -39,6 +39,10 @@ std::optional<llvm::SmallVector<int64_t>> getPartialIntValues(mlir::Value v);
 /// All values of a 0-D or 1-D integer tensor, when every one is known.
 std::optional<llvm::SmallVector<int64_t>> getConstantIntValues(mlir::Value v);
 
+class ShapeOp;
+/// The dims [start, end) that a `shape` op reads, clamped as ONNX does.
+std::pair<int64_t, int64_t> shapeOpRange(ShapeOp op);
+
 /// Normalizes an ONNX axis in [-rank, rank) to [0, rank); -1 when invalid.
 int64_t normalizeAxis(int64_t axis, int64_t rank);
 

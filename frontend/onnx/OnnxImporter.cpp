@@ -203,10 +203,10 @@ OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
     error = "the model imports no default-domain opset";
     return nullptr;
   }
-  if (opset < 7 || opset > 23) {
+  if (opset < 1 || opset > 23) {
     error = "opset " + std::to_string(opset) +
-            " is not supported (Transfuse reads opsets 13 to 23; 7-12 where "
-            "the op's semantics did not change)";
+            " is not supported (Transfuse reads opsets up to 23; before 13, "
+            "only ops whose semantics did not change)";
     return nullptr;
   }
   std::string baseDir = ".";

@@ -373,6 +373,43 @@ LogicalResult importSqueezeLike(Importer &imp, bool unsqueeze) {
                                       imp.b.getDenseI64ArrayAttr(axes)));
 }
 
+/// LayerNormalization whose Mean and InvStdDev outputs are used: spelled out
+/// in graph ops so that the statistics are values of their own.
+LogicalResult importLayerNormWithStats(Importer &imp) {
+  Value x = imp.input(0), scale = imp.input(1), bias = imp.input(2);
+  Type elem = Importer::elemOf(x);
+  int64_t r = Importer::rankOf(x);
+  int64_t axis = normalizeAxis(imp.attrInt("axis", -1), r);
+  if (axis < 0)
+    return imp.fail("axis is out of range");
+  if (imp.attrInt("stash_type", 1) != 1 || !elem.isF32())
+    return imp.fail("statistics outputs are supported for float32 only");
+  SmallVector<int64_t> axes;
+  for (int64_t i = axis; i < r; ++i)
+    axes.push_back(i);
+  auto axesAttr = imp.b.getDenseI64ArrayAttr(axes);
+  auto keep = imp.b.getBoolAttr(true);
+  auto mean = imp.make<ReduceMeanOp>(elem, x, axesAttr, keep);
+  if (failed(mean)) return failure();
+  auto d = binary<SubOp>(imp, x, *mean);
+  if (failed(d)) return failure();
+  auto sq = binary<MulOp>(imp, *d, *d);
+  if (failed(sq)) return failure();
+  auto var = imp.make<ReduceMeanOp>(elem, *sq, axesAttr, keep);
+  if (failed(var)) return failure();
+  auto ve = binary<AddOp>(imp, *var, imp.constScalar(elem, imp.attrFloat("epsilon", 1e-5f)));
+  if (failed(ve)) return failure();
+  auto sd = imp.make<SqrtOp>(elem, *ve);
+  if (failed(sd)) return failure();
+  auto inv = imp.make<ReciprocalOp>(elem, *sd);
+  if (failed(inv)) return failure();
+  auto y = binary<MulOp>(imp, *d, *inv);
+  if (succeeded(y)) y = binary<MulOp>(imp, *y, scale);
+  if (succeeded(y) && bias) y = binary<AddOp>(imp, *y, bias);
+  if (failed(y)) return failure();
+  return imp.setOutputs({*y, *mean, *inv});
+}
+
 template <typename OpTy>
 LogicalResult importUnary(Importer &imp) {
   Value x = imp.input(0);
@@ -411,6 +448,8 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
     if (!n.input(i).empty() && !isa<RankedTensorType>(values.lookup(n.input(i)).getType()))
       return fail("input '" + n.input(i) + "' is not a ranked tensor");
   const std::string &op = n.op_type();
+  if (attr("broadcast"))
+    return fail("the legacy 'broadcast' attribute (opset < 7) is not supported");
   Importer &imp = *this;
   Type i1 = b.getI1Type();
 
@@ -468,9 +507,11 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
     return one(imp, make<SoftmaxOp>(elemOf(x), x, b.getI64IntegerAttr(attrInt("axis", -1))));
   }
   if (op == "LayerNormalization") {
+    bool statsUsed = false;
     for (int i = 1; i < n.output_size(); ++i)
-      if (!n.output(i).empty())
-        return fail("the Mean and InvStdDev outputs are not supported");
+      statsUsed |= !n.output(i).empty();
+    if (statsUsed)
+      return importLayerNormWithStats(imp);
     Value x = input(0);
     return one(imp, make<LayerNormalizationOp>(
                         elemOf(x), x, input(1), input(2),
