@@ -146,6 +146,9 @@ Value buildScalar(Operation *op, OpBuilder &b, Location loc, ValueRange a,
         return arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
       })
       .Case([&](CastOp) -> Value { return convertScalar(b, loc, a[0], outElem); })
+      .Case([&](IsNaNOp) -> Value {
+        return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNO, a[0], a[0]);
+      })
       .Case([&](WhereOp) -> Value {
         return arith::SelectOp::create(b, loc, a[0], a[1], a[2]);
       })
@@ -165,7 +168,7 @@ struct LowerElementwiseOp : RewritePattern {
     if (!isa<AddOp, SubOp, MulOp, DivOp, PowOp, MinOp, MaxOp, EqualOp, LessOp,
              GreaterOp, AndOp, OrOp, NotOp, SqrtOp, ReciprocalOp, ErfOp,
              TanhOp, ExpOp, LogOp, SinOp, CosOp, FloorOp, CeilOp, NegOp, AbsOp,
-             ReluOp, SigmoidOp, CastOp, WhereOp>(op))
+             ReluOp, SigmoidOp, CastOp, WhereOp, IsNaNOp>(op))
       return failure();
     auto outType = cast<RankedTensorType>(op->getResult(0).getType());
     Type outElem = outType.getElementType();

@@ -262,6 +262,13 @@ LogicalResult Inferer::infer(Operation *op) {
         types.push_back(op->getOperand(0).getType());
         return success();
       })
+      .Case([&](IsNaNOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        if (!isa<FloatType>(t.getElementType()))
+          return fail("expects a floating-point operand");
+        push(t.getShape(), IntegerType::get(op.getContext(), 1));
+        return success();
+      })
       .Case([&](NotOp op) -> LogicalResult {
         if (!tensorType(op.getInput()).getElementType().isInteger(1))
           return fail("expects an i1 operand");

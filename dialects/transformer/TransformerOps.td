@@ -88,6 +88,12 @@ def Transformer_FloorOp : Transformer_UnaryOp<"floor", "Elementwise floor">;
 def Transformer_CeilOp : Transformer_UnaryOp<"ceil", "Elementwise ceil">;
 def Transformer_NotOp : Transformer_UnaryOp<"not", "Elementwise logical not">;
 
+def Transformer_IsNaNOp : Transformer_Op<"is_nan"> {
+  let summary = "Elementwise x != x (i1)";
+  let arguments = (ins Transformer_Tensor:$input);
+  let results = (outs Transformer_Tensor:$result);
+}
+
 def Transformer_CastOp : Transformer_Op<"cast"> {
   let summary = "Elementwise conversion to the result's element type";
   let arguments = (ins Transformer_Tensor:$input);

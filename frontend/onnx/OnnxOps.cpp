@@ -373,6 +373,39 @@ LogicalResult importSqueezeLike(Importer &imp, bool unsqueeze) {
                                       imp.b.getDenseI64ArrayAttr(axes)));
 }
 
+/// Flatten to 2-D as a reshape; one side of `axis` must be static so that
+/// the target shape is [static, -1] or [-1, static].
+LogicalResult importFlatten(Importer &imp) {
+  Value x = imp.input(0);
+  auto t = cast<RankedTensorType>(x.getType());
+  int64_t axis = imp.attrInt("axis", 1);
+  if (axis < 0)
+    axis += t.getRank();
+  if (axis < 0 || axis > t.getRank())
+    return imp.fail("axis is out of range");
+  auto product = [&](int64_t from, int64_t to) -> std::optional<int64_t> {
+    int64_t p = 1;
+    for (int64_t i = from; i < to; ++i) {
+      if (t.isDynamicDim(i))
+        return std::nullopt;
+      p *= t.getDimSize(i);
+    }
+    return p;
+  };
+  auto head = product(0, axis), tail = product(axis, t.getRank());
+  SmallVector<int64_t> shape;
+  if (head && tail)
+    shape = {*head, *tail};
+  else if (tail && *tail > 0)
+    shape = {-1, *tail};
+  else if (head && *head > 0)
+    shape = {*head, -1};
+  else
+    return imp.fail("Flatten needs the dims on one side of the axis to be static");
+  return one(imp, imp.make<ReshapeOp>(Importer::elemOf(x), x, imp.constI64(shape),
+                                      imp.b.getBoolAttr(false)));
+}
+
 /// LayerNormalization whose Mean and InvStdDev outputs are used: spelled out
 /// in graph ops so that the statistics are values of their own.
 LogicalResult importLayerNormWithStats(Importer &imp) {
@@ -488,6 +521,8 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
   if (op == "Floor") return importUnary<FloorOp>(imp);
   if (op == "Ceil") return importUnary<CeilOp>(imp);
   if (op == "Not") return importUnary<NotOp>(imp);
+  if (op == "IsNaN") return one(imp, make<IsNaNOp>(i1, input(0)));
+  if (op == "Flatten") return importFlatten(imp);
   if (op == "Cast") {
     Type to = elementType(attrInt("to", 0));
     if (!to)

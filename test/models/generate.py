@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Generates the committed end-to-end fixtures under test/models/.
+
+Each fixture is a tiny model built from Hugging Face's own model code with a
+config and random weights (no hub download), exported to ONNX with
+torch.onnx.export, plus ONNX test-data sets whose expected outputs come from
+ONNX Runtime. PyTorch's outputs are compared with ONNX Runtime's too, and the
+difference is recorded in the fixture's manifest.json.
+
+Run in a venv with torch and transformers (scripts/setup.sh --fixtures):
+    .venv/bin/python test/models/generate.py [--only NAME]
+"""
+import argparse
+import json
+import os
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OPSET = 17
+
+
+def save_set(dirpath, names_in, arrays_in, names_out, arrays_out):
+    os.makedirs(dirpath, exist_ok=True)
+    for i, (n, a) in enumerate(zip(names_in, arrays_in)):
+        with open(os.path.join(dirpath, "input_%d.pb" % i), "wb") as f:
+            f.write(numpy_helper.from_array(a, n).SerializeToString())
+    for i, (n, a) in enumerate(zip(names_out, arrays_out)):
+        with open(os.path.join(dirpath, "output_%d.pb" % i), "wb") as f:
+            f.write(numpy_helper.from_array(a, n).SerializeToString())
+
+
+class ByName(torch.nn.Module):
+    """Calls a Hugging Face model with keyword inputs and returns a tuple of
+    the named outputs, so the exporter sees a plain positional signature."""
+
+    def __init__(self, model, input_names, output_names):
+        super().__init__()
+        self.model, self.inputs, self.outputs = model, input_names, output_names
+
+    def forward(self, *args):
+        out = self.model(**dict(zip(self.inputs, args)))
+        return tuple(out[o] for o in self.outputs)
+
+
+def export_fixture(name, model, input_names, output_names, dynamic_axes,
+                   make_inputs, cases, description):
+    out_dir = os.path.join(HERE, name)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    # eval() on the wrapper: the exporter restores the wrapper's mode after
+    # tracing, and a wrapper left in training mode re-enables dropout.
+    model = ByName(model, input_names, output_names).eval()
+    example = make_inputs(*cases[0])
+    path = os.path.join(out_dir, "model.onnx")
+    with torch.no_grad():
+        torch.onnx.export(model, tuple(example[n] for n in input_names), path,
+                          input_names=input_names, output_names=output_names,
+                          dynamic_axes=dynamic_axes, opset_version=OPSET,
+                          dynamo=False)
+    onnx.checker.check_model(path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    manifest = {"description": description, "opset": OPSET,
+                "exporter": "torch.onnx.export (TorchScript), torch %s, transformers %s"
+                % (torch.__version__, __import__("transformers").__version__),
+                "expected_outputs": "ONNX Runtime %s (CPU EP)" % ort.__version__,
+                "sets": []}
+    for k, case in enumerate(cases):
+        feeds = make_inputs(*case)
+        np_feeds = {n: feeds[n].numpy() for n in input_names}
+        ort_out = sess.run(output_names, np_feeds)
+        with torch.no_grad():
+            pt_out = [t.numpy() for t in model(*(feeds[n] for n in input_names))]
+        diff = max(float(np.max(np.abs(a - b))) for a, b in zip(ort_out, pt_out))
+        save_set(os.path.join(out_dir, "test_data_set_%d" % k), input_names,
+                 [np_feeds[n] for n in input_names], output_names, ort_out)
+        manifest["sets"].append({"batch": case[0], "seq": case[1],
+                                 "padded": bool(case[2]),
+                                 "max_abs_diff_pytorch_vs_ort": diff})
+    manifest["ops"] = sorted({n.op_type for n in onnx.load(path).graph.node})
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+    size = os.path.getsize(path)
+    print("%s: %d bytes, ops %s" % (name, size, ", ".join(manifest["ops"])))
+
+
+def token_inputs(vocab, with_token_types):
+    def make(batch, seq, padded):
+        g = torch.Generator().manual_seed(1000 + batch * 100 + seq)
+        ids = torch.randint(1, vocab, (batch, seq), generator=g)
+        mask = torch.ones(batch, seq, dtype=torch.int64)
+        if padded and batch > 1:
+            # Right padding: the second row is shorter.
+            cut = max(1, seq // 2)
+            mask[1, cut:] = 0
+            ids[1, cut:] = 0
+        out = {"input_ids": ids, "attention_mask": mask}
+        if with_token_types:
+            tt = torch.zeros(batch, seq, dtype=torch.int64)
+            tt[:, seq // 2:] = 1
+            out["token_type_ids"] = tt
+        return out
+    return make
+
+
+def bert():
+    from transformers import BertConfig, BertModel
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=1000, hidden_size=88, num_hidden_layers=2,
+                     num_attention_heads=4, intermediate_size=176,
+                     max_position_embeddings=128, type_vocab_size=2)
+    model = BertModel(cfg)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
+    axes["pooler_output"] = {0: "batch"}
+    export_fixture("bert_tiny", model, names,
+                   ["last_hidden_state", "pooler_output"], axes,
+                   token_inputs(1000, True),
+                   [(1, 16, False), (2, 33, True), (1, 1, False)],
+                   "BertModel, 2 layers, hidden 88, 4 heads, FFN 176, vocab 1000")
+
+
+def gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=1000, n_embd=88, n_layer=2, n_head=4,
+                     n_positions=128, use_cache=False)
+    model = GPT2LMHeadModel(cfg)
+    names = ["input_ids", "attention_mask"]
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["logits"] = {0: "batch", 1: "sequence"}
+    export_fixture("gpt2_tiny", model, names, ["logits"], axes,
+                   token_inputs(1000, False),
+                   [(1, 16, False), (2, 33, True), (1, 1, False)],
+                   "GPT2LMHeadModel, 2 layers, hidden 88, 4 heads, vocab 1000, no KV cache")
+
+
+FIXTURES = {"bert_tiny": bert, "gpt2_tiny": gpt2}
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=sorted(FIXTURES))
+    args = ap.parse_args()
+    for name, fn in FIXTURES.items():
+        if not args.only or args.only == name:
+            fn()
