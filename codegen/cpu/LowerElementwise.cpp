@@ -58,6 +58,8 @@ Value buildScalar(Operation *op, OpBuilder &b, Location loc, ValueRange a,
   Type t = a[0].getType();
   bool isF = isa<FloatType>(t);
   bool isI = isa<IntegerType>(t);
+  if (!isF && !isI)
+    return {};
   return llvm::TypeSwitch<Operation *, Value>(op)
       .Case([&](AddOp) -> Value {
         if (isF) return arith::AddFOp::create(b, loc, a[0], a[1]);
@@ -152,10 +154,7 @@ Value buildScalar(Operation *op, OpBuilder &b, Location loc, ValueRange a,
       .Case([&](WhereOp) -> Value {
         return arith::SelectOp::create(b, loc, a[0], a[1], a[2]);
       })
-      .Default([&](Operation *) -> Value {
-        (void)isI;
-        return {};
-      });
+      .Default([&](Operation *) -> Value { return {}; });
 }
 
 /// Lowers any elementwise graph op (all operands broadcast, one result).

@@ -8,6 +8,16 @@ using namespace transfuse::transformer;
 
 OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
 
+LogicalResult ConstantOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location>, ValueRange, DictionaryAttr attributes,
+    OpaqueProperties properties, RegionRange, SmallVectorImpl<Type> &types) {
+  auto value = static_cast<Properties *>(properties.as<void *>())->value;
+  if (!value)
+    return failure();
+  types.push_back(cast<TypedAttr>(value).getType());
+  return success();
+}
+
 /// `shape` of a tensor whose requested dims are all static is a constant.
 OpFoldResult ShapeOp::fold(FoldAdaptor) {
   auto values = getConstantIntValues(getResult());

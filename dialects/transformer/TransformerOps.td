@@ -6,6 +6,7 @@ include "mlir/IR/BuiltinAttributes.td"
 include "mlir/IR/BuiltinAttributeInterfaces.td"
 include "mlir/IR/CommonAttrConstraints.td"
 include "mlir/IR/CommonTypeConstraints.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 // Every graph op is pure and verifies its result types against the shared
@@ -29,7 +30,8 @@ def Transformer_I64Tensor : RankedTensorOf<[I64]>;
 // Constants
 //===----------------------------------------------------------------------===//
 
-def Transformer_ConstantOp : Transformer_Op<"constant", [ConstantLike]> {
+def Transformer_ConstantOp : Transformer_Op<"constant", [ConstantLike,
+    DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "A constant tensor (ONNX Constant and initializers)";
   let description = [{
     Large initializers are `dense_resource` blobs so that weights never become
@@ -37,7 +39,7 @@ def Transformer_ConstantOp : Transformer_Op<"constant", [ConstantLike]> {
   }];
   let arguments = (ins ElementsAttr:$value);
   let results = (outs Transformer_Tensor:$result);
-  let assemblyFormat = "$value attr-dict `:` type($result)";
+  let assemblyFormat = "attr-dict $value";
   let hasFolder = 1;
 }
 

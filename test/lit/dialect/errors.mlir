@@ -1,0 +1,73 @@
+// RUN: transfuse-opt %s -split-input-file -verify-diagnostics
+// The verifier re-runs shape inference: each op names what it expected.
+
+func.func @broadcast_mismatch(%a: tensor<3x4xf32>, %b: tensor<5xf32>) {
+  // expected-error @+1 {{shapes cannot be broadcast: dim 1 is 4 on one side and 5 on the other}}
+  %0 = transformer.add %a, %b : (tensor<3x4xf32>, tensor<5xf32>) -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_inner(%a: tensor<2x3xf32>, %b: tensor<4x5xf32>) {
+  // expected-error @+1 {{contraction dims differ: 3 vs 4}}
+  %0 = transformer.matmul %a, %b : (tensor<2x3xf32>, tensor<4x5xf32>) -> tensor<2x5xf32>
+  return
+}
+
+// -----
+
+func.func @wrong_result(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{result type 'tensor<3x2xf32>' is incompatible with the inferred type 'tensor<2x3xf32>'}}
+  %0 = transformer.relu %a : (tensor<2x3xf32>) -> tensor<3x2xf32>
+  return
+}
+
+// -----
+
+func.func @bad_perm(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{perm is not a permutation}}
+  %0 = transformer.transpose %a {perm = array<i64: 0, 0>} : (tensor<2x3xf32>) -> tensor<2x2xf32>
+  return
+}
+
+// -----
+
+func.func @two_minus_ones(%a: tensor<6xf32>) {
+  %s = transformer.constant dense<[-1, -1]> : tensor<2xi64>
+  // expected-error @+1 {{the shape has more than one -1}}
+  %0 = transformer.reshape %a, %s {allowzero = false} : (tensor<6xf32>, tensor<2xi64>) -> tensor<?x?xf32>
+  return
+}
+
+// -----
+
+func.func @squeeze_non_unit(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{cannot squeeze dim 0 of size 2}}
+  %0 = transformer.squeeze %a {axes = array<i64: 0>} : (tensor<2x3xf32>) -> tensor<3xf32>
+  return
+}
+
+// -----
+
+func.func @float_only(%a: tensor<4xi64>) {
+  // expected-error @+1 {{expects a floating-point operand}}
+  %0 = transformer.erf %a : (tensor<4xi64>) -> tensor<4xi64>
+  return
+}
+
+// -----
+
+func.func @axis_range(%a: tensor<4xf32>) {
+  // expected-error @+1 {{axis is out of range}}
+  %0 = transformer.softmax %a {axis = 1 : i64} : (tensor<4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @mixed_types(%a: tensor<4xf32>, %b: tensor<4xi64>) {
+  // expected-error @+1 {{operand element types differ}}
+  %0 = transformer.mul %a, %b : (tensor<4xf32>, tensor<4xi64>) -> tensor<4xf32>
+  return
+}

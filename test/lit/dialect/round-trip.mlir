@@ -1,0 +1,43 @@
+// RUN: transfuse-opt %s | transfuse-opt | FileCheck %s
+// Graph ops print and parse back, with symbolic (?) batch and sequence dims.
+
+// CHECK-LABEL: func @elementwise
+func.func @elementwise(%a: tensor<?x?x88xf32>, %b: tensor<88xf32>, %m: tensor<?x1x1x?xi1>) -> tensor<?x?x88xf32> {
+  // CHECK: transformer.add %{{.*}}, %{{.*}} : (tensor<?x?x88xf32>, tensor<88xf32>) -> tensor<?x?x88xf32>
+  %0 = transformer.add %a, %b : (tensor<?x?x88xf32>, tensor<88xf32>) -> tensor<?x?x88xf32>
+  // CHECK: transformer.erf
+  %1 = transformer.erf %0 : (tensor<?x?x88xf32>) -> tensor<?x?x88xf32>
+  // CHECK: transformer.cast %{{.*}} : (tensor<?x1x1x?xi1>) -> tensor<?x1x1x?xf32>
+  %2 = transformer.cast %m : (tensor<?x1x1x?xi1>) -> tensor<?x1x1x?xf32>
+  return %1 : tensor<?x?x88xf32>
+}
+
+// CHECK-LABEL: func @structural
+func.func @structural(%x: tensor<?x?x88xf32>, %ids: tensor<?x?xi64>, %w: tensor<1000x88xf32>) -> tensor<?x4x?x22xf32> {
+  // CHECK: transformer.gather {{.*}} {axis = 0 : i64}
+  %e = transformer.gather %w, %ids {axis = 0 : i64} : (tensor<1000x88xf32>, tensor<?x?xi64>) -> tensor<?x?x88xf32>
+  %s = transformer.constant dense<[0, 0, 4, 22]> : tensor<4xi64>
+  // CHECK: transformer.reshape {{.*}} {allowzero = false}
+  %r = transformer.reshape %e, %s {allowzero = false} : (tensor<?x?x88xf32>, tensor<4xi64>) -> tensor<?x?x4x22xf32>
+  // CHECK: transformer.transpose {{.*}} {perm = array<i64: 0, 2, 1, 3>}
+  %t = transformer.transpose %r {perm = array<i64: 0, 2, 1, 3>} : (tensor<?x?x4x22xf32>) -> tensor<?x4x?x22xf32>
+  // CHECK: transformer.softmax {{.*}} {axis = -1 : i64}
+  %sm = transformer.softmax %t {axis = -1 : i64} : (tensor<?x4x?x22xf32>) -> tensor<?x4x?x22xf32>
+  return %sm : tensor<?x4x?x22xf32>
+}
+
+// CHECK-LABEL: func @shapes
+func.func @shapes(%x: tensor<?x?x88xf32>) -> tensor<3xi64> {
+  // CHECK: transformer.shape {{.*}} {end = 9223372036854775807 : i64, start = 0 : i64}
+  %0 = transformer.shape %x {end = 9223372036854775807 : i64, start = 0 : i64} : (tensor<?x?x88xf32>) -> tensor<3xi64>
+  return %0 : tensor<3xi64>
+}
+
+// CHECK-LABEL: func @matmul_broadcast
+func.func @matmul_broadcast(%q: tensor<?x4x?x22xf32>, %k: tensor<?x4x22x?xf32>, %v: tensor<88x88xf32>, %h: tensor<?x?x88xf32>) -> tensor<?x?x88xf32> {
+  // CHECK: transformer.matmul {{.*}} -> tensor<?x4x?x?xf32>
+  %0 = transformer.matmul %q, %k : (tensor<?x4x?x22xf32>, tensor<?x4x22x?xf32>) -> tensor<?x4x?x?xf32>
+  // CHECK: transformer.matmul {{.*}} -> tensor<?x?x88xf32>
+  %1 = transformer.matmul %h, %v : (tensor<?x?x88xf32>, tensor<88x88xf32>) -> tensor<?x?x88xf32>
+  return %1 : tensor<?x?x88xf32>
+}

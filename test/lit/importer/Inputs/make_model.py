@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Builds the small ONNX graphs that the importer lit tests read.
+usage: make_model.py NAME OUT.onnx"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+F, I64 = TensorProto.FLOAT, TensorProto.INT64
+
+
+def model(nodes, inputs, outputs, inits=(), opset=17):
+    g = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def vi(name, t, shape):
+    return helper.make_tensor_value_info(name, t, shape)
+
+
+def build(name, out):
+    if name == "gemm":
+        w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+        b = numpy_helper.from_array(np.zeros((4,), np.float32), "b")
+        return model([helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc",
+                                       transB=1, alpha=0.5)],
+                     [vi("x", F, ["batch", 3])], [vi("y", F, ["batch", 4])], [w, b])
+    if name == "einsum":
+        return model([helper.make_node("Einsum", ["q", "k"], ["s"], name="scores",
+                                       equation="bhqd,bhkd->bhqk")],
+                     [vi("q", F, ["b", 4, "s", 8]), vi("k", F, ["b", 4, "s", 8])],
+                     [vi("s", F, ["b", 4, "s", "s"])])
+    if name == "view_chain":
+        # What torch.onnx.export emits for x.view(b, s, 4, 22).
+        nodes = [
+            helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+            helper.make_node("Constant", [], ["zero"], name="c0",
+                             value=numpy_helper.from_array(np.array(0, np.int64))),
+            helper.make_node("Constant", [], ["one"], name="c1",
+                             value=numpy_helper.from_array(np.array(1, np.int64))),
+            helper.make_node("Gather", ["shape", "zero"], ["b"], name="g0"),
+            helper.make_node("Gather", ["shape", "one"], ["s"], name="g1"),
+            helper.make_node("Constant", [], ["ax"], name="c2",
+                             value=numpy_helper.from_array(np.array([0], np.int64))),
+            helper.make_node("Unsqueeze", ["b", "ax"], ["b1"], name="u0"),
+            helper.make_node("Unsqueeze", ["s", "ax"], ["s1"], name="u1"),
+            helper.make_node("Constant", [], ["heads"], name="c3",
+                             value=numpy_helper.from_array(np.array([4, 22], np.int64))),
+            helper.make_node("Concat", ["b1", "s1", "heads"], ["target"], name="cat", axis=0),
+            helper.make_node("Reshape", ["x", "target"], ["y"], name="view"),
+        ]
+        return model(nodes, [vi("x", F, ["batch", "seq", 88])],
+                     [vi("y", F, ["batch", "seq", 4, 22])])
+    if name == "unsupported_op":
+        return model([helper.make_node("LpNormalization", ["x"], ["y"], name="my_norm")],
+                     [vi("x", F, [2, 3])], [vi("y", F, [2, 3])])
+    if name == "bad_shapes":
+        return model([helper.make_node("Add", ["x", "z"], ["y"], name="bad_add")],
+                     [vi("x", F, [2, 3]), vi("z", F, [4])], [vi("y", F, [2, 3])])
+    if name == "external_data":
+        w = numpy_helper.from_array(np.arange(100, dtype=np.float32).reshape(10, 10), "w")
+        m = model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+                  [vi("x", F, ["n", 10])], [vi("y", F, ["n", 10])], [w])
+        onnx.save_model(m, out, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=os.path.basename(out) + ".data", size_threshold=0)
+        return None
+    if name == "missing_external_data":
+        build("external_data", out)
+        os.remove(out + ".data")
+        return None
+    raise SystemExit("unknown model " + name)
+
+
+if __name__ == "__main__":
+    name, out = sys.argv[1], sys.argv[2]
+    m = build(name, out)
+    if m is not None:
+        onnx.save(m, out)
