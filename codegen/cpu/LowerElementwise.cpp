@@ -108,6 +108,21 @@ Value buildScalar(Operation *op, OpBuilder &b, Location loc, ValueRange a,
           return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, a[0], a[1]);
         return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, a[0], a[1]);
       })
+      .Case([&](ModOp mod) -> Value {
+        if (isF)
+          return arith::RemFOp::create(b, loc, a[0], a[1]);
+        Value r = arith::RemSIOp::create(b, loc, a[0], a[1]);
+        if (mod.getFmod())
+          return r;
+        // Python semantics: a non-zero remainder takes the divisor's sign.
+        Value zero = cpu::scalarConstant(b, loc, t, 0);
+        Value rNeg = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, r, zero);
+        Value bNeg = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, a[1], zero);
+        Value rNonZero = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, r, zero);
+        Value differ = arith::XOrIOp::create(b, loc, rNeg, bNeg);
+        Value fix = arith::AndIOp::create(b, loc, rNonZero, differ);
+        return arith::SelectOp::create(b, loc, fix, arith::AddIOp::create(b, loc, r, a[1]), r);
+      })
       .Case([&](AndOp) -> Value { return arith::AndIOp::create(b, loc, a[0], a[1]); })
       .Case([&](OrOp) -> Value { return arith::OrIOp::create(b, loc, a[0], a[1]); })
       .Case([&](NotOp) -> Value {
@@ -167,7 +182,7 @@ struct LowerElementwiseOp : RewritePattern {
     if (!isa<AddOp, SubOp, MulOp, DivOp, PowOp, MinOp, MaxOp, EqualOp, LessOp,
              GreaterOp, AndOp, OrOp, NotOp, SqrtOp, ReciprocalOp, ErfOp,
              TanhOp, ExpOp, LogOp, SinOp, CosOp, FloorOp, CeilOp, NegOp, AbsOp,
-             ReluOp, SigmoidOp, CastOp, WhereOp, IsNaNOp>(op))
+             ReluOp, SigmoidOp, CastOp, WhereOp, IsNaNOp, ModOp>(op))
       return failure();
     auto outType = cast<RankedTensorType>(op->getResult(0).getType());
     Type outElem = outType.getElementType();

@@ -129,7 +129,7 @@ std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
               return std::nullopt;
             return SmallVector<int64_t>(ArrayRef(*data).slice(s, n));
           })
-          .Case<AddOp, SubOp, MulOp, DivOp>(
+          .Case<AddOp, SubOp, MulOp, DivOp, ModOp>(
               [&](Operation *op) -> std::optional<SmallVector<int64_t>> {
                 auto a = getPartialIntValues(op->getOperand(0));
                 auto b = getPartialIntValues(op->getOperand(1));
@@ -149,10 +149,15 @@ std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
                     out.push_back(x - y);
                   else if (isa<MulOp>(op))
                     out.push_back(x * y);
-                  else if (y != 0)
-                    out.push_back(x / y);
-                  else
+                  else if (y == 0)
                     out.push_back(kDyn);
+                  else if (isa<DivOp>(op))
+                    out.push_back(x / y);
+                  else if (cast<ModOp>(op).getFmod() || x % y == 0 ||
+                           (x % y < 0) == (y < 0))
+                    out.push_back(x % y);
+                  else
+                    out.push_back(x % y + y); // Python semantics
                 }
                 return out;
               })
@@ -235,13 +240,16 @@ LogicalResult Inferer::infer(Operation *op) {
         return success();
       })
       .Case<AddOp, SubOp, MulOp, DivOp, MinOp, MaxOp, PowOp, EqualOp, LessOp,
-            GreaterOp, AndOp, OrOp>([&](Operation *op) -> LogicalResult {
+            GreaterOp, AndOp, OrOp, ModOp>([&](Operation *op) -> LogicalResult {
         auto a = tensorType(op->getOperand(0)), b = tensorType(op->getOperand(1));
         if (!isa<PowOp>(op) && failed(sameElem(op->getOperand(0), op->getOperand(1))))
           return failure();
         Type elem = a.getElementType();
         if (isa<AndOp, OrOp>(op) && !elem.isInteger(1))
           return fail("logical ops take i1 operands");
+        if (auto mod = dyn_cast<ModOp>(op))
+          if (isa<FloatType>(elem) && !mod.getFmod())
+            return fail("floating-point mod needs fmod = true");
         if (isa<EqualOp, LessOp, GreaterOp>(op))
           elem = IntegerType::get(op->getContext(), 1);
         Shape out;

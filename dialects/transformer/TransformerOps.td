@@ -67,6 +67,17 @@ def Transformer_GreaterOp : Transformer_BinaryOp<"greater", "Elementwise a > b (
 def Transformer_AndOp : Transformer_BinaryOp<"and", "Elementwise logical and">;
 def Transformer_OrOp : Transformer_BinaryOp<"or", "Elementwise logical or">;
 
+def Transformer_ModOp : Transformer_Op<"mod"> {
+  let summary = "Elementwise remainder with broadcasting";
+  let description = [{
+    `fmod = false`: integer remainder with the sign of the divisor (Python's
+    %). `fmod = true`: C fmod, the sign of the dividend (required for floats).
+  }];
+  let arguments = (ins Transformer_Tensor:$lhs, Transformer_Tensor:$rhs,
+                       BoolAttr:$fmod);
+  let results = (outs Transformer_Tensor:$result);
+}
+
 class Transformer_UnaryOp<string mnemonic, string summaryText>
     : Transformer_Op<mnemonic> {
   let summary = summaryText;

@@ -497,6 +497,11 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
   if (op == "Mul") return importBinary<MulOp>(imp);
   if (op == "Div") return importBinary<DivOp>(imp);
   if (op == "Pow") return importBinary<PowOp>(imp);
+  if (op == "Mod") {
+    Value a = input(0);
+    return one(imp, make<ModOp>(elemOf(a), a, input(1),
+                                b.getBoolAttr(attrInt("fmod", 0) != 0)));
+  }
   if (op == "Equal") return importBinary<EqualOp>(imp);
   if (op == "Less") return importBinary<LessOp>(imp);
   if (op == "Greater") return importBinary<GreaterOp>(imp);

@@ -28,6 +28,9 @@ CLAIMED = {
     "Expand", "Where", "Equal", "Less", "Greater", "Not", "And", "Cast",
     "Range", "Shape", "ConstantOfShape", "Trilu", "Constant", "Identity",
     "Einsum", "CumSum", "Min", "Max", "Clip",
+    # Beyond the foundation list: ops that real exports were seen to use.
+    "Mod", "Flatten", "IsNaN", "LessOrEqual", "GreaterOrEqual", "Or", "Log",
+    "Abs", "Sin", "Cos", "Floor", "Ceil", "Dropout",
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 
