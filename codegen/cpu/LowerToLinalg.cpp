@@ -298,6 +298,27 @@ struct LowerMatMul : OpRewritePattern<MatMulOp> {
       dims.append(own.end() - 2, own.end());
       return broadcastTo(rw, loc, v, RankedTensorType::get(shape, elem), dims);
     };
+    {
+      Value ka = tensor::DimOp::create(rw, loc, a, ra - 1);
+      Value kb = tensor::DimOp::create(rw, loc, bv, rb - 2);
+      Value ok = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, ka, kb);
+      SmallVector<Value> da = getDimValues(rw, loc, a), db = getDimValues(rw, loc, bv);
+      Value one = cIdx(rw, loc, 1);
+      for (int64_t i = 0; i < nb; ++i) {
+        int64_t ia = i - (nb - (ra - 2)), ib = i - (nb - (rb - 2));
+        if (ia < 0 || ib < 0)
+          continue;
+        auto eq = [&](Value x, Value y) {
+          return arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, x, y);
+        };
+        Value bok = arith::OrIOp::create(
+            rw, loc, eq(da[ia], db[ib]),
+            arith::OrIOp::create(rw, loc, eq(da[ia], one), eq(db[ib], one)));
+        ok = arith::AndIOp::create(rw, loc, ok, bok);
+      }
+      emitRuntimeCheck(rw, loc, ok,
+                       "matmul operands have mismatched contraction or batch dims");
+    }
     // Iteration space: batch..., m, n, k.
     AffineExpr m = rw.getAffineDimExpr(nb), n = rw.getAffineDimExpr(nb + 1),
                k = rw.getAffineDimExpr(nb + 2);
@@ -458,10 +479,20 @@ struct LowerReshape : OpRewritePattern<ReshapeOp> {
     }
     Value safeKnown = arith::MaxSIOp::create(rw, loc, known, one);
     Value inferred = arith::DivSIOp::create(rw, loc, total, safeKnown);
+    Value product = one, nonNegative = arith::ConstantIntOp::create(rw, loc, 1, 1);
     for (Value &d : dims) {
       Value isM = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, d, minus1);
       d = arith::SelectOp::create(rw, loc, isM, inferred, d);
+      product = arith::MulIOp::create(rw, loc, product, d);
+      nonNegative = arith::AndIOp::create(
+          rw, loc, nonNegative,
+          arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::sge, d, zero));
     }
+    Value ok = arith::AndIOp::create(
+        rw, loc, nonNegative,
+        arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, product, total));
+    emitRuntimeCheck(rw, loc, ok,
+                     "the reshape target does not match the element count");
     rw.replaceOp(op, reshapeTo(rw, loc, op.getInput(), outType, dims));
     return success();
   }
@@ -504,6 +535,16 @@ struct LowerConcat : OpRewritePattern<ConcatOp> {
     for (Value in : op.getInputs())
       total = arith::AddIOp::create(rw, loc, total, tensor::DimOp::create(rw, loc, in, axis));
     dims[axis] = total;
+    Value ok = arith::ConstantIntOp::create(rw, loc, 1, 1);
+    for (Value in : op.getInputs().drop_front()) {
+      SmallVector<Value> inDims = getDimValues(rw, loc, in);
+      for (int64_t i = 0; i < r; ++i)
+        if (i != axis)
+          ok = arith::AndIOp::create(
+              rw, loc, ok,
+              arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, inDims[i], dims[i]));
+    }
+    emitRuntimeCheck(rw, loc, ok, "concat inputs differ outside the concat axis");
     Value out = createEmpty(rw, loc, outType, dims);
     Value offset = cIdx(rw, loc, 0);
     for (Value in : op.getInputs()) {
@@ -628,7 +669,12 @@ struct LowerExpand : OpRewritePattern<ExpandOp> {
       Value in = j >= 0 ? inDims[j] : one;
       Value s = k >= 0 ? extractIndex(rw, loc, op.getShape(), k) : one;
       Value sIsOne = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, s, one);
-      dims.push_back(arith::SelectOp::create(rw, loc, sIsOne, in, s));
+      Value d = arith::SelectOp::create(rw, loc, sIsOne, in, s);
+      Value ok = arith::OrIOp::create(
+          rw, loc, arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, in, one),
+          arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, in, d));
+      emitRuntimeCheck(rw, loc, ok, "the input cannot be expanded to the target shape");
+      dims.push_back(d);
     }
     rw.replaceOp(op, broadcastTo(rw, loc, op.getInput(), outType, dims));
     return success();
@@ -655,9 +701,18 @@ struct LowerConstantOfShape : OpRewritePattern<ConstantOfShapeOp> {
     Location loc = op.getLoc();
     auto outType = cast<RankedTensorType>(op.getType());
     SmallVector<Value> dims;
-    for (int64_t i = 0; i < outType.getRank(); ++i)
-      dims.push_back(outType.isDynamicDim(i) ? extractIndex(rw, loc, op.getShape(), i)
-                                              : cIdx(rw, loc, outType.getDimSize(i)));
+    for (int64_t i = 0; i < outType.getRank(); ++i) {
+      if (!outType.isDynamicDim(i)) {
+        dims.push_back(cIdx(rw, loc, outType.getDimSize(i)));
+        continue;
+      }
+      Value d = extractIndex(rw, loc, op.getShape(), i);
+      emitRuntimeCheck(rw, loc,
+                       arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::sge, d,
+                                             cIdx(rw, loc, 0)),
+                       "constant_of_shape got a negative dim");
+      dims.push_back(d);
+    }
     Value init = createEmpty(rw, loc, outType, dims);
     Value v = arith::ConstantOp::create(rw, loc, op.getValue());
     rw.replaceOp(op, linalg::FillOp::create(rw, loc, v, init).getResult(0));
@@ -790,6 +845,14 @@ struct LowerConstant : OpRewritePattern<ConstantOp> {
 
 struct LowerToLinalgPass : cpu::impl::LowerToLinalgBase<LowerToLinalgPass> {
   void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (!module.lookupSymbol(kFailFunc)) {
+      OpBuilder b(module.getBodyRegion());
+      auto decl = func::FuncOp::create(
+          b, module.getLoc(), kFailFunc,
+          b.getFunctionType({b.getI64Type()}, {}));
+      decl.setPrivate();
+    }
     RewritePatternSet patterns(&getContext());
     populateLowerToLinalgPatterns(patterns);
     populateLowerElementwisePatterns(patterns);

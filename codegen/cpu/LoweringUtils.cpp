@@ -1,7 +1,9 @@
 //===- LoweringUtils.cpp - helpers shared by the linalg lowerings ---------===//
 #include "codegen/cpu/LoweringUtils.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/BuiltinOps.h"
 
 using namespace mlir;
 
@@ -197,6 +199,25 @@ Value buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
   }
   if (!allEqual)
     return emitElementwise(b, loc, inputs, outType, outDims, false, body);
+  // Sizes that differ must be 1 on the broadcast side.
+  Value compatible;
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    auto t = cast<RankedTensorType>(inputs[k].getType());
+    for (int64_t j = 0; j < t.getRank(); ++j) {
+      int64_t i = j + (r - t.getRank());
+      if (classify(inputs, k, i, outType) != DimAccess::Ambiguous)
+        continue;
+      Value d = tensor::DimOp::create(b, loc, inputs[k], j);
+      Value ok = arith::OrIOp::create(
+          b, loc,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, d, outDims[i]),
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, d, one));
+      compatible = compatible ? arith::AndIOp::create(b, loc, compatible, ok) : ok;
+    }
+  }
+  emitRuntimeCheck(b, loc, compatible,
+                   "operand shapes cannot be broadcast together");
   auto ifOp = scf::IfOp::create(
       b, loc, allEqual,
       [&](OpBuilder &tb, Location tl) {
@@ -225,6 +246,26 @@ Value indexToScalar(OpBuilder &b, Location loc, Value index, Type type) {
   if (type.getIntOrFloatBitWidth() < 64)
     return arith::TruncIOp::create(b, loc, type, i64);
   return i64;
+}
+
+void emitRuntimeCheck(OpBuilder &b, Location loc, Value ok, StringRef what) {
+  auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+  std::string label = "an op";
+  if (auto name = dyn_cast<NameLoc>(loc))
+    label = "node '" + name.getName().str() + "'";
+  SmallVector<Attribute> sites;
+  if (auto existing = module->getAttrOfType<ArrayAttr>(kFailSitesAttr))
+    sites.assign(existing.begin(), existing.end());
+  int64_t site = sites.size();
+  sites.push_back(b.getStringAttr(label + ": " + what));
+  module->setAttr(kFailSitesAttr, b.getArrayAttr(sites));
+  Value bad = arith::XOrIOp::create(
+      b, loc, ok, arith::ConstantIntOp::create(b, loc, 1, 1));
+  scf::IfOp::create(b, loc, bad, [&](OpBuilder &tb, Location tl) {
+    Value id = arith::ConstantIntOp::create(tb, tl, tb.getI64Type(), site);
+    func::CallOp::create(tb, tl, kFailFunc, TypeRange{}, ValueRange{id});
+    scf::YieldOp::create(tb, tl);
+  });
 }
 
 Value extractIndex(OpBuilder &b, Location loc, Value tensor, int64_t i) {

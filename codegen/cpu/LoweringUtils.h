@@ -53,6 +53,17 @@ mlir::Value scalarConstant(mlir::OpBuilder &b, mlir::Location loc,
 mlir::Value indexToScalar(mlir::OpBuilder &b, mlir::Location loc,
                           mlir::Value index, mlir::Type type);
 
+/// Module attribute listing the message of each run-time check.
+inline constexpr llvm::StringLiteral kFailSitesAttr = "transfuse.fail_sites";
+/// The runtime function a failed check calls (see model_abi.h).
+inline constexpr llvm::StringLiteral kFailFunc = "__transfuse_fail";
+
+/// Emits `if (!ok) __transfuse_fail(site)`, where the site's message names
+/// the ONNX node (from `loc`) and says what `what` expected. The model then
+/// returns an error instead of running on inconsistent shapes.
+void emitRuntimeCheck(mlir::OpBuilder &b, mlir::Location loc, mlir::Value ok,
+                      llvm::StringRef what);
+
 /// Reads element `i` of a 1-D i64 tensor as an index value.
 mlir::Value extractIndex(mlir::OpBuilder &b, mlir::Location loc,
                          mlir::Value tensor, int64_t i);

@@ -1,5 +1,6 @@
 //===- Pipeline.cpp - from transformer IR to a model.so or a JIT ----------===//
 #include "codegen/cpu/Pipeline.h"
+#include "codegen/cpu/LoweringUtils.h"
 #include "codegen/cpu/Passes.h"
 #include "transfuse/runtime_core.h"
 #include "dialects/transformer/TransformerDialect.h"
@@ -227,7 +228,8 @@ static LogicalResult addEntryPoint(llvm::Module &m, size_t numInputs,
   return success();
 }
 
-static void addMetadata(llvm::Module &m, const ModelSignature &sig) {
+static void addMetadata(llvm::Module &m, const ModelSignature &sig,
+                        ModuleOp module) {
   llvm::LLVMContext &ctx = m.getContext();
   auto addGlobal = [&](llvm::Constant *init, const char *name) {
     new llvm::GlobalVariable(m, init->getType(), /*isConstant=*/true,
@@ -241,6 +243,14 @@ static void addMetadata(llvm::Module &m, const ModelSignature &sig) {
   std::string names = sig.names();
   addGlobal(llvm::ConstantDataArray::getString(ctx, names, true),
             "tf_model_names");
+  std::string sites;
+  if (auto list = module->getAttrOfType<ArrayAttr>(kFailSitesAttr))
+    for (Attribute a : list) {
+      sites += cast<StringAttr>(a).str();
+      sites.push_back('\0');
+    }
+  addGlobal(llvm::ConstantDataArray::getString(ctx, sites, true),
+            "tf_model_fail_sites");
 }
 
 static std::unique_ptr<llvm::TargetMachine>
@@ -279,7 +289,7 @@ translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
   }
   if (failed(addEntryPoint(*m, sig.inputs.size(), error)))
     return nullptr;
-  addMetadata(*m, sig);
+  addMetadata(*m, sig, module);
   auto tm = createTargetMachine(options, error);
   if (!tm)
     return nullptr;
@@ -369,6 +379,8 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
     llvm::orc::SymbolMap map;
     map[interner("memrefCopy")] = {llvm::orc::ExecutorAddr::fromPtr(&memrefCopy),
                                    llvm::JITSymbolFlags::Exported};
+    map[interner(kFailFunc)] = {llvm::orc::ExecutorAddr::fromPtr(&__transfuse_fail),
+                                llvm::JITSymbolFlags::Exported};
     return map;
   });
   auto lookup = [&](const char *name) -> void * {
@@ -383,7 +395,9 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
   model->desc_.meta = (const int64_t *)lookup("tf_model_meta");
   model->desc_.signature_json = (const char *)lookup("tf_model_signature_json");
   model->desc_.names = (const char *)lookup("tf_model_names");
-  if (!model->desc_.entry || !model->desc_.meta || !model->desc_.names)
+  model->desc_.fail_sites = (const char *)lookup("tf_model_fail_sites");
+  if (!model->desc_.entry || !model->desc_.meta || !model->desc_.names ||
+      !model->desc_.fail_sites)
     return nullptr;
   return model;
 }

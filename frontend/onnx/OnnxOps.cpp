@@ -8,7 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/GraphImporter.h"
 
-#include "llvm/ADT/StringSwitch.h"
+#include "mlir/IR/Matchers.h"
 
 using namespace mlir;
 using namespace transfuse::transformer;
@@ -486,10 +486,29 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
   Importer &imp = *this;
   Type i1 = b.getI1Type();
 
-  if (op == "Identity" || op == "Dropout") {
-    if (op == "Dropout" && n.output_size() > 1 && !n.output(1).empty())
-      return fail("the Dropout mask output is not supported");
+  if (op == "Identity")
     return values[n.output(0)] = input(0), success();
+  if (op == "Dropout") {
+    // Inference: the identity, and a mask of all true.
+    if (Value training = input(2)) {
+      DenseElementsAttr flag;
+      bool off = matchPattern(training, m_Constant(&flag)) &&
+                 !flag.getSplatValue<bool>();
+      if (!off)
+        return fail("training-mode Dropout is not supported (Transfuse "
+                    "compiles for inference)");
+    }
+    Value x = input(0);
+    SmallVector<Value> results{x};
+    if (n.output_size() > 1 && !n.output(1).empty()) {
+      auto shape = make<ShapeOp>(b.getI64Type(), x, b.getI64IntegerAttr(0),
+                                 b.getI64IntegerAttr(INT64_MAX));
+      if (failed(shape)) return failure();
+      auto mask = make<ConstantOfShapeOp>(i1, *shape, b.getBoolAttr(true));
+      if (failed(mask)) return failure();
+      results.push_back(*mask);
+    }
+    return setOutputs(results);
   }
   if (op == "Constant") return importConstant(imp);
   if (op == "Add") return importBinary<AddOp>(imp);
@@ -626,7 +645,6 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
   }
   if (op == "Einsum") return importEinsum(imp);
   if (op == "Clip") return importClip(imp);
-  (void)i1;
   return fail("unsupported op (default domain, opset " + std::to_string(opset) + ")");
 }
 

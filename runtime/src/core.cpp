@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "transfuse/runtime_core.h"
 
+#include <csetjmp>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -24,7 +25,40 @@ struct TensorSpec {
   const char *name = "";
 };
 
+// The run in progress on this thread, for __transfuse_fail to unwind to.
+thread_local jmp_buf *currentRun = nullptr;
+thread_local int64_t failedSite = -1;
+
+/// Calls the model; false when generated code reported a failed check.
+bool callEntry(tf_entry_fn entry, void **args) {
+  jmp_buf buf;
+  jmp_buf *outer = currentRun;
+  currentRun = &buf;
+  if (setjmp(buf) != 0) {
+    currentRun = outer;
+    return false;
+  }
+  entry(args);
+  currentRun = outer;
+  return true;
+}
+
+const char *siteMessage(const char *sites, int64_t k) {
+  if (!sites)
+    return "unknown check";
+  for (; k > 0 && *sites; --k)
+    sites += strlen(sites) + 1;
+  return *sites ? sites : "unknown check";
+}
+
 } // namespace
+
+extern "C" __attribute__((visibility("default"))) void
+__transfuse_fail(int64_t site) {
+  failedSite = site;
+  if (currentRun)
+    longjmp(*currentRun, 1);
+}
 
 struct tf_core_session {
   const tf_model_desc *desc = nullptr;
@@ -258,7 +292,10 @@ extern "C" tf_status tf_core_run(tf_core_session *s, const tf_tensor *inputs,
     desc += 3 + 2 * spec.rank;
   }
 
-  s->desc->entry(args.data());
+  if (!callEntry(s->desc->entry, args.data()))
+    return s->fail(TF_ERROR_INVALID_ARGUMENT,
+                   "the model cannot run on these input shapes: %s",
+                   siteMessage(s->desc->fail_sites, failedSite));
 
   // Take the results: copy into caller buffers or runtime-owned ones, and
   // free what the model allocated.

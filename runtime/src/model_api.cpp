@@ -7,10 +7,12 @@ void tf_model_entry(void **args);
 extern const int64_t tf_model_meta[];
 extern const char tf_model_signature_json[];
 extern const char tf_model_names[];
+extern const char tf_model_fail_sites[];
 }
 
 static const tf_model_desc kModel = {tf_model_entry, tf_model_meta,
-                                     tf_model_signature_json, tf_model_names};
+                                     tf_model_signature_json, tf_model_names,
+                                     tf_model_fail_sites};
 
 extern "C" {
 

@@ -32,7 +32,12 @@ const int64_t kMeta[] = {TF_ABI_VERSION, 2, 1, 2,
                          TF_INT64, 2, -1, -2, 0,   // mask
                          TF_FLOAT, 2, -1, -2, 0};  // y
 const char kNames[] = "ids\0mask\0y";
-const tf_model_desc kDesc = {fakeEntry, kMeta, "{}", kNames};
+const tf_model_desc kDesc = {fakeEntry, kMeta, "{}", kNames, "site zero\0"};
+
+// A model whose run-time check fails: the runtime unwinds and reports it.
+extern "C" void failingEntry(void **) { __transfuse_fail(0); }
+const tf_model_desc kFailing = {failingEntry, kMeta, "{}", kNames,
+                                "node 'r' (Reshape): target does not match\0"};
 
 struct CoreTest : ::testing::Test {
   tf_core_session *s = nullptr;
@@ -114,6 +119,20 @@ TEST_F(CoreTest, EmptyTensorsRun) {
   ASSERT_EQ(tf_core_run(s, in, 2, &out, 1), TF_OK) << tf_core_error(s);
   EXPECT_EQ(out.shape[1], 0);
   tf_tensor_release(&out);
+}
+
+TEST_F(CoreTest, FailedCheckIsAnErrorNotACrash) {
+  tf_core_session *f = nullptr;
+  ASSERT_EQ(tf_core_session_create(&kFailing, &f), TF_OK);
+  tf_tensor out{};
+  EXPECT_EQ(tf_core_run(f, in, 2, &out, 1), TF_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(tf_core_error(f)).find("node 'r' (Reshape)"),
+            std::string::npos);
+  EXPECT_EQ(out.data, nullptr);
+  // The session stays usable.
+  EXPECT_EQ(tf_core_run(s, in, 2, &out, 1), TF_OK);
+  tf_tensor_release(&out);
+  tf_core_session_destroy(f);
 }
 
 } // namespace

@@ -14,6 +14,11 @@
  *   const char tf_model_signature_json[];
  *   const char tf_model_names[];     (names, each NUL-terminated, inputs
  *                                     then outputs)
+ *   const char tf_model_fail_sites[]; (messages, each NUL-terminated; the
+ *                                     generated code calls
+ *                                     __transfuse_fail(k) when run-time check
+ *                                     k fails, e.g. a reshape whose target
+ *                                     does not match the element count)
  *
  * tf_model_meta: [TF_ABI_VERSION, num_inputs, num_outputs, num_symbols,
  *   then for each input and then each output:
@@ -41,7 +46,13 @@ typedef struct {
   const int64_t *meta;
   const char *signature_json;
   const char *names;
+  const char *fail_sites;
 } tf_model_desc;
+
+/* Called by generated code when a run-time check fails; never returns (the
+ * runtime unwinds to tf_run, which reports message `site`). Buffers the
+ * model allocated before the failure are leaked. */
+void __transfuse_fail(int64_t site);
 
 #ifdef __cplusplus
 }

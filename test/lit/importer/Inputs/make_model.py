@@ -70,6 +70,19 @@ def build(name, out):
         build("external_data", out)
         os.remove(out + ".data")
         return None
+    if name == "bad_reshape":
+        # Valid for n divisible by 3 only; the test data has n = 7.
+        shape = numpy_helper.from_array(np.array([3, -1], np.int64), "shape")
+        m = model([helper.make_node("Reshape", ["x", "shape"], ["y"], name="view")],
+                  [vi("x", F, ["n"])], [vi("y", F, [3, "m"])], [shape])
+        data = os.path.join(os.path.dirname(out), "bad_reshape_data")
+        os.makedirs(data, exist_ok=True)
+        x = np.arange(7, dtype=np.float32)
+        with open(os.path.join(data, "input_0.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(x, "x").SerializeToString())
+        with open(os.path.join(data, "output_0.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(np.zeros((3, 2), np.float32), "y").SerializeToString())
+        return m
     raise SystemExit("unknown model " + name)
 
 
