@@ -429,6 +429,83 @@ struct LowerGather : OpRewritePattern<GatherOp> {
   }
 };
 
+struct LowerGatherElements : OpRewritePattern<GatherElementsOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GatherElementsOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value data = op.getData(), indices = op.getIndices();
+    auto outType = cast<RankedTensorType>(op.getType());
+    int64_t r = outType.getRank();
+    int64_t axis = normalizeAxis(op.getAxis(), r);
+    SmallVector<Value> dd = getDimValues(rw, loc, data);
+    // Non-axis dims of indices must not exceed data's.
+    SmallVector<Value> di = getDimValues(rw, loc, indices);
+    Value ok = arith::ConstantIntOp::create(rw, loc, 1, 1);
+    for (int64_t i = 0; i < r; ++i)
+      if (i != axis)
+        ok = arith::AndIOp::create(
+            rw, loc, ok,
+            arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::sle, di[i], dd[i]));
+    emitRuntimeCheck(rw, loc, ok, "indices are larger than data outside the axis");
+    Value init = createEmpty(rw, loc, outType, di);
+    SmallVector<AffineMap> maps(2, rw.getMultiDimIdentityMap(r));
+    SmallVector<utils::IteratorType> iters(r, utils::IteratorType::parallel);
+    Value axisDim = dd[axis];
+    Value out = linalg::GenericOp::create(
+        rw, loc, TypeRange{outType}, ValueRange{indices}, ValueRange{init}, maps, iters,
+        [&](OpBuilder &b, Location l, ValueRange args) {
+          Value raw = args[0];
+          if (raw.getType().getIntOrFloatBitWidth() < 64)
+            raw = arith::ExtSIOp::create(b, l, b.getI64Type(), raw);
+          Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(), raw);
+          SmallVector<Value> at;
+          for (int64_t i = 0; i < r; ++i)
+            at.push_back(i == axis ? clampIndex(b, l, idx, axisDim)
+                                   : (Value)linalg::IndexOp::create(b, l, i));
+          linalg::YieldOp::create(b, l, tensor::ExtractOp::create(b, l, data, at).getResult());
+        }).getResult(0);
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+struct LowerGatherND : OpRewritePattern<GatherNDOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GatherNDOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value data = op.getData(), indices = op.getIndices();
+    auto ti = tensorType(indices);
+    auto outType = cast<RankedTensorType>(op.getType());
+    int64_t r = outType.getRank(), q = ti.getRank() - 1;
+    int64_t k = ti.getDimSize(q);
+    SmallVector<Value> dd = getDimValues(rw, loc, data), di = getDimValues(rw, loc, indices);
+    SmallVector<Value> outDims(di.begin(), di.begin() + q);
+    outDims.append(dd.begin() + k, dd.end());
+    Value init = createEmpty(rw, loc, outType, outDims);
+    SmallVector<utils::IteratorType> iters(r, utils::IteratorType::parallel);
+    Value out = linalg::GenericOp::create(
+        rw, loc, TypeRange{outType}, ValueRange{}, ValueRange{init},
+        ArrayRef<AffineMap>{rw.getMultiDimIdentityMap(r)}, iters,
+        [&](OpBuilder &b, Location l, ValueRange) {
+          SmallVector<Value> prefix, at;
+          for (int64_t i = 0; i < q; ++i)
+            prefix.push_back(linalg::IndexOp::create(b, l, i));
+          for (int64_t j = 0; j < k; ++j) {
+            SmallVector<Value> pos(prefix);
+            pos.push_back(arith::ConstantIndexOp::create(b, l, j));
+            Value raw = tensor::ExtractOp::create(b, l, indices, pos);
+            Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(), raw);
+            at.push_back(clampIndex(b, l, idx, dd[j]));
+          }
+          for (int64_t i = q; i < r; ++i)
+            at.push_back(linalg::IndexOp::create(b, l, i));
+          linalg::YieldOp::create(b, l, tensor::ExtractOp::create(b, l, data, at).getResult());
+        }).getResult(0);
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
 struct LowerTranspose : OpRewritePattern<TransposeOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(TransposeOp op, PatternRewriter &rw) const override {
@@ -878,7 +955,8 @@ struct LowerToLinalgPass : cpu::impl::LowerToLinalgBase<LowerToLinalgPass> {
 void transfuse::cpu::populateLowerToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerReduce<ReduceMeanOp>, LowerReduce<ReduceSumOp>,
                LowerReduce<ReduceMaxOp>, LowerSoftmax, LowerLayerNorm,
-               LowerMatMul, LowerGather, LowerTranspose, LowerReshape,
+               LowerMatMul, LowerGather, LowerGatherElements, LowerGatherND,
+               LowerTranspose, LowerReshape,
                LowerSqueezeLike<SqueezeOp>, LowerSqueezeLike<UnsqueezeOp>,
                LowerConcat, LowerSlice, LowerExpand, LowerShape,
                LowerConstantOfShape, LowerRange, LowerTrilu, LowerCumSum,

@@ -51,9 +51,12 @@ static std::optional<SmallVector<int64_t>> constantInts(Value v) {
   DenseIntElementsAttr attr;
   if (!matchPattern(v, m_Constant(&attr)))
     return std::nullopt;
+  // INT64_MIN is the "unknown" marker of partial values; exporters use it
+  // as a Slice start meaning "from the very beginning", where INT64_MIN + 1
+  // is equivalent.
   SmallVector<int64_t> out;
   for (const APInt &x : attr.getValues<APInt>())
-    out.push_back(x.getSExtValue());
+    out.push_back(std::max<int64_t>(x.getSExtValue(), kDyn + 1));
   return out;
 }
 
@@ -386,11 +389,36 @@ LogicalResult Inferer::infer(Operation *op) {
         push(out, d.getElementType());
         return success();
       })
+      .Case([&](GatherElementsOp op) -> LogicalResult {
+        auto d = tensorType(op.getData()), i = tensorType(op.getIndices());
+        if (!i.getElementType().isInteger(64) && !i.getElementType().isInteger(32))
+          return fail("indices must be i32 or i64");
+        if (d.getRank() != i.getRank())
+          return fail("data and indices must have the same rank");
+        if (normalizeAxis(op.getAxis(), d.getRank()) < 0)
+          return fail("axis is out of range");
+        push(i.getShape(), d.getElementType());
+        return success();
+      })
+      .Case([&](GatherNDOp op) -> LogicalResult {
+        auto d = tensorType(op.getData()), i = tensorType(op.getIndices());
+        if (!i.getElementType().isInteger(64))
+          return fail("indices must be i64");
+        if (i.getRank() < 1 || i.isDynamicDim(i.getRank() - 1))
+          return fail("the last dim of indices must be static");
+        int64_t k = i.getDimSize(i.getRank() - 1);
+        if (k < 1 || k > d.getRank())
+          return fail("index tuples are longer than the data rank");
+        Shape out(i.getShape().drop_back());
+        out.append(d.getShape().begin() + k, d.getShape().end());
+        push(out, d.getElementType());
+        return success();
+      })
       .Case([&](ReshapeOp op) -> LogicalResult {
         auto t = tensorType(op.getInput());
         auto s = tensorType(op.getShape());
         if (s.getRank() != 1 || s.isDynamicDim(0))
-          return fail("shape must be a 1-D tensor of static length");
+          return fail(llvm::formatv("shape must be a 1-D tensor of static length, got {0}", s));
         Shape out = *getPartialIntValues(op.getShape());
         int64_t minus = -1, knownProduct = 1;
         bool allKnown = true;
@@ -545,7 +573,7 @@ LogicalResult Inferer::infer(Operation *op) {
         auto t = tensorType(op.getInput());
         auto s = tensorType(op.getShape());
         if (s.getRank() != 1 || s.isDynamicDim(0))
-          return fail("shape must be a 1-D tensor of static length");
+          return fail(llvm::formatv("shape must be a 1-D tensor of static length, got {0}", s));
         Shape target = *getPartialIntValues(op.getShape());
         // An unknown target dim broadcasts against a static input dim d != 1
         // only if it is 1 or d, so the result is d.
@@ -576,7 +604,7 @@ LogicalResult Inferer::infer(Operation *op) {
       .Case([&](ConstantOfShapeOp op) -> LogicalResult {
         auto s = tensorType(op.getShape());
         if (s.getRank() != 1 || s.isDynamicDim(0))
-          return fail("shape must be a 1-D tensor of static length");
+          return fail(llvm::formatv("shape must be a 1-D tensor of static length, got {0}", s));
         Shape out = *getPartialIntValues(op.getShape());
         for (int64_t d : out)
           if (d < 0 && d != kDyn)

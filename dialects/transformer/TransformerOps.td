@@ -183,6 +183,27 @@ def Transformer_GatherOp : Transformer_Op<"gather"> {
   let results = (outs Transformer_Tensor:$result);
 }
 
+def Transformer_GatherElementsOp : Transformer_Op<"gather_elements"> {
+  let summary = "ONNX GatherElements: out[i] = data[i with i[axis] = indices[i]]";
+  let description = [{
+    The result has the shape of `indices`. Indices are clamped like `gather`'s.
+  }];
+  let arguments = (ins Transformer_Tensor:$data, Transformer_Tensor:$indices,
+                       I64Attr:$axis);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_GatherNDOp : Transformer_Op<"gather_nd"> {
+  let summary = "ONNX GatherND with batch_dims = 0";
+  let description = [{
+    `indices` has shape [..., k] with k static: each index tuple selects a
+    slice `data[i0, ..., ik-1]`. The result shape is indices.shape[:-1] +
+    data.shape[k:]. Indices are clamped like `gather`'s.
+  }];
+  let arguments = (ins Transformer_Tensor:$data, Transformer_Tensor:$indices);
+  let results = (outs Transformer_Tensor:$result);
+}
+
 def Transformer_ReshapeOp : Transformer_Op<"reshape"> {
   let summary = "ONNX Reshape: 0 copies the input dim, -1 is inferred";
   let arguments = (ins Transformer_Tensor:$input, Transformer_I64Tensor:$shape,

@@ -271,9 +271,10 @@ LogicalResult importEinsum(Importer &imp) {
   if (failed(mm)) return failure();
   Value r = *mm;
   std::string produced = batch + freeA + freeB;
+  // The matmul result is [batch, m, n]; drop m or n where it was a unit dim.
   SmallVector<int64_t> drop;
   if (freeA.empty()) drop.push_back(nb);
-  if (freeB.empty()) drop.push_back(freeA.empty() ? nb + 1 : nb + 1);
+  if (freeB.empty()) drop.push_back(nb + 1);
   if (!drop.empty()) {
     auto sq = imp.make<SqueezeOp>(Importer::elemOf(r), r, imp.b.getDenseI64ArrayAttr(drop));
     if (failed(sq)) return failure();
@@ -586,6 +587,17 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
     Value d = input(0);
     return one(imp, make<GatherOp>(elemOf(d), d, input(1),
                                    b.getI64IntegerAttr(attrInt("axis", 0))));
+  }
+  if (op == "GatherElements") {
+    Value d = input(0);
+    return one(imp, make<GatherElementsOp>(elemOf(d), d, input(1),
+                                           b.getI64IntegerAttr(attrInt("axis", 0))));
+  }
+  if (op == "GatherND") {
+    if (attrInt("batch_dims", 0) != 0)
+      return fail("GatherND with batch_dims != 0 is not supported");
+    Value d = input(0);
+    return one(imp, make<GatherNDOp>(elemOf(d), d, input(1)));
   }
   if (op == "Reshape") {
     Value x = input(0);

@@ -30,7 +30,8 @@ CLAIMED = {
     "Einsum", "CumSum", "Min", "Max", "Clip",
     # Beyond the foundation list: ops that real exports were seen to use.
     "Mod", "Flatten", "IsNaN", "LessOrEqual", "GreaterOrEqual", "Or", "Log",
-    "Abs", "Sin", "Cos", "Floor", "Ceil", "Dropout",
+    "Abs", "Sin", "Cos", "Floor", "Ceil", "Dropout", "GatherElements",
+    "GatherND",
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 
