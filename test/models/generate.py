@@ -231,9 +231,59 @@ def glm():
             "GlmForCausalLM (GLM-4): partial interleaved rotary, GQA with qkv bias")
 
 
+def seq2seq(name, config_cls, model_cls, cfg_kwargs, description):
+    import transformers
+    torch.manual_seed(0)
+    cfg = getattr(transformers, config_cls)(use_cache=False, **cfg_kwargs)
+    model = getattr(transformers, model_cls)(cfg)
+    names = ["input_ids", "attention_mask", "decoder_input_ids"]
+    axes = {"input_ids": {0: "batch", 1: "sequence"},
+            "attention_mask": {0: "batch", 1: "sequence"},
+            "decoder_input_ids": {0: "batch", 1: "decoder_sequence"},
+            "logits": {0: "batch", 1: "decoder_sequence"}}
+    enc = token_inputs(cfg_kwargs["vocab_size"], False)
+
+    def make(batch, seq, padded):
+        feeds = enc(batch, seq, padded)
+        g = torch.Generator().manual_seed(7 + seq)
+        feeds["decoder_input_ids"] = torch.randint(
+            1, cfg_kwargs["vocab_size"], (batch, max(1, seq // 2 + 1)), generator=g)
+        return feeds
+    export_fixture(name, model, names, ["logits"], axes, make,
+                   [(1, 16, False), (2, 33, True), (1, 1, False)], description)
+
+
+def t5():
+    seq2seq("t5_tiny", "T5Config", "T5ForConditionalGeneration",
+            dict(vocab_size=1000, d_model=88, d_kv=22, d_ff=176, num_layers=2,
+                 num_decoder_layers=2, num_heads=4, relative_attention_num_buckets=32,
+                 relative_attention_max_distance=128, feed_forward_proj="relu",
+                 tie_word_embeddings=True, decoder_start_token_id=0),
+            "T5ForConditionalGeneration v1.0: ReLU, tied head (x d_model^-0.5), relative buckets")
+
+
+def mt5():
+    seq2seq("t5v11_tiny", "T5Config", "T5ForConditionalGeneration",
+            dict(vocab_size=1000, d_model=88, d_kv=22, d_ff=176, num_layers=2,
+                 num_decoder_layers=2, num_heads=4, feed_forward_proj="gated-gelu",
+                 tie_word_embeddings=False, decoder_start_token_id=0),
+            "T5 v1.1 / mT5 config: GeGLU, untied head")
+
+
+def bart():
+    seq2seq("bart_tiny", "BartConfig", "BartForConditionalGeneration",
+            dict(vocab_size=1000, d_model=88, encoder_layers=2, decoder_layers=2,
+                 encoder_attention_heads=4, decoder_attention_heads=4,
+                 encoder_ffn_dim=176, decoder_ffn_dim=176, max_position_embeddings=128,
+                 pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                 decoder_start_token_id=2, forced_eos_token_id=None),
+            "BartForConditionalGeneration: post-LN, learned positions (offset 2), final_logits_bias")
+
+
 FIXTURES = {"bert_tiny": bert, "gpt2_tiny": gpt2, "roberta_tiny": roberta,
             "albert_tiny": albert, "electra_tiny": electra, "bloom_tiny": bloom,
-            "llama_tiny": llama, "glm_tiny": glm}
+            "llama_tiny": llama, "glm_tiny": glm, "t5_tiny": t5,
+            "t5v11_tiny": mt5, "bart_tiny": bart}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
