@@ -44,6 +44,8 @@ class ByName(torch.nn.Module):
         self.model, self.inputs, self.outputs = model, input_names, output_names
 
     def forward(self, *args):
+        if isinstance(self.model, WithCache):  # already positional
+            return self.model(*args)
         out = self.model(**dict(zip(self.inputs, args)))
         return tuple(out[o] for o in self.outputs)
 
@@ -102,6 +104,7 @@ def export_fixture(name, model, input_names, output_names, dynamic_axes,
         json.dump(manifest, f, indent=2)
     size = os.path.getsize(path)
     print("%s: %d bytes, ops %s" % (name, size, ", ".join(manifest["ops"])))
+    return path
 
 
 def token_inputs(vocab, with_token_types):
@@ -231,6 +234,136 @@ def glm():
             "GlmForCausalLM (GLM-4): partial interleaved rotary, GQA with qkv bias")
 
 
+class WithCache(torch.nn.Module):
+    """A causal LM with its KV cache as flat tensors: inputs input_ids,
+    attention_mask, then past key/value per layer (decode form only);
+    outputs logits, then present key/value per layer."""
+
+    def __init__(self, model, layers):
+        super().__init__()
+        self.model, self.layers = model, layers
+
+    def forward(self, input_ids, attention_mask, *past):
+        from transformers import DynamicCache
+        if past:
+            cache = DynamicCache(ddp_cache_data=[(past[2 * i], past[2 * i + 1])
+                                                 for i in range(self.layers)],
+                                 config=self.model.config)
+        else:
+            cache = DynamicCache(config=self.model.config)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                         past_key_values=cache, use_cache=True)
+        flat = []
+        for layer in out.past_key_values.layers:
+            flat += [layer.keys, layer.values]
+        return (out.logits, *flat)
+
+
+def kv_fixture(name, config_cls, model_cls, cfg_kwargs, description,
+               prompt=(5, 17, 42, 7, 99, 3), new_tokens=12):
+    # A larger init std than the default (set by the callers) makes greedy
+    # decoding move between tokens instead of repeating one, so that the
+    # reference ids test something.
+    """prefill/ and decode/ exports of one decoder, with test data for each,
+    and generate.json: a prompt and the ids that Hugging Face's greedy
+    model.generate produces for it."""
+    import transformers
+    torch.manual_seed(0)
+    cfg = getattr(transformers, config_cls)(**cfg_kwargs)
+    model = getattr(transformers, model_cls)(cfg).eval()
+    layers = cfg.num_hidden_layers
+    root = os.path.join(HERE, name)
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    wrapped = WithCache(model, layers).eval()
+    past_names = [n for i in range(layers)
+                  for n in ("past_key_values.%d.key" % i, "past_key_values.%d.value" % i)]
+    present_names = [n.replace("past_key_values", "present") for n in past_names]
+    vocab = cfg_kwargs["vocab_size"]
+
+    def prefill_inputs(batch, seq, padded):
+        return token_inputs(vocab, False)(batch, seq, padded)
+
+    def cache_for(batch, past_len):
+        g = torch.Generator().manual_seed(99 + past_len)
+        ids = torch.randint(1, vocab, (batch, past_len), generator=g)
+        with torch.no_grad():
+            out = wrapped(ids, torch.ones(batch, past_len, dtype=torch.int64))
+        return out[1:]
+
+    def decode_inputs(batch, past_len, padded):
+        g = torch.Generator().manual_seed(5 + past_len)
+        feeds = {"input_ids": torch.randint(1, vocab, (batch, 1), generator=g),
+                 "attention_mask": torch.ones(batch, past_len + 1, dtype=torch.int64)}
+        for n, t in zip(past_names, cache_for(batch, past_len)):
+            feeds[n] = t
+        return feeds
+
+    io_axes = {"input_ids": {0: "batch", 1: "sequence"},
+               "attention_mask": {0: "batch", 1: "total_sequence"},
+               "logits": {0: "batch", 1: "sequence"}}
+    kv_axes = {n: {0: "batch", 2: "past_sequence"} for n in past_names}
+    kv_axes.update({n: {0: "batch", 2: "total_sequence"} for n in present_names})
+    export_fixture(os.path.join(name, "prefill"), wrapped,
+                   ["input_ids", "attention_mask"], ["logits"] + present_names,
+                   {**io_axes, "attention_mask": {0: "batch", 1: "sequence"},
+                    **{n: {0: "batch", 2: "sequence"} for n in present_names}},
+                   prefill_inputs, [(2, 16, False), (1, 6, False), (1, 33, False)],
+                   description + " (prefill: no past, returns present)")
+    export_fixture(os.path.join(name, "decode"), wrapped,
+                   ["input_ids", "attention_mask"] + past_names,
+                   ["logits"] + present_names, {**io_axes, **kv_axes},
+                   # The first case is the export example: batch 2, so that
+                   # torch.export does not specialize the batch dim to 1.
+                   decode_inputs, [(2, 16, False), (1, 6, False), (1, 33, False)],
+                   description + " (decode: one token with past key/values)")
+    ids = torch.tensor([list(prompt)])
+    with torch.no_grad():
+        ref = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                             pad_token_id=0)
+    with open(os.path.join(root, "generate.json"), "w") as f:
+        json.dump({"prompt_ids": list(prompt), "max_new_tokens": new_tokens,
+                   "expected_ids": ref[0, len(prompt):].tolist(),
+                   "reference": "transformers %s model.generate(do_sample=False)"
+                   % transformers.__version__}, f, indent=2)
+    print("%s: generate reference %s" % (name, ref[0, len(prompt):].tolist()))
+
+
+def gpt2_kv():
+    kv_fixture("gpt2_kv", "GPT2Config", "GPT2LMHeadModel",
+               dict(vocab_size=1000, n_embd=88, n_layer=2, n_head=4, n_positions=128,
+                    initializer_range=0.3),
+               "GPT2LMHeadModel, 2 layers, hidden 88, init std 0.3")
+
+
+def bloom_kv():
+    kv_fixture("bloom_kv", "BloomConfig", "BloomForCausalLM",
+               dict(vocab_size=1000, hidden_size=90, n_layer=2, n_head=6,
+                    initializer_range=0.3, tie_word_embeddings=False),
+               "BloomForCausalLM, 6 heads (ALiBi), hidden 90, init std 0.3, untied head")
+
+
+def llama_kv():
+    kv_fixture("llama_kv", "LlamaConfig", "LlamaForCausalLM",
+               dict(vocab_size=1000, hidden_size=96, intermediate_size=160,
+                    num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
+                    max_position_embeddings=128, tie_word_embeddings=False,
+                    initializer_range=0.3),
+               "LlamaForCausalLM, 6 heads / 2 KV heads, init std 0.3")
+
+
+def glm_kv():
+    kv_fixture("glm_kv", "GlmConfig", "GlmForCausalLM",
+               dict(vocab_size=1000, hidden_size=96, intermediate_size=160,
+                    num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
+                    head_dim=16, max_position_embeddings=128, pad_token_id=0,
+                    bos_token_id=1, eos_token_id=2, initializer_range=0.3,
+                    attn_implementation="eager"),
+               "GlmForCausalLM (GLM-4), 6 heads / 2 KV heads, init std 0.3, eager "
+               "attention (SDPA's symbolic is_causal does not export)")
+
+
 def seq2seq(name, config_cls, model_cls, cfg_kwargs, description):
     import transformers
     torch.manual_seed(0)
@@ -283,7 +416,8 @@ def bart():
 FIXTURES = {"bert_tiny": bert, "gpt2_tiny": gpt2, "roberta_tiny": roberta,
             "albert_tiny": albert, "electra_tiny": electra, "bloom_tiny": bloom,
             "llama_tiny": llama, "glm_tiny": glm, "t5_tiny": t5,
-            "t5v11_tiny": mt5, "bart_tiny": bart}
+            "t5v11_tiny": mt5, "bart_tiny": bart, "gpt2_kv": gpt2_kv,
+            "bloom_kv": bloom_kv, "llama_kv": llama_kv, "glm_kv": glm_kv}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

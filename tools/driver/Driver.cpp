@@ -10,6 +10,9 @@
 #include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
@@ -79,6 +82,86 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
     return nullptr;
   }
   return module;
+}
+
+std::string runtimeArchivePath(const char *argv0) {
+  if (const char *env = getenv("TRANSFUSE_RUNTIME_ARCHIVE"))
+    return env;
+  std::string exe =
+      llvm::sys::fs::getMainExecutable(argv0, (void *)&runtimeArchivePath);
+  llvm::SmallString<256> p(
+      llvm::sys::path::parent_path(llvm::sys::path::parent_path(exe)));
+  llvm::sys::path::append(p, "lib", "libtransfuse_model_runtime.a");
+  return std::string(p);
+}
+
+bool compileModel(const std::string &input, const std::string &output,
+                  Emit emit, const Options &options,
+                  const std::string &runtimeArchive, std::string &error) {
+  MLIRContext ctx;
+  registerAll(ctx);
+  double start = nowMs();
+  auto module = importAndOptimize(ctx, input, options, error);
+  if (!module)
+    return false;
+  std::error_code ec;
+  if (emit == Emit::Mlir) {
+    llvm::ToolOutputFile out(output, ec, llvm::sys::fs::OF_Text);
+    if (ec)
+      return error = "cannot write " + output + ": " + ec.message(), false;
+    module->print(out.os(), OpPrintingFlags()
+                                .elideLargeElementsAttrs(16)
+                                .elideLargeResourceString(16));
+    out.keep();
+    return true;
+  }
+  auto func = *module->getOps<func::FuncOp>().begin();
+  cpu::ModelSignature sig = cpu::collectSignature(func);
+  {
+    PhaseTimer t(options, "lower to LLVM dialect");
+    if (failed(cpu::lowerToLLVMDialect(*module, options.codegen)))
+      return error = "CPU code generation failed (see diagnostics above)", false;
+  }
+  llvm::LLVMContext llvmCtx;
+  std::unique_ptr<llvm::Module> llvmModule;
+  {
+    PhaseTimer t(options, "translate and optimize LLVM IR");
+    llvmModule = cpu::translateToLLVMIR(*module, llvmCtx, sig, options.codegen, error);
+    if (!llvmModule)
+      return false;
+  }
+  if (emit == Emit::Llvm) {
+    llvm::ToolOutputFile out(output, ec, llvm::sys::fs::OF_Text);
+    if (ec)
+      return error = "cannot write " + output + ": " + ec.message(), false;
+    llvmModule->print(out.os(), nullptr);
+    out.keep();
+    return true;
+  }
+  std::string objPath = output;
+  llvm::SmallString<128> tmpObj;
+  if (emit == Emit::So) {
+    if (auto e = llvm::sys::fs::createTemporaryFile("transfuse-model", "o", tmpObj))
+      return error = "cannot create a temporary file: " + e.message(), false;
+    objPath = std::string(tmpObj);
+  }
+  {
+    PhaseTimer t(options, "emit object");
+    if (failed(cpu::emitObjectFile(*llvmModule, objPath, options.codegen, error)))
+      return false;
+  }
+  if (emit == Emit::So) {
+    PhaseTimer t(options, "link " + output);
+    LogicalResult linked =
+        cpu::linkSharedLibrary(objPath, runtimeArchive, output, error);
+    llvm::sys::fs::remove(objPath);
+    if (failed(linked))
+      return false;
+  }
+  if (options.verbose)
+    llvm::errs() << "transfuse: wrote " << output << " in "
+                 << llvm::format("%.2f", (nowMs() - start) / 1000) << " s\n";
+  return true;
 }
 
 } // namespace transfuse::driver

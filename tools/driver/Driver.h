@@ -24,6 +24,18 @@ mlir::OwningOpRef<mlir::ModuleOp> importAndOptimize(mlir::MLIRContext &ctx,
                                                     const Options &options,
                                                     std::string &error);
 
+enum class Emit { Mlir, Llvm, Obj, So };
+
+/// The whole pipeline: `input` (.onnx) to `output` as MLIR, LLVM IR, an
+/// object or a model.so (linked with `runtimeArchive`). False on error.
+bool compileModel(const std::string &input, const std::string &output,
+                  Emit emit, const Options &options,
+                  const std::string &runtimeArchive, std::string &error);
+
+/// Where the model runtime archive is, next to the running executable
+/// (overridable with TRANSFUSE_RUNTIME_ARCHIVE).
+std::string runtimeArchivePath(const char *argv0);
+
 /// Prints "transfuse: <phase> (<ms> ms)" when verbose.
 class PhaseTimer {
 public:

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "tools/driver/Driver.h"
+#include "tools/transfuse/Generate.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
@@ -20,6 +21,8 @@ using namespace llvm;
 using namespace transfuse;
 
 static cl::SubCommand compileCmd("compile", "Compile an ONNX model");
+static cl::SubCommand generateCmd(
+    "generate", "Greedy decoding with a model's prefill and decode exports");
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"),
                                       cl::Required, cl::sub(compileCmd));
 static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
@@ -27,7 +30,7 @@ static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
                                        cl::sub(compileCmd));
 static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
                                    cl::init("cpu"), cl::sub(compileCmd));
-enum class Emit { Mlir, Llvm, Obj, So };
+using driver::Emit;
 static cl::opt<Emit> emit(
     "emit", cl::desc("What to write"), cl::init(Emit::So),
     cl::values(clEnumValN(Emit::Mlir, "mlir", "transformer-dialect IR"),
@@ -45,18 +48,30 @@ static cl::opt<std::string> mcpu("mcpu", cl::desc("LLVM CPU (default: host)"),
 static cl::opt<bool> quiet("quiet", cl::desc("No progress lines"),
                            cl::sub(compileCmd));
 
+static cl::opt<std::string> modelDir(
+    cl::Positional, cl::desc("<model dir with prefill/ and decode/>"),
+    cl::Required, cl::sub(generateCmd));
+static cl::list<int64_t> promptIds("prompt-ids", cl::desc("Prompt token ids"),
+                                   cl::CommaSeparated, cl::OneOrMore,
+                                   cl::sub(generateCmd));
+static cl::opt<int64_t> maxNewTokens("max-new-tokens", cl::init(16),
+                                     cl::desc("Tokens to generate"),
+                                     cl::sub(generateCmd));
+static cl::opt<int64_t> eosId("eos-id", cl::init(-1),
+                              cl::desc("Stop at this token id (-1: never)"),
+                              cl::sub(generateCmd));
+static cl::opt<std::string> cacheDir(
+    "cache-dir", cl::desc("Where compiled libraries go (default: the model dir)"),
+    cl::sub(generateCmd));
+static cl::list<int64_t> expectIds(
+    "expect-ids", cl::desc("Exit 1 unless exactly these ids are generated"),
+    cl::CommaSeparated, cl::sub(generateCmd));
+static cl::opt<bool> generateQuiet("quiet", cl::desc("No progress lines"),
+                                   cl::sub(generateCmd));
+
 static int fail(const std::string &msg) {
   errs() << "transfuse: error: " << msg << "\n";
   return 1;
-}
-
-static std::string runtimeArchivePath(const char *argv0) {
-  std::string exe = sys::fs::getMainExecutable(argv0, (void *)&runtimeArchivePath);
-  SmallString<256> p(sys::path::parent_path(sys::path::parent_path(exe)));
-  sys::path::append(p, "lib", "libtransfuse_model_runtime.a");
-  if (const char *env = getenv("TRANSFUSE_RUNTIME_ARCHIVE"))
-    return env;
-  return std::string(p);
 }
 
 static int compile(const char *argv0) {
@@ -67,69 +82,42 @@ static int compile(const char *argv0) {
   options.codegen.timePasses = timePasses;
   options.codegen.cpu = mcpu;
   options.verbose = !quiet;
-  mlir::MLIRContext ctx;
-  driver::registerAll(ctx);
   std::string error;
-  double start = driver::nowMs();
-  auto module = driver::importAndOptimize(ctx, inputFile, options, error);
-  if (!module)
+  if (!driver::compileModel(inputFile, outputFile, emit, options,
+                            driver::runtimeArchivePath(argv0), error))
     return fail(error);
-  std::error_code ec;
-  if (emit == Emit::Mlir) {
-    ToolOutputFile out(outputFile, ec, sys::fs::OF_Text);
-    if (ec)
-      return fail("cannot write " + outputFile + ": " + ec.message());
-    module->print(out.os(), mlir::OpPrintingFlags().elideLargeElementsAttrs(16)
-                                .elideLargeResourceString(16));
-    out.keep();
-    return 0;
+  return 0;
+}
+
+static int generate(const char *argv0) {
+  GenerateOptions o;
+  o.modelDir = modelDir;
+  o.cacheDir = cacheDir;
+  o.promptIds.assign(promptIds.begin(), promptIds.end());
+  o.maxNewTokens = maxNewTokens;
+  o.eosId = eosId;
+  o.compile.verbose = !generateQuiet;
+  std::vector<int64_t> ids;
+  double msPerToken = 0;
+  std::string error;
+  if (!generateGreedy(o, driver::runtimeArchivePath(argv0), ids, msPerToken, error))
+    return fail(error);
+  for (size_t i = 0; i < ids.size(); ++i)
+    outs() << (i ? "," : "") << ids[i];
+  outs() << "\n";
+  errs() << "transfuse: " << ids.size() << " tokens, "
+         << format("%.2f", msPerToken) << " ms per decode step\n";
+  if (!expectIds.empty()) {
+    std::vector<int64_t> want(expectIds.begin(), expectIds.end());
+    if (want != ids) {
+      errs() << "transfuse: MISMATCH: expected ";
+      for (size_t i = 0; i < want.size(); ++i)
+        errs() << (i ? "," : "") << want[i];
+      errs() << "\n";
+      return 1;
+    }
+    errs() << "transfuse: generated ids match the expected ids\n";
   }
-  auto func = *module->getOps<mlir::func::FuncOp>().begin();
-  cpu::ModelSignature sig = cpu::collectSignature(func);
-  {
-    driver::PhaseTimer t(options, "lower to LLVM dialect");
-    if (failed(cpu::lowerToLLVMDialect(*module, options.codegen)))
-      return fail("CPU code generation failed (see diagnostics above)");
-  }
-  LLVMContext llvmCtx;
-  std::unique_ptr<Module> llvmModule;
-  {
-    driver::PhaseTimer t(options, "translate and optimize LLVM IR");
-    llvmModule = cpu::translateToLLVMIR(*module, llvmCtx, sig, options.codegen, error);
-    if (!llvmModule)
-      return fail(error);
-  }
-  if (emit == Emit::Llvm) {
-    ToolOutputFile out(outputFile, ec, sys::fs::OF_Text);
-    if (ec)
-      return fail("cannot write " + outputFile + ": " + ec.message());
-    llvmModule->print(out.os(), nullptr);
-    out.keep();
-    return 0;
-  }
-  std::string objPath = outputFile;
-  SmallString<128> tmpObj;
-  if (emit == Emit::So) {
-    if (auto e = sys::fs::createTemporaryFile("transfuse-model", "o", tmpObj))
-      return fail("cannot create a temporary file: " + e.message());
-    objPath = std::string(tmpObj);
-  }
-  {
-    driver::PhaseTimer t(options, "emit object");
-    if (failed(cpu::emitObjectFile(*llvmModule, objPath, options.codegen, error)))
-      return fail(error);
-  }
-  if (emit == Emit::So) {
-    driver::PhaseTimer t(options, "link " + outputFile);
-    LogicalResult linked = cpu::linkSharedLibrary(
-        objPath, runtimeArchivePath(argv0), outputFile, error);
-    sys::fs::remove(objPath);
-    if (failed(linked))
-      return fail(error);
-  }
-  if (!quiet)
-    errs() << "transfuse: wrote " << outputFile << " in "
-           << format("%.2f", (driver::nowMs() - start) / 1000) << " s\n";
   return 0;
 }
 
@@ -138,7 +126,11 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv, "Transfuse: a compiler for transformer models\n");
   if (compileCmd)
     return compile(argv[0]);
+  if (generateCmd)
+    return generate(argv[0]);
   errs() << "usage: transfuse compile MODEL.onnx -o MODEL.so [options]\n"
-            "       transfuse compile --help\n";
+            "       transfuse generate MODEL_DIR --prompt-ids 1,2,3 "
+            "--max-new-tokens N\n"
+            "       transfuse compile --help | transfuse generate --help\n";
   return 2;
 }

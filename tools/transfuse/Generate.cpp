@@ -1,0 +1,172 @@
+//===- Generate.cpp - greedy decoding with prefill/decode libraries -------===//
+#include "tools/transfuse/Generate.h"
+
+#include "transfuse/transfuse.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <dlfcn.h>
+#include <memory>
+
+namespace transfuse {
+namespace {
+
+/// One compiled model.so, called through its exported C API.
+class Library {
+public:
+  ~Library() {
+    if (session_)
+      destroy_(session_);
+    if (handle_)
+      dlclose(handle_);
+  }
+
+  bool load(const std::string &path, std::string &error) {
+    handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle_)
+      return error = std::string("cannot load ") + path + ": " + dlerror(), false;
+    auto sym = [&](const char *n) { return dlsym(handle_, n); };
+    auto create = (decltype(&tf_session_create))sym("tf_session_create");
+    destroy_ = (decltype(&tf_session_destroy))sym("tf_session_destroy");
+    run_ = (decltype(&tf_run))sym("tf_run");
+    error_ = (decltype(&tf_session_error))sym("tf_session_error");
+    release_ = (decltype(&tf_tensor_release))sym("tf_tensor_release");
+    auto nin = (decltype(&tf_model_num_inputs))sym("tf_model_num_inputs");
+    auto nout = (decltype(&tf_model_num_outputs))sym("tf_model_num_outputs");
+    if (!create || !destroy_ || !run_ || !error_ || !release_ || !nin || !nout)
+      return error = path + " does not export the Transfuse model API", false;
+    numInputs = nin();
+    numOutputs = nout();
+    if (create(&session_) != TF_OK)
+      return error = "cannot create a session for " + path, false;
+    return true;
+  }
+
+  bool run(std::vector<tf_tensor> &in, std::vector<tf_tensor> &out,
+           std::string &error) {
+    out.assign(numOutputs, tf_tensor{});
+    if (run_(session_, in.data(), in.size(), out.data(), out.size()) != TF_OK)
+      return error = error_(session_), false;
+    return true;
+  }
+
+  void release(std::vector<tf_tensor> &ts) {
+    for (auto &t : ts)
+      release_(&t);
+  }
+
+  size_t numInputs = 0, numOutputs = 0;
+
+private:
+  void *handle_ = nullptr;
+  tf_session *session_ = nullptr;
+  decltype(&tf_session_destroy) destroy_ = nullptr;
+  decltype(&tf_run) run_ = nullptr;
+  decltype(&tf_session_error) error_ = nullptr;
+  decltype(&tf_tensor_release) release_ = nullptr;
+};
+
+/// Compiles dir/part/model.onnx to cache/part/model.so unless up to date.
+bool ensureCompiled(const GenerateOptions &o, const std::string &part,
+                    const std::string &runtimeArchive, std::string &soPath,
+                    std::string &error) {
+  std::string onnx = o.modelDir + "/" + part + "/model.onnx";
+  std::string outDir = (o.cacheDir.empty() ? o.modelDir : o.cacheDir) + "/" + part;
+  soPath = outDir + "/model.so";
+  llvm::sys::fs::file_status src, dst;
+  if (llvm::sys::fs::status(onnx, src))
+    return error = "missing " + onnx, false;
+  if (!llvm::sys::fs::status(soPath, dst) &&
+      dst.getLastModificationTime() >= src.getLastModificationTime())
+    return true;
+  if (auto ec = llvm::sys::fs::create_directories(outDir))
+    return error = "cannot create " + outDir + ": " + ec.message(), false;
+  return driver::compileModel(onnx, soPath, driver::Emit::So, o.compile,
+                              runtimeArchive, error);
+}
+
+tf_tensor int64Tensor(std::vector<int64_t> &data, int64_t rows, int64_t cols) {
+  tf_tensor t{};
+  t.data = data.data();
+  t.dtype = TF_INT64;
+  t.rank = 2;
+  t.shape[0] = rows;
+  t.shape[1] = cols;
+  return t;
+}
+
+/// argmax over the last position's logits ([1, seq, vocab] float32).
+bool lastArgmax(const tf_tensor &logits, int64_t &token, std::string &error) {
+  if (logits.dtype != TF_FLOAT || logits.rank != 3 || logits.shape[0] != 1)
+    return error = "logits must be float32 [1, seq, vocab]", false;
+  int64_t seq = logits.shape[1], vocab = logits.shape[2];
+  const float *row = (const float *)logits.data + (seq - 1) * vocab;
+  token = 0;
+  for (int64_t v = 1; v < vocab; ++v)
+    if (row[v] > row[token])
+      token = v;
+  return true;
+}
+
+} // namespace
+
+bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
+                    std::vector<int64_t> &generated, double &msPerToken,
+                    std::string &error) {
+  std::string prefillSo, decodeSo;
+  if (!ensureCompiled(o, "prefill", runtimeArchive, prefillSo, error) ||
+      !ensureCompiled(o, "decode", runtimeArchive, decodeSo, error))
+    return false;
+  Library prefill, decode;
+  if (!prefill.load(prefillSo, error) || !decode.load(decodeSo, error))
+    return false;
+  size_t kv = prefill.numOutputs - 1;
+  if (prefill.numInputs != 2 || decode.numInputs != 2 + kv ||
+      decode.numOutputs != 1 + kv)
+    return error = "prefill must take (input_ids, attention_mask) and return "
+                   "(logits, present...); decode must take (input_ids, "
+                   "attention_mask, past...) with one past per present",
+           false;
+  if (o.promptIds.empty())
+    return error = "the prompt is empty", false;
+
+  std::vector<int64_t> ids(o.promptIds), mask(ids.size(), 1);
+  std::vector<tf_tensor> in{int64Tensor(ids, 1, ids.size()),
+                            int64Tensor(mask, 1, mask.size())};
+  std::vector<tf_tensor> out;
+  if (!prefill.run(in, out, error))
+    return error = "prefill: " + error, false;
+  double start = driver::nowMs();
+  int64_t token;
+  generated.clear();
+  while (true) {
+    if (!lastArgmax(out[0], token, error)) {
+      prefill.release(out);
+      return false;
+    }
+    generated.push_back(token);
+    if ((int64_t)generated.size() >= o.maxNewTokens || token == o.eosId)
+      break;
+    std::vector<int64_t> next{token};
+    mask.push_back(1);
+    std::vector<tf_tensor> step{int64Tensor(next, 1, 1),
+                                int64Tensor(mask, 1, mask.size())};
+    step.insert(step.end(), out.begin() + 1, out.end()); // past = present
+    std::vector<tf_tensor> newOut;
+    bool ok = decode.run(step, newOut, error);
+    decode.release(out); // all outputs are runtime-owned
+    out = std::move(newOut);
+    if (!ok) {
+      decode.release(out);
+      return error = "decode: " + error, false;
+    }
+  }
+  msPerToken = generated.size() > 1
+                   ? (driver::nowMs() - start) / (generated.size() - 1)
+                   : 0;
+  decode.release(out);
+  return true;
+}
+
+} // namespace transfuse
