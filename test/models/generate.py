@@ -23,6 +23,7 @@ from onnx import numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPSET = 17
+DYNAMO = False  # --dynamo: export with torch.export instead, into NAME_dynamo/
 
 
 def save_set(dirpath, names_in, arrays_in, names_out, arrays_out):
@@ -52,6 +53,9 @@ class ByName(torch.nn.Module):
 
 def export_fixture(name, model, input_names, output_names, dynamic_axes,
                    make_inputs, cases, description):
+    if DYNAMO:
+        first, _, rest = name.partition("/")
+        name = first + "_dynamo" + ("/" + rest if rest else "")
     out_dir = os.path.join(HERE, name)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
@@ -64,12 +68,15 @@ def export_fixture(name, model, input_names, output_names, dynamic_axes,
     args = tuple(example[n] for n in input_names)
     with torch.no_grad():
         try:
+            if DYNAMO:
+                raise RuntimeError("dynamo variant requested")
             torch.onnx.export(model, args, path, input_names=input_names,
                               output_names=output_names, dynamic_axes=dynamic_axes,
                               opset_version=OPSET, dynamo=False)
         except Exception as e:  # e.g. GLM's rotary: fall back to dynamo
-            print("%s: the TorchScript exporter failed (%s); using dynamo"
-                  % (name, str(e).splitlines()[0][:100]))
+            if not DYNAMO:
+                print("%s: the TorchScript exporter failed (%s); using dynamo"
+                      % (name, str(e).splitlines()[0][:100]))
             exporter = "dynamo"
             dims = {}
             def dim(label):
@@ -272,7 +279,7 @@ def kv_fixture(name, config_cls, model_cls, cfg_kwargs, description,
     cfg = getattr(transformers, config_cls)(**cfg_kwargs)
     model = getattr(transformers, model_cls)(cfg).eval()
     layers = cfg.num_hidden_layers
-    root = os.path.join(HERE, name)
+    root = os.path.join(HERE, name + ("_dynamo" if DYNAMO else ""))
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
     wrapped = WithCache(model, layers).eval()
@@ -422,7 +429,10 @@ FIXTURES = {"bert_tiny": bert, "gpt2_tiny": gpt2, "roberta_tiny": roberta,
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=sorted(FIXTURES))
+    ap.add_argument("--dynamo", action="store_true",
+                    help="export with the dynamo exporter into NAME_dynamo/")
     args = ap.parse_args()
+    DYNAMO = args.dynamo
     for name, fn in FIXTURES.items():
         if not args.only or args.only == name:
             fn()

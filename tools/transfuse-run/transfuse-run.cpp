@@ -28,14 +28,16 @@ using onnx_frontend::HostTensor;
 
 namespace {
 struct Args {
-  std::string modelPath, testData;
+  std::string modelPath;
+  std::vector<std::string> testDirs;
   bool jit = false, quiet = false;
   double relTol = 1e-3, absTol = 1e-4;
   unsigned repeat = 0, threads = 1;
 } args;
 
 const char *kUsage =
-    "usage: transfuse-run MODEL.so --test-data DIR [--rtol R] [--atol A]\n"
+    "usage: transfuse-run MODEL.so --test-data DIR [--test-data DIR2 ...]\n"
+    "                     [--rtol R] [--atol A]\n"
     "                     [--repeat K] [--threads N] [--quiet]\n"
     "       transfuse-run MODEL.onnx --jit --test-data DIR ...\n";
 
@@ -62,22 +64,39 @@ bool parseArgs(int argc, char **argv) {
       return *end == 0;
     };
     double d;
-    if (a == "--jit") args.jit = true;
-    else if (a == "--quiet") args.quiet = true;
+    if (a == "--jit")
+      args.jit = true;
+    else if (a == "--quiet")
+      args.quiet = true;
     else if (a == "--test-data") {
       const char *v = next();
-      if (!v) return false;
-      args.testData = v;
-    } else if (a == "--rtol") { if (!number(args.relTol)) return false; }
-    else if (a == "--atol") { if (!number(args.absTol)) return false; }
-    else if (a == "--repeat") { if (!number(d) || d < 0) return false; args.repeat = (unsigned)d; }
-    else if (a == "--threads") { if (!number(d) || d < 1) return false; args.threads = (unsigned)d; }
-    else if (a == "-h" || a == "--help") return false;
-    else if (a[0] == '-') return false;
-    else if (args.modelPath.empty()) args.modelPath = a;
-    else return false;
+      if (!v)
+        return false;
+      args.testDirs.push_back(v);
+    } else if (a == "--rtol") {
+      if (!number(args.relTol))
+        return false;
+    } else if (a == "--atol") {
+      if (!number(args.absTol))
+        return false;
+    } else if (a == "--repeat") {
+      if (!number(d) || d < 0)
+        return false;
+      args.repeat = (unsigned)d;
+    } else if (a == "--threads") {
+      if (!number(d) || d < 1)
+        return false;
+      args.threads = (unsigned)d;
+    } else if (a == "-h" || a == "--help")
+      return false;
+    else if (a[0] == '-')
+      return false;
+    else if (args.modelPath.empty())
+      args.modelPath = a;
+    else
+      return false;
   }
-  return !args.modelPath.empty() && !args.testData.empty();
+  return !args.modelPath.empty() && !args.testDirs.empty();
 }
 } // namespace
 
@@ -98,27 +117,36 @@ int fail(const std::string &msg) {
 
 double toDouble(const void *data, int32_t dtype, int64_t i) {
   switch (dtype) {
-  case TF_FLOAT: return ((const float *)data)[i];
-  case TF_DOUBLE: return ((const double *)data)[i];
-  case TF_INT64: return (double)((const int64_t *)data)[i];
-  case TF_INT32: return ((const int32_t *)data)[i];
-  case TF_INT16: return ((const int16_t *)data)[i];
-  case TF_INT8: return ((const int8_t *)data)[i];
-  case TF_UINT8: case TF_BOOL: return ((const uint8_t *)data)[i];
+  case TF_FLOAT:
+    return ((const float *)data)[i];
+  case TF_DOUBLE:
+    return ((const double *)data)[i];
+  case TF_INT64:
+    return (double)((const int64_t *)data)[i];
+  case TF_INT32:
+    return ((const int32_t *)data)[i];
+  case TF_INT16:
+    return ((const int16_t *)data)[i];
+  case TF_INT8:
+    return ((const int8_t *)data)[i];
+  case TF_UINT8:
+  case TF_BOOL:
+    return ((const uint8_t *)data)[i];
   case TF_FLOAT16: {
     uint16_t h = ((const uint16_t *)data)[i];
     int e = (h >> 10) & 31, m = h & 1023;
-    double v = e == 0 ? std::ldexp(m, -24)
+    double v = e == 0    ? std::ldexp(m, -24)
                : e == 31 ? (m ? NAN : INFINITY)
                          : std::ldexp(m + 1024, e - 25);
     return (h & 0x8000) ? -v : v;
   }
-  default: return NAN;
+  default:
+    return NAN;
   }
 }
 
-bool loadSet(const std::string &dir, const char *prefix, std::vector<HostTensor> &out,
-             std::string &error) {
+bool loadSet(const std::string &dir, const char *prefix,
+             std::vector<HostTensor> &out, std::string &error) {
   for (int i = 0;; ++i) {
     std::string p = dir + "/" + prefix + std::to_string(i) + ".pb";
     if (!sys::fs::exists(p))
@@ -137,7 +165,7 @@ int main(int argc, char **argv) {
     errs() << kUsage;
     return 2;
   }
-  const std::string &modelPath = args.modelPath, &testData = args.testData;
+  const std::string &modelPath = args.modelPath;
   bool jit = args.jit, quiet = args.quiet;
   double absTol = args.absTol, relTol = args.relTol;
   unsigned repeat = args.repeat, threads = args.threads;
@@ -149,7 +177,8 @@ int main(int argc, char **argv) {
   mlir::MLIRContext ctx;
   bool isOnnx = StringRef(modelPath).ends_with(".onnx");
   if (isOnnx && !jit)
-    return fail("'" + modelPath + "' is an ONNX file: pass --jit, or compile it "
+    return fail("'" + modelPath +
+                "' is an ONNX file: pass --jit, or compile it "
                 "first with `transfuse compile`");
   if (jit) {
     if (!isOnnx)
@@ -180,7 +209,8 @@ int main(int argc, char **argv) {
     runner.numInputs = tf_core_num_inputs(&jitModel->desc());
     runner.numOutputs = tf_core_num_outputs(&jitModel->desc());
   } else {
-    std::string path = modelPath.find('/') == std::string::npos ? "./" + modelPath : modelPath;
+    std::string path =
+        modelPath.find('/') == std::string::npos ? "./" + modelPath : modelPath;
     lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!lib)
       return fail(std::string("cannot load model: ") + dlerror());
@@ -192,7 +222,8 @@ int main(int argc, char **argv) {
     auto nout = (decltype(&tf_model_num_outputs))sym("tf_model_num_outputs");
     auto rel = (decltype(&tf_tensor_release))sym("tf_tensor_release");
     if (!create || !run || !err || !nin || !nout || !rel)
-      return fail("'" + modelPath + "' does not export the Transfuse model API");
+      return fail("'" + modelPath +
+                  "' does not export the Transfuse model API");
     tf_session *session = nullptr;
     if (create(&session) != TF_OK)
       return fail("cannot create a session");
@@ -207,94 +238,100 @@ int main(int argc, char **argv) {
   if (!runner.release)
     runner.release = tf_tensor_release;
 
-  std::vector<HostTensor> inputs, expected;
-  std::string error;
-  if (!loadSet(testData, "input_", inputs, error) ||
-      !loadSet(testData, "output_", expected, error))
-    return fail(error);
-  if (inputs.size() != runner.numInputs)
-    return fail("test data has " + std::to_string(inputs.size()) +
-                " inputs, the model takes " + std::to_string(runner.numInputs));
-  std::vector<tf_tensor> in(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    in[i] = tf_tensor{};
-    in[i].data = inputs[i].data.data();
-    in[i].dtype = inputs[i].dtype;
-    in[i].rank = (int32_t)inputs[i].shape.size();
-    if (in[i].rank > TF_MAX_RANK)
-      return fail("input rank above " + std::to_string(TF_MAX_RANK));
-    for (int32_t d = 0; d < in[i].rank; ++d)
-      in[i].shape[d] = inputs[i].shape[d];
-  }
-  std::vector<tf_tensor> out(runner.numOutputs);
-  auto runOnce = [&]() -> bool {
-    for (auto &o : out) {
-      runner.release(&o);
-      o = tf_tensor{};
-    }
-    return runner.run(in.data(), in.size(), out.data(), out.size()) == TF_OK;
-  };
-  if (!runOnce())
-    return fail(std::string("run failed: ") + runner.error());
-
   bool ok = true;
-  size_t n = std::min(expected.size(), out.size());
-  if (expected.size() > out.size())
-    return fail("test data has more outputs than the model");
-  for (size_t i = 0; i < n; ++i) {
-    const HostTensor &e = expected[i];
-    const tf_tensor &o = out[i];
-    bool shapeOk = (size_t)o.rank == e.shape.size();
-    for (int32_t d = 0; shapeOk && d < o.rank; ++d)
-      shapeOk = o.shape[d] == e.shape[d];
-    if (!shapeOk) {
-      outs() << "output " << i << " '" << e.name << "': shape mismatch\n";
-      ok = false;
-      continue;
+  for (const std::string &testData : args.testDirs) {
+    if (args.testDirs.size() > 1)
+      outs() << "== " << testData << "\n";
+    std::vector<HostTensor> inputs, expected;
+    std::string error;
+    if (!loadSet(testData, "input_", inputs, error) ||
+        !loadSet(testData, "output_", expected, error))
+      return fail(error);
+    if (inputs.size() != runner.numInputs)
+      return fail("test data has " + std::to_string(inputs.size()) +
+                  " inputs, the model takes " +
+                  std::to_string(runner.numInputs));
+    std::vector<tf_tensor> in(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      in[i] = tf_tensor{};
+      in[i].data = inputs[i].data.data();
+      in[i].dtype = inputs[i].dtype;
+      in[i].rank = (int32_t)inputs[i].shape.size();
+      if (in[i].rank > TF_MAX_RANK)
+        return fail("input rank above " + std::to_string(TF_MAX_RANK));
+      for (int32_t d = 0; d < in[i].rank; ++d)
+        in[i].shape[d] = inputs[i].shape[d];
     }
-    double maxAbs = 0, maxRel = 0;
-    bool within = true;
-    for (int64_t k = 0; k < e.numElements(); ++k) {
-      double want = toDouble(e.data.data(), e.dtype, k);
-      double got = toDouble(o.data, o.dtype, k);
-      if (std::isnan(want) && std::isnan(got))
+    std::vector<tf_tensor> out(runner.numOutputs);
+    auto runOnce = [&]() -> bool {
+      for (auto &o : out) {
+        runner.release(&o);
+        o = tf_tensor{};
+      }
+      return runner.run(in.data(), in.size(), out.data(), out.size()) == TF_OK;
+    };
+    if (!runOnce())
+      return fail(std::string("run failed: ") + runner.error());
+
+    size_t n = std::min(expected.size(), out.size());
+    if (expected.size() > out.size())
+      return fail("test data has more outputs than the model");
+    for (size_t i = 0; i < n; ++i) {
+      const HostTensor &e = expected[i];
+      const tf_tensor &o = out[i];
+      bool shapeOk = (size_t)o.rank == e.shape.size();
+      for (int32_t d = 0; shapeOk && d < o.rank; ++d)
+        shapeOk = o.shape[d] == e.shape[d];
+      if (!shapeOk) {
+        outs() << "output " << i << " '" << e.name << "': shape mismatch\n";
+        ok = false;
         continue;
-      double diff = std::fabs(got - want);
-      if (std::isinf(want) && got == want)
-        diff = 0;
-      if (std::isnan(diff))
-        diff = INFINITY;
-      maxAbs = std::max(maxAbs, diff);
-      if (want != 0)
-        maxRel = std::max(maxRel, diff / std::fabs(want));
-      within &= diff <= absTol + relTol * std::fabs(want);
+      }
+      double maxAbs = 0, maxRel = 0;
+      bool within = true;
+      for (int64_t k = 0; k < e.numElements(); ++k) {
+        double want = toDouble(e.data.data(), e.dtype, k);
+        double got = toDouble(o.data, o.dtype, k);
+        if (std::isnan(want) && std::isnan(got))
+          continue;
+        double diff = std::fabs(got - want);
+        if (std::isinf(want) && got == want)
+          diff = 0;
+        if (std::isnan(diff))
+          diff = INFINITY;
+        maxAbs = std::max(maxAbs, diff);
+        if (want != 0)
+          maxRel = std::max(maxRel, diff / std::fabs(want));
+        within &= diff <= absTol + relTol * std::fabs(want);
+      }
+      outs() << "output " << i << " '" << e.name << "' "
+             << tf_dtype_name(o.dtype) << " [";
+      for (int32_t d = 0; d < o.rank; ++d)
+        outs() << (d ? "," : "") << o.shape[d];
+      outs() << "]: max abs err " << format("%.3g", maxAbs) << ", max rel err "
+             << format("%.3g", maxRel) << (within ? "  ok" : "  MISMATCH")
+             << "\n";
+      ok &= within;
     }
-    outs() << "output " << i << " '" << e.name << "' " << tf_dtype_name(o.dtype)
-           << " [";
-    for (int32_t d = 0; d < o.rank; ++d)
-      outs() << (d ? "," : "") << o.shape[d];
-    outs() << "]: max abs err " << format("%.3g", maxAbs) << ", max rel err "
-           << format("%.3g", maxRel) << (within ? "  ok" : "  MISMATCH") << "\n";
-    ok &= within;
-  }
-  if (repeat > 0) {
-    if (threads > 1)
-      outs() << "note: --threads " << threads
-             << " requested; this build's generated code runs on 1 thread\n";
-    std::vector<double> times;
-    for (unsigned r = 0; r < repeat; ++r) {
-      double t0 = driver::nowMs();
-      if (!runOnce())
-        return fail(std::string("run failed: ") + runner.error());
-      times.push_back(driver::nowMs() - t0);
+    if (repeat > 0) {
+      if (threads > 1)
+        outs() << "note: --threads " << threads
+               << " requested; this build's generated code runs on 1 thread\n";
+      std::vector<double> times;
+      for (unsigned r = 0; r < repeat; ++r) {
+        double t0 = driver::nowMs();
+        if (!runOnce())
+          return fail(std::string("run failed: ") + runner.error());
+        times.push_back(driver::nowMs() - t0);
+      }
+      std::sort(times.begin(), times.end());
+      outs() << "latency over " << repeat << " runs: min "
+             << format("%.3f", times.front()) << " ms, median "
+             << format("%.3f", times[times.size() / 2]) << " ms\n";
     }
-    std::sort(times.begin(), times.end());
-    outs() << "latency over " << repeat << " runs: min "
-           << format("%.3f", times.front()) << " ms, median "
-           << format("%.3f", times[times.size() / 2]) << " ms\n";
-  }
-  for (auto &o : out)
-    runner.release(&o);
+    for (auto &o : out)
+      runner.release(&o);
+  } // each test-data set
   outs() << (ok ? "PASS" : "FAIL") << "\n";
   if (core)
     tf_core_session_destroy(core);
