@@ -319,9 +319,12 @@ struct LowerMatMul : OpRewritePattern<MatMulOp> {
       emitRuntimeCheck(rw, loc, ok,
                        "matmul operands have mismatched contraction or batch dims");
     }
-    // Iteration space: batch..., m, n, k.
-    AffineExpr m = rw.getAffineDimExpr(nb), n = rw.getAffineDimExpr(nb + 1),
-               k = rw.getAffineDimExpr(nb + 2);
+    // Iteration space: batch..., m, k, n. With n innermost, the loops that
+    // convert-linalg-to-loops emits walk B and the output contiguously, which
+    // LLVM's loop vectorizer turns into vector FMAs (k innermost would be a
+    // strided scalar reduction).
+    AffineExpr m = rw.getAffineDimExpr(nb), k = rw.getAffineDimExpr(nb + 1),
+               n = rw.getAffineDimExpr(nb + 2);
     SmallVector<AffineExpr> ea, eb, eo;
     a = prepare(a, ra, ea, m, k);
     bv = prepare(bv, rb, eb, k, n);
@@ -343,8 +346,8 @@ struct LowerMatMul : OpRewritePattern<MatMulOp> {
     SmallVector<AffineMap> maps{AffineMap::get(nd, 0, ea, rw.getContext()),
                                 AffineMap::get(nd, 0, eb, rw.getContext()),
                                 AffineMap::get(nd, 0, eo, rw.getContext())};
-    SmallVector<utils::IteratorType> iters(nb + 2, utils::IteratorType::parallel);
-    iters.push_back(utils::IteratorType::reduction);
+    SmallVector<utils::IteratorType> iters(nb + 3, utils::IteratorType::parallel);
+    iters[nb + 1] = utils::IteratorType::reduction;
     bool isF = isa<FloatType>(elem);
     Value out =
         linalg::GenericOp::create(
