@@ -2,19 +2,14 @@
 //
 //   transfuse compile MODEL.onnx -o MODEL.so [--target cpu]
 //             [--emit=mlir|llvm|obj|so] [--print-ir-after-all] [--time-passes]
+//   transfuse generate MODEL_DIR --prompt-ids 1,2,3 --max-new-tokens N
 //
 //===----------------------------------------------------------------------===//
 #include "tools/driver/Driver.h"
 #include "tools/transfuse/Generate.h"
 
-#include "mlir/IR/AsmState.h"
-#include "mlir/IR/Diagnostics.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/Path.h"
-#include "llvm/Support/Program.h"
-#include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace llvm;
