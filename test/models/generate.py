@@ -194,6 +194,36 @@ def decoder(name, config_cls, model_cls, cfg_kwargs, description):
                    [(1, 16, False), (2, 33, True), (1, 1, False)], description)
 
 
+def bert_mlm():
+    encoder("bert_mlm_tiny", "BertConfig", "BertForMaskedLM",
+            dict(vocab_size=1000, hidden_size=88, num_hidden_layers=2,
+                 num_attention_heads=4, intermediate_size=176,
+                 max_position_embeddings=128, type_vocab_size=2),
+            True, "BertForMaskedLM: tied MLM head", outputs=("logits",))
+
+
+def ernie():
+    import transformers
+    torch.manual_seed(0)
+    cfg = transformers.ErnieConfig(vocab_size=1000, hidden_size=88, num_hidden_layers=2,
+                                   num_attention_heads=4, intermediate_size=176,
+                                   max_position_embeddings=128, use_task_id=True,
+                                   task_type_vocab_size=3)
+    model = transformers.ErnieModel(cfg)
+    names = ["input_ids", "attention_mask", "token_type_ids", "task_type_ids"]
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
+    base = token_inputs(1000, True)
+
+    def make(batch, seq, padded):
+        feeds = base(batch, seq, padded)
+        feeds["task_type_ids"] = torch.full((batch, seq), 2, dtype=torch.int64)
+        return feeds
+    export_fixture("ernie_tiny", model, names, ["last_hidden_state"], axes, make,
+                   [(1, 16, False), (2, 33, True), (1, 1, False)],
+                   "ErnieModel (3.0): task-type embedding, gelu")
+
+
 def roberta():
     encoder("roberta_tiny", "RobertaConfig", "RobertaModel",
             dict(vocab_size=1000, hidden_size=88, num_hidden_layers=2,
@@ -420,7 +450,7 @@ def bart():
             "BartForConditionalGeneration: post-LN, learned positions (offset 2), final_logits_bias")
 
 
-FIXTURES = {"bert_tiny": bert, "gpt2_tiny": gpt2, "roberta_tiny": roberta,
+FIXTURES = {"bert_tiny": bert, "bert_mlm_tiny": bert_mlm, "ernie_tiny": ernie, "gpt2_tiny": gpt2, "roberta_tiny": roberta,
             "albert_tiny": albert, "electra_tiny": electra, "bloom_tiny": bloom,
             "llama_tiny": llama, "glm_tiny": glm, "t5_tiny": t5,
             "t5v11_tiny": mt5, "bart_tiny": bart, "gpt2_kv": gpt2_kv,
