@@ -45,8 +45,9 @@ class ByName(torch.nn.Module):
         self.model, self.inputs, self.outputs = model, input_names, output_names
 
     def forward(self, *args):
-        if isinstance(self.model, WithCache):  # already positional
-            return self.model(*args)
+        if isinstance(self.model, (WithCache, Seq2SeqEncoder, Seq2SeqWithCache)):
+            out = self.model(*args)  # our own wrappers are positional
+            return out if isinstance(out, tuple) else (out,)
         out = self.model(**dict(zip(self.inputs, args)))
         return tuple(out[o] for o in self.outputs)
 
@@ -401,6 +402,157 @@ def glm_kv():
                "attention (SDPA's symbolic is_causal does not export)")
 
 
+class Seq2SeqEncoder(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model.get_encoder()(input_ids=input_ids,
+                                        attention_mask=attention_mask).last_hidden_state
+
+
+class Seq2SeqWithCache(torch.nn.Module):
+    """A seq2seq decoder step with flat caches: inputs decoder_input_ids,
+    encoder_hidden_states, attention_mask (the encoder's), then per layer
+    past self key/value and cross key/value (decode form only); outputs
+    logits, then the same four presents per layer."""
+
+    def __init__(self, model, layers):
+        super().__init__()
+        self.model, self.layers = model, layers
+
+    def forward(self, decoder_input_ids, encoder_hidden_states, attention_mask, *past):
+        from transformers import DynamicCache, EncoderDecoderCache
+        cfg = self.model.config
+        if past:
+            own = DynamicCache(ddp_cache_data=[(past[4 * i], past[4 * i + 1])
+                                               for i in range(self.layers)], config=cfg)
+            cross = DynamicCache(ddp_cache_data=[(past[4 * i + 2], past[4 * i + 3])
+                                                 for i in range(self.layers)], config=cfg)
+        else:
+            own, cross = DynamicCache(config=cfg), DynamicCache(config=cfg)
+        out = self.model(encoder_outputs=(encoder_hidden_states,),
+                         attention_mask=attention_mask,
+                         decoder_input_ids=decoder_input_ids,
+                         past_key_values=EncoderDecoderCache(own, cross), use_cache=True)
+        pkv = out.past_key_values
+        flat = []
+        for i in range(self.layers):
+            a, c = pkv.self_attention_cache.layers[i], pkv.cross_attention_cache.layers[i]
+            flat += [a.keys, a.values, c.keys, c.values]
+        return (out.logits, *flat)
+
+
+def seq2seq_kv_fixture(name, config_cls, model_cls, cfg_kwargs, description,
+                       prompt=(5, 17, 42, 7, 99, 3, 250, 31), new_tokens=12):
+    """encoder/, prefill/ (first decoder step) and decode/ exports, and
+    generate.json with Hugging Face's greedy ids (see kv_fixture)."""
+    import transformers
+    torch.manual_seed(0)
+    cfg = getattr(transformers, config_cls)(**cfg_kwargs)
+    model = getattr(transformers, model_cls)(cfg).eval()
+    layers = cfg.decoder_layers if hasattr(cfg, "decoder_layers") else cfg.num_decoder_layers
+    root = os.path.join(HERE, name)
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    enc = Seq2SeqEncoder(model).eval()
+    dec = Seq2SeqWithCache(model, layers).eval()
+    vocab = cfg_kwargs["vocab_size"]
+    past_names = [n for i in range(layers) for n in (
+        "past_key_values.%d.decoder.key" % i, "past_key_values.%d.decoder.value" % i,
+        "past_key_values.%d.encoder.key" % i, "past_key_values.%d.encoder.value" % i)]
+    present_names = [n.replace("past_key_values", "present") for n in past_names]
+    enc_inputs = token_inputs(vocab, False)
+
+    def encoded(batch, seq, padded):
+        feeds = enc_inputs(batch, seq, padded)
+        with torch.no_grad():
+            hidden = enc(feeds["input_ids"], feeds["attention_mask"])
+        return hidden, feeds["attention_mask"]
+
+    def prefill_inputs(batch, seq, padded):
+        hidden, mask = encoded(batch, seq, padded)
+        return {"decoder_input_ids": torch.full((batch, 1), cfg.decoder_start_token_id),
+                "encoder_hidden_states": hidden, "attention_mask": mask}
+
+    def decode_inputs(batch, seq, padded):
+        hidden, mask = encoded(batch, seq, padded)
+        g = torch.Generator().manual_seed(3 + seq)
+        steps = torch.randint(1, vocab, (batch, 4), generator=g)
+        with torch.no_grad():
+            past = dec(steps, hidden, mask)[1:]
+        feeds = {"decoder_input_ids": torch.randint(1, vocab, (batch, 1), generator=g),
+                 "encoder_hidden_states": hidden, "attention_mask": mask}
+        feeds.update(dict(zip(past_names, past)))
+        return feeds
+
+    cases = [(2, 16, True), (1, 6, False), (1, 33, False)]
+    export_fixture(os.path.join(name, "encoder"), enc, ["input_ids", "attention_mask"],
+                   ["encoder_hidden_states"],
+                   {"input_ids": {0: "batch", 1: "sequence"},
+                    "attention_mask": {0: "batch", 1: "sequence"},
+                    "encoder_hidden_states": {0: "batch", 1: "sequence"}},
+                   enc_inputs, cases, description + " (encoder)")
+    step_axes = {"decoder_input_ids": {0: "batch", 1: "decoder_sequence"},
+                 "encoder_hidden_states": {0: "batch", 1: "sequence"},
+                 "attention_mask": {0: "batch", 1: "sequence"},
+                 "logits": {0: "batch", 1: "decoder_sequence"}}
+    for n in past_names:
+        step_axes[n] = {0: "batch", 2: "past_sequence" if ".decoder." in n else "sequence"}
+    for n in present_names:
+        step_axes[n] = {0: "batch", 2: "total_sequence" if ".decoder." in n else "sequence"}
+    io = ["decoder_input_ids", "encoder_hidden_states", "attention_mask"]
+    export_fixture(os.path.join(name, "prefill"), dec, io, ["logits"] + present_names,
+                   step_axes, prefill_inputs, cases,
+                   description + " (first decoder step: returns self and cross present)")
+    export_fixture(os.path.join(name, "decode"), dec, io + past_names,
+                   ["logits"] + present_names, step_axes, decode_inputs, cases,
+                   description + " (decoder step with self and cross past)")
+    ids = torch.tensor([list(prompt)])
+    with torch.no_grad():
+        ref = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+    expected = ref[0, 1:].tolist()  # drop the decoder start token
+    with open(os.path.join(root, "generate.json"), "w") as f:
+        json.dump({"prompt_ids": list(prompt), "max_new_tokens": new_tokens,
+                   "decoder_start_id": cfg.decoder_start_token_id,
+                   "expected_ids": expected,
+                   "reference": "transformers %s model.generate(do_sample=False)"
+                   % transformers.__version__}, f, indent=2)
+    print("%s: generate reference %s" % (name, expected))
+
+
+def t5_kv():
+    seq2seq_kv_fixture("t5_kv", "T5Config", "T5ForConditionalGeneration",
+                       dict(vocab_size=1000, d_model=88, d_kv=22, d_ff=176, num_layers=2,
+                            num_decoder_layers=2, num_heads=4, feed_forward_proj="relu",
+                            tie_word_embeddings=True, decoder_start_token_id=0,
+                            initializer_factor=2.3),
+                       "T5ForConditionalGeneration v1.0, init factor 2.3")
+
+
+def t5v11_kv():
+    seq2seq_kv_fixture("t5v11_kv", "T5Config", "T5ForConditionalGeneration",
+                       dict(vocab_size=1000, d_model=88, d_kv=22, d_ff=176, num_layers=2,
+                            num_decoder_layers=2, num_heads=4,
+                            feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                            decoder_start_token_id=0, initializer_factor=1.7),
+                       "T5 v1.1 / mT5 config (GeGLU, untied), init factor 1.7")
+
+
+def bart_kv():
+    seq2seq_kv_fixture("bart_kv", "BartConfig", "BartForConditionalGeneration",
+                       dict(vocab_size=1000, d_model=88, encoder_layers=2, decoder_layers=2,
+                            encoder_attention_heads=4, decoder_attention_heads=4,
+                            encoder_ffn_dim=176, decoder_ffn_dim=176,
+                            max_position_embeddings=128, pad_token_id=1, bos_token_id=0,
+                            eos_token_id=2, decoder_start_token_id=2,
+                            forced_eos_token_id=None, forced_bos_token_id=None,
+                            init_std=0.3),
+                       "BartForConditionalGeneration, init std 0.3")
+
+
 def seq2seq(name, config_cls, model_cls, cfg_kwargs, description):
     import transformers
     torch.manual_seed(0)
@@ -454,7 +606,8 @@ FIXTURES = {"bert_tiny": bert, "bert_mlm_tiny": bert_mlm, "ernie_tiny": ernie, "
             "albert_tiny": albert, "electra_tiny": electra, "bloom_tiny": bloom,
             "llama_tiny": llama, "glm_tiny": glm, "t5_tiny": t5,
             "t5v11_tiny": mt5, "bart_tiny": bart, "gpt2_kv": gpt2_kv,
-            "bloom_kv": bloom_kv, "llama_kv": llama_kv, "glm_kv": glm_kv}
+            "bloom_kv": bloom_kv, "llama_kv": llama_kv, "glm_kv": glm_kv,
+            "t5_kv": t5_kv, "t5v11_kv": t5v11_kv, "bart_kv": bart_kv}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

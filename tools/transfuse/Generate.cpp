@@ -114,59 +114,80 @@ bool lastArgmax(const tf_tensor &logits, int64_t &token, std::string &error) {
 bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
                     std::vector<int64_t> &generated, double &msPerToken,
                     std::string &error) {
-  std::string prefillSo, decodeSo;
-  if (!ensureCompiled(o, "prefill", runtimeArchive, prefillSo, error) ||
+  bool seq2seq = llvm::sys::fs::exists(o.modelDir + "/encoder/model.onnx");
+  if (seq2seq && o.decoderStartId < 0)
+    return error = "an encoder-decoder model needs --decoder-start-id", false;
+  std::string encoderSo, prefillSo, decodeSo;
+  if ((seq2seq &&
+       !ensureCompiled(o, "encoder", runtimeArchive, encoderSo, error)) ||
+      !ensureCompiled(o, "prefill", runtimeArchive, prefillSo, error) ||
       !ensureCompiled(o, "decode", runtimeArchive, decodeSo, error))
     return false;
-  Library prefill, decode;
-  if (!prefill.load(prefillSo, error) || !decode.load(decodeSo, error))
+  Library encoder, prefill, decode;
+  if ((seq2seq && !encoder.load(encoderSo, error)) ||
+      !prefill.load(prefillSo, error) || !decode.load(decodeSo, error))
     return false;
+  size_t fixed = seq2seq ? 3 : 2; // inputs before the past tensors
   size_t kv = prefill.numOutputs - 1;
-  if (prefill.numInputs != 2 || decode.numInputs != 2 + kv ||
-      decode.numOutputs != 1 + kv)
-    return error = "prefill must take (input_ids, attention_mask) and return "
-                   "(logits, present...); decode must take (input_ids, "
-                   "attention_mask, past...) with one past per present",
+  if (prefill.numInputs != fixed || decode.numInputs != fixed + kv ||
+      decode.numOutputs != 1 + kv || (seq2seq && encoder.numInputs != 2))
+    return error = "unexpected signatures: see `transfuse generate --help` and "
+                   "docs/models.md for the prefill/decode conventions",
            false;
   if (o.promptIds.empty())
     return error = "the prompt is empty", false;
 
-  std::vector<int64_t> ids(o.promptIds), mask(ids.size(), 1);
-  std::vector<tf_tensor> in{int64Tensor(ids, 1, ids.size()),
-                            int64Tensor(mask, 1, mask.size())};
+  std::vector<int64_t> prompt(o.promptIds), mask(prompt.size(), 1);
+  std::vector<tf_tensor> states; // encoder output, kept for every step
+  std::vector<int64_t> first;
+  std::vector<tf_tensor> in;
+  if (seq2seq) {
+    std::vector<tf_tensor> encIn{int64Tensor(prompt, 1, prompt.size()),
+                                 int64Tensor(mask, 1, mask.size())};
+    if (!encoder.run(encIn, states, error))
+      return error = "encoder: " + error, false;
+    first = {o.decoderStartId};
+    in = {int64Tensor(first, 1, 1), states[0], int64Tensor(mask, 1, mask.size())};
+  } else {
+    in = {int64Tensor(prompt, 1, prompt.size()), int64Tensor(mask, 1, mask.size())};
+  }
   std::vector<tf_tensor> out;
-  if (!prefill.run(in, out, error))
+  if (!prefill.run(in, out, error)) {
+    encoder.release(states);
     return error = "prefill: " + error, false;
+  }
   double start = driver::nowMs();
   int64_t token;
+  bool ok = true;
   generated.clear();
-  while (true) {
-    if (!lastArgmax(out[0], token, error)) {
-      prefill.release(out);
-      return false;
-    }
+  while (ok) {
+    if (!(ok = lastArgmax(out[0], token, error)))
+      break;
     generated.push_back(token);
     if ((int64_t)generated.size() >= o.maxNewTokens || token == o.eosId)
       break;
     std::vector<int64_t> next{token};
-    mask.push_back(1);
-    std::vector<tf_tensor> step{int64Tensor(next, 1, 1),
-                                int64Tensor(mask, 1, mask.size())};
+    std::vector<tf_tensor> step{int64Tensor(next, 1, 1)};
+    if (seq2seq) {
+      step.push_back(states[0]);
+    } else {
+      mask.push_back(1); // the attention mask grows with the sequence
+    }
+    step.push_back(int64Tensor(mask, 1, mask.size()));
     step.insert(step.end(), out.begin() + 1, out.end()); // past = present
     std::vector<tf_tensor> newOut;
-    bool ok = decode.run(step, newOut, error);
+    ok = decode.run(step, newOut, error);
     decode.release(out); // all outputs are runtime-owned
     out = std::move(newOut);
-    if (!ok) {
-      decode.release(out);
-      return error = "decode: " + error, false;
-    }
+    if (!ok)
+      error = "decode: " + error;
   }
   msPerToken = generated.size() > 1
                    ? (driver::nowMs() - start) / (generated.size() - 1)
                    : 0;
   decode.release(out);
-  return true;
+  encoder.release(states);
+  return ok;
 }
 
 } // namespace transfuse

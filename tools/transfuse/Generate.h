@@ -16,12 +16,20 @@ struct GenerateOptions {
   std::vector<int64_t> promptIds;
   int64_t maxNewTokens = 16;
   int64_t eosId = -1;     // stop early at this id; -1: never
+  // Encoder-decoder models (modelDir/encoder/ exists): the first decoder
+  // input id.
+  int64_t decoderStartId = -1;
   driver::Options compile;
 };
 
 /// Compiles (when stale) and loads the prefill and decode libraries, runs
 /// the prompt through prefill, then decodes greedily one token at a time,
 /// feeding each step's present key/values back as the next step's past.
+/// Decoder-only: prefill(input_ids, attention_mask), decode(input_ids,
+/// attention_mask, past...). Encoder-decoder (an encoder/ export next to
+/// them): encoder(input_ids, attention_mask) -> states, then
+/// prefill(decoder_input_ids = [start], states, attention_mask) and
+/// decode(decoder_input_ids, states, attention_mask, past...).
 /// Returns false with `error` set on failure.
 bool generateGreedy(const GenerateOptions &options, const std::string &runtimeArchive,
                     std::vector<int64_t> &generated, double &msPerToken,

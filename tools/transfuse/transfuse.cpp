@@ -55,6 +55,10 @@ static cl::opt<int64_t> maxNewTokens("max-new-tokens", cl::init(16),
 static cl::opt<int64_t> eosId("eos-id", cl::init(-1),
                               cl::desc("Stop at this token id (-1: never)"),
                               cl::sub(generateCmd));
+static cl::opt<int64_t> decoderStartId(
+    "decoder-start-id", cl::init(-1),
+    cl::desc("Encoder-decoder models: the first decoder input id"),
+    cl::sub(generateCmd));
 static cl::opt<std::string> cacheDir(
     "cache-dir", cl::desc("Where compiled libraries go (default: the model dir)"),
     cl::sub(generateCmd));
@@ -91,6 +95,7 @@ static int generate(const char *argv0) {
   o.promptIds.assign(promptIds.begin(), promptIds.end());
   o.maxNewTokens = maxNewTokens;
   o.eosId = eosId;
+  o.decoderStartId = decoderStartId;
   o.compile.verbose = !generateQuiet;
   std::vector<int64_t> ids;
   double msPerToken = 0;
