@@ -182,8 +182,10 @@ static Value emitElementwise(OpBuilder &b, Location loc, ValueRange inputs,
 Value buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
                        RankedTensorType outType, ScalarBodyFn body) {
   SmallVector<Value> outDims = broadcastDims(b, loc, inputs, outType);
-  // Run-time check of every ambiguous dim: equal sizes take the fast path.
-  Value allEqual;
+  // One pass over the ambiguous dims: all equal to the output takes the fast
+  // path; otherwise each differing size must be 1 (checked at run time).
+  Value allEqual, compatible;
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
   int64_t r = outType.getRank();
   for (size_t k = 0; k < inputs.size(); ++k) {
     auto t = cast<RankedTensorType>(inputs[k].getType());
@@ -194,28 +196,16 @@ Value buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
       Value d = tensor::DimOp::create(b, loc, inputs[k], j);
       Value eq = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, d,
                                        outDims[i]);
+      Value ok = arith::OrIOp::create(
+          b, loc, eq,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, d, one));
       allEqual = allEqual ? arith::AndIOp::create(b, loc, allEqual, eq) : eq;
+      compatible =
+          compatible ? arith::AndIOp::create(b, loc, compatible, ok) : ok;
     }
   }
   if (!allEqual)
     return emitElementwise(b, loc, inputs, outType, outDims, false, body);
-  // Sizes that differ must be 1 on the broadcast side.
-  Value compatible;
-  Value one = arith::ConstantIndexOp::create(b, loc, 1);
-  for (size_t k = 0; k < inputs.size(); ++k) {
-    auto t = cast<RankedTensorType>(inputs[k].getType());
-    for (int64_t j = 0; j < t.getRank(); ++j) {
-      int64_t i = j + (r - t.getRank());
-      if (classify(inputs, k, i, outType) != DimAccess::Ambiguous)
-        continue;
-      Value d = tensor::DimOp::create(b, loc, inputs[k], j);
-      Value ok = arith::OrIOp::create(
-          b, loc,
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, d, outDims[i]),
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, d, one));
-      compatible = compatible ? arith::AndIOp::create(b, loc, compatible, ok) : ok;
-    }
-  }
   emitRuntimeCheck(b, loc, compatible,
                    "operand shapes cannot be broadcast together");
   auto ifOp = scf::IfOp::create(
