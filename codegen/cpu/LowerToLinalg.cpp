@@ -413,11 +413,7 @@ struct LowerGather : OpRewritePattern<GatherOp> {
             rw, loc, TypeRange{outType}, ValueRange{indices}, ValueRange{init},
             maps, iters,
             [&](OpBuilder &b, Location l, ValueRange args) {
-              Value raw = args[0];
-              if (raw.getType().getIntOrFloatBitWidth() < 64)
-                raw = arith::ExtSIOp::create(b, l, b.getI64Type(), raw);
-              Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(), raw);
-              idx = clampIndex(b, l, idx, axisDim);
+              Value idx = clampIndex(b, l, toIndex(b, l, args[0]), axisDim);
               SmallVector<Value> at;
               for (int64_t i = 0; i < axis; ++i)
                 at.push_back(linalg::IndexOp::create(b, l, i));
@@ -457,10 +453,7 @@ struct LowerGatherElements : OpRewritePattern<GatherElementsOp> {
     Value out = linalg::GenericOp::create(
         rw, loc, TypeRange{outType}, ValueRange{indices}, ValueRange{init}, maps, iters,
         [&](OpBuilder &b, Location l, ValueRange args) {
-          Value raw = args[0];
-          if (raw.getType().getIntOrFloatBitWidth() < 64)
-            raw = arith::ExtSIOp::create(b, l, b.getI64Type(), raw);
-          Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(), raw);
+          Value idx = toIndex(b, l, args[0]);
           SmallVector<Value> at;
           for (int64_t i = 0; i < r; ++i)
             at.push_back(i == axis ? clampIndex(b, l, idx, axisDim)
@@ -496,8 +489,7 @@ struct LowerGatherND : OpRewritePattern<GatherNDOp> {
           for (int64_t j = 0; j < k; ++j) {
             SmallVector<Value> pos(prefix);
             pos.push_back(arith::ConstantIndexOp::create(b, l, j));
-            Value raw = tensor::ExtractOp::create(b, l, indices, pos);
-            Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(), raw);
+            Value idx = toIndex(b, l, tensor::ExtractOp::create(b, l, indices, pos));
             at.push_back(clampIndex(b, l, idx, dd[j]));
           }
           for (int64_t i = q; i < r; ++i)

@@ -263,7 +263,10 @@ Value extractIndex(OpBuilder &b, Location loc, Value tensor, int64_t i) {
   SmallVector<Value> idx;
   if (type.getRank() == 1)
     idx.push_back(arith::ConstantIndexOp::create(b, loc, i));
-  Value v = tensor::ExtractOp::create(b, loc, tensor, idx);
+  return toIndex(b, loc, tensor::ExtractOp::create(b, loc, tensor, idx));
+}
+
+Value toIndex(OpBuilder &b, Location loc, Value v) {
   if (v.getType().getIntOrFloatBitWidth() < 64)
     v = arith::ExtSIOp::create(b, loc, b.getI64Type(), v);
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);

@@ -64,6 +64,9 @@ inline constexpr llvm::StringLiteral kFailFunc = "__transfuse_fail";
 void emitRuntimeCheck(mlir::OpBuilder &b, mlir::Location loc, mlir::Value ok,
                       llvm::StringRef what);
 
+/// An integer scalar (i32 or i64, as indices come) as an index value.
+mlir::Value toIndex(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v);
+
 /// Reads element `i` of a 1-D i64 tensor as an index value.
 mlir::Value extractIndex(mlir::OpBuilder &b, mlir::Location loc,
                          mlir::Value tensor, int64_t i);

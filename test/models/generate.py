@@ -153,18 +153,9 @@ def bert():
 
 
 def gpt2():
-    from transformers import GPT2Config, GPT2LMHeadModel
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=1000, n_embd=88, n_layer=2, n_head=4,
-                     n_positions=128, use_cache=False)
-    model = GPT2LMHeadModel(cfg)
-    names = ["input_ids", "attention_mask"]
-    axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes["logits"] = {0: "batch", 1: "sequence"}
-    export_fixture("gpt2_tiny", model, names, ["logits"], axes,
-                   token_inputs(1000, False),
-                   [(1, 16, False), (2, 33, True), (1, 1, False)],
-                   "GPT2LMHeadModel, 2 layers, hidden 88, 4 heads, vocab 1000, no KV cache")
+    decoder("gpt2_tiny", "GPT2Config", "GPT2LMHeadModel",
+            dict(vocab_size=1000, n_embd=88, n_layer=2, n_head=4, n_positions=128),
+            "GPT2LMHeadModel, 2 layers, hidden 88, 4 heads, vocab 1000, no KV cache")
 
 
 def encoder(name, config_cls, model_cls, cfg_kwargs, with_token_types, description,
