@@ -30,4 +30,91 @@ def RefineShapes : Pass<"transfuse-refine-shapes", "mlir::func::FuncOp"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Fusion: raise graph-op subgraphs into the fused ops. Each pass is a set of
+// greedy patterns; `explain` emits a remark at each candidate it left alone.
+// The driver runs them in this order (see docs/writing-a-pass.md).
+//===----------------------------------------------------------------------===//
+
+class FusionPass<string arg, string candidates> : Pass<arg, "mlir::func::FuncOp"> {
+  let options = [
+    Option<"explain", "explain", "bool", /*default=*/"false",
+           "Remark at each " # candidates # " left unfused, with the reason">
+  ];
+  let dependentDialects = ["transfuse::transformer::TransformerDialect"];
+}
+
+def FuseActivations : FusionPass<"transfuse-fuse-activations",
+                                 "erf, tanh and sigmoid"> {
+  let summary = "Raise GELU (erf and tanh forms) and SiLU subgraphs";
+  let description = [{
+    Anchors on `erf`, `tanh` and `sigmoid`. Grows the largest expression
+    around the anchor that is computed from one tensor `x` and scalar
+    constants only, then evaluates it at sample points and compares with
+    GELU (exact), GELU (tanh approximation) and SiLU. So the TorchScript,
+    dynamo and hand-written forms (0.5 * x * (1 + erf(x / sqrt 2)), BLOOM's
+    0.79788456 * x * (1 + 0.044715 * x * x), x * sigmoid(x), ...) all fuse
+    without one pattern per spelling. ONNX's native Gelu is imported as the
+    same `gelu` op.
+  }];
+}
+
+def FuseNorms : FusionPass<"transfuse-fuse-norms",
+                           "reduce_mean and layer_normalization"> {
+  let summary = "Raise LayerNorm and RMSNorm, and fold a preceding residual add";
+  let description = [{
+    Matches ONNX LayerNormalization over the last axis, the decomposed
+    LayerNorm (ReduceMean, Sub, Pow or Mul, ReduceMean, Add eps, Sqrt, Div or
+    Reciprocal/Mul, optional scale and bias) and the decomposed RMSNorm of T5,
+    LLaMA and GLM (Pow or Mul, ReduceMean, Add eps, Sqrt, Div or
+    Reciprocal/Mul, optional scale). A `layer_norm` whose input is the sum of
+    two tensors of its shape takes that add as its residual (skip-layernorm);
+    when the sum is used elsewhere it becomes the op's second result.
+  }];
+}
+
+def FuseAttention : FusionPass<"transfuse-fuse-attention", "softmax"> {
+  let summary = "Raise scaled-dot-product attention into `attention`";
+  let description = [{
+    Anchors on a last-axis `softmax` fed by MatMul(Q, K^T), optionally scaled
+    (Mul/Div by a scalar, before or after the MatMul, on Q and/or K), plus any
+    number of additive masks or biases; its result (optionally through the
+    SDPA exporters' Where(IsNaN(p), 0, p)) must feed only MatMul(p, V). Peels
+    the transpose of K and the Unsqueeze/Expand/Reshape that repeats K/V heads
+    for grouped-query attention.
+  }];
+}
+
+def FuseLinear : FusionPass<"transfuse-fuse-linear", "matmul"> {
+  let summary = "Raise MatMul by a matrix plus its epilogue into `linear`";
+  let description = [{
+    A `matmul` whose right operand is a 2-D matrix, followed by (each
+    optional, each the single user of the previous) a 1-D bias add, an
+    activation (relu, gelu, silu) and a residual add of the result's shape.
+    Run after the activation, norm and attention fusions.
+  }];
+}
+
+def SelectAttention : Pass<"transfuse-select-attention", "mlir::func::FuncOp"> {
+  let summary = "Choose materialized or memory-efficient attention per op";
+  let description = [{
+    Cost model: the materialized algorithm writes and reads the B*H*Sq*Sk
+    fp32 scores; it is chosen while they fit in `budget-bytes`. Otherwise the
+    memory-efficient one streams blocks of `kv-block` keys with an online
+    softmax (the same FLOPs plus one rescale of the accumulator per block) and
+    needs B*H*Sq*(kv-block + Dv + 2) floats. When a length is only known at
+    run time the op gets `by_length`: the choice is made per call with the
+    same budget. Records `algorithm` and `reason` on each op.
+  }];
+  let options = [
+    Option<"algorithm", "algorithm", "std::string", /*default=*/"\"auto\"",
+           "auto, materialized or memory_efficient">,
+    Option<"budgetBytes", "budget-bytes", "int64_t", /*default=*/"8 << 20",
+           "Largest score buffer the materialized algorithm may use">,
+    Option<"kvBlock", "kv-block", "int64_t", /*default=*/"64",
+           "Keys per block in the memory-efficient algorithm">
+  ];
+  let dependentDialects = ["transfuse::transformer::TransformerDialect"];
+}
+
 #endif

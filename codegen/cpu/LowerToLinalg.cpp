@@ -32,7 +32,9 @@ Value cIdx(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
 }
 
-enum class ReduceKind { Sum, Max };
+} // namespace
+
+namespace transfuse::cpu {
 
 /// Reduces `input` over `axes` (sorted, normalized), dropping them.
 Value reduce(OpBuilder &b, Location loc, Value input, ArrayRef<int64_t> axes,
@@ -111,6 +113,202 @@ Value countOf(OpBuilder &b, Location loc, Value input, ArrayRef<int64_t> axes,
   return indexToScalar(b, loc, n, type);
 }
 
+Value buildLayerNorm(OpBuilder &b, Location loc, Value x, Value scale,
+                     Value bias, int64_t axisAttr, double epsilon) {
+  auto t = tensorType(x);
+  Type elem = t.getElementType();
+  int64_t axis = normalizeAxis(axisAttr, t.getRank());
+  SmallVector<int64_t> axes;
+  for (int64_t i = axis; i < t.getRank(); ++i)
+    axes.push_back(i);
+  Value n = countOf(b, loc, x, axes, elem);
+  Value eps = scalarConstant(b, loc, elem, epsilon);
+  Value sum = reduceKeepDims(b, loc, x, axes, ReduceKind::Sum);
+  Value centered = buildElementwise(
+      b, loc, ValueRange{x, sum}, t,
+      [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+        return arith::SubFOp::create(nb, l, a[0],
+                                     arith::DivFOp::create(nb, l, a[1], n));
+      });
+  Value sq = buildElementwise(b, loc, ValueRange{centered}, t,
+                              [](OpBuilder &nb, Location l, ValueRange a) -> Value {
+                                return arith::MulFOp::create(nb, l, a[0], a[0]);
+                              });
+  Value var = reduceKeepDims(b, loc, sq, axes, ReduceKind::Sum);
+  SmallVector<Value> ins{centered, var, scale};
+  if (bias)
+    ins.push_back(bias);
+  Value out = buildElementwise(
+      b, loc, ins, t, [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+        Value v = arith::AddFOp::create(nb, l, arith::DivFOp::create(nb, l, a[1], n), eps);
+        Value y = arith::DivFOp::create(nb, l, a[0], math::SqrtOp::create(nb, l, v));
+        y = arith::MulFOp::create(nb, l, y, a[2]);
+        if (a.size() > 3)
+          y = arith::AddFOp::create(nb, l, y, a[3]);
+        return y;
+      });
+  return out;
+}
+
+/// numpy.matmul of `lhs` and `rhs` as a linalg.generic, with batch
+/// broadcasting and run-time checks of K and the batch dims.
+Value buildMatMul(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                  RankedTensorType resultType) {
+Value a = lhs, bv = rhs;
+  auto ta = tensorType(a), tb = tensorType(bv);
+  Type elem = ta.getElementType();
+  if (!elem.isIntOrFloat())
+    return nullptr;
+  // Promote 1-D operands to matrices, as numpy does.
+  auto promote = [&](Value v, bool front) {
+    auto t = tensorType(v);
+    SmallVector<int64_t> shape(t.getShape());
+    SmallVector<Value> dims = getDimValues(b, loc, v);
+    shape.insert(front ? shape.begin() : shape.end(), 1);
+    dims.insert(front ? dims.begin() : dims.end(), cIdx(b, loc, 1));
+    return reshapeTo(b, loc, v, RankedTensorType::get(shape, elem), dims);
+  };
+  if (ta.getRank() == 1)
+    a = promote(a, true);
+  if (tb.getRank() == 1)
+    bv = promote(bv, false);
+  ta = tensorType(a);
+  tb = tensorType(bv);
+  int64_t ra = ta.getRank(), rb = tb.getRank();
+  int64_t nb = std::max(ra, rb) - 2;
+  // Broadcast batch dims: shape rules from the elementwise helper, on the
+  // batch prefix only. Ambiguous dynamic batch dims are materialized.
+  SmallVector<int64_t> batchShape;
+  {
+    SmallVector<int64_t> sa(ta.getShape().drop_back(2)), sb(tb.getShape().drop_back(2));
+    for (int64_t i = 0; i < nb; ++i) {
+      int64_t x = i < nb - (int64_t)sa.size() ? 1 : sa[i - (nb - sa.size())];
+      int64_t y = i < nb - (int64_t)sb.size() ? 1 : sb[i - (nb - sb.size())];
+      batchShape.push_back(x == 1 ? y : (y == 1 ? x : (x == ShapedType::kDynamic ? y : x)));
+    }
+  }
+  SmallVector<Value> batchDims;
+  {
+    SmallVector<Value> da = getDimValues(b, loc, a), db = getDimValues(b, loc, bv);
+    for (int64_t i = 0; i < nb; ++i) {
+      int64_t ia = i - (nb - (ra - 2)), ib = i - (nb - (rb - 2));
+      Value x = ia >= 0 ? da[ia] : cIdx(b, loc, 1);
+      Value y = ib >= 0 ? db[ib] : cIdx(b, loc, 1);
+      batchDims.push_back(arith::MaxUIOp::create(b, loc, x, y));
+    }
+  }
+  auto prepare = [&](Value v, int64_t rv, SmallVector<AffineExpr> &exprs,
+                     AffineExpr row, AffineExpr col) -> Value {
+    auto t = tensorType(v);
+    bool ambiguous = false;
+    for (int64_t j = 0; j < rv - 2; ++j) {
+      int64_t i = j + (nb - (rv - 2));
+      int64_t d = t.getDimSize(j);
+      if (d == 1 && batchShape[i] != 1)
+        exprs.push_back(b.getAffineConstantExpr(0));
+      else {
+        exprs.push_back(b.getAffineDimExpr(i));
+        ambiguous |= d == ShapedType::kDynamic;
+      }
+    }
+    exprs.push_back(row);
+    exprs.push_back(col);
+    if (!ambiguous)
+      return v;
+    // Materialize the full batch so a run-time 1 is read correctly.
+    exprs.clear();
+    for (int64_t i = 0; i < nb; ++i)
+      exprs.push_back(b.getAffineDimExpr(i));
+    exprs.push_back(row);
+    exprs.push_back(col);
+    SmallVector<int64_t> shape(batchShape);
+    shape.append(t.getShape().end() - 2, t.getShape().end());
+    SmallVector<Value> dims(batchDims);
+    SmallVector<Value> own = getDimValues(b, loc, v);
+    dims.append(own.end() - 2, own.end());
+    return broadcastTo(b, loc, v, RankedTensorType::get(shape, elem), dims);
+  };
+  {
+    Value ka = tensor::DimOp::create(b, loc, a, ra - 1);
+    Value kb = tensor::DimOp::create(b, loc, bv, rb - 2);
+    Value ok = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, ka, kb);
+    SmallVector<Value> da = getDimValues(b, loc, a), db = getDimValues(b, loc, bv);
+    Value one = cIdx(b, loc, 1);
+    for (int64_t i = 0; i < nb; ++i) {
+      int64_t ia = i - (nb - (ra - 2)), ib = i - (nb - (rb - 2));
+      if (ia < 0 || ib < 0)
+        continue;
+      auto eq = [&](Value x, Value y) {
+        return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, x, y);
+      };
+      Value bok = arith::OrIOp::create(
+          b, loc, eq(da[ia], db[ib]),
+          arith::OrIOp::create(b, loc, eq(da[ia], one), eq(db[ib], one)));
+      ok = arith::AndIOp::create(b, loc, ok, bok);
+    }
+    emitRuntimeCheck(b, loc, ok,
+                     "matmul operands have mismatched contraction or batch dims");
+  }
+  // Iteration space: batch..., m, k, n. With n innermost, the loops that
+  // convert-linalg-to-loops emits walk B and the output contiguously, which
+  // LLVM's loop vectorizer turns into vector FMAs (k innermost would be a
+  // strided scalar reduction).
+  AffineExpr m = b.getAffineDimExpr(nb), k = b.getAffineDimExpr(nb + 1),
+             n = b.getAffineDimExpr(nb + 2);
+  SmallVector<AffineExpr> ea, eb, eo;
+  a = prepare(a, ra, ea, m, k);
+  bv = prepare(bv, rb, eb, k, n);
+  for (int64_t i = 0; i < nb; ++i)
+    eo.push_back(b.getAffineDimExpr(i));
+  eo.push_back(m);
+  eo.push_back(n);
+  SmallVector<int64_t> outShape(batchShape);
+  outShape.push_back(ta.getDimSize(ra - 2));
+  outShape.push_back(tb.getDimSize(rb - 1));
+  SmallVector<Value> outDims(batchDims);
+  outDims.push_back(tensor::DimOp::create(b, loc, a, tensorType(a).getRank() - 2));
+  outDims.push_back(tensor::DimOp::create(b, loc, bv, tensorType(bv).getRank() - 1));
+  auto outType = RankedTensorType::get(outShape, elem);
+  Value init = createEmpty(b, loc, outType, outDims);
+  init = linalg::FillOp::create(b, loc, scalarConstant(b, loc, elem, 0), init)
+             .getResult(0);
+  unsigned nd = nb + 3;
+  SmallVector<AffineMap> maps{AffineMap::get(nd, 0, ea, b.getContext()),
+                              AffineMap::get(nd, 0, eb, b.getContext()),
+                              AffineMap::get(nd, 0, eo, b.getContext())};
+  SmallVector<utils::IteratorType> iters(nb + 3, utils::IteratorType::parallel);
+  iters[nb + 1] = utils::IteratorType::reduction;
+  bool isF = isa<FloatType>(elem);
+  Value out =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{outType}, ValueRange{a, bv}, ValueRange{init},
+          maps, iters,
+          [&](OpBuilder &gb, Location l, ValueRange args) {
+            Value p = isF ? (Value)arith::MulFOp::create(gb, l, args[0], args[1])
+                          : (Value)arith::MulIOp::create(gb, l, args[0], args[1]);
+            Value s = isF ? (Value)arith::AddFOp::create(gb, l, args[2], p)
+                          : (Value)arith::AddIOp::create(gb, l, args[2], p);
+            linalg::YieldOp::create(gb, l, s);
+          })
+          .getResult(0);
+  // Drop the promoted unit dims.
+  if (resultType.getRank() != outType.getRank()) {
+    SmallVector<Value> dims = getDimValues(b, loc, out);
+    if (tb.getRank() == 2 && tensorType(rhs).getRank() == 1)
+      dims.pop_back();
+    if (tensorType(lhs).getRank() == 1)
+      dims.erase(dims.end() - (dims.size() == (size_t)outType.getRank() ? 2 : 1));
+    out = reshapeTo(b, loc, out, resultType, dims);
+  } else if (out.getType() != resultType) {
+    out = tensor::CastOp::create(b, loc, resultType, out);
+  }
+  return out;
+}
+
+} // namespace transfuse::cpu
+
+namespace {
+
 SmallVector<int64_t> normalizedAxes(ArrayRef<int64_t> axes, int64_t rank) {
   SmallVector<int64_t> out;
   for (int64_t a : axes)
@@ -181,41 +379,9 @@ struct LowerLayerNorm : OpRewritePattern<LayerNormalizationOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LayerNormalizationOp op,
                                 PatternRewriter &rw) const override {
-    Location loc = op.getLoc();
-    Value x = op.getInput();
-    auto t = tensorType(x);
-    Type elem = t.getElementType();
-    int64_t axis = normalizeAxis(op.getAxis(), t.getRank());
-    SmallVector<int64_t> axes;
-    for (int64_t i = axis; i < t.getRank(); ++i)
-      axes.push_back(i);
-    Value n = countOf(rw, loc, x, axes, elem);
-    Value eps = scalarConstant(rw, loc, elem, op.getEpsilon().convertToDouble());
-    Value sum = reduceKeepDims(rw, loc, x, axes, ReduceKind::Sum);
-    Value centered = buildElementwise(
-        rw, loc, ValueRange{x, sum}, t,
-        [&](OpBuilder &b, Location l, ValueRange a) -> Value {
-          return arith::SubFOp::create(b, l, a[0],
-                                       arith::DivFOp::create(b, l, a[1], n));
-        });
-    Value sq = buildElementwise(rw, loc, ValueRange{centered}, t,
-                                [](OpBuilder &b, Location l, ValueRange a) -> Value {
-                                  return arith::MulFOp::create(b, l, a[0], a[0]);
-                                });
-    Value var = reduceKeepDims(rw, loc, sq, axes, ReduceKind::Sum);
-    SmallVector<Value> ins{centered, var, op.getScale()};
-    if (op.getBias())
-      ins.push_back(op.getBias());
-    Value out = buildElementwise(
-        rw, loc, ins, t, [&](OpBuilder &b, Location l, ValueRange a) -> Value {
-          Value v = arith::AddFOp::create(b, l, arith::DivFOp::create(b, l, a[1], n), eps);
-          Value y = arith::DivFOp::create(b, l, a[0], math::SqrtOp::create(b, l, v));
-          y = arith::MulFOp::create(b, l, y, a[2]);
-          if (a.size() > 3)
-            y = arith::AddFOp::create(b, l, y, a[3]);
-          return y;
-        });
-    rw.replaceOp(op, out);
+    rw.replaceOp(op, buildLayerNorm(rw, op.getLoc(), op.getInput(), op.getScale(),
+                                    op.getBias(), op.getAxis(),
+                                    op.getEpsilon().convertToDouble()));
     return success();
   }
 };
@@ -223,162 +389,15 @@ struct LowerLayerNorm : OpRewritePattern<LayerNormalizationOp> {
 struct LowerMatMul : OpRewritePattern<MatMulOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(MatMulOp op, PatternRewriter &rw) const override {
-    Location loc = op.getLoc();
-    Value a = op.getLhs(), bv = op.getRhs();
-    auto ta = tensorType(a), tb = tensorType(bv);
-    Type elem = ta.getElementType();
-    if (!elem.isIntOrFloat())
-      return failure();
-    // Promote 1-D operands to matrices, as numpy does.
-    auto promote = [&](Value v, bool front) {
-      auto t = tensorType(v);
-      SmallVector<int64_t> shape(t.getShape());
-      SmallVector<Value> dims = getDimValues(rw, loc, v);
-      shape.insert(front ? shape.begin() : shape.end(), 1);
-      dims.insert(front ? dims.begin() : dims.end(), cIdx(rw, loc, 1));
-      return reshapeTo(rw, loc, v, RankedTensorType::get(shape, elem), dims);
-    };
-    if (ta.getRank() == 1)
-      a = promote(a, true);
-    if (tb.getRank() == 1)
-      bv = promote(bv, false);
-    ta = tensorType(a);
-    tb = tensorType(bv);
-    int64_t ra = ta.getRank(), rb = tb.getRank();
-    int64_t nb = std::max(ra, rb) - 2;
-    // Broadcast batch dims: shape rules from the elementwise helper, on the
-    // batch prefix only. Ambiguous dynamic batch dims are materialized.
-    SmallVector<int64_t> batchShape;
-    {
-      SmallVector<int64_t> sa(ta.getShape().drop_back(2)), sb(tb.getShape().drop_back(2));
-      for (int64_t i = 0; i < nb; ++i) {
-        int64_t x = i < nb - (int64_t)sa.size() ? 1 : sa[i - (nb - sa.size())];
-        int64_t y = i < nb - (int64_t)sb.size() ? 1 : sb[i - (nb - sb.size())];
-        batchShape.push_back(x == 1 ? y : (y == 1 ? x : (x == ShapedType::kDynamic ? y : x)));
-      }
-    }
-    SmallVector<Value> batchDims;
-    {
-      SmallVector<Value> da = getDimValues(rw, loc, a), db = getDimValues(rw, loc, bv);
-      for (int64_t i = 0; i < nb; ++i) {
-        int64_t ia = i - (nb - (ra - 2)), ib = i - (nb - (rb - 2));
-        Value x = ia >= 0 ? da[ia] : cIdx(rw, loc, 1);
-        Value y = ib >= 0 ? db[ib] : cIdx(rw, loc, 1);
-        batchDims.push_back(arith::MaxUIOp::create(rw, loc, x, y));
-      }
-    }
-    auto prepare = [&](Value v, int64_t rv, SmallVector<AffineExpr> &exprs,
-                       AffineExpr row, AffineExpr col) -> Value {
-      auto t = tensorType(v);
-      bool ambiguous = false;
-      for (int64_t j = 0; j < rv - 2; ++j) {
-        int64_t i = j + (nb - (rv - 2));
-        int64_t d = t.getDimSize(j);
-        if (d == 1 && batchShape[i] != 1)
-          exprs.push_back(rw.getAffineConstantExpr(0));
-        else {
-          exprs.push_back(rw.getAffineDimExpr(i));
-          ambiguous |= d == ShapedType::kDynamic;
-        }
-      }
-      exprs.push_back(row);
-      exprs.push_back(col);
-      if (!ambiguous)
-        return v;
-      // Materialize the full batch so a run-time 1 is read correctly.
-      exprs.clear();
-      for (int64_t i = 0; i < nb; ++i)
-        exprs.push_back(rw.getAffineDimExpr(i));
-      exprs.push_back(row);
-      exprs.push_back(col);
-      SmallVector<int64_t> shape(batchShape);
-      shape.append(t.getShape().end() - 2, t.getShape().end());
-      SmallVector<Value> dims(batchDims);
-      SmallVector<Value> own = getDimValues(rw, loc, v);
-      dims.append(own.end() - 2, own.end());
-      return broadcastTo(rw, loc, v, RankedTensorType::get(shape, elem), dims);
-    };
-    {
-      Value ka = tensor::DimOp::create(rw, loc, a, ra - 1);
-      Value kb = tensor::DimOp::create(rw, loc, bv, rb - 2);
-      Value ok = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, ka, kb);
-      SmallVector<Value> da = getDimValues(rw, loc, a), db = getDimValues(rw, loc, bv);
-      Value one = cIdx(rw, loc, 1);
-      for (int64_t i = 0; i < nb; ++i) {
-        int64_t ia = i - (nb - (ra - 2)), ib = i - (nb - (rb - 2));
-        if (ia < 0 || ib < 0)
-          continue;
-        auto eq = [&](Value x, Value y) {
-          return arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, x, y);
-        };
-        Value bok = arith::OrIOp::create(
-            rw, loc, eq(da[ia], db[ib]),
-            arith::OrIOp::create(rw, loc, eq(da[ia], one), eq(db[ib], one)));
-        ok = arith::AndIOp::create(rw, loc, ok, bok);
-      }
-      emitRuntimeCheck(rw, loc, ok,
-                       "matmul operands have mismatched contraction or batch dims");
-    }
-    // Iteration space: batch..., m, k, n. With n innermost, the loops that
-    // convert-linalg-to-loops emits walk B and the output contiguously, which
-    // LLVM's loop vectorizer turns into vector FMAs (k innermost would be a
-    // strided scalar reduction).
-    AffineExpr m = rw.getAffineDimExpr(nb), k = rw.getAffineDimExpr(nb + 1),
-               n = rw.getAffineDimExpr(nb + 2);
-    SmallVector<AffineExpr> ea, eb, eo;
-    a = prepare(a, ra, ea, m, k);
-    bv = prepare(bv, rb, eb, k, n);
-    for (int64_t i = 0; i < nb; ++i)
-      eo.push_back(rw.getAffineDimExpr(i));
-    eo.push_back(m);
-    eo.push_back(n);
-    SmallVector<int64_t> outShape(batchShape);
-    outShape.push_back(ta.getDimSize(ra - 2));
-    outShape.push_back(tb.getDimSize(rb - 1));
-    SmallVector<Value> outDims(batchDims);
-    outDims.push_back(tensor::DimOp::create(rw, loc, a, tensorType(a).getRank() - 2));
-    outDims.push_back(tensor::DimOp::create(rw, loc, bv, tensorType(bv).getRank() - 1));
-    auto outType = RankedTensorType::get(outShape, elem);
-    Value init = createEmpty(rw, loc, outType, outDims);
-    init = linalg::FillOp::create(rw, loc, scalarConstant(rw, loc, elem, 0), init)
-               .getResult(0);
-    unsigned nd = nb + 3;
-    SmallVector<AffineMap> maps{AffineMap::get(nd, 0, ea, rw.getContext()),
-                                AffineMap::get(nd, 0, eb, rw.getContext()),
-                                AffineMap::get(nd, 0, eo, rw.getContext())};
-    SmallVector<utils::IteratorType> iters(nb + 3, utils::IteratorType::parallel);
-    iters[nb + 1] = utils::IteratorType::reduction;
-    bool isF = isa<FloatType>(elem);
-    Value out =
-        linalg::GenericOp::create(
-            rw, loc, TypeRange{outType}, ValueRange{a, bv}, ValueRange{init},
-            maps, iters,
-            [&](OpBuilder &b, Location l, ValueRange args) {
-              Value p = isF ? (Value)arith::MulFOp::create(b, l, args[0], args[1])
-                            : (Value)arith::MulIOp::create(b, l, args[0], args[1]);
-              Value s = isF ? (Value)arith::AddFOp::create(b, l, args[2], p)
-                            : (Value)arith::AddIOp::create(b, l, args[2], p);
-              linalg::YieldOp::create(b, l, s);
-            })
-            .getResult(0);
-    // Drop the promoted unit dims.
-    auto resultType = cast<RankedTensorType>(op.getType());
-    if (resultType.getRank() != outType.getRank()) {
-      SmallVector<Value> dims = getDimValues(rw, loc, out);
-      if (tb.getRank() == 2 && tensorType(op.getRhs()).getRank() == 1)
-        dims.pop_back();
-      if (tensorType(op.getLhs()).getRank() == 1)
-        dims.erase(dims.end() - (dims.size() == (size_t)outType.getRank() ? 2 : 1));
-      out = reshapeTo(rw, loc, out, resultType, dims);
-    } else if (out.getType() != resultType) {
-      out = tensor::CastOp::create(rw, loc, resultType, out);
-    }
+    Value out = buildMatMul(rw, op.getLoc(), op.getLhs(), op.getRhs(),
+                            cast<RankedTensorType>(op.getType()));
+    if (!out)
+      return rw.notifyMatchFailure(op, "matmul of a non-numeric type");
     rw.replaceOp(op, out);
     return success();
   }
 };
 
-/// Clamps a (possibly negative) index into [0, dim).
 Value clampIndex(OpBuilder &b, Location loc, Value idx, Value dim) {
   Value zero = cIdx(b, loc, 0), one = cIdx(b, loc, 1);
   Value neg = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, idx, zero);
@@ -928,6 +947,7 @@ struct LowerToLinalgPass : cpu::impl::LowerToLinalgBase<LowerToLinalgPass> {
     RewritePatternSet patterns(&getContext());
     populateLowerToLinalgPatterns(patterns);
     populateLowerElementwisePatterns(patterns);
+    populateLowerFusedPatterns(patterns);
     GreedyRewriteConfig config;
     config.setUseTopDownTraversal(true);
     (void)applyPatternsGreedily(getOperation(), std::move(patterns), config);

@@ -241,6 +241,14 @@ Value indexToScalar(OpBuilder &b, Location loc, Value index, Type type) {
 void emitRuntimeCheck(OpBuilder &b, Location loc, Value ok, StringRef what) {
   auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
   std::string label = "an op";
+  if (auto fused = dyn_cast<FusedLoc>(loc)) {
+    // A fused op: name the first ONNX node it replaced.
+    for (Location l : fused.getLocations())
+      if (auto name = dyn_cast<NameLoc>(l)) {
+        loc = name;
+        break;
+      }
+  }
   if (auto name = dyn_cast<NameLoc>(loc))
     label = "node '" + name.getName().str() + "'";
   SmallVector<Attribute> sites;

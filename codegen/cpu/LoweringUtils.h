@@ -71,6 +71,31 @@ mlir::Value toIndex(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v);
 mlir::Value extractIndex(mlir::OpBuilder &b, mlir::Location loc,
                          mlir::Value tensor, int64_t i);
 
+enum class ReduceKind { Sum, Max };
+
+/// Reduces `input` over `axes` (sorted, normalized), dropping them.
+mlir::Value reduce(mlir::OpBuilder &b, mlir::Location loc, mlir::Value input,
+                   llvm::ArrayRef<int64_t> axes, ReduceKind kind);
+
+/// Reduces and keeps the reduced dims as 1s.
+mlir::Value reduceKeepDims(mlir::OpBuilder &b, mlir::Location loc,
+                           mlir::Value input, llvm::ArrayRef<int64_t> axes,
+                           ReduceKind kind);
+
+/// The number of elements in the `axes` dims of `input`, as a scalar of `type`.
+mlir::Value countOf(mlir::OpBuilder &b, mlir::Location loc, mlir::Value input,
+                    llvm::ArrayRef<int64_t> axes, mlir::Type type);
+
+/// ONNX LayerNormalization of `x` over dims [axis, rank) (`bias` optional).
+mlir::Value buildLayerNorm(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x,
+                           mlir::Value scale, mlir::Value bias, int64_t axis,
+                           double epsilon);
+
+/// numpy.matmul of `lhs` and `rhs` into `resultType`, with batch broadcasting
+/// and run-time checks of K and the batch dims; null for non-numeric types.
+mlir::Value buildMatMul(mlir::OpBuilder &b, mlir::Location loc, mlir::Value lhs,
+                        mlir::Value rhs, mlir::RankedTensorType resultType);
+
 } // namespace transfuse::cpu
 
 #endif

@@ -22,6 +22,8 @@ namespace transfuse::cpu {
 /// Adds the linalg lowering patterns for every transformer graph op.
 void populateLowerToLinalgPatterns(mlir::RewritePatternSet &patterns);
 void populateLowerElementwisePatterns(mlir::RewritePatternSet &patterns);
+/// The fused ops (attention, layer_norm, rms_norm, gelu, silu, linear).
+void populateLowerFusedPatterns(mlir::RewritePatternSet &patterns);
 
 } // namespace transfuse::cpu
 

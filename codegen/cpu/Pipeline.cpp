@@ -192,6 +192,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "transfuse-cpu-lower-to-linalg,canonicalize,cse,"
       "func.func(linalg-fuse-elementwise-ops),canonicalize,"
       "one-shot-bufferize{bufferize-function-boundaries "
+      "allow-return-allocs-from-loops "
       "function-boundary-type-conversion=identity-layout-map},"
       "canonicalize,buffer-deallocation-pipeline,"
       "func.func(convert-linalg-to-loops),convert-bufferization-to-memref,"

@@ -223,6 +223,17 @@ LogicalResult Inferer::infer(Operation *op) {
                                 tensorType(b).getElementType()));
     return success();
   };
+  // A 1-D scale or bias over a normalized (or output) dim of size `n`.
+  auto normParam = [&](Value p, int64_t n) -> LogicalResult {
+    auto t = tensorType(p);
+    if (t.getRank() != 1)
+      return fail("scale and bias must be 1-D");
+    int64_t d = t.getDimSize(0);
+    if (d != kDyn && n != kDyn && d != n)
+      return fail(llvm::formatv("a 1-D parameter has {0} entries for a dim of "
+                                "{1}", d, n));
+    return success();
+  };
   auto normAxes = [&](ArrayRef<int64_t> axes, int64_t rank,
                       SmallVector<int64_t> &out) -> LogicalResult {
     for (int64_t a : axes) {
@@ -641,6 +652,115 @@ LogicalResult Inferer::infer(Operation *op) {
         if (t.getRank() < 2)
           return fail("input must have rank >= 2");
         types.push_back(t);
+        return success();
+      })
+      .Case([&](LayerNormOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        if (!isa<FloatType>(t.getElementType()) || t.getRank() < 1)
+          return fail("expects a floating-point input of rank >= 1");
+        Shape sum(t.getShape());
+        if (Value r = op.getResidual()) {
+          if (failed(sameElem(op.getInput(), r)) ||
+              failed(broadcast(t.getShape(), tensorType(r).getShape(), sum)))
+            return failure();
+        }
+        if (failed(normParam(op.getScale(), sum.back())) ||
+            (op.getBias() && failed(normParam(op.getBias(), sum.back()))))
+          return failure();
+        push(sum, t.getElementType());
+        if (op.getSum())
+          push(sum, t.getElementType());
+        return success();
+      })
+      .Case([&](RmsNormOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        if (!isa<FloatType>(t.getElementType()) || t.getRank() < 1)
+          return fail("expects a floating-point input of rank >= 1");
+        if (failed(normParam(op.getScale(), t.getShape().back())))
+          return failure();
+        types.push_back(t);
+        return success();
+      })
+      .Case<GeluOp, SiluOp>([&](Operation *op) -> LogicalResult {
+        auto t = tensorType(op->getOperand(0));
+        if (!isa<FloatType>(t.getElementType()))
+          return fail("expects a floating-point operand");
+        if (auto g = dyn_cast<GeluOp>(op))
+          if (g.getApproximate() != "none" && g.getApproximate() != "tanh")
+            return fail("approximate must be 'none' or 'tanh'");
+        types.push_back(t);
+        return success();
+      })
+      .Case([&](LinearOp op) -> LogicalResult {
+        auto x = tensorType(op.getInput()), w = tensorType(op.getWeight());
+        if (!isa<FloatType>(x.getElementType()) || x.getRank() < 1)
+          return fail("expects a floating-point input of rank >= 1");
+        if (failed(sameElem(op.getInput(), op.getWeight())))
+          return failure();
+        if (w.getRank() != 2)
+          return fail("weight must be a [K, N] matrix");
+        int64_t k = x.getShape().back(), wk = w.getDimSize(0);
+        if (k != kDyn && wk != kDyn && k != wk)
+          return fail(llvm::formatv("input has K = {0} but weight has {1} rows",
+                                    k, wk));
+        if (!llvm::is_contained({"none", "relu", "gelu", "gelu_tanh", "silu"},
+                                op.getActivation()))
+          return fail("unknown activation '" + op.getActivation() + "'");
+        Shape out(x.getShape());
+        out.back() = w.getDimSize(1);
+        if (op.getBias() && failed(normParam(op.getBias(), out.back())))
+          return failure();
+        if (Value r = op.getResidual()) {
+          Shape b;
+          if (failed(sameElem(op.getInput(), r)) ||
+              failed(broadcast(out, tensorType(r).getShape(), b)))
+            return failure();
+          if (b.size() != out.size())
+            return fail("the residual must not add dims to the result");
+          out = b;
+        }
+        push(out, x.getElementType());
+        return success();
+      })
+      .Case([&](AttentionOp op) -> LogicalResult {
+        auto q = tensorType(op.getQuery()), k = tensorType(op.getKey()),
+             v = tensorType(op.getValue());
+        if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4)
+          return fail("query, key and value must be [B, heads, seq, dim]");
+        if (!isa<FloatType>(q.getElementType()) ||
+            failed(sameElem(op.getQuery(), op.getKey())) ||
+            failed(sameElem(op.getQuery(), op.getValue())))
+          return fail("query, key and value must share a float element type");
+        auto same = [](int64_t a, int64_t b) {
+          return a == kDyn || b == kDyn || a == b;
+        };
+        if (!same(q.getDimSize(3), k.getDimSize(3)))
+          return fail("query and key head dims differ");
+        if (!same(k.getDimSize(2), v.getDimSize(2)) ||
+            !same(k.getDimSize(1), v.getDimSize(1)))
+          return fail("key and value disagree on heads or length");
+        int64_t h = q.getDimSize(1), hkv = k.getDimSize(1);
+        if (h != kDyn && hkv != kDyn && (hkv == 0 || h % hkv != 0))
+          return fail(llvm::formatv(
+              "{0} query heads are not a multiple of {1} key/value heads", h,
+              hkv));
+        if (Value m = op.getMask()) {
+          Shape scores{q.getDimSize(0), h, q.getDimSize(2), k.getDimSize(2)};
+          Shape b;
+          if (tensorType(m).getRank() > 4 ||
+              failed(broadcast(scores, tensorType(m).getShape(), b)))
+            return fail("the mask does not broadcast to [B, H, Sq, Sk]");
+          if (failed(sameElem(op.getQuery(), m)))
+            return failure();
+        }
+        if (!llvm::is_contained({"unselected", "materialized",
+                                 "memory_efficient", "by_length"},
+                                op.getAlgorithm()))
+          return fail("unknown algorithm '" + op.getAlgorithm() + "'");
+        if (op.getKvBlock() <= 0)
+          return fail("kv_block must be positive");
+        push({q.getDimSize(0), h, q.getDimSize(2), v.getDimSize(3)},
+             q.getElementType());
         return success();
       })
       .Default([&](Operation *op) {

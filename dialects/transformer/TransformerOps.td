@@ -276,4 +276,109 @@ def Transformer_TriluOp : Transformer_Op<"trilu"> {
   let results = (outs Transformer_Tensor:$result);
 }
 
+//===----------------------------------------------------------------------===//
+// Fused ops
+//
+// Produced by the fusion passes (passes/Fuse*.cpp), never by the importer.
+// They are target-independent: the CPU lowering is in
+// codegen/cpu/LowerFused.cpp. Their location is a FusedLoc of the ONNX nodes
+// they replaced, which is what the fusion report lists.
+//===----------------------------------------------------------------------===//
+
+def Transformer_LayerNormOp : Transformer_Op<"layer_norm",
+    [AttrSizedOperandSegments]> {
+  let summary = "LayerNorm over the last dim, optionally after a residual add";
+  let description = [{
+    `sum = input + residual` (just `input` without a residual), then
+    `result = (sum - mean) / sqrt(var + epsilon) * scale + bias` with the mean
+    and the biased variance over the last dim. `scale` and `bias` are 1-D.
+    The optional second result is `sum`, present when the residual stream is
+    also used after the norm (pre-LN models).
+  }];
+  let arguments = (ins Transformer_Tensor:$input,
+                       Optional<Transformer_Tensor>:$residual,
+                       Transformer_Tensor:$scale,
+                       Optional<Transformer_Tensor>:$bias, F32Attr:$epsilon);
+  let results = (outs Transformer_Tensor:$result,
+                      Optional<Transformer_Tensor>:$sum);
+  let assemblyFormat = [{
+    $input (`residual` $residual^)? `scale` $scale (`bias` $bias^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+}
+
+def Transformer_RmsNormOp : Transformer_Op<"rms_norm"> {
+  let summary = "RMSNorm over the last dim (T5, LLaMA)";
+  let description = [{
+    `result = input / sqrt(mean(input^2) + epsilon) * scale`, the mean over the
+    last dim; `scale` is 1-D.
+  }];
+  let arguments = (ins Transformer_Tensor:$input, Transformer_Tensor:$scale,
+                       F32Attr:$epsilon);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_GeluOp : Transformer_Op<"gelu"> {
+  let summary = "GELU: x * Phi(x), exact (erf) or with the tanh approximation";
+  let arguments = (ins Transformer_Tensor:$input,
+                       DefaultValuedStrAttr<StrAttr, "none">:$approximate);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_SiluOp : Transformer_Op<"silu"> {
+  let summary = "SiLU (Swish): x * sigmoid(x)";
+  let arguments = (ins Transformer_Tensor:$input);
+  let results = (outs Transformer_Tensor:$result);
+}
+
+def Transformer_LinearOp : Transformer_Op<"linear",
+    [AttrSizedOperandSegments]> {
+  let summary = "input x weight with a bias / activation / residual epilogue";
+  let description = [{
+    `result = act(input @ weight + bias) + residual`: `input` is [..., K],
+    `weight` a [K, N] matrix (a constant in exported models), `bias` [N],
+    `residual` the result's shape. `activation` is one of `none`, `relu`,
+    `gelu`, `gelu_tanh`, `silu`. The lowering applies the whole epilogue in
+    one pass over the product.
+  }];
+  let arguments = (ins Transformer_Tensor:$input, Transformer_Tensor:$weight,
+                       Optional<Transformer_Tensor>:$bias,
+                       Optional<Transformer_Tensor>:$residual,
+                       DefaultValuedStrAttr<StrAttr, "none">:$activation);
+  let results = (outs Transformer_Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` $bias^)? (`residual` $residual^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+}
+
+def Transformer_AttentionOp : Transformer_Op<"attention"> {
+  let summary = "softmax(query x key^T * scale + mask) x value, per head";
+  let description = [{
+    `query` is [B, H, Sq, D], `key` [B, Hkv, Sk, D], `value` [B, Hkv, Sk, Dv]
+    and the result [B, H, Sq, Dv]. Grouped-query and multi-query attention
+    have Hkv < H (H a multiple of Hkv): query head h reads K/V head
+    h / (H / Hkv). `mask` is optional and additive, broadcast to
+    [B, H, Sq, Sk]: padding and causal masks, T5's relative position bias and
+    ALiBi all arrive this way. `scale` multiplies the scores (1.0 for T5).
+    A row whose scores are all -inf yields zeros.
+
+    `algorithm` is set by `transfuse-select-attention`:
+    - `materialized`: all Sk scores of a row at once;
+    - `memory_efficient`: blocks of `kv_block` keys with an online softmax,
+      so no Sq x Sk buffer exists and memory is linear in the length;
+    - `by_length`: decided at run time, materialized while
+      B * H * Sq * Sk scores fit in `max_materialized_bytes`.
+    `reason` records why.
+  }];
+  let arguments = (ins Transformer_Tensor:$query, Transformer_Tensor:$key,
+                       Transformer_Tensor:$value,
+                       Optional<Transformer_Tensor>:$mask, F32Attr:$scale,
+                       DefaultValuedStrAttr<StrAttr, "unselected">:$algorithm,
+                       DefaultValuedAttr<I64Attr, "64">:$kv_block,
+                       DefaultValuedAttr<I64Attr, "0">:$max_materialized_bytes,
+                       DefaultValuedStrAttr<StrAttr, "">:$reason);
+  let results = (outs Transformer_Tensor:$result);
+}
+
 #endif

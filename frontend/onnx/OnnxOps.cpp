@@ -566,6 +566,14 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
     Value x = input(0);
     return one(imp, make<SoftmaxOp>(elemOf(x), x, b.getI64IntegerAttr(attrInt("axis", -1))));
   }
+  if (op == "Gelu") {
+    const onnx::AttributeProto *a = attr("approximate");
+    std::string approx = a ? a->s() : "none";
+    if (approx != "none" && approx != "tanh")
+      return fail("Gelu approximate='" + approx + "' is not 'none' or 'tanh'");
+    Value x = input(0);
+    return one(imp, make<GeluOp>(elemOf(x), x, b.getStringAttr(approx)));
+  }
   if (op == "LayerNormalization") {
     bool statsUsed = false;
     for (int i = 1; i < n.output_size(); ++i)

@@ -31,7 +31,7 @@ CLAIMED = {
     # Beyond the foundation list: ops that real exports were seen to use.
     "Mod", "Flatten", "IsNaN", "LessOrEqual", "GreaterOrEqual", "Or", "Log",
     "Abs", "Sin", "Cos", "Floor", "Ceil", "Dropout", "GatherElements",
-    "GatherND",
+    "GatherND", "Gelu",
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -3,6 +3,7 @@
 
 #include "codegen/cpu/Passes.h"
 #include "frontend/onnx/OnnxImporter.h"
+#include "passes/FusionReport.h"
 #include "passes/Passes.h"
 
 #include "mlir/InitAllDialects.h"
@@ -62,7 +63,8 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
     if (!module)
       return nullptr;
   }
-  PhaseTimer t(options, "fold shape computations");
+  PhaseTimer t(options, options.fusion ? "fold shapes and fuse"
+                                       : "fold shape computations");
   PassManager pm(&ctx);
   if (options.codegen.printIRAfterAll) {
     ctx.disableMultithreading();
@@ -77,9 +79,31 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
   fpm.addPass(transfuse::createFoldShapeComputations());
   fpm.addPass(createCanonicalizerPass());
   fpm.addPass(createCSEPass());
+  if (options.fusion) {
+    bool explain = options.explainFusion;
+    fpm.addPass(createFuseActivations({explain}));
+    fpm.addPass(createFuseNorms({explain}));
+    fpm.addPass(createFuseAttention({explain}));
+    fpm.addPass(createFuseLinear({explain}));
+    SelectAttentionOptions select;
+    select.algorithm = options.attention;
+    fpm.addPass(createSelectAttention(select));
+    fpm.addPass(createCSEPass());
+  }
   if (failed(pm.run(*module))) {
     error = "the transformer-level pipeline failed (see diagnostics above)";
     return nullptr;
+  }
+  if (options.explainFusion)
+    llvm::errs() << fusionReportText(*module);
+  if (!options.fusionReportPath.empty()) {
+    std::error_code ec;
+    llvm::raw_fd_ostream out(options.fusionReportPath, ec);
+    if (ec) {
+      error = "cannot write " + options.fusionReportPath + ": " + ec.message();
+      return nullptr;
+    }
+    out << fusionReportJson(*module);
   }
   return module;
 }

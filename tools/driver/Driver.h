@@ -12,13 +12,19 @@ namespace transfuse::driver {
 struct Options {
   cpu::CodegenOptions codegen;
   bool verbose = true; // phase lines with timings on stderr
+  bool fusion = true;  // run the fusion passes (--no-fusion turns them off)
+  bool explainFusion = false;     // remarks at candidates left unfused + report
+  std::string fusionReportPath;   // write the JSON fusion report here
+  std::string attention = "auto"; // transfuse-select-attention's algorithm
 };
 
 /// Registers every dialect and pass the pipeline needs.
 void registerAll(mlir::MLIRContext &ctx);
 
-/// Imports `path` and runs the transformer-level pipeline (fold shape
-/// computations, refine shapes, canonicalize). Null on error (in `error`).
+/// Imports `path` and runs the transformer-level pipeline: fold shape
+/// computations, canonicalize, then (unless options.fusion is off) the
+/// fusion passes and attention selection, and writes the fusion report when
+/// asked. Null on error (in `error`).
 mlir::OwningOpRef<mlir::ModuleOp> importAndOptimize(mlir::MLIRContext &ctx,
                                                     const std::string &path,
                                                     const Options &options,

@@ -67,7 +67,8 @@ private:
   decltype(&tf_tensor_release) release_ = nullptr;
 };
 
-/// Compiles dir/part/model.onnx to cache/part/model.so unless up to date.
+/// Compiles dir/part/model.onnx to cache/part/model.so unless that is newer
+/// than the model, the compiler and the runtime archive.
 bool ensureCompiled(const GenerateOptions &o, const std::string &part,
                     const std::string &runtimeArchive, std::string &soPath,
                     std::string &error) {
@@ -77,8 +78,16 @@ bool ensureCompiled(const GenerateOptions &o, const std::string &part,
   llvm::sys::fs::file_status src, dst;
   if (llvm::sys::fs::status(onnx, src))
     return error = "missing " + onnx, false;
-  if (!llvm::sys::fs::status(soPath, dst) &&
-      dst.getLastModificationTime() >= src.getLastModificationTime())
+  // Up to date: newer than the model, this compiler and the runtime.
+  auto newer = [&](const std::string &path) {
+    llvm::sys::fs::file_status st;
+    return llvm::sys::fs::status(path, st) ||
+           dst.getLastModificationTime() >= st.getLastModificationTime();
+  };
+  std::string self = llvm::sys::fs::getMainExecutable(
+      nullptr, reinterpret_cast<void *>(&ensureCompiled));
+  if (!llvm::sys::fs::status(soPath, dst) && newer(onnx) && newer(self) &&
+      newer(runtimeArchive))
     return true;
   if (auto ec = llvm::sys::fs::create_directories(outDir))
     return error = "cannot create " + outDir + ": " + ec.message(), false;

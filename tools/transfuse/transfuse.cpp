@@ -2,6 +2,8 @@
 //
 //   transfuse compile MODEL.onnx -o MODEL.so [--target cpu]
 //             [--emit=mlir|llvm|obj|so] [--print-ir-after-all] [--time-passes]
+//             [--no-fusion] [--explain-fusion] [--fusion-report FILE.json]
+//             [--attention=auto|materialized|memory_efficient]
 //   transfuse generate MODEL_DIR --prompt-ids 1,2,3 --max-new-tokens N
 //
 //===----------------------------------------------------------------------===//
@@ -42,6 +44,22 @@ static cl::opt<std::string> mcpu("mcpu", cl::desc("LLVM CPU (default: host)"),
                                  cl::sub(compileCmd));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress lines"),
                            cl::sub(compileCmd));
+static cl::opt<bool> noFusion("no-fusion",
+                              cl::desc("Skip the fusion passes (graph ops only)"),
+                              cl::sub(compileCmd));
+static cl::opt<bool> explainFusion(
+    "explain-fusion",
+    cl::desc("Print what fused, and why each candidate that did not fuse "
+             "did not"),
+    cl::sub(compileCmd));
+static cl::opt<std::string> fusionReport(
+    "fusion-report", cl::desc("Write the fusion report as JSON"),
+    cl::value_desc("file.json"), cl::sub(compileCmd));
+static cl::opt<std::string> attention(
+    "attention",
+    cl::desc("Attention algorithm: auto (cost model), materialized or "
+             "memory_efficient"),
+    cl::init("auto"), cl::sub(compileCmd));
 
 static cl::opt<std::string> modelDir(
     cl::Positional, cl::desc("<model dir with prefill/ and decode/>"),
@@ -81,6 +99,10 @@ static int compile(const char *argv0) {
   options.codegen.timePasses = timePasses;
   options.codegen.cpu = mcpu;
   options.verbose = !quiet;
+  options.fusion = !noFusion;
+  options.explainFusion = explainFusion;
+  options.fusionReportPath = fusionReport;
+  options.attention = attention;
   std::string error;
   if (!driver::compileModel(inputFile, outputFile, emit, options,
                             driver::runtimeArchivePath(argv0), error))

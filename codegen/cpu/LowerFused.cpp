@@ -1,0 +1,513 @@
+//===- LowerFused.cpp - fused transformer ops to linalg on tensors --------===//
+//
+// layer_norm, rms_norm, gelu, silu, linear and attention. The attention
+// lowering is one loop over blocks of keys with an online softmax; the
+// materialized algorithm is the same loop with a single block of all Sk keys,
+// so both algorithms share one verified code path and the choice is only the
+// block size (decided at compile time, or at run time for `by_length`).
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/cpu/LoweringUtils.h"
+#include "codegen/cpu/Passes.h"
+#include "dialects/transformer/TransformerDialect.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace transfuse;
+using namespace transfuse::cpu;
+using namespace transfuse::transformer;
+
+namespace {
+
+RankedTensorType tensorType(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+Value cIdx(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+Value cF(OpBuilder &b, Location loc, Type t, double v) {
+  return scalarConstant(b, loc, t, v);
+}
+
+/// The activation `act` (relu, gelu, gelu_tanh, silu, none) of scalar `x`.
+Value applyActivation(OpBuilder &b, Location l, Value x, StringRef act) {
+  Type t = x.getType();
+  if (act == "relu")
+    return arith::MaximumFOp::create(b, l, x, cF(b, l, t, 0));
+  if (act == "gelu") {
+    Value e = math::ErfOp::create(
+        b, l, arith::MulFOp::create(b, l, x, cF(b, l, t, M_SQRT1_2)));
+    Value h = arith::MulFOp::create(b, l, x, cF(b, l, t, 0.5));
+    return arith::MulFOp::create(
+        b, l, h, arith::AddFOp::create(b, l, e, cF(b, l, t, 1)));
+  }
+  if (act == "gelu_tanh") {
+    Value x3 = arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, x, x), x);
+    Value inner = arith::AddFOp::create(
+        b, l, x, arith::MulFOp::create(b, l, x3, cF(b, l, t, 0.044715)));
+    inner = arith::MulFOp::create(b, l, inner,
+                                  cF(b, l, t, std::sqrt(2.0 / M_PI)));
+    Value th = math::TanhOp::create(b, l, inner);
+    Value h = arith::MulFOp::create(b, l, x, cF(b, l, t, 0.5));
+    return arith::MulFOp::create(
+        b, l, h, arith::AddFOp::create(b, l, th, cF(b, l, t, 1)));
+  }
+  if (act == "silu") {
+    Value e = math::ExpOp::create(b, l, arith::NegFOp::create(b, l, x));
+    return arith::DivFOp::create(
+        b, l, x, arith::AddFOp::create(b, l, e, cF(b, l, t, 1)));
+  }
+  return x;
+}
+
+struct LowerGelu : OpRewritePattern<GeluOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GeluOp op, PatternRewriter &rw) const override {
+    StringRef act = op.getApproximate() == "tanh" ? "gelu_tanh" : "gelu";
+    rw.replaceOp(op, buildElementwise(
+                         rw, op.getLoc(), ValueRange{op.getInput()},
+                         tensorType(op.getResult()),
+                         [&](OpBuilder &b, Location l, ValueRange a) {
+                           return applyActivation(b, l, a[0], act);
+                         }));
+    return success();
+  }
+};
+
+struct LowerSilu : OpRewritePattern<SiluOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SiluOp op, PatternRewriter &rw) const override {
+    rw.replaceOp(op, buildElementwise(
+                         rw, op.getLoc(), ValueRange{op.getInput()},
+                         tensorType(op.getResult()),
+                         [&](OpBuilder &b, Location l, ValueRange a) {
+                           return applyActivation(b, l, a[0], "silu");
+                         }));
+    return success();
+  }
+};
+
+struct LowerLayerNormOp : OpRewritePattern<LayerNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LayerNormOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto t = tensorType(op.getResult());
+    if (Value r = op.getResidual())
+      x = buildElementwise(rw, loc, ValueRange{x, r}, t,
+                           [](OpBuilder &b, Location l, ValueRange a) -> Value {
+                             return arith::AddFOp::create(b, l, a[0], a[1]);
+                           });
+    Value y = buildLayerNorm(rw, loc, x, op.getScale(), op.getBias(), -1,
+                             op.getEpsilon().convertToDouble());
+    SmallVector<Value> results{y};
+    if (op.getSum())
+      results.push_back(x);
+    rw.replaceOp(op, results);
+    return success();
+  }
+};
+
+struct LowerRmsNorm : OpRewritePattern<RmsNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RmsNormOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto t = tensorType(x);
+    Type elem = t.getElementType();
+    int64_t last = t.getRank() - 1;
+    Value n = countOf(rw, loc, x, {last}, elem);
+    Value eps = cF(rw, loc, elem, op.getEpsilon().convertToDouble());
+    Value sq = buildElementwise(rw, loc, ValueRange{x}, t,
+                                [](OpBuilder &b, Location l, ValueRange a) -> Value {
+                                  return arith::MulFOp::create(b, l, a[0], a[0]);
+                                });
+    Value ss = reduceKeepDims(rw, loc, sq, {last}, ReduceKind::Sum);
+    Value out = buildElementwise(
+        rw, loc, ValueRange{x, ss, op.getScale()}, t,
+        [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+          Value ms = arith::AddFOp::create(b, l, arith::DivFOp::create(b, l, a[1], n), eps);
+          Value y = arith::DivFOp::create(b, l, a[0], math::SqrtOp::create(b, l, ms));
+          return arith::MulFOp::create(b, l, y, a[2]);
+        });
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+struct LowerLinear : OpRewritePattern<LinearOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LinearOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto resultType = tensorType(op.getResult());
+    Value y = buildMatMul(rw, loc, op.getInput(), op.getWeight(), resultType);
+    if (!y)
+      return rw.notifyMatchFailure(op, "not a numeric matmul");
+    StringRef act = op.getActivation();
+    if (op.getBias() || op.getResidual() || act != "none") {
+      // The whole epilogue in one pass over the product.
+      SmallVector<Value> ins{y};
+      int bias = -1, res = -1;
+      if (op.getBias()) {
+        bias = ins.size();
+        ins.push_back(op.getBias());
+      }
+      if (op.getResidual()) {
+        res = ins.size();
+        ins.push_back(op.getResidual());
+      }
+      y = buildElementwise(rw, loc, ins, resultType,
+                           [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+                             Value v = a[0];
+                             if (bias >= 0)
+                               v = arith::AddFOp::create(b, l, v, a[bias]);
+                             v = applyActivation(b, l, v, act);
+                             if (res >= 0)
+                               v = arith::AddFOp::create(b, l, v, a[res]);
+                             return v;
+                           });
+    }
+    if (y.getType() != resultType)
+      y = tensor::CastOp::create(rw, loc, resultType, y);
+    rw.replaceOp(op, y);
+    return success();
+  }
+};
+
+/// A type of `shape` with `elem`, static where `shape` is.
+RankedTensorType typeOf(ArrayRef<int64_t> shape, Type elem) {
+  return RankedTensorType::get(shape, elem);
+}
+
+struct LowerAttention : OpRewritePattern<AttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AttentionOp op, PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value q = op.getQuery(), k = op.getKey(), v = op.getValue();
+    auto qt = tensorType(q), kt = tensorType(k), vt = tensorType(v);
+    Type elem = qt.getElementType();
+    MLIRContext *ctx = rw.getContext();
+    const int64_t dyn = ShapedType::kDynamic;
+    SmallVector<Value> qd = getDimValues(rw, loc, q), kd = getDimValues(rw, loc, k),
+                       vd = getDimValues(rw, loc, v);
+    Value B = qd[0], H = qd[1], Sq = qd[2], D = qd[3], Hkv = kd[1], Sk = kd[2],
+          Dv = vd[3];
+    auto eq = [&](Value a, Value b) {
+      return arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, a, b);
+    };
+    auto all = [&](std::initializer_list<Value> conds) {
+      Value ok = *conds.begin();
+      for (Value c : llvm::drop_begin(conds))
+        ok = arith::AndIOp::create(rw, loc, ok, c);
+      return ok;
+    };
+    Value c0 = cIdx(rw, loc, 0), c1 = cIdx(rw, loc, 1);
+    emitRuntimeCheck(
+        rw, loc,
+        all({eq(kd[0], B), eq(vd[0], B), eq(kd[3], D), eq(vd[1], Hkv),
+             eq(vd[2], Sk),
+             eq(arith::RemUIOp::create(rw, loc, H, arith::MaxUIOp::create(rw, loc, Hkv, c1)), c0)}),
+        "attention: query, key and value disagree on batch, heads, length or "
+        "head dim");
+    // Which K/V head a query head reads.
+    AffineExpr hq = rw.getAffineDimExpr(1), hk;
+    int64_t h = qt.getDimSize(1), hkv = kt.getDimSize(1);
+    if (h == dyn && (h = tensorType(op.getResult()).getDimSize(1)) != dyn)
+      emitRuntimeCheck(rw, loc, eq(H, cIdx(rw, loc, h)),
+                       "attention: the query head count differs from the result's");
+    if (hkv == 1)
+      hk = rw.getAffineConstantExpr(0);
+    else if (h != dyn && hkv != dyn)
+      hk = h == hkv ? hq : hq.floorDiv(h / hkv);
+    else {
+      emitRuntimeCheck(rw, loc, eq(H, Hkv),
+                       "attention: dynamic query and key/value head counts differ");
+      hk = hq;
+    }
+    // The mask as rank 4. A static 1 broadcasts through the indexing map; a
+    // dynamic dim may be 1 at run time, so such masks are read with computed
+    // indices instead (never materialized at the scores' size).
+    Value mask = op.getMask();
+    SmallVector<bool> maskBroadcast(4, true);
+    SmallVector<Value> maskDims;
+    bool maskDynamic = false;
+    if (mask) {
+      auto mt = tensorType(mask);
+      SmallVector<int64_t> shape(4 - mt.getRank(), 1);
+      maskDims.assign(4 - mt.getRank(), c1);
+      shape.append(mt.getShape().begin(), mt.getShape().end());
+      SmallVector<Value> md = getDimValues(rw, loc, mask);
+      maskDims.append(md.begin(), md.end());
+      if (mt.getRank() != 4)
+        mask = reshapeTo(rw, loc, mask, typeOf(shape, elem), maskDims);
+      Value scoreDims[] = {B, H, Sq, Sk};
+      Value ok = arith::ConstantIntOp::create(rw, loc, 1, 1);
+      for (int i = 0; i < 4; ++i) {
+        maskBroadcast[i] = shape[i] == 1;
+        maskDynamic |= shape[i] == dyn;
+        if (!maskBroadcast[i])
+          ok = arith::AndIOp::create(
+              rw, loc, ok,
+              arith::OrIOp::create(rw, loc, eq(maskDims[i], scoreDims[i]),
+                                   eq(maskDims[i], c1)));
+      }
+      emitRuntimeCheck(rw, loc, ok,
+                       "attention: the mask does not broadcast to [B, H, Sq, Sk]");
+    }
+    // Keys per block.
+    Value skAtLeast1 = arith::MaxUIOp::create(rw, loc, Sk, c1);
+    Value block = cIdx(rw, loc, op.getKvBlock());
+    StringRef alg = op.getAlgorithm();
+    if (alg == "materialized" || alg == "unselected") {
+      block = skAtLeast1;
+    } else if (alg == "by_length") {
+      Value bytes = cIdx(rw, loc, elem.getIntOrFloatBitWidth() / 8);
+      for (Value d : {B, H, Sq, Sk})
+        bytes = arith::MulIOp::create(rw, loc, bytes, d);
+      Value fits = arith::CmpIOp::create(
+          rw, loc, arith::CmpIPredicate::ule, bytes,
+          cIdx(rw, loc, op.getMaxMaterializedBytes()));
+      block = arith::SelectOp::create(rw, loc, fits, skAtLeast1, block);
+    }
+    Value negInf = arith::ConstantOp::create(
+        rw, loc,
+        rw.getFloatAttr(elem, APFloat::getInf(
+                                  cast<FloatType>(elem).getFloatSemantics(), true)));
+    Value zero = cF(rw, loc, elem, 0);
+    auto rowType = typeOf({qt.getDimSize(0), h, qt.getDimSize(2)}, elem);
+    auto accType = typeOf({qt.getDimSize(0), h, qt.getDimSize(2), vt.getDimSize(3)}, elem);
+    auto filled = [&](OpBuilder &b, RankedTensorType t, ArrayRef<Value> dims,
+                      Value val) {
+      return linalg::FillOp::create(b, loc, val, createEmpty(b, loc, t, dims))
+          .getResult(0);
+    };
+    Value m0 = filled(rw, rowType, {B, H, Sq}, negInf);
+    Value l0 = filled(rw, rowType, {B, H, Sq}, zero);
+    Value acc0 = filled(rw, accType, {B, H, Sq, Dv}, zero);
+    double scale = op.getScale().convertToDouble();
+    auto par = utils::IteratorType::parallel, red = utils::IteratorType::reduction;
+    auto map = [&](unsigned n, ArrayRef<AffineExpr> e) {
+      return AffineMap::get(n, 0, e, ctx);
+    };
+    AffineExpr d0 = rw.getAffineDimExpr(0), d1 = rw.getAffineDimExpr(1),
+               d2 = rw.getAffineDimExpr(2), d3 = rw.getAffineDimExpr(3),
+               d4 = rw.getAffineDimExpr(4);
+    auto loop = scf::ForOp::create(
+        rw, loc, c0, Sk, block, ValueRange{m0, l0, acc0},
+        [&](OpBuilder &b, Location l, Value kb, ValueRange iter) {
+          Value m = iter[0], lsum = iter[1], acc = iter[2];
+          Value rest = arith::SubIOp::create(b, l, Sk, kb);
+          Value t = arith::MinUIOp::create(b, l, block, rest);
+          auto slice = [&](Value src, ArrayRef<Value> dims, RankedTensorType st) {
+            SmallVector<OpFoldResult> offs{b.getIndexAttr(0), b.getIndexAttr(0),
+                                           kb, b.getIndexAttr(0)};
+            SmallVector<OpFoldResult> sizes{getAsOpFoldResult(dims[0]),
+                                            getAsOpFoldResult(dims[1]),
+                                            getAsOpFoldResult(t),
+                                            getAsOpFoldResult(dims[3])};
+            SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
+            auto type = typeOf({st.getDimSize(0), st.getDimSize(1), dyn,
+                                st.getDimSize(3)}, elem);
+            return tensor::ExtractSliceOp::create(b, l, type, src, offs, sizes,
+                                                  strides)
+                .getResult();
+          };
+          Value ks = slice(k, kd, kt), vs = slice(v, vd, vt);
+          // K block transposed to [B, Hkv, D, t]: the score loop then runs
+          // over keys innermost, contiguously.
+          auto ktT = typeOf({kt.getDimSize(0), hkv, kt.getDimSize(3), dyn}, elem);
+          Value kT = linalg::TransposeOp::create(
+                         b, l, ks, createEmpty(b, l, ktT, {kd[0], Hkv, D, t}),
+                         ArrayRef<int64_t>{0, 1, 3, 2})
+                         .getResult()[0];
+          auto sType = typeOf({qt.getDimSize(0), h, qt.getDimSize(2), dyn}, elem);
+          SmallVector<Value> sDims{B, H, Sq, t};
+          // s[b,h,i,j] = sum_d q[b,h,i,d] * kT[b,hk,d,j]   (b,h,i,d,j)
+          Value s = linalg::GenericOp::create(
+                        b, l, TypeRange{sType}, ValueRange{q, kT},
+                        ValueRange{filled(b, sType, sDims, zero)},
+                        ArrayRef<AffineMap>{map(5, {d0, d1, d2, d3}),
+                                            map(5, {d0, hk, d3, d4}),
+                                            map(5, {d0, d1, d2, d4})},
+                        ArrayRef<utils::IteratorType>{par, par, par, red, par},
+                        [&](OpBuilder &gb, Location gl, ValueRange a) {
+                          Value p = arith::MulFOp::create(gb, gl, a[0], a[1]);
+                          linalg::YieldOp::create(
+                              gb, gl, arith::AddFOp::create(gb, gl, a[2], p).getResult());
+                        })
+                        .getResult(0);
+          // Scale and mask.
+          SmallVector<Value> ins{s};
+          SmallVector<AffineMap> maps{map(4, {d0, d1, d2, d3})};
+          if (mask && !maskDynamic) {
+            Value ms = mask;
+            if (!maskBroadcast[3])
+              ms = slice(mask, maskDims, tensorType(mask));
+            ins.push_back(ms);
+            SmallVector<AffineExpr> e;
+            for (int i = 0; i < 4; ++i)
+              e.push_back(maskBroadcast[i] ? b.getAffineConstantExpr(0)
+                                           : b.getAffineDimExpr(i));
+            maps.push_back(map(4, e));
+          }
+          maps.push_back(map(4, {d0, d1, d2, d3}));
+          Value scaleV = cF(b, l, elem, scale);
+          Value sm = linalg::GenericOp::create(
+                         b, l, TypeRange{sType}, ins,
+                         ValueRange{createEmpty(b, l, sType, sDims)}, maps,
+                         ArrayRef<utils::IteratorType>{par, par, par, par},
+                         [&](OpBuilder &gb, Location gl, ValueRange a) {
+                           Value x = arith::MulFOp::create(gb, gl, a[0], scaleV);
+                           if (a.size() > 2) {
+                             x = arith::AddFOp::create(gb, gl, x, a[1]);
+                           } else if (mask) {
+                             // Dim i of the mask is read at 0 when it is 1.
+                             SmallVector<Value> idx;
+                             for (int i = 0; i < 4; ++i) {
+                               Value at = linalg::IndexOp::create(gb, gl, i);
+                               if (i == 3)
+                                 at = arith::AddIOp::create(gb, gl, at, kb);
+                               Value isOne = arith::CmpIOp::create(
+                                   gb, gl, arith::CmpIPredicate::eq, maskDims[i], c1);
+                               idx.push_back(
+                                   maskBroadcast[i]
+                                       ? c0
+                                       : arith::SelectOp::create(gb, gl, isOne, c0, at)
+                                             .getResult());
+                             }
+                             x = arith::AddFOp::create(
+                                 gb, gl, x,
+                                 tensor::ExtractOp::create(gb, gl, mask, idx));
+                           }
+                           linalg::YieldOp::create(gb, gl, x);
+                         })
+                         .getResult(0);
+          AffineMap id4 = map(4, {d0, d1, d2, d3}), row4 = map(4, {d0, d1, d2}),
+                    id3 = map(3, {d0, d1, d2});
+          // New row max.
+          Value mNew = linalg::GenericOp::create(
+                           b, l, TypeRange{rowType}, ValueRange{sm}, ValueRange{m},
+                           ArrayRef<AffineMap>{id4, row4},
+                           ArrayRef<utils::IteratorType>{par, par, par, red},
+                           [&](OpBuilder &gb, Location gl, ValueRange a) {
+                             linalg::YieldOp::create(
+                                 gb, gl,
+                                 arith::MaximumFOp::create(gb, gl, a[0], a[1]).getResult());
+                           })
+                           .getResult(0);
+          auto isNegInf = [&](OpBuilder &gb, Location gl, Value x) {
+            return arith::CmpFOp::create(gb, gl, arith::CmpFPredicate::OEQ, x, negInf);
+          };
+          // Rescale factor of the old partial sums: exp(m - mNew).
+          Value corr = linalg::GenericOp::create(
+                           b, l, TypeRange{rowType}, ValueRange{m, mNew},
+                           ValueRange{createEmpty(b, l, rowType, {B, H, Sq})},
+                           ArrayRef<AffineMap>{id3, id3, id3},
+                           ArrayRef<utils::IteratorType>{par, par, par},
+                           [&](OpBuilder &gb, Location gl, ValueRange a) {
+                             Value e = math::ExpOp::create(
+                                 gb, gl, arith::SubFOp::create(gb, gl, a[0], a[1]));
+                             linalg::YieldOp::create(
+                                 gb, gl,
+                                 arith::SelectOp::create(gb, gl, isNegInf(gb, gl, a[0]),
+                                                         zero, e)
+                                     .getResult());
+                           })
+                           .getResult(0);
+          // p = exp(s - mNew), 0 for fully masked rows.
+          Value p = linalg::GenericOp::create(
+                        b, l, TypeRange{sType}, ValueRange{sm, mNew},
+                        ValueRange{createEmpty(b, l, sType, sDims)},
+                        ArrayRef<AffineMap>{id4, row4, id4},
+                        ArrayRef<utils::IteratorType>{par, par, par, par},
+                        [&](OpBuilder &gb, Location gl, ValueRange a) {
+                          Value e = math::ExpOp::create(
+                              gb, gl, arith::SubFOp::create(gb, gl, a[0], a[1]));
+                          linalg::YieldOp::create(
+                              gb, gl,
+                              arith::SelectOp::create(gb, gl, isNegInf(gb, gl, a[1]),
+                                                      zero, e)
+                                  .getResult());
+                        })
+                        .getResult(0);
+          // l = l * corr + sum_j p.
+          Value lScaled = linalg::GenericOp::create(
+                              b, l, TypeRange{rowType}, ValueRange{lsum, corr},
+                              ValueRange{createEmpty(b, l, rowType, {B, H, Sq})},
+                              ArrayRef<AffineMap>{id3, id3, id3},
+                              ArrayRef<utils::IteratorType>{par, par, par},
+                              [&](OpBuilder &gb, Location gl, ValueRange a) {
+                                linalg::YieldOp::create(
+                                    gb, gl,
+                                    arith::MulFOp::create(gb, gl, a[0], a[1]).getResult());
+                              })
+                              .getResult(0);
+          Value lNew = linalg::GenericOp::create(
+                           b, l, TypeRange{rowType}, ValueRange{p}, ValueRange{lScaled},
+                           ArrayRef<AffineMap>{id4, row4},
+                           ArrayRef<utils::IteratorType>{par, par, par, red},
+                           [&](OpBuilder &gb, Location gl, ValueRange a) {
+                             linalg::YieldOp::create(
+                                 gb, gl, arith::AddFOp::create(gb, gl, a[0], a[1]).getResult());
+                           })
+                           .getResult(0);
+          // acc = acc * corr + p x V_block   (b,h,i,j,e)
+          Value accScaled = linalg::GenericOp::create(
+                                b, l, TypeRange{accType}, ValueRange{acc, corr},
+                                ValueRange{createEmpty(b, l, accType, {B, H, Sq, Dv})},
+                                ArrayRef<AffineMap>{id4, row4, id4},
+                                ArrayRef<utils::IteratorType>{par, par, par, par},
+                                [&](OpBuilder &gb, Location gl, ValueRange a) {
+                                  linalg::YieldOp::create(
+                                      gb, gl,
+                                      arith::MulFOp::create(gb, gl, a[0], a[1]).getResult());
+                                })
+                                .getResult(0);
+          Value accNew = linalg::GenericOp::create(
+                             b, l, TypeRange{accType}, ValueRange{p, vs},
+                             ValueRange{accScaled},
+                             ArrayRef<AffineMap>{map(5, {d0, d1, d2, d3}),
+                                                 map(5, {d0, hk, d3, d4}),
+                                                 map(5, {d0, d1, d2, d4})},
+                             ArrayRef<utils::IteratorType>{par, par, par, red, par},
+                             [&](OpBuilder &gb, Location gl, ValueRange a) {
+                               Value pv = arith::MulFOp::create(gb, gl, a[0], a[1]);
+                               linalg::YieldOp::create(
+                                   gb, gl, arith::AddFOp::create(gb, gl, a[2], pv).getResult());
+                             })
+                             .getResult(0);
+          scf::YieldOp::create(b, l, ValueRange{mNew, lNew, accNew});
+        });
+    Value lFinal = loop.getResult(1), accFinal = loop.getResult(2);
+    Value out = linalg::GenericOp::create(
+                    rw, loc, TypeRange{accType}, ValueRange{accFinal, lFinal},
+                    ValueRange{createEmpty(rw, loc, accType, {B, H, Sq, Dv})},
+                    ArrayRef<AffineMap>{map(4, {d0, d1, d2, d3}), map(4, {d0, d1, d2}),
+                                        map(4, {d0, d1, d2, d3})},
+                    ArrayRef<utils::IteratorType>{par, par, par, par},
+                    [&](OpBuilder &gb, Location gl, ValueRange a) {
+                      Value empty = arith::CmpFOp::create(
+                          gb, gl, arith::CmpFPredicate::OEQ, a[1], zero);
+                      Value y = arith::DivFOp::create(gb, gl, a[0], a[1]);
+                      linalg::YieldOp::create(
+                          gb, gl, arith::SelectOp::create(gb, gl, empty, zero, y).getResult());
+                    })
+                    .getResult(0);
+    if (out.getType() != op.getType())
+      out = tensor::CastOp::create(rw, loc, op.getType(), out);
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+} // namespace
+
+void transfuse::cpu::populateLowerFusedPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerGelu, LowerSilu, LowerLayerNormOp, LowerRmsNorm, LowerLinear,
+               LowerAttention>(patterns.getContext());
+}

@@ -1,0 +1,228 @@
+//===- FuseAttention.cpp - scaled-dot-product attention to `attention` ----===//
+#include "passes/FusionUtils.h"
+#include "passes/Passes.h"
+
+#include "dialects/transformer/ShapeInference.h"
+
+namespace transfuse {
+#define GEN_PASS_DEF_FUSEATTENTION
+#include "passes/Passes.h.inc"
+} // namespace transfuse
+
+using namespace mlir;
+using namespace transfuse;
+using namespace transfuse::fusion;
+using namespace transfuse::transformer;
+
+namespace {
+
+RankedTensorType tensorType(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+/// Strips single-use Mul/Div by scalar constants from `v`, folding them into
+/// `scale`.
+Value stripScale(Value v, double &scale, SmallVectorImpl<Operation *> &ops) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (!v.hasOneUse())
+      break;
+    if (auto mul = dyn_cast<MulOp>(def)) {
+      auto c = scalarValue(mul.getRhs());
+      Value other = mul.getLhs();
+      if (!c) {
+        c = scalarValue(mul.getLhs());
+        other = mul.getRhs();
+      }
+      if (!c || other.getType() != v.getType())
+        break;
+      scale *= *c;
+      ops.push_back(mul);
+      v = other;
+    } else if (auto div = dyn_cast<DivOp>(def)) {
+      auto c = scalarValue(div.getRhs());
+      if (!c || *c == 0 || div.getLhs().getType() != v.getType())
+        break;
+      scale /= *c;
+      ops.push_back(div);
+      v = div.getLhs();
+    } else {
+      break;
+    }
+  }
+  return v;
+}
+
+/// Flattens a tree of single-use Adds into its terms.
+void addTerms(Value v, SmallVectorImpl<Value> &terms,
+              SmallVectorImpl<Operation *> &ops, bool root) {
+  auto add = v.getDefiningOp<AddOp>();
+  if (add && (root || v.hasOneUse())) {
+    ops.push_back(add);
+    addTerms(add.getLhs(), terms, ops, false);
+    addTerms(add.getRhs(), terms, ops, false);
+    return;
+  }
+  terms.push_back(v);
+}
+
+/// `t` transposed by `perm` (none when `perm` is the identity).
+Value transposed(PatternRewriter &rw, Location loc, Value t,
+                 ArrayRef<int64_t> perm) {
+  if (llvm::equal(perm, llvm::seq<int64_t>(0, perm.size())))
+    return t;
+  return createInferred<TransposeOp>(
+      rw, loc, tensorType(t).getElementType(), t, rw.getDenseI64ArrayAttr(perm));
+}
+
+/// The key [B, H, Sk, D] given K^T [B, H, D, Sk], folding a transpose.
+Value keyFromTransposed(PatternRewriter &rw, Location loc, Value kt) {
+  SmallVector<int64_t> swap{0, 1, 3, 2};
+  if (auto tr = kt.getDefiningOp<TransposeOp>()) {
+    SmallVector<int64_t> perm;
+    for (int64_t i : swap)
+      perm.push_back(tr.getPerm()[i]);
+    return transposed(rw, loc, tr.getInput(), perm);
+  }
+  return transposed(rw, loc, kt, swap);
+}
+
+/// Undoes HF's repeat_kv (Unsqueeze at 2, Expand, Reshape to H heads):
+/// returns the [B, Hkv, S, D] source, or `v` when `v` is not such a repeat.
+Value unrepeatHeads(Value v) {
+  auto reshape = v.getDefiningOp<ReshapeOp>();
+  if (!reshape)
+    return v;
+  auto expand = reshape.getInput().getDefiningOp<ExpandOp>();
+  if (!expand)
+    return v;
+  auto unsq = expand.getInput().getDefiningOp<UnsqueezeOp>();
+  if (!unsq || unsq.getAxes().size() != 1 || unsq.getAxes()[0] != 2)
+    return v;
+  Value src = unsq.getInput();
+  auto st = tensorType(src), et = tensorType(expand.getResult()),
+       rt = tensorType(v);
+  if (st.getRank() != 4 || et.getRank() != 5 || rt.getRank() != 4)
+    return v;
+  int64_t h = rt.getDimSize(1), hkv = st.getDimSize(1), g = et.getDimSize(2);
+  if (h == ShapedType::kDynamic || hkv == ShapedType::kDynamic ||
+      g == ShapedType::kDynamic || hkv * g != h)
+    return v;
+  // Expand may only repeat the new dim: the others keep the source's sizes.
+  for (auto [i, j] : {std::pair{0, 0}, {1, 1}, {3, 2}, {4, 3}}) {
+    int64_t e = et.getDimSize(i), s = st.getDimSize(j);
+    if (s == 1 && e != 1)
+      return v;
+  }
+  return src;
+}
+
+struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SoftmaxOp sm, PatternRewriter &rw) const override {
+    auto fail = [&](const Twine &why) {
+      return rw.notifyMatchFailure(sm, [&](Diagnostic &d) { d << why; });
+    };
+    auto st = tensorType(sm.getInput());
+    if (st.getRank() != 4)
+      return fail("its scores are not [B, H, Sq, Sk] (rank " +
+                  Twine(st.getRank()) + ")");
+    if (normalizeAxis(sm.getAxis(), 4) != 3)
+      return fail("it is not over the last axis");
+    SmallVector<Operation *> ops{sm};
+    // Output side: [Where(IsNaN(p), 0, p)] then MatMul(p, V).
+    Value p = sm.getResult();
+    if (!p.hasOneUse()) {
+      IsNaNOp isNan;
+      WhereOp where;
+      for (Operation *u : p.getUsers()) {
+        if (auto n = dyn_cast<IsNaNOp>(u))
+          isNan = n;
+        else if (auto w = dyn_cast<WhereOp>(u))
+          where = w;
+      }
+      if (!isNan || !where || !p.hasNUses(2) || !isNan->hasOneUse() ||
+          where.getCondition() != isNan.getResult() || where.getY() != p ||
+          !isScalar(where.getX(), 0.0) || where.getType() != p.getType())
+        return fail("the probabilities have users other than one MatMul");
+      ops.append({isNan, where});
+      p = where.getResult();
+    }
+    auto pv = dyn_cast_or_null<MatMulOp>(singleUser(p));
+    if (!pv || pv.getLhs() != p)
+      return fail("the probabilities do not feed one MatMul(p, V)");
+    ops.push_back(pv);
+    Value value = pv.getRhs();
+    if (tensorType(value).getRank() != 4)
+      return fail("V at node '" + nodeName(pv) + "' is not rank 4");
+    // Input side: sum of terms, one of which is the scaled Q K^T.
+    SmallVector<Value> terms;
+    addTerms(sm.getInput(), terms, ops, /*root=*/true);
+    double scale = 1.0;
+    MatMulOp qk;
+    SmallVector<Value> masks;
+    for (Value t : terms) {
+      SmallVector<Operation *> scaleOps;
+      double s = 1.0;
+      Value core = stripScale(t, s, scaleOps);
+      auto mm = core.getDefiningOp<MatMulOp>();
+      if (!qk && mm && core.hasOneUse() &&
+          tensorType(mm.getLhs()).getRank() == 4 &&
+          tensorType(mm.getRhs()).getRank() == 4) {
+        qk = mm;
+        scale = s;
+        ops.append(scaleOps.begin(), scaleOps.end());
+        continue;
+      }
+      masks.push_back(t);
+    }
+    if (!qk)
+      return fail("its input is not MatMul(Q, K^T) (scaled, plus masks)");
+    ops.push_back(qk);
+    Value q = stripScale(qk.getLhs(), scale, ops);
+    Value kt = stripScale(qk.getRhs(), scale, ops);
+    for (Value m : masks) {
+      auto mt = tensorType(m);
+      if (mt.getRank() > 4 || mt.getElementType() != st.getElementType())
+        return fail("a mask added to the scores is not a float tensor of rank <= 4");
+      // It must broadcast to the scores without widening them.
+      for (int64_t i = 0; i < mt.getRank(); ++i) {
+        int64_t md = mt.getDimSize(mt.getRank() - 1 - i), sd = st.getDimSize(3 - i);
+        if (md != 1 && sd != ShapedType::kDynamic && md != ShapedType::kDynamic &&
+            md != sd)
+          return fail("a mask does not broadcast to the scores");
+      }
+    }
+    if (tensorType(q).getRank() != 4 || tensorType(kt).getRank() != 4)
+      return fail("Q or K^T at node '" + nodeName(qk) + "' is not rank 4");
+    Location loc = fusedLocOf(ops);
+    rw.setInsertionPoint(pv);
+    Value key = unrepeatHeads(keyFromTransposed(rw, loc, kt));
+    value = unrepeatHeads(value);
+    if (tensorType(key).getDimSize(1) != tensorType(value).getDimSize(1)) {
+      // Only one of K and V was a repeat: use both repeated.
+      key = keyFromTransposed(rw, loc, kt);
+      value = pv.getRhs();
+    }
+    Value mask;
+    for (Value m : masks)
+      mask = mask ? createInferred<AddOp>(rw, loc, st.getElementType(), mask, m) : m;
+    auto attn = AttentionOp::create(
+        rw, loc, pv.getType(), q, key, value, mask, rw.getF32FloatAttr(scale),
+        rw.getStringAttr("unselected"), rw.getI64IntegerAttr(64),
+        rw.getI64IntegerAttr(0), rw.getStringAttr(""));
+    rw.replaceOp(pv, attn.getResult());
+    return success();
+  }
+};
+
+struct FuseAttentionPass : transfuse::impl::FuseAttentionBase<FuseAttentionPass> {
+  using FuseAttentionBase::FuseAttentionBase;
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<FuseSdpa>(&getContext());
+    if (failed(applyFusionPatterns(getOperation(), std::move(patterns), explain,
+                                   "attention",
+                                   [](Operation *op) { return isa<SoftmaxOp>(op); })))
+      signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,24 @@
+//===- FusionReport.h - what the fusion passes did, for tools and people -*- C++ -*-===//
+#ifndef TRANSFUSE_PASSES_FUSIONREPORT_H
+#define TRANSFUSE_PASSES_FUSIONREPORT_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+
+namespace transfuse {
+
+/// The fusion report of `module` (after the fusion passes) as JSON:
+///   {"summary": {kind: count}, "unfused_matmuls": N,
+///    "unfused_matmul_nodes": [...], "fused": [{"kind", "nodes",
+///    "algorithm", "reason" (attention), "epilogue" (linear)}]}
+/// An activation applied in a linear's epilogue counts under its own kind
+/// (gelu, silu) as well as under linear.
+std::string fusionReportJson(mlir::ModuleOp module);
+
+/// The same for a person, one fused op per line.
+std::string fusionReportText(mlir::ModuleOp module);
+
+} // namespace transfuse
+
+#endif

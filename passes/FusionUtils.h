@@ -1,0 +1,74 @@
+//===- FusionUtils.h - matching helpers shared by the fusion passes -*- C++ -*-===//
+//
+// Every fusion pass is a set of greedy rewrite patterns. These helpers give
+// them one way to read scalar constants, to name the ONNX nodes they replace
+// (the fused op's location is a FusedLoc of those nodes), and to explain why
+// a candidate did not fuse (--explain-fusion).
+//
+//===----------------------------------------------------------------------===//
+#ifndef TRANSFUSE_PASSES_FUSIONUTILS_H
+#define TRANSFUSE_PASSES_FUSIONUTILS_H
+
+#include "dialects/transformer/ShapeInference.h"
+#include "dialects/transformer/TransformerDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Rewrite/FrozenRewritePatternSet.h"
+
+#include <optional>
+#include <string>
+
+namespace transfuse::fusion {
+
+/// The value of a constant holding exactly one element (of any shape), or of
+/// a cast of one.
+std::optional<double> scalarValue(mlir::Value v);
+
+/// True when `v` is a one-element constant within 1e-6 (relative) of `x`.
+bool isScalar(mlir::Value v, double x);
+
+/// The ONNX node name of `op` ("name (OpType)"), or its op name.
+std::string nodeName(mlir::Operation *op);
+
+/// The names of the ONNX nodes in `loc` (NameLocs, also inside FusedLocs), in
+/// order and without repeats.
+llvm::SmallVector<std::string> onnxNodeNames(mlir::Location loc);
+
+/// A FusedLoc of the locations of `ops`: the nodes a fused op replaces.
+mlir::Location fusedLocOf(llvm::ArrayRef<mlir::Operation *> ops);
+
+/// The single user of `v`, when it has exactly one use.
+mlir::Operation *singleUser(mlir::Value v);
+
+/// The other operand of a binary op, given one.
+mlir::Value otherOperand(mlir::Operation *op, mlir::Value one);
+
+/// Builds a graph op and gives it the result type shape inference computes.
+/// Callers check operands first; an op that fails inference is a bug.
+template <typename OpTy, typename... Args>
+mlir::Value createInferred(mlir::OpBuilder &b, mlir::Location loc,
+                           mlir::Type elem, Args &&...args) {
+  auto op = OpTy::create(b, loc, mlir::UnrankedTensorType::get(elem),
+                         std::forward<Args>(args)...);
+  std::string err;
+  auto types = transformer::inferResultTypes(op, err);
+  if (mlir::failed(types))
+    llvm::report_fatal_error(llvm::Twine("fusion built an invalid ") +
+                             OpTy::getOperationName() + ": " + err);
+  op->getResult(0).setType((*types)[0]);
+  return op->getResult(0);
+}
+
+/// Applies `patterns` to `func` to a fixed point. With `explain`, emits a
+/// remark "not fused as <what>: <reason>" at every op that `isCandidate`
+/// accepts and that survived, with the last reason a pattern gave for it.
+llvm::LogicalResult
+applyFusionPatterns(mlir::func::FuncOp func,
+                    const mlir::FrozenRewritePatternSet &patterns,
+                    bool explain, llvm::StringRef what,
+                    llvm::function_ref<bool(mlir::Operation *)> isCandidate);
+
+} // namespace transfuse::fusion
+
+#endif
