@@ -87,6 +87,7 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
     fpm.addPass(createFuseLinear({explain}));
     SelectAttentionOptions select;
     select.algorithm = options.attention;
+    select.kvBlock = options.attentionKvBlock;
     fpm.addPass(createSelectAttention(select));
     fpm.addPass(createCSEPass());
   }

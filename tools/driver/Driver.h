@@ -16,6 +16,7 @@ struct Options {
   bool explainFusion = false;     // remarks at candidates left unfused + report
   std::string fusionReportPath;   // write the JSON fusion report here
   std::string attention = "auto"; // transfuse-select-attention's algorithm
+  int64_t attentionKvBlock = 64;  // keys per block (memory-efficient)
 };
 
 /// Registers every dialect and pass the pipeline needs.

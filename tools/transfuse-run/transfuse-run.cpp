@@ -30,7 +30,9 @@ namespace {
 struct Args {
   std::string modelPath;
   std::vector<std::string> testDirs;
-  bool jit = false, quiet = false;
+  bool jit = false, quiet = false, noFusion = false;
+  std::string attention = "auto"; // --jit: the attention algorithm
+  int64_t kvBlock = 64;           // --jit: keys per memory-efficient block
   double relTol = 1e-3, absTol = 1e-4;
   unsigned repeat = 0, threads = 1;
 } args;
@@ -39,7 +41,10 @@ const char *kUsage =
     "usage: transfuse-run MODEL.so --test-data DIR [--test-data DIR2 ...]\n"
     "                     [--rtol R] [--atol A]\n"
     "                     [--repeat K] [--threads N] [--quiet]\n"
-    "       transfuse-run MODEL.onnx --jit --test-data DIR ...\n";
+    "       transfuse-run MODEL.onnx --jit [--no-fusion]\n"
+    "                     [--attention auto|materialized|memory_efficient]\n"
+    "                     [--attention-kv-block N]\n"
+    "                     --test-data DIR ...\n";
 
 bool parseArgs(int argc, char **argv) {
   for (int i = 1; i < argc; ++i) {
@@ -68,6 +73,18 @@ bool parseArgs(int argc, char **argv) {
       args.jit = true;
     else if (a == "--quiet")
       args.quiet = true;
+    else if (a == "--no-fusion")
+      args.noFusion = true;
+    else if (a == "--attention") {
+      const char *v = next();
+      if (!v)
+        return false;
+      args.attention = v;
+    } else if (a == "--attention-kv-block") {
+      if (!number(d) || d < 1)
+        return false;
+      args.kvBlock = (int64_t)d;
+    }
     else if (a == "--test-data") {
       const char *v = next();
       if (!v)
@@ -185,6 +202,9 @@ int main(int argc, char **argv) {
       return fail("--jit needs an .onnx model");
     driver::Options options;
     options.verbose = !quiet;
+    options.fusion = !args.noFusion;
+    options.attention = args.attention;
+    options.attentionKvBlock = args.kvBlock;
     driver::registerAll(ctx);
     std::string error;
     auto module = driver::importAndOptimize(ctx, modelPath, options, error);

@@ -4,6 +4,7 @@
 //             [--emit=mlir|llvm|obj|so] [--print-ir-after-all] [--time-passes]
 //             [--no-fusion] [--explain-fusion] [--fusion-report FILE.json]
 //             [--attention=auto|materialized|memory_efficient]
+//             [--attention-kv-block=N]
 //   transfuse generate MODEL_DIR --prompt-ids 1,2,3 --max-new-tokens N
 //
 //===----------------------------------------------------------------------===//
@@ -60,6 +61,10 @@ static cl::opt<std::string> attention(
     cl::desc("Attention algorithm: auto (cost model), materialized or "
              "memory_efficient"),
     cl::init("auto"), cl::sub(compileCmd));
+static cl::opt<int64_t> attentionKvBlock(
+    "attention-kv-block",
+    cl::desc("Keys per block of the memory-efficient attention"),
+    cl::init(64), cl::sub(compileCmd));
 
 static cl::opt<std::string> modelDir(
     cl::Positional, cl::desc("<model dir with prefill/ and decode/>"),
@@ -103,6 +108,7 @@ static int compile(const char *argv0) {
   options.explainFusion = explainFusion;
   options.fusionReportPath = fusionReport;
   options.attention = attention;
+  options.attentionKvBlock = attentionKvBlock;
   std::string error;
   if (!driver::compileModel(inputFile, outputFile, emit, options,
                             driver::runtimeArchivePath(argv0), error))
