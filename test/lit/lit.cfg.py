@@ -14,3 +14,5 @@ config.environment["PATH"] = path
 config.substitutions.append(("%python", config.python))
 config.substitutions.append(("%inputs", os.path.join(config.test_source_root,
                                                       "importer", "Inputs")))
+config.substitutions.append(("%models", os.path.join(config.transfuse_src_root,
+                                                      "test", "models")))

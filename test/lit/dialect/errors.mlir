@@ -71,3 +71,35 @@ func.func @mixed_types(%a: tensor<4xf32>, %b: tensor<4xi64>) {
   %0 = transformer.mul %a, %b : (tensor<4xf32>, tensor<4xi64>) -> tensor<4xf32>
   return
 }
+
+// -----
+
+func.func @attention_heads(%q: tensor<1x6x4x16xf32>, %k: tensor<1x4x4x16xf32>) {
+  // expected-error @+1 {{6 query heads are not a multiple of 4 key/value heads}}
+  %0 = transformer.attention %q, %k, %k {scale = 1.0 : f32} : (tensor<1x6x4x16xf32>, tensor<1x4x4x16xf32>, tensor<1x4x4x16xf32>) -> tensor<1x6x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_algorithm(%q: tensor<1x4x4x16xf32>) {
+  // expected-error @+1 {{unknown algorithm 'flash'}}
+  %0 = transformer.attention %q, %q, %q {scale = 1.0 : f32, algorithm = "flash"} : (tensor<1x4x4x16xf32>, tensor<1x4x4x16xf32>, tensor<1x4x4x16xf32>) -> tensor<1x4x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @linear_k(%x: tensor<2x32xf32>, %w: tensor<64x8xf32>) {
+  // expected-error @+1 {{input has K = 32 but weight has 64 rows}}
+  %0 = transformer.linear %x, %w : (tensor<2x32xf32>, tensor<64x8xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @norm_scale(%x: tensor<2x64xf32>, %g: tensor<32xf32>) {
+  // expected-error @+1 {{a 1-D parameter has 32 entries for a dim of 64}}
+  %0 = transformer.rms_norm %x, %g {epsilon = 1.0e-6 : f32} : (tensor<2x64xf32>, tensor<32xf32>) -> tensor<2x64xf32>
+  return
+}

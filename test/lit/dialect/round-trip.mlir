@@ -41,3 +41,21 @@ func.func @matmul_broadcast(%q: tensor<?x4x?x22xf32>, %k: tensor<?x4x22x?xf32>, 
   %1 = transformer.matmul %h, %v : (tensor<?x?x88xf32>, tensor<88x88xf32>) -> tensor<?x?x88xf32>
   return %1 : tensor<?x?x88xf32>
 }
+
+// Fused ops, with their optional operands and results.
+// CHECK-LABEL: func @fused
+func.func @fused(%x: tensor<?x?x64xf32>, %r: tensor<?x?x64xf32>, %g: tensor<64xf32>, %w: tensor<64x128xf32>, %b: tensor<128xf32>, %q: tensor<?x6x?x16xf32>, %k: tensor<?x2x?x16xf32>, %m: tensor<?x1x1x?xf32>) -> tensor<?x6x?x16xf32> {
+  // CHECK: transformer.layer_norm %{{.*}} residual %{{.*}} scale %{{.*}} bias %{{.*}} {epsilon
+  %n:2 = transformer.layer_norm %x residual %r scale %g bias %g {epsilon = 1.0e-5 : f32} : (tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<64xf32>, tensor<64xf32>) -> (tensor<?x?x64xf32>, tensor<?x?x64xf32>)
+  // CHECK: transformer.rms_norm
+  %s = transformer.rms_norm %n#0, %g {epsilon = 1.0e-6 : f32} : (tensor<?x?x64xf32>, tensor<64xf32>) -> tensor<?x?x64xf32>
+  // CHECK: transformer.linear %{{.*}}, %{{.*}} bias %{{.*}} {activation = "gelu_tanh"}
+  %l = transformer.linear %s, %w bias %b {activation = "gelu_tanh"} : (tensor<?x?x64xf32>, tensor<64x128xf32>, tensor<128xf32>) -> tensor<?x?x128xf32>
+  // CHECK: transformer.silu
+  %a = transformer.silu %l : (tensor<?x?x128xf32>) -> tensor<?x?x128xf32>
+  // CHECK: transformer.gelu {{.*}} {approximate = "tanh"}
+  %ge = transformer.gelu %a {approximate = "tanh"} : (tensor<?x?x128xf32>) -> tensor<?x?x128xf32>
+  // CHECK: transformer.attention {{.*}} {algorithm = "memory_efficient", kv_block = 32 : i64, scale = 2.500000e-01 : f32}
+  %o = transformer.attention %q, %k, %k, %m {scale = 0.25 : f32, algorithm = "memory_efficient", kv_block = 32 : i64} : (tensor<?x6x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x1x1x?xf32>) -> tensor<?x6x?x16xf32>
+  return %o : tensor<?x6x?x16xf32>
+}

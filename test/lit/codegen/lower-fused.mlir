@@ -1,0 +1,50 @@
+// RUN: transfuse-opt %s -split-input-file -transfuse-cpu-lower-to-linalg | FileCheck %s
+
+// Memory-efficient attention: one loop over blocks of 32 keys carrying the
+// row max, row sum and accumulator; the scores live only as [B,H,Sq,block]
+// tiles, and grouped K/V heads are read through h floordiv 3.
+// CHECK-DAG: #[[KMAP:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1 floordiv 3, d3, d4)>
+// CHECK-LABEL: func @attention_blocks
+// CHECK: %[[BLOCK:.*]] = arith.constant 32 : index
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[BLOCK]] iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (tensor<1x6x?xf32>, tensor<1x6x?xf32>, tensor<1x6x?x16xf32>)
+// CHECK: linalg.transpose
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[KMAP]], #{{.*}}]
+// CHECK: -> tensor<1x6x?x?xf32>
+// CHECK: math.exp
+// CHECK: scf.yield
+// CHECK-NOT: transformer.
+func.func @attention_blocks(%q: tensor<1x6x?x16xf32>, %k: tensor<1x2x?x16xf32>) -> tensor<1x6x?x16xf32> {
+  %0 = transformer.attention %q, %k, %k {scale = 0.25 : f32, algorithm = "memory_efficient", kv_block = 32 : i64} : (tensor<1x6x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>) -> tensor<1x6x?x16xf32>
+  return %0 : tensor<1x6x?x16xf32>
+}
+
+// -----
+
+// by_length: the block is all keys while B*H*Sq*Sk*4 fits the budget.
+// CHECK-LABEL: func @attention_by_length
+// CHECK: %[[BUDGET:.*]] = arith.constant 1024 : index
+// CHECK: %[[FITS:.*]] = arith.cmpi ule, %{{.*}}, %[[BUDGET]]
+// CHECK: %[[BLOCK:.*]] = arith.select %[[FITS]]
+// CHECK: scf.for {{.*}} step %[[BLOCK]]
+func.func @attention_by_length(%q: tensor<?x4x?x8xf32>) -> tensor<?x4x?x8xf32> {
+  %0 = transformer.attention %q, %q, %q {scale = 1.0 : f32, algorithm = "by_length", max_materialized_bytes = 1024 : i64} : (tensor<?x4x?x8xf32>, tensor<?x4x?x8xf32>, tensor<?x4x?x8xf32>) -> tensor<?x4x?x8xf32>
+  return %0 : tensor<?x4x?x8xf32>
+}
+
+// -----
+
+// linear: the product, then bias + GELU + residual in one elementwise pass.
+// CHECK-LABEL: func @linear_epilogue
+// CHECK: linalg.generic
+// CHECK: arith.mulf
+// CHECK: arith.addf
+// CHECK: linalg.generic
+// CHECK: arith.addf
+// CHECK: math.erf
+// CHECK: arith.addf
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @linear_epilogue(%x: tensor<4x64xf32>, %w: tensor<64x8xf32>, %b: tensor<8xf32>, %r: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  %0 = transformer.linear %x, %w bias %b residual %r {activation = "gelu"} : (tensor<4x64xf32>, tensor<64x8xf32>, tensor<8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}

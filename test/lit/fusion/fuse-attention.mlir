@@ -1,0 +1,116 @@
+// RUN: transfuse-opt %s -split-input-file -pass-pipeline='builtin.module(func.func(transfuse-fuse-attention{explain=true}))' -verify-diagnostics -mlir-disable-threading | FileCheck %s
+
+// BERT as the SDPA exporters write it: Q and K^T each scaled by d^-1/4, a
+// padding mask added, NaN rows zeroed, then p x V. The K^T transpose
+// [0,2,3,1] of [B,S,H,D] folds into one [0,2,1,3] of the key.
+// CHECK-LABEL: func @bert_sdpa
+// CHECK: %[[K:.*]] = transformer.transpose %arg1 {perm = array<i64: 0, 2, 1, 3>}
+// CHECK-NEXT: %[[A:.*]] = transformer.attention %arg0, %[[K]], %arg2, %arg3 {scale = 0.353553{{[0-9]*}} : f32}
+// CHECK-NEXT: return %[[A]]
+func.func @bert_sdpa(%q: tensor<?x2x?x8xf32>, %k: tensor<?x?x2x8xf32>, %v: tensor<?x2x?x8xf32>, %mask: tensor<?x1x1x?xf32>) -> tensor<?x2x?x8xf32> {
+  %c = transformer.constant dense<0.594603539> : tensor<f32>
+  %zero = transformer.constant dense<0.0> : tensor<1xf32>
+  %kt = transformer.transpose %k {perm = array<i64: 0, 2, 3, 1>} : (tensor<?x?x2x8xf32>) -> tensor<?x2x8x?xf32>
+  %qs = transformer.mul %q, %c : (tensor<?x2x?x8xf32>, tensor<f32>) -> tensor<?x2x?x8xf32>
+  %ks = transformer.mul %kt, %c : (tensor<?x2x8x?xf32>, tensor<f32>) -> tensor<?x2x8x?xf32>
+  %s = transformer.matmul %qs, %ks : (tensor<?x2x?x8xf32>, tensor<?x2x8x?xf32>) -> tensor<?x2x?x?xf32>
+  %sm = transformer.add %s, %mask : (tensor<?x2x?x?xf32>, tensor<?x1x1x?xf32>) -> tensor<?x2x?x?xf32>
+  %p = transformer.softmax %sm {axis = -1 : i64} : (tensor<?x2x?x?xf32>) -> tensor<?x2x?x?xf32>
+  %nan = transformer.is_nan %p : (tensor<?x2x?x?xf32>) -> tensor<?x2x?x?xi1>
+  %p0 = transformer.where %nan, %zero, %p : (tensor<?x2x?x?xi1>, tensor<1xf32>, tensor<?x2x?x?xf32>) -> tensor<?x2x?x?xf32>
+  %o = transformer.matmul %p0, %v : (tensor<?x2x?x?xf32>, tensor<?x2x?x8xf32>) -> tensor<?x2x?x8xf32>
+  return %o : tensor<?x2x?x8xf32>
+}
+
+// -----
+
+// The eager GPT-2 form: (Q K^T) / sqrt(d), plus a causal mask; K^T given
+// directly, so the key is its transpose.
+// CHECK-LABEL: func @gpt2_eager
+// CHECK: %[[K:.*]] = transformer.transpose %arg1 {perm = array<i64: 0, 1, 3, 2>}
+// CHECK-NEXT: transformer.attention %arg0, %[[K]], %arg2, %arg3 {scale = 2.500000e-01 : f32}
+func.func @gpt2_eager(%q: tensor<1x4x5x16xf32>, %kt: tensor<1x4x16x5xf32>, %v: tensor<1x4x5x16xf32>, %causal: tensor<1x1x5x5xf32>) -> tensor<1x4x5x16xf32> {
+  %c = transformer.constant dense<4.0> : tensor<f32>
+  %s = transformer.matmul %q, %kt : (tensor<1x4x5x16xf32>, tensor<1x4x16x5xf32>) -> tensor<1x4x5x5xf32>
+  %d = transformer.div %s, %c : (tensor<1x4x5x5xf32>, tensor<f32>) -> tensor<1x4x5x5xf32>
+  %sm = transformer.add %d, %causal : (tensor<1x4x5x5xf32>, tensor<1x1x5x5xf32>) -> tensor<1x4x5x5xf32>
+  %p = transformer.softmax %sm {axis = 3 : i64} : (tensor<1x4x5x5xf32>) -> tensor<1x4x5x5xf32>
+  %o = transformer.matmul %p, %v : (tensor<1x4x5x5xf32>, tensor<1x4x5x16xf32>) -> tensor<1x4x5x16xf32>
+  return %o : tensor<1x4x5x16xf32>
+}
+
+// -----
+
+// T5: no scale, a relative-position bias and a mask as two added terms.
+// CHECK-LABEL: func @t5_bias_and_mask
+// CHECK: %[[M:.*]] = transformer.add %arg3, %arg4
+// CHECK-NEXT: transformer.attention %arg0, %{{.*}}, %arg2, %[[M]] {scale = 1.000000e+00 : f32}
+func.func @t5_bias_and_mask(%q: tensor<?x4x?x16xf32>, %kt: tensor<?x4x16x?xf32>, %v: tensor<?x4x?x16xf32>, %bias: tensor<1x4x?x?xf32>, %mask: tensor<?x1x1x?xf32>) -> tensor<?x4x?x16xf32> {
+  %s = transformer.matmul %q, %kt : (tensor<?x4x?x16xf32>, tensor<?x4x16x?xf32>) -> tensor<?x4x?x?xf32>
+  %a = transformer.add %s, %bias : (tensor<?x4x?x?xf32>, tensor<1x4x?x?xf32>) -> tensor<?x4x?x?xf32>
+  %sm = transformer.add %a, %mask : (tensor<?x4x?x?xf32>, tensor<?x1x1x?xf32>) -> tensor<?x4x?x?xf32>
+  %p = transformer.softmax %sm {axis = -1 : i64} : (tensor<?x4x?x?xf32>) -> tensor<?x4x?x?xf32>
+  %o = transformer.matmul %p, %v : (tensor<?x4x?x?xf32>, tensor<?x4x?x16xf32>) -> tensor<?x4x?x16xf32>
+  return %o : tensor<?x4x?x16xf32>
+}
+
+// -----
+
+// Grouped-query attention: HF's repeat_kv (Unsqueeze, Expand, Reshape) is
+// peeled off, so the op reads 2 K/V heads for 6 query heads.
+// CHECK-LABEL: func @gqa_repeat_kv
+// CHECK: transformer.attention %arg0, %arg1, %arg2 {{.*}} : (tensor<?x6x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>) -> tensor<?x6x?x16xf32>
+func.func @gqa_repeat_kv(%q: tensor<?x6x?x16xf32>, %k: tensor<?x2x?x16xf32>, %v: tensor<?x2x?x16xf32>, %e: tensor<5xi64>, %r: tensor<4xi64>) -> tensor<?x6x?x16xf32> {
+  %ku = transformer.unsqueeze %k {axes = array<i64: 2>} : (tensor<?x2x?x16xf32>) -> tensor<?x2x1x?x16xf32>
+  %ke = transformer.expand %ku, %e : (tensor<?x2x1x?x16xf32>, tensor<5xi64>) -> tensor<?x2x3x?x16xf32>
+  %kr = transformer.reshape %ke, %r {allowzero = false} : (tensor<?x2x3x?x16xf32>, tensor<4xi64>) -> tensor<?x6x?x16xf32>
+  %vu = transformer.unsqueeze %v {axes = array<i64: 2>} : (tensor<?x2x?x16xf32>) -> tensor<?x2x1x?x16xf32>
+  %ve = transformer.expand %vu, %e : (tensor<?x2x1x?x16xf32>, tensor<5xi64>) -> tensor<?x2x3x?x16xf32>
+  %vr = transformer.reshape %ve, %r {allowzero = false} : (tensor<?x2x3x?x16xf32>, tensor<4xi64>) -> tensor<?x6x?x16xf32>
+  %kt = transformer.transpose %kr {perm = array<i64: 0, 1, 3, 2>} : (tensor<?x6x?x16xf32>) -> tensor<?x6x16x?xf32>
+  %s = transformer.matmul %q, %kt : (tensor<?x6x?x16xf32>, tensor<?x6x16x?xf32>) -> tensor<?x6x?x?xf32>
+  %p = transformer.softmax %s {axis = -1 : i64} : (tensor<?x6x?x?xf32>) -> tensor<?x6x?x?xf32>
+  %o = transformer.matmul %p, %vr : (tensor<?x6x?x?xf32>, tensor<?x6x?x16xf32>) -> tensor<?x6x?x16xf32>
+  return %o : tensor<?x6x?x16xf32>
+}
+
+// -----
+
+// Negative: the probabilities are also returned (output_attentions), so the
+// scores must exist and the softmax stays.
+// CHECK-LABEL: func @probabilities_used
+// CHECK-NOT: transformer.attention
+func.func @probabilities_used(%q: tensor<1x2x3x4xf32>, %kt: tensor<1x2x4x3xf32>, %v: tensor<1x2x3x4xf32>) -> (tensor<1x2x3x4xf32>, tensor<1x2x3x3xf32>) {
+  %s = transformer.matmul %q, %kt : (tensor<1x2x3x4xf32>, tensor<1x2x4x3xf32>) -> tensor<1x2x3x3xf32>
+  // expected-remark @+1 {{not fused as attention: the probabilities have users other than one MatMul}}
+  %p = transformer.softmax %s {axis = -1 : i64} : (tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32>
+  %o = transformer.matmul %p, %v : (tensor<1x2x3x3xf32>, tensor<1x2x3x4xf32>) -> tensor<1x2x3x4xf32>
+  return %o, %p : tensor<1x2x3x4xf32>, tensor<1x2x3x3xf32>
+}
+
+// -----
+
+// Negative: BLOOM's baddbmm form computes the scores on [B*H, S, S] and only
+// then reshapes to 4-D; not matched yet.
+// CHECK-LABEL: func @rank3_scores
+// CHECK-NOT: transformer.attention
+func.func @rank3_scores(%q: tensor<6x3x4xf32>, %kt: tensor<6x4x3xf32>, %v: tensor<6x3x4xf32>) -> tensor<6x3x4xf32> {
+  %s = transformer.matmul %q, %kt : (tensor<6x3x4xf32>, tensor<6x4x3xf32>) -> tensor<6x3x3xf32>
+  // expected-remark @+1 {{not fused as attention: its scores are not [B, H, Sq, Sk] (rank 3)}}
+  %p = transformer.softmax %s {axis = -1 : i64} : (tensor<6x3x3xf32>) -> tensor<6x3x3xf32>
+  %o = transformer.matmul %p, %v : (tensor<6x3x3xf32>, tensor<6x3x4xf32>) -> tensor<6x3x4xf32>
+  return %o : tensor<6x3x4xf32>
+}
+
+// -----
+
+// Negative: a softmax over the heads axis is not attention.
+// CHECK-LABEL: func @wrong_axis
+// CHECK-NOT: transformer.attention
+func.func @wrong_axis(%q: tensor<1x2x3x4xf32>, %kt: tensor<1x2x4x3xf32>, %v: tensor<1x2x3x4xf32>) -> tensor<1x2x3x4xf32> {
+  %s = transformer.matmul %q, %kt : (tensor<1x2x3x4xf32>, tensor<1x2x4x3xf32>) -> tensor<1x2x3x3xf32>
+  // expected-remark @+1 {{it is not over the last axis}}
+  %p = transformer.softmax %s {axis = 1 : i64} : (tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32>
+  %o = transformer.matmul %p, %v : (tensor<1x2x3x3xf32>, tensor<1x2x3x4xf32>) -> tensor<1x2x3x4xf32>
+  return %o : tensor<1x2x3x4xf32>
+}

@@ -1,0 +1,37 @@
+// RUN: transfuse-opt %s -split-input-file -pass-pipeline='builtin.module(func.func(transfuse-fuse-linear{explain=true}))' -verify-diagnostics -mlir-disable-threading | FileCheck %s
+
+// BERT's intermediate and output blocks: bias, GELU and the residual add all
+// join the GEMM's epilogue.
+// CHECK-LABEL: func @bias_gelu_residual
+// CHECK-NEXT: %[[L:.*]] = transformer.linear %arg0, %arg1 bias %arg2 residual %arg3 {activation = "gelu"}
+// CHECK-NEXT: return %[[L]]
+func.func @bias_gelu_residual(%x: tensor<?x?x64xf32>, %w: tensor<64x128xf32>, %b: tensor<128xf32>, %r: tensor<?x?x128xf32>) -> tensor<?x?x128xf32> {
+  %0 = transformer.matmul %x, %w : (tensor<?x?x64xf32>, tensor<64x128xf32>) -> tensor<?x?x128xf32>
+  %1 = transformer.add %b, %0 : (tensor<128xf32>, tensor<?x?x128xf32>) -> tensor<?x?x128xf32>
+  %2 = transformer.gelu %1 : (tensor<?x?x128xf32>) -> tensor<?x?x128xf32>
+  %3 = transformer.add %2, %r : (tensor<?x?x128xf32>, tensor<?x?x128xf32>) -> tensor<?x?x128xf32>
+  return %3 : tensor<?x?x128xf32>
+}
+
+// -----
+
+// A bias used twice stops the epilogue at the product.
+// CHECK-LABEL: func @shared_product
+// CHECK: transformer.linear %arg0, %arg1 :
+// CHECK-NOT: activation
+func.func @shared_product(%x: tensor<4x64xf32>, %w: tensor<64x8xf32>, %b: tensor<8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  %0 = transformer.matmul %x, %w : (tensor<4x64xf32>, tensor<64x8xf32>) -> tensor<4x8xf32>
+  %1 = transformer.add %0, %b : (tensor<4x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  return %0, %1 : tensor<4x8xf32>, tensor<4x8xf32>
+}
+
+// -----
+
+// Negative: a batched product of two activations (no weight matrix).
+// CHECK-LABEL: func @batched
+// CHECK: transformer.matmul
+func.func @batched(%a: tensor<2x4x8xf32>, %b: tensor<2x8x4xf32>) -> tensor<2x4x4xf32> {
+  // expected-remark @+1 {{not fused as linear: its right operand is not a 2-D matrix}}
+  %0 = transformer.matmul %a, %b : (tensor<2x4x8xf32>, tensor<2x8x4xf32>) -> tensor<2x4x4xf32>
+  return %0 : tensor<2x4x4xf32>
+}
