@@ -5,7 +5,9 @@ Builds a model from PyTorch's own nn.TransformerEncoderLayer at a size and
 seed given on the command line, exports it with torch.onnx.export (opset 17,
 dynamic batch and sequence axes), writes test data whose expected outputs
 come from ONNX Runtime, then runs `transfuse compile` + `transfuse-run`
-(AOT) and `transfuse-run --jit` on several batch/sequence shapes.
+(AOT), `transfuse-run --jit` and `--jit --no-fusion` on several
+batch/sequence shapes, and prints the fusion summary and why any candidate
+did not fuse.
 
   .venv/bin/python scripts/check_torch_export.py --variant post-ln-padding
   .venv/bin/python scripts/check_torch_export.py --variant pre-ln-causal --seed 7 --d-model 72 --heads 6
@@ -80,8 +82,14 @@ def main():
     shapes = [(2, 7), (1, 1), (1, 16), (2, 33), (3, 7), (5, 7)]
     failures = skipped = 0
     so = os.path.join(tmp, "model.so")
-    subprocess.run([os.path.join(args.bin, "transfuse"), "compile", path, "-o", so,
-                    "-quiet"], check=True)
+    c = subprocess.run([os.path.join(args.bin, "transfuse"), "compile", path, "-o", so,
+                        "-quiet", "--explain-fusion"], capture_output=True, text=True)
+    if c.returncode:
+        sys.exit(c.stderr)
+    # What fused, and a remark for each candidate that did not.
+    for l in c.stderr.splitlines():
+        if "fusion summary" in l or "remark" in l or "unfused matmul" in l:
+            print(l)
     for k, (b, s) in enumerate(shapes):
         rng = np.random.default_rng(args.seed * 100 + k)
         feeds = {"x": rng.standard_normal((b, s, args.d_model)).astype(np.float32)}
@@ -104,15 +112,17 @@ def main():
                 f.write(numpy_helper.from_array(feeds[n], n).SerializeToString())
         with open(os.path.join(d, "output_0.pb"), "wb") as f:
             f.write(numpy_helper.from_array(y, "y").SerializeToString())
-        for target in ([so], [path, "--jit", "--quiet"]):
+        for target in ([so], [path, "--jit", "--quiet"],
+                       [path, "--jit", "--no-fusion", "--quiet"]):
             p = subprocess.run([os.path.join(args.bin, "transfuse-run")] + target +
                                ["--test-data", d], capture_output=True, text=True)
-            mode = "jit" if "--jit" in target else "aot"
+            mode = ("jit-nofusion" if "--no-fusion" in target else
+                    "jit" if "--jit" in target else "aot")
             line = [l for l in p.stdout.splitlines() if l.startswith("output")]
             print("%s %s batch=%d seq=%d: %s" % (args.variant, mode, b, s,
                                                  (line or [p.stderr.strip()])[0]))
             failures += p.returncode != 0
-    ran = 2 * (len(shapes) - skipped)
+    ran = 3 * (len(shapes) - skipped)
     print("%d passed, %d failed" % (ran - failures, failures))
     return 1 if failures or ran == 0 else 0
 

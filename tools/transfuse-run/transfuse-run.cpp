@@ -352,6 +352,16 @@ int main(int argc, char **argv) {
     for (auto &o : out)
       runner.release(&o);
   } // each test-data set
+  // Peak resident memory of this process (Linux VmHWM: per address space,
+  // so it does not inherit the parent's peak the way ru_maxrss does).
+  if (std::FILE *f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::strncmp(line, "VmHWM:", 6) == 0)
+        outs() << "peak RSS: " << format("%.1f", std::atof(line + 6) / 1024)
+               << " MiB\n";
+    std::fclose(f);
+  }
   outs() << (ok ? "PASS" : "FAIL") << "\n";
   if (core)
     tf_core_session_destroy(core);
