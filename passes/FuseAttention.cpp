@@ -114,6 +114,22 @@ Value unrepeatHeads(Value v) {
   return src;
 }
 
+/// The 4-D [B, H, S, D] tensor a 3-D [B*H, S, D] one was reshaped from
+/// (BLOOM's merged-heads bmm form), or null.
+Value from3D(Value v3) {
+  auto r = v3.getDefiningOp<ReshapeOp>();
+  if (!r || tensorType(v3).getRank() != 3 || tensorType(r.getInput()).getRank() != 4)
+    return nullptr;
+  auto t3 = tensorType(v3), t4 = tensorType(r.getInput());
+  // The last two dims must be kept: only B and H merge.
+  for (int i = 1; i < 3; ++i) {
+    int64_t a = t3.getDimSize(i), b = t4.getDimSize(i + 1);
+    if (a != b && a != ShapedType::kDynamic && b != ShapedType::kDynamic)
+      return nullptr;
+  }
+  return r.getInput();
+}
+
 struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(SoftmaxOp sm, PatternRewriter &rw) const override {
@@ -145,39 +161,106 @@ struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
       ops.append({isNan, where});
       p = where.getResult();
     }
-    auto pv = dyn_cast_or_null<MatMulOp>(singleUser(p));
-    if (!pv || pv.getLhs() != p)
+    // MatMul(p, V); or, merged heads, Reshape(p) to [B*H, Sq, Sk], a 3-D
+    // MatMul with Reshape(V), and a Reshape of the result back to 4-D.
+    Operation *root = nullptr;
+    Value value, valueRepeated;
+    SmallVector<ShapeOp> pv3Shapes;
+    if (auto pv = dyn_cast_or_null<MatMulOp>(singleUser(p));
+        pv && pv.getLhs() == p) {
+      root = pv;
+      value = pv.getRhs();
+    } else if (auto r = dyn_cast_or_null<ReshapeOp>(singleUser(p));
+               r && tensorType(r.getResult()).getRank() == 3) {
+      auto pv3 = dyn_cast_or_null<MatMulOp>(singleUser(r.getResult()));
+      // Besides the Reshape back to 4-D, the 3-D product may feed Shape ops
+      // (the exporter computes that Reshape's target from it).
+      ReshapeOp out;
+      if (pv3)
+        for (Operation *u : pv3->getUsers()) {
+          if (auto sh = dyn_cast<ShapeOp>(u);
+              sh && shapeOpRange(sh) == std::pair<int64_t, int64_t>{0, 3}) {
+            pv3Shapes.push_back(sh);
+            continue;
+          }
+          auto o = dyn_cast<ReshapeOp>(u);
+          if (!o || out) {
+            out = ReshapeOp();
+            break;
+          }
+          out = o;
+        }
+      if (pv3 && pv3.getLhs() == r.getResult() && out &&
+          tensorType(out.getResult()).getRank() == 4 &&
+          (value = from3D(pv3.getRhs()))) {
+        ops.append({r, pv3});
+        root = out;
+      }
+    }
+    if (!root)
       return fail("the probabilities do not feed one MatMul(p, V)");
-    ops.push_back(pv);
-    Value value = pv.getRhs();
+    ops.push_back(root);
+    valueRepeated = value;
     if (tensorType(value).getRank() != 4)
-      return fail("V at node '" + nodeName(pv) + "' is not rank 4");
+      return fail("V at node '" + nodeName(root) + "' is not rank 4");
     // Input side: sum of terms, one of which is the scaled Q K^T.
-    SmallVector<Value> terms;
+    // Merged heads: a term Reshape(x) of 3-D [B*H, Sq, Sk] scores, whose own
+    // terms are the 3-D Q K^T and 3-D biases (BLOOM's ALiBi).
+    SmallVector<Value> terms, terms3;
     addTerms(sm.getInput(), terms, ops, /*root=*/true);
+    for (auto it = terms.begin(); it != terms.end(); ++it)
+      if (auto r = it->getDefiningOp<ReshapeOp>();
+          r && it->hasOneUse() && tensorType(r.getInput()).getRank() == 3) {
+        ops.push_back(r);
+        addTerms(r.getInput(), terms3, ops, /*root=*/true);
+        terms.erase(it);
+        break;
+      }
     double scale = 1.0;
     MatMulOp qk;
-    SmallVector<Value> masks;
-    for (Value t : terms) {
-      SmallVector<Operation *> scaleOps;
-      double s = 1.0;
-      Value core = stripScale(t, s, scaleOps);
-      auto mm = core.getDefiningOp<MatMulOp>();
-      if (!qk && mm && core.hasOneUse() &&
-          tensorType(mm.getLhs()).getRank() == 4 &&
-          tensorType(mm.getRhs()).getRank() == 4) {
-        qk = mm;
-        scale = s;
-        ops.append(scaleOps.begin(), scaleOps.end());
-        continue;
+    SmallVector<Value> masks, masks3;
+    for (auto [list, rank, out] :
+         {std::tuple{&terms, 4, &masks}, std::tuple{&terms3, 3, &masks3}})
+      for (Value t : *list) {
+        SmallVector<Operation *> scaleOps;
+        double s = 1.0;
+        Value core = stripScale(t, s, scaleOps);
+        auto mm = core.getDefiningOp<MatMulOp>();
+        if (!qk && mm && core.hasOneUse() &&
+            tensorType(mm.getLhs()).getRank() == rank &&
+            tensorType(mm.getRhs()).getRank() == rank) {
+          qk = mm;
+          scale = s;
+          ops.append(scaleOps.begin(), scaleOps.end());
+          continue;
+        }
+        out->push_back(t);
       }
-      masks.push_back(t);
-    }
     if (!qk)
       return fail("its input is not MatMul(Q, K^T) (scaled, plus masks)");
     ops.push_back(qk);
     Value q = stripScale(qk.getLhs(), scale, ops);
     Value kt = stripScale(qk.getRhs(), scale, ops);
+    Value key4; // the key itself, when the merged form gives it directly
+    if (tensorType(q).getRank() == 3) {
+      q = from3D(q);
+      Value k3 = kt;
+      if (auto tr = kt.getDefiningOp<TransposeOp>();
+          tr && llvm::equal(tr.getPerm(), ArrayRef<int64_t>{0, 2, 1}))
+        key4 = from3D(tr.getInput());
+      else
+        kt = from3D(k3);
+      if (!q || (!key4 && !kt))
+        return fail("the 3-D Q K^T at node '" + nodeName(qk) +
+                    "' does not come from 4-D [B, H, S, D] tensors");
+      if (key4)
+        kt = key4;
+    }
+    for (Value m : masks3) {
+      auto mt = tensorType(m);
+      if (mt.getRank() != 3 || mt.getElementType() != st.getElementType())
+        return fail("a 3-D bias added to the scores is not a float [B*H, Sq, Sk]");
+    }
     for (Value m : masks) {
       auto mt = tensorType(m);
       if (mt.getRank() > 4 || mt.getElementType() != st.getElementType())
@@ -193,22 +276,54 @@ struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
     if (tensorType(q).getRank() != 4 || tensorType(kt).getRank() != 4)
       return fail("Q or K^T at node '" + nodeName(qk) + "' is not rank 4");
     Location loc = fusedLocOf(ops);
-    rw.setInsertionPoint(pv);
-    Value key = unrepeatHeads(keyFromTransposed(rw, loc, kt));
-    value = unrepeatHeads(value);
+    rw.setInsertionPoint(root);
+    Value keyRepeated = key4 ? key4 : keyFromTransposed(rw, loc, kt);
+    Value key = unrepeatHeads(keyRepeated);
+    value = unrepeatHeads(valueRepeated);
     if (tensorType(key).getDimSize(1) != tensorType(value).getDimSize(1)) {
       // Only one of K and V was a repeat: use both repeated.
-      key = keyFromTransposed(rw, loc, kt);
-      value = pv.getRhs();
+      key = keyRepeated;
+      value = valueRepeated;
     }
-    Value mask;
-    for (Value m : masks)
-      mask = mask ? createInferred<AddOp>(rw, loc, st.getElementType(), mask, m) : m;
+    Type elem = st.getElementType();
+    // 3-D biases [B*H, a, b] become [B, H, a, b].
+    for (Value m : masks3) {
+      auto i64 = [&](ArrayRef<int64_t> shape) {
+        return RankedTensorType::get(shape, rw.getI64Type());
+      };
+      Value bh = ShapeOp::create(rw, loc, i64({2}), q, rw.getI64IntegerAttr(0),
+                                 rw.getI64IntegerAttr(2));
+      Value ab = ShapeOp::create(rw, loc, i64({2}), m, rw.getI64IntegerAttr(1),
+                                 rw.getI64IntegerAttr(3));
+      Value shape = ConcatOp::create(rw, loc, i64({4}), ValueRange{bh, ab},
+                                     rw.getI64IntegerAttr(0));
+      masks.push_back(createInferred<ReshapeOp>(rw, loc, elem, m, shape,
+                                                rw.getBoolAttr(false)));
+    }
+    // Shape([B*H, Sq, Dv]) from the 4-D operands, so the 3-D product dies.
+    if (!pv3Shapes.empty()) {
+      OpBuilder::InsertionGuard guard(rw);
+      rw.setInsertionPointAfter(pv3Shapes.front().getInput().getDefiningOp());
+      auto i64 = [&](int64_t n) {
+        return RankedTensorType::get({n}, rw.getI64Type());
+      };
+      auto dim = [&](Value t, int64_t i) {
+        return ShapeOp::create(rw, loc, i64(1), t, rw.getI64IntegerAttr(i),
+                               rw.getI64IntegerAttr(i + 1))
+            .getResult();
+      };
+      Value bh = MulOp::create(rw, loc, i64(1), dim(q, 0), dim(q, 1));
+      Value shape = ConcatOp::create(rw, loc, i64(3),
+                                     ValueRange{bh, dim(q, 2), dim(value, 3)},
+                                     rw.getI64IntegerAttr(0));
+      for (ShapeOp sh : pv3Shapes)
+        rw.replaceOp(sh, shape);
+    }
     auto attn = AttentionOp::create(
-        rw, loc, pv.getType(), q, key, value, mask, rw.getF32FloatAttr(scale),
-        rw.getStringAttr("unselected"), rw.getI64IntegerAttr(64),
-        rw.getI64IntegerAttr(0), rw.getStringAttr(""));
-    rw.replaceOp(pv, attn.getResult());
+        rw, loc, root->getResult(0).getType(), q, key, value, masks,
+        rw.getF32FloatAttr(scale), rw.getStringAttr("unselected"),
+        rw.getI64IntegerAttr(64), rw.getI64IntegerAttr(0), rw.getStringAttr(""));
+    rw.replaceOp(root, attn.getResult());
     return success();
   }
 };

@@ -229,35 +229,41 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                        "attention: dynamic query and key/value head counts differ");
       hk = hq;
     }
-    // The mask as rank 4. A static 1 broadcasts through the indexing map; a
-    // dynamic dim may be 1 at run time, so such masks are read with computed
-    // indices instead (never materialized at the scores' size).
-    Value mask = op.getMask();
-    SmallVector<bool> maskBroadcast(4, true);
-    SmallVector<Value> maskDims;
-    bool maskDynamic = false;
-    if (mask) {
-      auto mt = tensorType(mask);
+    // Each mask as rank 4. A static 1 broadcasts through the indexing map; a
+    // mask with a dynamic dim (which may be 1 at run time) is read with
+    // computed indices instead. No mask is ever expanded to the scores' size.
+    struct Mask {
+      Value value;
+      SmallVector<Value> dims;         // run-time dims, rank 4
+      SmallVector<bool> broadcast;     // static 1
+      bool dynamic = false;            // some dim is dynamic
+    };
+    SmallVector<Mask> masks;
+    for (Value mv : op.getMasks()) {
+      Mask m;
+      auto mt = tensorType(mv);
       SmallVector<int64_t> shape(4 - mt.getRank(), 1);
-      maskDims.assign(4 - mt.getRank(), c1);
+      m.dims.assign(4 - mt.getRank(), c1);
       shape.append(mt.getShape().begin(), mt.getShape().end());
-      SmallVector<Value> md = getDimValues(rw, loc, mask);
-      maskDims.append(md.begin(), md.end());
-      if (mt.getRank() != 4)
-        mask = reshapeTo(rw, loc, mask, typeOf(shape, elem), maskDims);
+      SmallVector<Value> md = getDimValues(rw, loc, mv);
+      m.dims.append(md.begin(), md.end());
+      m.value = mt.getRank() == 4
+                    ? mv
+                    : reshapeTo(rw, loc, mv, typeOf(shape, elem), m.dims);
       Value scoreDims[] = {B, H, Sq, Sk};
       Value ok = arith::ConstantIntOp::create(rw, loc, 1, 1);
       for (int i = 0; i < 4; ++i) {
-        maskBroadcast[i] = shape[i] == 1;
-        maskDynamic |= shape[i] == dyn;
-        if (!maskBroadcast[i])
+        m.broadcast.push_back(shape[i] == 1);
+        m.dynamic |= shape[i] == dyn;
+        if (!m.broadcast[i])
           ok = arith::AndIOp::create(
               rw, loc, ok,
-              arith::OrIOp::create(rw, loc, eq(maskDims[i], scoreDims[i]),
-                                   eq(maskDims[i], c1)));
+              arith::OrIOp::create(rw, loc, eq(m.dims[i], scoreDims[i]),
+                                   eq(m.dims[i], c1)));
       }
       emitRuntimeCheck(rw, loc, ok,
-                       "attention: the mask does not broadcast to [B, H, Sq, Sk]");
+                       "attention: a mask does not broadcast to [B, H, Sq, Sk]");
+      masks.push_back(std::move(m));
     }
     // Keys per block.
     Value skAtLeast1 = arith::MaxUIOp::create(rw, loc, Sk, c1);
@@ -341,18 +347,23 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                               gb, gl, arith::AddFOp::create(gb, gl, a[2], p).getResult());
                         })
                         .getResult(0);
-          // Scale and mask.
+          // Scale and masks: static-shaped masks through indexing maps
+          // (sliced to the block), dynamic ones read with computed indices.
           SmallVector<Value> ins{s};
           SmallVector<AffineMap> maps{map(4, {d0, d1, d2, d3})};
-          if (mask && !maskDynamic) {
-            Value ms = mask;
-            if (!maskBroadcast[3])
-              ms = slice(mask, maskDims, tensorType(mask));
-            ins.push_back(ms);
+          SmallVector<const Mask *> extracted;
+          for (const Mask &m : masks) {
+            if (m.dynamic) {
+              extracted.push_back(&m);
+              continue;
+            }
+            ins.push_back(m.broadcast[3]
+                              ? m.value
+                              : slice(m.value, m.dims, tensorType(m.value)));
             SmallVector<AffineExpr> e;
             for (int i = 0; i < 4; ++i)
-              e.push_back(maskBroadcast[i] ? b.getAffineConstantExpr(0)
-                                           : b.getAffineDimExpr(i));
+              e.push_back(m.broadcast[i] ? b.getAffineConstantExpr(0)
+                                         : b.getAffineDimExpr(i));
             maps.push_back(map(4, e));
           }
           maps.push_back(map(4, {d0, d1, d2, d3}));
@@ -360,29 +371,30 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           Value sm = linalg::GenericOp::create(
                          b, l, TypeRange{sType}, ins,
                          ValueRange{createEmpty(b, l, sType, sDims)}, maps,
-                         ArrayRef<utils::IteratorType>{par, par, par, par},
+                         SmallVector<utils::IteratorType>(4, par),
                          [&](OpBuilder &gb, Location gl, ValueRange a) {
                            Value x = arith::MulFOp::create(gb, gl, a[0], scaleV);
-                           if (a.size() > 2) {
-                             x = arith::AddFOp::create(gb, gl, x, a[1]);
-                           } else if (mask) {
-                             // Dim i of the mask is read at 0 when it is 1.
+                           for (size_t i = 1; i + 1 < a.size(); ++i)
+                             x = arith::AddFOp::create(gb, gl, x, a[i]);
+                           for (const Mask *m : extracted) {
+                             // Dim i is read at 0 when it is 1 at run time.
                              SmallVector<Value> idx;
                              for (int i = 0; i < 4; ++i) {
+                               if (m->broadcast[i]) {
+                                 idx.push_back(c0);
+                                 continue;
+                               }
                                Value at = linalg::IndexOp::create(gb, gl, i);
                                if (i == 3)
                                  at = arith::AddIOp::create(gb, gl, at, kb);
                                Value isOne = arith::CmpIOp::create(
-                                   gb, gl, arith::CmpIPredicate::eq, maskDims[i], c1);
+                                   gb, gl, arith::CmpIPredicate::eq, m->dims[i], c1);
                                idx.push_back(
-                                   maskBroadcast[i]
-                                       ? c0
-                                       : arith::SelectOp::create(gb, gl, isOne, c0, at)
-                                             .getResult());
+                                   arith::SelectOp::create(gb, gl, isOne, c0, at));
                              }
                              x = arith::AddFOp::create(
                                  gb, gl, x,
-                                 tensor::ExtractOp::create(gb, gl, mask, idx));
+                                 tensor::ExtractOp::create(gb, gl, m->value, idx));
                            }
                            linalg::YieldOp::create(gb, gl, x);
                          })

@@ -26,3 +26,10 @@ OpFoldResult ShapeOp::fold(FoldAdaptor) {
   auto type = cast<RankedTensorType>(getType());
   return DenseIntElementsAttr::get(type, ArrayRef(*values));
 }
+
+/// A cast to the type it already has (exporters emit f32 -> f32 casts).
+OpFoldResult CastOp::fold(FoldAdaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  return {};
+}

@@ -744,7 +744,7 @@ LogicalResult Inferer::infer(Operation *op) {
           return fail(llvm::formatv(
               "{0} query heads are not a multiple of {1} key/value heads", h,
               hkv));
-        if (Value m = op.getMask()) {
+        for (Value m : op.getMasks()) {
           Shape scores{q.getDimSize(0), h, q.getDimSize(2), k.getDimSize(2)};
           Shape b;
           if (tensorType(m).getRank() > 4 ||

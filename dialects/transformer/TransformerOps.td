@@ -110,7 +110,7 @@ def Transformer_IsNaNOp : Transformer_Op<"is_nan"> {
 def Transformer_CastOp : Transformer_Op<"cast"> {
   let summary = "Elementwise conversion to the result's element type";
   let arguments = (ins Transformer_Tensor:$input);
-  let results = (outs Transformer_Tensor:$result);
+  let results = (outs Transformer_Tensor:$result);  let hasFolder = 1;
 }
 
 def Transformer_WhereOp : Transformer_Op<"where"> {
@@ -353,14 +353,16 @@ def Transformer_LinearOp : Transformer_Op<"linear",
 }
 
 def Transformer_AttentionOp : Transformer_Op<"attention"> {
-  let summary = "softmax(query x key^T * scale + mask) x value, per head";
+  let summary = "softmax(query x key^T * scale + masks) x value, per head";
   let description = [{
     `query` is [B, H, Sq, D], `key` [B, Hkv, Sk, D], `value` [B, Hkv, Sk, Dv]
     and the result [B, H, Sq, Dv]. Grouped-query and multi-query attention
     have Hkv < H (H a multiple of Hkv): query head h reads K/V head
-    h / (H / Hkv). `mask` is optional and additive, broadcast to
-    [B, H, Sq, Sk]: padding and causal masks, T5's relative position bias and
-    ALiBi all arrive this way. `scale` multiplies the scores (1.0 for T5).
+    h / (H / Hkv). `masks` are zero or more additive terms, each broadcast
+    to [B, H, Sq, Sk] on its own (so a [1, H, Sq, Sk] position bias and a
+    [B, 1, 1, Sk] padding mask are never summed into a [B, H, Sq, Sk]
+    buffer): padding and causal masks, T5's relative position bias and ALiBi
+    all arrive this way. `scale` multiplies the scores (1.0 for T5).
     A row whose scores are all -inf yields zeros.
 
     `algorithm` is set by `transfuse-select-attention`:
@@ -373,7 +375,7 @@ def Transformer_AttentionOp : Transformer_Op<"attention"> {
   }];
   let arguments = (ins Transformer_Tensor:$query, Transformer_Tensor:$key,
                        Transformer_Tensor:$value,
-                       Optional<Transformer_Tensor>:$mask, F32Attr:$scale,
+                       Variadic<Transformer_Tensor>:$masks, F32Attr:$scale,
                        DefaultValuedStrAttr<StrAttr, "unselected">:$algorithm,
                        DefaultValuedAttr<I64Attr, "64">:$kv_block,
                        DefaultValuedAttr<I64Attr, "0">:$max_materialized_bytes,

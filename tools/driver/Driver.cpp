@@ -4,6 +4,7 @@
 #include "codegen/cpu/Passes.h"
 #include "frontend/onnx/OnnxImporter.h"
 #include "passes/FusionReport.h"
+#include "passes/FusionUtils.h"
 #include "passes/Passes.h"
 
 #include "mlir/InitAllDialects.h"
@@ -63,6 +64,19 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
     if (!module)
       return nullptr;
   }
+  // --explain-fusion: the passes' remarks, one line per candidate that did
+  // not fuse, naming its ONNX node.
+  ScopedDiagnosticHandler remarks(&ctx, [&](Diagnostic &d) {
+    if (d.getSeverity() != DiagnosticSeverity::Remark)
+      return failure(); // errors and warnings go to the default handler
+    if (options.explainFusion) {
+      auto names = fusion::onnxNodeNames(d.getLocation());
+      llvm::errs() << "remark: "
+                   << (names.empty() ? std::string("?") : names.front()) << ": "
+                   << d.str() << "\n";
+    }
+    return success();
+  });
   PhaseTimer t(options, options.fusion ? "fold shapes and fuse"
                                        : "fold shape computations");
   PassManager pm(&ctx);

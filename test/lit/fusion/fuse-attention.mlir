@@ -41,10 +41,11 @@ func.func @gpt2_eager(%q: tensor<1x4x5x16xf32>, %kt: tensor<1x4x16x5xf32>, %v: t
 
 // -----
 
-// T5: no scale, a relative-position bias and a mask as two added terms.
+// T5: no scale, a relative-position bias and a mask as two added terms,
+// kept as two masks (never summed into a [B, H, Sq, Sk] buffer).
 // CHECK-LABEL: func @t5_bias_and_mask
-// CHECK: %[[M:.*]] = transformer.add %arg3, %arg4
-// CHECK-NEXT: transformer.attention %arg0, %{{.*}}, %arg2, %[[M]] {scale = 1.000000e+00 : f32}
+// CHECK-NOT: transformer.add
+// CHECK: transformer.attention %arg0, %{{.*}}, %arg2, %arg3, %arg4 {scale = 1.000000e+00 : f32}
 func.func @t5_bias_and_mask(%q: tensor<?x4x?x16xf32>, %kt: tensor<?x4x16x?xf32>, %v: tensor<?x4x?x16xf32>, %bias: tensor<1x4x?x?xf32>, %mask: tensor<?x1x1x?xf32>) -> tensor<?x4x?x16xf32> {
   %s = transformer.matmul %q, %kt : (tensor<?x4x?x16xf32>, tensor<?x4x16x?xf32>) -> tensor<?x4x?x?xf32>
   %a = transformer.add %s, %bias : (tensor<?x4x?x?xf32>, tensor<1x4x?x?xf32>) -> tensor<?x4x?x?xf32>
@@ -90,8 +91,35 @@ func.func @probabilities_used(%q: tensor<1x2x3x4xf32>, %kt: tensor<1x2x4x3xf32>,
 
 // -----
 
-// Negative: BLOOM's baddbmm form computes the scores on [B*H, S, S] and only
-// then reshapes to 4-D; not matched yet.
+// BLOOM's merged-heads form: baddbmm on [B*H, S, S] with ALiBi added there,
+// a Reshape to 4-D for the mask, and a 3-D bmm with V. The 4-D Q/K/V are
+// used directly; ALiBi is reshaped to [B, H, 1, Sk], a second mask.
+// CHECK-LABEL: func @bloom_merged_heads
+// CHECK: %[[ALIBI:.*]] = transformer.reshape %arg3
+// CHECK-SAME: -> tensor<?x6x1x?xf32>
+// CHECK: %[[A:.*]] = transformer.attention %arg0, %arg1, %arg2, %arg4, %[[ALIBI]] {scale = 2.500000e-01 : f32}
+// CHECK-NEXT: return %[[A]]
+func.func @bloom_merged_heads(%q: tensor<?x6x?x16xf32>, %k: tensor<?x6x?x16xf32>, %v: tensor<?x6x?x16xf32>, %alibi: tensor<?x1x?xf32>, %mask: tensor<?x1x?x?xf32>, %s3: tensor<3xi64>, %s4: tensor<4xi64>) -> tensor<?x6x?x16xf32> {
+  %c = transformer.constant dense<0.25> : tensor<f32>
+  %q3 = transformer.reshape %q, %s3 {allowzero = false} : (tensor<?x6x?x16xf32>, tensor<3xi64>) -> tensor<?x?x16xf32>
+  %k3 = transformer.reshape %k, %s3 {allowzero = false} : (tensor<?x6x?x16xf32>, tensor<3xi64>) -> tensor<?x?x16xf32>
+  %v3 = transformer.reshape %v, %s3 {allowzero = false} : (tensor<?x6x?x16xf32>, tensor<3xi64>) -> tensor<?x?x16xf32>
+  %kt = transformer.transpose %k3 {perm = array<i64: 0, 2, 1>} : (tensor<?x?x16xf32>) -> tensor<?x16x?xf32>
+  %s = transformer.matmul %q3, %kt : (tensor<?x?x16xf32>, tensor<?x16x?xf32>) -> tensor<?x?x?xf32>
+  %ss = transformer.mul %s, %c : (tensor<?x?x?xf32>, tensor<f32>) -> tensor<?x?x?xf32>
+  %sa = transformer.add %ss, %alibi : (tensor<?x?x?xf32>, tensor<?x1x?xf32>) -> tensor<?x?x?xf32>
+  %s4d = transformer.reshape %sa, %s4 {allowzero = false} : (tensor<?x?x?xf32>, tensor<4xi64>) -> tensor<?x6x?x?xf32>
+  %sm = transformer.add %s4d, %mask : (tensor<?x6x?x?xf32>, tensor<?x1x?x?xf32>) -> tensor<?x6x?x?xf32>
+  %p = transformer.softmax %sm {axis = -1 : i64} : (tensor<?x6x?x?xf32>) -> tensor<?x6x?x?xf32>
+  %p3 = transformer.reshape %p, %s3 {allowzero = false} : (tensor<?x6x?x?xf32>, tensor<3xi64>) -> tensor<?x?x?xf32>
+  %o3 = transformer.matmul %p3, %v3 : (tensor<?x?x?xf32>, tensor<?x?x16xf32>) -> tensor<?x?x16xf32>
+  %o = transformer.reshape %o3, %s4 {allowzero = false} : (tensor<?x?x16xf32>, tensor<4xi64>) -> tensor<?x6x?x16xf32>
+  return %o : tensor<?x6x?x16xf32>
+}
+
+// -----
+
+// Negative: 3-D scores that do not come from 4-D heads (a plain bmm).
 // CHECK-LABEL: func @rank3_scores
 // CHECK-NOT: transformer.attention
 func.func @rank3_scores(%q: tensor<6x3x4xf32>, %kt: tensor<6x4x3xf32>, %v: tensor<6x3x4xf32>) -> tensor<6x3x4xf32> {
