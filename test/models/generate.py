@@ -24,6 +24,7 @@ from onnx import numpy_helper
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPSET = 17
 DYNAMO = False  # --dynamo: export with torch.export instead, into NAME_dynamo/
+SEED = 0  # weight seed; scripts/check_hf_variants.py sets others
 
 
 def save_set(dirpath, names_in, arrays_in, names_out, arrays_out):
@@ -136,7 +137,7 @@ def token_inputs(vocab, with_token_types):
 
 def bert():
     from transformers import BertConfig, BertModel
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     cfg = BertConfig(vocab_size=1000, hidden_size=88, num_hidden_layers=2,
                      num_attention_heads=4, intermediate_size=176,
                      max_position_embeddings=128, type_vocab_size=2)
@@ -161,7 +162,7 @@ def gpt2():
 def encoder(name, config_cls, model_cls, cfg_kwargs, with_token_types, description,
             outputs=("last_hidden_state",)):
     import transformers
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     cfg = getattr(transformers, config_cls)(**cfg_kwargs)
     model = getattr(transformers, model_cls)(cfg)
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_token_types else [])
@@ -175,7 +176,7 @@ def encoder(name, config_cls, model_cls, cfg_kwargs, with_token_types, descripti
 
 def decoder(name, config_cls, model_cls, cfg_kwargs, description):
     import transformers
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     cfg = getattr(transformers, config_cls)(use_cache=False, **cfg_kwargs)
     model = getattr(transformers, model_cls)(cfg)
     names = ["input_ids", "attention_mask"]
@@ -196,7 +197,7 @@ def bert_mlm():
 
 def ernie():
     import transformers
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     cfg = transformers.ErnieConfig(vocab_size=1000, hidden_size=88, num_hidden_layers=2,
                                    num_attention_heads=4, intermediate_size=176,
                                    max_position_embeddings=128, use_task_id=True,
@@ -297,7 +298,7 @@ def kv_fixture(name, config_cls, model_cls, cfg_kwargs, description,
     and generate.json: a prompt and the ids that Hugging Face's greedy
     model.generate produces for it."""
     import transformers
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     cfg = getattr(transformers, config_cls)(**cfg_kwargs)
     model = getattr(transformers, model_cls)(cfg).eval()
     layers = cfg.num_hidden_layers
@@ -440,7 +441,7 @@ def seq2seq_kv_fixture(name, config_cls, model_cls, cfg_kwargs, description,
     """encoder/, prefill/ (first decoder step) and decode/ exports, and
     generate.json with Hugging Face's greedy ids (see kv_fixture)."""
     import transformers
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     cfg = getattr(transformers, config_cls)(**cfg_kwargs)
     model = getattr(transformers, model_cls)(cfg).eval()
     layers = cfg.decoder_layers if hasattr(cfg, "decoder_layers") else cfg.num_decoder_layers
@@ -546,7 +547,7 @@ def bart_kv():
 
 def seq2seq(name, config_cls, model_cls, cfg_kwargs, description):
     import transformers
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     cfg = getattr(transformers, config_cls)(use_cache=False, **cfg_kwargs)
     model = getattr(transformers, model_cls)(cfg)
     names = ["input_ids", "attention_mask", "decoder_input_ids"]
