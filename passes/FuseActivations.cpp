@@ -43,9 +43,9 @@ public:
     Value result = v;
     if (scalarValue(v)) {
       result = nullptr;
-    } else if (Operation *op = v.getDefiningOp(); op && isScalarwise(op) &&
-                                                  op->getResult(0).getType() ==
-                                                      resultTypeOf(op)) {
+    } else if (Operation *op = v.getDefiningOp();
+               op && isScalarwise(op) &&
+               op->getResult(0).getType() == resultTypeOf(op)) {
       Value l;
       bool mixed = false;
       for (Value o : op->getOperands()) {
@@ -69,18 +69,30 @@ public:
       return *s;
     Operation *op = v.getDefiningOp();
     auto a = [&](unsigned i) { return eval(op->getOperand(i), leaf, x); };
-    if (isa<AddOp>(op)) return a(0) + a(1);
-    if (isa<SubOp>(op)) return a(0) - a(1);
-    if (isa<MulOp>(op)) return a(0) * a(1);
-    if (isa<DivOp>(op)) return a(0) / a(1);
-    if (isa<PowOp>(op)) return std::pow(a(0), a(1));
-    if (isa<NegOp>(op)) return -a(0);
-    if (isa<SqrtOp>(op)) return std::sqrt(a(0));
-    if (isa<ReciprocalOp>(op)) return 1 / a(0);
-    if (isa<ErfOp>(op)) return std::erf(a(0));
-    if (isa<TanhOp>(op)) return std::tanh(a(0));
-    if (isa<SigmoidOp>(op)) return 1 / (1 + std::exp(-a(0)));
-    if (isa<ExpOp>(op)) return std::exp(a(0));
+    if (isa<AddOp>(op))
+      return a(0) + a(1);
+    if (isa<SubOp>(op))
+      return a(0) - a(1);
+    if (isa<MulOp>(op))
+      return a(0) * a(1);
+    if (isa<DivOp>(op))
+      return a(0) / a(1);
+    if (isa<PowOp>(op))
+      return std::pow(a(0), a(1));
+    if (isa<NegOp>(op))
+      return -a(0);
+    if (isa<SqrtOp>(op))
+      return std::sqrt(a(0));
+    if (isa<ReciprocalOp>(op))
+      return 1 / a(0);
+    if (isa<ErfOp>(op))
+      return std::erf(a(0));
+    if (isa<TanhOp>(op))
+      return std::tanh(a(0));
+    if (isa<SigmoidOp>(op))
+      return 1 / (1 + std::exp(-a(0)));
+    if (isa<ExpOp>(op))
+      return std::exp(a(0));
     return NAN;
   }
 
@@ -107,7 +119,9 @@ private:
   llvm::DenseMap<Value, Value> leaf_;
 };
 
-double geluErf(double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }
+double geluErf(double x) {
+  return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+}
 double geluTanh(double x) {
   return 0.5 * x *
          (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
@@ -127,9 +141,12 @@ Kind classify(Expression &e, Value root, Value leaf) {
     }
     return true;
   };
-  if (matches(geluErf)) return Kind::GeluErf;
-  if (matches(geluTanh)) return Kind::GeluTanh;
-  if (matches(silu)) return Kind::Silu;
+  if (matches(geluErf))
+    return Kind::GeluErf;
+  if (matches(geluTanh))
+    return Kind::GeluTanh;
+  if (matches(silu))
+    return Kind::Silu;
   return Kind::None;
 }
 

@@ -16,7 +16,9 @@ using namespace transfuse::transformer;
 
 namespace {
 
-RankedTensorType tensorType(Value v) { return cast<RankedTensorType>(v.getType()); }
+RankedTensorType tensorType(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
 
 /// Strips single-use Mul/Div by scalar constants from `v`, folding them into
 /// `scale`.
@@ -68,8 +70,8 @@ Value transposed(PatternRewriter &rw, Location loc, Value t,
                  ArrayRef<int64_t> perm) {
   if (llvm::equal(perm, llvm::seq<int64_t>(0, perm.size())))
     return t;
-  return createInferred<TransposeOp>(
-      rw, loc, tensorType(t).getElementType(), t, rw.getDenseI64ArrayAttr(perm));
+  return createInferred<TransposeOp>(rw, loc, tensorType(t).getElementType(), t,
+                                     rw.getDenseI64ArrayAttr(perm));
 }
 
 /// The key [B, H, Sk, D] given K^T [B, H, D, Sk], folding a transpose.
@@ -118,7 +120,8 @@ Value unrepeatHeads(Value v) {
 /// (BLOOM's merged-heads bmm form), or null.
 Value from3D(Value v3) {
   auto r = v3.getDefiningOp<ReshapeOp>();
-  if (!r || tensorType(v3).getRank() != 3 || tensorType(r.getInput()).getRank() != 4)
+  if (!r || tensorType(v3).getRank() != 3 ||
+      tensorType(r.getInput()).getRank() != 4)
     return nullptr;
   auto t3 = tensorType(v3), t4 = tensorType(r.getInput());
   // The last two dims must be kept: only B and H merge.
@@ -132,7 +135,8 @@ Value from3D(Value v3) {
 
 struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
   using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(SoftmaxOp sm, PatternRewriter &rw) const override {
+  LogicalResult matchAndRewrite(SoftmaxOp sm,
+                                PatternRewriter &rw) const override {
     auto fail = [&](const Twine &why) {
       return rw.notifyMatchFailure(sm, [&](Diagnostic &d) { d << why; });
     };
@@ -259,17 +263,20 @@ struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
     for (Value m : masks3) {
       auto mt = tensorType(m);
       if (mt.getRank() != 3 || mt.getElementType() != st.getElementType())
-        return fail("a 3-D bias added to the scores is not a float [B*H, Sq, Sk]");
+        return fail(
+            "a 3-D bias added to the scores is not a float [B*H, Sq, Sk]");
     }
     for (Value m : masks) {
       auto mt = tensorType(m);
       if (mt.getRank() > 4 || mt.getElementType() != st.getElementType())
-        return fail("a mask added to the scores is not a float tensor of rank <= 4");
+        return fail(
+            "a mask added to the scores is not a float tensor of rank <= 4");
       // It must broadcast to the scores without widening them.
       for (int64_t i = 0; i < mt.getRank(); ++i) {
-        int64_t md = mt.getDimSize(mt.getRank() - 1 - i), sd = st.getDimSize(3 - i);
-        if (md != 1 && sd != ShapedType::kDynamic && md != ShapedType::kDynamic &&
-            md != sd)
+        int64_t md = mt.getDimSize(mt.getRank() - 1 - i),
+                sd = st.getDimSize(3 - i);
+        if (md != 1 && sd != ShapedType::kDynamic &&
+            md != ShapedType::kDynamic && md != sd)
           return fail("a mask does not broadcast to the scores");
       }
     }
@@ -322,20 +329,22 @@ struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
     auto attn = AttentionOp::create(
         rw, loc, root->getResult(0).getType(), q, key, value, masks,
         rw.getF32FloatAttr(scale), rw.getStringAttr("unselected"),
-        rw.getI64IntegerAttr(64), rw.getI64IntegerAttr(0), rw.getStringAttr(""));
+        rw.getI64IntegerAttr(64), rw.getI64IntegerAttr(0),
+        rw.getStringAttr(""));
     rw.replaceOp(root, attn.getResult());
     return success();
   }
 };
 
-struct FuseAttentionPass : transfuse::impl::FuseAttentionBase<FuseAttentionPass> {
+struct FuseAttentionPass
+    : transfuse::impl::FuseAttentionBase<FuseAttentionPass> {
   using FuseAttentionBase::FuseAttentionBase;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<FuseSdpa>(&getContext());
-    if (failed(applyFusionPatterns(getOperation(), std::move(patterns), explain,
-                                   "attention",
-                                   [](Operation *op) { return isa<SoftmaxOp>(op); })))
+    if (failed(applyFusionPatterns(
+            getOperation(), std::move(patterns), explain, "attention",
+            [](Operation *op) { return isa<SoftmaxOp>(op); })))
       signalPassFailure();
   }
 };

@@ -14,11 +14,14 @@ using namespace transfuse::transformer;
 
 namespace {
 
-RankedTensorType tensorType(Value v) { return cast<RankedTensorType>(v.getType()); }
+RankedTensorType tensorType(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
 
 struct FuseMatMulEpilogue : OpRewritePattern<MatMulOp> {
   using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(MatMulOp mm, PatternRewriter &rw) const override {
+  LogicalResult matchAndRewrite(MatMulOp mm,
+                                PatternRewriter &rw) const override {
     auto wt = tensorType(mm.getRhs());
     if (wt.getRank() != 2)
       return rw.notifyMatchFailure(mm, "its right operand is not a 2-D matrix");
@@ -59,17 +62,17 @@ struct FuseMatMulEpilogue : OpRewritePattern<MatMulOp> {
     Value residual;
     if (auto add = dyn_cast_or_null<AddOp>(singleUser(y))) {
       Value r = otherOperand(add, y);
-      if (r != y && r.getType() == y.getType() && add.getType() == y.getType() &&
-          !r.getDefiningOp<ConstantOp>()) {
+      if (r != y && r.getType() == y.getType() &&
+          add.getType() == y.getType() && !r.getDefiningOp<ConstantOp>()) {
         residual = r;
         ops.push_back(add);
         y = add.getResult();
       }
     }
     rw.setInsertionPointAfterValue(y);
-    auto linear = LinearOp::create(rw, fusedLocOf(ops), y.getType(), mm.getLhs(),
-                                   mm.getRhs(), bias, residual,
-                                   rw.getStringAttr(act));
+    auto linear =
+        LinearOp::create(rw, fusedLocOf(ops), y.getType(), mm.getLhs(),
+                         mm.getRhs(), bias, residual, rw.getStringAttr(act));
     rw.replaceAllUsesWith(y, linear.getResult());
     return success();
   }
@@ -80,9 +83,9 @@ struct FuseLinearPass : transfuse::impl::FuseLinearBase<FuseLinearPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<FuseMatMulEpilogue>(&getContext());
-    if (failed(applyFusionPatterns(getOperation(), std::move(patterns), explain,
-                                   "linear",
-                                   [](Operation *op) { return isa<MatMulOp>(op); })))
+    if (failed(applyFusionPatterns(
+            getOperation(), std::move(patterns), explain, "linear",
+            [](Operation *op) { return isa<MatMulOp>(op); })))
       signalPassFailure();
   }
 };

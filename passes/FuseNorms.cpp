@@ -16,7 +16,9 @@ using namespace transfuse::transformer;
 
 namespace {
 
-RankedTensorType tensorType(Value v) { return cast<RankedTensorType>(v.getType()); }
+RankedTensorType tensorType(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
 
 /// True for a reduce_mean over the last axis only, keeping dims.
 bool isLastAxisMean(ReduceMeanOp op) {
@@ -29,7 +31,8 @@ bool isLastAxisMean(ReduceMeanOp op) {
 bool isNormParam(Value p, Value like) {
   auto t = tensorType(p);
   int64_t n = tensorType(like).getShape().back();
-  return t.getRank() == 1 && t.getElementType() == tensorType(like).getElementType() &&
+  return t.getRank() == 1 &&
+         t.getElementType() == tensorType(like).getElementType() &&
          (t.getDimSize(0) == n || t.getDimSize(0) == ShapedType::kDynamic ||
           n == ShapedType::kDynamic);
 }
@@ -40,7 +43,8 @@ struct FuseNativeLayerNorm : OpRewritePattern<LayerNormalizationOp> {
                                 PatternRewriter &rw) const override {
     int64_t rank = tensorType(op.getInput()).getRank();
     if (normalizeAxis(op.getAxis(), rank) != rank - 1)
-      return rw.notifyMatchFailure(op, "it normalizes over more than the last axis");
+      return rw.notifyMatchFailure(
+          op, "it normalizes over more than the last axis");
     if (!isNormParam(op.getScale(), op.getInput()) ||
         (op.getBias() && !isNormParam(op.getBias(), op.getInput())))
       return rw.notifyMatchFailure(op, "its scale or bias is not 1-D");
@@ -69,7 +73,8 @@ struct FuseDecomposedNorm : OpRewritePattern<ReduceMeanOp> {
     Value d;
     if (auto p = dyn_cast_or_null<PowOp>(sq); p && isScalar(p.getRhs(), 2.0))
       d = p.getLhs();
-    else if (auto m = dyn_cast_or_null<MulOp>(sq); m && m.getLhs() == m.getRhs())
+    else if (auto m = dyn_cast_or_null<MulOp>(sq);
+             m && m.getLhs() == m.getRhs())
       d = m.getLhs();
     else
       return fail("its input is not a square (Pow 2 or x * x)");
@@ -101,7 +106,8 @@ struct FuseDecomposedNorm : OpRewritePattern<ReduceMeanOp> {
     // Divide, or multiply by the reciprocal.
     Operation *u = singleUser(sqrt.getResult());
     Value y;
-    if (auto div = dyn_cast_or_null<DivOp>(u); div && div.getRhs() == sqrt.getResult()) {
+    if (auto div = dyn_cast_or_null<DivOp>(u);
+        div && div.getRhs() == sqrt.getResult()) {
       Value inv = div.getResult();
       if (div.getLhs() == d) {
         y = inv;
@@ -169,7 +175,8 @@ struct FuseDecomposedNorm : OpRewritePattern<ReduceMeanOp> {
 /// second result when something else uses it.
 struct FuseSkipLayerNorm : OpRewritePattern<LayerNormOp> {
   using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(LayerNormOp op, PatternRewriter &rw) const override {
+  LogicalResult matchAndRewrite(LayerNormOp op,
+                                PatternRewriter &rw) const override {
     if (op.getResidual())
       return failure();
     auto add = op.getInput().getDefiningOp<AddOp>();
@@ -186,14 +193,14 @@ struct FuseSkipLayerNorm : OpRewritePattern<LayerNormOp> {
       return !def || def->getBlock() != block || def->isBeforeInBlock(add);
     };
     if (!before(op.getScale()) || (op.getBias() && !before(op.getBias())))
-      return rw.notifyMatchFailure(op, "its scale or bias is defined after the Add");
+      return rw.notifyMatchFailure(
+          op, "its scale or bias is defined after the Add");
     bool sumUsed = !add->hasOneUse();
     rw.setInsertionPointAfter(add);
     auto fused = LayerNormOp::create(
         rw, FusedLoc::get(rw.getContext(), {add.getLoc(), op.getLoc()}),
         op.getResult().getType(), sumUsed ? add.getType() : Type(), a, b,
-        op.getScale(),
-        op.getBias(), op.getEpsilonAttr());
+        op.getScale(), op.getBias(), op.getEpsilonAttr());
     rw.replaceOp(op, fused.getResult());
     if (sumUsed)
       rw.replaceAllUsesWith(add.getResult(), fused.getSum());
@@ -208,8 +215,8 @@ struct FuseNormsPass : transfuse::impl::FuseNormsBase<FuseNormsPass> {
     patterns.add<FuseNativeLayerNorm, FuseDecomposedNorm, FuseSkipLayerNorm>(
         &getContext());
     if (failed(applyFusionPatterns(
-            getOperation(), std::move(patterns), explain, "layer_norm or rms_norm",
-            [](Operation *op) {
+            getOperation(), std::move(patterns), explain,
+            "layer_norm or rms_norm", [](Operation *op) {
               return isa<ReduceMeanOp, LayerNormalizationOp>(op);
             })))
       signalPassFailure();

@@ -24,9 +24,10 @@ struct Entry {
 
 struct Report {
   std::map<std::string, int64_t> summary{
-      {"attention", 0}, {"layer_norm", 0}, {"rms_norm", 0}, {"gelu", 0},
-      {"silu", 0},      {"relu", 0},       {"linear", 0},
-      {"rotary_embedding", 0}};
+      {"attention", 0}, {"layer_norm", 0},
+      {"rms_norm", 0},  {"gelu", 0},
+      {"silu", 0},      {"relu", 0},
+      {"linear", 0},    {"rotary_embedding", 0}};
   std::vector<Entry> fused;
   SmallVector<std::string> unfusedMatmuls;
 };

@@ -1,4 +1,5 @@
-//===- FusionReport.h - what the fusion passes did, for tools and people -*- C++ -*-===//
+//===- FusionReport.h - what the fusion passes did, for tools and people -*- C++
+//-*-===//
 #ifndef TRANSFUSE_PASSES_FUSIONREPORT_H
 #define TRANSFUSE_PASSES_FUSIONREPORT_H
 

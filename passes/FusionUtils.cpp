@@ -89,8 +89,9 @@ namespace {
 /// Remembers the last reason a pattern gave for not matching at a location.
 struct FailureRecorder : RewriterBase::Listener {
   llvm::DenseMap<Location, std::string> reasons;
-  void notifyMatchFailure(Location loc,
-                          function_ref<void(Diagnostic &)> reasonCallback) override {
+  void
+  notifyMatchFailure(Location loc,
+                     function_ref<void(Diagnostic &)> reasonCallback) override {
     Diagnostic diag(loc, DiagnosticSeverity::Remark);
     reasonCallback(diag);
     reasons[loc] = diag.str();

@@ -1,4 +1,5 @@
-//===- FusionUtils.h - matching helpers shared by the fusion passes -*- C++ -*-===//
+//===- FusionUtils.h - matching helpers shared by the fusion passes -*- C++
+//-*-===//
 //
 // Every fusion pass is a set of greedy rewrite patterns. These helpers give
 // them one way to read scalar constants, to name the ONNX nodes they replace
@@ -65,8 +66,8 @@ mlir::Value createInferred(mlir::OpBuilder &b, mlir::Location loc,
 /// accepts and that survived, with the last reason a pattern gave for it.
 llvm::LogicalResult
 applyFusionPatterns(mlir::func::FuncOp func,
-                    const mlir::FrozenRewritePatternSet &patterns,
-                    bool explain, llvm::StringRef what,
+                    const mlir::FrozenRewritePatternSet &patterns, bool explain,
+                    llvm::StringRef what,
                     llvm::function_ref<bool(mlir::Operation *)> isCandidate);
 
 } // namespace transfuse::fusion

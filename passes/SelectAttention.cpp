@@ -46,14 +46,15 @@ struct SelectAttentionPass
         reason = "forced by --attention=" + algorithm;
       } else if (!known) {
         alg = "by_length";
-        reason = llvm::formatv("a length is only known at run time: "
-                               "materialized while B*H*Sq*Sk*4 <= {0} bytes, "
-                               "else blocks of {1} keys ({2})",
-                               (int64_t)budgetBytes, (int64_t)kvBlock, streamed);
+        reason =
+            llvm::formatv("a length is only known at run time: "
+                          "materialized while B*H*Sq*Sk*4 <= {0} bytes, "
+                          "else blocks of {1} keys ({2})",
+                          (int64_t)budgetBytes, (int64_t)kvBlock, streamed);
       } else if (bytes <= budgetBytes) {
         alg = "materialized";
-        reason = llvm::formatv("the scores take {0} bytes <= {1}", (int64_t)bytes,
-                               (int64_t)budgetBytes);
+        reason = llvm::formatv("the scores take {0} bytes <= {1}",
+                               (int64_t)bytes, (int64_t)budgetBytes);
       } else {
         alg = "memory_efficient";
         reason = llvm::formatv("the scores would take {0} bytes > {1}; blocks "

@@ -24,7 +24,9 @@ using namespace transfuse::transformer;
 
 namespace {
 
-RankedTensorType tensorType(Value v) { return cast<RankedTensorType>(v.getType()); }
+RankedTensorType tensorType(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
 
 Value cIdx(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
@@ -47,11 +49,12 @@ Value applyActivation(OpBuilder &b, Location l, Value x, StringRef act) {
         b, l, h, arith::AddFOp::create(b, l, e, cF(b, l, t, 1)));
   }
   if (act == "gelu_tanh") {
-    Value x3 = arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, x, x), x);
+    Value x3 =
+        arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, x, x), x);
     Value inner = arith::AddFOp::create(
         b, l, x, arith::MulFOp::create(b, l, x3, cF(b, l, t, 0.044715)));
-    inner = arith::MulFOp::create(b, l, inner,
-                                  cF(b, l, t, std::sqrt(2.0 / M_PI)));
+    inner =
+        arith::MulFOp::create(b, l, inner, cF(b, l, t, std::sqrt(2.0 / M_PI)));
     Value th = math::TanhOp::create(b, l, inner);
     Value h = arith::MulFOp::create(b, l, x, cF(b, l, t, 0.5));
     return arith::MulFOp::create(
@@ -69,12 +72,12 @@ struct LowerGelu : OpRewritePattern<GeluOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(GeluOp op, PatternRewriter &rw) const override {
     StringRef act = op.getApproximate() == "tanh" ? "gelu_tanh" : "gelu";
-    rw.replaceOp(op, buildElementwise(
-                         rw, op.getLoc(), ValueRange{op.getInput()},
-                         tensorType(op.getResult()),
-                         [&](OpBuilder &b, Location l, ValueRange a) {
-                           return applyActivation(b, l, a[0], act);
-                         }));
+    rw.replaceOp(op,
+                 buildElementwise(rw, op.getLoc(), ValueRange{op.getInput()},
+                                  tensorType(op.getResult()),
+                                  [&](OpBuilder &b, Location l, ValueRange a) {
+                                    return applyActivation(b, l, a[0], act);
+                                  }));
     return success();
   }
 };
@@ -82,19 +85,20 @@ struct LowerGelu : OpRewritePattern<GeluOp> {
 struct LowerSilu : OpRewritePattern<SiluOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(SiluOp op, PatternRewriter &rw) const override {
-    rw.replaceOp(op, buildElementwise(
-                         rw, op.getLoc(), ValueRange{op.getInput()},
-                         tensorType(op.getResult()),
-                         [&](OpBuilder &b, Location l, ValueRange a) {
-                           return applyActivation(b, l, a[0], "silu");
-                         }));
+    rw.replaceOp(op,
+                 buildElementwise(rw, op.getLoc(), ValueRange{op.getInput()},
+                                  tensorType(op.getResult()),
+                                  [&](OpBuilder &b, Location l, ValueRange a) {
+                                    return applyActivation(b, l, a[0], "silu");
+                                  }));
     return success();
   }
 };
 
 struct LowerLayerNormOp : OpRewritePattern<LayerNormOp> {
   using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(LayerNormOp op, PatternRewriter &rw) const override {
+  LogicalResult matchAndRewrite(LayerNormOp op,
+                                PatternRewriter &rw) const override {
     Location loc = op.getLoc();
     Value x = op.getInput();
     auto t = tensorType(op.getResult());
@@ -115,7 +119,8 @@ struct LowerLayerNormOp : OpRewritePattern<LayerNormOp> {
 
 struct LowerRmsNorm : OpRewritePattern<RmsNormOp> {
   using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(RmsNormOp op, PatternRewriter &rw) const override {
+  LogicalResult matchAndRewrite(RmsNormOp op,
+                                PatternRewriter &rw) const override {
     Location loc = op.getLoc();
     Value x = op.getInput();
     auto t = tensorType(x);
@@ -123,18 +128,21 @@ struct LowerRmsNorm : OpRewritePattern<RmsNormOp> {
     int64_t last = t.getRank() - 1;
     Value n = countOf(rw, loc, x, {last}, elem);
     Value eps = cF(rw, loc, elem, op.getEpsilon().convertToDouble());
-    Value sq = buildElementwise(rw, loc, ValueRange{x}, t,
-                                [](OpBuilder &b, Location l, ValueRange a) -> Value {
-                                  return arith::MulFOp::create(b, l, a[0], a[0]);
-                                });
+    Value sq =
+        buildElementwise(rw, loc, ValueRange{x}, t,
+                         [](OpBuilder &b, Location l, ValueRange a) -> Value {
+                           return arith::MulFOp::create(b, l, a[0], a[0]);
+                         });
     Value ss = reduceKeepDims(rw, loc, sq, {last}, ReduceKind::Sum);
-    Value out = buildElementwise(
-        rw, loc, ValueRange{x, ss, op.getScale()}, t,
-        [&](OpBuilder &b, Location l, ValueRange a) -> Value {
-          Value ms = arith::AddFOp::create(b, l, arith::DivFOp::create(b, l, a[1], n), eps);
-          Value y = arith::DivFOp::create(b, l, a[0], math::SqrtOp::create(b, l, ms));
-          return arith::MulFOp::create(b, l, y, a[2]);
-        });
+    Value out =
+        buildElementwise(rw, loc, ValueRange{x, ss, op.getScale()}, t,
+                         [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+                           Value ms = arith::AddFOp::create(
+                               b, l, arith::DivFOp::create(b, l, a[1], n), eps);
+                           Value y = arith::DivFOp::create(
+                               b, l, a[0], math::SqrtOp::create(b, l, ms));
+                           return arith::MulFOp::create(b, l, y, a[2]);
+                         });
     rw.replaceOp(op, out);
     return success();
   }
@@ -142,7 +150,8 @@ struct LowerRmsNorm : OpRewritePattern<RmsNormOp> {
 
 struct LowerLinear : OpRewritePattern<LinearOp> {
   using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(LinearOp op, PatternRewriter &rw) const override {
+  LogicalResult matchAndRewrite(LinearOp op,
+                                PatternRewriter &rw) const override {
     Location loc = op.getLoc();
     auto resultType = tensorType(op.getResult());
     Value y = buildMatMul(rw, loc, op.getInput(), op.getWeight(), resultType);
@@ -161,16 +170,17 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
         res = ins.size();
         ins.push_back(op.getResidual());
       }
-      y = buildElementwise(rw, loc, ins, resultType,
-                           [&](OpBuilder &b, Location l, ValueRange a) -> Value {
-                             Value v = a[0];
-                             if (bias >= 0)
-                               v = arith::AddFOp::create(b, l, v, a[bias]);
-                             v = applyActivation(b, l, v, act);
-                             if (res >= 0)
-                               v = arith::AddFOp::create(b, l, v, a[res]);
-                             return v;
-                           });
+      y = buildElementwise(
+          rw, loc, ins, resultType,
+          [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+            Value v = a[0];
+            if (bias >= 0)
+              v = arith::AddFOp::create(b, l, v, a[bias]);
+            v = applyActivation(b, l, v, act);
+            if (res >= 0)
+              v = arith::AddFOp::create(b, l, v, a[res]);
+            return v;
+          });
     }
     if (y.getType() != resultType)
       y = tensor::CastOp::create(rw, loc, resultType, y);
@@ -186,14 +196,16 @@ RankedTensorType typeOf(ArrayRef<int64_t> shape, Type elem) {
 
 struct LowerAttention : OpRewritePattern<AttentionOp> {
   using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(AttentionOp op, PatternRewriter &rw) const override {
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &rw) const override {
     Location loc = op.getLoc();
     Value q = op.getQuery(), k = op.getKey(), v = op.getValue();
     auto qt = tensorType(q), kt = tensorType(k), vt = tensorType(v);
     Type elem = qt.getElementType();
     MLIRContext *ctx = rw.getContext();
     const int64_t dyn = ShapedType::kDynamic;
-    SmallVector<Value> qd = getDimValues(rw, loc, q), kd = getDimValues(rw, loc, k),
+    SmallVector<Value> qd = getDimValues(rw, loc, q),
+                       kd = getDimValues(rw, loc, k),
                        vd = getDimValues(rw, loc, v);
     Value B = qd[0], H = qd[1], Sq = qd[2], D = qd[3], Hkv = kd[1], Sk = kd[2],
           Dv = vd[3];
@@ -211,22 +223,26 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
         rw, loc,
         all({eq(kd[0], B), eq(vd[0], B), eq(kd[3], D), eq(vd[1], Hkv),
              eq(vd[2], Sk),
-             eq(arith::RemUIOp::create(rw, loc, H, arith::MaxUIOp::create(rw, loc, Hkv, c1)), c0)}),
+             eq(arith::RemUIOp::create(
+                    rw, loc, H, arith::MaxUIOp::create(rw, loc, Hkv, c1)),
+                c0)}),
         "attention: query, key and value disagree on batch, heads, length or "
         "head dim");
     // Which K/V head a query head reads.
     AffineExpr hq = rw.getAffineDimExpr(1), hk;
     int64_t h = qt.getDimSize(1), hkv = kt.getDimSize(1);
     if (h == dyn && (h = tensorType(op.getResult()).getDimSize(1)) != dyn)
-      emitRuntimeCheck(rw, loc, eq(H, cIdx(rw, loc, h)),
-                       "attention: the query head count differs from the result's");
+      emitRuntimeCheck(
+          rw, loc, eq(H, cIdx(rw, loc, h)),
+          "attention: the query head count differs from the result's");
     if (hkv == 1)
       hk = rw.getAffineConstantExpr(0);
     else if (h != dyn && hkv != dyn)
       hk = h == hkv ? hq : hq.floorDiv(h / hkv);
     else {
-      emitRuntimeCheck(rw, loc, eq(H, Hkv),
-                       "attention: dynamic query and key/value head counts differ");
+      emitRuntimeCheck(
+          rw, loc, eq(H, Hkv),
+          "attention: dynamic query and key/value head counts differ");
       hk = hq;
     }
     // Each mask as rank 4. A static 1 broadcasts through the indexing map; a
@@ -234,9 +250,9 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     // computed indices instead. No mask is ever expanded to the scores' size.
     struct Mask {
       Value value;
-      SmallVector<Value> dims;         // run-time dims, rank 4
-      SmallVector<bool> broadcast;     // static 1
-      bool dynamic = false;            // some dim is dynamic
+      SmallVector<Value> dims;     // run-time dims, rank 4
+      SmallVector<bool> broadcast; // static 1
+      bool dynamic = false;        // some dim is dynamic
     };
     SmallVector<Mask> masks;
     for (Value mv : op.getMasks()) {
@@ -261,8 +277,9 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
               arith::OrIOp::create(rw, loc, eq(m.dims[i], scoreDims[i]),
                                    eq(m.dims[i], c1)));
       }
-      emitRuntimeCheck(rw, loc, ok,
-                       "attention: a mask does not broadcast to [B, H, Sq, Sk]");
+      emitRuntimeCheck(
+          rw, loc, ok,
+          "attention: a mask does not broadcast to [B, H, Sq, Sk]");
       masks.push_back(std::move(m));
     }
     // Keys per block.
@@ -275,18 +292,20 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
       Value bytes = cIdx(rw, loc, elem.getIntOrFloatBitWidth() / 8);
       for (Value d : {B, H, Sq, Sk})
         bytes = arith::MulIOp::create(rw, loc, bytes, d);
-      Value fits = arith::CmpIOp::create(
-          rw, loc, arith::CmpIPredicate::ule, bytes,
-          cIdx(rw, loc, op.getMaxMaterializedBytes()));
+      Value fits =
+          arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ule, bytes,
+                                cIdx(rw, loc, op.getMaxMaterializedBytes()));
       block = arith::SelectOp::create(rw, loc, fits, skAtLeast1, block);
     }
     Value negInf = arith::ConstantOp::create(
         rw, loc,
-        rw.getFloatAttr(elem, APFloat::getInf(
-                                  cast<FloatType>(elem).getFloatSemantics(), true)));
+        rw.getFloatAttr(
+            elem,
+            APFloat::getInf(cast<FloatType>(elem).getFloatSemantics(), true)));
     Value zero = cF(rw, loc, elem, 0);
     auto rowType = typeOf({qt.getDimSize(0), h, qt.getDimSize(2)}, elem);
-    auto accType = typeOf({qt.getDimSize(0), h, qt.getDimSize(2), vt.getDimSize(3)}, elem);
+    auto accType =
+        typeOf({qt.getDimSize(0), h, qt.getDimSize(2), vt.getDimSize(3)}, elem);
     auto filled = [&](OpBuilder &b, RankedTensorType t, ArrayRef<Value> dims,
                       Value val) {
       return linalg::FillOp::create(b, loc, val, createEmpty(b, loc, t, dims))
@@ -296,29 +315,67 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     Value l0 = filled(rw, rowType, {B, H, Sq}, zero);
     Value acc0 = filled(rw, accType, {B, H, Sq, Dv}, zero);
     double scale = op.getScale().convertToDouble();
-    auto par = utils::IteratorType::parallel, red = utils::IteratorType::reduction;
+    auto par = utils::IteratorType::parallel,
+         red = utils::IteratorType::reduction;
     auto map = [&](unsigned n, ArrayRef<AffineExpr> e) {
       return AffineMap::get(n, 0, e, ctx);
     };
     AffineExpr d0 = rw.getAffineDimExpr(0), d1 = rw.getAffineDimExpr(1),
                d2 = rw.getAffineDimExpr(2), d3 = rw.getAffineDimExpr(3),
                d4 = rw.getAffineDimExpr(4);
+    AffineMap id3 = map(3, {d0, d1, d2}), id4 = map(4, {d0, d1, d2, d3}),
+              row4 = map(4, {d0, d1, d2});
+    SmallVector<utils::IteratorType> par3(3, par), par4(4, par),
+        rowReduce{par, par, par, red}, contract{par, par, par, red, par};
+    // A linalg.generic into `init` whose body yields body(args).
+    auto generic =
+        [&](OpBuilder &b, Location l, Value init, ValueRange ins,
+            ArrayRef<AffineMap> maps, ArrayRef<utils::IteratorType> iters,
+            function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
+          return linalg::GenericOp::create(
+                     b, l, TypeRange{init.getType()}, ins, ValueRange{init},
+                     maps, iters,
+                     [&](OpBuilder &gb, Location gl, ValueRange a) {
+                       linalg::YieldOp::create(gb, gl, body(gb, gl, a));
+                     })
+              .getResult(0);
+        };
+    auto mulF = [](OpBuilder &gb, Location gl, ValueRange a) -> Value {
+      return arith::MulFOp::create(gb, gl, a[0], a[1]);
+    };
+    auto addF = [](OpBuilder &gb, Location gl, ValueRange a) -> Value {
+      return arith::AddFOp::create(gb, gl, a[0], a[1]);
+    };
+    auto macF = [](OpBuilder &gb, Location gl, ValueRange a) -> Value {
+      Value p = arith::MulFOp::create(gb, gl, a[0], a[1]);
+      return arith::AddFOp::create(gb, gl, a[2], p);
+    };
+    // exp(x - max), or 0 when the row max is -inf (a fully masked row, where
+    // x - max would be NaN).
+    auto expOrZero = [&](OpBuilder &gb, Location gl, ValueRange a) -> Value {
+      Value e = math::ExpOp::create(gb, gl,
+                                    arith::SubFOp::create(gb, gl, a[0], a[1]));
+      Value masked = arith::CmpFOp::create(gb, gl, arith::CmpFPredicate::OEQ,
+                                           a[1], negInf);
+      return arith::SelectOp::create(gb, gl, masked, zero, e);
+    };
     auto loop = scf::ForOp::create(
         rw, loc, c0, Sk, block, ValueRange{m0, l0, acc0},
         [&](OpBuilder &b, Location l, Value kb, ValueRange iter) {
           Value m = iter[0], lsum = iter[1], acc = iter[2];
           Value rest = arith::SubIOp::create(b, l, Sk, kb);
           Value t = arith::MinUIOp::create(b, l, block, rest);
-          auto slice = [&](Value src, ArrayRef<Value> dims, RankedTensorType st) {
+          auto slice = [&](Value src, ArrayRef<Value> dims,
+                           RankedTensorType st) {
             SmallVector<OpFoldResult> offs{b.getIndexAttr(0), b.getIndexAttr(0),
                                            kb, b.getIndexAttr(0)};
-            SmallVector<OpFoldResult> sizes{getAsOpFoldResult(dims[0]),
-                                            getAsOpFoldResult(dims[1]),
-                                            getAsOpFoldResult(t),
-                                            getAsOpFoldResult(dims[3])};
+            SmallVector<OpFoldResult> sizes{
+                getAsOpFoldResult(dims[0]), getAsOpFoldResult(dims[1]),
+                getAsOpFoldResult(t), getAsOpFoldResult(dims[3])};
             SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
-            auto type = typeOf({st.getDimSize(0), st.getDimSize(1), dyn,
-                                st.getDimSize(3)}, elem);
+            auto type = typeOf(
+                {st.getDimSize(0), st.getDimSize(1), dyn, st.getDimSize(3)},
+                elem);
             return tensor::ExtractSliceOp::create(b, l, type, src, offs, sizes,
                                                   strides)
                 .getResult();
@@ -326,190 +383,107 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           Value ks = slice(k, kd, kt), vs = slice(v, vd, vt);
           // K block transposed to [B, Hkv, D, t]: the score loop then runs
           // over keys innermost, contiguously.
-          auto ktT = typeOf({kt.getDimSize(0), hkv, kt.getDimSize(3), dyn}, elem);
+          auto ktT =
+              typeOf({kt.getDimSize(0), hkv, kt.getDimSize(3), dyn}, elem);
           Value kT = linalg::TransposeOp::create(
                          b, l, ks, createEmpty(b, l, ktT, {kd[0], Hkv, D, t}),
                          ArrayRef<int64_t>{0, 1, 3, 2})
                          .getResult()[0];
-          auto sType = typeOf({qt.getDimSize(0), h, qt.getDimSize(2), dyn}, elem);
+          auto sType =
+              typeOf({qt.getDimSize(0), h, qt.getDimSize(2), dyn}, elem);
           SmallVector<Value> sDims{B, H, Sq, t};
+          Value sEmpty = createEmpty(b, l, sType, sDims);
+          Value rowEmpty = createEmpty(b, l, rowType, {B, H, Sq});
           // s[b,h,i,j] = sum_d q[b,h,i,d] * kT[b,hk,d,j]   (b,h,i,d,j)
-          Value s = linalg::GenericOp::create(
-                        b, l, TypeRange{sType}, ValueRange{q, kT},
-                        ValueRange{filled(b, sType, sDims, zero)},
-                        ArrayRef<AffineMap>{map(5, {d0, d1, d2, d3}),
-                                            map(5, {d0, hk, d3, d4}),
-                                            map(5, {d0, d1, d2, d4})},
-                        ArrayRef<utils::IteratorType>{par, par, par, red, par},
-                        [&](OpBuilder &gb, Location gl, ValueRange a) {
-                          Value p = arith::MulFOp::create(gb, gl, a[0], a[1]);
-                          linalg::YieldOp::create(
-                              gb, gl, arith::AddFOp::create(gb, gl, a[2], p).getResult());
-                        })
-                        .getResult(0);
+          Value s = generic(b, l, filled(b, sType, sDims, zero), {q, kT},
+                            {map(5, {d0, d1, d2, d3}), map(5, {d0, hk, d3, d4}),
+                             map(5, {d0, d1, d2, d4})},
+                            contract, macF);
           // Scale and masks: static-shaped masks through indexing maps
           // (sliced to the block), dynamic ones read with computed indices.
           SmallVector<Value> ins{s};
-          SmallVector<AffineMap> maps{map(4, {d0, d1, d2, d3})};
+          SmallVector<AffineMap> maps{id4};
           SmallVector<const Mask *> extracted;
-          for (const Mask &m : masks) {
-            if (m.dynamic) {
-              extracted.push_back(&m);
+          for (const Mask &mk : masks) {
+            if (mk.dynamic) {
+              extracted.push_back(&mk);
               continue;
             }
-            ins.push_back(m.broadcast[3]
-                              ? m.value
-                              : slice(m.value, m.dims, tensorType(m.value)));
+            ins.push_back(mk.broadcast[3]
+                              ? mk.value
+                              : slice(mk.value, mk.dims, tensorType(mk.value)));
             SmallVector<AffineExpr> e;
             for (int i = 0; i < 4; ++i)
-              e.push_back(m.broadcast[i] ? b.getAffineConstantExpr(0)
-                                         : b.getAffineDimExpr(i));
+              e.push_back(mk.broadcast[i] ? b.getAffineConstantExpr(0)
+                                          : b.getAffineDimExpr(i));
             maps.push_back(map(4, e));
           }
-          maps.push_back(map(4, {d0, d1, d2, d3}));
+          maps.push_back(id4);
           Value scaleV = cF(b, l, elem, scale);
-          Value sm = linalg::GenericOp::create(
-                         b, l, TypeRange{sType}, ins,
-                         ValueRange{createEmpty(b, l, sType, sDims)}, maps,
-                         SmallVector<utils::IteratorType>(4, par),
-                         [&](OpBuilder &gb, Location gl, ValueRange a) {
-                           Value x = arith::MulFOp::create(gb, gl, a[0], scaleV);
-                           for (size_t i = 1; i + 1 < a.size(); ++i)
-                             x = arith::AddFOp::create(gb, gl, x, a[i]);
-                           for (const Mask *m : extracted) {
-                             // Dim i is read at 0 when it is 1 at run time.
-                             SmallVector<Value> idx;
-                             for (int i = 0; i < 4; ++i) {
-                               if (m->broadcast[i]) {
-                                 idx.push_back(c0);
-                                 continue;
-                               }
-                               Value at = linalg::IndexOp::create(gb, gl, i);
-                               if (i == 3)
-                                 at = arith::AddIOp::create(gb, gl, at, kb);
-                               Value isOne = arith::CmpIOp::create(
-                                   gb, gl, arith::CmpIPredicate::eq, m->dims[i], c1);
-                               idx.push_back(
-                                   arith::SelectOp::create(gb, gl, isOne, c0, at));
-                             }
-                             x = arith::AddFOp::create(
-                                 gb, gl, x,
-                                 tensor::ExtractOp::create(gb, gl, m->value, idx));
-                           }
-                           linalg::YieldOp::create(gb, gl, x);
-                         })
-                         .getResult(0);
-          AffineMap id4 = map(4, {d0, d1, d2, d3}), row4 = map(4, {d0, d1, d2}),
-                    id3 = map(3, {d0, d1, d2});
-          // New row max.
-          Value mNew = linalg::GenericOp::create(
-                           b, l, TypeRange{rowType}, ValueRange{sm}, ValueRange{m},
-                           ArrayRef<AffineMap>{id4, row4},
-                           ArrayRef<utils::IteratorType>{par, par, par, red},
-                           [&](OpBuilder &gb, Location gl, ValueRange a) {
-                             linalg::YieldOp::create(
-                                 gb, gl,
-                                 arith::MaximumFOp::create(gb, gl, a[0], a[1]).getResult());
-                           })
-                           .getResult(0);
-          auto isNegInf = [&](OpBuilder &gb, Location gl, Value x) {
-            return arith::CmpFOp::create(gb, gl, arith::CmpFPredicate::OEQ, x, negInf);
-          };
-          // Rescale factor of the old partial sums: exp(m - mNew).
-          Value corr = linalg::GenericOp::create(
-                           b, l, TypeRange{rowType}, ValueRange{m, mNew},
-                           ValueRange{createEmpty(b, l, rowType, {B, H, Sq})},
-                           ArrayRef<AffineMap>{id3, id3, id3},
-                           ArrayRef<utils::IteratorType>{par, par, par},
-                           [&](OpBuilder &gb, Location gl, ValueRange a) {
-                             Value e = math::ExpOp::create(
-                                 gb, gl, arith::SubFOp::create(gb, gl, a[0], a[1]));
-                             linalg::YieldOp::create(
-                                 gb, gl,
-                                 arith::SelectOp::create(gb, gl, isNegInf(gb, gl, a[0]),
-                                                         zero, e)
-                                     .getResult());
-                           })
-                           .getResult(0);
-          // p = exp(s - mNew), 0 for fully masked rows.
-          Value p = linalg::GenericOp::create(
-                        b, l, TypeRange{sType}, ValueRange{sm, mNew},
-                        ValueRange{createEmpty(b, l, sType, sDims)},
-                        ArrayRef<AffineMap>{id4, row4, id4},
-                        ArrayRef<utils::IteratorType>{par, par, par, par},
-                        [&](OpBuilder &gb, Location gl, ValueRange a) {
-                          Value e = math::ExpOp::create(
-                              gb, gl, arith::SubFOp::create(gb, gl, a[0], a[1]));
-                          linalg::YieldOp::create(
-                              gb, gl,
-                              arith::SelectOp::create(gb, gl, isNegInf(gb, gl, a[1]),
-                                                      zero, e)
-                                  .getResult());
-                        })
-                        .getResult(0);
-          // l = l * corr + sum_j p.
-          Value lScaled = linalg::GenericOp::create(
-                              b, l, TypeRange{rowType}, ValueRange{lsum, corr},
-                              ValueRange{createEmpty(b, l, rowType, {B, H, Sq})},
-                              ArrayRef<AffineMap>{id3, id3, id3},
-                              ArrayRef<utils::IteratorType>{par, par, par},
-                              [&](OpBuilder &gb, Location gl, ValueRange a) {
-                                linalg::YieldOp::create(
-                                    gb, gl,
-                                    arith::MulFOp::create(gb, gl, a[0], a[1]).getResult());
-                              })
-                              .getResult(0);
-          Value lNew = linalg::GenericOp::create(
-                           b, l, TypeRange{rowType}, ValueRange{p}, ValueRange{lScaled},
-                           ArrayRef<AffineMap>{id4, row4},
-                           ArrayRef<utils::IteratorType>{par, par, par, red},
-                           [&](OpBuilder &gb, Location gl, ValueRange a) {
-                             linalg::YieldOp::create(
-                                 gb, gl, arith::AddFOp::create(gb, gl, a[0], a[1]).getResult());
-                           })
-                           .getResult(0);
-          // acc = acc * corr + p x V_block   (b,h,i,j,e)
-          Value accScaled = linalg::GenericOp::create(
-                                b, l, TypeRange{accType}, ValueRange{acc, corr},
-                                ValueRange{createEmpty(b, l, accType, {B, H, Sq, Dv})},
-                                ArrayRef<AffineMap>{id4, row4, id4},
-                                ArrayRef<utils::IteratorType>{par, par, par, par},
-                                [&](OpBuilder &gb, Location gl, ValueRange a) {
-                                  linalg::YieldOp::create(
-                                      gb, gl,
-                                      arith::MulFOp::create(gb, gl, a[0], a[1]).getResult());
-                                })
-                                .getResult(0);
-          Value accNew = linalg::GenericOp::create(
-                             b, l, TypeRange{accType}, ValueRange{p, vs},
-                             ValueRange{accScaled},
-                             ArrayRef<AffineMap>{map(5, {d0, d1, d2, d3}),
-                                                 map(5, {d0, hk, d3, d4}),
-                                                 map(5, {d0, d1, d2, d4})},
-                             ArrayRef<utils::IteratorType>{par, par, par, red, par},
-                             [&](OpBuilder &gb, Location gl, ValueRange a) {
-                               Value pv = arith::MulFOp::create(gb, gl, a[0], a[1]);
-                               linalg::YieldOp::create(
-                                   gb, gl, arith::AddFOp::create(gb, gl, a[2], pv).getResult());
-                             })
-                             .getResult(0);
+          Value sm = generic(
+              b, l, sEmpty, ins, maps, par4,
+              [&](OpBuilder &gb, Location gl, ValueRange a) -> Value {
+                Value x = arith::MulFOp::create(gb, gl, a[0], scaleV);
+                for (size_t i = 1; i + 1 < a.size(); ++i)
+                  x = arith::AddFOp::create(gb, gl, x, a[i]);
+                for (const Mask *mk : extracted) {
+                  // Dim i is read at 0 when it is 1 at run time.
+                  SmallVector<Value> idx;
+                  for (int i = 0; i < 4; ++i) {
+                    if (mk->broadcast[i]) {
+                      idx.push_back(c0);
+                      continue;
+                    }
+                    Value at = linalg::IndexOp::create(gb, gl, i);
+                    if (i == 3)
+                      at = arith::AddIOp::create(gb, gl, at, kb);
+                    Value isOne = arith::CmpIOp::create(
+                        gb, gl, arith::CmpIPredicate::eq, mk->dims[i], c1);
+                    idx.push_back(
+                        arith::SelectOp::create(gb, gl, isOne, c0, at));
+                  }
+                  x = arith::AddFOp::create(
+                      gb, gl, x,
+                      tensor::ExtractOp::create(gb, gl, mk->value, idx));
+                }
+                return x;
+              });
+          // New row max, the rescale factor exp(m - mNew) of the old partial
+          // sums, and p = exp(s - mNew).
+          Value mNew =
+              generic(b, l, m, {sm}, {id4, row4}, rowReduce,
+                      [](OpBuilder &gb, Location gl, ValueRange a) -> Value {
+                        return arith::MaximumFOp::create(gb, gl, a[0], a[1]);
+                      });
+          Value corr = generic(b, l, rowEmpty, {m, mNew}, {id3, id3, id3}, par3,
+                               expOrZero);
+          Value p = generic(b, l, sEmpty, {sm, mNew}, {id4, row4, id4}, par4,
+                            expOrZero);
+          // l = l * corr + sum_j p;  acc = acc * corr + p x V_block.
+          Value lScaled = generic(b, l, rowEmpty, {lsum, corr}, {id3, id3, id3},
+                                  par3, mulF);
+          Value lNew =
+              generic(b, l, lScaled, {p}, {id4, row4}, rowReduce, addF);
+          Value accScaled =
+              generic(b, l, createEmpty(b, l, accType, {B, H, Sq, Dv}),
+                      {acc, corr}, {id4, row4, id4}, par4, mulF);
+          Value accNew =
+              generic(b, l, accScaled, {p, vs},
+                      {map(5, {d0, d1, d2, d3}), map(5, {d0, hk, d3, d4}),
+                       map(5, {d0, d1, d2, d4})},
+                      contract, macF);
           scf::YieldOp::create(b, l, ValueRange{mNew, lNew, accNew});
         });
-    Value lFinal = loop.getResult(1), accFinal = loop.getResult(2);
-    Value out = linalg::GenericOp::create(
-                    rw, loc, TypeRange{accType}, ValueRange{accFinal, lFinal},
-                    ValueRange{createEmpty(rw, loc, accType, {B, H, Sq, Dv})},
-                    ArrayRef<AffineMap>{map(4, {d0, d1, d2, d3}), map(4, {d0, d1, d2}),
-                                        map(4, {d0, d1, d2, d3})},
-                    ArrayRef<utils::IteratorType>{par, par, par, par},
-                    [&](OpBuilder &gb, Location gl, ValueRange a) {
-                      Value empty = arith::CmpFOp::create(
-                          gb, gl, arith::CmpFPredicate::OEQ, a[1], zero);
-                      Value y = arith::DivFOp::create(gb, gl, a[0], a[1]);
-                      linalg::YieldOp::create(
-                          gb, gl, arith::SelectOp::create(gb, gl, empty, zero, y).getResult());
-                    })
-                    .getResult(0);
+    // out = acc / l, 0 for fully masked rows (l == 0).
+    Value out =
+        generic(rw, loc, createEmpty(rw, loc, accType, {B, H, Sq, Dv}),
+                {loop.getResult(2), loop.getResult(1)}, {id4, row4, id4}, par4,
+                [&](OpBuilder &gb, Location gl, ValueRange a) -> Value {
+                  Value empty = arith::CmpFOp::create(
+                      gb, gl, arith::CmpFPredicate::OEQ, a[1], zero);
+                  Value y = arith::DivFOp::create(gb, gl, a[0], a[1]);
+                  return arith::SelectOp::create(gb, gl, empty, zero, y);
+                });
     if (out.getType() != op.getType())
       out = tensor::CastOp::create(rw, loc, op.getType(), out);
     rw.replaceOp(op, out);
@@ -520,6 +494,6 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 } // namespace
 
 void transfuse::cpu::populateLowerFusedPatterns(RewritePatternSet &patterns) {
-  patterns.add<LowerGelu, LowerSilu, LowerLayerNormOp, LowerRmsNorm, LowerLinear,
-               LowerAttention>(patterns.getContext());
+  patterns.add<LowerGelu, LowerSilu, LowerLayerNormOp, LowerRmsNorm,
+               LowerLinear, LowerAttention>(patterns.getContext());
 }

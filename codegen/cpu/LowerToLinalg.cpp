@@ -154,7 +154,7 @@ Value buildLayerNorm(OpBuilder &b, Location loc, Value x, Value scale,
 /// broadcasting and run-time checks of K and the batch dims.
 Value buildMatMul(OpBuilder &b, Location loc, Value lhs, Value rhs,
                   RankedTensorType resultType) {
-Value a = lhs, bv = rhs;
+  Value a = lhs, bv = rhs;
   auto ta = tensorType(a), tb = tensorType(bv);
   Type elem = ta.getElementType();
   if (!elem.isIntOrFloat())
