@@ -12,6 +12,7 @@ through `transfuse compile` + `transfuse-run` (AOT), `--jit` and
 
   .venv/bin/python scripts/check_hf_variants.py --seed 7
   .venv/bin/python scripts/check_hf_variants.py --seed 11 --dynamo --only llama
+  .venv/bin/python scripts/check_hf_variants.py --seed 5 --generate   # KV cache + greedy ids
 
 Needs torch and transformers (scripts/setup.sh --fixtures). The last line
 is "N passed, N failed"; exits non-zero on any failure."""
@@ -69,18 +70,63 @@ VARIANTS = {
         "BART, 6 encoder heads / 3 decoder heads"),
 }
 
+# KV-cache exports (prefill + decode, and encoder for seq2seq) whose greedy
+# generation must reproduce Hugging Face's model.generate ids exactly.
+GEN_VARIANTS = {
+    "gpt2": lambda: gen.kv_fixture(
+        "gpt2_gen", "GPT2Config", "GPT2LMHeadModel",
+        dict(vocab_size=500, n_embd=80, n_layer=3, n_head=5, n_positions=96,
+             initializer_range=0.3), "GPT-2 variant", prompt=(4, 9, 33, 200)),
+    "llama": lambda: gen.kv_fixture(
+        "llama_gen", "LlamaConfig", "LlamaForCausalLM",
+        dict(vocab_size=500, hidden_size=128, intermediate_size=200,
+             num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2,
+             max_position_embeddings=96, initializer_range=0.3),
+        "LLaMA variant", prompt=(4, 9, 33, 200)),
+    "bloom": lambda: gen.kv_fixture(
+        "bloom_gen", "BloomConfig", "BloomForCausalLM",
+        dict(vocab_size=500, hidden_size=100, n_layer=3, n_head=10,
+             initializer_range=0.3), "BLOOM variant", prompt=(4, 9, 33, 200)),
+    "bart": lambda: gen.seq2seq_kv_fixture(
+        "bart_gen", "BartConfig", "BartForConditionalGeneration",
+        dict(vocab_size=500, d_model=96, encoder_layers=3, decoder_layers=2,
+             encoder_attention_heads=6, decoder_attention_heads=3,
+             encoder_ffn_dim=160, decoder_ffn_dim=160, max_position_embeddings=96,
+             pad_token_id=1, bos_token_id=0, eos_token_id=2,
+             decoder_start_token_id=2, forced_eos_token_id=None,
+             forced_bos_token_id=None, init_std=0.3), "BART variant"),
+}
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--dynamo", action="store_true")
-    ap.add_argument("--only", choices=sorted(VARIANTS), action="append")
+    ap.add_argument("--only", choices=sorted(set(VARIANTS) | set(GEN_VARIANTS)),
+                    action="append")
+    ap.add_argument("--generate", action="store_true",
+                    help="KV-cache exports and greedy generation instead")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
     ap.add_argument("--work", default=None)
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="transfuse-variants-")
     gen.HERE, gen.SEED, gen.DYNAMO = work, args.seed, args.dynamo
     passed = failed = 0
+    if args.generate:
+        for fam in args.only or sorted(GEN_VARIANTS):
+            GEN_VARIANTS[fam]()
+            d = os.path.join(work, fam + "_gen")
+            p = subprocess.run(["bash", os.path.join(ROOT, "test", "models", "run_generate.sh"),
+                                args.bin, d, sys.executable, os.path.join(d, "out")],
+                               capture_output=True, text=True)
+            ok = p.returncode == 0
+            print("%s seed %d generate: %s %s" % (fam, args.seed, "PASS" if ok else "FAIL",
+                                                   p.stderr.strip().splitlines()[-1]
+                                                   if p.stderr.strip() else ""))
+            passed += ok
+            failed += not ok
+        print("%d passed, %d failed" % (passed, failed))
+        return 1 if failed else 0
     for fam in args.only or sorted(VARIANTS):
         VARIANTS[fam]()
         d = os.path.join(work, fam + "_v" + ("_dynamo" if args.dynamo else ""))
