@@ -2,8 +2,6 @@
 #include "passes/FusionUtils.h"
 #include "passes/Passes.h"
 
-#include "dialects/transformer/ShapeInference.h"
-
 namespace transfuse {
 #define GEN_PASS_DEF_FUSEATTENTION
 #include "passes/Passes.h.inc"
@@ -15,10 +13,6 @@ using namespace transfuse::fusion;
 using namespace transfuse::transformer;
 
 namespace {
-
-RankedTensorType tensorType(Value v) {
-  return cast<RankedTensorType>(v.getType());
-}
 
 /// Strips single-use Mul/Div by scalar constants from `v`, folding them into
 /// `scale`.

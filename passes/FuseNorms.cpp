@@ -2,8 +2,6 @@
 #include "passes/FusionUtils.h"
 #include "passes/Passes.h"
 
-#include "dialects/transformer/ShapeInference.h"
-
 namespace transfuse {
 #define GEN_PASS_DEF_FUSENORMS
 #include "passes/Passes.h.inc"
@@ -15,10 +13,6 @@ using namespace transfuse::fusion;
 using namespace transfuse::transformer;
 
 namespace {
-
-RankedTensorType tensorType(Value v) {
-  return cast<RankedTensorType>(v.getType());
-}
 
 /// True for a reduce_mean over the last axis only, keeping dims.
 bool isLastAxisMean(ReduceMeanOp op) {
@@ -197,10 +191,10 @@ struct FuseSkipLayerNorm : OpRewritePattern<LayerNormOp> {
           op, "its scale or bias is defined after the Add");
     bool sumUsed = !add->hasOneUse();
     rw.setInsertionPointAfter(add);
-    auto fused = LayerNormOp::create(
-        rw, FusedLoc::get(rw.getContext(), {add.getLoc(), op.getLoc()}),
-        op.getResult().getType(), sumUsed ? add.getType() : Type(), a, b,
-        op.getScale(), op.getBias(), op.getEpsilonAttr());
+    auto fused =
+        LayerNormOp::create(rw, fusedLocOf({add, op}), op.getResult().getType(),
+                            sumUsed ? add.getType() : Type(), a, b,
+                            op.getScale(), op.getBias(), op.getEpsilonAttr());
     rw.replaceOp(op, fused.getResult());
     if (sumUsed)
       rw.replaceAllUsesWith(add.getResult(), fused.getSum());

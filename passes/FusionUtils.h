@@ -22,6 +22,11 @@
 
 namespace transfuse::fusion {
 
+/// The ranked tensor type of `v` (every graph-op value has one).
+inline mlir::RankedTensorType tensorType(mlir::Value v) {
+  return mlir::cast<mlir::RankedTensorType>(v.getType());
+}
+
 /// The value of a constant holding exactly one element (of any shape), or of
 /// a cast of one.
 std::optional<double> scalarValue(mlir::Value v);
@@ -45,20 +50,18 @@ mlir::Operation *singleUser(mlir::Value v);
 /// The other operand of a binary op, given one.
 mlir::Value otherOperand(mlir::Operation *op, mlir::Value one);
 
-/// Builds a graph op and gives it the result type shape inference computes.
+/// Builds a graph op typed by shape inference (createWithInferredType).
 /// Callers check operands first; an op that fails inference is a bug.
 template <typename OpTy, typename... Args>
 mlir::Value createInferred(mlir::OpBuilder &b, mlir::Location loc,
                            mlir::Type elem, Args &&...args) {
-  auto op = OpTy::create(b, loc, mlir::UnrankedTensorType::get(elem),
-                         std::forward<Args>(args)...);
   std::string err;
-  auto types = transformer::inferResultTypes(op, err);
-  if (mlir::failed(types))
+  auto v = transformer::createWithInferredType<OpTy>(
+      b, loc, elem, err, std::forward<Args>(args)...);
+  if (mlir::failed(v))
     llvm::report_fatal_error(llvm::Twine("fusion built an invalid ") +
                              OpTy::getOperationName() + ": " + err);
-  op->getResult(0).setType((*types)[0]);
-  return op->getResult(0);
+  return *v;
 }
 
 /// Applies `patterns` to `func` to a fixed point. With `explain`, emits a

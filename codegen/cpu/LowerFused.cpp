@@ -24,72 +24,52 @@ using namespace transfuse::transformer;
 
 namespace {
 
-RankedTensorType tensorType(Value v) {
-  return cast<RankedTensorType>(v.getType());
-}
-
-Value cIdx(OpBuilder &b, Location loc, int64_t v) {
-  return arith::ConstantIndexOp::create(b, loc, v);
-}
-
-Value cF(OpBuilder &b, Location loc, Type t, double v) {
-  return scalarConstant(b, loc, t, v);
-}
-
 /// The activation `act` (relu, gelu, gelu_tanh, silu, none) of scalar `x`.
 Value applyActivation(OpBuilder &b, Location l, Value x, StringRef act) {
   Type t = x.getType();
   if (act == "relu")
-    return arith::MaximumFOp::create(b, l, x, cF(b, l, t, 0));
+    return arith::MaximumFOp::create(b, l, x, scalarConstant(b, l, t, 0));
   if (act == "gelu") {
     Value e = math::ErfOp::create(
-        b, l, arith::MulFOp::create(b, l, x, cF(b, l, t, M_SQRT1_2)));
-    Value h = arith::MulFOp::create(b, l, x, cF(b, l, t, 0.5));
+        b, l,
+        arith::MulFOp::create(b, l, x, scalarConstant(b, l, t, M_SQRT1_2)));
+    Value h = arith::MulFOp::create(b, l, x, scalarConstant(b, l, t, 0.5));
     return arith::MulFOp::create(
-        b, l, h, arith::AddFOp::create(b, l, e, cF(b, l, t, 1)));
+        b, l, h, arith::AddFOp::create(b, l, e, scalarConstant(b, l, t, 1)));
   }
   if (act == "gelu_tanh") {
     Value x3 =
         arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, x, x), x);
     Value inner = arith::AddFOp::create(
-        b, l, x, arith::MulFOp::create(b, l, x3, cF(b, l, t, 0.044715)));
-    inner =
-        arith::MulFOp::create(b, l, inner, cF(b, l, t, std::sqrt(2.0 / M_PI)));
+        b, l, x,
+        arith::MulFOp::create(b, l, x3, scalarConstant(b, l, t, 0.044715)));
+    inner = arith::MulFOp::create(
+        b, l, inner, scalarConstant(b, l, t, std::sqrt(2.0 / M_PI)));
     Value th = math::TanhOp::create(b, l, inner);
-    Value h = arith::MulFOp::create(b, l, x, cF(b, l, t, 0.5));
+    Value h = arith::MulFOp::create(b, l, x, scalarConstant(b, l, t, 0.5));
     return arith::MulFOp::create(
-        b, l, h, arith::AddFOp::create(b, l, th, cF(b, l, t, 1)));
+        b, l, h, arith::AddFOp::create(b, l, th, scalarConstant(b, l, t, 1)));
   }
   if (act == "silu") {
     Value e = math::ExpOp::create(b, l, arith::NegFOp::create(b, l, x));
     return arith::DivFOp::create(
-        b, l, x, arith::AddFOp::create(b, l, e, cF(b, l, t, 1)));
+        b, l, x, arith::AddFOp::create(b, l, e, scalarConstant(b, l, t, 1)));
   }
   return x;
 }
 
-struct LowerGelu : OpRewritePattern<GeluOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(GeluOp op, PatternRewriter &rw) const override {
-    StringRef act = op.getApproximate() == "tanh" ? "gelu_tanh" : "gelu";
+/// gelu and silu: one elementwise pass of applyActivation.
+template <typename OpTy> struct LowerActivation : OpRewritePattern<OpTy> {
+  using OpRewritePattern<OpTy>::OpRewritePattern;
+  LogicalResult matchAndRewrite(OpTy op, PatternRewriter &rw) const override {
+    StringRef act = "silu";
+    if constexpr (std::is_same_v<OpTy, GeluOp>)
+      act = op.getApproximate() == "tanh" ? "gelu_tanh" : "gelu";
     rw.replaceOp(op,
                  buildElementwise(rw, op.getLoc(), ValueRange{op.getInput()},
                                   tensorType(op.getResult()),
                                   [&](OpBuilder &b, Location l, ValueRange a) {
                                     return applyActivation(b, l, a[0], act);
-                                  }));
-    return success();
-  }
-};
-
-struct LowerSilu : OpRewritePattern<SiluOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(SiluOp op, PatternRewriter &rw) const override {
-    rw.replaceOp(op,
-                 buildElementwise(rw, op.getLoc(), ValueRange{op.getInput()},
-                                  tensorType(op.getResult()),
-                                  [&](OpBuilder &b, Location l, ValueRange a) {
-                                    return applyActivation(b, l, a[0], "silu");
                                   }));
     return success();
   }
@@ -127,7 +107,8 @@ struct LowerRmsNorm : OpRewritePattern<RmsNormOp> {
     Type elem = t.getElementType();
     int64_t last = t.getRank() - 1;
     Value n = countOf(rw, loc, x, {last}, elem);
-    Value eps = cF(rw, loc, elem, op.getEpsilon().convertToDouble());
+    Value eps =
+        scalarConstant(rw, loc, elem, op.getEpsilon().convertToDouble());
     Value sq =
         buildElementwise(rw, loc, ValueRange{x}, t,
                          [](OpBuilder &b, Location l, ValueRange a) -> Value {
@@ -188,11 +169,6 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
     return success();
   }
 };
-
-/// A type of `shape` with `elem`, static where `shape` is.
-RankedTensorType typeOf(ArrayRef<int64_t> shape, Type elem) {
-  return RankedTensorType::get(shape, elem);
-}
 
 struct LowerAttention : OpRewritePattern<AttentionOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -265,7 +241,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
       m.dims.append(md.begin(), md.end());
       m.value = mt.getRank() == 4
                     ? mv
-                    : reshapeTo(rw, loc, mv, typeOf(shape, elem), m.dims);
+                    : reshapeTo(rw, loc, mv, RankedTensorType::get(shape, elem),
+                                m.dims);
       Value scoreDims[] = {B, H, Sq, Sk};
       Value ok = arith::ConstantIntOp::create(rw, loc, 1, 1);
       for (int i = 0; i < 4; ++i) {
@@ -302,10 +279,11 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
         rw.getFloatAttr(
             elem,
             APFloat::getInf(cast<FloatType>(elem).getFloatSemantics(), true)));
-    Value zero = cF(rw, loc, elem, 0);
-    auto rowType = typeOf({qt.getDimSize(0), h, qt.getDimSize(2)}, elem);
-    auto accType =
-        typeOf({qt.getDimSize(0), h, qt.getDimSize(2), vt.getDimSize(3)}, elem);
+    Value zero = scalarConstant(rw, loc, elem, 0);
+    auto rowType =
+        RankedTensorType::get({qt.getDimSize(0), h, qt.getDimSize(2)}, elem);
+    auto accType = RankedTensorType::get(
+        {qt.getDimSize(0), h, qt.getDimSize(2), vt.getDimSize(3)}, elem);
     auto filled = [&](OpBuilder &b, RankedTensorType t, ArrayRef<Value> dims,
                       Value val) {
       return linalg::FillOp::create(b, loc, val, createEmpty(b, loc, t, dims))
@@ -373,7 +351,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                 getAsOpFoldResult(dims[0]), getAsOpFoldResult(dims[1]),
                 getAsOpFoldResult(t), getAsOpFoldResult(dims[3])};
             SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
-            auto type = typeOf(
+            auto type = RankedTensorType::get(
                 {st.getDimSize(0), st.getDimSize(1), dyn, st.getDimSize(3)},
                 elem);
             return tensor::ExtractSliceOp::create(b, l, type, src, offs, sizes,
@@ -383,14 +361,14 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           Value ks = slice(k, kd, kt), vs = slice(v, vd, vt);
           // K block transposed to [B, Hkv, D, t]: the score loop then runs
           // over keys innermost, contiguously.
-          auto ktT =
-              typeOf({kt.getDimSize(0), hkv, kt.getDimSize(3), dyn}, elem);
+          auto ktT = RankedTensorType::get(
+              {kt.getDimSize(0), hkv, kt.getDimSize(3), dyn}, elem);
           Value kT = linalg::TransposeOp::create(
                          b, l, ks, createEmpty(b, l, ktT, {kd[0], Hkv, D, t}),
                          ArrayRef<int64_t>{0, 1, 3, 2})
                          .getResult()[0];
-          auto sType =
-              typeOf({qt.getDimSize(0), h, qt.getDimSize(2), dyn}, elem);
+          auto sType = RankedTensorType::get(
+              {qt.getDimSize(0), h, qt.getDimSize(2), dyn}, elem);
           SmallVector<Value> sDims{B, H, Sq, t};
           Value sEmpty = createEmpty(b, l, sType, sDims);
           Value rowEmpty = createEmpty(b, l, rowType, {B, H, Sq});
@@ -419,7 +397,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
             maps.push_back(map(4, e));
           }
           maps.push_back(id4);
-          Value scaleV = cF(b, l, elem, scale);
+          Value scaleV = scalarConstant(b, l, elem, scale);
           Value sm = generic(
               b, l, sEmpty, ins, maps, par4,
               [&](OpBuilder &gb, Location gl, ValueRange a) -> Value {
@@ -494,6 +472,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 } // namespace
 
 void transfuse::cpu::populateLowerFusedPatterns(RewritePatternSet &patterns) {
-  patterns.add<LowerGelu, LowerSilu, LowerLayerNormOp, LowerRmsNorm,
-               LowerLinear, LowerAttention>(patterns.getContext());
+  patterns.add<LowerActivation<GeluOp>, LowerActivation<SiluOp>,
+               LowerLayerNormOp, LowerRmsNorm, LowerLinear, LowerAttention>(
+      patterns.getContext());
 }

@@ -24,16 +24,6 @@ using namespace transfuse;
 using namespace transfuse::cpu;
 using namespace transfuse::transformer;
 
-namespace {
-
-RankedTensorType tensorType(Value v) { return cast<RankedTensorType>(v.getType()); }
-
-Value cIdx(OpBuilder &b, Location loc, int64_t v) {
-  return arith::ConstantIndexOp::create(b, loc, v);
-}
-
-} // namespace
-
 namespace transfuse::cpu {
 
 /// Reduces `input` over `axes` (sorted, normalized), dropping them.

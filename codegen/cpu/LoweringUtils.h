@@ -12,6 +12,16 @@ namespace transfuse::cpu {
 using ScalarBodyFn = llvm::function_ref<mlir::Value(
     mlir::OpBuilder &, mlir::Location, mlir::ValueRange)>;
 
+/// The ranked tensor type of `v`.
+inline mlir::RankedTensorType tensorType(mlir::Value v) {
+  return mlir::cast<mlir::RankedTensorType>(v.getType());
+}
+
+/// An index constant.
+inline mlir::Value cIdx(mlir::OpBuilder &b, mlir::Location loc, int64_t v) {
+  return mlir::arith::ConstantIndexOp::create(b, loc, v);
+}
+
 /// The dims of a ranked tensor as index values (constants where static).
 llvm::SmallVector<mlir::Value> getDimValues(mlir::OpBuilder &b,
                                             mlir::Location loc, mlir::Value t);

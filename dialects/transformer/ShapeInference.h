@@ -8,6 +8,8 @@
 #ifndef TRANSFUSE_DIALECTS_TRANSFORMER_SHAPEINFERENCE_H
 #define TRANSFUSE_DIALECTS_TRANSFORMER_SHAPEINFERENCE_H
 
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Operation.h"
 #include "mlir/IR/Value.h"
 #include "llvm/ADT/SmallVector.h"
@@ -20,6 +22,26 @@ namespace transfuse::transformer {
 /// `error` says what was expected.
 llvm::FailureOr<llvm::SmallVector<mlir::Type>>
 inferResultTypes(mlir::Operation *op, std::string &error);
+
+/// Builds a single-result graph op and gives it the result type that shape
+/// inference computes. The importer and the fusion passes build ops this way.
+/// On failure the op is erased and `error` says why.
+template <typename OpTy, typename... Args>
+llvm::FailureOr<mlir::Value> createWithInferredType(mlir::OpBuilder &b,
+                                                    mlir::Location loc,
+                                                    mlir::Type elem,
+                                                    std::string &error,
+                                                    Args &&...args) {
+  auto op = OpTy::create(b, loc, mlir::UnrankedTensorType::get(elem),
+                         std::forward<Args>(args)...);
+  auto types = inferResultTypes(op, error);
+  if (mlir::failed(types)) {
+    op->erase();
+    return mlir::failure();
+  }
+  op->getResult(0).setType((*types)[0]);
+  return op->getResult(0);
+}
 
 /// Verifier hook shared by every graph op: the declared result types must be
 /// compatible with (equal to, or less static than) the inferred ones.

@@ -58,16 +58,12 @@ public:
   /// against the current node.
   template <typename OpTy, typename... Args>
   mlir::FailureOr<mlir::Value> make(mlir::Type elem, Args &&...args) {
-    auto op = OpTy::create(b, loc, mlir::UnrankedTensorType::get(elem),
-                           std::forward<Args>(args)...);
     std::string err;
-    auto types = transformer::inferResultTypes(op, err);
-    if (mlir::failed(types)) {
-      op->erase();
+    auto v = transformer::createWithInferredType<OpTy>(
+        b, loc, elem, err, std::forward<Args>(args)...);
+    if (mlir::failed(v))
       return fail(err);
-    }
-    op->getResult(0).setType((*types)[0]);
-    return op->getResult(0);
+    return *v;
   }
 
   static mlir::Type elemOf(mlir::Value v) {
