@@ -46,6 +46,10 @@ Report collect(ModuleOp module) {
         e.epilogue.push_back("residual (skip-layernorm)");
     } else if (isa<RmsNormOp>(op)) {
       e.kind = "rms_norm";
+    } else if (auto rope = dyn_cast<RotaryEmbeddingOp>(op)) {
+      e.kind = "rotary_embedding";
+      e.epilogue.push_back(rope.getInterleaved() ? "interleaved"
+                                                 : "half-split");
     } else if (isa<GeluOp>(op)) {
       e.kind = "gelu";
     } else if (isa<SiluOp>(op)) {

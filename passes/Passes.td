@@ -73,6 +73,18 @@ def FuseNorms : FusionPass<"transfuse-fuse-norms",
   }];
 }
 
+def FuseRotary : FusionPass<"transfuse-fuse-rotary", "neg"> {
+  let summary = "Raise rotary position embedding into `rotary_embedding`";
+  let description = [{
+    Anchors on the `neg` inside rotate(x) and matches
+    `x * cos + rotate(x) * sin` with half-split pairs (LLaMA's rotate_half:
+    Concat(-x[d/2:], x[:d/2])) or interleaved pairs (GPT-J, GLM:
+    stack((-x[1::2], x[0::2]), -1) flattened), in either operand order.
+    Partial rotary, where only x[..., :r] rotates and x[..., r:] is
+    concatenated back, becomes one op with `rotary_dim = r`.
+  }];
+}
+
 def FuseAttention : FusionPass<"transfuse-fuse-attention", "softmax"> {
   let summary = "Raise scaled-dot-product attention into `attention`";
   let description = [{

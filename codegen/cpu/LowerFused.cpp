@@ -1,6 +1,6 @@
 //===- LowerFused.cpp - fused transformer ops to linalg on tensors --------===//
 //
-// layer_norm, rms_norm, gelu, silu, linear and attention. The attention
+// layer_norm, rms_norm, gelu, silu, rotary_embedding, linear and attention. The attention
 // lowering is one loop over blocks of keys with an online softmax; the
 // materialized algorithm is the same loop with a single block of all Sk keys,
 // so both algorithms share one verified code path and the choice is only the
@@ -124,6 +124,120 @@ struct LowerRmsNorm : OpRewritePattern<RmsNormOp> {
                                b, l, a[0], math::SqrtOp::create(b, l, ms));
                            return arith::MulFOp::create(b, l, y, a[2]);
                          });
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
+/// One pass over the input: channel d < rotary_dim reads its partner
+/// channel and its cos/sin entry with computed indices; the others copy.
+struct LowerRotary : OpRewritePattern<RotaryEmbeddingOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RotaryEmbeddingOp op,
+                                PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto xt = tensorType(x);
+    int64_t rank = xt.getRank(), r = op.getRotaryDim();
+    bool interleaved = op.getInterleaved();
+    SmallVector<Value> dims = getDimValues(rw, loc, x);
+    Value c0 = cIdx(rw, loc, 0), c1 = cIdx(rw, loc, 1);
+    // A cos/sin dim that is dynamic may be 1 (broadcast) or the input's.
+    SmallVector<SmallVector<Value>> csDims;
+    for (Value cs : {op.getCos(), op.getSin()}) {
+      auto ct = tensorType(cs);
+      SmallVector<Value> cd = getDimValues(rw, loc, cs);
+      for (int64_t j = 0; j + 1 < ct.getRank(); ++j) {
+        if (!ct.isDynamicDim(j))
+          continue;
+        Value xd = dims[rank - ct.getRank() + j];
+        Value ok = arith::OrIOp::create(
+            rw, loc,
+            arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, cd[j], c1),
+            arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, cd[j],
+                                  xd));
+        emitRuntimeCheck(rw, loc, ok,
+                         "rotary_embedding: cos/sin do not broadcast to the "
+                         "input");
+      }
+      if (ct.isDynamicDim(ct.getRank() - 1))
+        emitRuntimeCheck(
+            rw, loc,
+            arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, cd.back(),
+                                  cIdx(rw, loc, r)),
+            "rotary_embedding: cos/sin do not have rotary_dim entries");
+      csDims.push_back(cd);
+    }
+    if (xt.isDynamicDim(rank - 1))
+      emitRuntimeCheck(rw, loc,
+                       arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::uge,
+                                             dims.back(), cIdx(rw, loc, r)),
+                       "rotary_embedding: the input has fewer channels than "
+                       "rotary_dim");
+    Value init = createEmpty(rw, loc, xt, dims);
+    SmallVector<Value, 2> cosSin{op.getCos(), op.getSin()};
+    AffineMap id = rw.getMultiDimIdentityMap(rank);
+    SmallVector<utils::IteratorType> par(rank, utils::IteratorType::parallel);
+    Value out =
+        linalg::GenericOp::create(
+            rw, loc, TypeRange{xt}, ValueRange{x}, ValueRange{init},
+            ArrayRef<AffineMap>{id, id}, par,
+            [&](OpBuilder &b, Location l, ValueRange a) {
+              SmallVector<Value> idx;
+              for (int64_t i = 0; i < rank; ++i)
+                idx.push_back(linalg::IndexOp::create(b, l, i));
+              Value d = idx.back();
+              auto cmp = [&](arith::CmpIPredicate p, Value u, Value v) {
+                return arith::CmpIOp::create(b, l, p, u, v).getResult();
+              };
+              Value rotates = cmp(arith::CmpIPredicate::ult, d, cIdx(b, l, r));
+              // Clamped so that pass-through channels still read in bounds.
+              Value dc = arith::MinUIOp::create(b, l, d, cIdx(b, l, r - 1));
+              Value first, partner;
+              if (interleaved) {
+                Value odd = arith::AndIOp::create(b, l, dc, c1);
+                first = cmp(arith::CmpIPredicate::eq, odd, c0);
+                partner = arith::XOrIOp::create(b, l, dc, c1);
+              } else {
+                Value half = cIdx(b, l, r / 2);
+                first = cmp(arith::CmpIPredicate::ult, dc, half);
+                partner = arith::SelectOp::create(
+                    b, l, first, arith::AddIOp::create(b, l, dc, half),
+                    arith::SubIOp::create(b, l, dc, half));
+              }
+              SmallVector<Value> pIdx(idx);
+              pIdx.back() = partner;
+              Value xp = tensor::ExtractOp::create(b, l, x, pIdx);
+              xp = arith::SelectOp::create(
+                  b, l, first, arith::NegFOp::create(b, l, xp), xp);
+              SmallVector<Value> cs;
+              for (auto [k, v] : llvm::enumerate(cosSin)) {
+                auto ct = tensorType(v);
+                int64_t cr = ct.getRank();
+                SmallVector<Value> cIdxs;
+                for (int64_t j = 0; j + 1 < cr; ++j) {
+                  Value at = idx[rank - cr + j];
+                  if (ct.getDimSize(j) == 1)
+                    at = c0;
+                  else if (ct.isDynamicDim(j))
+                    at = arith::SelectOp::create(
+                        b, l, cmp(arith::CmpIPredicate::eq, csDims[k][j], c1),
+                        c0, at);
+                  cIdxs.push_back(at);
+                }
+                cIdxs.push_back(dc);
+                cs.push_back(tensor::ExtractOp::create(b, l, v, cIdxs));
+              }
+              Value y = arith::AddFOp::create(
+                  b, l, arith::MulFOp::create(b, l, a[0], cs[0]),
+                  arith::MulFOp::create(b, l, xp, cs[1]));
+              linalg::YieldOp::create(
+                  b, l,
+                  ValueRange{arith::SelectOp::create(b, l, rotates, y, a[0])});
+            })
+            .getResult(0);
+    if (out.getType() != op.getType())
+      out = tensor::CastOp::create(rw, loc, op.getType(), out);
     rw.replaceOp(op, out);
     return success();
   }
@@ -473,6 +587,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 
 void transfuse::cpu::populateLowerFusedPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerActivation<GeluOp>, LowerActivation<SiluOp>,
-               LowerLayerNormOp, LowerRmsNorm, LowerLinear, LowerAttention>(
+               LowerLayerNormOp, LowerRmsNorm, LowerRotary, LowerLinear,
+               LowerAttention>(
       patterns.getContext());
 }

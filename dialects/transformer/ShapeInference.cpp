@@ -691,6 +691,42 @@ LogicalResult Inferer::infer(Operation *op) {
         types.push_back(t);
         return success();
       })
+      .Case([&](RotaryEmbeddingOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        if (!isa<FloatType>(t.getElementType()) || t.getRank() < 1)
+          return fail("expects a floating-point input of rank >= 1");
+        if (failed(sameElem(op.getInput(), op.getCos())) ||
+            failed(sameElem(op.getInput(), op.getSin())))
+          return failure();
+        int64_t r = op.getRotaryDim(), d = t.getShape().back();
+        if (r <= 0 || r % 2 != 0 || (d != kDyn && r > d))
+          return fail(llvm::formatv(
+              "rotary_dim {0} must be even, positive and at most the last "
+              "dim ({1})",
+              r, d));
+        Shape rotated(t.getShape());
+        rotated.back() = r;
+        for (Value cs : {op.getCos(), op.getSin()}) {
+          auto ct = tensorType(cs);
+          if (ct.getRank() < 1 ||
+              (ct.getShape().back() != kDyn && ct.getShape().back() != r))
+            return fail(llvm::formatv(
+                "cos and sin must have rotary_dim ({0}) entries in the last "
+                "dim",
+                r));
+          Shape b;
+          if (failed(broadcast(rotated, ct.getShape(), b)))
+            return failure();
+          bool widens = b.size() != rotated.size();
+          for (size_t i = 0; !widens && i < b.size(); ++i)
+            widens = rotated[i] != kDyn && b[i] != kDyn && b[i] != rotated[i];
+          if (widens)
+            return fail("cos and sin must broadcast to the input, not widen "
+                        "it");
+        }
+        types.push_back(t);
+        return success();
+      })
       .Case([&](LinearOp op) -> LogicalResult {
         auto x = tensorType(op.getInput()), w = tensorType(op.getWeight());
         if (!isa<FloatType>(x.getElementType()) || x.getRank() < 1)

@@ -331,6 +331,24 @@ def Transformer_SiluOp : Transformer_Op<"silu"> {
   let results = (outs Transformer_Tensor:$result);
 }
 
+def Transformer_RotaryEmbeddingOp : Transformer_Op<"rotary_embedding"> {
+  let summary = "Rotary position embedding of the first `rotary_dim` channels";
+  let description = [{
+    `input` is [..., D]; `cos` and `sin` are [..., rotary_dim] and broadcast
+    (right-aligned) against `input[..., :rotary_dim]`. For `d < rotary_dim`:
+    `result[d] = input[d] * cos[d] + s(d) * input[p(d)] * sin[d]`, where with
+    half-split pairs (LLaMA's rotate_half, `interleaved = false`)
+    `p(d) = d + r/2, s = -1` for `d < r/2` and `p(d) = d - r/2, s = +1`
+    after; with interleaved pairs (GPT-J, GLM) `p(d) = d + 1, s = -1` for even
+    `d` and `p(d) = d - 1, s = +1` for odd `d` (r = `rotary_dim`). Channels
+    from `rotary_dim` on pass through (partial rotary).
+  }];
+  let arguments = (ins Transformer_Tensor:$input, Transformer_Tensor:$cos,
+                       Transformer_Tensor:$sin, I64Attr:$rotary_dim,
+                       DefaultValuedAttr<BoolAttr, "false">:$interleaved);
+  let results = (outs Transformer_Tensor:$result);
+}
+
 def Transformer_LinearOp : Transformer_Op<"linear",
     [AttrSizedOperandSegments]> {
   let summary = "input x weight with a bias / activation / residual epilogue";

@@ -97,6 +97,7 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
     bool explain = options.explainFusion;
     fpm.addPass(createFuseActivations({explain}));
     fpm.addPass(createFuseNorms({explain}));
+    fpm.addPass(createFuseRotary({explain}));
     fpm.addPass(createFuseAttention({explain}));
     fpm.addPass(createFuseLinear({explain}));
     SelectAttentionOptions select;

@@ -48,3 +48,23 @@ func.func @linear_epilogue(%x: tensor<4x64xf32>, %w: tensor<64x8xf32>, %b: tenso
   %0 = transformer.linear %x, %w bias %b residual %r {activation = "gelu"} : (tensor<4x64xf32>, tensor<64x8xf32>, tensor<8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
   return %0 : tensor<4x8xf32>
 }
+
+// -----
+
+// rotary_embedding: one pass; the partner channel and cos/sin are read with
+// computed indices, a dynamic cos/sin dim is checked against the input's.
+// CHECK-LABEL: func @rotary_partial
+// CHECK: call @__transfuse_fail
+// CHECK: linalg.generic
+// CHECK: arith.minui
+// CHECK: arith.xori
+// CHECK: tensor.extract
+// CHECK: tensor.extract
+// CHECK: tensor.extract
+// CHECK: arith.select
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @rotary_partial(%x: tensor<2x4x?x16xf32>, %c: tensor<1x1x?x8xf32>) -> tensor<2x4x?x16xf32> {
+  %0 = transformer.rotary_embedding %x, %c, %c {rotary_dim = 8 : i64, interleaved = true} : (tensor<2x4x?x16xf32>, tensor<1x1x?x8xf32>, tensor<1x1x?x8xf32>) -> tensor<2x4x?x16xf32>
+  return %0 : tensor<2x4x?x16xf32>
+}

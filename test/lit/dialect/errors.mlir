@@ -103,3 +103,19 @@ func.func @norm_scale(%x: tensor<2x64xf32>, %g: tensor<32xf32>) {
   %0 = transformer.rms_norm %x, %g {epsilon = 1.0e-6 : f32} : (tensor<2x64xf32>, tensor<32xf32>) -> tensor<2x64xf32>
   return
 }
+
+// -----
+
+func.func @rotary_odd(%x: tensor<2x4x16xf32>, %c: tensor<1x4x7xf32>) {
+  // expected-error @+1 {{rotary_dim 7 must be even, positive and at most the last dim (16)}}
+  %0 = transformer.rotary_embedding %x, %c, %c {rotary_dim = 7 : i64} : (tensor<2x4x16xf32>, tensor<1x4x7xf32>, tensor<1x4x7xf32>) -> tensor<2x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @rotary_cos_width(%x: tensor<2x4x16xf32>, %c: tensor<1x4x16xf32>) {
+  // expected-error @+1 {{cos and sin must have rotary_dim (8) entries in the last dim}}
+  %0 = transformer.rotary_embedding %x, %c, %c {rotary_dim = 8 : i64} : (tensor<2x4x16xf32>, tensor<1x4x16xf32>, tensor<1x4x16xf32>) -> tensor<2x4x16xf32>
+  return
+}

@@ -44,7 +44,7 @@ func.func @matmul_broadcast(%q: tensor<?x4x?x22xf32>, %k: tensor<?x4x22x?xf32>, 
 
 // Fused ops, with their optional operands and results.
 // CHECK-LABEL: func @fused
-func.func @fused(%x: tensor<?x?x64xf32>, %r: tensor<?x?x64xf32>, %g: tensor<64xf32>, %w: tensor<64x128xf32>, %b: tensor<128xf32>, %q: tensor<?x6x?x16xf32>, %k: tensor<?x2x?x16xf32>, %m: tensor<?x1x1x?xf32>) -> tensor<?x6x?x16xf32> {
+func.func @fused(%x: tensor<?x?x64xf32>, %r: tensor<?x?x64xf32>, %g: tensor<64xf32>, %w: tensor<64x128xf32>, %b: tensor<128xf32>, %q: tensor<?x6x?x16xf32>, %k: tensor<?x2x?x16xf32>, %m: tensor<?x1x1x?xf32>, %c: tensor<1x1x?x8xf32>) -> tensor<?x6x?x16xf32> {
   // CHECK: transformer.layer_norm %{{.*}} residual %{{.*}} scale %{{.*}} bias %{{.*}} {epsilon
   %n:2 = transformer.layer_norm %x residual %r scale %g bias %g {epsilon = 1.0e-5 : f32} : (tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<64xf32>, tensor<64xf32>) -> (tensor<?x?x64xf32>, tensor<?x?x64xf32>)
   // CHECK: transformer.rms_norm
@@ -55,7 +55,9 @@ func.func @fused(%x: tensor<?x?x64xf32>, %r: tensor<?x?x64xf32>, %g: tensor<64xf
   %a = transformer.silu %l : (tensor<?x?x128xf32>) -> tensor<?x?x128xf32>
   // CHECK: transformer.gelu {{.*}} {approximate = "tanh"}
   %ge = transformer.gelu %a {approximate = "tanh"} : (tensor<?x?x128xf32>) -> tensor<?x?x128xf32>
+  // CHECK: transformer.rotary_embedding {{.*}} {interleaved = true, rotary_dim = 8 : i64}
+  %qr = transformer.rotary_embedding %q, %c, %c {rotary_dim = 8 : i64, interleaved = true} : (tensor<?x6x?x16xf32>, tensor<1x1x?x8xf32>, tensor<1x1x?x8xf32>) -> tensor<?x6x?x16xf32>
   // CHECK: transformer.attention {{.*}} {algorithm = "memory_efficient", kv_block = 32 : i64, scale = 2.500000e-01 : f32}
-  %o = transformer.attention %q, %k, %k, %m {scale = 0.25 : f32, algorithm = "memory_efficient", kv_block = 32 : i64} : (tensor<?x6x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x1x1x?xf32>) -> tensor<?x6x?x16xf32>
+  %o = transformer.attention %qr, %k, %k, %m {scale = 0.25 : f32, algorithm = "memory_efficient", kv_block = 32 : i64} : (tensor<?x6x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x1x1x?xf32>) -> tensor<?x6x?x16xf32>
   return %o : tensor<?x6x?x16xf32>
 }
