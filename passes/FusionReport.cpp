@@ -56,6 +56,8 @@ Report collect(ModuleOp module) {
       e.kind = "silu";
     } else if (auto l = dyn_cast<LinearOp>(op)) {
       e.kind = "linear";
+      if (l.getGated())
+        e.epilogue.push_back("gated");
       if (l.getBias())
         e.epilogue.push_back("bias");
       StringRef act = l.getActivation();

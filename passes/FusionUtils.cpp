@@ -4,6 +4,7 @@
 #include "dialects/transformer/TransformerDialect.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/SetVector.h"
@@ -83,6 +84,72 @@ Value otherOperand(Operation *op, Value one) {
   if (op->getNumOperands() != 2)
     return nullptr;
   return op->getOperand(0) == one ? op->getOperand(1) : op->getOperand(0);
+}
+
+/// The row-major bytes of a float constant (a splat expanded).
+static std::optional<std::vector<char>> constantBytes(Value v) {
+  auto cst = v.getDefiningOp<ConstantOp>();
+  if (!cst)
+    return std::nullopt;
+  auto type = cast<RankedTensorType>(cst.getType());
+  if (!isa<FloatType>(type.getElementType()) || !type.hasStaticShape())
+    return std::nullopt;
+  size_t elemBytes = type.getElementTypeBitWidth() / 8;
+  size_t total = elemBytes * type.getNumElements();
+  if (auto r = dyn_cast<DenseResourceElementsAttr>(cst.getValue())) {
+    AsmResourceBlob *blob = r.getRawHandle().getBlob();
+    if (!blob || blob->getData().size() != total)
+      return std::nullopt;
+    return std::vector<char>(blob->getData().begin(), blob->getData().end());
+  }
+  auto d = dyn_cast<DenseElementsAttr>(cst.getValue());
+  if (!d)
+    return std::nullopt;
+  ArrayRef<char> raw = d.getRawData();
+  if (!d.isSplat())
+    return std::vector<char>(raw.begin(), raw.end());
+  std::vector<char> out;
+  out.reserve(total);
+  for (int64_t i = 0; i < type.getNumElements(); ++i)
+    out.insert(out.end(), raw.begin(), raw.begin() + elemBytes);
+  return out;
+}
+
+Value concatConstants(OpBuilder &b, Location loc, ArrayRef<Value> parts) {
+  auto first = cast<RankedTensorType>(parts.front().getType());
+  int64_t rows =
+      first.getNumElements() / std::max<int64_t>(1, first.getShape().back());
+  size_t elemBytes = first.getElementTypeBitWidth() / 8;
+  SmallVector<std::vector<char>> bytes;
+  int64_t width = 0;
+  for (Value p : parts) {
+    auto t = cast<RankedTensorType>(p.getType());
+    if (t.getElementType() != first.getElementType() ||
+        t.getShape().drop_back() != first.getShape().drop_back())
+      return {};
+    auto data = constantBytes(p);
+    if (!data)
+      return {};
+    bytes.push_back(std::move(*data));
+    width += t.getShape().back();
+  }
+  std::vector<char> out;
+  out.reserve(rows * width * elemBytes);
+  for (int64_t r = 0; r < rows; ++r)
+    for (auto [p, data] : llvm::zip(parts, bytes)) {
+      size_t rowBytes =
+          cast<RankedTensorType>(p.getType()).getShape().back() * elemBytes;
+      auto begin = data.begin() + r * rowBytes;
+      out.insert(out.end(), begin, begin + rowBytes);
+    }
+  SmallVector<int64_t> shape(first.getShape());
+  shape.back() = width;
+  auto type = RankedTensorType::get(shape, first.getElementType());
+  auto value = DenseResourceElementsAttr::get(
+      type, "merged",
+      HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
+          ArrayRef<char>(out), /*dataIsMutable=*/false));
+  return ConstantOp::create(b, loc, type, value);
 }
 
 namespace {

@@ -50,6 +50,13 @@ mlir::Operation *singleUser(mlir::Value v);
 /// The other operand of a binary op, given one.
 mlir::Value otherOperand(mlir::Operation *op, mlir::Value one);
 
+/// Concatenates constant tensors along their last axis at compile time
+/// ([K, N1] and [K, N2] matrices give [K, N1 + N2]; 1-D tensors append),
+/// as a new constant. Null unless every part is a float constant and all
+/// agree on the element type and the leading dims.
+mlir::Value concatConstants(mlir::OpBuilder &b, mlir::Location loc,
+                            llvm::ArrayRef<mlir::Value> parts);
+
 /// Builds a graph op typed by shape inference (createWithInferredType).
 /// Callers check operands first; an op that fails inference is a bug.
 template <typename OpTy, typename... Args>

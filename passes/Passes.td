@@ -107,6 +107,23 @@ def FuseLinear : FusionPass<"transfuse-fuse-linear", "matmul"> {
   }];
 }
 
+def MergeProjections : FusionPass<"transfuse-merge-projections",
+                                  "projection pair or sibling set"> {
+  let summary = "Give linears that read one input one wider GEMM";
+  let description = [{
+    Runs after `transfuse-fuse-linear`. Concatenates constant weights (and
+    biases) at compile time:
+    - `act(x @ Wg + bg) * (x @ Wu + bu)`, a gated linear unit (LLaMA's
+      SwiGLU, T5 v1.1's GeGLU), becomes one `linear {gated}` over [Wg | Wu];
+      so does `act(y[..., :N]) * y[..., N:]` of one linear y (GLM's
+      gate_up projection, chunked), with its weight as is;
+    - projections of one input with no epilogue beyond a bias (Q, K and V;
+      the K and V projections of every cross-attention layer reading the
+      encoder output) become one `linear` over [W1 | W2 | ...], and each
+      original result a `slice` of it.
+  }];
+}
+
 def SelectAttention : Pass<"transfuse-select-attention", "mlir::func::FuncOp"> {
   let summary = "Choose materialized or memory-efficient attention per op";
   let description = [{

@@ -1,10 +1,10 @@
 //===- LowerFused.cpp - fused transformer ops to linalg on tensors --------===//
 //
-// layer_norm, rms_norm, gelu, silu, rotary_embedding, linear and attention. The attention
-// lowering is one loop over blocks of keys with an online softmax; the
-// materialized algorithm is the same loop with a single block of all Sk keys,
-// so both algorithms share one verified code path and the choice is only the
-// block size (decided at compile time, or at run time for `by_length`).
+// layer_norm, rms_norm, gelu, silu, rotary_embedding, linear and attention. The
+// attention lowering is one loop over blocks of keys with an online softmax;
+// the materialized algorithm is the same loop with a single block of all Sk
+// keys, so both algorithms share one verified code path and the choice is only
+// the block size (decided at compile time, or at run time for `by_length`).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/LoweringUtils.h"
@@ -208,8 +208,8 @@ struct LowerRotary : OpRewritePattern<RotaryEmbeddingOp> {
               SmallVector<Value> pIdx(idx);
               pIdx.back() = partner;
               Value xp = tensor::ExtractOp::create(b, l, x, pIdx);
-              xp = arith::SelectOp::create(
-                  b, l, first, arith::NegFOp::create(b, l, xp), xp);
+              xp = arith::SelectOp::create(b, l, first,
+                                           arith::NegFOp::create(b, l, xp), xp);
               SmallVector<Value> cs;
               for (auto [k, v] : llvm::enumerate(cosSin)) {
                 auto ct = tensorType(v);
@@ -249,17 +249,51 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
                                 PatternRewriter &rw) const override {
     Location loc = op.getLoc();
     auto resultType = tensorType(op.getResult());
-    Value y = buildMatMul(rw, loc, op.getInput(), op.getWeight(), resultType);
+    auto productType = resultType;
+    if (op.getGated()) {
+      SmallVector<int64_t> shape(resultType.getShape());
+      shape.back() = tensorType(op.getWeight()).getDimSize(1);
+      productType = resultType.clone(shape);
+    }
+    Value y = buildMatMul(rw, loc, op.getInput(), op.getWeight(), productType);
     if (!y)
       return rw.notifyMatchFailure(op, "not a numeric matmul");
     StringRef act = op.getActivation();
-    if (op.getBias() || op.getResidual() || act != "none") {
-      // The whole epilogue in one pass over the product.
+    if (op.getBias() || op.getResidual() || act != "none" || op.getGated()) {
+      // The whole epilogue in one pass over the product. A gated unit reads
+      // the gate and the up halves of the product (and of the bias) as
+      // slices, so the pass still writes each output once.
       SmallVector<Value> ins{y};
-      int bias = -1, res = -1;
-      if (op.getBias()) {
-        bias = ins.size();
-        ins.push_back(op.getBias());
+      Value bias = op.getBias();
+      int64_t up = -1, biasGate = -1, biasUp = -1, res = -1;
+      if (op.getGated()) {
+        int64_t n = tensorType(op.getWeight()).getDimSize(1) / 2;
+        auto half = [&](Value v, int64_t start) -> Value {
+          auto t = tensorType(v);
+          int64_t rank = t.getRank();
+          SmallVector<OpFoldResult> offsets(rank, rw.getIndexAttr(0)), sizes,
+              strides(rank, rw.getIndexAttr(1));
+          SmallVector<Value> dims = getDimValues(rw, loc, v);
+          for (int64_t i = 0; i + 1 < rank; ++i)
+            sizes.push_back(t.isDynamicDim(i)
+                                ? OpFoldResult(dims[i])
+                                : rw.getIndexAttr(t.getDimSize(i)));
+          sizes.push_back(rw.getIndexAttr(n));
+          offsets.back() = rw.getIndexAttr(start);
+          return tensor::ExtractSliceOp::create(rw, loc, v, offsets, sizes,
+                                                strides);
+        };
+        ins = {half(y, 0), half(y, n)};
+        up = 1;
+        if (bias) {
+          biasGate = ins.size();
+          ins.push_back(half(bias, 0));
+          biasUp = ins.size();
+          ins.push_back(half(bias, n));
+        }
+      } else if (bias) {
+        biasGate = ins.size();
+        ins.push_back(bias);
       }
       if (op.getResidual()) {
         res = ins.size();
@@ -269,9 +303,15 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
           rw, loc, ins, resultType,
           [&](OpBuilder &b, Location l, ValueRange a) -> Value {
             Value v = a[0];
-            if (bias >= 0)
-              v = arith::AddFOp::create(b, l, v, a[bias]);
+            if (biasGate >= 0)
+              v = arith::AddFOp::create(b, l, v, a[biasGate]);
             v = applyActivation(b, l, v, act);
+            if (up >= 0) {
+              Value u = a[up];
+              if (biasUp >= 0)
+                u = arith::AddFOp::create(b, l, u, a[biasUp]);
+              v = arith::MulFOp::create(b, l, v, u);
+            }
             if (res >= 0)
               v = arith::AddFOp::create(b, l, v, a[res]);
             return v;
@@ -586,8 +626,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 } // namespace
 
 void transfuse::cpu::populateLowerFusedPatterns(RewritePatternSet &patterns) {
-  patterns.add<LowerActivation<GeluOp>, LowerActivation<SiluOp>,
-               LowerLayerNormOp, LowerRmsNorm, LowerRotary, LowerLinear,
-               LowerAttention>(
-      patterns.getContext());
+  patterns
+      .add<LowerActivation<GeluOp>, LowerActivation<SiluOp>, LowerLayerNormOp,
+           LowerRmsNorm, LowerRotary, LowerLinear, LowerAttention>(
+          patterns.getContext());
 }

@@ -746,6 +746,13 @@ LogicalResult Inferer::infer(Operation *op) {
         out.back() = w.getDimSize(1);
         if (op.getBias() && failed(normParam(op.getBias(), out.back())))
           return failure();
+        if (op.getGated() && out.back() != kDyn) {
+          if (out.back() % 2)
+            return fail(llvm::formatv("a gated linear needs an even number "
+                                      "of weight columns, not {0}",
+                                      out.back()));
+          out.back() /= 2;
+        }
         if (Value r = op.getResidual()) {
           Shape b;
           if (failed(sameElem(op.getInput(), r)) ||

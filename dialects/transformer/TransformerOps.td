@@ -358,11 +358,17 @@ def Transformer_LinearOp : Transformer_Op<"linear",
     `residual` the result's shape. `activation` is one of `none`, `relu`,
     `gelu`, `gelu_tanh`, `silu`. The lowering applies the whole epilogue in
     one pass over the product.
+
+    `gated` is a gated linear unit (GeGLU, SwiGLU): `weight` is [K, 2N] (the
+    gate's columns, then the up projection's) and `bias` [2N], and with
+    `y = input @ weight + bias` the result is
+    `act(y[..., :N]) * y[..., N:] + residual`, of width N.
   }];
   let arguments = (ins Transformer_Tensor:$input, Transformer_Tensor:$weight,
                        Optional<Transformer_Tensor>:$bias,
                        Optional<Transformer_Tensor>:$residual,
-                       DefaultValuedStrAttr<StrAttr, "none">:$activation);
+                       DefaultValuedStrAttr<StrAttr, "none">:$activation,
+                       DefaultValuedAttr<BoolAttr, "false">:$gated);
   let results = (outs Transformer_Tensor:$result);
   let assemblyFormat = [{
     $input `,` $weight (`bias` $bias^)? (`residual` $residual^)? attr-dict

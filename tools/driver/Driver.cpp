@@ -100,6 +100,7 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
     fpm.addPass(createFuseRotary({explain}));
     fpm.addPass(createFuseAttention({explain}));
     fpm.addPass(createFuseLinear({explain}));
+    fpm.addPass(createMergeProjections({explain}));
     SelectAttentionOptions select;
     select.algorithm = options.attention;
     select.kvBlock = options.attentionKvBlock;

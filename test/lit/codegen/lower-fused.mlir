@@ -68,3 +68,24 @@ func.func @rotary_partial(%x: tensor<2x4x?x16xf32>, %c: tensor<1x1x?x8xf32>) -> 
   %0 = transformer.rotary_embedding %x, %c, %c {rotary_dim = 8 : i64, interleaved = true} : (tensor<2x4x?x16xf32>, tensor<1x1x?x8xf32>, tensor<1x1x?x8xf32>) -> tensor<2x4x?x16xf32>
   return %0 : tensor<2x4x?x16xf32>
 }
+
+// -----
+
+// A gated linear: one product of width 2N, then one pass that reads its gate
+// and up halves (and the bias halves) as slices and writes N columns.
+// CHECK-LABEL: func @linear_gated
+// CHECK: linalg.generic
+// CHECK: arith.mulf
+// CHECK: arith.addf
+// CHECK-COUNT-4: tensor.extract_slice
+// CHECK: linalg.generic
+// CHECK: arith.negf
+// CHECK: math.exp
+// CHECK: arith.divf
+// CHECK: arith.mulf
+// CHECK-NOT: linalg.generic
+// CHECK: return {{.*}} : tensor<4x8xf32>
+func.func @linear_gated(%x: tensor<4x64xf32>, %w: tensor<64x16xf32>, %b: tensor<16xf32>) -> tensor<4x8xf32> {
+  %0 = transformer.linear %x, %w bias %b {activation = "silu", gated = true} : (tensor<4x64xf32>, tensor<64x16xf32>, tensor<16xf32>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}

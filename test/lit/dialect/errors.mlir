@@ -119,3 +119,11 @@ func.func @rotary_cos_width(%x: tensor<2x4x16xf32>, %c: tensor<1x4x16xf32>) {
   %0 = transformer.rotary_embedding %x, %c, %c {rotary_dim = 8 : i64} : (tensor<2x4x16xf32>, tensor<1x4x16xf32>, tensor<1x4x16xf32>) -> tensor<2x4x16xf32>
   return
 }
+
+// -----
+
+func.func @linear_gated_odd(%x: tensor<2x32xf32>, %w: tensor<32x7xf32>) {
+  // expected-error @+1 {{a gated linear needs an even number of weight columns, not 7}}
+  %0 = transformer.linear %x, %w {activation = "silu", gated = true} : (tensor<2x32xf32>, tensor<32x7xf32>) -> tensor<2x3xf32>
+  return
+}
