@@ -76,6 +76,11 @@ public:
   mlir::Type elementType(int32_t dtype);
 };
 
+/// ONNX ops imported straight into fused ops (OnnxFusedOps.cpp).
+mlir::LogicalResult importOnnxAttention(GraphImporter &imp);
+mlir::LogicalResult importOnnxRmsNorm(GraphImporter &imp);
+mlir::LogicalResult importOnnxRotaryEmbedding(GraphImporter &imp);
+
 } // namespace transfuse::onnx_frontend
 
 #endif

@@ -586,6 +586,9 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
                         b.getI64IntegerAttr(attrInt("axis", -1)),
                         b.getF32FloatAttr(attrFloat("epsilon", 1e-5f))));
   }
+  if (op == "Attention") return importOnnxAttention(imp);
+  if (op == "RMSNormalization") return importOnnxRmsNorm(imp);
+  if (op == "RotaryEmbedding") return importOnnxRotaryEmbedding(imp);
   if (op == "ReduceMean") return importReduce<ReduceMeanOp>(imp, 18);
   if (op == "ReduceSum") return importReduce<ReduceSumOp>(imp, 13);
   if (op == "ReduceMax") return importReduce<ReduceMaxOp>(imp, 18);

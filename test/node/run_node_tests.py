@@ -5,10 +5,17 @@ A case is selected when every op in its graph is one the importer claims
 (CLAIMED below, the op list of the foundation issue). Each selected case is
 compiled and run AOT (`transfuse compile` + `transfuse-run MODEL.so`) or JIT
 (`transfuse-run MODEL.onnx --jit`), and compared with the expected outputs
-that ship with ONNX. Cases listed in exclusions.txt are not run; each is
-printed with its reason. Any other failure fails the suite.
+that ship with ONNX. Cases listed in the exclusions file are not run; each
+is printed with its reason. Any other failure fails the suite.
 
-usage: run_node_tests.py --mode aot|jit --bin BUILD/bin [--data DIR] [-j N]
+The opset-23 ops (Attention, RMSNormalization, RotaryEmbedding) postdate
+libonnx-testdata; `--generate attention,rmsnormalization,rotaryembedding`
+writes ONNX's own cases for them from the installed onnx package
+(gen_onnx_case_data.py, expected outputs from ONNX's reference
+implementation) and runs those, with exclusions_onnx23.txt.
+
+usage: run_node_tests.py --mode aot|jit --bin BUILD/bin [--data DIR |
+                         --generate MODULES] [--exclusions FILE] [-j N]
                          [--filter SUBSTRING] [--list-failures]
 """
 import argparse
@@ -32,13 +39,15 @@ CLAIMED = {
     "Mod", "Flatten", "IsNaN", "LessOrEqual", "GreaterOrEqual", "Or", "Log",
     "Abs", "Sin", "Cos", "Floor", "Ceil", "Dropout", "GatherElements",
     "GatherND", "Gelu",
+    # Opset 23, imported straight into fused ops (cases from --generate).
+    "Attention", "RMSNormalization", "RotaryEmbedding",
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def load_exclusions():
+def load_exclusions(path):
     out = {}
-    with open(os.path.join(HERE, "exclusions.txt")) as f:
+    with open(path) as f:
         for line in f:
             line = line.strip()
             if not line or line.startswith("#"):
@@ -93,17 +102,31 @@ def main():
     ap.add_argument("--mode", choices=["aot", "jit"], required=True)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--data", default="/usr/share/libonnx-testdata/data/node")
+    ap.add_argument("--generate", metavar="MODULES",
+                    help="instead of --data, generate the cases of these "
+                         "comma-separated onnx.backend.test.case.node "
+                         "modules (gen_onnx_case_data.py)")
+    ap.add_argument("--exclusions", default=os.path.join(HERE, "exclusions.txt"))
     ap.add_argument("-j", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--filter", default="")
     ap.add_argument("--list-failures", action="store_true",
                     help="print failures as exclusion lines and exit 0")
     args = ap.parse_args()
 
-    exclusions = load_exclusions()
+    exclusions = load_exclusions(args.exclusions)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.generate:
+            import gen_onnx_case_data
+            args.data = os.path.join(tmp, "data")
+            gen_onnx_case_data.write_cases(args.generate.split(","), args.data)
+        return run_all(args, exclusions, tmp)
+
+
+def run_all(args, exclusions, tmp):
     cases = select_cases(args.data, args.filter)
     to_run = [c for c in cases if c not in exclusions or args.list_failures]
     passed, failed = [], []
-    with tempfile.TemporaryDirectory() as tmp, cf.ThreadPoolExecutor(args.j) as pool:
+    with cf.ThreadPoolExecutor(args.j) as pool:
         for name, ok, msg in pool.map(lambda c: run_case(c, args, tmp), to_run):
             (passed if ok else failed).append((name, msg))
             if not ok and not args.list_failures:

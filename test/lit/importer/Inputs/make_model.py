@@ -83,6 +83,31 @@ def build(name, out):
         with open(os.path.join(data, "output_0.pb"), "wb") as f:
             f.write(numpy_helper.from_array(np.zeros((3, 2), np.float32), "y").SerializeToString())
         return m
+    if name in ("attention23", "attention23_softcap"):
+        # Opset-23 Attention, 3-D layout, GQA, causal, with a past KV cache.
+        attrs = dict(q_num_heads=4, kv_num_heads=2, is_causal=1)
+        if name.endswith("softcap"):
+            attrs["softcap"] = 30.0
+        return model([helper.make_node("Attention", ["q", "k", "v", "", "pk", "pv"],
+                                       ["y", "present_k", "present_v"], name="attn",
+                                       **attrs)],
+                     [vi("q", F, ["b", "s", 32]), vi("k", F, ["b", "s", 16]),
+                      vi("v", F, ["b", "s", 16]), vi("pk", F, ["b", 2, "p", 8]),
+                      vi("pv", F, ["b", 2, "p", 8])],
+                     [vi("y", F, ["b", "s", 32]), vi("present_k", F, ["b", 2, "t", 8]),
+                      vi("present_v", F, ["b", 2, "t", 8])], opset=23)
+    if name == "rope23":
+        # Opset-23 RMSNormalization then RotaryEmbedding (interleaved, partial,
+        # caches gathered by position ids).
+        scale = numpy_helper.from_array(np.ones((16,), np.float32), "g")
+        cache = numpy_helper.from_array(np.ones((64, 4), np.float32), "cache")
+        return model([helper.make_node("RMSNormalization", ["x", "g"], ["n"], name="norm",
+                                       epsilon=1e-6),
+                      helper.make_node("RotaryEmbedding", ["n", "cache", "cache", "pos"],
+                                       ["y"], name="rope", interleaved=1,
+                                       rotary_embedding_dim=8)],
+                     [vi("x", F, ["b", 2, "s", 16]), vi("pos", I64, ["b", "s"])],
+                     [vi("y", F, ["b", 2, "s", 16])], [scale, cache], opset=23)
     raise SystemExit("unknown model " + name)
 
 
