@@ -80,6 +80,8 @@ public:
 mlir::LogicalResult importOnnxAttention(GraphImporter &imp);
 mlir::LogicalResult importOnnxRmsNorm(GraphImporter &imp);
 mlir::LogicalResult importOnnxRotaryEmbedding(GraphImporter &imp);
+mlir::LogicalResult importMsAttention(GraphImporter &imp);
+mlir::LogicalResult importMsMultiHeadAttention(GraphImporter &imp);
 
 } // namespace transfuse::onnx_frontend
 

@@ -6,6 +6,10 @@
 // and mask adaptations spelled out in graph ops around it (which the fusion
 // report then counts like any fused op).
 //
+// ONNX Runtime's com.microsoft Attention (BERT's fused QKV projection plus
+// attention) and MultiHeadAttention contrib ops import the same way; their
+// expected outputs in the tests come from ONNX Runtime itself.
+//
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/GraphImporter.h"
 
@@ -98,6 +102,92 @@ VResult causalMask(Importer &imp, Value q, Value k, Value offset, Type elem) {
       imp.constScalar(elem, -std::numeric_limits<double>::infinity()),
       imp.constScalar(elem, 0.0));
 }
+
+/// [B, heads, S, Dv] -> [B, S, heads * Dv].
+VResult mergeHeads(Importer &imp, Value v) {
+  auto t = transpose(imp, v, {0, 2, 1, 3});
+  if (failed(t))
+    return failure();
+  auto vt = cast<RankedTensorType>(v.getType());
+  int64_t h = vt.getDimSize(1), d = vt.getDimSize(3);
+  return reshape(
+      imp, *t,
+      {0, 0,
+       h == ShapedType::kDynamic || d == ShapedType::kDynamic ? -1 : h * d});
+}
+
+/// The attention scale: the `scale` attribute when given and non-zero, else
+/// 1 / sqrt(head size).
+FailureOr<double> attentionScale(Importer &imp, Value q4) {
+  if (const onnx::AttributeProto *s = imp.attr("scale"); s && s->f() != 0.0f)
+    return (double)s->f();
+  int64_t d = cast<RankedTensorType>(q4.getType()).getDimSize(3);
+  if (d == ShapedType::kDynamic)
+    return imp.fail("attention without a scale needs a static head size");
+  return 1.0 / std::sqrt((double)d);
+}
+
+/// Columns [start, start + n) of the last axis of `v`.
+VResult lastAxisSlice(Importer &imp, Value v, int64_t start, int64_t n) {
+  return imp.make<SliceOp>(
+      Importer::elemOf(v), v, imp.constI64({start}), imp.constI64({start + n}),
+      imp.b.getDenseI64ArrayAttr({-1}), imp.b.getDenseI64ArrayAttr({1}));
+}
+
+/// ORT's key masks as an additive [B, 1, 1, T] (or [B, 1, S, T]) term:
+/// `mask_filter_value` where a key is masked, 0 elsewhere. Accepts raw
+/// [B, T] or [B, S, T] masks (0 = masked) and 1-D [B] valid lengths.
+VResult ortKeyMask(Importer &imp, Value mask, Value keys, Type elem) {
+  auto mt = cast<RankedTensorType>(mask.getType());
+  if (!isa<IntegerType>(mt.getElementType()))
+    return imp.fail("the key mask must be an integer tensor");
+  double filter = imp.attrFloat("mask_filter_value", -10000.0f);
+  Type i1 = imp.b.getI1Type();
+  VResult masked = failure();
+  if (mt.getRank() == 1) {
+    // Right padding: key j is masked when j >= length[b].
+    auto t = dimOf(imp, keys, 2);
+    if (failed(t))
+      return failure();
+    Type i64 = imp.b.getI64Type();
+    auto cols = imp.make<RangeOp>(i64, imp.constI64({0}, true), *t,
+                                  imp.constI64({1}, true));
+    auto len = imp.make<CastOp>(i64, mask);
+    if (failed(cols) || failed(len))
+      return failure();
+    auto lenCol =
+        imp.make<UnsqueezeOp>(i64, *len, imp.b.getDenseI64ArrayAttr({1}));
+    if (failed(lenCol))
+      return failure();
+    auto keep = imp.make<LessOp>(i1, *cols, *lenCol);
+    if (failed(keep))
+      return failure();
+    masked = imp.make<NotOp>(i1, *keep);
+  } else if (mt.getRank() == 2 || mt.getRank() == 3) {
+    masked =
+        imp.make<EqualOp>(i1, mask, imp.constScalar(mt.getElementType(), 0));
+  } else {
+    return imp.fail("only [B], [B, T] and [B, S, T] key masks are supported");
+  }
+  if (failed(masked))
+    return failure();
+  auto add = imp.make<WhereOp>(elem, *masked, imp.constScalar(elem, filter),
+                               imp.constScalar(elem, 0.0));
+  if (failed(add))
+    return failure();
+  SmallVector<int64_t> axes =
+      mt.getRank() == 3 ? SmallVector<int64_t>{1} : SmallVector<int64_t>{1, 2};
+  return imp.make<UnsqueezeOp>(elem, *add, imp.b.getDenseI64ArrayAttr(axes));
+}
+
+/// softmax(q k^T * scale + masks) v for 4-D q/k/v, the fused op.
+VResult attend(Importer &imp, Value q, Value k, Value v, ValueRange masks,
+               double scale) {
+  return imp.make<AttentionOp>(
+      Importer::elemOf(q), q, k, v, masks, imp.b.getF32FloatAttr(scale),
+      imp.b.getStringAttr("unselected"), imp.b.getI64IntegerAttr(64),
+      imp.b.getI64IntegerAttr(0), imp.b.getStringAttr(""));
+}
 } // namespace
 
 LogicalResult importOnnxAttention(Importer &imp) {
@@ -165,27 +255,15 @@ LogicalResult importOnnxAttention(Importer &imp) {
       return failure();
     masks.push_back(*c);
   }
-  double scale;
-  if (const onnx::AttributeProto *s = imp.attr("scale")) {
-    scale = s->f();
-  } else {
-    int64_t d = cast<RankedTensorType>(q.getType()).getDimSize(3);
-    if (d == ShapedType::kDynamic)
-      return imp.fail("Attention without a scale needs a static head size");
-    scale = 1.0 / std::sqrt((double)d);
-  }
-  auto y = imp.make<AttentionOp>(
-      elem, q, k, v, masks, imp.b.getF32FloatAttr(scale),
-      imp.b.getStringAttr("unselected"), imp.b.getI64IntegerAttr(64),
-      imp.b.getI64IntegerAttr(0), imp.b.getStringAttr(""));
+  auto scale = attentionScale(imp, q);
+  if (failed(scale))
+    return failure();
+  auto y = attend(imp, q, k, v, masks, *scale);
   if (failed(y))
     return failure();
   Value out = *y;
   if (rank == 3) {
-    auto t = transpose(imp, out, {0, 2, 1, 3});
-    if (failed(t))
-      return failure();
-    auto r = reshape(imp, *t, {0, 0, -1});
+    auto r = mergeHeads(imp, out);
     if (failed(r))
       return failure();
     out = *r;
@@ -312,6 +390,208 @@ LogicalResult importOnnxRotaryEmbedding(Importer &imp) {
   if (failed(out))
     return failure();
   return imp.setOutputs(*out);
+}
+
+} // namespace transfuse::onnx_frontend
+
+namespace transfuse::onnx_frontend {
+
+/// com.microsoft MultiHeadAttention: separate Q, K, V ([B, S, N*H]; K and V
+/// may be [B, N, L, H] already), optional packed bias, key padding mask,
+/// attention bias, past K/V and `unidirectional`.
+LogicalResult importMsMultiHeadAttention(Importer &imp) {
+  const onnx::NodeProto &n = *imp.node;
+  Value q = imp.input(0), k = imp.input(1), v = imp.input(2),
+        bias = imp.input(3), keyMask = imp.input(4), attnBias = imp.input(5),
+        pastK = imp.input(6), pastV = imp.input(7);
+  if (imp.input(8) || imp.input(9))
+    return imp.fail("MultiHeadAttention with past_sequence_length or "
+                    "cache_indirection (beam search) is not supported");
+  if (n.output_size() > 3 && !n.output(3).empty())
+    return imp.fail("MultiHeadAttention's qk output is not supported");
+  int64_t heads = imp.attrInt("num_heads", 0);
+  if (heads <= 0)
+    return imp.fail("MultiHeadAttention needs num_heads");
+  if (Importer::rankOf(q) != 3 || !k || !v || Importer::rankOf(k) == 5)
+    return imp.fail("packed QKV or KV inputs are not supported; give "
+                    "separate query, key and value");
+  if ((bool)pastK != (bool)pastV)
+    return imp.fail("MultiHeadAttention needs both past_key and past_value, "
+                    "or neither");
+  Type elem = Importer::elemOf(q);
+  if (bias) {
+    // [Dq | Dk | Dv], added before the heads are split.
+    int64_t offset = 0;
+    for (Value *x : {&q, &k, &v}) {
+      int64_t w = cast<RankedTensorType>(x->getType()).getShape().back();
+      if (w == ShapedType::kDynamic)
+        return imp.fail("a bias needs static query/key/value widths");
+      if (Importer::rankOf(*x) == 3) {
+        auto part = lastAxisSlice(imp, bias, offset, w);
+        if (failed(part))
+          return failure();
+        auto sum = imp.make<AddOp>(elem, *x, *part);
+        if (failed(sum))
+          return failure();
+        *x = *sum;
+      }
+      offset += Importer::rankOf(*x) == 3 ? w : 0;
+    }
+  }
+  auto q4 = splitHeads(imp, q, heads);
+  if (failed(q4))
+    return failure();
+  for (Value *x : {&k, &v}) {
+    if (Importer::rankOf(*x) == 4)
+      continue;
+    auto x4 = splitHeads(imp, *x, heads);
+    if (failed(x4))
+      return failure();
+    *x = *x4;
+  }
+  Value offset;
+  if (pastK) {
+    auto kc = imp.make<ConcatOp>(elem, ValueRange{pastK, k},
+                                 imp.b.getI64IntegerAttr(2));
+    auto vc = imp.make<ConcatOp>(elem, ValueRange{pastV, v},
+                                 imp.b.getI64IntegerAttr(2));
+    auto past = dimOf(imp, pastK, 2);
+    if (failed(kc) || failed(vc) || failed(past))
+      return failure();
+    k = *kc, v = *vc, offset = *past;
+  }
+  SmallVector<Value> masks;
+  if (keyMask) {
+    auto m = ortKeyMask(imp, keyMask, k, elem);
+    if (failed(m))
+      return failure();
+    masks.push_back(*m);
+  }
+  if (attnBias)
+    masks.push_back(attnBias);
+  if (imp.attrInt("unidirectional", 0)) {
+    auto c = causalMask(imp, *q4, k, offset, elem);
+    if (failed(c))
+      return failure();
+    masks.push_back(*c);
+  }
+  auto scale = attentionScale(imp, *q4);
+  if (failed(scale))
+    return failure();
+  auto y = attend(imp, *q4, k, v, masks, *scale);
+  if (failed(y))
+    return failure();
+  auto out = mergeHeads(imp, *y);
+  if (failed(out))
+    return failure();
+  return imp.setOutputs({*out, k, v});
+}
+
+/// com.microsoft Attention: the QKV projection (input x weights + bias,
+/// split by qkv_hidden_sizes) then attention with a mask index, an attention
+/// bias and a stacked past [2, B, N, P, H].
+LogicalResult importMsAttention(Importer &imp) {
+  Value x = imp.input(0), w = imp.input(1), bias = imp.input(2),
+        maskIndex = imp.input(3), past = imp.input(4), attnBias = imp.input(5);
+  if (imp.input(6))
+    return imp.fail("Attention with past_sequence_length is not supported");
+  if (imp.attrInt("do_rotary", 0))
+    return imp.fail("Attention with do_rotary is not supported");
+  int64_t heads = imp.attrInt("num_heads", 0);
+  if (heads <= 0)
+    return imp.fail("Attention needs num_heads");
+  if (Importer::rankOf(x) != 3 || Importer::rankOf(w) != 2)
+    return imp.fail("Attention needs a [B, S, hidden] input and 2-D weights");
+  Type elem = Importer::elemOf(x);
+  SmallVector<int64_t> sizes;
+  if (auto a = imp.attrInts("qkv_hidden_sizes")) {
+    sizes = *a;
+  } else {
+    int64_t total = cast<RankedTensorType>(w.getType()).getDimSize(1);
+    if (total == ShapedType::kDynamic || total % 3)
+      return imp.fail("Attention weights need 3 * hidden static columns");
+    sizes.assign(3, total / 3);
+  }
+  if (sizes.size() != 3)
+    return imp.fail("qkv_hidden_sizes must have 3 entries");
+  auto y = imp.make<MatMulOp>(elem, x, w);
+  if (succeeded(y) && bias)
+    y = imp.make<AddOp>(elem, *y, bias);
+  if (failed(y))
+    return failure();
+  SmallVector<Value> qkv;
+  int64_t offset = 0;
+  for (int64_t size : sizes) {
+    auto part = lastAxisSlice(imp, *y, offset, size);
+    if (failed(part))
+      return failure();
+    auto p4 = splitHeads(imp, *part, heads);
+    if (failed(p4))
+      return failure();
+    qkv.push_back(*p4);
+    offset += size;
+  }
+  Value q = qkv[0], k = qkv[1], v = qkv[2], pastLen;
+  if (past) {
+    SmallVector<Value> kv;
+    for (int64_t i : {0, 1}) {
+      auto g = imp.make<GatherOp>(elem, past, imp.constI64({i}, true),
+                                  imp.b.getI64IntegerAttr(0));
+      if (failed(g))
+        return failure();
+      kv.push_back(*g);
+    }
+    auto kc = imp.make<ConcatOp>(elem, ValueRange{kv[0], k},
+                                 imp.b.getI64IntegerAttr(2));
+    auto vc = imp.make<ConcatOp>(elem, ValueRange{kv[1], v},
+                                 imp.b.getI64IntegerAttr(2));
+    auto p = dimOf(imp, kv[0], 2);
+    if (failed(kc) || failed(vc) || failed(p))
+      return failure();
+    k = *kc, v = *vc, pastLen = *p;
+  }
+  SmallVector<Value> masks;
+  if (maskIndex) {
+    auto mt = cast<RankedTensorType>(maskIndex.getType());
+    if (mt.getRank() == 1 && !mt.isDynamicDim(0) &&
+        mt.getDimSize(0) != cast<RankedTensorType>(x.getType()).getDimSize(0))
+      return imp.fail("a mask_index of start and end positions ([2 * B]) is "
+                      "not supported");
+    auto m = ortKeyMask(imp, maskIndex, k, elem);
+    if (failed(m))
+      return failure();
+    masks.push_back(*m);
+  }
+  if (attnBias)
+    masks.push_back(attnBias);
+  if (imp.attrInt("unidirectional", 0)) {
+    auto c = causalMask(imp, q, k, pastLen, elem);
+    if (failed(c))
+      return failure();
+    masks.push_back(*c);
+  }
+  auto scale = attentionScale(imp, q);
+  if (failed(scale))
+    return failure();
+  auto out = attend(imp, q, k, v, masks, *scale);
+  if (failed(out))
+    return failure();
+  auto merged = mergeHeads(imp, *out);
+  if (failed(merged))
+    return failure();
+  SmallVector<Value> results{*merged};
+  if (imp.node->output_size() > 1 && !imp.node->output(1).empty()) {
+    auto k5 = imp.make<UnsqueezeOp>(elem, k, imp.b.getDenseI64ArrayAttr({0}));
+    auto v5 = imp.make<UnsqueezeOp>(elem, v, imp.b.getDenseI64ArrayAttr({0}));
+    if (failed(k5) || failed(v5))
+      return failure();
+    auto present = imp.make<ConcatOp>(elem, ValueRange{*k5, *v5},
+                                      imp.b.getI64IntegerAttr(0));
+    if (failed(present))
+      return failure();
+    results.push_back(*present);
+  }
+  return imp.setOutputs(results);
 }
 
 } // namespace transfuse::onnx_frontend

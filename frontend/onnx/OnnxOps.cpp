@@ -476,12 +476,19 @@ LogicalResult importOrEqual(Importer &imp) {
 } // namespace
 
 LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
-  if (!n.domain().empty() && n.domain() != "ai.onnx")
+  bool microsoft = n.domain() == "com.microsoft";
+  if (!n.domain().empty() && n.domain() != "ai.onnx" && !microsoft)
     return fail("ops of domain '" + n.domain() + "' are not supported");
   for (int i = 0; i < n.input_size(); ++i)
     if (!n.input(i).empty() && !isa<RankedTensorType>(values.lookup(n.input(i)).getType()))
       return fail("input '" + n.input(i) + "' is not a ranked tensor");
   const std::string &op = n.op_type();
+  if (microsoft) {
+    if (op == "Attention") return importMsAttention(*this);
+    if (op == "MultiHeadAttention") return importMsMultiHeadAttention(*this);
+    return fail("com.microsoft ops other than Attention and "
+                "MultiHeadAttention are not supported");
+  }
   if (attr("broadcast"))
     return fail("the legacy 'broadcast' attribute (opset < 7) is not supported");
   Importer &imp = *this;

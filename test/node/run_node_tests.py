@@ -12,7 +12,9 @@ The opset-23 ops (Attention, RMSNormalization, RotaryEmbedding) postdate
 libonnx-testdata; `--generate attention,rmsnormalization,rotaryembedding`
 writes ONNX's own cases for them from the installed onnx package
 (gen_onnx_case_data.py, expected outputs from ONNX's reference
-implementation) and runs those, with exclusions_onnx23.txt.
+implementation) and runs those, with exclusions_fused_ops.txt. `ort_contrib`
+among them adds the com.microsoft Attention/MultiHeadAttention cases of
+gen_ort_contrib_cases.py (expected outputs from ONNX Runtime).
 
 usage: run_node_tests.py --mode aot|jit --bin BUILD/bin [--data DIR |
                          --generate MODULES] [--exclusions FILE] [-j N]
@@ -39,8 +41,9 @@ CLAIMED = {
     "Mod", "Flatten", "IsNaN", "LessOrEqual", "GreaterOrEqual", "Or", "Log",
     "Abs", "Sin", "Cos", "Floor", "Ceil", "Dropout", "GatherElements",
     "GatherND", "Gelu",
-    # Opset 23, imported straight into fused ops (cases from --generate).
-    "Attention", "RMSNormalization", "RotaryEmbedding",
+    # Opset 23, imported straight into fused ops (cases from --generate),
+    # and ONNX Runtime's com.microsoft Attention / MultiHeadAttention.
+    "Attention", "RMSNormalization", "RotaryEmbedding", "MultiHeadAttention",
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -105,7 +108,8 @@ def main():
     ap.add_argument("--generate", metavar="MODULES",
                     help="instead of --data, generate the cases of these "
                          "comma-separated onnx.backend.test.case.node "
-                         "modules (gen_onnx_case_data.py)")
+                         "modules (gen_onnx_case_data.py), and of "
+                         "gen_ort_contrib_cases.py for 'ort_contrib'")
     ap.add_argument("--exclusions", default=os.path.join(HERE, "exclusions.txt"))
     ap.add_argument("-j", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--filter", default="")
@@ -117,8 +121,15 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         if args.generate:
             import gen_onnx_case_data
+            import gen_ort_contrib_cases
             args.data = os.path.join(tmp, "data")
-            gen_onnx_case_data.write_cases(args.generate.split(","), args.data)
+            os.makedirs(args.data)
+            modules = args.generate.split(",")
+            if "ort_contrib" in modules:
+                modules.remove("ort_contrib")
+                gen_ort_contrib_cases.write_cases(args.data)
+            if modules:
+                gen_onnx_case_data.write_cases(modules, args.data)
         return run_all(args, exclusions, tmp)
 
 

@@ -108,6 +108,21 @@ def build(name, out):
                                        rotary_embedding_dim=8)],
                      [vi("x", F, ["b", 2, "s", 16]), vi("pos", I64, ["b", "s"])],
                      [vi("y", F, ["b", 2, "s", 16])], [scale, cache], opset=23)
+    if name == "ms_attention":
+        w = numpy_helper.from_array(np.ones((16, 48), np.float32), "w")
+        b = numpy_helper.from_array(np.zeros((48,), np.float32), "b")
+        m = model([helper.make_node("Attention", ["x", "w", "b", "mask"], ["y"],
+                                    name="qkv", domain="com.microsoft", num_heads=2)],
+                  [vi("x", F, ["b", "s", 16]), vi("mask", TensorProto.INT32, ["b", "s"])],
+                  [vi("y", F, ["b", "s", 16])], [w, b])
+        m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        return m
+    if name == "ms_packed":
+        m = model([helper.make_node("MultiHeadAttention", ["qkv"], ["y"], name="mha",
+                                    domain="com.microsoft", num_heads=2)],
+                  [vi("qkv", F, ["b", "s", 2, 3, 8])], [vi("y", F, ["b", "s", 16])])
+        m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        return m
     raise SystemExit("unknown model " + name)
 
 

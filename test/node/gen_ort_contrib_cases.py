@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Writes test cases for ONNX Runtime's com.microsoft Attention and
+MultiHeadAttention contrib ops, with expected outputs from ONNX Runtime.
+
+ONNX ships no cases for contrib ops, so each case here is a one-node model
+with seeded random inputs; ONNX Runtime's CPU implementation computes the
+expected outputs. The layout matches libonnx-testdata's, so
+run_node_tests.py runs them (`--generate ort_contrib`).
+
+usage: gen_ort_contrib_cases.py -o DIR
+"""
+import argparse
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+F, I32 = TensorProto.FLOAT, TensorProto.INT32
+B, S, HID, N = 2, 5, 32, 4
+HEAD = HID // N
+
+
+def _mha(name, inputs, outputs, **attrs):
+    return helper.make_node("MultiHeadAttention", inputs, outputs, name=name,
+                            domain="com.microsoft", num_heads=N, **attrs)
+
+
+def _attn(name, inputs, outputs, **attrs):
+    return helper.make_node("Attention", inputs, outputs, name=name,
+                            domain="com.microsoft", num_heads=N, **attrs)
+
+
+def _cases(rng):
+    """(name, node, {input: array}, [output names]) per case."""
+    r = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+    key_mask = np.ones((B, S), np.int32)
+    key_mask[1, 3:] = 0
+    lengths = np.array([S, 3], np.int32)
+    yield ("mha_basic", _mha("mha", ["q", "k", "v"], ["y"]),
+           {"q": r(B, S, HID), "k": r(B, 7, HID), "v": r(B, 7, HID)}, ["y"])
+    yield ("mha_bias_key_mask",
+           _mha("mha", ["q", "k", "v", "bias", "mask"], ["y"]),
+           {"q": r(B, S, HID), "k": r(B, S, HID), "v": r(B, S, HID),
+            "bias": r(3 * HID), "mask": key_mask}, ["y"])
+    yield ("mha_cross_bnlh_kv", _mha("mha", ["q", "k", "v"], ["y"]),
+           {"q": r(B, S, HID), "k": r(B, N, 7, HEAD), "v": r(B, N, 7, HEAD)},
+           ["y"])
+    yield ("mha_attention_bias_scale",
+           _mha("mha", ["q", "k", "v", "", "", "ab"], ["y"], scale=0.3),
+           {"q": r(B, S, HID), "k": r(B, S, HID), "v": r(B, S, HID),
+            "ab": r(1, N, S, S)}, ["y"])
+    yield ("mha_past_unidirectional",
+           _mha("mha", ["q", "k", "v", "", "", "", "pk", "pv"],
+                ["y", "present_k", "present_v"], unidirectional=1),
+           {"q": r(B, 3, HID), "k": r(B, 3, HID), "v": r(B, 3, HID),
+            "pk": r(B, N, 4, HEAD), "pv": r(B, N, 4, HEAD)},
+           ["y", "present_k", "present_v"])
+    yield ("attention_raw_mask",
+           _attn("attn", ["x", "w", "b", "mask"], ["y"]),
+           {"x": r(B, S, HID), "w": r(HID, 3 * HID), "b": r(3 * HID),
+            "mask": key_mask}, ["y"])
+    yield ("attention_mask_lengths",
+           _attn("attn", ["x", "w", "b", "mask"], ["y"]),
+           {"x": r(B, S, HID), "w": r(HID, 3 * HID), "b": r(3 * HID),
+            "mask": lengths}, ["y"])
+    yield ("attention_mask_3d",
+           _attn("attn", ["x", "w", "b", "mask"], ["y"]),
+           {"x": r(B, S, HID), "w": r(HID, 3 * HID), "b": r(3 * HID),
+            "mask": (rng.random((B, S, S)) > 0.3).astype(np.int32)}, ["y"])
+    yield ("attention_qkv_hidden_sizes",
+           _attn("attn", ["x", "w", "b"], ["y"],
+                 qkv_hidden_sizes=[HID, HID, 2 * HID]),
+           {"x": r(B, S, HID), "w": r(HID, 4 * HID), "b": r(4 * HID)}, ["y"])
+    yield ("attention_past_unidirectional",
+           _attn("attn", ["x", "w", "b", "", "past"], ["y", "present"],
+                 unidirectional=1),
+           {"x": r(B, 3, HID), "w": r(HID, 3 * HID), "b": r(3 * HID),
+            "past": r(2, B, N, 4, HEAD)}, ["y", "present"])
+
+
+def write_cases(out_dir):
+    rng = np.random.default_rng(0)
+    for name, node, feeds, outs in _cases(rng):
+        inputs = [helper.make_tensor_value_info(
+            k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            for k, v in feeds.items()]
+        outputs = [helper.make_tensor_value_info(o, F, None) for o in outs]
+        graph = helper.make_graph([node], name, inputs, outputs)
+        model = helper.make_model(graph, opset_imports=[
+            helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+            ir_version=8)
+        sess = ort.InferenceSession(model.SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        expected = sess.run(outs, feeds)
+        case_dir = os.path.join(out_dir, "test_ort_contrib_" + name)
+        ds = os.path.join(case_dir, "test_data_set_0")
+        os.makedirs(ds, exist_ok=True)
+        onnx.save(model, os.path.join(case_dir, "model.onnx"))
+        for j, (k, v) in enumerate(feeds.items()):
+            with open(os.path.join(ds, f"input_{j}.pb"), "wb") as f:
+                f.write(numpy_helper.from_array(v, k).SerializeToString())
+        for j, (k, v) in enumerate(zip(outs, expected)):
+            with open(os.path.join(ds, f"output_{j}.pb"), "wb") as f:
+                f.write(numpy_helper.from_array(v, k).SerializeToString())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--output", required=True)
+    args = ap.parse_args()
+    write_cases(args.output)
+    print(f"{len(os.listdir(args.output))} cases in {args.output}")
+
+
+if __name__ == "__main__":
+    main()
