@@ -25,8 +25,10 @@
 
 using namespace mlir;
 
-// From the runtime (memref_copy.cpp); the JIT resolves calls to it.
+// From the runtime (memref_copy.cpp, gemm.cpp); the JIT resolves calls to
+// them.
 extern "C" void memrefCopy(int64_t, void *, void *);
+extern "C" void _mlir_ciface_transfuse_matmul_f32(void *, void *, void *);
 
 namespace transfuse::cpu {
 
@@ -194,7 +196,8 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "one-shot-bufferize{bufferize-function-boundaries "
       "allow-return-allocs-from-loops "
       "function-boundary-type-conversion=identity-layout-map},"
-      "canonicalize,buffer-deallocation-pipeline,"
+      "canonicalize,transfuse-cpu-matmul-to-microkernel,"
+      "buffer-deallocation-pipeline,"
       "func.func(convert-linalg-to-loops),convert-bufferization-to-memref,"
       "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
       "convert-math-to-funcs,convert-math-to-llvm,convert-math-to-libm,"
@@ -275,10 +278,55 @@ createTargetMachine(const CodegenOptions &options, std::string &error) {
       llvm::CodeGenOptLevel::Aggressive));
 }
 
+/// Appends the in-memory bytes of constant `c` (arrays of data, nested
+/// arrays, zeros) to `out`; false for anything else.
+static bool appendConstantBytes(const llvm::Constant *c,
+                                const llvm::DataLayout &dl, std::string &out) {
+  if (auto *d = llvm::dyn_cast<llvm::ConstantDataSequential>(c)) {
+    out += d->getRawDataValues().str();
+    return true;
+  }
+  if (llvm::isa<llvm::ConstantAggregateZero>(c)) {
+    out.append(dl.getTypeAllocSize(c->getType()), '\0');
+    return true;
+  }
+  if (auto *a = llvm::dyn_cast<llvm::ConstantArray>(c)) {
+    for (const llvm::Use &op : a->operands())
+      if (!appendConstantBytes(llvm::cast<llvm::Constant>(op.get()), dl, out))
+        return false;
+    return true;
+  }
+  return false;
+}
+
+static void externalizeWeights(llvm::Module &m, ExternalWeights &weights) {
+  const uint64_t threshold = 64 << 10;
+  const llvm::DataLayout &dl = m.getDataLayout();
+  for (llvm::GlobalVariable &g : m.globals()) {
+    if (!g.isConstant() || !g.hasInitializer() ||
+        dl.getTypeAllocSize(g.getValueType()) < threshold)
+      continue;
+    std::string bytes;
+    if (!appendConstantBytes(g.getInitializer(), dl, bytes) ||
+        bytes.size() != dl.getTypeAllocSize(g.getValueType()))
+      continue;
+    weights.bytes.append((64 - weights.bytes.size() % 64) % 64, '\0');
+    std::string name = "__tf_weight_" + std::to_string(weights.symbols.size());
+    weights.symbols.push_back({name, weights.bytes.size(), bytes.size()});
+    weights.bytes += bytes;
+    g.setInitializer(nullptr);
+    g.setLinkage(llvm::GlobalValue::ExternalLinkage);
+    g.setVisibility(llvm::GlobalValue::HiddenVisibility);
+    g.setDSOLocal(true);
+    g.setName(name);
+    g.setAlignment(llvm::Align(64));
+  }
+}
+
 std::unique_ptr<llvm::Module>
 translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
                   const ModelSignature &sig, const CodegenOptions &options,
-                  std::string &error) {
+                  std::string &error, ExternalWeights *weights) {
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
@@ -296,6 +344,8 @@ translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
     return nullptr;
   m->setDataLayout(tm->createDataLayout());
   m->setTargetTriple(tm->getTargetTriple());
+  if (weights)
+    externalizeWeights(*m, *weights);
   auto optimize = makeOptimizingTransformer(options.optLevel, 0, tm.get());
   if (llvm::Error e = optimize(m.get())) {
     error = llvm::toString(std::move(e));
@@ -325,20 +375,60 @@ LogicalResult emitObjectFile(llvm::Module &module, llvm::StringRef path,
   return success();
 }
 
-LogicalResult linkSharedLibrary(llvm::StringRef object,
+/// The compiler driver used to assemble and link (clang++ by default).
+static std::string linkerDriver() {
+  if (const char *env = getenv("TRANSFUSE_LINKER"))
+    return env;
+  return TRANSFUSE_DEFAULT_LINKER;
+}
+
+LogicalResult emitWeightsObject(const ExternalWeights &weights,
+                                llvm::StringRef path, std::string &error) {
+  std::string bin = (path + ".bin").str(), asmPath = (path + ".s").str();
+  std::error_code ec;
+  {
+    llvm::raw_fd_ostream out(bin, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return error = "cannot write " + bin + ": " + ec.message(), failure();
+    out << weights.bytes;
+  }
+  {
+    llvm::raw_fd_ostream out(asmPath, ec, llvm::sys::fs::OF_Text);
+    if (ec)
+      return error = "cannot write " + asmPath + ": " + ec.message(),
+             failure();
+    out << "  .section .rodata.transfuse_weights,\"a\",@progbits\n";
+    for (const auto &w : weights.symbols)
+      out << "  .p2align 6\n  .globl " << w.name << "\n  .hidden " << w.name
+          << "\n" << w.name << ":\n  .incbin \"" << bin << "\", "
+          << w.offset << ", " << w.size << "\n";
+    out << "  .section .note.GNU-stack,\"\",@progbits\n";
+  }
+  std::string driver = linkerDriver();
+  std::vector<llvm::StringRef> args{driver, "-c", asmPath, "-o", path};
+  std::string msg;
+  int rc = llvm::sys::ExecuteAndWait(driver, args, std::nullopt, {}, 0, 0, &msg);
+  llvm::sys::fs::remove(bin);
+  llvm::sys::fs::remove(asmPath);
+  if (rc != 0)
+    return error = "assembling the weights failed (" + driver + "): " +
+                   (msg.empty() ? "exit " + std::to_string(rc) : msg),
+           failure();
+  return success();
+}
+
+LogicalResult linkSharedLibrary(llvm::ArrayRef<std::string> objects,
                                 llvm::StringRef runtimeArchive,
                                 llvm::StringRef output, std::string &error) {
-  std::string linker = TRANSFUSE_DEFAULT_LINKER;
-  if (const char *env = getenv("TRANSFUSE_LINKER"))
-    linker = env;
+  std::string linker = linkerDriver();
   if (!llvm::sys::fs::exists(runtimeArchive)) {
     error = "model runtime not found at " + runtimeArchive.str();
     return failure();
   }
-  std::vector<std::string> args{linker, "-shared", "-o", output.str(),
-                                object.str(), "-Wl,--whole-archive",
-                                runtimeArchive.str(), "-Wl,--no-whole-archive",
-                                "-lm"};
+  std::vector<std::string> args{linker, "-shared", "-o", output.str()};
+  args.insert(args.end(), objects.begin(), objects.end());
+  args.insert(args.end(), {"-Wl,--whole-archive", runtimeArchive.str(),
+                           "-Wl,--no-whole-archive", "-lm"});
   if (llvm::StringRef(linker).contains("clang"))
     args.insert(args.begin() + 1, "-fuse-ld=lld");
   std::vector<llvm::StringRef> refs(args.begin(), args.end());
@@ -382,6 +472,9 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
                                    llvm::JITSymbolFlags::Exported};
     map[interner(kFailFunc)] = {llvm::orc::ExecutorAddr::fromPtr(&__transfuse_fail),
                                 llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_ciface_transfuse_matmul_f32")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_matmul_f32),
+        llvm::JITSymbolFlags::Exported};
     return map;
   });
   auto lookup = [&](const char *name) -> void * {

@@ -52,18 +52,37 @@ llvm::LogicalResult lowerToLLVMDialect(mlir::ModuleOp module,
 
 /// LLVM dialect -> LLVM IR, plus the model ABI (entry point and metadata
 /// globals, see model_abi.h), optimized at `optLevel`.
+/// Large constants (weights) moved out of an LLVM module, so that LLVM
+/// neither optimizes nor emits them: their bytes, and for each the hidden
+/// external symbol the module now references, at an offset into them.
+struct ExternalWeights {
+  struct Symbol {
+    std::string name;
+    uint64_t offset, size;
+  };
+  std::string bytes;
+  std::vector<Symbol> symbols;
+};
+
+/// With `weights`, every constant global of at least 64 KiB is moved there
+/// before optimization (emitWeightsObject then provides the symbols).
 std::unique_ptr<llvm::Module>
 translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &ctx,
                   const ModelSignature &sig, const CodegenOptions &options,
-                  std::string &error);
+                  std::string &error, ExternalWeights *weights = nullptr);
+
+/// An object file defining the symbols of `weights` (64-byte aligned,
+/// read-only), assembled from `.incbin` of the bytes written next to it.
+llvm::LogicalResult emitWeightsObject(const ExternalWeights &weights,
+                                      llvm::StringRef path, std::string &error);
 
 /// Writes an object file for the host (or options.cpu).
 llvm::LogicalResult emitObjectFile(llvm::Module &module, llvm::StringRef path,
                                    const CodegenOptions &options,
                                    std::string &error);
 
-/// Links `object` with the model runtime archive into a shared library.
-llvm::LogicalResult linkSharedLibrary(llvm::StringRef object,
+/// Links `objects` with the model runtime archive into a shared library.
+llvm::LogicalResult linkSharedLibrary(llvm::ArrayRef<std::string> objects,
                                       llvm::StringRef runtimeArchive,
                                       llvm::StringRef output,
                                       std::string &error);

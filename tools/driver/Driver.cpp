@@ -165,9 +165,14 @@ bool compileModel(const std::string &input, const std::string &output,
   }
   llvm::LLVMContext llvmCtx;
   std::unique_ptr<llvm::Module> llvmModule;
+  // A .so gets its weights from a separate object, so that LLVM never
+  // optimizes or emits them (most of the compile time of a large model).
+  cpu::ExternalWeights weights;
   {
     PhaseTimer t(options, "translate and optimize LLVM IR");
-    llvmModule = cpu::translateToLLVMIR(*module, llvmCtx, sig, options.codegen, error);
+    llvmModule = cpu::translateToLLVMIR(*module, llvmCtx, sig, options.codegen,
+                                        error,
+                                        emit == Emit::So ? &weights : nullptr);
     if (!llvmModule)
       return false;
   }
@@ -192,10 +197,20 @@ bool compileModel(const std::string &input, const std::string &output,
       return false;
   }
   if (emit == Emit::So) {
+    std::vector<std::string> objects{objPath};
+    if (!weights.symbols.empty()) {
+      PhaseTimer t(options, "write weights");
+      objects.push_back(objPath + ".weights.o");
+      if (failed(cpu::emitWeightsObject(weights, objects.back(), error))) {
+        llvm::sys::fs::remove(objPath);
+        return false;
+      }
+    }
     PhaseTimer t(options, "link " + output);
     LogicalResult linked =
-        cpu::linkSharedLibrary(objPath, runtimeArchive, output, error);
-    llvm::sys::fs::remove(objPath);
+        cpu::linkSharedLibrary(objects, runtimeArchive, output, error);
+    for (const std::string &o : objects)
+      llvm::sys::fs::remove(o);
     if (failed(linked))
       return false;
   }

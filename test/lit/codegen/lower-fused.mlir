@@ -33,11 +33,12 @@ func.func @attention_by_length(%q: tensor<?x4x?x8xf32>) -> tensor<?x4x?x8xf32> {
 
 // -----
 
-// linear: the product, then bias + GELU + residual in one elementwise pass.
+// linear: the f32 product as one 2-D linalg.matmul (which becomes the
+// runtime's GEMM after bufferization), then bias + GELU + residual in one
+// elementwise pass.
 // CHECK-LABEL: func @linear_epilogue
-// CHECK: linalg.generic
-// CHECK: arith.mulf
-// CHECK: arith.addf
+// CHECK: linalg.fill
+// CHECK: linalg.matmul
 // CHECK: linalg.generic
 // CHECK: arith.addf
 // CHECK: math.erf
@@ -74,9 +75,7 @@ func.func @rotary_partial(%x: tensor<2x4x?x16xf32>, %c: tensor<1x1x?x8xf32>) -> 
 // A gated linear: one product of width 2N, then one pass that reads its gate
 // and up halves (and the bias halves) as slices and writes N columns.
 // CHECK-LABEL: func @linear_gated
-// CHECK: linalg.generic
-// CHECK: arith.mulf
-// CHECK: arith.addf
+// CHECK: linalg.matmul {{.*}} -> tensor<4x16xf32>
 // CHECK-COUNT-4: tensor.extract_slice
 // CHECK: linalg.generic
 // CHECK: arith.negf
@@ -88,4 +87,17 @@ func.func @rotary_partial(%x: tensor<2x4x?x16xf32>, %c: tensor<1x1x?x8xf32>) -> 
 func.func @linear_gated(%x: tensor<4x64xf32>, %w: tensor<64x16xf32>, %b: tensor<16xf32>) -> tensor<4x8xf32> {
   %0 = transformer.linear %x, %w bias %b {activation = "silu", gated = true} : (tensor<4x64xf32>, tensor<64x16xf32>, tensor<16xf32>) -> tensor<4x8xf32>
   return %0 : tensor<4x8xf32>
+}
+
+// -----
+
+// A 3-D input is viewed as [M, K] rows for the one 2-D matmul and the
+// product reshaped back.
+// CHECK-LABEL: func @linear_rows
+// CHECK: tensor.reshape %arg0({{.*}}) : (tensor<?x?x64xf32>, tensor<2xi64>) -> tensor<?x64xf32>
+// CHECK: linalg.matmul ins({{.*}} : tensor<?x64xf32>, tensor<64x8xf32>) outs({{.*}} : tensor<?x8xf32>)
+// CHECK: tensor.reshape {{.*}} : (tensor<?x8xf32>, tensor<3xi64>) -> tensor<?x?x8xf32>
+func.func @linear_rows(%x: tensor<?x?x64xf32>, %w: tensor<64x8xf32>) -> tensor<?x?x8xf32> {
+  %0 = transformer.linear %x, %w : (tensor<?x?x64xf32>, tensor<64x8xf32>) -> tensor<?x?x8xf32>
+  return %0 : tensor<?x?x8xf32>
 }

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Side-by-side CPU benchmark: Transfuse (AOT .so) against ONNX Runtime and
+PyTorch on full-size models with random weights (no downloads).
+
+For each model it builds the Hugging Face model from a config, exports it to
+ONNX once, writes a test-data set whose expected outputs come from ONNX
+Runtime, and then, on the same ONNX file, the same inputs and the same
+thread count, times:
+  - Transfuse: `transfuse compile` (compile time recorded) and
+    `transfuse-run MODEL.so --repeat N`, which also checks the outputs
+    against ONNX Runtime's;
+  - ONNX Runtime: CPU EP, all graph optimizations, intra-op threads = N;
+  - PyTorch eager (torch.set_num_threads(N), inference mode).
+It also measures the FP32 FMA peak and the GEMM microkernel on layer shapes
+(bench/gemm_bench.cpp) in the same run, and reports min and median latency,
+the ratio to each peer, achieved GFLOP/s and % of the measured peak.
+
+usage: bench.py [--quick] [--work DIR] [--repeat N] [--threads 1,2]
+  --quick: bert-base at seq 128 only (a few minutes).
+Writes DIR/results.json and prints a markdown table (docs/benchmarks.md).
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BIN = os.path.join(ROOT, "build", "bin")
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def bert_base(seq):
+    """bert-base-uncased's shape: 12 layers, hidden 768, 12 heads."""
+    import torch
+    from transformers import BertConfig, BertModel
+    torch.manual_seed(0)
+    model = BertModel(BertConfig()).eval()
+    ids = torch.randint(0, 30522, (1, seq))
+    mask = torch.ones(1, seq, dtype=torch.int64)
+    flops = bert_flops(12, 768, 3072, seq)
+    return model, ("input_ids", "attention_mask"), (ids, mask), \
+        ("last_hidden_state",), flops
+
+
+def bert_flops(layers, h, inter, s):
+    per_layer = 2 * s * (4 * h * h + 2 * h * inter) + 2 * 2 * s * s * h
+    return layers * per_layer
+
+
+MODELS = {"bert-base": bert_base}
+
+
+def export(name, seq, work):
+    import onnxruntime as ort
+    import torch
+    from onnx import numpy_helper
+    d = os.path.join(work, "%s-s%d" % (name, seq))
+    onnx_path = os.path.join(d, "model.onnx")
+    data = os.path.join(d, "test_data_set_0")
+    model, in_names, inputs, out_names, flops = MODELS[name](seq)
+    if not os.path.exists(onnx_path):
+        os.makedirs(data, exist_ok=True)
+        log("exporting %s (seq %d)" % (name, seq))
+
+        class ByName(torch.nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, *args):
+                out = self.m(**dict(zip(in_names, args)))
+                return tuple(out[o] for o in out_names)
+
+        torch.onnx.export(ByName(model), inputs, onnx_path,
+                          input_names=list(in_names),
+                          output_names=list(out_names),
+                          dynamic_axes={n: {0: "batch", 1: "seq"}
+                                        for n in in_names},
+                          opset_version=17, dynamo=False)
+        feeds = {n: t.numpy() for n, t in zip(in_names, inputs)}
+        sess = ort.InferenceSession(onnx_path,
+                                    providers=["CPUExecutionProvider"])
+        expected = sess.run(list(out_names), feeds)
+        for i, (n, a) in enumerate(feeds.items()):
+            with open(os.path.join(data, "input_%d.pb" % i), "wb") as f:
+                f.write(numpy_helper.from_array(a, n).SerializeToString())
+        for i, (n, a) in enumerate(zip(out_names, expected)):
+            with open(os.path.join(data, "output_%d.pb" % i), "wb") as f:
+                f.write(numpy_helper.from_array(a, n).SerializeToString())
+    return d, onnx_path, data, model, in_names, inputs, flops
+
+
+def time_transfuse(onnx_path, data, repeat, work_dir):
+    so = os.path.join(work_dir, "model.so")
+    t0 = time.perf_counter()
+    p = subprocess.run([os.path.join(BIN, "transfuse"), "compile", onnx_path,
+                        "-o", so, "--time-passes"],
+                       capture_output=True, text=True)
+    compile_s = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit("transfuse compile failed:\n" + p.stderr)
+    compile_log = p.stderr
+    p = subprocess.run([os.path.join(BIN, "transfuse-run"), so,
+                        "--test-data", data, "--repeat", str(repeat)],
+                       capture_output=True, text=True)
+    out = p.stdout + p.stderr
+    m = re.search(r"min ([0-9.]+) ms, median ([0-9.]+) ms", out)
+    if p.returncode != 0 or not m:
+        raise SystemExit("transfuse-run failed:\n" + out)
+    err = re.findall(r"max abs err ([0-9.e+-]+)", out)
+    return {"min_ms": float(m.group(1)), "median_ms": float(m.group(2)),
+            "compile_s": compile_s,
+            "max_abs_err_vs_ort": max(map(float, err)) if err else None,
+            # `transfuse: <phase> (N ms)` lines, then --time-passes' report.
+            "compile_phases": compile_log}
+
+
+def time_ort(onnx_path, in_names, inputs, threads, repeat):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(onnx_path, opts,
+                                providers=["CPUExecutionProvider"])
+    feeds = {n: t.numpy() for n, t in zip(in_names, inputs)}
+    return run_timed(lambda: sess.run(None, feeds), repeat)
+
+
+def time_torch(model, inputs, in_names, threads, repeat):
+    import torch
+    torch.set_num_threads(threads)
+    kw = dict(zip(in_names, inputs))
+    with torch.inference_mode():
+        return run_timed(lambda: model(**kw), repeat)
+
+
+def run_timed(fn, repeat):
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return {"min_ms": times[0], "median_ms": times[len(times) // 2]}
+
+
+def gemm_peak(work):
+    exe = os.path.join(work, "gemm_bench")
+    subprocess.run(["clang++-22", "-O3", "-I", os.path.join(ROOT, "runtime",
+                                                            "include"),
+                    os.path.join(HERE, "gemm_bench.cpp"),
+                    os.path.join(ROOT, "runtime", "src", "gemm.cpp"), "-o",
+                    exe], check=True)
+    out = subprocess.run([exe, "20"], capture_output=True, text=True,
+                         check=True).stdout
+    peak = float(re.search(r"FMA peak .*: ([0-9.]+) GFLOP/s", out).group(1))
+    return peak, out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--work", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--threads", default="1,2")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    threads = [int(t) for t in args.threads.split(",")]
+    configs = [("bert-base", 128)] if args.quick else [("bert-base", 128),
+                                                       ("bert-base", 512)]
+    log("measuring the FMA peak and the GEMM microkernel")
+    peak, gemm_table = gemm_peak(args.work)
+    print(gemm_table)
+    results = {"fma_peak_gflops_1core": peak, "gemm": gemm_table, "runs": []}
+    for name, seq in configs:
+        d, onnx_path, data, model, in_names, inputs, flops = export(
+            name, seq, args.work)
+        log("transfuse compile + run %s seq %d" % (name, seq))
+        tf = time_transfuse(onnx_path, data, args.repeat, d)
+        for n in threads:
+            log("peers at %d thread(s)" % n)
+            row = {"model": name, "seq": seq, "batch": 1, "threads": n,
+                   "gflop": flops / 1e9,
+                   # The generated code is single-threaded today.
+                   "transfuse": tf,
+                   "onnxruntime": time_ort(onnx_path, in_names, inputs, n,
+                                           args.repeat),
+                   "pytorch_eager": time_torch(model, inputs, in_names, n,
+                                               args.repeat)}
+            for k in ("transfuse", "onnxruntime", "pytorch_eager"):
+                row[k]["gflops"] = flops / 1e9 / (row[k]["median_ms"] / 1e3)
+                row[k]["pct_of_peak"] = 100 * row[k]["gflops"] / (peak * n)
+            results["runs"].append(row)
+    with open(os.path.join(args.work, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print("| model | seq | threads | Transfuse median (min) | ORT median (min)"
+          " | PyTorch eager median | Transfuse / ORT | Transfuse GFLOP/s "
+          "(% peak) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results["runs"]:
+        t, o, p = r["transfuse"], r["onnxruntime"], r["pytorch_eager"]
+        print("| %s | %d | %d | %.1f ms (%.1f) | %.1f ms (%.1f) | %.1f ms | "
+              "%.2f | %.0f (%.0f%%) |" % (
+                  r["model"], r["seq"], r["threads"], t["median_ms"],
+                  t["min_ms"], o["median_ms"], o["min_ms"], p["median_ms"],
+                  t["median_ms"] / o["median_ms"], t["gflops"],
+                  t["pct_of_peak"]))
+    for name, seq in configs:
+        r = next(x for x in results["runs"] if x["seq"] == seq)
+        print("%s seq %d: transfuse compile %.1f s, max abs err vs ORT %s" % (
+            name, seq, r["transfuse"]["compile_s"],
+            r["transfuse"]["max_abs_err_vs_ort"]))
+    print("results: " + os.path.join(args.work, "results.json"))
+
+
+if __name__ == "__main__":
+    main()
