@@ -4,6 +4,12 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/SymbolTable.h"
+
+#include <cstring>
+#include <optional>
+#include <vector>
 
 namespace transfuse::cpu {
 #define GEN_PASS_DEF_MATMULTOMICROKERNEL
@@ -15,6 +21,70 @@ using namespace mlir;
 namespace {
 
 constexpr llvm::StringLiteral kMicrokernel = "transfuse_matmul_f32";
+constexpr llvm::StringLiteral kPackedMicrokernel =
+    "transfuse_matmul_f32_packed";
+/// Columns per panel of the microkernel (kNr in runtime/src/gemm.cpp).
+constexpr int64_t kPanel = 32;
+
+/// The f32 values of a constant global's initializer (a splat expanded).
+std::optional<std::vector<float>> globalValues(memref::GlobalOp g) {
+  auto init = g.getInitialValue();
+  if (!g.getConstant() || !init)
+    return std::nullopt;
+  auto type = g.getType();
+  int64_t n = type.getNumElements();
+  if (auto r = dyn_cast<DenseResourceElementsAttr>(*init)) {
+    AsmResourceBlob *blob = r.getRawHandle().getBlob();
+    if (!blob || blob->getData().size() != (size_t)n * sizeof(float))
+      return std::nullopt;
+    std::vector<float> v(n);
+    std::memcpy(v.data(), blob->getData().data(), n * sizeof(float));
+    return v;
+  }
+  if (auto d = dyn_cast<DenseFPElementsAttr>(*init)) {
+    std::vector<float> v;
+    v.reserve(n);
+    for (float x : d.getValues<float>())
+      v.push_back(x);
+    return v;
+  }
+  return std::nullopt;
+}
+
+/// The global holding `g` ([K, N]) in the microkernel's panel layout
+/// [ceil(N / 32)][K][32], zero padded; created once per weight.
+memref::GlobalOp packedGlobal(ModuleOp module, memref::GlobalOp g,
+                              SymbolTable &symbols) {
+  std::string name = (g.getSymName() + "_packed").str();
+  if (auto existing = symbols.lookup<memref::GlobalOp>(name))
+    return existing;
+  auto values = globalValues(g);
+  if (!values)
+    return {};
+  int64_t k = g.getType().getDimSize(0), n = g.getType().getDimSize(1);
+  int64_t panels = (n + kPanel - 1) / kPanel;
+  std::vector<float> packed(panels * k * kPanel, 0.0f);
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t j = 0; j < n; ++j)
+      packed[(j / kPanel) * k * kPanel + p * kPanel + j % kPanel] =
+          (*values)[p * n + j];
+  MLIRContext *ctx = module.getContext();
+  auto type = MemRefType::get({panels, k, kPanel}, Float32Type::get(ctx));
+  auto tensorType =
+      RankedTensorType::get(type.getShape(), type.getElementType());
+  auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
+      ArrayRef<char>(reinterpret_cast<const char *>(packed.data()),
+                     packed.size() * sizeof(float)),
+      /*dataIsMutable=*/false);
+  auto value =
+      DenseResourceElementsAttr::get(tensorType, name, std::move(blob));
+  OpBuilder b(g);
+  auto global = memref::GlobalOp::create(
+      b, g.getLoc(), name, b.getStringAttr("private"), type, value,
+      /*constant=*/true, b.getI64IntegerAttr(64));
+  symbols.insert(global);
+  return global;
+}
 
 bool isF32Memref(Value v) {
   auto t = dyn_cast<MemRefType>(v.getType());
@@ -38,26 +108,61 @@ struct MatmulToMicrokernelPass
     auto strided = MemRefType::get(
         {dyn, dyn}, Float32Type::get(ctx),
         StridedLayoutAttr::get(ctx, dyn, ArrayRef<int64_t>{dyn, dyn}));
-    auto callee = module.lookupSymbol<func::FuncOp>(kMicrokernel);
-    if (!callee) {
+    auto panels = MemRefType::get({dyn, dyn, kPanel}, Float32Type::get(ctx));
+    auto declare = [&](StringRef name, TypeRange args) {
+      if (auto f = module.lookupSymbol<func::FuncOp>(name))
+        return f;
       OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
-      callee = func::FuncOp::create(
-          b, module.getLoc(), kMicrokernel,
-          FunctionType::get(ctx, {strided, strided, strided}, {}));
-      callee.setPrivate();
-      callee->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
-    }
+      auto f = func::FuncOp::create(b, module.getLoc(), name,
+                                    FunctionType::get(ctx, args, {}));
+      f.setPrivate();
+      f->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
+      return f;
+    };
+    SymbolTable symbols(module);
+    SmallVector<memref::GlobalOp> packedFrom;
     for (linalg::MatmulOp mm : matmuls) {
       OpBuilder b(mm);
-      SmallVector<Value> args;
-      for (Value v : mm->getOperands())
-        args.push_back(v.getType() == strided
-                           ? v
-                           : memref::CastOp::create(b, mm.getLoc(), strided, v)
-                                 .getResult());
-      func::CallOp::create(b, mm.getLoc(), callee, args);
+      auto cast = [&](Value v, Type t) -> Value {
+        return v.getType() == t
+                   ? v
+                   : memref::CastOp::create(b, mm.getLoc(), t, v).getResult();
+      };
+      Value a = mm.getInputs()[0], w = mm.getInputs()[1],
+            c = mm.getOutputs()[0];
+      // A constant weight: packed once, at compile time.
+      memref::GlobalOp weight;
+      if (auto get = w.getDefiningOp<memref::GetGlobalOp>())
+        weight = symbols.lookup<memref::GlobalOp>(get.getName());
+      memref::GlobalOp packed;
+      if (weight && weight.getType().hasStaticShape())
+        packed = packedGlobal(module, weight, symbols);
+      if (packed) {
+        Value p = memref::GetGlobalOp::create(b, mm.getLoc(), packed.getType(),
+                                              packed.getSymName());
+        func::CallOp::create(
+            b, mm.getLoc(),
+            declare(kPackedMicrokernel, {strided, panels, strided}),
+            ValueRange{cast(a, strided), cast(p, panels), cast(c, strided)});
+        packedFrom.push_back(weight);
+      } else {
+        func::CallOp::create(
+            b, mm.getLoc(), declare(kMicrokernel, {strided, strided, strided}),
+            ValueRange{cast(a, strided), cast(w, strided), cast(c, strided)});
+      }
+      Operation *wDef = w.getDefiningOp();
       mm.erase();
+      if (wDef && isa<memref::GetGlobalOp>(wDef) && wDef->use_empty())
+        wDef->erase();
     }
+    // Unpacked weights no longer read anywhere are dropped from the model.
+    for (memref::GlobalOp g : packedFrom)
+      if (g && SymbolTable::symbolKnownUseEmpty(g, module)) {
+        symbols.erase(g);
+        for (auto &other : packedFrom)
+          if (other == g)
+            other = {};
+      }
   }
 };
 

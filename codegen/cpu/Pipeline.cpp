@@ -29,6 +29,8 @@ using namespace mlir;
 // them.
 extern "C" void memrefCopy(int64_t, void *, void *);
 extern "C" void _mlir_ciface_transfuse_matmul_f32(void *, void *, void *);
+extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(void *, void *,
+                                                         void *);
 
 namespace transfuse::cpu {
 
@@ -474,6 +476,10 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
                                 llvm::JITSymbolFlags::Exported};
     map[interner("_mlir_ciface_transfuse_matmul_f32")] = {
         llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_matmul_f32),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_ciface_transfuse_matmul_f32_packed")] = {
+        llvm::orc::ExecutorAddr::fromPtr(
+            &_mlir_ciface_transfuse_matmul_f32_packed),
         llvm::JITSymbolFlags::Exported};
     return map;
   });

@@ -5,7 +5,9 @@
 // routine for the product itself. `transfuse-cpu-matmul-to-microkernel`
 // rewrites each f32 `linalg.matmul` on buffers into
 //   _mlir_ciface_transfuse_matmul_f32(&A, &B, &C)   // C += A * B
-// on strided 2-D descriptors.
+// on strided 2-D descriptors, or, when B is a constant (a weight), with B
+// packed into the kernel's panel layout at compile time:
+//   _mlir_ciface_transfuse_matmul_f32_packed(&A, &Bpacked, &C)
 //
 // Blocking (Goto/BLIS): B is packed into panels of kNr columns per kKc rows,
 // A into panels of kMr rows; a register-blocked kMr x kNr kernel (AVX-512:
@@ -86,9 +88,9 @@ void packA(const Desc2D &a, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
 }
 
 /// out[kMr][kNr] (row stride ldo) += Apanel * Bpanel over kc.
-__attribute__((target("avx512f"))) void
-kernel12x32(int64_t kc, const float *ap, const float *bp, float *out,
-            int64_t ldo) {
+__attribute__((target("avx512f"))) void kernel12x32(int64_t kc, const float *ap,
+                                                    const float *bp, float *out,
+                                                    int64_t ldo) {
   __m512 c[kMr][2];
   for (int r = 0; r < kMr; ++r) {
     c[r][0] = _mm512_loadu_ps(out + r * ldo);
@@ -111,11 +113,18 @@ kernel12x32(int64_t kc, const float *ap, const float *bp, float *out,
   }
 }
 
-__attribute__((target("avx512f"))) void
-matmulAvx512(const Desc2D &a, const Desc2D &b, const Desc2D &c) {
-  int64_t m = a.sizes[0], k = a.sizes[1], n = b.sizes[1];
-  float *bPack = static_cast<float *>(
-      std::aligned_alloc(64, sizeof(float) * kKc * (kNc + kNr)));
+/// `packed`, when given, is B already in panel layout for the whole K:
+/// panel j (columns [32 j, 32 j + 32)) is [K][kNr] at packed + j * K * kNr,
+/// zero padded, as transfuse-cpu-matmul-to-microkernel writes weights at
+/// compile time. Otherwise B is packed here, block by block.
+__attribute__((target("avx512f"))) void matmulAvx512(const Desc2D &a,
+                                                     const Desc2D &b,
+                                                     const float *packed,
+                                                     const Desc2D &c) {
+  int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
+  float *bPack = packed ? nullptr
+                        : static_cast<float *>(std::aligned_alloc(
+                              64, sizeof(float) * kKc * (kNc + kNr)));
   float *aPack = static_cast<float *>(
       std::aligned_alloc(64, sizeof(float) * kKc * (kMc + kMr)));
   alignas(64) float tile[kMr * kNr];
@@ -123,13 +132,16 @@ matmulAvx512(const Desc2D &a, const Desc2D &b, const Desc2D &c) {
     int64_t nc = std::min(kNc, n - j0);
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       int64_t kc = std::min(kKc, k - p0);
-      packB(b, p0, kc, j0, nc, bPack);
+      if (!packed)
+        packB(b, p0, kc, j0, nc, bPack);
       for (int64_t i0 = 0; i0 < m; i0 += kMc) {
         int64_t mc = std::min(kMc, m - i0);
         packA(a, i0, mc, p0, kc, aPack);
         for (int64_t jr = 0; jr < nc; jr += kNr) {
           int64_t w = std::min(kNr, nc - jr);
-          const float *bp = bPack + (jr / kNr) * kc * kNr;
+          const float *bp =
+              packed ? packed + ((j0 + jr) / kNr) * k * kNr + p0 * kNr
+                     : bPack + (jr / kNr) * kc * kNr;
           for (int64_t ir = 0; ir < mc; ir += kMr) {
             int64_t h = std::min(kMr, mc - ir);
             const float *ap = aPack + (ir / kMr) * kc * kMr;
@@ -173,6 +185,40 @@ matmulFewRows(const Desc2D &a, const Desc2D &b, const Desc2D &c) {
   }
 }
 
+/// Few rows against prepacked B: each panel streamed once.
+__attribute__((target("avx512f"))) void
+matmulFewRowsPacked(const Desc2D &a, const float *packed, const Desc2D &c) {
+  int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j0 = 0; j0 < n; j0 += kNr) {
+      const float *panel = packed + (j0 / kNr) * k * kNr;
+      __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+      for (int64_t p = 0; p < k; ++p) {
+        __m512 av = _mm512_set1_ps(*a.at(i, p));
+        c0 = _mm512_fmadd_ps(av, _mm512_loadu_ps(panel + p * kNr), c0);
+        c1 = _mm512_fmadd_ps(av, _mm512_loadu_ps(panel + p * kNr + 16), c1);
+      }
+      alignas(64) float row[kNr];
+      _mm512_store_ps(row, c0);
+      _mm512_store_ps(row + 16, c1);
+      float *crow = c.at(i, j0);
+      for (int64_t j = 0; j < std::min(kNr, n - j0); ++j)
+        crow[j * c.strides[1]] += row[j];
+    }
+}
+
+/// The portable path on prepacked B.
+void matmulPackedPortable(const Desc2D &a, const float *packed,
+                          const Desc2D &c) {
+  int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < k; ++p) {
+      float av = *a.at(i, p);
+      for (int64_t j = 0; j < n; ++j)
+        *c.at(i, j) += av * packed[(j / kNr) * k * kNr + p * kNr + j % kNr];
+    }
+}
+
 /// AVX-512 unless the CPU lacks it or TRANSFUSE_GEMM=portable (which the
 /// tests use to cover the portable path on any machine).
 bool useAvx512() {
@@ -195,5 +241,26 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c) {
   else if (a->sizes[0] < 4 && unitRows)
     matmulFewRows(*a, *b, *c);
   else
-    matmulAvx512(*a, *b, *c);
+    matmulAvx512(*a, *b, nullptr, *c);
+}
+
+namespace {
+struct Desc3D {
+  float *base, *data;
+  int64_t offset, sizes[3], strides[3];
+};
+} // namespace
+
+/// C += A * B with B prepacked at compile time: [ceil(N / 32)][K][32].
+extern "C" __attribute__((visibility("default"))) void
+_mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c) {
+  if (a->sizes[0] == 0 || c->sizes[1] == 0 || a->sizes[1] == 0)
+    return;
+  const float *packed = b->data + b->offset;
+  if (!useAvx512())
+    matmulPackedPortable(*a, packed, *c);
+  else if (a->sizes[0] < 4)
+    matmulFewRowsPacked(*a, packed, *c);
+  else
+    matmulAvx512(*a, Desc2D{}, packed, *c);
 }

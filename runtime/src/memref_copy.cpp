@@ -31,6 +31,13 @@ void copyDim(const View &src, const View &dst, int64_t rank, int64_t dim,
     memcpy(dst.data + dstOff * elemSize, src.data + srcOff * elemSize, elemSize);
     return;
   }
+  // A row that is contiguous on both sides: one memcpy, not one per element
+  // (the strided slices of a merged projection are copied this way).
+  if (dim == rank - 1 && src.strides[dim] == 1 && dst.strides[dim] == 1) {
+    memcpy(dst.data + dstOff * elemSize, src.data + srcOff * elemSize,
+           src.sizes[dim] * elemSize);
+    return;
+  }
   for (int64_t i = 0; i < src.sizes[dim]; ++i)
     copyDim(src, dst, rank, dim + 1, elemSize, srcOff + i * src.strides[dim],
             dstOff + i * dst.strides[dim]);
