@@ -6,9 +6,9 @@ For each model it builds the Hugging Face model from a config, exports it to
 ONNX once, writes a test-data set whose expected outputs come from ONNX
 Runtime, and then, on the same ONNX file, the same inputs and the same
 thread count, times:
-  - Transfuse: `transfuse compile` (compile time recorded) and
-    `transfuse-run MODEL.so --repeat N`, which also checks the outputs
-    against ONNX Runtime's;
+  - Transfuse: `transfuse compile` (compile time and phases recorded) and
+    `transfuse-run MODEL.so --repeat N` with TRANSFUSE_NUM_THREADS=N, which
+    also checks the outputs against ONNX Runtime's;
   - ONNX Runtime: CPU EP, all graph optimizations, intra-op threads = N;
   - PyTorch eager (torch.set_num_threads(N), inference mode).
 It also measures the FP32 FMA peak and the GEMM microkernel on layer shapes
@@ -99,7 +99,7 @@ def export(name, seq, work):
     return d, onnx_path, data, model, in_names, inputs, flops
 
 
-def time_transfuse(onnx_path, data, repeat, work_dir):
+def compile_transfuse(onnx_path, work_dir):
     so = os.path.join(work_dir, "model.so")
     t0 = time.perf_counter()
     p = subprocess.run([os.path.join(BIN, "transfuse"), "compile", onnx_path,
@@ -108,20 +108,22 @@ def time_transfuse(onnx_path, data, repeat, work_dir):
     compile_s = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit("transfuse compile failed:\n" + p.stderr)
-    compile_log = p.stderr
+    # `transfuse: <phase> (N ms)` lines, then --time-passes' report.
+    return so, compile_s, p.stderr
+
+
+def time_transfuse(so, data, threads, repeat):
+    env = dict(os.environ, TRANSFUSE_NUM_THREADS=str(threads))
     p = subprocess.run([os.path.join(BIN, "transfuse-run"), so,
                         "--test-data", data, "--repeat", str(repeat)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=env)
     out = p.stdout + p.stderr
     m = re.search(r"min ([0-9.]+) ms, median ([0-9.]+) ms", out)
     if p.returncode != 0 or not m:
         raise SystemExit("transfuse-run failed:\n" + out)
     err = re.findall(r"max abs err ([0-9.e+-]+)", out)
     return {"min_ms": float(m.group(1)), "median_ms": float(m.group(2)),
-            "compile_s": compile_s,
-            "max_abs_err_vs_ort": max(map(float, err)) if err else None,
-            # `transfuse: <phase> (N ms)` lines, then --time-passes' report.
-            "compile_phases": compile_log}
+            "max_abs_err_vs_ort": max(map(float, err)) if err else None}
 
 
 def time_ort(onnx_path, in_names, inputs, threads, repeat):
@@ -163,8 +165,10 @@ def gemm_peak(work):
                     os.path.join(HERE, "gemm_bench.cpp"),
                     os.path.join(ROOT, "runtime", "src", "gemm.cpp"), "-o",
                     exe], check=True)
+    # One core: the peak is per core, and so is this table.
     out = subprocess.run([exe, "20"], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True,
+                         env=dict(os.environ, TRANSFUSE_NUM_THREADS="1")).stdout
     peak = float(re.search(r"FMA peak .*: ([0-9.]+) GFLOP/s", out).group(1))
     return peak, out
 
@@ -187,14 +191,15 @@ def main():
     for name, seq in configs:
         d, onnx_path, data, model, in_names, inputs, flops = export(
             name, seq, args.work)
-        log("transfuse compile + run %s seq %d" % (name, seq))
-        tf = time_transfuse(onnx_path, data, args.repeat, d)
+        log("transfuse compile %s seq %d" % (name, seq))
+        so, compile_s, compile_log = compile_transfuse(onnx_path, d)
         for n in threads:
-            log("peers at %d thread(s)" % n)
+            log("%s seq %d at %d thread(s)" % (name, seq, n))
             row = {"model": name, "seq": seq, "batch": 1, "threads": n,
                    "gflop": flops / 1e9,
-                   # The generated code is single-threaded today.
-                   "transfuse": tf,
+                   "transfuse_compile_s": compile_s,
+                   "transfuse_compile_log": compile_log,
+                   "transfuse": time_transfuse(so, data, n, args.repeat),
                    "onnxruntime": time_ort(onnx_path, in_names, inputs, n,
                                            args.repeat),
                    "pytorch_eager": time_torch(model, inputs, in_names, n,
@@ -220,7 +225,7 @@ def main():
     for name, seq in configs:
         r = next(x for x in results["runs"] if x["seq"] == seq)
         print("%s seq %d: transfuse compile %.1f s, max abs err vs ORT %s" % (
-            name, seq, r["transfuse"]["compile_s"],
+            name, seq, r["transfuse_compile_s"],
             r["transfuse"]["max_abs_err_vs_ort"]))
     print("results: " + os.path.join(args.work, "results.json"))
 

@@ -3,7 +3,7 @@
 // Measures, in one run on one core: the FP32 FMA peak (independent AVX-512
 // FMA chains), then the runtime's transfuse_matmul_f32 on BERT-base and
 // GPT-2 layer shapes, reporting GFLOP/s and the fraction of that peak.
-// usage: gemm_bench [repeats]
+// usage: TRANSFUSE_NUM_THREADS=1 gemm_bench [repeats]   (bench.py does this)
 //
 //===----------------------------------------------------------------------===//
 #include <algorithm>

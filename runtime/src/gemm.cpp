@@ -13,12 +13,16 @@
 // A into panels of kMr rows; a register-blocked kMr x kNr kernel (AVX-512:
 // 12 x 32, 24 accumulators) runs over the packed panels. Edge tiles go
 // through a small buffer. Without AVX-512 a portable loop nest runs instead.
+// Large products split their columns over TRANSFUSE_NUM_THREADS threads
+// (default: every CPU the process may use).
 //
 //===----------------------------------------------------------------------===//
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include <immintrin.h>
 
@@ -229,6 +233,48 @@ bool useAvx512() {
   return use;
 }
 
+/// Threads a product may use: TRANSFUSE_NUM_THREADS, else the CPUs this
+/// process may run on.
+int numThreads() {
+  static const int n = [] {
+    if (const char *e = std::getenv("TRANSFUSE_NUM_THREADS"))
+      return std::max(1, std::atoi(e));
+    return (int)std::max(1u, std::thread::hardware_concurrency());
+  }();
+  return n;
+}
+
+/// Runs `part(j0, j1)` over column ranges [j0, j1) that split [0, n) at
+/// panel boundaries, one per thread, when the product is large enough for
+/// threads to pay (each C element is still computed by one thread, in the
+/// same order, so results do not depend on the thread count).
+template <typename Fn>
+void splitColumns(int64_t m, int64_t n, int64_t k, Fn part) {
+  int64_t panels = (n + kNr - 1) / kNr;
+  int64_t threads = std::min<int64_t>(numThreads(), panels);
+  if (threads <= 1 || m * n * k < (int64_t(1) << 22)) {
+    part(0, n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  auto range = [&](int64_t t) {
+    return std::min(n, (panels * t / threads) * kNr);
+  };
+  for (int64_t t = 1; t < threads; ++t)
+    pool.emplace_back([&, t] { part(range(t), range(t + 1)); });
+  part(0, range(1));
+  for (std::thread &th : pool)
+    th.join();
+}
+
+/// Columns [j0, j1) of a 2-D view.
+Desc2D columns(const Desc2D &d, int64_t j0, int64_t j1) {
+  Desc2D out = d;
+  out.offset += j0 * d.strides[1];
+  out.sizes[1] = j1 - j0;
+  return out;
+}
+
 } // namespace
 
 extern "C" __attribute__((visibility("default"))) void
@@ -237,11 +283,13 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c) {
     return;
   bool unitRows = b->strides[1] == 1 && c->strides[1] == 1;
   if (!useAvx512())
-    matmulPortable(*a, *b, *c);
-  else if (a->sizes[0] < 4 && unitRows)
-    matmulFewRows(*a, *b, *c);
-  else
-    matmulAvx512(*a, *b, nullptr, *c);
+    return matmulPortable(*a, *b, *c);
+  if (a->sizes[0] < 4 && unitRows)
+    return matmulFewRows(*a, *b, *c);
+  splitColumns(
+      a->sizes[0], c->sizes[1], a->sizes[1], [&](int64_t j0, int64_t j1) {
+        matmulAvx512(*a, columns(*b, j0, j1), nullptr, columns(*c, j0, j1));
+      });
 }
 
 namespace {
@@ -257,10 +305,14 @@ _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c) {
   if (a->sizes[0] == 0 || c->sizes[1] == 0 || a->sizes[1] == 0)
     return;
   const float *packed = b->data + b->offset;
+  int64_t k = a->sizes[1];
   if (!useAvx512())
-    matmulPackedPortable(*a, packed, *c);
-  else if (a->sizes[0] < 4)
-    matmulFewRowsPacked(*a, packed, *c);
-  else
-    matmulAvx512(*a, Desc2D{}, packed, *c);
+    return matmulPackedPortable(*a, packed, *c);
+  splitColumns(a->sizes[0], c->sizes[1], k, [&](int64_t j0, int64_t j1) {
+    const float *p = packed + (j0 / kNr) * k * kNr;
+    if (a->sizes[0] < 4)
+      matmulFewRowsPacked(*a, p, columns(*c, j0, j1));
+    else
+      matmulAvx512(*a, Desc2D{}, p, columns(*c, j0, j1));
+  });
 }
