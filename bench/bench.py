@@ -15,8 +15,10 @@ It also measures the FP32 FMA peak and the GEMM microkernel on layer shapes
 (bench/gemm_bench.cpp) in the same run, and reports min and median latency,
 the ratio to each peer, achieved GFLOP/s and % of the measured peak.
 
-usage: bench.py [--quick] [--work DIR] [--repeat N] [--threads 1,2]
-  --quick: bert-base at seq 128 only (a few minutes).
+usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
+                [--threads 1,2]
+  --quick: bert-base at seq 128 only (a few minutes). Otherwise bert-base at
+  128 and 512 tokens, GPT-2 (124M) prefill and t5-base's encoder at 128.
 Writes DIR/results.json and prints a markdown table (docs/benchmarks.md).
 """
 import argparse
@@ -51,12 +53,39 @@ def bert_base(seq):
         ("last_hidden_state",), flops
 
 
+def gpt2(seq):
+    """GPT-2 small (124M): 12 layers, hidden 768, 12 heads; prefill."""
+    import torch
+    from transformers import GPT2Config, GPT2Model
+    torch.manual_seed(0)
+    model = GPT2Model(GPT2Config()).eval()
+    ids = torch.randint(0, 50257, (1, seq))
+    mask = torch.ones(1, seq, dtype=torch.int64)
+    return model, ("input_ids", "attention_mask"), (ids, mask), \
+        ("last_hidden_state",), bert_flops(12, 768, 3072, seq)
+
+
+def t5_base_encoder(seq):
+    """t5-base's encoder: 12 layers, d_model 768, d_ff 3072, 12 heads."""
+    import torch
+    from transformers import T5Config, T5EncoderModel
+    torch.manual_seed(0)
+    config = T5Config(d_model=768, d_ff=3072, num_layers=12, num_heads=12,
+                      d_kv=64)
+    model = T5EncoderModel(config).eval()
+    ids = torch.randint(0, 32128, (1, seq))
+    mask = torch.ones(1, seq, dtype=torch.int64)
+    return model, ("input_ids", "attention_mask"), (ids, mask), \
+        ("last_hidden_state",), bert_flops(12, 768, 3072, seq)
+
+
 def bert_flops(layers, h, inter, s):
     per_layer = 2 * s * (4 * h * h + 2 * h * inter) + 2 * 2 * s * s * h
     return layers * per_layer
 
 
-MODELS = {"bert-base": bert_base}
+MODELS = {"bert-base": bert_base, "gpt2": gpt2,
+          "t5-base-encoder": t5_base_encoder}
 
 
 def export(name, seq, work):
@@ -179,11 +208,16 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--only", choices=sorted(MODELS),
+                    help="only this model's configurations")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     threads = [int(t) for t in args.threads.split(",")]
-    configs = [("bert-base", 128)] if args.quick else [("bert-base", 128),
-                                                       ("bert-base", 512)]
+    configs = [("bert-base", 128)] if args.quick else [
+        ("bert-base", 128), ("bert-base", 512), ("gpt2", 128),
+        ("t5-base-encoder", 128)]
+    if args.only:
+        configs = [c for c in configs if c[0] == args.only]
     log("measuring the FMA peak and the GEMM microkernel")
     peak, gemm_table = gemm_peak(args.work)
     print(gemm_table)
@@ -208,7 +242,8 @@ def main():
                 row[k]["gflops"] = flops / 1e9 / (row[k]["median_ms"] / 1e3)
                 row[k]["pct_of_peak"] = 100 * row[k]["gflops"] / (peak * n)
             results["runs"].append(row)
-    with open(os.path.join(args.work, "results.json"), "w") as f:
+    out_name = "results.json" if not args.only else "results-%s.json" % args.only
+    with open(os.path.join(args.work, out_name), "w") as f:
         json.dump(results, f, indent=2)
     print("| model | seq | threads | Transfuse median (min) | ORT median (min)"
           " | PyTorch eager median | Transfuse / ORT | Transfuse GFLOP/s "
@@ -223,11 +258,12 @@ def main():
                   t["median_ms"] / o["median_ms"], t["gflops"],
                   t["pct_of_peak"]))
     for name, seq in configs:
-        r = next(x for x in results["runs"] if x["seq"] == seq)
+        r = next(x for x in results["runs"]
+                 if x["model"] == name and x["seq"] == seq)
         print("%s seq %d: transfuse compile %.1f s, max abs err vs ORT %s" % (
             name, seq, r["transfuse_compile_s"],
             r["transfuse"]["max_abs_err_vs_ort"]))
-    print("results: " + os.path.join(args.work, "results.json"))
+    print("results: " + os.path.join(args.work, out_name))
 
 
 if __name__ == "__main__":

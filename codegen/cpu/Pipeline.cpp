@@ -386,32 +386,41 @@ static std::string linkerDriver() {
 
 LogicalResult emitWeightsObject(const ExternalWeights &weights,
                                 llvm::StringRef path, std::string &error) {
-  std::string bin = (path + ".bin").str(), asmPath = (path + ".s").str();
+  // One file per weight: the assembler reads an .incbin's whole file, so
+  // offsets into one shared blob would make it read the blob once per weight.
+  std::string asmPath = (path + ".s").str();
+  std::vector<std::string> files;
+  auto cleanup = [&] {
+    for (const std::string &f : files)
+      llvm::sys::fs::remove(f);
+    llvm::sys::fs::remove(asmPath);
+  };
   std::error_code ec;
-  {
-    llvm::raw_fd_ostream out(bin, ec, llvm::sys::fs::OF_None);
-    if (ec)
-      return error = "cannot write " + bin + ": " + ec.message(), failure();
-    out << weights.bytes;
-  }
-  {
-    llvm::raw_fd_ostream out(asmPath, ec, llvm::sys::fs::OF_Text);
-    if (ec)
-      return error = "cannot write " + asmPath + ": " + ec.message(),
+  llvm::raw_fd_ostream as(asmPath, ec, llvm::sys::fs::OF_Text);
+  if (ec)
+    return error = "cannot write " + asmPath + ": " + ec.message(), failure();
+  as << "  .section .rodata.transfuse_weights,\"a\",@progbits\n";
+  for (const auto &w : weights.symbols) {
+    files.push_back((path + "." + w.name + ".bin").str());
+    llvm::raw_fd_ostream out(files.back(), ec, llvm::sys::fs::OF_None);
+    if (ec) {
+      cleanup();
+      return error = "cannot write " + files.back() + ": " + ec.message(),
              failure();
-    out << "  .section .rodata.transfuse_weights,\"a\",@progbits\n";
-    for (const auto &w : weights.symbols)
-      out << "  .p2align 6\n  .globl " << w.name << "\n  .hidden " << w.name
-          << "\n" << w.name << ":\n  .incbin \"" << bin << "\", "
-          << w.offset << ", " << w.size << "\n";
-    out << "  .section .note.GNU-stack,\"\",@progbits\n";
+    }
+    out << llvm::StringRef(weights.bytes).substr(w.offset, w.size);
+    as << "  .p2align 6\n  .globl " << w.name << "\n  .hidden " << w.name
+       << "\n"
+       << w.name << ":\n  .incbin \"" << files.back() << "\"\n";
   }
+  as << "  .section .note.GNU-stack,\"\",@progbits\n";
+  as.close();
   std::string driver = linkerDriver();
   std::vector<llvm::StringRef> args{driver, "-c", asmPath, "-o", path};
   std::string msg;
-  int rc = llvm::sys::ExecuteAndWait(driver, args, std::nullopt, {}, 0, 0, &msg);
-  llvm::sys::fs::remove(bin);
-  llvm::sys::fs::remove(asmPath);
+  int rc =
+      llvm::sys::ExecuteAndWait(driver, args, std::nullopt, {}, 0, 0, &msg);
+  cleanup();
   if (rc != 0)
     return error = "assembling the weights failed (" + driver + "): " +
                    (msg.empty() ? "exit " + std::to_string(rc) : msg),
