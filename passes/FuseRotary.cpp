@@ -23,38 +23,6 @@ using namespace transfuse::transformer;
 
 namespace {
 
-/// A slice of one element range [start, end) with `step` of the last axis of
-/// a tensor whose last dim is static, with bounds clamped as ONNX does.
-struct LastAxisSlice {
-  Value input;
-  int64_t start, end, step;
-};
-
-std::optional<LastAxisSlice> asLastAxisSlice(Value v) {
-  auto s = v.getDefiningOp<SliceOp>();
-  if (!s || s.getAxes().size() != 1)
-    return std::nullopt;
-  auto t = tensorType(s.getInput());
-  int64_t rank = t.getRank(), dim = t.getShape().back();
-  if (normalizeAxis(s.getAxes()[0], rank) != rank - 1 ||
-      dim == ShapedType::kDynamic)
-    return std::nullopt;
-  auto start = scalarValue(s.getStarts()), end = scalarValue(s.getEnds());
-  if (!start || !end || s.getSteps()[0] <= 0)
-    return std::nullopt;
-  auto clamp = [&](double x) {
-    if (x < 0)
-      x += dim;
-    return (int64_t)std::min<double>(std::max<double>(x, 0), dim);
-  };
-  return LastAxisSlice{s.getInput(), clamp(*start), clamp(*end),
-                       s.getSteps()[0]};
-}
-
-bool isLastAxis(int64_t axis, int64_t rank) {
-  return normalizeAxis(axis, rank) == rank - 1;
-}
-
 /// `v` = Unsqueeze(x) adding one trailing unit dim; returns x.
 Value stripTrailingUnsqueeze(Value v) {
   auto u = v.getDefiningOp<UnsqueezeOp>();

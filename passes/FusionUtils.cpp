@@ -86,6 +86,26 @@ Value otherOperand(Operation *op, Value one) {
   return op->getOperand(0) == one ? op->getOperand(1) : op->getOperand(0);
 }
 
+std::optional<LastAxisSlice> asLastAxisSlice(Value v) {
+  auto s = v.getDefiningOp<SliceOp>();
+  if (!s || s.getAxes().size() != 1)
+    return std::nullopt;
+  auto t = tensorType(s.getInput());
+  int64_t rank = t.getRank(), dim = t.getShape().back();
+  if (!isLastAxis(s.getAxes()[0], rank) || dim == ShapedType::kDynamic)
+    return std::nullopt;
+  auto start = scalarValue(s.getStarts()), end = scalarValue(s.getEnds());
+  if (!start || !end || s.getSteps()[0] <= 0)
+    return std::nullopt;
+  auto clamp = [&](double x) {
+    if (x < 0)
+      x += dim;
+    return (int64_t)std::min<double>(std::max<double>(x, 0), dim);
+  };
+  return LastAxisSlice{s.getInput(), clamp(*start), clamp(*end),
+                       s.getSteps()[0]};
+}
+
 /// The row-major bytes of a float constant (a splat expanded).
 static std::optional<std::vector<char>> constantBytes(Value v) {
   auto cst = v.getDefiningOp<ConstantOp>();

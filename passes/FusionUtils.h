@@ -50,6 +50,20 @@ mlir::Operation *singleUser(mlir::Value v);
 /// The other operand of a binary op, given one.
 mlir::Value otherOperand(mlir::Operation *op, mlir::Value one);
 
+/// True when `axis` (possibly negative) is the last of `rank` dims.
+inline bool isLastAxis(int64_t axis, int64_t rank) {
+  return transformer::normalizeAxis(axis, rank) == rank - 1;
+}
+
+/// A `slice` of one range [start, end) with a positive `step` of the last
+/// axis of a tensor whose last dim is static; the bounds are constants,
+/// clamped as ONNX does.
+struct LastAxisSlice {
+  mlir::Value input;
+  int64_t start, end, step;
+};
+std::optional<LastAxisSlice> asLastAxisSlice(mlir::Value v);
+
 /// Concatenates constant tensors along their last axis at compile time
 /// ([K, N1] and [K, N2] matrices give [K, N1 + N2]; 1-D tensors append),
 /// as a new constant. Null unless every part is a float constant and all

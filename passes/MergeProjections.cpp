@@ -57,23 +57,16 @@ LogicalResult concatParams(PatternRewriter &rw, Location loc,
   return success(weight && (bs.empty() || bias));
 }
 
-/// A slice [start, start + n) of the last axis of a `linear`, or null.
-LinearOp lastAxisHalf(Value v, int64_t start, int64_t &n) {
-  auto s = v.getDefiningOp<SliceOp>();
-  if (!s || s.getAxes().size() != 1 || s.getSteps()[0] != 1)
+/// The `linear` whose result `v` slices to half `half` (0 or 1) of its last
+/// axis, with N = its width / 2; null otherwise.
+LinearOp linearHalf(Value v, int64_t half, int64_t &n) {
+  auto s = asLastAxisSlice(v);
+  auto l = s ? s->input.getDefiningOp<LinearOp>() : LinearOp();
+  if (!l || s->step != 1)
     return {};
-  auto l = s.getInput().getDefiningOp<LinearOp>();
-  if (!l)
-    return {};
-  auto t = tensorType(l.getResult());
-  int64_t width = t.getShape().back();
-  if (normalizeAxis(s.getAxes()[0], t.getRank()) != t.getRank() - 1 ||
-      width == ShapedType::kDynamic || width % 2)
-    return {};
+  int64_t width = tensorType(l.getResult()).getShape().back();
   n = width / 2;
-  auto b = scalarValue(s.getStarts()), e = scalarValue(s.getEnds());
-  if (!b || !e || (int64_t)*b != start * n ||
-      std::min<double>(*e, (double)width) != (start + 1) * n)
+  if (width % 2 || s->start != half * n || s->end != (half + 1) * n)
     return {};
   return l;
 }
@@ -99,8 +92,8 @@ LogicalResult matchSplit(MulOp mul, PatternRewriter &rw) {
     else
       continue;
     int64_t n = 0, n2 = 0;
-    LinearOp l = lastAxisHalf(act->getOperand(0), 0, n);
-    if (!l || lastAxisHalf(upHalf, 1, n2) != l)
+    LinearOp l = linearHalf(act->getOperand(0), 0, n);
+    if (!l || linearHalf(upHalf, 1, n2) != l)
       continue;
     if (l.getActivation() != "none" || l.getResidual() || l.getGated())
       return fail("the split projection already has an activation or "

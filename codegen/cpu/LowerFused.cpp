@@ -243,53 +243,6 @@ struct LowerRotary : OpRewritePattern<RotaryEmbeddingOp> {
   }
 };
 
-/// x [..., K] times w [K, N] as one 2-D linalg.matmul on x viewed as
-/// [M, K] (M the product of the leading dims): the form the GEMM
-/// microkernel takes (transfuse-cpu-matmul-to-microkernel).
-Value buildRowsTimesMatrix(OpBuilder &b, Location loc, Value x, Value w,
-                           RankedTensorType productType) {
-  auto xt = tensorType(x);
-  Type elem = productType.getElementType();
-  int64_t rank = xt.getRank();
-  SmallVector<Value> xDims = getDimValues(b, loc, x);
-  SmallVector<Value> wDims = getDimValues(b, loc, w);
-  if (xt.isDynamicDim(rank - 1) || tensorType(w).isDynamicDim(0))
-    emitRuntimeCheck(b, loc,
-                     arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                           xDims.back(), wDims[0]),
-                     "linear: the input's last dim differs from the weight's "
-                     "rows");
-  // [M, K]: the leading dims folded into M.
-  Value m = cIdx(b, loc, 1);
-  int64_t mStatic = 1;
-  for (int64_t i = 0; i + 1 < rank; ++i) {
-    m = arith::MulIOp::create(b, loc, m, xDims[i]);
-    mStatic = xt.isDynamicDim(i) || mStatic == ShapedType::kDynamic
-                  ? ShapedType::kDynamic
-                  : mStatic * xt.getDimSize(i);
-  }
-  int64_t n = productType.getShape().back();
-  auto x2Type = RankedTensorType::get({mStatic, xt.getShape().back()}, elem);
-  Value x2 = rank == 2 ? x : reshapeTo(b, loc, x, x2Type, {m, xDims.back()});
-  auto y2Type = RankedTensorType::get({mStatic, n}, elem);
-  SmallVector<Value> y2Dims{m, wDims[1]};
-  Value init = createEmpty(b, loc, y2Type, y2Dims);
-  Value zero = scalarConstant(b, loc, elem, 0.0);
-  init = linalg::FillOp::create(b, loc, zero, init).getResult(0);
-  if (x2.getType() != x2Type)
-    x2 = tensor::CastOp::create(b, loc, x2Type, x2);
-  Value y2 = linalg::MatmulOp::create(b, loc, TypeRange{y2Type},
-                                      ValueRange{x2, w}, ValueRange{init})
-                 .getResult(0);
-  SmallVector<Value> outDims(xDims.begin(), xDims.end() - 1);
-  outDims.push_back(wDims[1]);
-  if (rank == 2)
-    return y2.getType() == productType
-               ? y2
-               : tensor::CastOp::create(b, loc, productType, y2).getResult();
-  return reshapeTo(b, loc, y2, productType, outDims);
-}
-
 struct LowerLinear : OpRewritePattern<LinearOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LinearOp op,
@@ -302,11 +255,7 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
       shape.back() = tensorType(op.getWeight()).getDimSize(1);
       productType = resultType.clone(shape);
     }
-    Value y = productType.getElementType().isF32()
-                  ? buildRowsTimesMatrix(rw, loc, op.getInput(),
-                                         op.getWeight(), productType)
-                  : buildMatMul(rw, loc, op.getInput(), op.getWeight(),
-                                productType);
+    Value y = buildMatMul(rw, loc, op.getInput(), op.getWeight(), productType);
     if (!y)
       return rw.notifyMatchFailure(op, "not a numeric matmul");
     StringRef act = op.getActivation();

@@ -142,6 +142,53 @@ Value buildLayerNorm(OpBuilder &b, Location loc, Value x, Value scale,
 
 /// numpy.matmul of `lhs` and `rhs` as a linalg.generic, with batch
 /// broadcasting and run-time checks of K and the batch dims.
+/// x [..., K] times w [K, N] as one 2-D linalg.matmul on x viewed as
+/// [M, K] (M the product of the leading dims): the form the GEMM
+/// microkernel takes (transfuse-cpu-matmul-to-microkernel).
+static Value buildRowsTimesMatrix(OpBuilder &b, Location loc, Value x, Value w,
+                           RankedTensorType productType) {
+  auto xt = tensorType(x);
+  Type elem = productType.getElementType();
+  int64_t rank = xt.getRank();
+  SmallVector<Value> xDims = getDimValues(b, loc, x);
+  SmallVector<Value> wDims = getDimValues(b, loc, w);
+  if (xt.isDynamicDim(rank - 1) || tensorType(w).isDynamicDim(0))
+    emitRuntimeCheck(b, loc,
+                     arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                           xDims.back(), wDims[0]),
+                     "linear: the input's last dim differs from the weight's "
+                     "rows");
+  // [M, K]: the leading dims folded into M.
+  Value m = cIdx(b, loc, 1);
+  int64_t mStatic = 1;
+  for (int64_t i = 0; i + 1 < rank; ++i) {
+    m = arith::MulIOp::create(b, loc, m, xDims[i]);
+    mStatic = xt.isDynamicDim(i) || mStatic == ShapedType::kDynamic
+                  ? ShapedType::kDynamic
+                  : mStatic * xt.getDimSize(i);
+  }
+  int64_t n = productType.getShape().back();
+  auto x2Type = RankedTensorType::get({mStatic, xt.getShape().back()}, elem);
+  Value x2 = rank == 2 ? x : reshapeTo(b, loc, x, x2Type, {m, xDims.back()});
+  auto y2Type = RankedTensorType::get({mStatic, n}, elem);
+  SmallVector<Value> y2Dims{m, wDims[1]};
+  Value init = createEmpty(b, loc, y2Type, y2Dims);
+  Value zero = scalarConstant(b, loc, elem, 0.0);
+  init = linalg::FillOp::create(b, loc, zero, init).getResult(0);
+  if (x2.getType() != x2Type)
+    x2 = tensor::CastOp::create(b, loc, x2Type, x2);
+  Value y2 = linalg::MatmulOp::create(b, loc, TypeRange{y2Type},
+                                      ValueRange{x2, w}, ValueRange{init})
+                 .getResult(0);
+  SmallVector<Value> outDims(xDims.begin(), xDims.end() - 1);
+  outDims.push_back(wDims[1]);
+  if (rank == 2)
+    return y2.getType() == productType
+               ? y2
+               : tensor::CastOp::create(b, loc, productType, y2).getResult();
+  return reshapeTo(b, loc, y2, productType, outDims);
+}
+
 Value buildMatMul(OpBuilder &b, Location loc, Value lhs, Value rhs,
                   RankedTensorType resultType) {
   Value a = lhs, bv = rhs;
@@ -149,6 +196,8 @@ Value buildMatMul(OpBuilder &b, Location loc, Value lhs, Value rhs,
   Type elem = ta.getElementType();
   if (!elem.isIntOrFloat())
     return nullptr;
+  if (elem.isF32() && ta.getRank() >= 2 && tb.getRank() == 2)
+    return buildRowsTimesMatrix(b, loc, a, bv, resultType);
   // Promote 1-D operands to matrices, as numpy does.
   auto promote = [&](Value v, bool front) {
     auto t = tensorType(v);

@@ -103,6 +103,9 @@ mlir::Value buildLayerNorm(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x
 
 /// numpy.matmul of `lhs` and `rhs` into `resultType`, with batch broadcasting
 /// and run-time checks of K and the batch dims; null for non-numeric types.
+/// An f32 [..., K] x [K, N] product (every `linear`, and a graph matmul by a
+/// matrix) is one 2-D linalg.matmul on the rows, which
+/// transfuse-cpu-matmul-to-microkernel turns into the runtime's GEMM.
 mlir::Value buildMatMul(mlir::OpBuilder &b, mlir::Location loc, mlir::Value lhs,
                         mlir::Value rhs, mlir::RankedTensorType resultType);
 

@@ -312,10 +312,8 @@ static void externalizeWeights(llvm::Module &m, ExternalWeights &weights) {
     if (!appendConstantBytes(g.getInitializer(), dl, bytes) ||
         bytes.size() != dl.getTypeAllocSize(g.getValueType()))
       continue;
-    weights.bytes.append((64 - weights.bytes.size() % 64) % 64, '\0');
     std::string name = "__tf_weight_" + std::to_string(weights.symbols.size());
-    weights.symbols.push_back({name, weights.bytes.size(), bytes.size()});
-    weights.bytes += bytes;
+    weights.symbols.push_back({name, std::move(bytes)});
     g.setInitializer(nullptr);
     g.setLinkage(llvm::GlobalValue::ExternalLinkage);
     g.setVisibility(llvm::GlobalValue::HiddenVisibility);
@@ -387,7 +385,8 @@ static std::string linkerDriver() {
 LogicalResult emitWeightsObject(const ExternalWeights &weights,
                                 llvm::StringRef path, std::string &error) {
   // One file per weight: the assembler reads an .incbin's whole file, so
-  // offsets into one shared blob would make it read the blob once per weight.
+  // offsets into one shared file would make it read that file once per
+  // weight (21 GB for t5-base).
   std::string asmPath = (path + ".s").str();
   std::vector<std::string> files;
   auto cleanup = [&] {
@@ -408,7 +407,7 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
       return error = "cannot write " + files.back() + ": " + ec.message(),
              failure();
     }
-    out << llvm::StringRef(weights.bytes).substr(w.offset, w.size);
+    out << w.bytes;
     as << "  .p2align 6\n  .globl " << w.name << "\n  .hidden " << w.name
        << "\n"
        << w.name << ":\n  .incbin \"" << files.back() << "\"\n";

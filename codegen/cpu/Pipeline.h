@@ -53,14 +53,12 @@ llvm::LogicalResult lowerToLLVMDialect(mlir::ModuleOp module,
 /// LLVM dialect -> LLVM IR, plus the model ABI (entry point and metadata
 /// globals, see model_abi.h), optimized at `optLevel`.
 /// Large constants (weights) moved out of an LLVM module, so that LLVM
-/// neither optimizes nor emits them: their bytes, and for each the hidden
-/// external symbol the module now references, at an offset into them.
+/// neither optimizes nor emits them: for each, the hidden external symbol
+/// the module now references and its bytes.
 struct ExternalWeights {
   struct Symbol {
-    std::string name;
-    uint64_t offset, size;
+    std::string name, bytes;
   };
-  std::string bytes;
   std::vector<Symbol> symbols;
 };
 

@@ -180,13 +180,47 @@ VResult ortKeyMask(Importer &imp, Value mask, Value keys, Type elem) {
   return imp.make<UnsqueezeOp>(elem, *add, imp.b.getDenseI64ArrayAttr(axes));
 }
 
-/// softmax(q k^T * scale + masks) v for 4-D q/k/v, the fused op.
-VResult attend(Importer &imp, Value q, Value k, Value v, ValueRange masks,
-               double scale) {
-  return imp.make<AttentionOp>(
-      Importer::elemOf(q), q, k, v, masks, imp.b.getF32FloatAttr(scale),
+/// Concatenates the past keys and values before `k` and `v` (all
+/// [B, H, S, D]); returns the past length (the causal offset), or null
+/// without a past.
+FailureOr<Value> appendPast(Importer &imp, Value pastK, Value pastV, Value &k,
+                            Value &v) {
+  if (!pastK)
+    return Value();
+  Type elem = Importer::elemOf(k);
+  auto kc = imp.make<ConcatOp>(elem, ValueRange{pastK, k},
+                               imp.b.getI64IntegerAttr(2));
+  auto vc = imp.make<ConcatOp>(elem, ValueRange{pastV, v},
+                               imp.b.getI64IntegerAttr(2));
+  auto past = dimOf(imp, pastK, 2);
+  if (failed(kc) || failed(vc) || failed(past))
+    return failure();
+  k = *kc, v = *vc;
+  return *past;
+}
+
+/// The fused op over 4-D q/k/v with `masks`, plus a causal mask offset by
+/// `pastLen` when `causal`, scaled by the `scale` attribute or
+/// 1 / sqrt(head size); with `mergeOut`, the result as [B, S, H * Dv].
+VResult attend(Importer &imp, Value q, Value k, Value v,
+               SmallVector<Value> masks, bool causal, Value pastLen,
+               bool mergeOut) {
+  if (causal) {
+    auto c = causalMask(imp, q, k, pastLen, Importer::elemOf(q));
+    if (failed(c))
+      return failure();
+    masks.push_back(*c);
+  }
+  auto scale = attentionScale(imp, q);
+  if (failed(scale))
+    return failure();
+  auto y = imp.make<AttentionOp>(
+      Importer::elemOf(q), q, k, v, masks, imp.b.getF32FloatAttr(*scale),
       imp.b.getStringAttr("unselected"), imp.b.getI64IntegerAttr(64),
       imp.b.getI64IntegerAttr(0), imp.b.getStringAttr(""));
+  if (failed(y) || !mergeOut)
+    return y;
+  return mergeHeads(imp, *y);
 }
 } // namespace
 
@@ -225,17 +259,9 @@ LogicalResult importOnnxAttention(Importer &imp) {
       return failure();
     q = *q4, k = *k4, v = *v4;
   }
-  Value offset;
-  if (pastK) {
-    auto kc = imp.make<ConcatOp>(elem, ValueRange{pastK, k},
-                                 imp.b.getI64IntegerAttr(2));
-    auto vc = imp.make<ConcatOp>(elem, ValueRange{pastV, v},
-                                 imp.b.getI64IntegerAttr(2));
-    auto past = dimOf(imp, pastK, 2);
-    if (failed(kc) || failed(vc) || failed(past))
-      return failure();
-    k = *kc, v = *vc, offset = *past;
-  }
+  auto offset = appendPast(imp, pastK, pastV, k, v);
+  if (failed(offset))
+    return failure();
   SmallVector<Value> masks;
   if (mask) {
     auto m = additiveMask(imp, mask, elem);
@@ -249,26 +275,11 @@ LogicalResult importOnnxAttention(Importer &imp) {
                       "with -inf by the spec) is not supported");
     masks.push_back(*m);
   }
-  if (imp.attrInt("is_causal", 0)) {
-    auto c = causalMask(imp, q, k, offset, elem);
-    if (failed(c))
-      return failure();
-    masks.push_back(*c);
-  }
-  auto scale = attentionScale(imp, q);
-  if (failed(scale))
+  auto out = attend(imp, q, k, v, masks, imp.attrInt("is_causal", 0) != 0,
+                    *offset, rank == 3);
+  if (failed(out))
     return failure();
-  auto y = attend(imp, q, k, v, masks, *scale);
-  if (failed(y))
-    return failure();
-  Value out = *y;
-  if (rank == 3) {
-    auto r = mergeHeads(imp, out);
-    if (failed(r))
-      return failure();
-    out = *r;
-  }
-  return imp.setOutputs({out, k, v});
+  return imp.setOutputs({*out, k, v});
 }
 
 LogicalResult importOnnxRmsNorm(Importer &imp) {
@@ -392,10 +403,6 @@ LogicalResult importOnnxRotaryEmbedding(Importer &imp) {
   return imp.setOutputs(*out);
 }
 
-} // namespace transfuse::onnx_frontend
-
-namespace transfuse::onnx_frontend {
-
 /// com.microsoft MultiHeadAttention: separate Q, K, V ([B, S, N*H]; K and V
 /// may be [B, N, L, H] already), optional packed bias, key padding mask,
 /// attention bias, past K/V and `unidirectional`.
@@ -449,17 +456,9 @@ LogicalResult importMsMultiHeadAttention(Importer &imp) {
       return failure();
     *x = *x4;
   }
-  Value offset;
-  if (pastK) {
-    auto kc = imp.make<ConcatOp>(elem, ValueRange{pastK, k},
-                                 imp.b.getI64IntegerAttr(2));
-    auto vc = imp.make<ConcatOp>(elem, ValueRange{pastV, v},
-                                 imp.b.getI64IntegerAttr(2));
-    auto past = dimOf(imp, pastK, 2);
-    if (failed(kc) || failed(vc) || failed(past))
-      return failure();
-    k = *kc, v = *vc, offset = *past;
-  }
+  auto offset = appendPast(imp, pastK, pastV, k, v);
+  if (failed(offset))
+    return failure();
   SmallVector<Value> masks;
   if (keyMask) {
     auto m = ortKeyMask(imp, keyMask, k, elem);
@@ -469,19 +468,9 @@ LogicalResult importMsMultiHeadAttention(Importer &imp) {
   }
   if (attnBias)
     masks.push_back(attnBias);
-  if (imp.attrInt("unidirectional", 0)) {
-    auto c = causalMask(imp, *q4, k, offset, elem);
-    if (failed(c))
-      return failure();
-    masks.push_back(*c);
-  }
-  auto scale = attentionScale(imp, *q4);
-  if (failed(scale))
-    return failure();
-  auto y = attend(imp, *q4, k, v, masks, *scale);
-  if (failed(y))
-    return failure();
-  auto out = mergeHeads(imp, *y);
+  auto out = attend(imp, *q4, k, v, masks,
+                    imp.attrInt("unidirectional", 0) != 0, *offset,
+                    /*mergeOut=*/true);
   if (failed(out))
     return failure();
   return imp.setOutputs({*out, k, v});
@@ -531,8 +520,9 @@ LogicalResult importMsAttention(Importer &imp) {
     qkv.push_back(*p4);
     offset += size;
   }
-  Value q = qkv[0], k = qkv[1], v = qkv[2], pastLen;
+  Value q = qkv[0], k = qkv[1], v = qkv[2], pastK, pastV;
   if (past) {
+    // The stacked past [2, B, N, P, H]: keys, then values.
     SmallVector<Value> kv;
     for (int64_t i : {0, 1}) {
       auto g = imp.make<GatherOp>(elem, past, imp.constI64({i}, true),
@@ -541,15 +531,11 @@ LogicalResult importMsAttention(Importer &imp) {
         return failure();
       kv.push_back(*g);
     }
-    auto kc = imp.make<ConcatOp>(elem, ValueRange{kv[0], k},
-                                 imp.b.getI64IntegerAttr(2));
-    auto vc = imp.make<ConcatOp>(elem, ValueRange{kv[1], v},
-                                 imp.b.getI64IntegerAttr(2));
-    auto p = dimOf(imp, kv[0], 2);
-    if (failed(kc) || failed(vc) || failed(p))
-      return failure();
-    k = *kc, v = *vc, pastLen = *p;
+    pastK = kv[0], pastV = kv[1];
   }
+  auto pastLen = appendPast(imp, pastK, pastV, k, v);
+  if (failed(pastLen))
+    return failure();
   SmallVector<Value> masks;
   if (maskIndex) {
     auto mt = cast<RankedTensorType>(maskIndex.getType());
@@ -564,19 +550,9 @@ LogicalResult importMsAttention(Importer &imp) {
   }
   if (attnBias)
     masks.push_back(attnBias);
-  if (imp.attrInt("unidirectional", 0)) {
-    auto c = causalMask(imp, q, k, pastLen, elem);
-    if (failed(c))
-      return failure();
-    masks.push_back(*c);
-  }
-  auto scale = attentionScale(imp, q);
-  if (failed(scale))
-    return failure();
-  auto out = attend(imp, q, k, v, masks, *scale);
-  if (failed(out))
-    return failure();
-  auto merged = mergeHeads(imp, *out);
+  auto merged = attend(imp, q, k, v, masks,
+                       imp.attrInt("unidirectional", 0) != 0, *pastLen,
+                       /*mergeOut=*/true);
   if (failed(merged))
     return failure();
   SmallVector<Value> results{*merged};

@@ -11,7 +11,9 @@
 //
 // Blocking (Goto/BLIS): B is packed into panels of kNr columns per kKc rows,
 // A into panels of kMr rows; a register-blocked kMr x kNr kernel (AVX-512:
-// 12 x 32, 24 accumulators) runs over the packed panels. Edge tiles go
+// 12 x 32, 24 accumulators) runs over the packed panels; with weights
+// prepacked, a product of few rows (a decode step) streams the panels once
+// instead. Edge tiles go
 // through a small buffer. Without AVX-512 a portable loop nest runs instead.
 // Large products split their columns over TRANSFUSE_NUM_THREADS threads
 // (default: every CPU the process may use).
@@ -173,22 +175,6 @@ __attribute__((target("avx512f"))) void matmulAvx512(const Desc2D &a,
   std::free(bPack);
 }
 
-/// Few rows (a decode step): stream B's rows once, no packing; C's rows
-/// stay in cache. The j loop vectorizes.
-__attribute__((target("avx512f"))) void
-matmulFewRows(const Desc2D &a, const Desc2D &b, const Desc2D &c) {
-  int64_t m = a.sizes[0], k = a.sizes[1], n = b.sizes[1];
-  for (int64_t i = 0; i < m; ++i) {
-    float *__restrict crow = c.at(i, 0);
-    for (int64_t p = 0; p < k; ++p) {
-      float av = *a.at(i, p);
-      const float *__restrict brow = b.at(p, 0);
-      for (int64_t j = 0; j < n; ++j)
-        crow[j] += av * brow[j];
-    }
-  }
-}
-
 /// Few rows against prepacked B: each panel streamed once.
 __attribute__((target("avx512f"))) void
 matmulFewRowsPacked(const Desc2D &a, const float *packed, const Desc2D &c) {
@@ -281,11 +267,8 @@ extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c) {
   if (a->sizes[0] == 0 || b->sizes[1] == 0 || a->sizes[1] == 0)
     return;
-  bool unitRows = b->strides[1] == 1 && c->strides[1] == 1;
   if (!useAvx512())
     return matmulPortable(*a, *b, *c);
-  if (a->sizes[0] < 4 && unitRows)
-    return matmulFewRows(*a, *b, *c);
   splitColumns(
       a->sizes[0], c->sizes[1], a->sizes[1], [&](int64_t j0, int64_t j1) {
         matmulAvx512(*a, columns(*b, j0, j1), nullptr, columns(*c, j0, j1));

@@ -29,13 +29,27 @@ func.func @add_dynamic(%a: tensor<?x8xf32>, %b: tensor<?x8xf32>) -> tensor<?x8xf
 
 // -----
 
+// An f32 product by a matrix: one 2-D linalg.matmul on the rows (the form
+// the runtime GEMM takes), reshaped back.
 // CHECK-LABEL: func @matmul
+// CHECK: linalg.fill
+// CHECK: linalg.matmul ins({{.*}} : tensor<8x8xf32>, tensor<8x3xf32>) outs({{.*}} : tensor<8x3xf32>)
+// CHECK: tensor.reshape {{.*}} -> tensor<2x4x3xf32>
+func.func @matmul(%a: tensor<2x4x8xf32>, %b: tensor<8x3xf32>) -> tensor<2x4x3xf32> {
+  %0 = transformer.matmul %a, %b : (tensor<2x4x8xf32>, tensor<8x3xf32>) -> tensor<2x4x3xf32>
+  return %0 : tensor<2x4x3xf32>
+}
+
+// -----
+
+// A batched product: a contraction generic with `n` innermost.
+// CHECK-LABEL: func @batched_matmul
 // CHECK: linalg.fill
 // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction", "parallel"]
 // CHECK: arith.mulf
 // CHECK: arith.addf
-func.func @matmul(%a: tensor<2x4x8xf32>, %b: tensor<8x3xf32>) -> tensor<2x4x3xf32> {
-  %0 = transformer.matmul %a, %b : (tensor<2x4x8xf32>, tensor<8x3xf32>) -> tensor<2x4x3xf32>
+func.func @batched_matmul(%a: tensor<4x8xf32>, %b: tensor<2x8x3xf32>) -> tensor<2x4x3xf32> {
+  %0 = transformer.matmul %a, %b : (tensor<4x8xf32>, tensor<2x8x3xf32>) -> tensor<2x4x3xf32>
   return %0 : tensor<2x4x3xf32>
 }
 
