@@ -29,12 +29,16 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
   let summary = "Call the runtime's GEMM microkernel for f32 linalg.matmul";
   let description = [{
     Runs after bufferization. Rewrites each f32 `linalg.matmul` on buffers
-    (the product of a `linear`, see LowerFused.cpp) into a call to
+    (a product by a matrix, see buildMatMul in LowerToLinalg.cpp) into a
+    call to
     `transfuse_matmul_f32(A, B, C)`, C += A * B on strided 2-D memrefs,
     declared `llvm.emit_c_interface` so that it links against
     `_mlir_ciface_transfuse_matmul_f32` in the runtime (runtime/src/gemm.cpp;
-    packed, register-blocked, AVX-512 where the CPU has it). The epilogue
-    stays generated code. Matmuls with user-defined indexing maps or other
+    packed, register-blocked, AVX-512 where the CPU has it). When B is a
+    constant global (a weight), it is packed here, at compile time, into the
+    kernel's panel layout [ceil(N / 32)][K][32] and
+    `transfuse_matmul_f32_packed` is called instead; the unpacked global is
+    dropped once nothing reads it. The epilogue stays generated code. Matmuls with user-defined indexing maps or other
     element types are left to the loop lowering.
   }];
   let dependentDialects = ["mlir::func::FuncDialect",
