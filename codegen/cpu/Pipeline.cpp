@@ -5,7 +5,6 @@
 #include "transfuse/runtime_core.h"
 #include "dialects/transformer/TransformerDialect.h"
 
-#include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
@@ -13,6 +12,9 @@
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/PassTimingInfo.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Passes/StandardInstrumentations.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Program.h"
@@ -25,9 +27,12 @@
 
 using namespace mlir;
 
-// From the runtime (memref_copy.cpp, gemm.cpp); the JIT resolves calls to
-// them.
+// From the runtime (memref_copy.cpp, gemm.cpp, alloc.cpp); the JIT resolves
+// calls to them.
 extern "C" void memrefCopy(int64_t, void *, void *);
+extern "C" void *_mlir_memref_to_llvm_alloc(size_t);
+extern "C" void *_mlir_memref_to_llvm_aligned_alloc(size_t, size_t);
+extern "C" void _mlir_memref_to_llvm_free(void *);
 extern "C" void _mlir_ciface_transfuse_matmul_f32(void *, void *, void *);
 extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(void *, void *,
                                                          void *);
@@ -200,14 +205,44 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "function-boundary-type-conversion=identity-layout-map},"
       "canonicalize,transfuse-cpu-matmul-to-microkernel,"
       "buffer-deallocation-pipeline,"
-      "func.func(convert-linalg-to-loops),convert-bufferization-to-memref,"
+      "func.func(convert-linalg-to-loops,transfuse-cpu-approximate-math),"
+      "convert-bufferization-to-memref,"
       "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
       "convert-math-to-funcs,convert-math-to-llvm,convert-math-to-libm,"
-      "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
+      "finalize-memref-to-llvm{use-generic-functions=1},"
+      "convert-arith-to-llvm,convert-index-to-llvm,"
       "convert-cf-to-llvm,convert-func-to-llvm,reconcile-unrealized-casts";
   if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
     return failure();
   return pm.run(module);
+}
+
+/// LLVM's default pipeline at `options.optLevel`; with --time-passes, each
+/// LLVM pass is timed too (LLVM prints the table when the report is freed).
+static void optimizeModule(llvm::Module &m, llvm::TargetMachine &tm,
+                           const CodegenOptions &options) {
+  llvm::TimePassesIsEnabled = options.timePasses;
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassInstrumentationCallbacks pic;
+  llvm::StandardInstrumentations si(m.getContext(), /*DebugLogging=*/false);
+  si.registerCallbacks(pic, &mam);
+  llvm::PassBuilder pb(&tm, llvm::PipelineTuningOptions(), std::nullopt, &pic);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  const llvm::OptimizationLevel levels[] = {
+      llvm::OptimizationLevel::O0, llvm::OptimizationLevel::O1,
+      llvm::OptimizationLevel::O2, llvm::OptimizationLevel::O3};
+  llvm::OptimizationLevel level = levels[std::min(options.optLevel, 3u)];
+  llvm::ModulePassManager mpm = options.optLevel == 0
+                                    ? pb.buildO0DefaultPipeline(level)
+                                    : pb.buildPerModuleDefaultPipeline(level);
+  mpm.run(m, mam);
 }
 
 /// tf_model_entry(void **args): unpacks args and calls the C interface.
@@ -277,7 +312,8 @@ createTargetMachine(const CodegenOptions &options, std::string &error) {
   llvm::TargetOptions to;
   return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
       triple, cpu, features, to, llvm::Reloc::PIC_, std::nullopt,
-      llvm::CodeGenOptLevel::Aggressive));
+      llvm::CodeGenOpt::getLevel(options.optLevel)
+          .value_or(llvm::CodeGenOptLevel::Default)));
 }
 
 /// Appends the in-memory bytes of constant `c` (arrays of data, nested
@@ -346,11 +382,7 @@ translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
   m->setTargetTriple(tm->getTargetTriple());
   if (weights)
     externalizeWeights(*m, *weights);
-  auto optimize = makeOptimizingTransformer(options.optLevel, 0, tm.get());
-  if (llvm::Error e = optimize(m.get())) {
-    error = llvm::toString(std::move(e));
-    return nullptr;
-  }
+  optimizeModule(*m, *tm, options);
   return m;
 }
 
@@ -480,6 +512,15 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
     llvm::orc::SymbolMap map;
     map[interner("memrefCopy")] = {llvm::orc::ExecutorAddr::fromPtr(&memrefCopy),
                                    llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_memref_to_llvm_alloc")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_alloc),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_memref_to_llvm_aligned_alloc")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_aligned_alloc),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_memref_to_llvm_free")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_free),
+        llvm::JITSymbolFlags::Exported};
     map[interner(kFailFunc)] = {llvm::orc::ExecutorAddr::fromPtr(&__transfuse_fail),
                                 llvm::JITSymbolFlags::Exported};
     map[interner("_mlir_ciface_transfuse_matmul_f32")] = {

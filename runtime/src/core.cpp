@@ -15,6 +15,9 @@
 #include <string>
 #include <vector>
 
+// The allocator of the buffers generated code returns (alloc.cpp).
+extern "C" void _mlir_memref_to_llvm_free(void *ptr);
+
 namespace {
 
 struct TensorSpec {
@@ -298,7 +301,7 @@ extern "C" tf_status tf_core_run(tf_core_session *s, const tf_tensor *inputs,
                    siteMessage(s->desc->fail_sites, failedSite));
 
   // Take the results: copy into caller buffers or runtime-owned ones, and
-  // free what the model allocated.
+  // free what the model allocated (with the allocator it used, alloc.cpp).
   tf_status status = TF_OK;
   int64_t *res = s->words.data();
   for (size_t i = 0; i < num_outputs; ++i) {
@@ -343,7 +346,7 @@ extern "C" tf_status tf_core_run(tf_core_session *s, const tf_tensor *inputs,
           stridedCopy((char *)out.data, src, spec.rank, sizes, strides, elem);
       }
     }
-    free(allocated);
+    _mlir_memref_to_llvm_free(allocated);
     res += 3 + 2 * spec.rank;
   }
   return status;

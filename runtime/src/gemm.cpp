@@ -9,24 +9,32 @@
 // packed into the kernel's panel layout at compile time:
 //   _mlir_ciface_transfuse_matmul_f32_packed(&A, &Bpacked, &C)
 //
-// Blocking (Goto/BLIS): B is packed into panels of kNr columns per kKc rows,
-// A into panels of kMr rows; a register-blocked kMr x kNr kernel (AVX-512:
-// 12 x 32, 24 accumulators) runs over the packed panels; with weights
-// prepacked, a product of few rows (a decode step) streams the panels once
-// instead. Edge tiles go
-// through a small buffer. Without AVX-512 a portable loop nest runs instead.
-// Large products split their columns over TRANSFUSE_NUM_THREADS threads
-// (default: every CPU the process may use).
+// Layout and blocking (Goto/BLIS): B is in panels of kNr = 32 columns, each
+// [K][32] (a weight comes so; any other B is packed so first); A is packed
+// into panels of kMr = 12 rows, each [K][12]. A register-blocked R x 32
+// kernel (AVX-512: R <= 12 rows, 2R accumulators) runs over kKc-deep slices
+// of one A panel and one B panel; the B slice stays in L1 while the kernel
+// walks down a block of kMc rows. Edge rows take a kernel with fewer rows,
+// edge columns masked loads and stores, so no tile is ever copied.
+//
+// Threads: the pool in thread_pool.cpp. Packing A is split by row panels;
+// the product by (row block, column chunk) tasks, several per thread, taken
+// dynamically. Each element of C is computed by one task in a fixed order,
+// so results do not depend on the thread count. Without AVX-512 (or with
+// TRANSFUSE_GEMM=portable) a portable loop nest runs instead.
 //
 //===----------------------------------------------------------------------===//
+#include "thread_pool.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
-#include <vector>
 
 #include <immintrin.h>
+
+using transfuse::runtime::numThreads;
+using transfuse::runtime::parallelFor;
 
 namespace {
 
@@ -38,7 +46,13 @@ struct Desc2D {
   }
 };
 
-constexpr int64_t kMr = 12, kNr = 32, kKc = 192, kMc = 240, kNc = 2304;
+constexpr int64_t kMr = 12, kNr = 32, kKc = 256, kMc = 240;
+
+/// Whether an m x k x n product pays for the pool: below 2^18
+/// multiply-adds (a few microseconds) it runs on the calling thread.
+bool parallel(int64_t m, int64_t n, int64_t k) {
+  return numThreads() > 1 && m * n * k >= (int64_t(1) << 18);
+}
 
 /// C[i][j] += sum_k A[i][k] B[k][j], any strides.
 void matmulPortable(const Desc2D &a, const Desc2D &b, const Desc2D &c) {
@@ -50,150 +64,6 @@ void matmulPortable(const Desc2D &a, const Desc2D &b, const Desc2D &c) {
       const float *brow = b.at(p, 0);
       for (int64_t j = 0; j < n; ++j)
         crow[j * c.strides[1]] += av * brow[j * b.strides[1]];
-    }
-}
-
-/// B[p0:p0+kc, j0:j0+nc] as panels of kNr columns, each [kc][kNr], zero
-/// padded on the right.
-void packB(const Desc2D &b, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
-           float *out) {
-  for (int64_t jp = 0; jp < nc; jp += kNr) {
-    int64_t w = std::min(kNr, nc - jp);
-    for (int64_t p = 0; p < kc; ++p) {
-      const float *src = b.at(p0 + p, j0 + jp);
-      float *dst = out + (jp / kNr) * kc * kNr + p * kNr;
-      if (b.strides[1] == 1) {
-        std::memcpy(dst, src, w * sizeof(float));
-      } else {
-        for (int64_t j = 0; j < w; ++j)
-          dst[j] = src[j * b.strides[1]];
-      }
-      std::fill(dst + w, dst + kNr, 0.0f);
-    }
-  }
-}
-
-/// A[i0:i0+mc, p0:p0+kc] as panels of kMr rows, each [kc][kMr], zero
-/// padded below.
-void packA(const Desc2D &a, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
-           float *out) {
-  for (int64_t ip = 0; ip < mc; ip += kMr) {
-    int64_t h = std::min(kMr, mc - ip);
-    float *panel = out + (ip / kMr) * kc * kMr;
-    for (int64_t r = 0; r < kMr; ++r) {
-      if (r >= h) {
-        for (int64_t p = 0; p < kc; ++p)
-          panel[p * kMr + r] = 0.0f;
-        continue;
-      }
-      const float *src = a.at(i0 + ip + r, p0);
-      for (int64_t p = 0; p < kc; ++p)
-        panel[p * kMr + r] = src[p * a.strides[1]];
-    }
-  }
-}
-
-/// out[kMr][kNr] (row stride ldo) += Apanel * Bpanel over kc.
-__attribute__((target("avx512f"))) void kernel12x32(int64_t kc, const float *ap,
-                                                    const float *bp, float *out,
-                                                    int64_t ldo) {
-  __m512 c[kMr][2];
-  for (int r = 0; r < kMr; ++r) {
-    c[r][0] = _mm512_loadu_ps(out + r * ldo);
-    c[r][1] = _mm512_loadu_ps(out + r * ldo + 16);
-  }
-  for (int64_t p = 0; p < kc; ++p) {
-    __m512 b0 = _mm512_loadu_ps(bp + p * kNr);
-    __m512 b1 = _mm512_loadu_ps(bp + p * kNr + 16);
-    const float *a = ap + p * kMr;
-#pragma GCC unroll 12
-    for (int r = 0; r < kMr; ++r) {
-      __m512 av = _mm512_set1_ps(a[r]);
-      c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
-      c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
-    }
-  }
-  for (int r = 0; r < kMr; ++r) {
-    _mm512_storeu_ps(out + r * ldo, c[r][0]);
-    _mm512_storeu_ps(out + r * ldo + 16, c[r][1]);
-  }
-}
-
-/// `packed`, when given, is B already in panel layout for the whole K:
-/// panel j (columns [32 j, 32 j + 32)) is [K][kNr] at packed + j * K * kNr,
-/// zero padded, as transfuse-cpu-matmul-to-microkernel writes weights at
-/// compile time. Otherwise B is packed here, block by block.
-__attribute__((target("avx512f"))) void matmulAvx512(const Desc2D &a,
-                                                     const Desc2D &b,
-                                                     const float *packed,
-                                                     const Desc2D &c) {
-  int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
-  float *bPack = packed ? nullptr
-                        : static_cast<float *>(std::aligned_alloc(
-                              64, sizeof(float) * kKc * (kNc + kNr)));
-  float *aPack = static_cast<float *>(
-      std::aligned_alloc(64, sizeof(float) * kKc * (kMc + kMr)));
-  alignas(64) float tile[kMr * kNr];
-  for (int64_t j0 = 0; j0 < n; j0 += kNc) {
-    int64_t nc = std::min(kNc, n - j0);
-    for (int64_t p0 = 0; p0 < k; p0 += kKc) {
-      int64_t kc = std::min(kKc, k - p0);
-      if (!packed)
-        packB(b, p0, kc, j0, nc, bPack);
-      for (int64_t i0 = 0; i0 < m; i0 += kMc) {
-        int64_t mc = std::min(kMc, m - i0);
-        packA(a, i0, mc, p0, kc, aPack);
-        for (int64_t jr = 0; jr < nc; jr += kNr) {
-          int64_t w = std::min(kNr, nc - jr);
-          const float *bp =
-              packed ? packed + ((j0 + jr) / kNr) * k * kNr + p0 * kNr
-                     : bPack + (jr / kNr) * kc * kNr;
-          for (int64_t ir = 0; ir < mc; ir += kMr) {
-            int64_t h = std::min(kMr, mc - ir);
-            const float *ap = aPack + (ir / kMr) * kc * kMr;
-            float *cij = c.at(i0 + ir, j0 + jr);
-            if (h == kMr && w == kNr && c.strides[1] == 1) {
-              kernel12x32(kc, ap, bp, cij, c.strides[0]);
-              continue;
-            }
-            // Edge tile: through a zero-padded buffer.
-            for (int64_t r = 0; r < kMr; ++r)
-              for (int64_t j = 0; j < kNr; ++j)
-                tile[r * kNr + j] =
-                    r < h && j < w ? cij[r * c.strides[0] + j * c.strides[1]]
-                                   : 0.0f;
-            kernel12x32(kc, ap, bp, tile, kNr);
-            for (int64_t r = 0; r < h; ++r)
-              for (int64_t j = 0; j < w; ++j)
-                cij[r * c.strides[0] + j * c.strides[1]] = tile[r * kNr + j];
-          }
-        }
-      }
-    }
-  }
-  std::free(aPack);
-  std::free(bPack);
-}
-
-/// Few rows against prepacked B: each panel streamed once.
-__attribute__((target("avx512f"))) void
-matmulFewRowsPacked(const Desc2D &a, const float *packed, const Desc2D &c) {
-  int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j0 = 0; j0 < n; j0 += kNr) {
-      const float *panel = packed + (j0 / kNr) * k * kNr;
-      __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
-      for (int64_t p = 0; p < k; ++p) {
-        __m512 av = _mm512_set1_ps(*a.at(i, p));
-        c0 = _mm512_fmadd_ps(av, _mm512_loadu_ps(panel + p * kNr), c0);
-        c1 = _mm512_fmadd_ps(av, _mm512_loadu_ps(panel + p * kNr + 16), c1);
-      }
-      alignas(64) float row[kNr];
-      _mm512_store_ps(row, c0);
-      _mm512_store_ps(row + 16, c1);
-      float *crow = c.at(i, j0);
-      for (int64_t j = 0; j < std::min(kNr, n - j0); ++j)
-        crow[j * c.strides[1]] += row[j];
     }
 }
 
@@ -209,6 +79,167 @@ void matmulPackedPortable(const Desc2D &a, const float *packed,
     }
 }
 
+/// fn(i) for i in [0, n): on the pool when `parallel`, else here.
+template <typename Fn> void forEach(int64_t n, bool parallel, Fn fn) {
+  if (parallel) {
+    parallelFor(n, fn);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i)
+    fn(i);
+}
+
+/// A 64-byte aligned scratch buffer per calling thread, grown on demand and
+/// kept, so that a model's products do not map fresh pages on every call.
+/// `slot` lets one call hold two buffers.
+float *scratch(int slot, int64_t floats) {
+  struct Buffer {
+    float *data = nullptr;
+    int64_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffers[2];
+  Buffer &b = buffers[slot];
+  if (b.size < floats) {
+    std::free(b.data);
+    b.size = (floats + 1023) / 1024 * 1024;
+    b.data = static_cast<float *>(std::aligned_alloc(64, b.size * sizeof(float)));
+  }
+  return b.data;
+}
+
+/// B as panels of kNr columns, each [K][kNr], zero padded on the right.
+void packB(const Desc2D &b, float *out, bool parallel) {
+  int64_t k = b.sizes[0], n = b.sizes[1], panels = (n + kNr - 1) / kNr;
+  forEach(panels, parallel, [&](int64_t jp) {
+    int64_t j0 = jp * kNr, w = std::min(kNr, n - j0);
+    float *panel = out + jp * k * kNr;
+    for (int64_t p = 0; p < k; ++p) {
+      const float *src = b.at(p, j0);
+      float *dst = panel + p * kNr;
+      if (b.strides[1] == 1)
+        std::memcpy(dst, src, w * sizeof(float));
+      else
+        for (int64_t j = 0; j < w; ++j)
+          dst[j] = src[j * b.strides[1]];
+      std::fill(dst + w, dst + kNr, 0.0f);
+    }
+  });
+}
+
+/// A as panels of kMr rows, each [K][kMr], zero padded below.
+void packA(const Desc2D &a, float *out, bool parallel) {
+  int64_t m = a.sizes[0], k = a.sizes[1], panels = (m + kMr - 1) / kMr;
+  forEach(panels, parallel, [&](int64_t ip) {
+    float *panel = out + ip * k * kMr;
+    int64_t h = std::min(kMr, m - ip * kMr);
+    for (int64_t r = 0; r < kMr; ++r) {
+      if (r >= h) {
+        for (int64_t p = 0; p < k; ++p)
+          panel[p * kMr + r] = 0.0f;
+        continue;
+      }
+      const float *src = a.at(ip * kMr + r, 0);
+      if (a.strides[1] == 1)
+        for (int64_t p = 0; p < k; ++p)
+          panel[p * kMr + r] = src[p];
+      else
+        for (int64_t p = 0; p < k; ++p)
+          panel[p * kMr + r] = src[p * a.strides[1]];
+    }
+  });
+}
+
+/// out[R][32] (row stride ldo; columns masked by m0, m1) += A panel slice
+/// (kc x kMr, first R rows used) * B panel slice (kc x kNr).
+template <int R>
+__attribute__((target("avx512f"))) void kernel(int64_t kc, const float *ap,
+                                               const float *bp, float *out,
+                                               int64_t ldo, __mmask16 m0,
+                                               __mmask16 m1) {
+  __m512 c0[R], c1[R];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+    c0[r] = _mm512_maskz_loadu_ps(m0, out + r * ldo);
+    c1[r] = _mm512_maskz_loadu_ps(m1, out + r * ldo + 16);
+  }
+  for (int64_t p = 0; p < kc; ++p) {
+    __m512 b0 = _mm512_loadu_ps(bp + p * kNr);
+    __m512 b1 = _mm512_loadu_ps(bp + p * kNr + 16);
+    const float *a = ap + p * kMr;
+#pragma GCC unroll 12
+    for (int r = 0; r < R; ++r) {
+      __m512 av = _mm512_set1_ps(a[r]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(out + r * ldo, m0, c0[r]);
+    _mm512_mask_storeu_ps(out + r * ldo + 16, m1, c1[r]);
+  }
+}
+
+using Kernel = void (*)(int64_t, const float *, const float *, float *,
+                        int64_t, __mmask16, __mmask16);
+constexpr Kernel kKernels[kMr] = {kernel<1>, kernel<2>,  kernel<3>,
+                                  kernel<4>, kernel<5>,  kernel<6>,
+                                  kernel<7>, kernel<8>,  kernel<9>,
+                                  kernel<10>, kernel<11>, kernel<12>};
+
+/// C += A * B, B in panel layout (packed), A any strides, C any strides.
+__attribute__((target("avx512f"))) void
+matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c) {
+  int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
+  int64_t rowPanels = (m + kMr - 1) / kMr, colPanels = (n + kNr - 1) / kNr;
+  // Tasks: row blocks of kMc rows x column chunks; several chunks per thread
+  // so that a slowed core takes fewer.
+  int64_t threads = parallel(m, n, k) ? numThreads() : 1;
+  float *aPack = scratch(0, rowPanels * kMr * k);
+  packA(a, aPack, threads > 1);
+  int64_t rowBlocks = (m + kMc - 1) / kMc;
+  int64_t chunks = std::min(colPanels,
+                            std::max<int64_t>(1, 4 * threads / rowBlocks));
+  bool unitColumns = c.strides[1] == 1;
+  auto task = [&](int64_t t) {
+    int64_t rb = t / chunks, cc = t % chunks;
+    int64_t ip0 = rb * (kMc / kMr),
+            ip1 = std::min(rowPanels, ip0 + kMc / kMr);
+    int64_t jp0 = colPanels * cc / chunks, jp1 = colPanels * (cc + 1) / chunks;
+    alignas(64) float tile[kMr * kNr];
+    for (int64_t p0 = 0; p0 < k; p0 += kKc) {
+      int64_t kc = std::min(kKc, k - p0);
+      for (int64_t jp = jp0; jp < jp1; ++jp) {
+        const float *bp = packed + jp * k * kNr + p0 * kNr;
+        int64_t j = jp * kNr, w = std::min(kNr, n - j);
+        __mmask16 m0 = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
+        __mmask16 m1 = w >= 32   ? 0xFFFF
+                       : w <= 16 ? 0
+                                 : (__mmask16)((1u << (w - 16)) - 1);
+        for (int64_t ip = ip0; ip < ip1; ++ip) {
+          int64_t h = std::min(kMr, m - ip * kMr);
+          const float *ap = aPack + ip * k * kMr + p0 * kMr;
+          float *cij = c.at(ip * kMr, j);
+          if (unitColumns) {
+            kKernels[h - 1](kc, ap, bp, cij, c.strides[0], m0, m1);
+            continue;
+          }
+          // C with strided columns: through a buffer.
+          for (int64_t r = 0; r < h; ++r)
+            for (int64_t x = 0; x < w; ++x)
+              tile[r * kNr + x] = cij[r * c.strides[0] + x * c.strides[1]];
+          kKernels[h - 1](kc, ap, bp, tile, kNr, m0, m1);
+          for (int64_t r = 0; r < h; ++r)
+            for (int64_t x = 0; x < w; ++x)
+              cij[r * c.strides[0] + x * c.strides[1]] = tile[r * kNr + x];
+        }
+      }
+    }
+  };
+  forEach(rowBlocks * chunks, threads > 1, task);
+}
+
 /// AVX-512 unless the CPU lacks it or TRANSFUSE_GEMM=portable (which the
 /// tests use to cover the portable path on any machine).
 bool useAvx512() {
@@ -219,48 +250,6 @@ bool useAvx512() {
   return use;
 }
 
-/// Threads a product may use: TRANSFUSE_NUM_THREADS, else the CPUs this
-/// process may run on.
-int numThreads() {
-  static const int n = [] {
-    if (const char *e = std::getenv("TRANSFUSE_NUM_THREADS"))
-      return std::max(1, std::atoi(e));
-    return (int)std::max(1u, std::thread::hardware_concurrency());
-  }();
-  return n;
-}
-
-/// Runs `part(j0, j1)` over column ranges [j0, j1) that split [0, n) at
-/// panel boundaries, one per thread, when the product is large enough for
-/// threads to pay (each C element is still computed by one thread, in the
-/// same order, so results do not depend on the thread count).
-template <typename Fn>
-void splitColumns(int64_t m, int64_t n, int64_t k, Fn part) {
-  int64_t panels = (n + kNr - 1) / kNr;
-  int64_t threads = std::min<int64_t>(numThreads(), panels);
-  if (threads <= 1 || m * n * k < (int64_t(1) << 22)) {
-    part(0, n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  auto range = [&](int64_t t) {
-    return std::min(n, (panels * t / threads) * kNr);
-  };
-  for (int64_t t = 1; t < threads; ++t)
-    pool.emplace_back([&, t] { part(range(t), range(t + 1)); });
-  part(0, range(1));
-  for (std::thread &th : pool)
-    th.join();
-}
-
-/// Columns [j0, j1) of a 2-D view.
-Desc2D columns(const Desc2D &d, int64_t j0, int64_t j1) {
-  Desc2D out = d;
-  out.offset += j0 * d.strides[1];
-  out.sizes[1] = j1 - j0;
-  return out;
-}
-
 } // namespace
 
 extern "C" __attribute__((visibility("default"))) void
@@ -269,10 +258,10 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c) {
     return;
   if (!useAvx512())
     return matmulPortable(*a, *b, *c);
-  splitColumns(
-      a->sizes[0], c->sizes[1], a->sizes[1], [&](int64_t j0, int64_t j1) {
-        matmulAvx512(*a, columns(*b, j0, j1), nullptr, columns(*c, j0, j1));
-      });
+  int64_t k = b->sizes[0], n = b->sizes[1];
+  float *bPack = scratch(1, (n + kNr - 1) / kNr * kNr * k);
+  packB(*b, bPack, parallel(a->sizes[0], n, k));
+  matmulAvx512(*a, bPack, *c);
 }
 
 namespace {
@@ -288,14 +277,7 @@ _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c) {
   if (a->sizes[0] == 0 || c->sizes[1] == 0 || a->sizes[1] == 0)
     return;
   const float *packed = b->data + b->offset;
-  int64_t k = a->sizes[1];
   if (!useAvx512())
     return matmulPackedPortable(*a, packed, *c);
-  splitColumns(a->sizes[0], c->sizes[1], k, [&](int64_t j0, int64_t j1) {
-    const float *p = packed + (j0 / kNr) * k * kNr;
-    if (a->sizes[0] < 4)
-      matmulFewRowsPacked(*a, p, columns(*c, j0, j1));
-    else
-      matmulAvx512(*a, Desc2D{}, p, columns(*c, j0, j1));
-  });
+  matmulAvx512(*a, packed, *c);
 }

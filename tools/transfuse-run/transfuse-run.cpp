@@ -1,7 +1,8 @@
 //===- transfuse-run.cpp - run a compiled model, compare, time ------------===//
 //
 //   transfuse-run MODEL.so --test-data DIR [--rtol R --atol A]
-//                 [--repeat K --threads N]
+//                 [--repeat K --threads N]   (N: the runtime's thread pool;
+//                  default TRANSFUSE_NUM_THREADS, else every CPU)
 //   transfuse-run MODEL.onnx --jit --test-data DIR ...
 //
 // DIR holds ONNX test data (input_N.pb, output_N.pb). Exits 0 only when
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <functional>
@@ -34,7 +36,7 @@ struct Args {
   std::string attention = "auto"; // --jit: the attention algorithm
   int64_t kvBlock = 64;           // --jit: keys per memory-efficient block
   double relTol = 1e-3, absTol = 1e-4;
-  unsigned repeat = 0, threads = 1;
+  unsigned repeat = 0, threads = 0; // 0: TRANSFUSE_NUM_THREADS or all CPUs
 } args;
 
 const char *kUsage =
@@ -185,7 +187,10 @@ int main(int argc, char **argv) {
   const std::string &modelPath = args.modelPath;
   bool jit = args.jit, quiet = args.quiet;
   double absTol = args.absTol, relTol = args.relTol;
-  unsigned repeat = args.repeat, threads = args.threads;
+  unsigned repeat = args.repeat;
+  // The runtime's thread pool reads its size once, on first use.
+  if (args.threads > 0)
+    setenv("TRANSFUSE_NUM_THREADS", std::to_string(args.threads).c_str(), 1);
 
   Runner runner;
   void *lib = nullptr;
@@ -334,9 +339,6 @@ int main(int argc, char **argv) {
       ok &= within;
     }
     if (repeat > 0) {
-      if (threads > 1)
-        outs() << "note: --threads " << threads
-               << " requested; this build's generated code runs on 1 thread\n";
       std::vector<double> times;
       for (unsigned r = 0; r < repeat; ++r) {
         double t0 = driver::nowMs();

@@ -43,6 +43,11 @@ static cl::opt<bool> timePasses("time-passes", cl::desc("Time each pass"),
                                 cl::sub(compileCmd));
 static cl::opt<std::string> mcpu("mcpu", cl::desc("LLVM CPU (default: host)"),
                                  cl::sub(compileCmd));
+static cl::opt<unsigned> optLevel(
+    "O",
+    cl::desc("Optimization level of the generated code, 0-3 (default 2; "
+             "the GEMM microkernel is precompiled and unaffected)"),
+    cl::Prefix, cl::init(2), cl::sub(compileCmd));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress lines"),
                            cl::sub(compileCmd));
 static cl::opt<bool> noFusion("no-fusion",
@@ -103,6 +108,9 @@ static int compile(const char *argv0) {
   options.codegen.printIRAfterAll = printIRAfterAll;
   options.codegen.timePasses = timePasses;
   options.codegen.cpu = mcpu;
+  if (optLevel > 3)
+    return fail("-O" + std::to_string(optLevel) + ": the level is 0 to 3");
+  options.codegen.optLevel = optLevel;
   options.verbose = !quiet;
   options.fusion = !noFusion;
   options.explainFusion = explainFusion;

@@ -1,0 +1,124 @@
+//===- thread_pool.cpp - the runtime's one pool of worker threads ---------===//
+#include "thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace transfuse::runtime {
+
+int numThreads() {
+  static const int n = [] {
+    if (const char *e = std::getenv("TRANSFUSE_NUM_THREADS"))
+      return std::max(1, std::atoi(e));
+    return (int)std::max(1u, std::thread::hardware_concurrency());
+  }();
+  return n;
+}
+
+namespace {
+
+thread_local bool inTask = false;
+
+void pause() {
+#if defined(__x86_64__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+class Pool {
+public:
+  explicit Pool(int threads) {
+    for (int t = 1; t < threads; ++t)
+      workers.emplace_back([this] { work(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stopping = true;
+      generation.fetch_add(1);
+    }
+    wake.notify_all();
+    for (std::thread &w : workers)
+      w.join();
+  }
+
+  void run(int64_t n, void (*fn)(void *, int64_t), void *c) {
+    std::lock_guard<std::mutex> one(dispatch); // one loop at a time
+    task = fn;
+    ctx = c;
+    count = n;
+    next.store(0);
+    busy.store((int)workers.size());
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      generation.fetch_add(1);
+    }
+    wake.notify_all();
+    claim();
+    // Workers finish their last task; spin, as tasks are short.
+    while (busy.load(std::memory_order_acquire) != 0)
+      pause();
+  }
+
+private:
+  void claim() {
+    inTask = true;
+    for (int64_t i; (i = next.fetch_add(1)) < count;)
+      task(ctx, i);
+    inTask = false;
+  }
+
+  void work() {
+    uint64_t seen = 0;
+    for (;;) {
+      // Spin briefly for the next loop (they come back to back), then sleep.
+      for (int s = 0; s < 20000 && generation.load() == seen; ++s)
+        pause();
+      if (generation.load() == seen) {
+        std::unique_lock<std::mutex> lock(mu);
+        wake.wait(lock, [&] { return generation.load() != seen; });
+      }
+      seen = generation.load();
+      if (stopping)
+        return;
+      claim();
+      busy.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  std::vector<std::thread> workers;
+  std::mutex dispatch, mu;
+  std::condition_variable wake;
+  std::atomic<uint64_t> generation{0};
+  std::atomic<int64_t> next{0};
+  std::atomic<int> busy{0};
+  int64_t count = 0;
+  void (*task)(void *, int64_t) = nullptr;
+  void *ctx = nullptr;
+  bool stopping = false;
+};
+
+} // namespace
+
+void parallelFor(int64_t n, void (*task)(void *, int64_t), void *ctx) {
+  if (n <= 1 || inTask || numThreads() == 1) {
+    for (int64_t i = 0; i < n; ++i)
+      task(ctx, i);
+    return;
+  }
+  static Pool pool(numThreads());
+  pool.run(n, task, ctx);
+}
+
+} // namespace transfuse::runtime
