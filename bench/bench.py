@@ -192,8 +192,9 @@ def gemm_peak(work):
     subprocess.run(["clang++-22", "-O3", "-I", os.path.join(ROOT, "runtime",
                                                             "include"),
                     os.path.join(HERE, "gemm_bench.cpp"),
-                    os.path.join(ROOT, "runtime", "src", "gemm.cpp"), "-o",
-                    exe], check=True)
+                    os.path.join(ROOT, "runtime", "src", "gemm.cpp"),
+                    os.path.join(ROOT, "runtime", "src", "thread_pool.cpp"),
+                    "-lpthread", "-o", exe], check=True)
     # One core: the peak is per core, and so is this table.
     out = subprocess.run([exe, "20"], capture_output=True, text=True,
                          check=True,

@@ -13,6 +13,8 @@
 #include "tools/driver/Driver.h"
 #include "transfuse/runtime_core.h"
 
+extern "C" uint64_t transfuse_scratch_peak_bytes();
+
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
@@ -354,6 +356,14 @@ int main(int argc, char **argv) {
     for (auto &o : out)
       runner.release(&o);
   } // each test-data set
+  // The most bytes the model's buffers held at once (runtime/src/alloc.cpp):
+  // from the .so's own runtime, or this process's for the JIT.
+  auto scratchPeak = lib ? reinterpret_cast<uint64_t (*)()>(
+                               dlsym(lib, "transfuse_scratch_peak_bytes"))
+                         : &transfuse_scratch_peak_bytes;
+  if (scratchPeak)
+    outs() << "peak scratch: "
+           << format("%.1f", scratchPeak() / (1024.0 * 1024.0)) << " MiB\n";
   // Peak resident memory of this process (Linux VmHWM: per address space,
   // so it does not inherit the parent's peak the way ru_maxrss does).
   if (std::FILE *f = std::fopen("/proc/self/status", "r")) {
