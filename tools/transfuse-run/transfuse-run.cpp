@@ -13,8 +13,6 @@
 #include "tools/driver/Driver.h"
 #include "transfuse/runtime_core.h"
 
-extern "C" uint64_t transfuse_scratch_peak_bytes();
-
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
@@ -25,6 +23,9 @@ extern "C" uint64_t transfuse_scratch_peak_bytes();
 #include <cstring>
 #include <dlfcn.h>
 #include <functional>
+
+// The runtime's allocator (alloc.cpp): the most bytes of buffers held at once.
+extern "C" uint64_t transfuse_scratch_peak_bytes();
 
 using namespace llvm;
 using namespace transfuse;
