@@ -18,7 +18,9 @@ the ratio to each peer, achieved GFLOP/s and % of the measured peak.
 usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
                 [--threads 1,2]
   --quick: bert-base at seq 128 only (a few minutes). Otherwise bert-base at
-  128 and 512 tokens, GPT-2 (124M) prefill and t5-base's encoder at 128.
+  128 and 512 tokens, GPT-2 (124M) prefill at 128, one GPT-2 decode step
+  (with its LM head) on a 128- and a 1024-token past ("seq" is the past
+  length), and t5-base's encoder at 128.
 Writes DIR/results.json and prints a markdown table (docs/benchmarks.md).
 """
 import argparse
@@ -40,17 +42,42 @@ def log(msg):
     print("bench: " + msg, file=sys.stderr, flush=True)
 
 
+def by_name(model, in_names, out_names):
+    """A Hugging Face model called with positional inputs, returning a tuple
+    of the named outputs (what torch.onnx.export and the timing call)."""
+    import torch
+
+    class ByName(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, *args):
+            out = self.m(**dict(zip(in_names, args)))
+            return tuple(out[o] for o in out_names)
+
+    return ByName(model).eval()
+
+
+def encoder_like(model, vocab, seq, flops):
+    """Inputs input_ids and attention_mask [1, seq] (both dims dynamic in
+    the export), output last_hidden_state."""
+    import torch
+    in_names, out_names = ("input_ids", "attention_mask"), ("last_hidden_state",)
+    ids = torch.randint(0, vocab, (1, seq))
+    mask = torch.ones(1, seq, dtype=torch.int64)
+    axes = {n: {0: "batch", 1: "seq"} for n in in_names}
+    return by_name(model, in_names, out_names), in_names, (ids, mask), \
+        out_names, flops, axes
+
+
 def bert_base(seq):
     """bert-base-uncased's shape: 12 layers, hidden 768, 12 heads."""
     import torch
     from transformers import BertConfig, BertModel
     torch.manual_seed(0)
     model = BertModel(BertConfig()).eval()
-    ids = torch.randint(0, 30522, (1, seq))
-    mask = torch.ones(1, seq, dtype=torch.int64)
-    flops = bert_flops(12, 768, 3072, seq)
-    return model, ("input_ids", "attention_mask"), (ids, mask), \
-        ("last_hidden_state",), flops
+    return encoder_like(model, 30522, seq, bert_flops(12, 768, 3072, seq))
 
 
 def gpt2(seq):
@@ -59,10 +86,56 @@ def gpt2(seq):
     from transformers import GPT2Config, GPT2Model
     torch.manual_seed(0)
     model = GPT2Model(GPT2Config()).eval()
-    ids = torch.randint(0, 50257, (1, seq))
-    mask = torch.ones(1, seq, dtype=torch.int64)
-    return model, ("input_ids", "attention_mask"), (ids, mask), \
-        ("last_hidden_state",), bert_flops(12, 768, 3072, seq)
+    return encoder_like(model, 50257, seq, bert_flops(12, 768, 3072, seq))
+
+
+def gpt2_decode(past):
+    """GPT-2 small with its LM head: one new token on a `past`-token KV
+    cache (inputs input_ids [1, 1], attention_mask [1, past + 1], then key
+    and value [1, 12, past, 64] per layer; outputs logits and the present
+    key/values). The past length and batch are dynamic in the export."""
+    import torch
+    from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(0)
+    config = GPT2Config()
+    model = GPT2LMHeadModel(config).eval()
+    layers = config.n_layer
+
+    class WithCache(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, *past):
+            cache = DynamicCache(
+                ddp_cache_data=[(past[2 * i], past[2 * i + 1])
+                                for i in range(layers)], config=config)
+            out = self.model(input_ids=input_ids,
+                             attention_mask=attention_mask,
+                             past_key_values=cache, use_cache=True)
+            flat = []
+            for layer in out.past_key_values.layers:
+                flat += [layer.keys, layer.values]
+            return (out.logits, *flat)
+
+    past_names = tuple(n for i in range(layers) for n in (
+        "past_key_values.%d.key" % i, "past_key_values.%d.value" % i))
+    in_names = ("input_ids", "attention_mask") + past_names
+    out_names = ("logits",) + tuple(
+        n.replace("past_key_values", "present") for n in past_names)
+    g = torch.Generator().manual_seed(past)
+    inputs = (torch.randint(0, config.vocab_size, (1, 1), generator=g),
+              torch.ones(1, past + 1, dtype=torch.int64)) + tuple(
+        torch.randn(1, config.n_head, past, 64, generator=g)
+        for _ in past_names)
+    axes = {"input_ids": {0: "batch"},
+            "attention_mask": {0: "batch", 1: "total"}}
+    axes.update({n: {0: "batch", 2: "past"} for n in past_names})
+    axes.update({n: {0: "batch", 2: "total"} for n in out_names[1:]})
+    h, inter = 768, 3072
+    flops = 12 * (2 * (4 * h * h + 2 * h * inter) + 4 * (past + 1) * h) \
+        + 2 * h * config.vocab_size
+    return WithCache().eval(), in_names, inputs, out_names, flops, axes
 
 
 def t5_base_encoder(seq):
@@ -73,10 +146,7 @@ def t5_base_encoder(seq):
     config = T5Config(d_model=768, d_ff=3072, num_layers=12, num_heads=12,
                       d_kv=64)
     model = T5EncoderModel(config).eval()
-    ids = torch.randint(0, 32128, (1, seq))
-    mask = torch.ones(1, seq, dtype=torch.int64)
-    return model, ("input_ids", "attention_mask"), (ids, mask), \
-        ("last_hidden_state",), bert_flops(12, 768, 3072, seq)
+    return encoder_like(model, 32128, seq, bert_flops(12, 768, 3072, seq))
 
 
 def bert_flops(layers, h, inter, s):
@@ -84,7 +154,7 @@ def bert_flops(layers, h, inter, s):
     return layers * per_layer
 
 
-MODELS = {"bert-base": bert_base, "gpt2": gpt2,
+MODELS = {"bert-base": bert_base, "gpt2": gpt2, "gpt2-decode": gpt2_decode,
           "t5-base-encoder": t5_base_encoder}
 
 
@@ -95,25 +165,13 @@ def export(name, seq, work):
     d = os.path.join(work, "%s-s%d" % (name, seq))
     onnx_path = os.path.join(d, "model.onnx")
     data = os.path.join(d, "test_data_set_0")
-    model, in_names, inputs, out_names, flops = MODELS[name](seq)
+    model, in_names, inputs, out_names, flops, axes = MODELS[name](seq)
     if not os.path.exists(onnx_path):
         os.makedirs(data, exist_ok=True)
         log("exporting %s (seq %d)" % (name, seq))
-
-        class ByName(torch.nn.Module):
-            def __init__(self, m):
-                super().__init__()
-                self.m = m
-
-            def forward(self, *args):
-                out = self.m(**dict(zip(in_names, args)))
-                return tuple(out[o] for o in out_names)
-
-        torch.onnx.export(ByName(model), inputs, onnx_path,
+        torch.onnx.export(model, inputs, onnx_path,
                           input_names=list(in_names),
-                          output_names=list(out_names),
-                          dynamic_axes={n: {0: "batch", 1: "seq"}
-                                        for n in in_names},
+                          output_names=list(out_names), dynamic_axes=axes,
                           opset_version=17, dynamo=False)
         feeds = {n: t.numpy() for n, t in zip(in_names, inputs)}
         sess = ort.InferenceSession(onnx_path,
@@ -167,12 +225,11 @@ def time_ort(onnx_path, in_names, inputs, threads, repeat):
     return run_timed(lambda: sess.run(None, feeds), repeat)
 
 
-def time_torch(model, inputs, in_names, threads, repeat):
+def time_torch(model, inputs, threads, repeat):
     import torch
     torch.set_num_threads(threads)
-    kw = dict(zip(in_names, inputs))
     with torch.inference_mode():
-        return run_timed(lambda: model(**kw), repeat)
+        return run_timed(lambda: model(*inputs), repeat)
 
 
 def run_timed(fn, repeat):
@@ -216,7 +273,7 @@ def main():
     threads = [int(t) for t in args.threads.split(",")]
     configs = [("bert-base", 128)] if args.quick else [
         ("bert-base", 128), ("bert-base", 512), ("gpt2", 128),
-        ("t5-base-encoder", 128)]
+        ("gpt2-decode", 128), ("gpt2-decode", 1024), ("t5-base-encoder", 128)]
     if args.only:
         configs = [c for c in configs if c[0] == args.only]
     log("measuring the FMA peak and the GEMM microkernel")
@@ -237,7 +294,7 @@ def main():
                    "transfuse": time_transfuse(so, data, n, args.repeat),
                    "onnxruntime": time_ort(onnx_path, in_names, inputs, n,
                                            args.repeat),
-                   "pytorch_eager": time_torch(model, inputs, in_names, n,
+                   "pytorch_eager": time_torch(model, inputs, n,
                                                args.repeat)}
             for k in ("transfuse", "onnxruntime", "pytorch_eager"):
                 row[k]["gflops"] = flops / 1e9 / (row[k]["median_ms"] / 1e3)
