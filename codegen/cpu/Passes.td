@@ -3,6 +3,26 @@
 
 include "mlir/Pass/PassBase.td"
 
+def OutlineKernels : Pass<"transfuse-cpu-outline-kernels", "mlir::ModuleOp"> {
+  let summary = "One private function per distinct fused kernel (attention, norms, rotary)";
+  let description = [{
+    Runs first in the CPU pipeline, on transformer ops. Each `attention`,
+    `layer_norm`, `rms_norm` and `rotary_embedding` op becomes a call to a
+    private function holding that op alone, and ops that are the same (name,
+    attributes, operand and result types) share one function. A model's
+    layers are alike, so each kernel's loops are generated and compiled by
+    LLVM once instead of once per layer (`noinline` keeps LLVM from pasting
+    them back). One-shot bufferization handles the calls. Products (`linear`)
+    stay inline: their constant weights are packed at compile time where the
+    product meets them.
+
+    A run-time check inside a shared function names the node of the first
+    op that used it.
+  }];
+  let dependentDialects = ["mlir::func::FuncDialect",
+                           "mlir::LLVM::LLVMDialect"];
+}
+
 def LowerToLinalg : Pass<"transfuse-cpu-lower-to-linalg", "mlir::ModuleOp"> {
   let summary = "Lower transformer graph ops to linalg, tensor, arith and math";
   let description = [{

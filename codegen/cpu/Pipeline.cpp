@@ -198,7 +198,8 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
   if (options.timePasses)
     pm.enableTiming();
   const char *pipeline =
-      "transfuse-cpu-lower-to-linalg,canonicalize,cse,"
+      "transfuse-cpu-outline-kernels,transfuse-cpu-lower-to-linalg,"
+      "canonicalize,cse,"
       "func.func(linalg-fuse-elementwise-ops),canonicalize,"
       "one-shot-bufferize{bufferize-function-boundaries "
       "allow-return-allocs-from-loops "

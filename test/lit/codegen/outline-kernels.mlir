@@ -1,0 +1,29 @@
+// RUN: transfuse-opt %s -transfuse-cpu-outline-kernels | FileCheck %s
+
+// Two layers' identical layer_norms share one private, internal, noinline
+// function; a layer_norm with another epsilon gets its own; attention is
+// outlined too; the linear (whose weight is packed where the product meets
+// it) stays inline.
+// CHECK-LABEL: func.func @main_graph
+// CHECK: %[[A:.*]] = call @tf_kernel_layer_norm(%arg0, %arg1, %arg1)
+// CHECK: transformer.linear %[[A]], %arg2
+// CHECK: %[[B:.*]] = call @tf_kernel_layer_norm(%{{.*}}, %arg1, %arg1)
+// CHECK: call @tf_kernel_layer_norm_0(%[[B]], %arg1, %arg1)
+// CHECK: call @tf_kernel_attention(%arg3, %arg3, %arg3)
+// CHECK-NOT: transformer.layer_norm
+// CHECK-NOT: transformer.attention
+// CHECK: func.func private @tf_kernel_layer_norm(%{{.*}}: tensor<2x8x16xf32>, %{{.*}}: tensor<16xf32>, %{{.*}}: tensor<16xf32>) -> tensor<2x8x16xf32> attributes {llvm.linkage = #llvm.linkage<internal>, passthrough = ["noinline"]}
+// CHECK-NEXT: transformer.layer_norm %arg0 scale %arg1 bias %arg2 {epsilon = 9.99999974E-6
+// CHECK: func.func private @tf_kernel_layer_norm_0
+// CHECK-NEXT: transformer.layer_norm {{.*}}epsilon = 9.99999996E-13
+// CHECK: func.func private @tf_kernel_attention
+// CHECK-NEXT: transformer.attention %arg0, %arg1, %arg2
+// CHECK-NOT: func.func
+func.func @main_graph(%x: tensor<2x8x16xf32>, %g: tensor<16xf32>, %w: tensor<16x16xf32>, %q: tensor<1x2x8x4xf32>) -> (tensor<2x8x16xf32>, tensor<1x2x8x4xf32>) {
+  %a = transformer.layer_norm %x scale %g bias %g {epsilon = 1.0e-5 : f32} : (tensor<2x8x16xf32>, tensor<16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
+  %l = transformer.linear %a, %w : (tensor<2x8x16xf32>, tensor<16x16xf32>) -> tensor<2x8x16xf32>
+  %b = transformer.layer_norm %l scale %g bias %g {epsilon = 1.0e-5 : f32} : (tensor<2x8x16xf32>, tensor<16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
+  %c = transformer.layer_norm %b scale %g bias %g {epsilon = 1.0e-12 : f32} : (tensor<2x8x16xf32>, tensor<16xf32>, tensor<16xf32>) -> tensor<2x8x16xf32>
+  %o = transformer.attention %q, %q, %q {scale = 0.5 : f32, algorithm = "materialized", kv_block = 64 : i64} : (tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x8x4xf32>
+  return %c, %o : tensor<2x8x16xf32>, tensor<1x2x8x4xf32>
+}
