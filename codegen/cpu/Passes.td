@@ -65,6 +65,30 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
                            "mlir::memref::MemRefDialect"];
 }
 
+def EarlyDealloc : Pass<"transfuse-cpu-early-dealloc"> {
+  let summary = "Free each owned buffer after its last use, not at the block's end";
+  let description = [{
+    Runs between `ownership-based-buffer-deallocation` (with its
+    simplification) and `bufferization-lower-deallocations`. Ownership-based
+    deallocation frees every buffer in one `bufferization.dealloc` at the
+    end of the block that allocated it, so a model's `main_graph` held every
+    activation of every layer until it returned (bert-base at 128 tokens:
+    158 MiB of scratch). This pass takes out of that dealloc each buffer that
+    is
+      - a `memref.alloc` of the same block, owned unconditionally,
+      - never returned, yielded or passed to an op this pass does not know
+        (views, casts and `extract_strided_metadata` are followed; a call
+        counts as a use when its callee's results are not views of its
+        arguments),
+      - not among the dealloc's retained values,
+    and frees it with `memref.dealloc` right after the op (in that block)
+    holding its last use, or a use of one of its views. Anything else stays
+    with the end-of-block dealloc.
+  }];
+  let dependentDialects = ["mlir::memref::MemRefDialect",
+                           "mlir::bufferization::BufferizationDialect"];
+}
+
 def ApproximateMath : Pass<"transfuse-cpu-approximate-math"> {
   let summary = "Polynomial f32 erf, exp and tanh, so that their loops vectorize";
   let description = [{

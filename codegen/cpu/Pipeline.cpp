@@ -205,7 +205,12 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "allow-return-allocs-from-loops "
       "function-boundary-type-conversion=identity-layout-map},"
       "canonicalize,transfuse-cpu-matmul-to-microkernel,"
-      "buffer-deallocation-pipeline,"
+      // buffer-deallocation-pipeline, with buffers freed after their last
+      // use instead of at the end of their block.
+      "expand-realloc,canonicalize,ownership-based-buffer-deallocation,"
+      "canonicalize,buffer-deallocation-simplification,"
+      "transfuse-cpu-early-dealloc,bufferization-lower-deallocations,cse,"
+      "canonicalize,"
       "func.func(convert-linalg-to-loops,transfuse-cpu-approximate-math),"
       "convert-bufferization-to-memref,"
       "convert-scf-to-cf,expand-strided-metadata,lower-affine,"

@@ -1,0 +1,140 @@
+//===- EarlyDealloc.cpp - free owned buffers after their last use ---------===//
+#include "codegen/cpu/Passes.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+
+namespace transfuse::cpu {
+#define GEN_PASS_DEF_EARLYDEALLOC
+#include "codegen/cpu/Passes.h.inc"
+} // namespace transfuse::cpu
+
+using namespace mlir;
+
+namespace {
+
+/// Whether `v` is a view of a function argument (through views and casts).
+bool isViewOfArgument(Value v) {
+  while (true) {
+    if (isa<BlockArgument>(v))
+      return true;
+    Operation *def = v.getDefiningOp();
+    if (auto view = dyn_cast_or_null<ViewLikeOpInterface>(def)) {
+      v = view.getViewSource();
+      continue;
+    }
+    if (auto meta = dyn_cast_or_null<memref::ExtractStridedMetadataOp>(def)) {
+      v = meta.getSource();
+      continue;
+    }
+    return false;
+  }
+}
+
+/// Whether a call may hand back (a view of) one of its memref operands.
+bool mayReturnOperand(func::CallOp call, SymbolTableCollection &symbols) {
+  if (call.getNumResults() == 0)
+    return false;
+  auto callee = symbols.lookupNearestSymbolFrom<func::FuncOp>(
+      call, call.getCalleeAttr());
+  if (!callee || callee.isExternal())
+    return true;
+  bool returnsArg = false;
+  callee.walk([&](func::ReturnOp ret) {
+    for (Value v : ret.getOperands())
+      returnsArg |= isa<BaseMemRefType>(v.getType()) && isViewOfArgument(v);
+  });
+  return returnsArg;
+}
+
+/// The buffer `alloc` and its views, or nothing when one of them escapes
+/// (is returned, yielded, stored or used by an op not known here).
+std::optional<SmallVector<Value>> aliasesOf(Value alloc,
+                                            bufferization::DeallocOp dealloc,
+                                            SymbolTableCollection &symbols) {
+  SmallVector<Value> aliases{alloc};
+  for (size_t i = 0; i < aliases.size(); ++i) {
+    for (OpOperand &use : aliases[i].getUses()) {
+      Operation *user = use.getOwner();
+      if (user == dealloc) {
+        // Only as a buffer to free, never as a retained value.
+        if (llvm::is_contained(dealloc.getRetained(), aliases[i]))
+          return std::nullopt;
+        continue;
+      }
+      if (user->hasTrait<OpTrait::IsTerminator>())
+        return std::nullopt; // returned or yielded out of a region
+      bool memrefResults = llvm::any_of(user->getResultTypes(), [](Type t) {
+        return isa<BaseMemRefType>(t);
+      });
+      if (!memrefResults)
+        continue; // reads or writes it: a use
+      if (auto view = dyn_cast<ViewLikeOpInterface>(user)) {
+        if (view.getViewSource() != aliases[i])
+          return std::nullopt;
+      } else if (!isa<memref::ExtractStridedMetadataOp>(user)) {
+        auto call = dyn_cast<func::CallOp>(user);
+        if (!call || mayReturnOperand(call, symbols))
+          return std::nullopt;
+        continue; // fresh results: a use
+      }
+      for (Value r : user->getResults())
+        if (isa<BaseMemRefType>(r.getType()))
+          aliases.push_back(r);
+    }
+  }
+  return aliases;
+}
+
+struct EarlyDeallocPass
+    : transfuse::cpu::impl::EarlyDeallocBase<EarlyDeallocPass> {
+  void runOnOperation() override {
+    SymbolTableCollection symbols;
+    SmallVector<bufferization::DeallocOp> deallocs;
+    getOperation()->walk(
+        [&](bufferization::DeallocOp d) { deallocs.push_back(d); });
+    for (bufferization::DeallocOp dealloc : deallocs) {
+      Block *block = dealloc->getBlock();
+      SmallVector<Value> keepMemrefs, keepConditions;
+      OpBuilder b(dealloc);
+      for (auto [memref, cond] :
+           llvm::zip(dealloc.getMemrefs(), dealloc.getConditions())) {
+        auto alloc = memref.getDefiningOp<memref::AllocOp>();
+        std::optional<SmallVector<Value>> aliases;
+        if (alloc && alloc->getBlock() == block && matchPattern(cond, m_One()))
+          aliases = aliasesOf(memref, dealloc, symbols);
+        if (!aliases) {
+          keepMemrefs.push_back(memref);
+          keepConditions.push_back(cond);
+          continue;
+        }
+        // The last op of this block that uses the buffer or a view of it.
+        Operation *last = alloc;
+        for (Value v : *aliases)
+          for (Operation *user : v.getUsers()) {
+            if (user == dealloc)
+              continue;
+            Operation *at = block->findAncestorOpInBlock(*user);
+            if (at && last->isBeforeInBlock(at))
+              last = at;
+          }
+        b.setInsertionPointAfter(last);
+        memref::DeallocOp::create(b, dealloc.getLoc(), memref);
+      }
+      if (keepMemrefs.size() == dealloc.getMemrefs().size())
+        continue;
+      b.setInsertionPoint(dealloc);
+      auto replacement = bufferization::DeallocOp::create(
+          b, dealloc.getLoc(), keepMemrefs, keepConditions,
+          dealloc.getRetained());
+      dealloc->replaceAllUsesWith(replacement->getResults());
+      dealloc->erase();
+    }
+  }
+};
+
+} // namespace

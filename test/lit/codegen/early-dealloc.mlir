@@ -1,0 +1,81 @@
+// RUN: transfuse-opt %s -split-input-file -transfuse-cpu-early-dealloc | FileCheck %s
+
+// An owned buffer is freed right after the last use of it or of a view of
+// it; what is returned, conditionally owned or not known stays with the
+// end-of-block dealloc.
+// CHECK-LABEL: func.func @last_use
+// CHECK: %[[A:.*]] = memref.alloc() : memref<8xf32>
+// CHECK: %[[B:.*]] = memref.alloc() : memref<8xf32>
+// CHECK: memref.store %{{.*}}, %[[A]]
+// CHECK: %[[V:.*]] = memref.subview %[[A]][2] [4] [1]
+// CHECK: memref.load %[[V]]
+// CHECK-NEXT: memref.dealloc %[[A]]
+// CHECK: memref.store %{{.*}}, %[[B]]
+// CHECK: bufferization.dealloc (%[[B]], %arg1 : memref<8xf32>, memref<8xf32>) if (%true, %arg2) retain (%[[B]] : memref<8xf32>)
+func.func @last_use(%x: f32, %m: memref<8xf32>, %own: i1) -> memref<8xf32> {
+  %c0 = arith.constant 0 : index
+  %true = arith.constant true
+  %a = memref.alloc() : memref<8xf32>
+  %b = memref.alloc() : memref<8xf32>
+  memref.store %x, %a[%c0] : memref<8xf32>
+  %v = memref.subview %a[2] [4] [1] : memref<8xf32> to memref<4xf32, strided<[1], offset: 2>>
+  %y = memref.load %v[%c0] : memref<4xf32, strided<[1], offset: 2>>
+  memref.store %y, %b[%c0] : memref<8xf32>
+  %r = bufferization.dealloc (%a, %b, %m : memref<8xf32>, memref<8xf32>, memref<8xf32>) if (%true, %true, %own) retain (%b : memref<8xf32>)
+  return %b : memref<8xf32>
+}
+
+// -----
+
+// A view yielded out of a region escapes: the buffer stays.
+// CHECK-LABEL: func.func @yielded
+// CHECK-NOT: memref.dealloc
+// CHECK: bufferization.dealloc (%[[A:.*]] : memref<8xf32>)
+func.func @yielded(%c: i1) -> f32 {
+  %c0 = arith.constant 0 : index
+  %true = arith.constant true
+  %a = memref.alloc() : memref<8xf32>
+  %s = scf.if %c -> memref<8xf32> {
+    scf.yield %a : memref<8xf32>
+  } else {
+    scf.yield %a : memref<8xf32>
+  }
+  %y = memref.load %s[%c0] : memref<8xf32>
+  bufferization.dealloc (%a : memref<8xf32>) if (%true)
+  return %y : f32
+}
+
+// -----
+
+// A call counts as a use when its callee returns fresh buffers, and the
+// buffer is freed after it; when the callee may return its argument, the
+// buffer stays.
+func.func private @fresh(%arg: memref<8xf32>) -> memref<8xf32> {
+  %r = memref.alloc() : memref<8xf32>
+  memref.copy %arg, %r : memref<8xf32> to memref<8xf32>
+  return %r : memref<8xf32>
+}
+func.func private @same(%arg: memref<8xf32>) -> memref<8xf32> {
+  return %arg : memref<8xf32>
+}
+// CHECK-LABEL: func.func @calls
+// CHECK: %[[A:.*]] = memref.alloc()
+// CHECK: %[[B:.*]] = memref.alloc()
+// CHECK: call @fresh(%[[A]])
+// CHECK-NEXT: memref.dealloc %[[A]]
+// CHECK: call @same(%[[B]])
+// CHECK-NOT: memref.dealloc %[[B]]
+// CHECK: bufferization.dealloc (%[[B]], %{{.*}}, %{{.*}} :
+func.func @calls() -> f32 {
+  %c0 = arith.constant 0 : index
+  %true = arith.constant true
+  %a = memref.alloc() : memref<8xf32>
+  %b = memref.alloc() : memref<8xf32>
+  %f = call @fresh(%a) : (memref<8xf32>) -> memref<8xf32>
+  %s = call @same(%b) : (memref<8xf32>) -> memref<8xf32>
+  %y = memref.load %f[%c0] : memref<8xf32>
+  %z = memref.load %s[%c0] : memref<8xf32>
+  %w = arith.addf %y, %z : f32
+  bufferization.dealloc (%a, %b, %f, %s : memref<8xf32>, memref<8xf32>, memref<8xf32>, memref<8xf32>) if (%true, %true, %true, %true)
+  return %w : f32
+}
