@@ -61,8 +61,11 @@ std::optional<SmallVector<Value>> aliasesOf(Value alloc,
     for (OpOperand &use : aliases[i].getUses()) {
       Operation *user = use.getOwner();
       if (user == dealloc) {
-        // Only as a buffer to free, never as a retained value.
-        if (llvm::is_contained(dealloc.getRetained(), aliases[i]))
+        // Only the buffer itself, and only as a buffer to free: a retained
+        // view keeps it alive, and a view also listed to free (a base
+        // buffer from extract_strided_metadata) would be freed twice.
+        if (aliases[i] != alloc ||
+            llvm::is_contained(dealloc.getRetained(), alloc))
           return std::nullopt;
         continue;
       }

@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
-// The allocator of the buffers generated code returns (alloc.cpp).
+// The allocator of the buffers generated code returns (alloc.cpp); outputs
+// the runtime allocates come from it too.
+extern "C" void *_mlir_memref_to_llvm_alloc(size_t bytes);
 extern "C" void _mlir_memref_to_llvm_free(void *ptr);
 
 namespace {
@@ -153,7 +155,7 @@ const char *tf_core_error(const tf_core_session *session) {
 
 void tf_tensor_release(tf_tensor *tensor) {
   if (tensor && tensor->owned_by_runtime) {
-    free(tensor->data);
+    _mlir_memref_to_llvm_free(tensor->data);
     tensor->data = nullptr;
     tensor->owned_by_runtime = 0;
   }
@@ -328,7 +330,9 @@ extern "C" tf_status tf_core_run(tf_core_session *s, const tf_tensor *inputs,
                            shapeString(spec.rank, sizes).c_str());
         }
       } else {
-        out.data = malloc(n * elem > 0 ? n * elem : 1);
+        // From the caching allocator, like the model's own buffers: a
+        // decode step's outputs (its KV cache) are megabytes per run.
+        out.data = _mlir_memref_to_llvm_alloc(n * elem > 0 ? n * elem : 1);
         if (!out.data)
           status = s->fail(TF_ERROR_OUT_OF_MEMORY, "cannot allocate output %zu", i);
         else

@@ -79,3 +79,21 @@ func.func @calls() -> f32 {
   bufferization.dealloc (%a, %b, %f, %s : memref<8xf32>, memref<8xf32>, memref<8xf32>, memref<8xf32>) if (%true, %true, %true, %true)
   return %w : f32
 }
+
+// -----
+
+// A view of the buffer that the dealloc also frees (its base buffer) would
+// be freed twice: the buffer stays.
+// CHECK-LABEL: func.func @base_buffer_listed
+// CHECK-NOT: memref.dealloc
+// CHECK: bufferization.dealloc (%[[A:.*]], %[[BASE:.*]] :
+func.func @base_buffer_listed(%own: i1) -> f32 {
+  %c0 = arith.constant 0 : index
+  %true = arith.constant true
+  %a = memref.alloc() : memref<8xf32>
+  %v = memref.subview %a[2] [4] [1] : memref<8xf32> to memref<4xf32, strided<[1], offset: 2>>
+  %base, %off, %size, %stride = memref.extract_strided_metadata %v : memref<4xf32, strided<[1], offset: 2>> -> memref<f32>, index, index, index
+  %y = memref.load %v[%c0] : memref<4xf32, strided<[1], offset: 2>>
+  bufferization.dealloc (%a, %base : memref<8xf32>, memref<f32>) if (%true, %own)
+  return %y : f32
+}
