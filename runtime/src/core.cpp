@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "transfuse/runtime_core.h"
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdarg>
 #include <cstdio>
@@ -302,8 +303,16 @@ extern "C" tf_status tf_core_run(tf_core_session *s, const tf_tensor *inputs,
                    "the model cannot run on these input shapes: %s",
                    siteMessage(s->desc->fail_sites, failedSite));
 
-  // Take the results: copy into caller buffers or runtime-owned ones, and
-  // free what the model allocated (with the allocator it used, alloc.cpp).
+  // Take the results: copy into caller buffers, or hand the model's own
+  // buffer over when the runtime is to allocate the output and the buffer
+  // holds exactly it (dense, at its start, shared with no other output);
+  // else copy into a runtime-owned one. Free what is not handed over (with
+  // the allocator the model used, alloc.cpp).
+  std::vector<void *> allocations;
+  for (size_t i = 0, at = 0; i < num_outputs; ++i) {
+    allocations.push_back((void *)(intptr_t)s->words[at]);
+    at += 3 + 2 * s->outputs[i].rank;
+  }
   tf_status status = TF_OK;
   int64_t *res = s->words.data();
   for (size_t i = 0; i < num_outputs; ++i) {
@@ -329,6 +338,18 @@ extern "C" tf_status tf_core_run(tf_core_session *s, const tf_tensor *inputs,
                            tf_dtype_name(spec.dtype),
                            shapeString(spec.rank, sizes).c_str());
         }
+      } else if (n > 0 && offset == 0 && base == allocated &&
+                 isDense(spec.rank, sizes, strides) &&
+                 std::count(allocations.begin(), allocations.end(),
+                            allocated) == 1) {
+        out.data = allocated;
+        out.owned_by_runtime = 1;
+        out.dtype = spec.dtype;
+        out.rank = (int32_t)spec.rank;
+        for (int64_t d = 0; d < spec.rank; ++d)
+          out.shape[d] = sizes[d];
+        res += 3 + 2 * spec.rank;
+        continue; // handed over: neither copied nor freed
       } else {
         // From the caching allocator, like the model's own buffers: a
         // decode step's outputs (its KV cache) are megabytes per run.
