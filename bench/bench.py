@@ -256,6 +256,7 @@ def gemm_peak(work):
                     os.path.join(HERE, "gemm_bench.cpp"),
                     os.path.join(ROOT, "runtime", "src", "gemm.cpp"),
                     os.path.join(ROOT, "runtime", "src", "thread_pool.cpp"),
+                    os.path.join(ROOT, "runtime", "src", "alloc.cpp"),
                     "-lpthread", "-o", exe], check=True)
     # One core: the peak is per core, and so is this table.
     out = subprocess.run([exe, "20"], capture_output=True, text=True,

@@ -35,27 +35,42 @@ bool isViewOfArgument(Value v) {
   }
 }
 
-/// Whether a call may hand back (a view of) one of its memref operands.
-bool mayReturnOperand(func::CallOp call, SymbolTableCollection &symbols) {
-  if (call.getNumResults() == 0)
-    return false;
-  auto callee = symbols.lookupNearestSymbolFrom<func::FuncOp>(
-      call, call.getCalleeAttr());
-  if (!callee || callee.isExternal())
-    return true;
-  bool returnsArg = false;
-  callee.walk([&](func::ReturnOp ret) {
-    for (Value v : ret.getOperands())
-      returnsArg |= isa<BaseMemRefType>(v.getType()) && isViewOfArgument(v);
-  });
-  return returnsArg;
-}
+/// Whether calls may hand back (a view of) one of their memref operands;
+/// each callee's body is looked at once.
+class CallResults {
+public:
+  explicit CallResults(Operation *root) : root(root) {}
+  bool mayReturnOperand(func::CallOp call) {
+    if (call.getNumResults() == 0)
+      return false;
+    auto [it, inserted] = known.try_emplace(call.getCalleeAttr(), true);
+    if (inserted) {
+      auto callee = symbols.lookupNearestSymbolFrom<func::FuncOp>(
+          root, call.getCalleeAttr());
+      if (callee && !callee.isExternal()) {
+        bool returnsArg = false;
+        callee.walk([&](func::ReturnOp ret) {
+          for (Value v : ret.getOperands())
+            returnsArg |=
+                isa<BaseMemRefType>(v.getType()) && isViewOfArgument(v);
+        });
+        it->second = returnsArg;
+      }
+    }
+    return it->second;
+  }
+
+private:
+  Operation *root;
+  SymbolTableCollection symbols;
+  llvm::DenseMap<Attribute, bool> known;
+};
 
 /// The buffer `alloc` and its views, or nothing when one of them escapes
 /// (is returned, yielded, stored or used by an op not known here).
 std::optional<SmallVector<Value>> aliasesOf(Value alloc,
                                             bufferization::DeallocOp dealloc,
-                                            SymbolTableCollection &symbols) {
+                                            CallResults &calls) {
   SmallVector<Value> aliases{alloc};
   for (size_t i = 0; i < aliases.size(); ++i) {
     for (OpOperand &use : aliases[i].getUses()) {
@@ -81,7 +96,7 @@ std::optional<SmallVector<Value>> aliasesOf(Value alloc,
           return std::nullopt;
       } else if (!isa<memref::ExtractStridedMetadataOp>(user)) {
         auto call = dyn_cast<func::CallOp>(user);
-        if (!call || mayReturnOperand(call, symbols))
+        if (!call || calls.mayReturnOperand(call))
           return std::nullopt;
         continue; // fresh results: a use
       }
@@ -96,7 +111,7 @@ std::optional<SmallVector<Value>> aliasesOf(Value alloc,
 struct EarlyDeallocPass
     : transfuse::cpu::impl::EarlyDeallocBase<EarlyDeallocPass> {
   void runOnOperation() override {
-    SymbolTableCollection symbols;
+    CallResults calls(getOperation());
     SmallVector<bufferization::DeallocOp> deallocs;
     getOperation()->walk(
         [&](bufferization::DeallocOp d) { deallocs.push_back(d); });
@@ -109,7 +124,7 @@ struct EarlyDeallocPass
         auto alloc = memref.getDefiningOp<memref::AllocOp>();
         std::optional<SmallVector<Value>> aliases;
         if (alloc && alloc->getBlock() == block && matchPattern(cond, m_One()))
-          aliases = aliasesOf(memref, dealloc, symbols);
+          aliases = aliasesOf(memref, dealloc, calls);
         if (!aliases) {
           keepMemrefs.push_back(memref);
           keepConditions.push_back(cond);

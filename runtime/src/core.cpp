@@ -5,8 +5,8 @@
 //
 //===----------------------------------------------------------------------===//
 #include "transfuse/runtime_core.h"
+#include "alloc.h"
 
-#include <algorithm>
 #include <csetjmp>
 #include <cstdarg>
 #include <cstdio>
@@ -15,11 +15,6 @@
 #include <new>
 #include <string>
 #include <vector>
-
-// The allocator of the buffers generated code returns (alloc.cpp); outputs
-// the runtime allocates come from it too.
-extern "C" void *_mlir_memref_to_llvm_alloc(size_t bytes);
-extern "C" void _mlir_memref_to_llvm_free(void *ptr);
 
 namespace {
 
@@ -308,11 +303,14 @@ extern "C" tf_status tf_core_run(tf_core_session *s, const tf_tensor *inputs,
   // holds exactly it (dense, at its start, shared with no other output);
   // else copy into a runtime-owned one. Free what is not handed over (with
   // the allocator the model used, alloc.cpp).
-  std::vector<void *> allocations;
-  for (size_t i = 0, at = 0; i < num_outputs; ++i) {
-    allocations.push_back((void *)(intptr_t)s->words[at]);
-    at += 3 + 2 * s->outputs[i].rank;
-  }
+  auto sharedWithAnother = [&](size_t i, void *allocated) {
+    for (size_t j = 0, at = 0; j < num_outputs; ++j) {
+      if (j != i && (void *)(intptr_t)s->words[at] == allocated)
+        return true;
+      at += 3 + 2 * s->outputs[j].rank;
+    }
+    return false;
+  };
   tf_status status = TF_OK;
   int64_t *res = s->words.data();
   for (size_t i = 0; i < num_outputs; ++i) {
@@ -338,30 +336,27 @@ extern "C" tf_status tf_core_run(tf_core_session *s, const tf_tensor *inputs,
                            tf_dtype_name(spec.dtype),
                            shapeString(spec.rank, sizes).c_str());
         }
-      } else if (n > 0 && offset == 0 && base == allocated &&
-                 isDense(spec.rank, sizes, strides) &&
-                 std::count(allocations.begin(), allocations.end(),
-                            allocated) == 1) {
-        out.data = allocated;
-        out.owned_by_runtime = 1;
+      } else {
         out.dtype = spec.dtype;
         out.rank = (int32_t)spec.rank;
         for (int64_t d = 0; d < spec.rank; ++d)
           out.shape[d] = sizes[d];
-        res += 3 + 2 * spec.rank;
-        continue; // handed over: neither copied nor freed
-      } else {
-        // From the caching allocator, like the model's own buffers: a
+        bool handOver = n > 0 && offset == 0 && base == allocated &&
+                        isDense(spec.rank, sizes, strides) &&
+                        !sharedWithAnother(i, allocated);
+        // Else from the caching allocator, like the model's own buffers: a
         // decode step's outputs (its KV cache) are megabytes per run.
-        out.data = _mlir_memref_to_llvm_alloc(n * elem > 0 ? n * elem : 1);
+        out.data = handOver ? allocated
+                            : _mlir_memref_to_llvm_alloc(n * elem > 0 ? n * elem
+                                                                      : 1);
         if (!out.data)
           status = s->fail(TF_ERROR_OUT_OF_MEMORY, "cannot allocate output %zu", i);
         else
           out.owned_by_runtime = 1;
-        out.dtype = spec.dtype;
-        out.rank = (int32_t)spec.rank;
-        for (int64_t d = 0; d < spec.rank; ++d)
-          out.shape[d] = sizes[d];
+        if (handOver) {
+          res += 3 + 2 * spec.rank;
+          continue; // neither copied nor freed
+        }
       }
       if (status == TF_OK && n > 0) {
         const char *src = base + offset * (int64_t)elem;

@@ -15,7 +15,8 @@
 // kernel (AVX-512: R <= 12 rows, 2R accumulators) runs over kKc-deep slices
 // of one A panel and one B panel; the B slice stays in L1 while the kernel
 // walks down a block of kMc rows. Edge rows take a kernel with fewer rows,
-// edge columns masked loads and stores, so no tile is ever copied.
+// edge columns masked loads and stores; only a C with strided columns goes
+// through a tile buffer. Packing buffers come from alloc.cpp's cache.
 //
 // Threads: the pool in thread_pool.cpp. Packing A is split by row panels;
 // the product by (row block, column chunk) tasks, several per thread, taken
@@ -24,6 +25,7 @@
 // TRANSFUSE_GEMM=portable) a portable loop nest runs instead.
 //
 //===----------------------------------------------------------------------===//
+#include "alloc.h"
 #include "thread_pool.h"
 
 #include <algorithm>
@@ -89,24 +91,17 @@ template <typename Fn> void forEach(int64_t n, bool parallel, Fn fn) {
     fn(i);
 }
 
-/// A 64-byte aligned scratch buffer per calling thread, grown on demand and
-/// kept, so that a model's products do not map fresh pages on every call.
-/// `slot` lets one call hold two buffers.
-float *scratch(int slot, int64_t floats) {
-  struct Buffer {
-    float *data = nullptr;
-    int64_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buffers[2];
-  Buffer &b = buffers[slot];
-  if (b.size < floats) {
-    std::free(b.data);
-    b.size = (floats + 1023) / 1024 * 1024;
-    b.data = static_cast<float *>(std::aligned_alloc(64, b.size * sizeof(float)));
-  }
-  return b.data;
-}
+/// A packing buffer from the runtime's caching allocator (alloc.cpp), so
+/// that a model's products do not map fresh pages on every call.
+struct Scratch {
+  float *data;
+  explicit Scratch(int64_t floats)
+      : data(static_cast<float *>(
+            _mlir_memref_to_llvm_alloc(floats * sizeof(float)))) {}
+  ~Scratch() { _mlir_memref_to_llvm_free(data); }
+  Scratch(const Scratch &) = delete;
+  Scratch &operator=(const Scratch &) = delete;
+};
 
 /// B as panels of kNr columns, each [K][kNr], zero padded on the right.
 void packB(const Desc2D &b, float *out, bool parallel) {
@@ -196,8 +191,8 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c) {
   // Tasks: row blocks of kMc rows x column chunks; several chunks per thread
   // so that a slowed core takes fewer.
   int64_t threads = parallel(m, n, k) ? numThreads() : 1;
-  float *aPack = scratch(0, rowPanels * kMr * k);
-  packA(a, aPack, threads > 1);
+  Scratch aPack(rowPanels * kMr * k);
+  packA(a, aPack.data, threads > 1);
   int64_t rowBlocks = (m + kMc - 1) / kMc;
   int64_t chunks = std::min(colPanels,
                             std::max<int64_t>(1, 4 * threads / rowBlocks));
@@ -219,7 +214,7 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c) {
                                  : (__mmask16)((1u << (w - 16)) - 1);
         for (int64_t ip = ip0; ip < ip1; ++ip) {
           int64_t h = std::min(kMr, m - ip * kMr);
-          const float *ap = aPack + ip * k * kMr + p0 * kMr;
+          const float *ap = aPack.data + ip * k * kMr + p0 * kMr;
           float *cij = c.at(ip * kMr, j);
           if (unitColumns) {
             kKernels[h - 1](kc, ap, bp, cij, c.strides[0], m0, m1);
@@ -259,9 +254,9 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c) {
   if (!useAvx512())
     return matmulPortable(*a, *b, *c);
   int64_t k = b->sizes[0], n = b->sizes[1];
-  float *bPack = scratch(1, (n + kNr - 1) / kNr * kNr * k);
-  packB(*b, bPack, parallel(a->sizes[0], n, k));
-  matmulAvx512(*a, bPack, *c);
+  Scratch bPack((n + kNr - 1) / kNr * kNr * k);
+  packB(*b, bPack.data, parallel(a->sizes[0], n, k));
+  matmulAvx512(*a, bPack.data, *c);
 }
 
 namespace {
