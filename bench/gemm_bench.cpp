@@ -1,8 +1,10 @@
 //===- gemm_bench.cpp - the GEMM microkernel against the measured FMA peak ===//
 //
 // Measures, in one run on one core: the FP32 FMA peak (independent AVX-512
-// FMA chains), then the runtime's transfuse_matmul_f32 on BERT-base and
-// GPT-2 layer shapes, reporting GFLOP/s and the fraction of that peak.
+// FMA chains) and, where the CPU has AMX, the bf16 tile peak (TDPBF16PS on
+// tiles in L1); then the runtime's transfuse_matmul_f32 and, with AMX,
+// transfuse_matmul_bf16_packed on BERT-base and GPT-2 layer shapes,
+// reporting GFLOP/s and the fraction of the matching peak.
 // usage: TRANSFUSE_NUM_THREADS=1 gemm_bench [repeats]   (bench.py does this)
 //
 //===----------------------------------------------------------------------===//
@@ -12,7 +14,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <vector>
+
+#include "transfuse/bf16_panels.h"
 
 struct Desc2D {
   float *base, *data;
@@ -22,8 +28,15 @@ struct Desc3D {
   float *base, *data;
   int64_t offset, sizes[3], strides[3];
 };
+struct Desc3DBf16 {
+  uint16_t *base, *data;
+  int64_t offset, sizes[3], strides[3];
+};
 extern "C" void _mlir_ciface_transfuse_matmul_f32(Desc2D *, Desc2D *,
                                                   Desc2D *);
+extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *,
+                                                          Desc3DBf16 *,
+                                                          Desc2D *);
 extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *, Desc3D *,
                                                          Desc2D *);
 
@@ -51,6 +64,46 @@ __attribute__((target("avx512f"), noinline)) static float fmaPeak(int64_t n) {
   return s;
 }
 
+/// Whether the tile registers are there and this process may use them.
+static bool amxAvailable() {
+  return __builtin_cpu_supports("avx512f") &&
+         syscall(SYS_arch_prctl, 0x1023 /*ARCH_REQ_XCOMP_PERM*/,
+                 18 /*XTILEDATA*/) == 0;
+}
+
+/// TDPBF16PS throughput: four independent 16 x 16 accumulators fed from
+/// tiles that stay loaded, so nothing but the multiply unit is measured.
+__attribute__((target("amx-tile,amx-bf16"), noinline)) static void
+amxPeakLoop(const uint16_t *a, const uint16_t *b, float *c, int64_t n) {
+  struct alignas(64) {
+    uint8_t palette, start, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+  } cfg{};
+  cfg.palette = 1;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  _tile_loadconfig(&cfg);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, a, 64);
+  _tile_loadd(5, a + 512, 64);
+  _tile_loadd(6, b, 64);
+  _tile_loadd(7, b + 512, 64);
+  for (int64_t i = 0; i < n; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c, 64);
+  _tile_release();
+}
+
 static Desc2D desc(std::vector<float> &v, int64_t r, int64_t c) {
   return {v.data(), v.data(), 0, {r, c}, {c, 1}};
 }
@@ -67,6 +120,22 @@ int main(int argc, char **argv) {
   }
   double peak = *std::max_element(peaks.begin(), peaks.end());
   printf("FMA peak (1 core, best of 5): %.1f GFLOP/s\n", peak);
+  bool amx = amxAvailable();
+  double amxPeak = 0;
+  if (amx) {
+    std::vector<uint16_t> ta(1024, 0x3f80), tb(1024, 0x3f80);
+    std::vector<float> tc(256);
+    const int64_t iters = 2'000'000;
+    for (int r = 0; r < 5; ++r) {
+      double t = now();
+      amxPeakLoop(ta.data(), tb.data(), tc.data(), iters);
+      amxPeak = std::max(amxPeak,
+                         4.0 * 2 * 16 * 16 * 32 * iters / (now() - t) / 1e9);
+    }
+    printf("AMX bf16 peak (1 core, best of 5): %.1f GFLOP/s\n", amxPeak);
+  } else {
+    printf("AMX bf16 peak: no AMX here\n");
+  }
   struct Shape { const char *what; int64_t m, k, n; };
   const Shape shapes[] = {
       {"bert-base QKV (merged), seq 128", 128, 768, 2304},
@@ -76,10 +145,12 @@ int main(int argc, char **argv) {
       {"bert-base FFN up, seq 512", 512, 768, 3072},
       {"gpt2 decode FFN up (M=1)", 1, 768, 3072},
   };
-  printf("%-34s %10s %8s %7s %10s %8s %7s\n", "shape", "B packed", "GFLOP/s",
-         "% peak", "per call", "GFLOP/s", "% peak");
+  printf("%-34s %10s %8s %7s %10s %8s %7s %10s %8s %7s\n", "shape",
+         "B packed", "GFLOP/s", "% peak", "per call", "GFLOP/s", "% peak",
+         "bf16 AMX", "GFLOP/s", "% AMX");
   printf("%-34s %s\n", "",
-         "(weights prepacked at compile time | B packed per call)");
+         "(f32 weights prepacked at compile time | f32 B packed per call | "
+         "bf16 weights prepacked, --precision bf16)");
   for (const Shape &s : shapes) {
     std::vector<float> a(s.m * s.k), b(s.k * s.n), c(s.m * s.n);
     for (size_t i = 0; i < a.size(); ++i) a[i] = (i % 13) * 0.01f;
@@ -94,15 +165,22 @@ int main(int argc, char **argv) {
         packed[(j / 32) * s.k * 32 + r * 32 + j % 32] = b[r * s.n + j];
     Desc3D dp{packed.data(), packed.data(), 0, {panels, s.k, 32},
               {s.k * 32, 32, 1}};
-    auto timeIt = [&](bool prepacked) {
+    int64_t kp = transfuse::bf16::paddedK(s.k);
+    std::vector<uint16_t> packedBf16(panels * kp * 32);
+    transfuse::bf16::pack(b.data(), s.k, s.n, s.n, packedBf16.data());
+    Desc3DBf16 dpb{packedBf16.data(), packedBf16.data(), 0, {panels, kp, 32},
+                   {kp * 32, 32, 1}};
+    auto timeIt = [&](int which) {
       std::vector<double> times;
       for (int r = 0; r < repeats + 3; ++r) {
         std::fill(c.begin(), c.end(), 0.0f);
         double t = now();
-        if (prepacked)
+        if (which == 0)
           _mlir_ciface_transfuse_matmul_f32_packed(&da, &dp, &dc);
-        else
+        else if (which == 1)
           _mlir_ciface_transfuse_matmul_f32(&da, &db, &dc);
+        else
+          _mlir_ciface_transfuse_matmul_bf16_packed(&da, &dpb, &dc);
         if (r >= 3)
           times.push_back(now() - t);
       }
@@ -110,9 +188,15 @@ int main(int argc, char **argv) {
       return times[times.size() / 2];
     };
     double flop = 2.0 * s.m * s.k * s.n;
-    double tp = timeIt(true), tu = timeIt(false);
-    printf("%-34s %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f %6.0f%%\n", s.what,
+    double tp = timeIt(0), tu = timeIt(1);
+    printf("%-34s %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f %6.0f%%", s.what,
            tp * 1e3, flop / tp / 1e9, 100 * flop / tp / 1e9 / peak, tu * 1e3,
            flop / tu / 1e9, 100 * flop / tu / 1e9 / peak);
+    if (amx) {
+      double tb = timeIt(2);
+      printf(" %7.3f ms %8.1f %6.0f%%", tb * 1e3, flop / tb / 1e9,
+             100 * flop / tb / 1e9 / amxPeak);
+    }
+    printf("\n");
   }
 }

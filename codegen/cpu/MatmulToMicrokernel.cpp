@@ -1,6 +1,8 @@
 //===- MatmulToMicrokernel.cpp - f32 linalg.matmul to the runtime GEMM ----===//
 #include "codegen/cpu/Passes.h"
 
+#include "transfuse/bf16_panels.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -23,6 +25,7 @@ namespace {
 constexpr llvm::StringLiteral kMicrokernel = "transfuse_matmul_f32";
 constexpr llvm::StringLiteral kPackedMicrokernel =
     "transfuse_matmul_f32_packed";
+constexpr llvm::StringLiteral kBf16Microkernel = "transfuse_matmul_bf16_packed";
 /// Columns per panel of the microkernel (kNr in runtime/src/gemm.cpp).
 constexpr int64_t kPanel = 32;
 
@@ -51,11 +54,31 @@ std::optional<std::vector<float>> globalValues(memref::GlobalOp g) {
   return std::nullopt;
 }
 
-/// The global holding `g` ([K, N]) in the microkernel's panel layout
-/// [ceil(N / 32)][K][32], zero padded; created once per weight.
-memref::GlobalOp packedGlobal(ModuleOp module, memref::GlobalOp g,
+/// A private constant global `name` of `type` holding `bytes`, inserted
+/// before `next`.
+memref::GlobalOp createConstant(memref::GlobalOp next, StringRef name,
+                                MemRefType type, ArrayRef<char> bytes,
+                                SymbolTable &symbols) {
+  auto tensorType =
+      RankedTensorType::get(type.getShape(), type.getElementType());
+  auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
+      bytes, /*dataIsMutable=*/false);
+  auto value =
+      DenseResourceElementsAttr::get(tensorType, name, std::move(blob));
+  OpBuilder b(next);
+  auto global = memref::GlobalOp::create(
+      b, next.getLoc(), name, b.getStringAttr("private"), type, value,
+      /*constant=*/true, b.getI64IntegerAttr(64));
+  symbols.insert(global);
+  return global;
+}
+
+/// The global holding `g` ([K, N]) in the microkernel's layout, created once
+/// per weight: f32 panels [ceil(N / 32)][K][32], zero padded, or with
+/// `bf16` the AMX tile layout of bf16_panels.h, [ceil(N / 32)][Kp][32].
+memref::GlobalOp packedGlobal(memref::GlobalOp g, bool bf16,
                               SymbolTable &symbols) {
-  std::string name = (g.getSymName() + "_packed").str();
+  std::string name = (g.getSymName() + (bf16 ? "_packed_bf16" : "_packed")).str();
   if (auto existing = symbols.lookup<memref::GlobalOp>(name))
     return existing;
   auto values = globalValues(g);
@@ -63,27 +86,29 @@ memref::GlobalOp packedGlobal(ModuleOp module, memref::GlobalOp g,
     return {};
   int64_t k = g.getType().getDimSize(0), n = g.getType().getDimSize(1);
   int64_t panels = (n + kPanel - 1) / kPanel;
+  MLIRContext *ctx = g.getContext();
+  if (bf16) {
+    int64_t kp = transfuse::bf16::paddedK(k);
+    std::vector<uint16_t> packed(panels * kp * kPanel);
+    transfuse::bf16::pack(values->data(), k, n, n, packed.data());
+    auto type = MemRefType::get({panels, kp, kPanel}, BFloat16Type::get(ctx));
+    return createConstant(
+        g, name, type,
+        ArrayRef<char>(reinterpret_cast<const char *>(packed.data()),
+                       packed.size() * sizeof(uint16_t)),
+        symbols);
+  }
   std::vector<float> packed(panels * k * kPanel, 0.0f);
   for (int64_t p = 0; p < k; ++p)
     for (int64_t j = 0; j < n; ++j)
       packed[(j / kPanel) * k * kPanel + p * kPanel + j % kPanel] =
           (*values)[p * n + j];
-  MLIRContext *ctx = module.getContext();
   auto type = MemRefType::get({panels, k, kPanel}, Float32Type::get(ctx));
-  auto tensorType =
-      RankedTensorType::get(type.getShape(), type.getElementType());
-  auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
+  return createConstant(
+      g, name, type,
       ArrayRef<char>(reinterpret_cast<const char *>(packed.data()),
                      packed.size() * sizeof(float)),
-      /*dataIsMutable=*/false);
-  auto value =
-      DenseResourceElementsAttr::get(tensorType, name, std::move(blob));
-  OpBuilder b(g);
-  auto global = memref::GlobalOp::create(
-      b, g.getLoc(), name, b.getStringAttr("private"), type, value,
-      /*constant=*/true, b.getI64IntegerAttr(64));
-  symbols.insert(global);
-  return global;
+      symbols);
 }
 
 bool isF32Memref(Value v) {
@@ -93,8 +118,16 @@ bool isF32Memref(Value v) {
 
 struct MatmulToMicrokernelPass
     : transfuse::cpu::impl::MatmulToMicrokernelBase<MatmulToMicrokernelPass> {
+  using Base::Base;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (precision != "f32" && precision != "bf16") {
+      module.emitError() << "transfuse-cpu-matmul-to-microkernel: precision '"
+                         << precision << "' is not f32 or bf16";
+      return signalPassFailure();
+    }
+    bool bf16 = precision == "bf16";
     SmallVector<linalg::MatmulOp> matmuls;
     module.walk([&](linalg::MatmulOp mm) {
       if (mm.hasPureBufferSemantics() && !mm.hasUserDefinedMaps() &&
@@ -109,6 +142,8 @@ struct MatmulToMicrokernelPass
         {dyn, dyn}, Float32Type::get(ctx),
         StridedLayoutAttr::get(ctx, dyn, ArrayRef<int64_t>{dyn, dyn}));
     auto panels = MemRefType::get({dyn, dyn, kPanel}, Float32Type::get(ctx));
+    auto bf16Panels =
+        MemRefType::get({dyn, dyn, kPanel}, BFloat16Type::get(ctx));
     auto declare = [&](StringRef name, TypeRange args) {
       if (auto f = module.lookupSymbol<func::FuncOp>(name))
         return f;
@@ -136,14 +171,16 @@ struct MatmulToMicrokernelPass
         weight = symbols.lookup<memref::GlobalOp>(get.getName());
       memref::GlobalOp packed;
       if (weight && weight.getType().hasStaticShape())
-        packed = packedGlobal(module, weight, symbols);
+        packed = packedGlobal(weight, bf16, symbols);
       if (packed) {
         Value p = memref::GetGlobalOp::create(b, mm.getLoc(), packed.getType(),
                                               packed.getSymName());
+        MemRefType layout = bf16 ? bf16Panels : panels;
         func::CallOp::create(
             b, mm.getLoc(),
-            declare(kPackedMicrokernel, {strided, panels, strided}),
-            ValueRange{cast(a, strided), cast(p, panels), cast(c, strided)});
+            declare(bf16 ? kBf16Microkernel : kPackedMicrokernel,
+                    {strided, layout, strided}),
+            ValueRange{cast(a, strided), cast(p, layout), cast(c, strided)});
         packedFrom.push_back(weight);
       } else {
         func::CallOp::create(

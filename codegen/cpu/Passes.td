@@ -58,9 +58,22 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     constant global (a weight), it is packed here, at compile time, into the
     kernel's panel layout [ceil(N / 32)][K][32] and
     `transfuse_matmul_f32_packed` is called instead; the unpacked global is
-    dropped once nothing reads it. The epilogue stays generated code. Matmuls with user-defined indexing maps or other
-    element types are left to the loop lowering.
+    dropped once nothing reads it. The epilogue stays generated code.
+    Matmuls with user-defined indexing maps or other element types are left
+    to the loop lowering.
+
+    With `precision=bf16` (`transfuse compile --precision bf16`), a constant
+    weight is packed instead as bf16 into the AMX tile layout of
+    runtime/include/transfuse/bf16_panels.h ([ceil(N / 32)][Kp][32], K zero
+    padded to a multiple of 32, rounded to nearest even) and
+    `transfuse_matmul_bf16_packed` is called (runtime/src/gemm_bf16.cpp):
+    A is rounded to bf16 as it is packed, products accumulate in f32, C
+    stays f32. Products whose B is not a constant stay f32.
   }];
+  let options = [
+    Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
+           "f32, or bf16 (constant weights as bf16 on AMX tiles)">,
+  ];
   let dependentDialects = ["mlir::func::FuncDialect",
                            "mlir::memref::MemRefDialect"];
 }

@@ -27,8 +27,8 @@
 
 using namespace mlir;
 
-// From the runtime (memref_copy.cpp, gemm.cpp, alloc.cpp); the JIT resolves
-// calls to them.
+// From the runtime (memref_copy.cpp, gemm.cpp, gemm_bf16.cpp, alloc.cpp);
+// the JIT resolves calls to them.
 extern "C" void memrefCopy(int64_t, void *, void *);
 extern "C" void *_mlir_memref_to_llvm_alloc(size_t);
 extern "C" void *_mlir_memref_to_llvm_aligned_alloc(size_t, size_t);
@@ -36,6 +36,8 @@ extern "C" void _mlir_memref_to_llvm_free(void *);
 extern "C" void _mlir_ciface_transfuse_matmul_f32(void *, void *, void *);
 extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(void *, void *,
                                                          void *);
+extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(void *, void *,
+                                                          void *);
 
 namespace transfuse::cpu {
 
@@ -197,14 +199,15 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
   }
   if (options.timePasses)
     pm.enableTiming();
-  const char *pipeline =
+  std::string pipeline =
       "transfuse-cpu-outline-kernels,transfuse-cpu-lower-to-linalg,"
       "canonicalize,cse,"
       "func.func(linalg-fuse-elementwise-ops),canonicalize,"
       "one-shot-bufferize{bufferize-function-boundaries "
       "allow-return-allocs-from-loops "
       "function-boundary-type-conversion=identity-layout-map},"
-      "canonicalize,transfuse-cpu-matmul-to-microkernel,"
+      "canonicalize,transfuse-cpu-matmul-to-microkernel{precision=" +
+      options.precision + "},"
       // buffer-deallocation-pipeline, with buffers freed after their last
       // use instead of at the end of their block.
       "expand-realloc,canonicalize,ownership-based-buffer-deallocation,"
@@ -535,6 +538,10 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
     map[interner("_mlir_ciface_transfuse_matmul_f32_packed")] = {
         llvm::orc::ExecutorAddr::fromPtr(
             &_mlir_ciface_transfuse_matmul_f32_packed),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_ciface_transfuse_matmul_bf16_packed")] = {
+        llvm::orc::ExecutorAddr::fromPtr(
+            &_mlir_ciface_transfuse_matmul_bf16_packed),
         llvm::JITSymbolFlags::Exported};
     return map;
   });

@@ -20,6 +20,9 @@ struct CodegenOptions {
   bool timePasses = false;
   std::string cpu;      // LLVM CPU name; empty: the host's
   unsigned optLevel = 2;
+  /// f32, or bf16: constant weights of products packed as bf16 and
+  /// multiplied on AMX tiles (transfuse-cpu-matmul-to-microkernel).
+  std::string precision = "f32";
 };
 
 /// One input or output of the compiled model's C ABI.

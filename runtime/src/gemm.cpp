@@ -25,8 +25,7 @@
 // TRANSFUSE_GEMM=portable) a portable loop nest runs instead.
 //
 //===----------------------------------------------------------------------===//
-#include "alloc.h"
-#include "thread_pool.h"
+#include "gemm.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -35,26 +34,12 @@
 
 #include <immintrin.h>
 
+using namespace transfuse::runtime::gemm;
 using transfuse::runtime::numThreads;
-using transfuse::runtime::parallelFor;
 
 namespace {
 
-struct Desc2D {
-  float *base, *data;
-  int64_t offset, sizes[2], strides[2];
-  float *at(int64_t i, int64_t j) const {
-    return data + offset + i * strides[0] + j * strides[1];
-  }
-};
-
 constexpr int64_t kMr = 12, kNr = 32, kKc = 256, kMc = 240;
-
-/// Whether an m x k x n product pays for the pool: below 2^18
-/// multiply-adds (a few microseconds) it runs on the calling thread.
-bool parallel(int64_t m, int64_t n, int64_t k) {
-  return numThreads() > 1 && m * n * k >= (int64_t(1) << 18);
-}
 
 /// C[i][j] += sum_k A[i][k] B[k][j], any strides.
 void matmulPortable(const Desc2D &a, const Desc2D &b, const Desc2D &c) {
@@ -80,28 +65,6 @@ void matmulPackedPortable(const Desc2D &a, const float *packed,
         *c.at(i, j) += av * packed[(j / kNr) * k * kNr + p * kNr + j % kNr];
     }
 }
-
-/// fn(i) for i in [0, n): on the pool when `parallel`, else here.
-template <typename Fn> void forEach(int64_t n, bool parallel, Fn fn) {
-  if (parallel) {
-    parallelFor(n, fn);
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i)
-    fn(i);
-}
-
-/// A packing buffer from the runtime's caching allocator (alloc.cpp), so
-/// that a model's products do not map fresh pages on every call.
-struct Scratch {
-  float *data;
-  explicit Scratch(int64_t floats)
-      : data(static_cast<float *>(
-            _mlir_memref_to_llvm_alloc(floats * sizeof(float)))) {}
-  ~Scratch() { _mlir_memref_to_llvm_free(data); }
-  Scratch(const Scratch &) = delete;
-  Scratch &operator=(const Scratch &) = delete;
-};
 
 /// B as panels of kNr columns, each [K][kNr], zero padded on the right.
 void packB(const Desc2D &b, float *out, bool parallel) {
@@ -191,7 +154,7 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c) {
   // Tasks: row blocks of kMc rows x column chunks; several chunks per thread
   // so that a slowed core takes fewer.
   int64_t threads = parallel(m, n, k) ? numThreads() : 1;
-  Scratch aPack(rowPanels * kMr * k);
+  Scratch<float> aPack(rowPanels * kMr * k);
   packA(a, aPack.data, threads > 1);
   int64_t rowBlocks = (m + kMc - 1) / kMc;
   int64_t chunks = std::min(colPanels,
@@ -235,17 +198,22 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c) {
   forEach(rowBlocks * chunks, threads > 1, task);
 }
 
-/// AVX-512 unless the CPU lacks it or TRANSFUSE_GEMM=portable (which the
-/// tests use to cover the portable path on any machine).
+/// AVX-512 unless the CPU lacks it or the portable path is forced.
 bool useAvx512() {
-  static const bool use = __builtin_cpu_supports("avx512f") && [] {
-    const char *e = std::getenv("TRANSFUSE_GEMM");
-    return !e || std::strcmp(e, "portable") != 0;
-  }();
+  static const bool use =
+      __builtin_cpu_supports("avx512f") && !forcedPortable();
   return use;
 }
 
 } // namespace
+
+bool transfuse::runtime::gemm::forcedPortable() {
+  static const bool forced = [] {
+    const char *e = std::getenv("TRANSFUSE_GEMM");
+    return e && std::strcmp(e, "portable") == 0;
+  }();
+  return forced;
+}
 
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c) {
@@ -254,7 +222,7 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c) {
   if (!useAvx512())
     return matmulPortable(*a, *b, *c);
   int64_t k = b->sizes[0], n = b->sizes[1];
-  Scratch bPack((n + kNr - 1) / kNr * kNr * k);
+  Scratch<float> bPack((n + kNr - 1) / kNr * kNr * k);
   packB(*b, bPack.data, parallel(a->sizes[0], n, k));
   matmulAvx512(*a, bPack.data, *c);
 }

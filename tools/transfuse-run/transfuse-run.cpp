@@ -1,12 +1,15 @@
 //===- transfuse-run.cpp - run a compiled model, compare, time ------------===//
 //
-//   transfuse-run MODEL.so --test-data DIR [--rtol R --atol A]
+//   transfuse-run MODEL.so --test-data DIR [--rtol R --atol A --range-tol F]
 //                 [--repeat K --threads N]   (N: the runtime's thread pool;
 //                  default TRANSFUSE_NUM_THREADS, else every CPU)
 //   transfuse-run MODEL.onnx --jit --test-data DIR ...
 //
 // DIR holds ONNX test data (input_N.pb, output_N.pb). Exits 0 only when
-// every output is within tolerance: |got - want| <= atol + rtol * |want|.
+// every output is within tolerance:
+//   |got - want| <= atol + rtol * |want| + F * max |want of that output|
+// (F, default 0, suits reduced precision, whose error scales with the
+// output's range rather than with each element).
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/OnnxTensors.h"
@@ -38,17 +41,18 @@ struct Args {
   bool jit = false, quiet = false, noFusion = false;
   std::string attention = "auto"; // --jit: the attention algorithm
   int64_t kvBlock = 64;           // --jit: keys per memory-efficient block
-  double relTol = 1e-3, absTol = 1e-4;
+  std::string precision = "f32";  // --jit: f32 or bf16 weights in products
+  double relTol = 1e-3, absTol = 1e-4, rangeTol = 0;
   unsigned repeat = 0, threads = 0; // 0: TRANSFUSE_NUM_THREADS or all CPUs
 } args;
 
 const char *kUsage =
     "usage: transfuse-run MODEL.so --test-data DIR [--test-data DIR2 ...]\n"
-    "                     [--rtol R] [--atol A]\n"
+    "                     [--rtol R] [--atol A] [--range-tol F]\n"
     "                     [--repeat K] [--threads N] [--quiet]\n"
     "       transfuse-run MODEL.onnx --jit [--no-fusion]\n"
     "                     [--attention auto|materialized|memory_efficient]\n"
-    "                     [--attention-kv-block N]\n"
+    "                     [--attention-kv-block N] [--precision f32|bf16]\n"
     "                     --test-data DIR ...\n";
 
 bool parseArgs(int argc, char **argv) {
@@ -85,6 +89,11 @@ bool parseArgs(int argc, char **argv) {
       if (!v)
         return false;
       args.attention = v;
+    } else if (a == "--precision") {
+      const char *v = next();
+      if (!v)
+        return false;
+      args.precision = v;
     } else if (a == "--attention-kv-block") {
       if (!number(d) || d < 1)
         return false;
@@ -100,6 +109,9 @@ bool parseArgs(int argc, char **argv) {
         return false;
     } else if (a == "--atol") {
       if (!number(args.absTol))
+        return false;
+    } else if (a == "--range-tol") {
+      if (!number(args.rangeTol) || args.rangeTol < 0)
         return false;
     } else if (a == "--repeat") {
       if (!number(d) || d < 0)
@@ -213,6 +225,9 @@ int main(int argc, char **argv) {
     options.fusion = !args.noFusion;
     options.attention = args.attention;
     options.attentionKvBlock = args.kvBlock;
+    if (args.precision != "f32" && args.precision != "bf16")
+      return fail("--precision " + args.precision + ": use f32 or bf16");
+    options.codegen.precision = args.precision;
     driver::registerAll(ctx);
     std::string error;
     auto module = driver::importAndOptimize(ctx, modelPath, options, error);
@@ -315,7 +330,13 @@ int main(int argc, char **argv) {
         ok = false;
         continue;
       }
-      double maxAbs = 0, maxRel = 0;
+      double maxAbs = 0, maxRel = 0, range = 0;
+      for (int64_t k = 0; k < e.numElements(); ++k) {
+        double want = std::fabs(toDouble(e.data.data(), e.dtype, k));
+        if (std::isfinite(want))
+          range = std::max(range, want);
+      }
+      double allowance = absTol + args.rangeTol * range;
       bool within = true;
       for (int64_t k = 0; k < e.numElements(); ++k) {
         double want = toDouble(e.data.data(), e.dtype, k);
@@ -330,15 +351,17 @@ int main(int argc, char **argv) {
         maxAbs = std::max(maxAbs, diff);
         if (want != 0)
           maxRel = std::max(maxRel, diff / std::fabs(want));
-        within &= diff <= absTol + relTol * std::fabs(want);
+        within &= diff <= allowance + relTol * std::fabs(want);
       }
       outs() << "output " << i << " '" << e.name << "' "
              << tf_dtype_name(o.dtype) << " [";
       for (int32_t d = 0; d < o.rank; ++d)
         outs() << (d ? "," : "") << o.shape[d];
       outs() << "]: max abs err " << format("%.3g", maxAbs) << ", max rel err "
-             << format("%.3g", maxRel) << (within ? "  ok" : "  MISMATCH")
-             << "\n";
+             << format("%.3g", maxRel);
+      if (args.rangeTol > 0)
+        outs() << ", of range " << format("%.3g", range ? maxAbs / range : 0);
+      outs() << (within ? "  ok" : "  MISMATCH") << "\n";
       ok &= within;
     }
     if (repeat > 0) {

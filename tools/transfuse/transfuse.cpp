@@ -4,7 +4,7 @@
 //             [--emit=mlir|llvm|obj|so] [--print-ir-after-all] [--time-passes]
 //             [--no-fusion] [--explain-fusion] [--fusion-report FILE.json]
 //             [--attention=auto|materialized|memory_efficient]
-//             [--attention-kv-block=N]
+//             [--attention-kv-block=N] [--precision=f32|bf16] [-O0..-O3]
 //   transfuse generate MODEL_DIR --prompt-ids 1,2,3 --max-new-tokens N
 //
 //===----------------------------------------------------------------------===//
@@ -48,6 +48,12 @@ static cl::opt<unsigned> optLevel(
     cl::desc("Optimization level of the generated code, 0-3 (default 2; "
              "the GEMM microkernel is precompiled and unaffected)"),
     cl::Prefix, cl::init(2), cl::sub(compileCmd));
+static cl::opt<std::string> precision(
+    "precision",
+    cl::desc("f32 (default), or bf16: products by constant weights take "
+             "bf16 weights and activations on AMX tiles, accumulating in "
+             "f32; everything else stays f32"),
+    cl::init("f32"), cl::sub(compileCmd));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress lines"),
                            cl::sub(compileCmd));
 static cl::opt<bool> noFusion("no-fusion",
@@ -111,6 +117,9 @@ static int compile(const char *argv0) {
   if (optLevel > 3)
     return fail("-O" + std::to_string(optLevel) + ": the level is 0 to 3");
   options.codegen.optLevel = optLevel;
+  if (precision != "f32" && precision != "bf16")
+    return fail("--precision " + precision + ": use f32 or bf16");
+  options.codegen.precision = precision;
   options.verbose = !quiet;
   options.fusion = !noFusion;
   options.explainFusion = explainFusion;

@@ -1,0 +1,62 @@
+//===- gemm.h - what the f32 and bf16 GEMMs share ---------------*- C++ -*-===//
+//
+// Internal to the runtime: the strided 2-D descriptor generated code passes,
+// the rule for when a product goes to the thread pool, loops that may, and
+// packing buffers from the caching allocator.
+//
+//===----------------------------------------------------------------------===//
+#ifndef TRANSFUSE_RUNTIME_GEMM_H
+#define TRANSFUSE_RUNTIME_GEMM_H
+
+#include "alloc.h"
+#include "thread_pool.h"
+
+#include <cstdint>
+
+namespace transfuse::runtime::gemm {
+
+/// A memref<?x?xf32, strided<[?, ?], offset: ?>> descriptor.
+struct Desc2D {
+  float *base, *data;
+  int64_t offset, sizes[2], strides[2];
+  float *at(int64_t i, int64_t j) const {
+    return data + offset + i * strides[0] + j * strides[1];
+  }
+};
+
+/// Whether an m x k x n product pays for the pool: below 2^18
+/// multiply-adds (a few microseconds) it runs on the calling thread.
+inline bool parallel(int64_t m, int64_t n, int64_t k) {
+  return numThreads() > 1 && m * n * k >= (int64_t(1) << 18);
+}
+
+/// fn(i) for i in [0, n): on the pool when `parallel`, else here.
+template <typename Fn> void forEach(int64_t n, bool parallel, Fn fn) {
+  if (parallel) {
+    parallelFor(n, fn);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i)
+    fn(i);
+}
+
+/// A packing buffer of `count` T from the runtime's caching allocator
+/// (alloc.cpp), so that a model's products do not map fresh pages on every
+/// call.
+template <typename T> struct Scratch {
+  T *data;
+  explicit Scratch(int64_t count)
+      : data(static_cast<T *>(
+            _mlir_memref_to_llvm_alloc(count * sizeof(T)))) {}
+  ~Scratch() { _mlir_memref_to_llvm_free(data); }
+  Scratch(const Scratch &) = delete;
+  Scratch &operator=(const Scratch &) = delete;
+};
+
+/// The portable paths are forced by TRANSFUSE_GEMM=portable, which the
+/// tests use to cover them on any machine.
+bool forcedPortable();
+
+} // namespace transfuse::runtime::gemm
+
+#endif

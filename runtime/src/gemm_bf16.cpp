@@ -1,0 +1,255 @@
+//===- gemm_bf16.cpp - the bf16 GEMM on AMX tiles -------------------------===//
+//
+// `transfuse compile --precision bf16` packs each constant weight into the
+// bf16 tile layout of transfuse/bf16_panels.h and calls
+//   _mlir_ciface_transfuse_matmul_bf16_packed(&A, &Bpacked, &C)  // C += A * B
+// with A and C f32 (strided 2-D) and Bpacked [ceil(N / 32)][Kp][32] bf16.
+// A is rounded to bf16 (nearest, ties to even) while it is packed; products
+// accumulate in f32. The epilogue, softmax and norms stay f32.
+//
+// AMX (TDPBF16PS): A is packed into panels of 16 rows, [Kp / 32][16][32]
+// each, so that every tile load is 1 KiB of contiguous memory. A block of
+// C, 32 x 32 (four 16 x 16 f32 accumulator tiles; 16 x 32 for a last odd
+// row panel), is loaded into tiles, accumulates over kKc of K from two A
+// and two B tiles per 32-deep step, and is stored back. A pair of A panels'
+// kKc slice (48 KiB) stays in L1 while the task's column panels of B stream
+// past it. (kKc = 768, a whole BERT-base K, measured best of 256 to 1024 in
+// bench/gemm_bench.cpp; looping B outside A instead was about 20% slower.) Blocks at C's
+// edges, or of a C with strided columns, go through a 32 x 32 buffer.
+// Threads take (row block, column chunk) tasks as in gemm.cpp; each task
+// configures its thread's tiles and releases them when done.
+//
+// Without AMX (CPUID, and Linux granting the tile state with
+// arch_prctl(ARCH_REQ_XCOMP_PERM)), or with TRANSFUSE_GEMM=portable, a
+// portable loop computes the same bf16 products.
+//
+//===----------------------------------------------------------------------===//
+#include "gemm.h"
+
+#include "transfuse/bf16_panels.h"
+
+#include <algorithm>
+#include <cpuid.h>
+#include <cstdint>
+#include <cstring>
+
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+using namespace transfuse::runtime::gemm;
+namespace bf16 = transfuse::bf16;
+using transfuse::runtime::numThreads;
+
+namespace {
+
+struct Desc3DBf16 {
+  uint16_t *base, *data;
+  int64_t offset, sizes[3], strides[3];
+};
+
+constexpr int64_t kRows = 16;    // rows of an A tile
+constexpr int64_t kKc = 768;     // K per pass over a C block
+constexpr int64_t kMc = 128;     // rows per task's row block
+constexpr int64_t kBlocksPerKc = kKc / bf16::kBlockK;
+
+/// Whether this CPU has AMX-BF16 and AVX512-BF16 and the kernel lets this
+/// process use the tile registers (asked once).
+bool amxUsable() {
+  static const bool usable = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+      return false;
+    bool amx = (d >> 22 & 1) && (d >> 24 & 1); // AMX-BF16, AMX-TILE
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d))
+      return false;
+    bool avx512bf16 = a >> 5 & 1;
+    if (!amx || !avx512bf16 || !__builtin_cpu_supports("avx512bw"))
+      return false;
+    constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+  }();
+  return usable;
+}
+
+/// The product of bf16(A) and the packed B, in f32, one element at a time.
+void matmulPortable(const Desc2D &a, const uint16_t *packed, const Desc2D &c) {
+  int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
+  int64_t kp = bf16::paddedK(k);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float s = 0;
+      for (int64_t p = 0; p < k; ++p)
+        s += bf16::toFloat(bf16::fromFloat(*a.at(i, p))) *
+             bf16::toFloat(packed[bf16::index(kp, p, j)]);
+      *c.at(i, j) += s;
+    }
+}
+
+/// Row panel `ip` of A rounded to bf16: 16 rows of each 32-deep block kb at
+/// out[kb * 512], rows past M and K past its end zero.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void
+packAPanel(const Desc2D &a, int64_t ip, uint16_t *out) {
+  int64_t m = a.sizes[0], k = a.sizes[1];
+  int64_t blocks = bf16::paddedK(k) / bf16::kBlockK;
+  for (int64_t r = 0; r < kRows; ++r) {
+    int64_t i = ip * kRows + r;
+    for (int64_t kb = 0; kb < blocks; ++kb) {
+      uint16_t *dst = out + kb * 512 + r * 32;
+      int64_t p0 = kb * bf16::kBlockK, w = std::min<int64_t>(32, k - p0);
+      if (i >= m) {
+        _mm512_storeu_si512(dst, _mm512_setzero_si512());
+        continue;
+      }
+      const float *src = a.at(i, p0);
+      if (a.strides[1] != 1) {
+        for (int64_t x = 0; x < 32; ++x)
+          dst[x] = x < w ? bf16::fromFloat(src[x * a.strides[1]]) : 0;
+        continue;
+      }
+      __mmask16 m0 = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
+      __mmask16 m1 = w >= 32   ? 0xFFFF
+                     : w <= 16 ? 0
+                               : (__mmask16)((1u << (w - 16)) - 1);
+      __m512 lo = _mm512_maskz_loadu_ps(m0, src);
+      __m512 hi = _mm512_maskz_loadu_ps(m1, src + 16);
+      _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+  }
+}
+
+/// A rounded to bf16, as panels of 16 rows: panel ip is
+/// out[ip * 16 * Kp], [Kp / 32][16][32].
+void packA(const Desc2D &a, uint16_t *out, bool parallel) {
+  int64_t kp = bf16::paddedK(a.sizes[1]);
+  int64_t panels = (a.sizes[0] + kRows - 1) / kRows;
+  forEach(panels, parallel,
+          [&](int64_t ip) { packAPanel(a, ip, out + ip * kRows * kp); });
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette, startRow, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+/// Tiles 0-3: C (16 x 16 f32), 4-5: A (16 x 32 bf16), 6-7: B (16 pairs x
+/// 16 columns); all 16 rows of 64 bytes.
+__attribute__((target("amx-tile"))) void configureTiles() {
+  TileConfig cfg{};
+  cfg.palette = 1;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  _tile_loadconfig(&cfg);
+}
+
+/// C (RP * 16 rows x 32 columns, row stride ldc floats) += `blocks` steps of
+/// A panel tiles (a; the second panel at a + aNext) times B panel tiles.
+template <int RP>
+__attribute__((target("amx-tile,amx-bf16"))) void
+block(int64_t blocks, const uint16_t *a, int64_t aNext, const uint16_t *b,
+      float *c, int64_t ldc) {
+  int64_t ldcBytes = ldc * sizeof(float);
+  _tile_loadd(0, c, ldcBytes);
+  _tile_loadd(1, c + 16, ldcBytes);
+  if (RP == 2) {
+    _tile_loadd(2, c + 16 * ldc, ldcBytes);
+    _tile_loadd(3, c + 16 * ldc + 16, ldcBytes);
+  }
+  for (int64_t kb = 0; kb < blocks; ++kb) {
+    const uint16_t *ak = a + kb * 512, *bk = b + kb * 1024;
+    _tile_loadd(6, bk, 64);
+    _tile_loadd(7, bk + 512, 64);
+    _tile_loadd(4, ak, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    if (RP == 2) {
+      _tile_loadd(5, ak + aNext, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, c, ldcBytes);
+  _tile_stored(1, c + 16, ldcBytes);
+  if (RP == 2) {
+    _tile_stored(2, c + 16 * ldc, ldcBytes);
+    _tile_stored(3, c + 16 * ldc + 16, ldcBytes);
+  }
+}
+
+__attribute__((target("amx-tile"))) void releaseTiles() { _tile_release(); }
+
+void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c) {
+  int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
+  int64_t kp = bf16::paddedK(k), kBlocks = kp / bf16::kBlockK;
+  int64_t rowPanels = (m + kRows - 1) / kRows;
+  int64_t colPanels = (n + bf16::kPanelCols - 1) / bf16::kPanelCols;
+  int64_t threads = parallel(m, n, k) ? numThreads() : 1;
+  Scratch<uint16_t> aPack(rowPanels * kRows * kp);
+  packA(a, aPack.data, threads > 1);
+  int64_t rowBlocks = (m + kMc - 1) / kMc;
+  int64_t chunks = std::min(colPanels,
+                            std::max<int64_t>(1, 4 * threads / rowBlocks));
+  bool unitColumns = c.strides[1] == 1;
+  auto task = [&](int64_t t) {
+    configureTiles();
+    int64_t rb = t / chunks, cc = t % chunks;
+    int64_t ip0 = rb * (kMc / kRows),
+            ip1 = std::min(rowPanels, ip0 + kMc / kRows);
+    int64_t jp0 = colPanels * cc / chunks, jp1 = colPanels * (cc + 1) / chunks;
+    alignas(64) float tile[32 * 32];
+    for (int64_t kb0 = 0; kb0 < kBlocks; kb0 += kBlocksPerKc) {
+      int64_t blocks = std::min(kBlocksPerKc, kBlocks - kb0);
+      for (int64_t ip = ip0; ip < ip1; ip += 2) {
+        int rp = ip + 1 < ip1 ? 2 : 1;
+        int64_t i = ip * kRows, h = std::min<int64_t>(rp * kRows, m - i);
+        const uint16_t *ap = aPack.data + ip * kRows * kp + kb0 * 512;
+        int64_t aNext = kRows * kp;
+        for (int64_t jp = jp0; jp < jp1; ++jp) {
+          const uint16_t *bp =
+              packed + jp * kp * bf16::kPanelCols + kb0 * 1024;
+          int64_t j = jp * bf16::kPanelCols, w = std::min<int64_t>(32, n - j);
+          float *cij = c.at(i, j);
+          auto run = [&](float *dst, int64_t ld) {
+            if (rp == 2)
+              block<2>(blocks, ap, aNext, bp, dst, ld);
+            else
+              block<1>(blocks, ap, aNext, bp, dst, ld);
+          };
+          if (unitColumns && h == rp * kRows && w == 32) {
+            run(cij, c.strides[0]);
+            continue;
+          }
+          // An edge block, or strided columns: through the buffer.
+          for (int64_t r = 0; r < rp * kRows; ++r)
+            for (int64_t x = 0; x < 32; ++x)
+              tile[r * 32 + x] =
+                  r < h && x < w ? cij[r * c.strides[0] + x * c.strides[1]]
+                                 : 0.0f;
+          run(tile, 32);
+          for (int64_t r = 0; r < h; ++r)
+            for (int64_t x = 0; x < w; ++x)
+              cij[r * c.strides[0] + x * c.strides[1]] = tile[r * 32 + x];
+        }
+      }
+    }
+    releaseTiles();
+  };
+  forEach(rowBlocks * chunks, threads > 1, task);
+}
+
+} // namespace
+
+/// C += bf16(A) * B with B prepacked at compile time (bf16_panels.h).
+extern "C" __attribute__((visibility("default"))) void
+_mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b,
+                                          Desc2D *c) {
+  if (a->sizes[0] == 0 || c->sizes[1] == 0 || a->sizes[1] == 0)
+    return;
+  const uint16_t *packed = b->data + b->offset;
+  if (forcedPortable() || !amxUsable())
+    return matmulPortable(*a, packed, *c);
+  matmulAmx(*a, packed, *c);
+}
