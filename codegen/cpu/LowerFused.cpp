@@ -5,6 +5,10 @@
 // the materialized algorithm is the same loop with a single block of all Sk
 // keys, so both algorithms share one verified code path and the choice is only
 // the block size (decided at compile time, or at run time for `by_length`).
+// Its two contractions, Q x K^T and P x V, are one linalg.matmul per (batch,
+// head) on 2-D slices, so that f32 ones run on the runtime's GEMM
+// (transfuse-cpu-matmul-to-microkernel); softmax and rescaling are
+// linalg.generic.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/LoweringUtils.h"
@@ -358,23 +362,11 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                 c0)}),
         "attention: query, key and value disagree on batch, heads, length or "
         "head dim");
-    // Which K/V head a query head reads.
-    AffineExpr hq = rw.getAffineDimExpr(1), hk;
     int64_t h = qt.getDimSize(1), hkv = kt.getDimSize(1);
     if (h == dyn && (h = tensorType(op.getResult()).getDimSize(1)) != dyn)
       emitRuntimeCheck(
           rw, loc, eq(H, cIdx(rw, loc, h)),
           "attention: the query head count differs from the result's");
-    if (hkv == 1)
-      hk = rw.getAffineConstantExpr(0);
-    else if (h != dyn && hkv != dyn)
-      hk = h == hkv ? hq : hq.floorDiv(h / hkv);
-    else {
-      emitRuntimeCheck(
-          rw, loc, eq(H, Hkv),
-          "attention: dynamic query and key/value head counts differ");
-      hk = hq;
-    }
     // Each mask as rank 4. A static 1 broadcasts through the indexing map; a
     // mask with a dynamic dim (which may be 1 at run time) is read with
     // computed indices instead. No mask is ever expanded to the scores' size.
@@ -453,12 +445,11 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
       return AffineMap::get(n, 0, e, ctx);
     };
     AffineExpr d0 = rw.getAffineDimExpr(0), d1 = rw.getAffineDimExpr(1),
-               d2 = rw.getAffineDimExpr(2), d3 = rw.getAffineDimExpr(3),
-               d4 = rw.getAffineDimExpr(4);
+               d2 = rw.getAffineDimExpr(2), d3 = rw.getAffineDimExpr(3);
     AffineMap id3 = map(3, {d0, d1, d2}), id4 = map(4, {d0, d1, d2, d3}),
               row4 = map(4, {d0, d1, d2});
     SmallVector<utils::IteratorType> par3(3, par), par4(4, par),
-        rowReduce{par, par, par, red}, contract{par, par, par, red, par};
+        rowReduce{par, par, par, red};
     // A linalg.generic into `init` whose body yields body(args).
     auto generic =
         [&](OpBuilder &b, Location l, Value init, ValueRange ins,
@@ -478,10 +469,6 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     auto addF = [](OpBuilder &gb, Location gl, ValueRange a) -> Value {
       return arith::AddFOp::create(gb, gl, a[0], a[1]);
     };
-    auto macF = [](OpBuilder &gb, Location gl, ValueRange a) -> Value {
-      Value p = arith::MulFOp::create(gb, gl, a[0], a[1]);
-      return arith::AddFOp::create(gb, gl, a[2], p);
-    };
     // exp(x - max), or 0 when the row max is -inf (a fully masked row, where
     // x - max would be NaN).
     auto expOrZero = [&](OpBuilder &gb, Location gl, ValueRange a) -> Value {
@@ -490,6 +477,55 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
       Value masked = arith::CmpFOp::create(gb, gl, arith::CmpFPredicate::OEQ,
                                            a[1], negInf);
       return arith::SelectOp::create(gb, gl, masked, zero, e);
+    };
+    // out[b, h] += lhs[b, h] x rhs[b, kv head of h], one linalg.matmul per
+    // (batch, head) on 2-D slices: transfuse-cpu-matmul-to-microkernel
+    // sends each f32 one to the runtime's GEMM.
+    Value group =
+        arith::DivUIOp::create(rw, loc, H, arith::MaxUIOp::create(rw, loc, Hkv, c1));
+    auto perHeadMatmul = [&](OpBuilder &b, Location l, Value lhs, Value rhs,
+                             Value out) {
+      auto outer = scf::ForOp::create(
+          b, l, c0, B, c1, ValueRange{out},
+          [&](OpBuilder &b1, Location l1, Value bi, ValueRange it1) {
+            auto inner = scf::ForOp::create(
+                b1, l1, c0, H, c1, ValueRange{it1[0]},
+                [&](OpBuilder &b2, Location l2, Value hi, ValueRange it2) {
+                  Value kvHead = arith::DivUIOp::create(b2, l2, hi, group);
+                  SmallVector<OpFoldResult> strides(4, b2.getIndexAttr(1));
+                  auto at = [&](Value src, Value head) {
+                    return SmallVector<OpFoldResult>{
+                        bi, head, b2.getIndexAttr(0), b2.getIndexAttr(0)};
+                  };
+                  auto sizes = [&](Value src) {
+                    return SmallVector<OpFoldResult>{
+                        b2.getIndexAttr(1), b2.getIndexAttr(1),
+                        tensor::getMixedSize(b2, l2, src, 2),
+                        tensor::getMixedSize(b2, l2, src, 3)};
+                  };
+                  auto slice = [&](Value src, Value head) {
+                    auto st = tensorType(src);
+                    auto type = RankedTensorType::get(
+                        {st.getDimSize(2), st.getDimSize(3)}, elem);
+                    return tensor::ExtractSliceOp::create(
+                               b2, l2, type, src, at(src, head), sizes(src),
+                               strides)
+                        .getResult();
+                  };
+                  Value acc = it2[0];
+                  Value prod =
+                      linalg::MatmulOp::create(
+                          b2, l2, TypeRange{slice(acc, hi).getType()},
+                          ValueRange{slice(lhs, hi), slice(rhs, kvHead)},
+                          ValueRange{slice(acc, hi)})
+                          .getResult(0);
+                  Value next = tensor::InsertSliceOp::create(
+                      b2, l2, prod, acc, at(acc, hi), sizes(acc), strides);
+                  scf::YieldOp::create(b2, l2, next);
+                });
+            scf::YieldOp::create(b1, l1, inner.getResults());
+          });
+      return outer.getResult(0);
     };
     auto loop = scf::ForOp::create(
         rw, loc, c0, Sk, block, ValueRange{m0, l0, acc0},
@@ -526,11 +562,9 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           SmallVector<Value> sDims{B, H, Sq, t};
           Value sEmpty = createEmpty(b, l, sType, sDims);
           Value rowEmpty = createEmpty(b, l, rowType, {B, H, Sq});
-          // s[b,h,i,j] = sum_d q[b,h,i,d] * kT[b,hk,d,j]   (b,h,i,d,j)
-          Value s = generic(b, l, filled(b, sType, sDims, zero), {q, kT},
-                            {map(5, {d0, d1, d2, d3}), map(5, {d0, hk, d3, d4}),
-                             map(5, {d0, d1, d2, d4})},
-                            contract, macF);
+          // s[b,h,i,j] = sum_d q[b,h,i,d] * kT[b,hk,d,j]
+          Value s =
+              perHeadMatmul(b, l, q, kT, filled(b, sType, sDims, zero));
           // Scale and masks: static-shaped masks through indexing maps
           // (sliced to the block), dynamic ones read with computed indices.
           SmallVector<Value> ins{s};
@@ -599,11 +633,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           Value accScaled =
               generic(b, l, createEmpty(b, l, accType, {B, H, Sq, Dv}),
                       {acc, corr}, {id4, row4, id4}, par4, mulF);
-          Value accNew =
-              generic(b, l, accScaled, {p, vs},
-                      {map(5, {d0, d1, d2, d3}), map(5, {d0, hk, d3, d4}),
-                       map(5, {d0, d1, d2, d4})},
-                      contract, macF);
+          Value accNew = perHeadMatmul(b, l, p, vs, accScaled);
           scf::YieldOp::create(b, l, ValueRange{mNew, lNew, accNew});
         });
     // out = acc / l, 0 for fully masked rows (l == 0).
