@@ -11,10 +11,12 @@
 // each, so that every tile load is 1 KiB of contiguous memory. A block of
 // C, 32 x 32 (four 16 x 16 f32 accumulator tiles; 16 x 32 for a last odd
 // row panel), is loaded into tiles, accumulates over kKc of K from two A
-// and two B tiles per 32-deep step, and is stored back. A pair of A panels'
-// kKc slice (48 KiB) stays in L1 while the task's column panels of B stream
-// past it. (kKc = 768, a whole BERT-base K, measured best of 256 to 1024 in
-// bench/gemm_bench.cpp; looping B outside A instead was about 20% slower.) Blocks at C's
+// and two B tiles per 32-deep step, and is stored back. One column panel's
+// kKc slice of B (48 KiB) stays in L1 while the row block's A panels stream
+// past it from L2. (In bench/gemm_bench.cpp, best of 5 alternating runs on
+// one core: kKc = 768, a whole BERT-base K, or 1536 gave 630-770 GFLOP/s on
+// BERT-base shapes, 256 or 384 540-700; looping A outside B was slower on
+// the wide products, a median of 260-320 against 550-690 on FFN up.) Blocks at C's
 // edges, or of a C with strided columns, go through a 32 x 32 buffer.
 // Threads take (row block, column chunk) tasks as in gemm.cpp; each task
 // configures its thread's tiles and releases them when done.
@@ -202,15 +204,15 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c) {
     alignas(64) float tile[32 * 32];
     for (int64_t kb0 = 0; kb0 < kBlocks; kb0 += kBlocksPerKc) {
       int64_t blocks = std::min(kBlocksPerKc, kBlocks - kb0);
-      for (int64_t ip = ip0; ip < ip1; ip += 2) {
-        int rp = ip + 1 < ip1 ? 2 : 1;
-        int64_t i = ip * kRows, h = std::min<int64_t>(rp * kRows, m - i);
-        const uint16_t *ap = aPack.data + ip * kRows * kp + kb0 * 512;
-        int64_t aNext = kRows * kp;
-        for (int64_t jp = jp0; jp < jp1; ++jp) {
-          const uint16_t *bp =
-              packed + jp * kp * bf16::kPanelCols + kb0 * 1024;
-          int64_t j = jp * bf16::kPanelCols, w = std::min<int64_t>(32, n - j);
+      for (int64_t jp = jp0; jp < jp1; ++jp) {
+        const uint16_t *bp =
+            packed + jp * kp * bf16::kPanelCols + kb0 * 1024;
+        int64_t j = jp * bf16::kPanelCols, w = std::min<int64_t>(32, n - j);
+        for (int64_t ip = ip0; ip < ip1; ip += 2) {
+          int rp = ip + 1 < ip1 ? 2 : 1;
+          int64_t i = ip * kRows, h = std::min<int64_t>(rp * kRows, m - i);
+          const uint16_t *ap = aPack.data + ip * kRows * kp + kb0 * 512;
+          int64_t aNext = kRows * kp;
           float *cij = c.at(i, j);
           auto run = [&](float *dst, int64_t ld) {
             if (rp == 2)
