@@ -33,12 +33,12 @@ struct Desc3DBf16 {
   int64_t offset, sizes[3], strides[3];
 };
 extern "C" void _mlir_ciface_transfuse_matmul_f32(Desc2D *, Desc2D *,
-                                                  Desc2D *);
+                                                  Desc2D *, int64_t);
 extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *,
                                                           Desc3DBf16 *,
-                                                          Desc2D *);
+                                                          Desc2D *, int64_t);
 extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *, Desc3D *,
-                                                         Desc2D *);
+                                                         Desc2D *, int64_t);
 
 static double now() {
   return std::chrono::duration<double>(
@@ -173,14 +173,13 @@ int main(int argc, char **argv) {
     auto timeIt = [&](int which) {
       std::vector<double> times;
       for (int r = 0; r < repeats + 3; ++r) {
-        std::fill(c.begin(), c.end(), 0.0f);
         double t = now();
         if (which == 0)
-          _mlir_ciface_transfuse_matmul_f32_packed(&da, &dp, &dc);
+          _mlir_ciface_transfuse_matmul_f32_packed(&da, &dp, &dc, 0);
         else if (which == 1)
-          _mlir_ciface_transfuse_matmul_f32(&da, &db, &dc);
+          _mlir_ciface_transfuse_matmul_f32(&da, &db, &dc, 0);
         else
-          _mlir_ciface_transfuse_matmul_bf16_packed(&da, &dpb, &dc);
+          _mlir_ciface_transfuse_matmul_bf16_packed(&da, &dpb, &dc, 0);
         if (r >= 3)
           times.push_back(now() - t);
       }

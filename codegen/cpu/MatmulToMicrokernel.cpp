@@ -3,10 +3,12 @@
 
 #include "transfuse/bf16_panels.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
 
 #include <cstring>
@@ -137,6 +139,7 @@ struct MatmulToMicrokernelPass
     if (matmuls.empty())
       return;
     MLIRContext *ctx = &getContext();
+    Type i64 = IntegerType::get(ctx, 64);
     int64_t dyn = ShapedType::kDynamic;
     auto strided = MemRefType::get(
         {dyn, dyn}, Float32Type::get(ctx),
@@ -165,6 +168,17 @@ struct MatmulToMicrokernelPass
       };
       Value a = mm.getInputs()[0], w = mm.getInputs()[1],
             c = mm.getOutputs()[0];
+      // C filled with +0 just before the product (a `linear`'s init): the
+      // kernel writes C instead of adding to it, and the fill goes.
+      bool accumulate = true;
+      if (auto fill = dyn_cast_or_null<linalg::FillOp>(mm->getPrevNode()))
+        if (fill.hasPureBufferSemantics() && fill.getOutputs()[0] == c &&
+            matchPattern(fill.getInputs()[0], m_PosZeroFloat())) {
+          fill.erase();
+          accumulate = false;
+        }
+      Value acc = arith::ConstantOp::create(
+          b, mm.getLoc(), IntegerAttr::get(i64, accumulate ? 1 : 0));
       // A constant weight: packed once, at compile time.
       memref::GlobalOp weight;
       if (auto get = w.getDefiningOp<memref::GetGlobalOp>())
@@ -179,13 +193,16 @@ struct MatmulToMicrokernelPass
         func::CallOp::create(
             b, mm.getLoc(),
             declare(bf16 ? kBf16Microkernel : kPackedMicrokernel,
-                    {strided, layout, strided}),
-            ValueRange{cast(a, strided), cast(p, layout), cast(c, strided)});
+                    {strided, layout, strided, i64}),
+            ValueRange{cast(a, strided), cast(p, layout), cast(c, strided),
+                       acc});
         packedFrom.push_back(weight);
       } else {
         func::CallOp::create(
-            b, mm.getLoc(), declare(kMicrokernel, {strided, strided, strided}),
-            ValueRange{cast(a, strided), cast(w, strided), cast(c, strided)});
+            b, mm.getLoc(),
+            declare(kMicrokernel, {strided, strided, strided, i64}),
+            ValueRange{cast(a, strided), cast(w, strided), cast(c, strided),
+                       acc});
       }
       Operation *wDef = w.getDefiningOp();
       mm.erase();

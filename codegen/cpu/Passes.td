@@ -51,7 +51,8 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     Runs after bufferization. Rewrites each f32 `linalg.matmul` on buffers
     (a product by a matrix, see buildMatMul in LowerToLinalg.cpp) into a
     call to
-    `transfuse_matmul_f32(A, B, C)`, C += A * B on strided 2-D memrefs,
+    `transfuse_matmul_f32(A, B, C, accumulate)`, C = A * B (+ C when
+    `accumulate` is 1) on strided 2-D memrefs,
     declared `llvm.emit_c_interface` so that it links against
     `_mlir_ciface_transfuse_matmul_f32` in the runtime (runtime/src/gemm.cpp;
     packed, register-blocked, AVX-512 where the CPU has it). When B is a
@@ -69,12 +70,17 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     `transfuse_matmul_bf16_packed` is called (runtime/src/gemm_bf16.cpp):
     A is rounded to bf16 as it is packed, products accumulate in f32, C
     stays f32. Products whose B is not a constant stay f32.
+
+    A `linalg.fill` of +0 into C right before the product (how a `linear`
+    starts its result) is dropped, and the call passes accumulate = 0 so
+    that the kernel writes C without reading it; otherwise accumulate = 1.
   }];
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
            "f32, or bf16 (constant weights as bf16 on AMX tiles)">,
   ];
-  let dependentDialects = ["mlir::func::FuncDialect",
+  let dependentDialects = ["mlir::arith::ArithDialect",
+                           "mlir::func::FuncDialect",
                            "mlir::memref::MemRefDialect"];
 }
 

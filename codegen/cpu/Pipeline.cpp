@@ -33,11 +33,12 @@ extern "C" void memrefCopy(int64_t, void *, void *);
 extern "C" void *_mlir_memref_to_llvm_alloc(size_t);
 extern "C" void *_mlir_memref_to_llvm_aligned_alloc(size_t, size_t);
 extern "C" void _mlir_memref_to_llvm_free(void *);
-extern "C" void _mlir_ciface_transfuse_matmul_f32(void *, void *, void *);
+extern "C" void _mlir_ciface_transfuse_matmul_f32(void *, void *, void *,
+                                                  int64_t);
 extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(void *, void *,
-                                                         void *);
+                                                         void *, int64_t);
 extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(void *, void *,
-                                                          void *);
+                                                          void *, int64_t);
 
 namespace transfuse::cpu {
 

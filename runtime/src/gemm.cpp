@@ -4,10 +4,13 @@
 // `linear` is a separate elementwise pass it generates), and calls this
 // routine for the product itself. `transfuse-cpu-matmul-to-microkernel`
 // rewrites each f32 `linalg.matmul` on buffers into
-//   _mlir_ciface_transfuse_matmul_f32(&A, &B, &C)   // C += A * B
+//   _mlir_ciface_transfuse_matmul_f32(&A, &B, &C, accumulate)
 // on strided 2-D descriptors, or, when B is a constant (a weight), with B
 // packed into the kernel's panel layout at compile time:
-//   _mlir_ciface_transfuse_matmul_f32_packed(&A, &Bpacked, &C)
+//   _mlir_ciface_transfuse_matmul_f32_packed(&A, &Bpacked, &C, accumulate)
+// Both compute C = A * B, plus C's old value when `accumulate` is non-zero
+// (the compiler passes 0 where the product's C was just filled with zeros,
+// and drops the fill).
 //
 // Layout and blocking (Goto/BLIS): B is in panels of kNr = 32 columns, each
 // [K][32] (a weight comes so; any other B is packed so first); A is packed
@@ -108,18 +111,18 @@ void packA(const Desc2D &a, float *out, bool parallel) {
   });
 }
 
-/// out[R][32] (row stride ldo; columns masked by m0, m1) += A panel slice
-/// (kc x kMr, first R rows used) * B panel slice (kc x kNr).
+/// out[R][32] (row stride ldo; columns masked by m0, m1) = (load ? out : 0)
+/// + A panel slice (kc x kMr, first R rows used) * B panel slice (kc x kNr).
 template <int R>
-__attribute__((target("avx512f"))) void kernel(int64_t kc, const float *ap,
-                                               const float *bp, float *out,
-                                               int64_t ldo, __mmask16 m0,
-                                               __mmask16 m1) {
+__attribute__((target("avx512f"))) void
+kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,
+       __mmask16 m0, __mmask16 m1, bool load) {
   __m512 c0[R], c1[R];
+  __mmask16 l0 = load ? m0 : 0, l1 = load ? m1 : 0;
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r) {
-    c0[r] = _mm512_maskz_loadu_ps(m0, out + r * ldo);
-    c1[r] = _mm512_maskz_loadu_ps(m1, out + r * ldo + 16);
+    c0[r] = _mm512_maskz_loadu_ps(l0, out + r * ldo);
+    c1[r] = _mm512_maskz_loadu_ps(l1, out + r * ldo + 16);
   }
   for (int64_t p = 0; p < kc; ++p) {
     __m512 b0 = _mm512_loadu_ps(bp + p * kNr);
@@ -140,15 +143,17 @@ __attribute__((target("avx512f"))) void kernel(int64_t kc, const float *ap,
 }
 
 using Kernel = void (*)(int64_t, const float *, const float *, float *,
-                        int64_t, __mmask16, __mmask16);
+                        int64_t, __mmask16, __mmask16, bool);
 constexpr Kernel kKernels[kMr] = {kernel<1>, kernel<2>,  kernel<3>,
                                   kernel<4>, kernel<5>,  kernel<6>,
                                   kernel<7>, kernel<8>,  kernel<9>,
                                   kernel<10>, kernel<11>, kernel<12>};
 
-/// C += A * B, B in panel layout (packed), A any strides, C any strides.
+/// C = (accumulate ? C : 0) + A * B, B in panel layout (packed), A and C
+/// any strides.
 __attribute__((target("avx512f"))) void
-matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c) {
+matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c,
+             bool accumulate) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t rowPanels = (m + kMr - 1) / kMr, colPanels = (n + kNr - 1) / kNr;
   // Tasks: row blocks of kMc rows x column chunks; several chunks per thread
@@ -168,6 +173,7 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c) {
     alignas(64) float tile[kMr * kNr];
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       int64_t kc = std::min(kKc, k - p0);
+      bool load = accumulate || p0 > 0;
       for (int64_t jp = jp0; jp < jp1; ++jp) {
         const float *bp = packed + jp * k * kNr + p0 * kNr;
         int64_t j = jp * kNr, w = std::min(kNr, n - j);
@@ -180,14 +186,14 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c) {
           const float *ap = aPack.data + ip * k * kMr + p0 * kMr;
           float *cij = c.at(ip * kMr, j);
           if (unitColumns) {
-            kKernels[h - 1](kc, ap, bp, cij, c.strides[0], m0, m1);
+            kKernels[h - 1](kc, ap, bp, cij, c.strides[0], m0, m1, load);
             continue;
           }
           // C with strided columns: through a buffer.
-          for (int64_t r = 0; r < h; ++r)
+          for (int64_t r = 0; r < h && load; ++r)
             for (int64_t x = 0; x < w; ++x)
               tile[r * kNr + x] = cij[r * c.strides[0] + x * c.strides[1]];
-          kKernels[h - 1](kc, ap, bp, tile, kNr, m0, m1);
+          kKernels[h - 1](kc, ap, bp, tile, kNr, m0, m1, load);
           for (int64_t r = 0; r < h; ++r)
             for (int64_t x = 0; x < w; ++x)
               cij[r * c.strides[0] + x * c.strides[1]] = tile[r * kNr + x];
@@ -216,15 +222,19 @@ bool transfuse::runtime::gemm::forcedPortable() {
 }
 
 extern "C" __attribute__((visibility("default"))) void
-_mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c) {
-  if (a->sizes[0] == 0 || b->sizes[1] == 0 || a->sizes[1] == 0)
+_mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
+                                  int64_t accumulate) {
+  if (!needsProduct(*a, *c, accumulate))
     return;
-  if (!useAvx512())
+  if (!useAvx512()) {
+    if (!accumulate)
+      zero(*c);
     return matmulPortable(*a, *b, *c);
+  }
   int64_t k = b->sizes[0], n = b->sizes[1];
   Scratch<float> bPack((n + kNr - 1) / kNr * kNr * k);
   packB(*b, bPack.data, parallel(a->sizes[0], n, k));
-  matmulAvx512(*a, bPack.data, *c);
+  matmulAvx512(*a, bPack.data, *c, accumulate);
 }
 
 namespace {
@@ -234,13 +244,17 @@ struct Desc3D {
 };
 } // namespace
 
-/// C += A * B with B prepacked at compile time: [ceil(N / 32)][K][32].
+/// B prepacked at compile time: [ceil(N / 32)][K][32].
 extern "C" __attribute__((visibility("default"))) void
-_mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c) {
-  if (a->sizes[0] == 0 || c->sizes[1] == 0 || a->sizes[1] == 0)
+_mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
+                                         int64_t accumulate) {
+  if (!needsProduct(*a, *c, accumulate))
     return;
   const float *packed = b->data + b->offset;
-  if (!useAvx512())
+  if (!useAvx512()) {
+    if (!accumulate)
+      zero(*c);
     return matmulPackedPortable(*a, packed, *c);
-  matmulAvx512(*a, packed, *c);
+  }
+  matmulAvx512(*a, packed, *c, accumulate);
 }

@@ -53,6 +53,26 @@ template <typename T> struct Scratch {
   Scratch &operator=(const Scratch &) = delete;
 };
 
+/// C = 0, any strides.
+inline void zero(const Desc2D &c) {
+  for (int64_t i = 0; i < c.sizes[0]; ++i)
+    for (int64_t j = 0; j < c.sizes[1]; ++j)
+      *c.at(i, j) = 0.0f;
+}
+
+/// What every entry point does first: nothing for an empty C, and for an
+/// empty K, C = 0 unless accumulating. True when the product must still run.
+inline bool needsProduct(const Desc2D &a, const Desc2D &c, bool accumulate) {
+  if (c.sizes[0] == 0 || c.sizes[1] == 0)
+    return false;
+  if (a.sizes[1] == 0) {
+    if (!accumulate)
+      zero(c);
+    return false;
+  }
+  return true;
+}
+
 /// The portable paths are forced by TRANSFUSE_GEMM=portable, which the
 /// tests use to cover them on any machine.
 bool forcedPortable();

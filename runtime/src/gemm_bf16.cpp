@@ -2,8 +2,9 @@
 //
 // `transfuse compile --precision bf16` packs each constant weight into the
 // bf16 tile layout of transfuse/bf16_panels.h and calls
-//   _mlir_ciface_transfuse_matmul_bf16_packed(&A, &Bpacked, &C)  // C += A * B
-// with A and C f32 (strided 2-D) and Bpacked [ceil(N / 32)][Kp][32] bf16.
+//   _mlir_ciface_transfuse_matmul_bf16_packed(&A, &Bpacked, &C, accumulate)
+// with A and C f32 (strided 2-D) and Bpacked [ceil(N / 32)][Kp][32] bf16:
+// C = A * B, plus C's old value when `accumulate` is non-zero (as gemm.cpp).
 // A is rounded to bf16 (nearest, ties to even) while it is packed; products
 // accumulate in f32. The epilogue, softmax and norms stay f32.
 //
@@ -147,18 +148,28 @@ __attribute__((target("amx-tile"))) void configureTiles() {
   _tile_loadconfig(&cfg);
 }
 
-/// C (RP * 16 rows x 32 columns, row stride ldc floats) += `blocks` steps of
-/// A panel tiles (a; the second panel at a + aNext) times B panel tiles.
+/// C (RP * 16 rows x 32 columns, row stride ldc floats) = (load ? C : 0) +
+/// `blocks` steps of A panel tiles (a; the second panel at a + aNext) times
+/// B panel tiles.
 template <int RP>
 __attribute__((target("amx-tile,amx-bf16"))) void
 block(int64_t blocks, const uint16_t *a, int64_t aNext, const uint16_t *b,
-      float *c, int64_t ldc) {
+      float *c, int64_t ldc, bool load) {
   int64_t ldcBytes = ldc * sizeof(float);
-  _tile_loadd(0, c, ldcBytes);
-  _tile_loadd(1, c + 16, ldcBytes);
-  if (RP == 2) {
-    _tile_loadd(2, c + 16 * ldc, ldcBytes);
-    _tile_loadd(3, c + 16 * ldc + 16, ldcBytes);
+  if (load) {
+    _tile_loadd(0, c, ldcBytes);
+    _tile_loadd(1, c + 16, ldcBytes);
+    if (RP == 2) {
+      _tile_loadd(2, c + 16 * ldc, ldcBytes);
+      _tile_loadd(3, c + 16 * ldc + 16, ldcBytes);
+    }
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    if (RP == 2) {
+      _tile_zero(2);
+      _tile_zero(3);
+    }
   }
   for (int64_t kb = 0; kb < blocks; ++kb) {
     const uint16_t *ak = a + kb * 512, *bk = b + kb * 1024;
@@ -183,7 +194,8 @@ block(int64_t blocks, const uint16_t *a, int64_t aNext, const uint16_t *b,
 
 __attribute__((target("amx-tile"))) void releaseTiles() { _tile_release(); }
 
-void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c) {
+void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
+               bool accumulate) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k), kBlocks = kp / bf16::kBlockK;
   int64_t rowPanels = (m + kRows - 1) / kRows;
@@ -204,6 +216,7 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c) {
     alignas(64) float tile[32 * 32];
     for (int64_t kb0 = 0; kb0 < kBlocks; kb0 += kBlocksPerKc) {
       int64_t blocks = std::min(kBlocksPerKc, kBlocks - kb0);
+      bool load = accumulate || kb0 > 0;
       for (int64_t jp = jp0; jp < jp1; ++jp) {
         const uint16_t *bp =
             packed + jp * kp * bf16::kPanelCols + kb0 * 1024;
@@ -216,16 +229,16 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c) {
           float *cij = c.at(i, j);
           auto run = [&](float *dst, int64_t ld) {
             if (rp == 2)
-              block<2>(blocks, ap, aNext, bp, dst, ld);
+              block<2>(blocks, ap, aNext, bp, dst, ld, load);
             else
-              block<1>(blocks, ap, aNext, bp, dst, ld);
+              block<1>(blocks, ap, aNext, bp, dst, ld, load);
           };
           if (unitColumns && h == rp * kRows && w == 32) {
             run(cij, c.strides[0]);
             continue;
           }
           // An edge block, or strided columns: through the buffer.
-          for (int64_t r = 0; r < rp * kRows; ++r)
+          for (int64_t r = 0; r < rp * kRows && load; ++r)
             for (int64_t x = 0; x < 32; ++x)
               tile[r * 32 + x] =
                   r < h && x < w ? cij[r * c.strides[0] + x * c.strides[1]]
@@ -244,14 +257,17 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c) {
 
 } // namespace
 
-/// C += bf16(A) * B with B prepacked at compile time (bf16_panels.h).
+/// bf16(A) * B with B prepacked at compile time (bf16_panels.h).
 extern "C" __attribute__((visibility("default"))) void
-_mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b,
-                                          Desc2D *c) {
-  if (a->sizes[0] == 0 || c->sizes[1] == 0 || a->sizes[1] == 0)
+_mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
+                                          int64_t accumulate) {
+  if (!needsProduct(*a, *c, accumulate))
     return;
   const uint16_t *packed = b->data + b->offset;
-  if (forcedPortable() || !amxUsable())
+  if (forcedPortable() || !amxUsable()) {
+    if (!accumulate)
+      zero(*c);
     return matmulPortable(*a, packed, *c);
-  matmulAmx(*a, packed, *c);
+  }
+  matmulAmx(*a, packed, *c, accumulate);
 }

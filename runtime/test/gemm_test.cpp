@@ -23,9 +23,10 @@ struct Desc3D {
   int64_t offset, sizes[3], strides[3];
 };
 
-extern "C" void _mlir_ciface_transfuse_matmul_f32(Desc2D *, Desc2D *, Desc2D *);
+extern "C" void _mlir_ciface_transfuse_matmul_f32(Desc2D *, Desc2D *, Desc2D *,
+                                                  int64_t);
 extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *, Desc3D *,
-                                                         Desc2D *);
+                                                         Desc2D *, int64_t);
 
 struct Desc3DBf16 {
   uint16_t *base, *data;
@@ -33,7 +34,7 @@ struct Desc3DBf16 {
 };
 extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *,
                                                           Desc3DBf16 *,
-                                                          Desc2D *);
+                                                          Desc2D *, int64_t);
 
 namespace {
 
@@ -49,12 +50,29 @@ struct Matrix {
   float at(int64_t i, int64_t j) const { return v[i * d.strides[0] + j]; }
 };
 
-void check(int64_t m, int64_t k, int64_t n, int64_t pad, bool packed) {
+/// C against `expect`, and the columns of C's rows past its width (the
+/// padding of a wider buffer) against `before`: never written.
+void checkResult(const Matrix &c, const std::vector<double> &expect,
+                 const std::vector<float> &before, int64_t k) {
+  int64_t m = c.d.sizes[0], n = c.d.sizes[1], ld = c.d.strides[0];
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j)
+      ASSERT_NEAR(c.at(i, j), expect[i * n + j], 1e-4 * (1 + std::sqrt(k)))
+          << "at (" << i << ", " << j << ") of " << m << "x" << k << "x" << n;
+    for (int64_t j = n; j < ld; ++j)
+      ASSERT_EQ(c.v[i * ld + j], before[i * ld + j]) << "padding written";
+  }
+}
+
+/// C = A * B, plus C's old values when `accumulate`.
+void check(int64_t m, int64_t k, int64_t n, int64_t pad, bool packed,
+           bool accumulate) {
   Matrix a(m, k, k + pad, 1.0f), b(k, n, n + pad, 2.0f), c(m, n, n + pad, 3.0f);
+  std::vector<float> before = c.v;
   std::vector<double> expect(m * n);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      double s = c.at(i, j); // C += A * B
+      double s = accumulate ? c.at(i, j) : 0.0;
       for (int64_t p = 0; p < k; ++p)
         s += (double)a.at(i, p) * b.at(p, j);
       expect[i * n + j] = s;
@@ -68,23 +86,23 @@ void check(int64_t m, int64_t k, int64_t n, int64_t pad, bool packed) {
       for (int64_t j = 0; j < n; ++j)
         p[(j / 32) * k * 32 + r * 32 + j % 32] = b.at(r, j);
     Desc3D pd{p.data(), p.data(), 0, {panels, k, 32}, {k * 32, 32, 1}};
-    _mlir_ciface_transfuse_matmul_f32_packed(&a.d, &pd, &c.d);
+    _mlir_ciface_transfuse_matmul_f32_packed(&a.d, &pd, &c.d, accumulate);
   } else {
-    _mlir_ciface_transfuse_matmul_f32(&a.d, &b.d, &c.d);
+    _mlir_ciface_transfuse_matmul_f32(&a.d, &b.d, &c.d, accumulate);
   }
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j)
-      ASSERT_NEAR(c.at(i, j), expect[i * n + j], 1e-4 * (1 + std::sqrt(k)))
-          << "at (" << i << ", " << j << ") of " << m << "x" << k << "x" << n;
+  checkResult(c, expect, before, k);
 }
 
 void checkAll(bool packed) {
-  check(1, 768, 300, 0, packed); // few rows
-  check(3, 17, 40, 5, packed);   // few rows, strided
-  check(12, 64, 32, 0, packed);  // one full register tile
-  check(66, 64, 96, 0, packed);  // edge rows
-  check(37, 300, 77, 3, packed); // edge rows and columns, strided, 2 K blocks
-  check(250, 200, 2400, 0, packed); // several M and N blocks
+  for (bool acc : {true, false}) {
+    check(1, 768, 300, 0, packed, acc); // few rows
+    check(3, 17, 40, 5, packed, acc);   // few rows, strided
+    check(12, 64, 32, 0, packed, acc);  // one full register tile
+    check(66, 64, 96, 0, packed, acc);  // edge rows
+    check(37, 300, 77, 3, packed, acc); // edge rows and columns, strided,
+                                        // 2 K blocks
+    check(250, 200, 2400, 0, packed, acc); // several M and N blocks
+  }
 }
 
 TEST(Gemm, MatchesReference) { checkAll(false); }
@@ -92,20 +110,32 @@ TEST(Gemm, PrepackedMatchesReference) { checkAll(true); }
 
 TEST(Gemm, EmptyIsANoOp) {
   Matrix a(0, 4, 4, 1), b(4, 3, 3, 2), c(0, 3, 3, 3);
-  _mlir_ciface_transfuse_matmul_f32(&a.d, &b.d, &c.d);
+  _mlir_ciface_transfuse_matmul_f32(&a.d, &b.d, &c.d, 1);
+  _mlir_ciface_transfuse_matmul_f32(&a.d, &b.d, &c.d, 0);
+}
+
+/// With K = 0 the product is empty: C is kept when accumulating, else 0.
+TEST(Gemm, EmptyKGivesZeroOrC) {
+  Matrix a(2, 0, 1, 1), b(0, 3, 3, 2), c(2, 3, 3, 3);
+  std::vector<float> before = c.v;
+  _mlir_ciface_transfuse_matmul_f32(&a.d, &b.d, &c.d, 1);
+  EXPECT_EQ(c.v, before);
+  _mlir_ciface_transfuse_matmul_f32(&a.d, &b.d, &c.d, 0);
+  EXPECT_EQ(c.v, std::vector<float>(6, 0.0f));
 }
 
 /// The bf16 GEMM (gemm_bf16.cpp) against a double-precision product of the
 /// bf16-rounded operands: A is rounded by the kernel (the hardware's
 /// conversion on AMX), B by the compile-time packer.
-void checkBf16(int64_t m, int64_t k, int64_t n, int64_t pad) {
+void checkBf16(int64_t m, int64_t k, int64_t n, int64_t pad, bool accumulate) {
   namespace bf16 = transfuse::bf16;
   Matrix a(m, k, k + pad, 1.0f), b(k, n, n + pad, 2.0f), c(m, n, n + pad, 3.0f);
+  std::vector<float> before = c.v;
   auto round = [](float x) { return bf16::toFloat(bf16::fromFloat(x)); };
   std::vector<double> expect(m * n);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      double s = c.at(i, j);
+      double s = accumulate ? c.at(i, j) : 0.0;
       for (int64_t p = 0; p < k; ++p)
         s += (double)round(a.at(i, p)) * round(b.at(p, j));
       expect[i * n + j] = s;
@@ -114,20 +144,19 @@ void checkBf16(int64_t m, int64_t k, int64_t n, int64_t pad) {
   std::vector<uint16_t> p(panels * kp * 32);
   bf16::pack(b.v.data(), k, n, b.d.strides[0], p.data());
   Desc3DBf16 pd{p.data(), p.data(), 0, {panels, kp, 32}, {kp * 32, 32, 1}};
-  _mlir_ciface_transfuse_matmul_bf16_packed(&a.d, &pd, &c.d);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j)
-      ASSERT_NEAR(c.at(i, j), expect[i * n + j], 1e-4 * (1 + std::sqrt(k)))
-          << "at (" << i << ", " << j << ") of " << m << "x" << k << "x" << n;
+  _mlir_ciface_transfuse_matmul_bf16_packed(&a.d, &pd, &c.d, accumulate);
+  checkResult(c, expect, before, k);
 }
 
 TEST(Gemm, Bf16MatchesReference) {
-  checkBf16(1, 768, 300, 0);      // one row: an edge block
-  checkBf16(3, 17, 40, 5);        // K below one tile block, strided
-  checkBf16(16, 32, 32, 0);       // one full 16 x 32 block
-  checkBf16(32, 64, 64, 0);       // full 32 x 32 blocks, straight into C
-  checkBf16(47, 300, 77, 3);      // edge rows and columns, 2 K passes
-  checkBf16(250, 520, 2400, 0);   // several row blocks, odd row panel
+  for (bool acc : {true, false}) {
+    checkBf16(1, 768, 300, 0, acc);    // one row: an edge block
+    checkBf16(3, 17, 40, 5, acc);      // K below one tile block, strided
+    checkBf16(16, 32, 32, 0, acc);     // one full 16 x 32 block
+    checkBf16(32, 64, 64, 0, acc);     // full 32 x 32 blocks, straight into C
+    checkBf16(47, 1700, 77, 3, acc);   // edge rows and columns, 3 K passes
+    checkBf16(250, 520, 2400, 0, acc); // several row blocks, odd row panel
+  }
 }
 
 /// Rounding to bf16 as IEEE 754 defines it (nearest, ties to even), on

@@ -10,14 +10,14 @@
 // tile row holds the pairs (B[0][0], B[1][0]) = (1, 3) and
 // (B[0][1], B[1][1]) = (2, 4), then zeros for columns 2-15; the second row
 // starts with (B[2][0], B[3][0]) = (5, 0 padding) and (B[2][1], 0) = (6, 0).
-// CHECK-DAG: func.func private @transfuse_matmul_bf16_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @transfuse_matmul_bf16_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
 // CHECK-DAG: func.func private @transfuse_matmul_f32(
 // CHECK: memref.global "private" constant @w_packed_bf16 : memref<1x32x32xbf16> = dense_resource<w_packed_bf16> {alignment = 64 : i64}
 // CHECK-NOT: memref.global "private" constant @w :
 // CHECK-LABEL: func @constant_weight
 // CHECK: %[[P:.*]] = memref.get_global @w_packed_bf16 : memref<1x32x32xbf16>
 // CHECK: %[[PC:.*]] = memref.cast %[[P]] : memref<1x32x32xbf16> to memref<?x?x32xbf16>
-// CHECK: call @transfuse_matmul_bf16_packed(%{{.*}}, %[[PC]], %{{.*}})
+// CHECK: call @transfuse_matmul_bf16_packed(%{{.*}}, %[[PC]], %{{.*}}, %{{.*}})
 memref.global "private" constant @w : memref<3x2xf32> = dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]>
 func.func @constant_weight(%a: memref<5x3xf32>, %c: memref<5x2xf32>) {
   %w = memref.get_global @w : memref<3x2xf32>
