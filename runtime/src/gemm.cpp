@@ -44,8 +44,11 @@ namespace {
 
 constexpr int64_t kMr = 12, kNr = 32, kKc = 256, kMc = 240;
 
-/// C[i][j] += sum_k A[i][k] B[k][j], any strides.
-void matmulPortable(const Desc2D &a, const Desc2D &b, const Desc2D &c) {
+/// C[i][j] = (accumulate ? C[i][j] : 0) + sum_k A[i][k] B[k][j], any strides.
+void matmulPortable(const Desc2D &a, const Desc2D &b, const Desc2D &c,
+                    bool accumulate) {
+  if (!accumulate)
+    zero(c);
   int64_t m = a.sizes[0], k = a.sizes[1], n = b.sizes[1];
   for (int64_t i = 0; i < m; ++i)
     for (int64_t p = 0; p < k; ++p) {
@@ -59,7 +62,9 @@ void matmulPortable(const Desc2D &a, const Desc2D &b, const Desc2D &c) {
 
 /// The portable path on prepacked B.
 void matmulPackedPortable(const Desc2D &a, const float *packed,
-                          const Desc2D &c) {
+                          const Desc2D &c, bool accumulate) {
+  if (!accumulate)
+    zero(c);
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   for (int64_t i = 0; i < m; ++i)
     for (int64_t p = 0; p < k; ++p) {
@@ -226,11 +231,8 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
                                   int64_t accumulate) {
   if (!needsProduct(*a, *c, accumulate))
     return;
-  if (!useAvx512()) {
-    if (!accumulate)
-      zero(*c);
-    return matmulPortable(*a, *b, *c);
-  }
+  if (!useAvx512())
+    return matmulPortable(*a, *b, *c, accumulate);
   int64_t k = b->sizes[0], n = b->sizes[1];
   Scratch<float> bPack((n + kNr - 1) / kNr * kNr * k);
   packB(*b, bPack.data, parallel(a->sizes[0], n, k));
@@ -251,10 +253,7 @@ _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
   if (!needsProduct(*a, *c, accumulate))
     return;
   const float *packed = b->data + b->offset;
-  if (!useAvx512()) {
-    if (!accumulate)
-      zero(*c);
-    return matmulPackedPortable(*a, packed, *c);
-  }
+  if (!useAvx512())
+    return matmulPackedPortable(*a, packed, *c, accumulate);
   matmulAvx512(*a, packed, *c, accumulate);
 }

@@ -75,8 +75,10 @@ bool amxUsable() {
   return usable;
 }
 
-/// The product of bf16(A) and the packed B, in f32, one element at a time.
-void matmulPortable(const Desc2D &a, const uint16_t *packed, const Desc2D &c) {
+/// The product of bf16(A) and the packed B, in f32, one element at a time,
+/// added to C or (without `accumulate`) written.
+void matmulPortable(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
+                    bool accumulate) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k);
   for (int64_t i = 0; i < m; ++i)
@@ -85,7 +87,7 @@ void matmulPortable(const Desc2D &a, const uint16_t *packed, const Desc2D &c) {
       for (int64_t p = 0; p < k; ++p)
         s += bf16::toFloat(bf16::fromFloat(*a.at(i, p))) *
              bf16::toFloat(packed[bf16::index(kp, p, j)]);
-      *c.at(i, j) += s;
+      *c.at(i, j) = accumulate ? *c.at(i, j) + s : s;
     }
 }
 
@@ -264,10 +266,7 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   if (!needsProduct(*a, *c, accumulate))
     return;
   const uint16_t *packed = b->data + b->offset;
-  if (forcedPortable() || !amxUsable()) {
-    if (!accumulate)
-      zero(*c);
-    return matmulPortable(*a, packed, *c);
-  }
+  if (forcedPortable() || !amxUsable())
+    return matmulPortable(*a, packed, *c, accumulate);
   matmulAmx(*a, packed, *c, accumulate);
 }
