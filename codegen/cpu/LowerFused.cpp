@@ -481,8 +481,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     // out[b, h] += lhs[b, h] x rhs[b, kv head of h], one linalg.matmul per
     // (batch, head) on 2-D slices: transfuse-cpu-matmul-to-microkernel
     // sends each f32 one to the runtime's GEMM.
-    Value group =
-        arith::DivUIOp::create(rw, loc, H, arith::MaxUIOp::create(rw, loc, Hkv, c1));
+    Value group = arith::DivUIOp::create(
+        rw, loc, H, arith::MaxUIOp::create(rw, loc, Hkv, c1));
     auto perHeadMatmul = [&](OpBuilder &b, Location l, Value lhs, Value rhs,
                              Value out) {
       auto outer = scf::ForOp::create(

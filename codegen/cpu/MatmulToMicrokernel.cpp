@@ -80,7 +80,8 @@ memref::GlobalOp createConstant(memref::GlobalOp next, StringRef name,
 /// `bf16` the AMX tile layout of bf16_panels.h, [ceil(N / 32)][Kp][32].
 memref::GlobalOp packedGlobal(memref::GlobalOp g, bool bf16,
                               SymbolTable &symbols) {
-  std::string name = (g.getSymName() + (bf16 ? "_packed_bf16" : "_packed")).str();
+  std::string name =
+      (g.getSymName() + (bf16 ? "_packed_bf16" : "_packed")).str();
   if (auto existing = symbols.lookup<memref::GlobalOp>(name))
     return existing;
   auto values = globalValues(g);

@@ -11,14 +11,15 @@
 // AMX (TDPBF16PS): A is packed into panels of 16 rows, [Kp / 32][16][32]
 // each, so that every tile load is 1 KiB of contiguous memory. A block of
 // C, 32 x 32 (four 16 x 16 f32 accumulator tiles; 16 x 32 for a last odd
-// row panel), is loaded into tiles, accumulates over kKc of K from two A
-// and two B tiles per 32-deep step, and is stored back. One column panel's
-// kKc slice of B (48 KiB) stays in L1 while the row block's A panels stream
-// past it from L2. (In bench/gemm_bench.cpp, best of 5 alternating runs on
-// one core: kKc = 768, a whole BERT-base K, or 1536 gave 630-770 GFLOP/s on
-// BERT-base shapes, 256 or 384 540-700; looping A outside B was slower on
-// the wide products, a median of 260-320 against 550-690 on FFN up.) Blocks at C's
-// edges, or of a C with strided columns, go through a 32 x 32 buffer.
+// row panel), is loaded into tiles (or zeroed, see `accumulate`),
+// accumulates over kKc of K from two A and two B tiles per 32-deep step, and
+// is stored back. One column panel's kKc slice of B (48 KiB) stays in L1
+// while the row block's A panels stream past it from L2. (In
+// bench/gemm_bench.cpp, best of 5 alternating runs on one core: kKc = 768,
+// a whole BERT-base K, or 1536 gave 630-770 GFLOP/s on BERT-base shapes,
+// 256 or 384 540-700; looping A outside B was slower on the wide products,
+// a median of 260-320 against 550-690 on FFN up.) Blocks at C's edges, or
+// of a C with strided columns, go through a 32 x 32 buffer.
 // Threads take (row block, column chunk) tasks as in gemm.cpp; each task
 // configures its thread's tiles and releases them when done.
 //
