@@ -14,9 +14,10 @@ thread count, times:
 Then, in bf16: Transfuse compiled with `--precision bf16` (products by
 weights on AMX tiles; its error against ONNX Runtime's f32 outputs is
 reported) against PyTorch eager with the model in torch.bfloat16, and
-against ONNX Runtime f32. It also measures the FP32 FMA peak and the GEMM microkernel on layer shapes
-(bench/gemm_bench.cpp) in the same run, and reports min and median latency,
-the ratio to each peer, achieved GFLOP/s and % of the measured peak.
+against ONNX Runtime f32. It also measures the FP32 FMA and AMX bf16 peaks
+and the GEMM microkernels on layer shapes (bench/gemm_bench.cpp) in the
+same run, and reports min and median latency, the ratio to each peer,
+achieved GFLOP/s and % of the measured FMA peak.
 
 usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
                 [--threads 1,2]
