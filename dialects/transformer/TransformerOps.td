@@ -213,8 +213,14 @@ def Transformer_ReshapeOp : Transformer_Op<"reshape"> {
 
 def Transformer_TransposeOp : Transformer_Op<"transpose"> {
   let summary = "Permute dims: result dim i is input dim perm[i]";
+  let description = [{
+    Folds when the input is a constant (Gemm's transB=1 weight, or an
+    exporter's Transpose of an initializer), so that the weight reaches the
+    product as a constant and is packed at compile time like any other.
+  }];
   let arguments = (ins Transformer_Tensor:$input, DenseI64ArrayAttr:$perm);
   let results = (outs Transformer_Tensor:$result);
+  let hasFolder = 1;
 }
 
 def Transformer_UnsqueezeOp : Transformer_Op<"unsqueeze"> {

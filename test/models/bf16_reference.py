@@ -4,11 +4,9 @@
 --precision bf16 rounds both operands of every product by a constant weight
 to bf16 (nearest, ties to even) and accumulates in f32; everything else stays
 f32. This script makes ONNX Runtime compute exactly that: in a copy of the
-model, each MatMul, and each Gemm without transB, whose B is an initializer
-gets the initializer rounded to bf16 and its A passed through
-Cast(bfloat16) -> Cast(float). (A weight reached through a transpose, as
-Gemm's transB=1 gives, is not a constant where Transfuse packs weights, so
-that product stays f32 in both.) ORT then runs the copy, with graph
+model, each MatMul or Gemm whose B is an initializer (directly, or through
+a Transpose, which Transfuse folds into the constant) gets the initializer
+rounded to bf16 and its A passed through Cast(bfloat16) -> Cast(float). ORT then runs the copy, with graph
 optimizations off so that it keeps the casts, on each test set's inputs, and
 the inputs and ORT's outputs are written as a new test set.
 
@@ -34,20 +32,44 @@ def round_bf16(a):
 
 
 def emulate(model):
+    """Rounds the operands of products by weights in `model`; returns how
+    many products. Each weight gets a rounded copy, so that other readers of
+    the same initializer (an embedding's Gather) keep f32 as in Transfuse."""
     inits = {i.name: i for i in model.graph.initializer}
-    rounded, casts, nodes = set(), {}, []
+    transposes = {n.output[0]: n for n in model.graph.node
+                  if n.op_type == "Transpose" and n.input[0] in inits}
+    copies, casts, nodes, count = {}, {}, [], 0
+
+    def rounded(name):
+        if name not in copies:
+            copies[name] = name + "__bf16"
+            model.graph.initializer.append(numpy_helper.from_array(
+                round_bf16(numpy_helper.to_array(inits[name])),
+                copies[name]))
+        return copies[name]
+
     for node in model.graph.node:
-        trans_b = any(a.name == "transB" and a.i for a in node.attribute)
-        weight = (node.input[1] if node.op_type in ("MatMul", "Gemm")
-                  and not trans_b else None)
-        if weight not in inits or inits[weight].data_type != TensorProto.FLOAT:
+        b = node.input[1] if node.op_type in ("MatMul", "Gemm") else None
+        via = transposes.get(b)
+        weight = b if b in inits else via.input[0] if via else None
+        if weight is None or inits[weight].data_type != TensorProto.FLOAT:
             nodes.append(node)
             continue
-        if weight not in rounded:
-            w = inits[weight]
-            w.CopyFrom(numpy_helper.from_array(
-                round_bf16(numpy_helper.to_array(w)), w.name))
-            rounded.add(weight)
+        if via is None:
+            node.input[1] = rounded(weight)
+        else:
+            out = b + "__bf16"
+            if out not in casts:
+                t = onnx.NodeProto()
+                t.CopyFrom(via)
+                del t.input[:]
+                t.input.append(rounded(weight))
+                del t.output[:]
+                t.output.append(out)
+                t.name = via.name + "__bf16"
+                nodes.append(t)
+                casts[out] = out
+            node.input[1] = out
         a = node.input[0]
         if a not in casts:
             casts[a] = a + "__bf16_rounded"
@@ -57,9 +79,10 @@ def emulate(model):
                 "Cast", [a + "__bf16"], [casts[a]], to=TensorProto.FLOAT))
         node.input[0] = casts[a]
         nodes.append(node)
+        count += 1
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    return len(rounded)
+    return count
 
 
 def load(path):
