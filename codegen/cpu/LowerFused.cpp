@@ -493,7 +493,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                 [&](OpBuilder &b2, Location l2, Value hi, ValueRange it2) {
                   Value kvHead = arith::DivUIOp::create(b2, l2, hi, group);
                   SmallVector<OpFoldResult> strides(4, b2.getIndexAttr(1));
-                  auto at = [&](Value src, Value head) {
+                  auto at = [&](Value head) {
                     return SmallVector<OpFoldResult>{
                         bi, head, b2.getIndexAttr(0), b2.getIndexAttr(0)};
                   };
@@ -508,19 +508,19 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                     auto type = RankedTensorType::get(
                         {st.getDimSize(2), st.getDimSize(3)}, elem);
                     return tensor::ExtractSliceOp::create(
-                               b2, l2, type, src, at(src, head), sizes(src),
+                               b2, l2, type, src, at(head), sizes(src),
                                strides)
                         .getResult();
                   };
-                  Value acc = it2[0];
+                  Value acc = it2[0], accSlice = slice(acc, hi);
                   Value prod =
                       linalg::MatmulOp::create(
-                          b2, l2, TypeRange{slice(acc, hi).getType()},
+                          b2, l2, TypeRange{accSlice.getType()},
                           ValueRange{slice(lhs, hi), slice(rhs, kvHead)},
-                          ValueRange{slice(acc, hi)})
+                          ValueRange{accSlice})
                           .getResult(0);
                   Value next = tensor::InsertSliceOp::create(
-                      b2, l2, prod, acc, at(acc, hi), sizes(acc), strides);
+                      b2, l2, prod, acc, at(hi), sizes(acc), strides);
                   scf::YieldOp::create(b2, l2, next);
                 });
             scf::YieldOp::create(b1, l1, inner.getResults());

@@ -28,8 +28,10 @@ constexpr llvm::StringLiteral kMicrokernel = "transfuse_matmul_f32";
 constexpr llvm::StringLiteral kPackedMicrokernel =
     "transfuse_matmul_f32_packed";
 constexpr llvm::StringLiteral kBf16Microkernel = "transfuse_matmul_bf16_packed";
-/// Columns per panel of the microkernel (kNr in runtime/src/gemm.cpp).
+/// Columns per panel of the microkernels (kNr in runtime/src/gemm.cpp; the
+/// bf16 layout's panels are as wide).
 constexpr int64_t kPanel = 32;
+static_assert(kPanel == transfuse::bf16::kPanelCols);
 
 /// The f32 values of a constant global's initializer (a splat expanded).
 std::optional<std::vector<float>> globalValues(memref::GlobalOp g) {
@@ -56,11 +58,14 @@ std::optional<std::vector<float>> globalValues(memref::GlobalOp g) {
   return std::nullopt;
 }
 
-/// A private constant global `name` of `type` holding `bytes`, inserted
+/// A private constant global `name` of `type` holding `values`, inserted
 /// before `next`.
+template <typename T>
 memref::GlobalOp createConstant(memref::GlobalOp next, StringRef name,
-                                MemRefType type, ArrayRef<char> bytes,
+                                MemRefType type, const std::vector<T> &values,
                                 SymbolTable &symbols) {
+  ArrayRef<char> bytes(reinterpret_cast<const char *>(values.data()),
+                       values.size() * sizeof(T));
   auto tensorType =
       RankedTensorType::get(type.getShape(), type.getElementType());
   auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
@@ -95,11 +100,7 @@ memref::GlobalOp packedGlobal(memref::GlobalOp g, bool bf16,
     std::vector<uint16_t> packed(panels * kp * kPanel);
     transfuse::bf16::pack(values->data(), k, n, n, packed.data());
     auto type = MemRefType::get({panels, kp, kPanel}, BFloat16Type::get(ctx));
-    return createConstant(
-        g, name, type,
-        ArrayRef<char>(reinterpret_cast<const char *>(packed.data()),
-                       packed.size() * sizeof(uint16_t)),
-        symbols);
+    return createConstant(g, name, type, packed, symbols);
   }
   std::vector<float> packed(panels * k * kPanel, 0.0f);
   for (int64_t p = 0; p < k; ++p)
@@ -107,11 +108,7 @@ memref::GlobalOp packedGlobal(memref::GlobalOp g, bool bf16,
       packed[(j / kPanel) * k * kPanel + p * kPanel + j % kPanel] =
           (*values)[p * n + j];
   auto type = MemRefType::get({panels, k, kPanel}, Float32Type::get(ctx));
-  return createConstant(
-      g, name, type,
-      ArrayRef<char>(reinterpret_cast<const char *>(packed.data()),
-                     packed.size() * sizeof(float)),
-      symbols);
+  return createConstant(g, name, type, packed, symbols);
 }
 
 bool isF32Memref(Value v) {
@@ -125,7 +122,7 @@ struct MatmulToMicrokernelPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (precision != "f32" && precision != "bf16") {
+    if (!transfuse::cpu::isKnownPrecision(precision)) {
       module.emitError() << "transfuse-cpu-matmul-to-microkernel: precision '"
                          << precision << "' is not f32 or bf16";
       return signalPassFailure();

@@ -22,6 +22,12 @@ namespace transfuse::cpu {
 #define GEN_PASS_REGISTRATION
 #include "codegen/cpu/Passes.h.inc"
 
+/// A value of `precision` (transfuse-cpu-matmul-to-microkernel, and the
+/// tools' --precision): f32 or bf16.
+inline bool isKnownPrecision(llvm::StringRef p) {
+  return p == "f32" || p == "bf16";
+}
+
 /// Adds the linalg lowering patterns for every transformer graph op.
 void populateLowerToLinalgPatterns(mlir::RewritePatternSet &patterns);
 void populateLowerElementwisePatterns(mlir::RewritePatternSet &patterns);

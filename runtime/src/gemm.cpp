@@ -182,10 +182,8 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c,
       for (int64_t jp = jp0; jp < jp1; ++jp) {
         const float *bp = packed + jp * k * kNr + p0 * kNr;
         int64_t j = jp * kNr, w = std::min(kNr, n - j);
-        __mmask16 m0 = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
-        __mmask16 m1 = w >= 32   ? 0xFFFF
-                       : w <= 16 ? 0
-                                 : (__mmask16)((1u << (w - 16)) - 1);
+        __mmask16 m0, m1;
+        laneMasks(w, m0, m1);
         for (int64_t ip = ip0; ip < ip1; ++ip) {
           int64_t h = std::min(kMr, m - ip * kMr);
           const float *ap = aPack.data + ip * k * kMr + p0 * kMr;

@@ -13,6 +13,8 @@
 
 #include <cstdint>
 
+#include <immintrin.h>
+
 namespace transfuse::runtime::gemm {
 
 /// A memref<?x?xf32, strided<[?, ?], offset: ?>> descriptor.
@@ -52,6 +54,13 @@ template <typename T> struct Scratch {
   Scratch(const Scratch &) = delete;
   Scratch &operator=(const Scratch &) = delete;
 };
+
+/// Masks of the first w of 32 lanes (w > 0), as two 16-lane halves: edge
+/// columns of a 32-wide panel, a K tail of a 32-deep block.
+inline void laneMasks(int64_t w, __mmask16 &lo, __mmask16 &hi) {
+  lo = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
+  hi = w >= 32 ? 0xFFFF : w <= 16 ? 0 : (__mmask16)((1u << (w - 16)) - 1);
+}
 
 /// C = 0, any strides.
 inline void zero(const Desc2D &c) {

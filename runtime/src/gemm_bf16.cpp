@@ -77,19 +77,23 @@ bool amxUsable() {
 }
 
 /// The product of bf16(A) and the packed B, in f32, one element at a time,
-/// added to C or (without `accumulate`) written.
+/// added to C or (without `accumulate`) written. Each row of A is rounded
+/// once, into a scratch row.
 void matmulPortable(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
                     bool accumulate) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k);
-  for (int64_t i = 0; i < m; ++i)
+  Scratch<float> row(k);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t p = 0; p < k; ++p)
+      row.data[p] = bf16::toFloat(bf16::fromFloat(*a.at(i, p)));
     for (int64_t j = 0; j < n; ++j) {
       float s = 0;
       for (int64_t p = 0; p < k; ++p)
-        s += bf16::toFloat(bf16::fromFloat(*a.at(i, p))) *
-             bf16::toFloat(packed[bf16::index(kp, p, j)]);
+        s += row.data[p] * bf16::toFloat(packed[bf16::index(kp, p, j)]);
       *c.at(i, j) = accumulate ? *c.at(i, j) + s : s;
     }
+  }
 }
 
 /// Row panel `ip` of A rounded to bf16: 16 rows of each 32-deep block kb at
@@ -113,10 +117,8 @@ packAPanel(const Desc2D &a, int64_t ip, uint16_t *out) {
           dst[x] = x < w ? bf16::fromFloat(src[x * a.strides[1]]) : 0;
         continue;
       }
-      __mmask16 m0 = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
-      __mmask16 m1 = w >= 32   ? 0xFFFF
-                     : w <= 16 ? 0
-                               : (__mmask16)((1u << (w - 16)) - 1);
+      __mmask16 m0, m1;
+      laneMasks(w, m0, m1);
       __m512 lo = _mm512_maskz_loadu_ps(m0, src);
       __m512 hi = _mm512_maskz_loadu_ps(m1, src + 16);
       _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
@@ -210,6 +212,7 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   int64_t chunks = std::min(colPanels,
                             std::max<int64_t>(1, 4 * threads / rowBlocks));
   bool unitColumns = c.strides[1] == 1;
+  int64_t aNext = kRows * kp; // from one A row panel to the next
   auto task = [&](int64_t t) {
     configureTiles();
     int64_t rb = t / chunks, cc = t % chunks;
@@ -227,8 +230,7 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
         for (int64_t ip = ip0; ip < ip1; ip += 2) {
           int rp = ip + 1 < ip1 ? 2 : 1;
           int64_t i = ip * kRows, h = std::min<int64_t>(rp * kRows, m - i);
-          const uint16_t *ap = aPack.data + ip * kRows * kp + kb0 * 512;
-          int64_t aNext = kRows * kp;
+          const uint16_t *ap = aPack.data + ip * aNext + kb0 * 512;
           float *cij = c.at(i, j);
           auto run = [&](float *dst, int64_t ld) {
             if (rp == 2)

@@ -12,6 +12,7 @@
 // output's range rather than with each element).
 //
 //===----------------------------------------------------------------------===//
+#include "codegen/cpu/Passes.h"
 #include "frontend/onnx/OnnxTensors.h"
 #include "tools/driver/Driver.h"
 #include "transfuse/runtime_core.h"
@@ -225,7 +226,7 @@ int main(int argc, char **argv) {
     options.fusion = !args.noFusion;
     options.attention = args.attention;
     options.attentionKvBlock = args.kvBlock;
-    if (args.precision != "f32" && args.precision != "bf16")
+    if (!cpu::isKnownPrecision(args.precision))
       return fail("--precision " + args.precision + ": use f32 or bf16");
     options.codegen.precision = args.precision;
     driver::registerAll(ctx);
@@ -331,7 +332,7 @@ int main(int argc, char **argv) {
         continue;
       }
       double maxAbs = 0, maxRel = 0, range = 0;
-      for (int64_t k = 0; k < e.numElements(); ++k) {
+      for (int64_t k = 0; args.rangeTol > 0 && k < e.numElements(); ++k) {
         double want = std::fabs(toDouble(e.data.data(), e.dtype, k));
         if (std::isfinite(want))
           range = std::max(range, want);

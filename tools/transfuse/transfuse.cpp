@@ -8,6 +8,7 @@
 //   transfuse generate MODEL_DIR --prompt-ids 1,2,3 --max-new-tokens N
 //
 //===----------------------------------------------------------------------===//
+#include "codegen/cpu/Passes.h"
 #include "tools/driver/Driver.h"
 #include "tools/transfuse/Generate.h"
 
@@ -117,7 +118,7 @@ static int compile(const char *argv0) {
   if (optLevel > 3)
     return fail("-O" + std::to_string(optLevel) + ": the level is 0 to 3");
   options.codegen.optLevel = optLevel;
-  if (precision != "f32" && precision != "bf16")
+  if (!cpu::isKnownPrecision(precision))
     return fail("--precision " + precision + ": use f32 or bf16");
   options.codegen.precision = precision;
   options.verbose = !quiet;
