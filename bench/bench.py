@@ -26,7 +26,10 @@ usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
   (with its LM head) on a 128- and a 1023-token past ("seq" is the past
   length; 1023 + the new token fill GPT-2's 1024 positions), and t5-base's
   encoder at 128.
-Writes DIR/results.json and prints a markdown table (docs/benchmarks.md).
+Writes DIR/results.json (results-MODEL.json with --only), a bar chart of
+the median latencies next to it (.png; needs matplotlib, which
+`scripts/setup.sh --fixtures` installs) and prints the markdown tables of
+docs/benchmarks.md.
 """
 import argparse
 import json
@@ -379,6 +382,53 @@ def main():
                              r["transfuse_bf16_compile_s"],
                              r["transfuse"]["max_abs_err_vs_ort"]))
     print("results: " + os.path.join(args.work, out_name))
+    chart = os.path.join(args.work, out_name[:-len(".json")] + ".png")
+    if write_chart(results, chart):
+        print("chart: " + chart)
+
+
+# (key in a run, label, colour) of each bar in the chart.
+CHART_BARS = [("transfuse", "Transfuse f32", "#1f5fa8"),
+              ("onnxruntime", "ONNX Runtime f32", "#888888"),
+              ("pytorch_eager", "PyTorch eager f32", "#d98c1f"),
+              ("transfuse_bf16", "Transfuse bf16", "#5fa8e8"),
+              ("pytorch_eager_bf16", "PyTorch eager bf16", "#f2c27a")]
+
+
+def write_chart(results, path):
+    """Median latency per configuration and engine, as grouped bars (lower
+    is better), with the min as a tick; False without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("no matplotlib: chart not written (scripts/setup.sh --fixtures)")
+        return False
+    runs = results["runs"]
+    labels = ["%s %s\n%d thread%s" % (
+        r["model"], ("past %d" if "decode" in r["model"] else "seq %d")
+        % r["seq"], r["threads"], "" if r["threads"] == 1 else "s")
+        for r in runs]
+    width = 0.8 / len(CHART_BARS)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(runs)), 4.5))
+    for b, (key, label, colour) in enumerate(CHART_BARS):
+        xs = [i + (b - (len(CHART_BARS) - 1) / 2) * width
+              for i in range(len(runs))]
+        med = [r[key]["median_ms"] for r in runs]
+        ax.bar(xs, med, width, label=label, color=colour)
+        ax.scatter(xs, [r[key]["min_ms"] for r in runs], marker="_",
+                   color="black", s=40, zorder=3)
+    ax.set_xticks(range(len(runs)))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel("latency, ms (median; tick: min)")
+    ax.set_title("batch 1, same ONNX file, same threads, one run",
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 if __name__ == "__main__":

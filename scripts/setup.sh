@@ -3,7 +3,8 @@
 # Debian packages (LLVM/MLIR 22, ONNX, protobuf, test data, ccache) and a
 # Python venv (.venv) with onnx, onnxruntime and numpy for reference numerics.
 #   scripts/setup.sh            -- build + test dependencies
-#   scripts/setup.sh --fixtures -- also torch + transformers (fixture generator)
+#   scripts/setup.sh --fixtures -- also torch + transformers (fixture generator,
+#                                   bench/) and matplotlib (the bench chart)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +31,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 want="numpy onnx onnxruntime"
-[ "${1:-}" = "--fixtures" ] && want="$want torch transformers onnxscript"
+[ "${1:-}" = "--fixtures" ] && want="$want torch transformers onnxscript matplotlib"
 need=()
 for m in $want; do .venv/bin/python -c "import $m" 2>/dev/null || need+=("$m"); done
 if [ ${#need[@]} -gt 0 ]; then

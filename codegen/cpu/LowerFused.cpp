@@ -480,52 +480,51 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     };
     // out[b, h] += lhs[b, h] x rhs[b, kv head of h], one linalg.matmul per
     // (batch, head) on 2-D slices: transfuse-cpu-matmul-to-microkernel
-    // sends each f32 one to the runtime's GEMM.
+    // sends each f32 one to the runtime's GEMM. The (batch, head) loop is an
+    // scf.forall, which transfuse-cpu-parallelize-loops spreads over the
+    // thread pool (one head per task, its GEMM on that thread).
     Value group = arith::DivUIOp::create(
         rw, loc, H, arith::MaxUIOp::create(rw, loc, Hkv, c1));
     auto perHeadMatmul = [&](OpBuilder &b, Location l, Value lhs, Value rhs,
                              Value out) {
-      auto outer = scf::ForOp::create(
-          b, l, c0, B, c1, ValueRange{out},
-          [&](OpBuilder &b1, Location l1, Value bi, ValueRange it1) {
-            auto inner = scf::ForOp::create(
-                b1, l1, c0, H, c1, ValueRange{it1[0]},
-                [&](OpBuilder &b2, Location l2, Value hi, ValueRange it2) {
-                  Value kvHead = arith::DivUIOp::create(b2, l2, hi, group);
-                  SmallVector<OpFoldResult> strides(4, b2.getIndexAttr(1));
-                  auto at = [&](Value head) {
-                    return SmallVector<OpFoldResult>{
-                        bi, head, b2.getIndexAttr(0), b2.getIndexAttr(0)};
-                  };
-                  auto sizes = [&](Value src) {
-                    return SmallVector<OpFoldResult>{
-                        b2.getIndexAttr(1), b2.getIndexAttr(1),
-                        tensor::getMixedSize(b2, l2, src, 2),
-                        tensor::getMixedSize(b2, l2, src, 3)};
-                  };
-                  auto slice = [&](Value src, Value head) {
-                    auto st = tensorType(src);
-                    auto type = RankedTensorType::get(
-                        {st.getDimSize(2), st.getDimSize(3)}, elem);
-                    return tensor::ExtractSliceOp::create(
-                               b2, l2, type, src, at(head), sizes(src),
-                               strides)
-                        .getResult();
-                  };
-                  Value acc = it2[0], accSlice = slice(acc, hi);
-                  Value prod =
-                      linalg::MatmulOp::create(
-                          b2, l2, TypeRange{accSlice.getType()},
-                          ValueRange{slice(lhs, hi), slice(rhs, kvHead)},
-                          ValueRange{accSlice})
-                          .getResult(0);
-                  Value next = tensor::InsertSliceOp::create(
-                      b2, l2, prod, acc, at(hi), sizes(acc), strides);
-                  scf::YieldOp::create(b2, l2, next);
-                });
-            scf::YieldOp::create(b1, l1, inner.getResults());
-          });
-      return outer.getResult(0);
+      SmallVector<OpFoldResult> ubs{getAsOpFoldResult(B),
+                                    getAsOpFoldResult(H)};
+      auto loop = scf::ForallOp::create(b, l, ubs, ValueRange{out},
+                                        std::nullopt);
+      OpBuilder b2 = OpBuilder::atBlockTerminator(loop.getBody());
+      Value bi = loop.getInductionVar(0), hi = loop.getInductionVar(1);
+      Value acc = loop.getRegionIterArgs()[0];
+      Value kvHead = arith::DivUIOp::create(b2, l, hi, group);
+      SmallVector<OpFoldResult> strides(4, b2.getIndexAttr(1));
+      auto at = [&](Value head) {
+        return SmallVector<OpFoldResult>{bi, head, b2.getIndexAttr(0),
+                                         b2.getIndexAttr(0)};
+      };
+      auto sizes = [&](Value src) {
+        return SmallVector<OpFoldResult>{
+            b2.getIndexAttr(1), b2.getIndexAttr(1),
+            tensor::getMixedSize(b2, l, src, 2),
+            tensor::getMixedSize(b2, l, src, 3)};
+      };
+      auto slice = [&](Value src, Value head) {
+        auto st = tensorType(src);
+        auto type =
+            RankedTensorType::get({st.getDimSize(2), st.getDimSize(3)}, elem);
+        return tensor::ExtractSliceOp::create(b2, l, type, src, at(head),
+                                              sizes(src), strides)
+            .getResult();
+      };
+      Value accSlice = slice(acc, hi);
+      Value prod = linalg::MatmulOp::create(
+                       b2, l, TypeRange{accSlice.getType()},
+                       ValueRange{slice(lhs, hi), slice(rhs, kvHead)},
+                       ValueRange{accSlice})
+                       .getResult(0);
+      SmallVector<OpFoldResult> accSizes = sizes(acc);
+      OpBuilder tb = OpBuilder::atBlockBegin(loop.getTerminator().getBody());
+      tensor::ParallelInsertSliceOp::create(tb, l, prod, acc, at(hi), accSizes,
+                                            strides);
+      return loop.getResult(0);
     };
     auto loop = scf::ForOp::create(
         rw, loc, c0, Sk, block, ValueRange{m0, l0, acc0},

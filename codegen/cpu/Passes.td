@@ -123,4 +123,32 @@ def ApproximateMath : Pass<"transfuse-cpu-approximate-math"> {
                            "mlir::vector::VectorDialect"];
 }
 
+def ParallelizeLoops : Pass<"transfuse-cpu-parallelize-loops", "mlir::ModuleOp"> {
+  let summary = "Run each outermost scf.parallel loop on the runtime's thread pool";
+  let description = [{
+    Runs after `convert-linalg-to-parallel-loops`, on buffers. Each
+    outermost `scf.parallel` without results or init values becomes a call
+    of the runtime's `transfuse_parallel_loop(n, work, body, ctx)`:
+      - its dims but the last are linearized into `n` outer iterations (a
+        one-dim loop: its only dim), which the runtime splits into chunks;
+      - its body moves into a private function `body(ctx, lo, hi)` that
+        runs outer iterations [lo, hi), each over the whole last dim as a
+        sequential loop (left for LLVM to vectorize);
+      - the values it uses from outside are stored in a stack struct `ctx`:
+        memrefs as their LLVM descriptors, index as i64, scalars as they
+        are; constants are cloned into the body instead;
+      - `work` is `n` times the last dim's trip count times a static cost of
+        the body (nested loops count their constant trip count, or 16 when
+        it is dynamic); the runtime runs the loop inline below a grain.
+    A loop whose body calls `__transfuse_fail` (a failed check unwinds the
+    calling thread), or captures a value of another type, stays sequential.
+    Which chunk computes what never changes a result: the outer iterations
+    are independent, and a reduction stays inside one iteration.
+  }];
+  let dependentDialects = ["mlir::arith::ArithDialect",
+                           "mlir::func::FuncDialect",
+                           "mlir::LLVM::LLVMDialect",
+                           "mlir::scf::SCFDialect"];
+}
+
 #endif

@@ -27,7 +27,8 @@
 
 using namespace mlir;
 
-// From the runtime (memref_copy.cpp, gemm.cpp, gemm_bf16.cpp, alloc.cpp);
+// From the runtime (memref_copy.cpp, gemm.cpp, gemm_bf16.cpp, alloc.cpp,
+// thread_pool.cpp);
 // the JIT resolves calls to them.
 extern "C" void memrefCopy(int64_t, void *, void *);
 extern "C" void *_mlir_memref_to_llvm_alloc(size_t);
@@ -39,6 +40,9 @@ extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(void *, void *,
                                                          void *, int64_t);
 extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(void *, void *,
                                                           void *, int64_t);
+extern "C" void transfuse_parallel_loop(int64_t, int64_t,
+                                        void (*)(void *, int64_t, int64_t),
+                                        void *);
 
 namespace transfuse::cpu {
 
@@ -215,8 +219,9 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "canonicalize,buffer-deallocation-simplification,"
       "transfuse-cpu-early-dealloc,bufferization-lower-deallocations,cse,"
       "canonicalize,"
-      "func.func(convert-linalg-to-loops,transfuse-cpu-approximate-math),"
-      "convert-bufferization-to-memref,"
+      "func.func(scf-forall-to-parallel,convert-linalg-to-parallel-loops,"
+      "transfuse-cpu-approximate-math),"
+      "transfuse-cpu-parallelize-loops,convert-bufferization-to-memref,"
       "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
       "convert-math-to-funcs,convert-math-to-llvm,convert-math-to-libm,"
       "finalize-memref-to-llvm{use-generic-functions=1},"
@@ -543,6 +548,9 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
     map[interner("_mlir_ciface_transfuse_matmul_bf16_packed")] = {
         llvm::orc::ExecutorAddr::fromPtr(
             &_mlir_ciface_transfuse_matmul_bf16_packed),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("transfuse_parallel_loop")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&transfuse_parallel_loop),
         llvm::JITSymbolFlags::Exported};
     return map;
   });

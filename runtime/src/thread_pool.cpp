@@ -122,3 +122,34 @@ void parallelFor(int64_t n, void (*task)(void *, int64_t), void *ctx) {
 }
 
 } // namespace transfuse::runtime
+
+/// The loops of generated code (transfuse-cpu-parallelize-loops): body(ctx,
+/// lo, hi) over chunks of [0, n) that cover it. `work` estimates the whole
+/// loop's operations; a loop under two grains runs inline, as dispatching
+/// it would cost more than splitting saves. The chunking depends on n and
+/// work only, though no result depends on it: the iterations are
+/// independent.
+extern "C" __attribute__((visibility("default"))) void
+transfuse_parallel_loop(int64_t n, int64_t work,
+                        void (*body)(void *, int64_t, int64_t), void *ctx) {
+  constexpr int64_t kGrain = 16384, kMaxChunks = 64;
+  int64_t chunks = std::min({n, work / kGrain, kMaxChunks});
+  if (chunks <= 1 || transfuse::runtime::numThreads() == 1) {
+    if (n > 0)
+      body(ctx, 0, n);
+    return;
+  }
+  struct Split {
+    int64_t n, chunks;
+    void (*body)(void *, int64_t, int64_t);
+    void *ctx;
+  } split{n, chunks, body, ctx};
+  transfuse::runtime::parallelFor(
+      chunks,
+      [](void *p, int64_t i) {
+        auto *s = static_cast<Split *>(p);
+        int64_t lo = s->n * i / s->chunks, hi = s->n * (i + 1) / s->chunks;
+        s->body(s->ctx, lo, hi);
+      },
+      &split);
+}

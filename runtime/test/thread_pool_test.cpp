@@ -1,5 +1,6 @@
 // The runtime's thread pool: every task runs exactly once, nested loops run
-// inline, and loops from several user threads at once do not mix.
+// inline, and loops from several user threads at once do not mix; generated
+// loops (transfuse_parallel_loop) cover their range exactly once.
 #include "thread_pool.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,10 @@
 #include <vector>
 
 using transfuse::runtime::parallelFor;
+
+extern "C" void transfuse_parallel_loop(int64_t n, int64_t work,
+                                        void (*body)(void *, int64_t, int64_t),
+                                        void *ctx);
 
 namespace {
 
@@ -48,6 +53,35 @@ TEST(ThreadPool, CallersOnSeveralThreads) {
     t.join();
   for (int64_t s : sums)
     EXPECT_EQ(s, 50 * 4950);
+}
+
+struct Ranges {
+  std::vector<std::atomic<int>> hits;
+  std::atomic<int> calls{0};
+  explicit Ranges(int64_t n) : hits(n) {}
+  static void body(void *p, int64_t lo, int64_t hi) {
+    auto *r = static_cast<Ranges *>(p);
+    r->calls.fetch_add(1);
+    for (int64_t i = lo; i < hi; ++i)
+      r->hits[i].fetch_add(1);
+  }
+};
+
+TEST(ParallelLoop, CoversTheRangeOnce) {
+  for (int64_t n : {0, 1, 3, 64, 1000})
+    for (int64_t work : {int64_t(0), int64_t(1) << 12, int64_t(1) << 30}) {
+      Ranges r(n);
+      transfuse_parallel_loop(n, work, &Ranges::body, &r);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(r.hits[i].load(), 1)
+            << "iteration " << i << " of " << n << ", work " << work;
+    }
+}
+
+TEST(ParallelLoop, SmallWorkRunsAsOneCall) {
+  Ranges r(1000);
+  transfuse_parallel_loop(1000, 1000, &Ranges::body, &r);
+  EXPECT_EQ(r.calls.load(), 1);
 }
 
 } // namespace

@@ -3,19 +3,20 @@
 // Memory-efficient attention: one loop over blocks of 32 keys carrying the
 // row max, row sum and accumulator; the scores live only as [B,H,Sq,block]
 // tiles. Both contractions are a linalg.matmul per (batch, head) on 2-D
-// slices, and grouped K/V heads are read at h / 3.
+// slices, in an scf.forall over (batch, head), and grouped K/V heads are
+// read at h / 3.
 // CHECK-LABEL: func @attention_blocks
 // CHECK: %[[BLOCK:.*]] = arith.constant 32 : index
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[BLOCK]] iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (tensor<1x6x?xf32>, tensor<1x6x?xf32>, tensor<1x6x?x16xf32>)
 // CHECK: %[[KT:.*]] = linalg.transpose
 // Scores: Q[b, h] x K^T[b, h / 3].
-// CHECK: scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
-// CHECK: scf.for %[[H:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: scf.forall (%[[B:.*]], %[[H:.*]]) in (1, 6) shared_outs(%[[S:.*]] = %{{.*}}) -> (tensor<1x6x?x?xf32>)
 // CHECK: %[[KVH:.*]] = arith.divui %[[H]], %{{.*}} : index
 // CHECK: %[[Q2:.*]] = tensor.extract_slice %arg0[%[[B]], %[[H]], 0, 0] [1, 1, %{{.*}}, 16] [1, 1, 1, 1] : tensor<1x6x?x16xf32> to tensor<?x16xf32>
 // CHECK: %[[K2:.*]] = tensor.extract_slice %[[KT]][%[[B]], %[[KVH]], 0, 0] [1, 1, 16, %{{.*}}] [1, 1, 1, 1] : tensor<1x2x16x?xf32> to tensor<16x?xf32>
 // CHECK: linalg.matmul ins(%[[Q2]], %[[K2]] : tensor<?x16xf32>, tensor<16x?xf32>) outs(%{{.*}} : tensor<?x?xf32>)
-// CHECK: tensor.insert_slice
+// CHECK: scf.forall.in_parallel
+// CHECK: tensor.parallel_insert_slice %{{.*}} into %[[S]][%[[B]], %[[H]], 0, 0]
 // CHECK: math.exp
 // Then P x V into the accumulator.
 // CHECK: linalg.matmul ins(%{{.*}}, %{{.*}} : tensor<?x?xf32>, tensor<?x16xf32>) outs(%{{.*}} : tensor<?x16xf32>)
