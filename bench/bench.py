@@ -10,7 +10,10 @@ thread count, times:
     `transfuse-run MODEL.so --repeat N` with TRANSFUSE_NUM_THREADS=N, which
     also checks the outputs against ONNX Runtime's;
   - ONNX Runtime: CPU EP, all graph optimizations, intra-op threads = N;
-  - PyTorch eager (torch.set_num_threads(N), inference mode).
+  - PyTorch eager (torch.set_num_threads(N), inference mode);
+  - PyTorch torch.compile (inductor, default mode), compiled anew at each
+    thread count (its C++ kernels take the count at compile time); a
+    failure is recorded, not fatal; --no-torch-compile skips it.
 Then, in bf16: Transfuse compiled with `--precision bf16` (products by
 weights on AMX tiles; its error against ONNX Runtime's f32 outputs is
 reported) against PyTorch eager with the model in torch.bfloat16, and
@@ -20,12 +23,13 @@ same run, and reports min and median latency, the ratio to each peer,
 achieved GFLOP/s and % of the measured FMA peak.
 
 usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
-                [--threads 1,2]
+                [--threads 1,2] [--no-torch-compile]
   --quick: bert-base at seq 128 only (a few minutes). Otherwise bert-base at
   128 and 512 tokens, GPT-2 (124M) prefill at 128, one GPT-2 decode step
   (with its LM head) on a 128- and a 1023-token past ("seq" is the past
-  length; 1023 + the new token fill GPT-2's 1024 positions), and t5-base's
-  encoder at 128.
+  length; 1023 + the new token fill GPT-2's 1024 positions), t5-base's
+  encoder at 128, and one t5-base decoder step on a 128-token past and a
+  128-token encoder memory.
 Writes DIR/results.json (results-MODEL.json with --only), a bar chart of
 the median latencies next to it (.png; needs matplotlib, which
 `scripts/setup.sh --fixtures` installs) and prints the markdown tables of
@@ -161,13 +165,60 @@ def t5_base_encoder(seq):
     return encoder_like(model, 32128, seq, bert_flops(12, 768, 3072, seq))
 
 
+def t5_base_decode(past):
+    """One t5-base decoder step (with its LM head) on a `past`-token self
+    cache and a 128-token encoder memory: inputs decoder_input_ids [1, 1],
+    encoder_hidden_states [1, 128, 768], attention_mask [1, 128], then per
+    layer the self key/value [1, 12, past, 64] and the cross key/value
+    [1, 12, 128, 64]; outputs logits and the same presents. The module is
+    the test fixtures' (test/models/generate.py, Seq2SeqWithCache)."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+    sys.path.insert(0, os.path.join(ROOT, "test", "models"))
+    from generate import Seq2SeqWithCache
+    torch.manual_seed(0)
+    config = T5Config(d_model=768, d_ff=3072, num_layers=12, num_heads=12,
+                      d_kv=64)
+    model = T5ForConditionalGeneration(config).eval()
+    layers, memory, h, inter = 12, 128, 768, 3072
+    past_names = tuple(n for i in range(layers) for n in (
+        "past_key_values.%d.decoder.key" % i,
+        "past_key_values.%d.decoder.value" % i,
+        "past_key_values.%d.encoder.key" % i,
+        "past_key_values.%d.encoder.value" % i))
+    in_names = ("decoder_input_ids", "encoder_hidden_states",
+                "attention_mask") + past_names
+    out_names = ("logits",) + tuple(
+        n.replace("past_key_values", "present") for n in past_names)
+    g = torch.Generator().manual_seed(past)
+    inputs = (torch.randint(0, config.vocab_size, (1, 1), generator=g),
+              torch.randn(1, memory, h, generator=g),
+              torch.ones(1, memory, dtype=torch.int64)) + tuple(
+        torch.randn(1, 12, past if ".decoder." in n else memory, 64,
+                    generator=g) for n in past_names)
+    axes = {"decoder_input_ids": {0: "batch"},
+            "encoder_hidden_states": {0: "batch", 1: "sequence"},
+            "attention_mask": {0: "batch", 1: "sequence"}}
+    for n in past_names:
+        axes[n] = {0: "batch", 2: "past" if ".decoder." in n else "sequence"}
+    for n in out_names[1:]:
+        axes[n] = {0: "batch", 2: "total" if ".decoder." in n else "sequence"}
+    # Per layer: self attention's 4 projections, cross attention's Q and O,
+    # the FFN, and both attentions' dot products; then the LM head.
+    flops = layers * (2 * (6 * h * h + 2 * h * inter)
+                      + 4 * (past + 1 + memory) * h) \
+        + 2 * h * config.vocab_size
+    return (Seq2SeqWithCache(model, layers).eval(), in_names, inputs,
+            out_names, flops, axes)
+
+
 def bert_flops(layers, h, inter, s):
     per_layer = 2 * s * (4 * h * h + 2 * h * inter) + 2 * 2 * s * s * h
     return layers * per_layer
 
 
 MODELS = {"bert-base": bert_base, "gpt2": gpt2, "gpt2-decode": gpt2_decode,
-          "t5-base-encoder": t5_base_encoder}
+          "t5-base-encoder": t5_base_encoder, "t5-base-decode": t5_base_decode}
 
 
 def export(name, seq, work):
@@ -255,6 +306,27 @@ def time_torch(model, inputs, threads, repeat):
         return run_timed(lambda: model(*inputs), repeat)
 
 
+def time_torch_compile(model, inputs, threads, repeat):
+    """torch.compile's latency at `threads`, with its compile time
+    (compile_s), or {"error": message} when it fails here."""
+    import torch
+    torch.set_num_threads(threads)
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(model)
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            compiled(*inputs)
+            compile_s = time.perf_counter() - t0
+            result = run_timed(lambda: compiled(*inputs), repeat)
+    except Exception as e:  # any failure of the compiler is a result here
+        msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        log("torch.compile failed: " + msg)
+        return {"error": msg}
+    result["compile_s"] = compile_s
+    return result
+
+
 def torch_bf16(model, inputs):
     """The model and its float inputs in torch.bfloat16 (a copy)."""
     import copy
@@ -300,6 +372,8 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--no-torch-compile", action="store_true",
+                    help="skip torch.compile (it compiles for minutes)")
     ap.add_argument("--only", choices=sorted(MODELS),
                     help="only this model's configurations")
     args = ap.parse_args()
@@ -307,7 +381,8 @@ def main():
     threads = [int(t) for t in args.threads.split(",")]
     configs = [("bert-base", 128)] if args.quick else [
         ("bert-base", 128), ("bert-base", 512), ("gpt2", 128),
-        ("gpt2-decode", 128), ("gpt2-decode", 1023), ("t5-base-encoder", 128)]
+        ("gpt2-decode", 128), ("gpt2-decode", 1023), ("t5-base-encoder", 128),
+        ("t5-base-decode", 128)]
     if args.only:
         configs = [c for c in configs if c[0] == args.only]
     log("measuring the FMA peak and the GEMM microkernel")
@@ -333,13 +408,20 @@ def main():
                                            args.repeat),
                    "pytorch_eager": time_torch(model, inputs, n,
                                                args.repeat),
+                   "pytorch_compile": (
+                       {"error": "skipped (--no-torch-compile)"}
+                       if args.no_torch_compile else
+                       time_torch_compile(model, inputs, n, args.repeat)),
                    "transfuse_bf16_compile_s": compile_bf16_s,
                    "transfuse_bf16": time_transfuse(
                        so_bf16, data, n, args.repeat, BF16_REPORT_ONLY),
                    "pytorch_eager_bf16": time_torch(model_bf16, inputs_bf16,
                                                     n, args.repeat)}
             for k in ("transfuse", "onnxruntime", "pytorch_eager",
-                      "transfuse_bf16", "pytorch_eager_bf16"):
+                      "pytorch_compile", "transfuse_bf16",
+                      "pytorch_eager_bf16"):
+                if "error" in row[k]:
+                    continue
                 row[k]["gflops"] = flops / 1e9 / (row[k]["median_ms"] / 1e3)
                 row[k]["pct_of_peak"] = 100 * row[k]["gflops"] / (peak * n)
             results["runs"].append(row)
@@ -347,17 +429,24 @@ def main():
     with open(os.path.join(args.work, out_name), "w") as f:
         json.dump(results, f, indent=2)
     print("| model | seq | threads | Transfuse median (min) | ORT median (min)"
-          " | PyTorch eager median | Transfuse / ORT | Transfuse GFLOP/s "
-          "(% peak) |")
-    print("|---|---|---|---|---|---|---|---|")
+          " | PyTorch eager median | torch.compile median (compile) "
+          "| Transfuse / ORT | Transfuse / torch.compile "
+          "| Transfuse GFLOP/s (% peak) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results["runs"]:
         t, o, p = r["transfuse"], r["onnxruntime"], r["pytorch_eager"]
+        pc = r["pytorch_compile"]
+        if "error" in pc:
+            compiled, vs_compiled = "failed: " + pc["error"][:60], "-"
+        else:
+            compiled = "%.1f ms (%.0f s)" % (pc["median_ms"], pc["compile_s"])
+            vs_compiled = "%.2f" % (t["median_ms"] / pc["median_ms"])
         print("| %s | %d | %d | %.1f ms (%.1f) | %.1f ms (%.1f) | %.1f ms | "
-              "%.2f | %.0f (%.0f%%) |" % (
+              "%s | %.2f | %s | %.0f (%.0f%%) |" % (
                   r["model"], r["seq"], r["threads"], t["median_ms"],
                   t["min_ms"], o["median_ms"], o["min_ms"], p["median_ms"],
-                  t["median_ms"] / o["median_ms"], t["gflops"],
-                  t["pct_of_peak"]))
+                  compiled, t["median_ms"] / o["median_ms"], vs_compiled,
+                  t["gflops"], t["pct_of_peak"]))
     print()
     print("| model | seq | threads | Transfuse bf16 median (min) | "
           "PyTorch bf16 median | ORT f32 median | ORT f32 / Transfuse bf16 | "
@@ -391,13 +480,15 @@ def main():
 CHART_BARS = [("transfuse", "Transfuse f32", "#1f5fa8"),
               ("onnxruntime", "ONNX Runtime f32", "#888888"),
               ("pytorch_eager", "PyTorch eager f32", "#d98c1f"),
+              ("pytorch_compile", "torch.compile f32", "#a0522d"),
               ("transfuse_bf16", "Transfuse bf16", "#5fa8e8"),
               ("pytorch_eager_bf16", "PyTorch eager bf16", "#f2c27a")]
 
 
 def write_chart(results, path):
     """Median latency per configuration and engine, as grouped bars (lower
-    is better), with the min as a tick; False without matplotlib."""
+    is better), with the min as a tick (an engine that failed: no bar);
+    False without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -415,10 +506,11 @@ def write_chart(results, path):
     for b, (key, label, colour) in enumerate(CHART_BARS):
         xs = [i + (b - (len(CHART_BARS) - 1) / 2) * width
               for i in range(len(runs))]
-        med = [r[key]["median_ms"] for r in runs]
+        nan = float("nan")
+        med = [r.get(key, {}).get("median_ms", nan) for r in runs]
         ax.bar(xs, med, width, label=label, color=colour)
-        ax.scatter(xs, [r[key]["min_ms"] for r in runs], marker="_",
-                   color="black", s=40, zorder=3)
+        ax.scatter(xs, [r.get(key, {}).get("min_ms", nan) for r in runs],
+                   marker="_", color="black", s=40, zorder=3)
     ax.set_xticks(range(len(runs)))
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel("latency, ms (median; tick: min)")

@@ -181,8 +181,15 @@ struct ParallelizeLoopsPass
     SmallVector<Value> lbs = mapped(loop.getLowerBound()),
                        ubs = mapped(loop.getUpperBound()),
                        steps = mapped(loop.getStep());
+    // The last dim stays a sequential loop inside for LLVM to vectorize,
+    // unless the body holds its own loop (a reduction): then every dim is
+    // split, as a row reduction's rows may all lie in its last parallel dim.
     size_t rank = lbs.size();
-    size_t outerDims = rank == 1 ? 1 : rank - 1;
+    bool nested = llvm::any_of(loop.getBody()->getOperations(),
+                               [](Operation &op) {
+                                 return isa<LoopLikeOpInterface>(op);
+                               });
+    size_t outerDims = rank == 1 || nested ? rank : rank - 1;
     auto trips = [&](OpBuilder &ob, ArrayRef<Value> l, ArrayRef<Value> u,
                      ArrayRef<Value> s, size_t d) -> Value {
       return arith::CeilDivUIOp::create(
@@ -210,7 +217,7 @@ struct ParallelizeLoopsPass
       ivs[d] = arith::AddIOp::create(
           b, loc, lbs[d], arith::MulIOp::create(b, loc, at, steps[d]));
     }
-    if (rank > 1) {
+    if (outerDims < rank) {
       auto inner = scf::ForOp::create(b, loc, lbs[rank - 1], ubs[rank - 1],
                                       steps[rank - 1]);
       ivs[rank - 1] = inner.getInductionVar();
@@ -249,7 +256,7 @@ struct ParallelizeLoopsPass
     Value work = arith::MulIOp::create(
         pb, loc, n,
         arith::ConstantIndexOp::create(pb, loc, costOf(*loop.getBody())));
-    if (rank > 1)
+    if (outerDims < rank)
       work = arith::MulIOp::create(pb, loc, work,
                                    trips(pb, lbs0, ubs0, steps0, rank - 1));
     Value fn = func::ConstantOp::create(pb, loc, bodyType,

@@ -129,17 +129,21 @@ def ParallelizeLoops : Pass<"transfuse-cpu-parallelize-loops", "mlir::ModuleOp">
     Runs after `convert-linalg-to-parallel-loops`, on buffers. Each
     outermost `scf.parallel` without results or init values becomes a call
     of the runtime's `transfuse_parallel_loop(n, work, body, ctx)`:
-      - its dims but the last are linearized into `n` outer iterations (a
-        one-dim loop: its only dim), which the runtime splits into chunks;
+      - its dims but the last are linearized into `n` outer iterations,
+        which the runtime splits into chunks; all its dims are, when it
+        has one dim or its body holds a loop (a reduction, whose rows may
+        all lie in the last parallel dim);
       - its body moves into a private function `body(ctx, lo, hi)` that
         runs outer iterations [lo, hi), each over the whole last dim as a
-        sequential loop (left for LLVM to vectorize);
+        sequential loop (left for LLVM to vectorize) where that dim is not
+        split;
       - the values it uses from outside are stored in a stack struct `ctx`:
         memrefs as their LLVM descriptors, index as i64, scalars as they
         are; constants are cloned into the body instead;
-      - `work` is `n` times the last dim's trip count times a static cost of
-        the body (nested loops count their constant trip count, or 16 when
-        it is dynamic); the runtime runs the loop inline below a grain.
+      - `work` is `n` times a static cost of the body (times the inner
+        dim's trip count where one stays inside; nested loops count their
+        constant trip count, or 16 when it is dynamic); the runtime runs
+        the loop inline below a grain.
     A loop whose body calls `__transfuse_fail` (a failed check unwinds the
     calling thread), or captures a value of another type, stays sequential.
     Which chunk computes what never changes a result: the outer iterations

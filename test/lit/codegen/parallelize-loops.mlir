@@ -81,6 +81,39 @@ func.func @rows(%m: memref<16x8x4xf32>, %out: memref<16x8xf32>) {
 
 // -----
 
+// A row reduction over [1, 32] rows: its body holds a loop, so both
+// parallel dims are linearized (n = 1 x 32) and none stays inside; the only
+// loop in an outer iteration is the reduction.
+// CHECK-LABEL: func.func @reduce_rows
+// CHECK: call @transfuse_parallel_loop
+// CHECK-LABEL: func.func private @reduce_rows_loop
+// CHECK: scf.for %[[L:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: arith.remui %[[L]]
+// CHECK-NEXT: arith.divui %[[L]]
+// CHECK-NOT: scf.for
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step {{.*}} {
+// CHECK-NEXT: memref.load %{{.*}} : memref<1x32x64xf32>
+// CHECK-NOT: scf.for
+// CHECK: return
+func.func @reduce_rows(%m: memref<1x32x64xf32>, %out: memref<1x32xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  %c64 = arith.constant 64 : index
+  scf.parallel (%i, %j) = (%c0, %c0) to (%c1, %c32) step (%c1, %c1) {
+    scf.for %k = %c0 to %c64 step %c1 {
+      %x = memref.load %m[%i, %j, %k] : memref<1x32x64xf32>
+      %a = memref.load %out[%i, %j] : memref<1x32xf32>
+      %s = arith.addf %a, %x : f32
+      memref.store %s, %out[%i, %j] : memref<1x32xf32>
+    }
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
 // Left sequential: a loop that can fail a check (its failure unwinds the
 // calling thread), and a loop with a reduction result.
 // CHECK-LABEL: func.func @kept
