@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -128,13 +129,18 @@ void parallelFor(int64_t n, void (*task)(void *, int64_t), void *ctx) {
 /// loop's operations; a loop under two grains runs inline, as dispatching
 /// it would cost more than splitting saves. The chunking depends on n and
 /// work only, though no result depends on it: the iterations are
-/// independent.
+/// independent. TRANSFUSE_PARALLEL_LOOPS=0 runs every such loop inline on
+/// the calling thread (the GEMMs stay threaded), for comparisons.
 extern "C" __attribute__((visibility("default"))) void
 transfuse_parallel_loop(int64_t n, int64_t work,
                         void (*body)(void *, int64_t, int64_t), void *ctx) {
   constexpr int64_t kGrain = 16384, kMaxChunks = 64;
+  static const bool enabled = [] {
+    const char *e = std::getenv("TRANSFUSE_PARALLEL_LOOPS");
+    return !e || std::string_view(e) != "0";
+  }();
   int64_t chunks = std::min({n, work / kGrain, kMaxChunks});
-  if (chunks <= 1 || transfuse::runtime::numThreads() == 1) {
+  if (chunks <= 1 || !enabled || transfuse::runtime::numThreads() == 1) {
     if (n > 0)
       body(ctx, 0, n);
     return;
