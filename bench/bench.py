@@ -502,7 +502,7 @@ def write_chart(results, path):
         % r["seq"], r["threads"], "" if r["threads"] == 1 else "s")
         for r in runs]
     width = 0.8 / len(CHART_BARS)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(runs)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 1.9 * len(runs)), 4.5))
     for b, (key, label, colour) in enumerate(CHART_BARS):
         xs = [i + (b - (len(CHART_BARS) - 1) / 2) * width
               for i in range(len(runs))]
@@ -514,8 +514,8 @@ def write_chart(results, path):
     ax.set_xticks(range(len(runs)))
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel("latency, ms (median; tick: min)")
-    ax.set_title("batch 1, same ONNX file, same threads, one run",
-                 fontsize=10)
+    ax.set_title("batch 1; within a group, one run on the same ONNX file "
+                 "and thread count", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
