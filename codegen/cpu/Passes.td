@@ -123,6 +123,20 @@ def ApproximateMath : Pass<"transfuse-cpu-approximate-math"> {
                            "mlir::vector::VectorDialect"];
 }
 
+def CopyToLinalg : Pass<"transfuse-cpu-copy-to-linalg"> {
+  let summary = "Copy buffers with linalg.copy, so that copies become parallel loops";
+  let description = [{
+    Runs after bufferization and buffer deallocation, before
+    `convert-linalg-to-parallel-loops`. Each ranked `memref.copy` becomes a
+    `linalg.copy` of the same operands: its loops then take part in
+    `transfuse-cpu-parallelize-loops`, where a `memref.copy` would be one
+    `memcpy` or a `memrefCopy` call on the calling thread (a KV cache's
+    concatenation copies megabytes per decode step). LLVM turns the
+    innermost contiguous loop back into `memcpy` or vector moves.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
 def ParallelizeLoops : Pass<"transfuse-cpu-parallelize-loops", "mlir::ModuleOp"> {
   let summary = "Run each outermost scf.parallel loop on the runtime's thread pool";
   let description = [{
