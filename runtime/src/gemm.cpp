@@ -21,6 +21,9 @@
 // edge columns masked loads and stores; only a C with strided columns goes
 // through a tile buffer. Packing buffers come from alloc.cpp's cache.
 //
+// A product by a B that is not prepacked, with at most kFewRows rows of A
+// (decode attention), reads B's rows directly instead (matmulFewRows).
+//
 // Threads: the pool in thread_pool.cpp. Packing A is split by row panels;
 // the product by (row block, column chunk) tasks, several per thread, taken
 // dynamically. Each element of C is computed by one task in a fixed order,
@@ -207,6 +210,49 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c,
   forEach(rowBlocks * chunks, threads > 1, task);
 }
 
+/// Rows of A at most this many: C = A * B straight from B's rows, without
+/// packing B (which would copy all of B for a product that reads it once:
+/// a decode step's attention, one query row against the whole cache).
+constexpr int64_t kFewRows = 4;
+
+/// Columns [64 jb, 64 jb + 64) of C = (accumulate ? C : 0) + A * B, for
+/// m <= kFewRows, B and C with unit column strides: 64 columns of a C row
+/// in four registers while p runs over K in order (the order of the packed
+/// kernel, so either path gives the same sums).
+__attribute__((target("avx512f"))) void
+fewRowsBlock(const Desc2D &a, const Desc2D &b, const Desc2D &c,
+             bool accumulate, int64_t jb) {
+  int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
+  int64_t j0 = jb * 64, w = std::min<int64_t>(64, n - j0);
+  __mmask16 mk[4];
+  laneMasks(std::min<int64_t>(w, 32), mk[0], mk[1]);
+  mk[2] = mk[3] = 0;
+  if (w > 32)
+    laneMasks(w - 32, mk[2], mk[3]);
+  for (int64_t i = 0; i < m; ++i) {
+    float *crow = c.at(i, j0);
+    __m512 acc[4];
+    for (int q = 0; q < 4; ++q)
+      acc[q] = _mm512_maskz_loadu_ps(accumulate ? mk[q] : 0, crow + 16 * q);
+    for (int64_t p = 0; p < k; ++p) {
+      __m512 av = _mm512_set1_ps(*a.at(i, p));
+      const float *brow = b.at(p, j0);
+      for (int q = 0; q < 4; ++q)
+        acc[q] = _mm512_fmadd_ps(
+            av, _mm512_maskz_loadu_ps(mk[q], brow + 16 * q), acc[q]);
+    }
+    for (int q = 0; q < 4; ++q)
+      _mm512_mask_storeu_ps(crow + 16 * q, mk[q], acc[q]);
+  }
+}
+
+void matmulFewRows(const Desc2D &a, const Desc2D &b, const Desc2D &c,
+                   bool accumulate) {
+  int64_t n = c.sizes[1];
+  forEach((n + 63) / 64, parallel(a.sizes[0], n, a.sizes[1]),
+          [&](int64_t jb) { fewRowsBlock(a, b, c, accumulate, jb); });
+}
+
 /// AVX-512 unless the CPU lacks it or the portable path is forced.
 bool useAvx512() {
   static const bool use =
@@ -231,6 +277,8 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
     return;
   if (!useAvx512())
     return matmulPortable(*a, *b, *c, accumulate);
+  if (a->sizes[0] <= kFewRows && b->strides[1] == 1 && c->strides[1] == 1)
+    return matmulFewRows(*a, *b, *c, accumulate);
   int64_t k = b->sizes[0], n = b->sizes[1];
   Scratch<float> bPack((n + kNr - 1) / kNr * kNr * k);
   packB(*b, bPack.data, parallel(a->sizes[0], n, k));

@@ -97,6 +97,9 @@ void checkAll(bool packed) {
   for (bool acc : {true, false}) {
     check(1, 768, 300, 0, packed, acc); // few rows
     check(3, 17, 40, 5, packed, acc);   // few rows, strided
+    check(1, 1024, 64, 0, packed, acc); // one query row x a cache's V
+    check(2, 33, 130, 1, packed, acc);  // few rows, 64-column edge
+    check(5, 40, 70, 0, packed, acc);   // just past the few-row path
     check(12, 64, 32, 0, packed, acc);  // one full register tile
     check(66, 64, 96, 0, packed, acc);  // edge rows
     check(37, 300, 77, 3, packed, acc); // edge rows and columns, strided,
