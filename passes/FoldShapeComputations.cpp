@@ -33,7 +33,8 @@ struct FoldKnownShapeValue : RewritePattern {
     auto elemType = cast<IntegerType>(type.getElementType());
     SmallVector<APInt> bits;
     for (int64_t v : *values)
-      bits.push_back(APInt(elemType.getWidth(), v, /*isSigned=*/true));
+      bits.push_back(APInt(elemType.getWidth(), v,
+                           /*isSigned=*/elemType.getWidth() > 1));
     rewriter.replaceOpWithNewOp<ConstantOp>(
         op, type, DenseIntElementsAttr::get(type, bits));
     return success();

@@ -1,11 +1,11 @@
 //===- EarlyDealloc.cpp - free owned buffers after their last use ---------===//
+#include "codegen/cpu/BufferAliasing.h"
 #include "codegen/cpu/Passes.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Matchers.h"
-#include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace transfuse::cpu {
@@ -14,57 +14,9 @@ namespace transfuse::cpu {
 } // namespace transfuse::cpu
 
 using namespace mlir;
+using transfuse::cpu::CallResults;
 
 namespace {
-
-/// Whether `v` is a view of a function argument (through views and casts).
-bool isViewOfArgument(Value v) {
-  while (true) {
-    if (isa<BlockArgument>(v))
-      return true;
-    Operation *def = v.getDefiningOp();
-    if (auto view = dyn_cast_or_null<ViewLikeOpInterface>(def)) {
-      v = view.getViewSource();
-      continue;
-    }
-    if (auto meta = dyn_cast_or_null<memref::ExtractStridedMetadataOp>(def)) {
-      v = meta.getSource();
-      continue;
-    }
-    return false;
-  }
-}
-
-/// Whether calls may hand back (a view of) one of their memref operands;
-/// each callee's body is looked at once.
-class CallResults {
-public:
-  explicit CallResults(Operation *root) : root(root) {}
-  bool mayReturnOperand(func::CallOp call) {
-    if (call.getNumResults() == 0)
-      return false;
-    auto [it, inserted] = known.try_emplace(call.getCalleeAttr(), true);
-    if (inserted) {
-      auto callee = symbols.lookupNearestSymbolFrom<func::FuncOp>(
-          root, call.getCalleeAttr());
-      if (callee && !callee.isExternal()) {
-        bool returnsArg = false;
-        callee.walk([&](func::ReturnOp ret) {
-          for (Value v : ret.getOperands())
-            returnsArg |=
-                isa<BaseMemRefType>(v.getType()) && isViewOfArgument(v);
-        });
-        it->second = returnsArg;
-      }
-    }
-    return it->second;
-  }
-
-private:
-  Operation *root;
-  SymbolTableCollection symbols;
-  llvm::DenseMap<Attribute, bool> known;
-};
 
 /// The buffer `alloc` and its views, or nothing when one of them escapes
 /// (is returned, yielded, stored or used by an op not known here).

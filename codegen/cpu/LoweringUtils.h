@@ -65,6 +65,9 @@ mlir::Value indexToScalar(mlir::OpBuilder &b, mlir::Location loc,
 
 /// Module attribute listing the message of each run-time check.
 inline constexpr llvm::StringLiteral kFailSitesAttr = "transfuse.fail_sites";
+/// Module attribute set by transfuse-cpu-plan-buffers: [the most arena
+/// bytes one run holds, buffers planned, buffers left to the allocator].
+inline constexpr llvm::StringLiteral kMemoryPlanAttr = "transfuse.memory_plan";
 /// The runtime function a failed check calls (see model_abi.h).
 inline constexpr llvm::StringLiteral kFailFunc = "__transfuse_fail";
 

@@ -108,6 +108,39 @@ def EarlyDealloc : Pass<"transfuse-cpu-early-dealloc"> {
                            "mlir::bufferization::BufferizationDialect"];
 }
 
+def PlanBuffers : Pass<"transfuse-cpu-plan-buffers", "mlir::ModuleOp"> {
+  let summary = "Place buffers of static size in one arena per function call";
+  let description = [{
+    Runs after `bufferization-lower-deallocations` (and
+    `transfuse-cpu-early-dealloc`), when every buffer a function owns
+    outright is a `memref.alloc` freed by one unconditional `memref.dealloc`.
+    In each function of one block, it plans each `memref.alloc` of the entry
+    block that
+      - has a static shape, the identity layout, an integer, float or index
+        element type and a nonzero size, and asks for at most 64-byte
+        alignment;
+      - is freed by exactly one `memref.dealloc`, in the entry block.
+    Such a buffer is live from its alloc to its dealloc, and nothing may
+    touch it outside that span. Buffers are placed largest first, each at
+    the lowest 64-byte-aligned offset that overlaps no placed buffer whose
+    span overlaps its own. The function then allocates one `i8` arena at
+    entry and frees it before returning; each planned alloc becomes a
+    `memref.view` of the arena at its offset, and its dealloc goes.
+
+    Buffers of run-time size, buffers freed conditionally or not at all
+    (outputs), and allocs inside loops or branches (an `scf.forall` body may
+    run on several threads at once) stay with the runtime's allocator.
+
+    Each planned function gets `transfuse.arena_bytes`. The module gets
+    `transfuse.memory_plan = [peak, planned, unplanned]`: `peak` is
+    `@main_graph`'s arena plus, at most, the largest peak among the functions
+    it calls (callees run one at a time); `planned` and `unplanned` count the
+    allocs of all functions placed in arenas and left to the allocator.
+  }];
+  let dependentDialects = ["mlir::arith::ArithDialect",
+                           "mlir::memref::MemRefDialect"];
+}
+
 def ApproximateMath : Pass<"transfuse-cpu-approximate-math"> {
   let summary = "Polynomial f32 erf, exp and tanh, so that their loops vectorize";
   let description = [{

@@ -218,7 +218,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "expand-realloc,canonicalize,ownership-based-buffer-deallocation,"
       "canonicalize,buffer-deallocation-simplification,"
       "transfuse-cpu-early-dealloc,bufferization-lower-deallocations,cse,"
-      "canonicalize,"
+      "canonicalize,transfuse-cpu-plan-buffers,"
       "func.func(transfuse-cpu-copy-to-linalg,scf-forall-to-parallel,"
       "convert-linalg-to-parallel-loops,"
       "transfuse-cpu-approximate-math),"
@@ -308,6 +308,12 @@ static void addMetadata(llvm::Module &m, const ModelSignature &sig,
     }
   addGlobal(llvm::ConstantDataArray::getString(ctx, sites, true),
             "tf_model_fail_sites");
+  std::vector<uint64_t> plan(3, 0);
+  if (auto a = module->getAttrOfType<DenseI64ArrayAttr>(kMemoryPlanAttr))
+    for (auto [i, v] : llvm::enumerate(a.asArrayRef()))
+      if (i < plan.size())
+        plan[i] = (uint64_t)v;
+  addGlobal(llvm::ConstantDataArray::get(ctx, plan), "tf_model_memory_plan");
 }
 
 static std::unique_ptr<llvm::TargetMachine>
@@ -568,8 +574,9 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
   model->desc_.signature_json = (const char *)lookup("tf_model_signature_json");
   model->desc_.names = (const char *)lookup("tf_model_names");
   model->desc_.fail_sites = (const char *)lookup("tf_model_fail_sites");
+  model->desc_.memory_plan = (const uint64_t *)lookup("tf_model_memory_plan");
   if (!model->desc_.entry || !model->desc_.meta || !model->desc_.names ||
-      !model->desc_.fail_sites)
+      !model->desc_.fail_sites || !model->desc_.memory_plan)
     return nullptr;
   return model;
 }

@@ -56,7 +56,9 @@ static std::optional<SmallVector<int64_t>> constantInts(Value v) {
   // is equivalent.
   SmallVector<int64_t> out;
   for (const APInt &x : attr.getValues<APInt>())
-    out.push_back(std::max<int64_t>(x.getSExtValue(), kDyn + 1));
+    out.push_back(x.getBitWidth() == 1
+                      ? (int64_t)x.getZExtValue() // a bool is 0 or 1
+                      : std::max<int64_t>(x.getSExtValue(), kDyn + 1));
   return out;
 }
 
@@ -64,8 +66,9 @@ std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
   auto type = dyn_cast<RankedTensorType>(v.getType());
   if (!type || type.getRank() > 1 || !type.hasStaticShape() ||
       !type.getElementType().isInteger() ||
-      type.getElementType().getIntOrFloatBitWidth() < 32)
-    return std::nullopt;
+      (type.getElementType().getIntOrFloatBitWidth() < 32 &&
+       !type.getElementType().isInteger(1)))
+    return std::nullopt; // i32/i64 shape values, and bools comparing them
   int64_t n = type.getNumElements();
   if (n > 64)
     return std::nullopt;
@@ -164,6 +167,43 @@ std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
                 }
                 return out;
               })
+          .Case([&](ConstantOfShapeOp op) -> std::optional<SmallVector<int64_t>> {
+            auto value = dyn_cast<IntegerAttr>(op.getValue());
+            if (!value)
+              return std::nullopt;
+            int64_t x = value.getType().isInteger(1)
+                            ? (int64_t)value.getValue().getZExtValue()
+                            : value.getValue().getSExtValue();
+            return SmallVector<int64_t>(n, x);
+          })
+          .Case([&](EqualOp op) -> std::optional<SmallVector<int64_t>> {
+            auto a = getPartialIntValues(op.getOperand(0));
+            auto b = getPartialIntValues(op.getOperand(1));
+            if (!a || !b)
+              return std::nullopt;
+            SmallVector<int64_t> out;
+            for (int64_t i = 0; i < n; ++i) {
+              int64_t x = (*a)[a->size() == 1 ? 0 : i];
+              int64_t y = (*b)[b->size() == 1 ? 0 : i];
+              out.push_back(x == kDyn || y == kDyn ? kDyn : x == y);
+            }
+            return out;
+          })
+          .Case([&](WhereOp op) -> std::optional<SmallVector<int64_t>> {
+            auto c = getPartialIntValues(op.getCondition());
+            auto a = getPartialIntValues(op.getX());
+            auto b = getPartialIntValues(op.getY());
+            if (!c || !a || !b)
+              return std::nullopt;
+            SmallVector<int64_t> out;
+            for (int64_t i = 0; i < n; ++i) {
+              int64_t k = (*c)[c->size() == 1 ? 0 : i];
+              int64_t x = (*a)[a->size() == 1 ? 0 : i];
+              int64_t y = (*b)[b->size() == 1 ? 0 : i];
+              out.push_back(k == kDyn ? kDyn : k ? x : y);
+            }
+            return out;
+          })
           .Default([](Operation *) { return std::nullopt; });
   if (!result || (int64_t)result->size() != n)
     return unknown;

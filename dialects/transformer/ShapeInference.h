@@ -51,10 +51,11 @@ llvm::LogicalResult verifyInferredTypes(mlir::Operation *op);
 /// of dims is equal or has a dynamic side.
 bool areCompatible(mlir::Type a, mlir::Type b);
 
-/// The values of a 0-D or 1-D integer tensor as far as they are known at
-/// compile time: unknown entries are ShapedType::kDynamic. Follows shape
-/// computations (shape, gather, concat, slice, unsqueeze, cast, arithmetic),
-/// so `Concat(Unsqueeze(Gather(Shape(x), 0)), [-1, 64])` yields
+/// The values of a 0-D or 1-D integer tensor (i32, i64, or bool as 0/1) as
+/// far as they are known at compile time: unknown entries are
+/// ShapedType::kDynamic. Follows shape computations (shape, gather, concat,
+/// slice, unsqueeze, cast, arithmetic, constant_of_shape, equal, where), so
+/// `Concat(Unsqueeze(Gather(Shape(x), 0)), [-1, 64])` yields
 /// `[x.dim0, -1, 64]`. nullopt when even the length is unknown.
 std::optional<llvm::SmallVector<int64_t>> getPartialIntValues(mlir::Value v);
 

@@ -13,6 +13,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/IR/Diagnostics.h"
 
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
 
 #include <fstream>
@@ -153,10 +154,12 @@ FailureOr<Value> GraphImporter::constantFromProto(const onnx::TensorProto &t) {
 }
 
 /// Reads a ValueInfo's tensor type; dims without a value are dynamic and
-/// keep their dim_param name (or "" when anonymous).
+/// keep their dim_param name (or "" when anonymous), unless `dimValues`
+/// gives that name a size.
 static LogicalResult readValueInfo(GraphImporter &imp, const onnx::ValueInfoProto &vi,
                                    RankedTensorType &type,
-                                   SmallVector<Attribute> &dimNames) {
+                                   SmallVector<Attribute> &dimNames,
+                                   const llvm::StringMap<int64_t> &dimValues) {
   if (!vi.type().has_tensor_type())
     return imp.fail("graph value '" + vi.name() + "' is not a tensor");
   const auto &tt = vi.type().tensor_type();
@@ -173,6 +176,10 @@ static LogicalResult readValueInfo(GraphImporter &imp, const onnx::ValueInfoProt
     if (d.has_dim_value() && d.dim_value() >= 0) {
       shape.push_back(d.dim_value());
       dimNames.push_back(imp.b.getI64IntegerAttr(d.dim_value()));
+    } else if (auto it = dimValues.find(d.dim_param());
+               d.has_dim_param() && it != dimValues.end()) {
+      shape.push_back(it->second);
+      dimNames.push_back(imp.b.getI64IntegerAttr(it->second));
     } else {
       shape.push_back(ShapedType::kDynamic);
       dimNames.push_back(imp.b.getStringAttr(d.dim_param()));
@@ -183,7 +190,8 @@ static LogicalResult readValueInfo(GraphImporter &imp, const onnx::ValueInfoProt
 }
 
 OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
-                                      std::string &error) {
+                                      std::string &error,
+                                      const llvm::StringMap<int64_t> &dimValues) {
   ctx.loadDialect<transformer::TransformerDialect, func::FuncDialect>();
   std::ifstream f(path, std::ios::binary);
   if (!f) {
@@ -222,6 +230,27 @@ OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
   for (const auto &t : g.initializer())
     initNames.insert(t.name());
 
+  // Every dim given a size must name a symbolic dim of a graph input.
+  llvm::StringSet<> inputDimNames;
+  for (const auto &in : g.input())
+    if (!initNames.contains(in.name()) && in.type().has_tensor_type())
+      for (const auto &d : in.type().tensor_type().shape().dim())
+        if (d.has_dim_param() && !d.has_dim_value())
+          inputDimNames.insert(d.dim_param());
+  for (const auto &kv : dimValues) {
+    if (inputDimNames.contains(kv.getKey()))
+      continue;
+    std::vector<std::string> names;
+    for (const auto &n : inputDimNames)
+      names.push_back(n.getKey().str());
+    llvm::sort(names);
+    error = "no graph input has a symbolic dim named '" + kv.getKey().str() +
+            "' (the inputs' symbolic dims: " +
+            (names.empty() ? std::string("none") : llvm::join(names, ", ")) +
+            ")";
+    return nullptr;
+  }
+
   SmallVector<Type> argTypes;
   SmallVector<DictionaryAttr> argAttrs;
   SmallVector<std::string> argNames;
@@ -230,7 +259,7 @@ OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
       continue; // an initializer listed as an input (old exporters)
     RankedTensorType type;
     SmallVector<Attribute> dims;
-    if (failed(readValueInfo(imp, in, type, dims))) {
+    if (failed(readValueInfo(imp, in, type, dims, dimValues))) {
       error = imp.error;
       return nullptr;
     }
@@ -287,7 +316,7 @@ OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
     RankedTensorType declared;
     SmallVector<Attribute> dims;
     if (out.type().has_tensor_type() && out.type().tensor_type().has_shape() &&
-        succeeded(readValueInfo(imp, out, declared, dims))) {
+        succeeded(readValueInfo(imp, out, declared, dims, dimValues))) {
       auto actual = cast<RankedTensorType>(v.getType());
       if (!transformer::areCompatible(actual, declared)) {
         error = "graph output '" + out.name() + "' is declared as a " +

@@ -8,17 +8,19 @@ extern const int64_t tf_model_meta[];
 extern const char tf_model_signature_json[];
 extern const char tf_model_names[];
 extern const char tf_model_fail_sites[];
+extern const uint64_t tf_model_memory_plan[];
 }
 
-static const tf_model_desc kModel = {tf_model_entry, tf_model_meta,
-                                     tf_model_signature_json, tf_model_names,
-                                     tf_model_fail_sites};
+static const tf_model_desc kModel = {
+    tf_model_entry, tf_model_meta,        tf_model_signature_json,
+    tf_model_names, tf_model_fail_sites, tf_model_memory_plan};
 
 extern "C" {
 
 const char *tf_model_signature(void) { return tf_model_signature_json; }
 size_t tf_model_num_inputs(void) { return tf_core_num_inputs(&kModel); }
 size_t tf_model_num_outputs(void) { return tf_core_num_outputs(&kModel); }
+uint64_t tf_model_arena_bytes(void) { return tf_model_memory_plan[0]; }
 
 tf_status tf_session_create(tf_session **out) {
   if (!out)

@@ -1,6 +1,7 @@
 //===- Driver.cpp - the compile pipeline shared by the tools --------------===//
 #include "tools/driver/Driver.h"
 
+#include "codegen/cpu/LoweringUtils.h"
 #include "codegen/cpu/Passes.h"
 #include "frontend/onnx/OnnxImporter.h"
 #include "passes/FusionReport.h"
@@ -37,6 +38,23 @@ PhaseTimer::~PhaseTimer() {
                  << llvm::format("%.0f", nowMs() - start_) << " ms)\n";
 }
 
+bool parseDim(llvm::StringRef spec, llvm::StringMap<int64_t> &dims,
+              std::string &error) {
+  auto [name, size] = spec.split('=');
+  int64_t value;
+  if (name.empty() || size.getAsInteger(10, value) || value < 1) {
+    error = "--dim " + spec.str() +
+            ": expected NAME=SIZE, a symbolic dim of a graph input and a "
+            "size of at least 1 (e.g. --dim sequence=128)";
+    return false;
+  }
+  if (!dims.try_emplace(name, value).second) {
+    error = "--dim " + spec.str() + ": '" + name.str() + "' is given twice";
+    return false;
+  }
+  return true;
+}
+
 void registerAll(MLIRContext &ctx) {
   static bool passesRegistered = [] {
     registerAllPasses();
@@ -60,7 +78,7 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
   OwningOpRef<ModuleOp> module;
   {
     PhaseTimer t(options, "import " + path);
-    module = onnx_frontend::importOnnxModel(ctx, path, error);
+    module = onnx_frontend::importOnnxModel(ctx, path, error, options.dims);
     if (!module)
       return nullptr;
   }
@@ -136,6 +154,18 @@ std::string runtimeArchivePath(const char *argv0) {
   return std::string(p);
 }
 
+void printMemoryPlan(ModuleOp module, const Options &options) {
+  auto plan = module->getAttrOfType<DenseI64ArrayAttr>(cpu::kMemoryPlanAttr);
+  if (!options.verbose || !plan || plan.size() != 3)
+    return;
+  llvm::errs() << "transfuse: buffer plan: " << plan[1]
+               << " buffers in arenas of at most "
+               << llvm::format("%.2f", plan[0] / (1024.0 * 1024.0))
+               << " MiB at once; " << plan[2]
+               << " left to the allocator (run-time sizes, outputs, buffers "
+                  "inside loops)\n";
+}
+
 bool compileModel(const std::string &input, const std::string &output,
                   Emit emit, const Options &options,
                   const std::string &runtimeArchive, std::string &error) {
@@ -163,6 +193,7 @@ bool compileModel(const std::string &input, const std::string &output,
     if (failed(cpu::lowerToLLVMDialect(*module, options.codegen)))
       return error = "CPU code generation failed (see diagnostics above)", false;
   }
+  printMemoryPlan(*module, options);
   llvm::LLVMContext llvmCtx;
   std::unique_ptr<llvm::Module> llvmModule;
   // A .so gets its weights from a separate object, so that LLVM never

@@ -4,8 +4,10 @@
 
 #include "codegen/cpu/Pipeline.h"
 
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
+#include "llvm/ADT/StringMap.h"
 
 namespace transfuse::driver {
 
@@ -17,7 +19,13 @@ struct Options {
   std::string fusionReportPath;   // write the JSON fusion report here
   std::string attention = "auto"; // transfuse-select-attention's algorithm
   int64_t attentionKvBlock = 64;  // keys per block (memory-efficient)
+  llvm::StringMap<int64_t> dims;  // --dim NAME=SIZE: symbolic dims made static
 };
+
+/// Parses a `--dim` value, NAME=SIZE (SIZE ≥ 1), into `dims`; false with
+/// `error` set when it is malformed or names a dim twice.
+bool parseDim(llvm::StringRef spec, llvm::StringMap<int64_t> &dims,
+              std::string &error);
 
 /// Registers every dialect and pass the pipeline needs.
 void registerAll(mlir::MLIRContext &ctx);
@@ -30,6 +38,10 @@ mlir::OwningOpRef<mlir::ModuleOp> importAndOptimize(mlir::MLIRContext &ctx,
                                                     const std::string &path,
                                                     const Options &options,
                                                     std::string &error);
+
+/// Prints, when verbose, the buffer plan transfuse-cpu-plan-buffers left on
+/// `module` (arena peak, buffers planned and not).
+void printMemoryPlan(mlir::ModuleOp module, const Options &options);
 
 enum class Emit { Mlir, Llvm, Obj, So };
 

@@ -43,6 +43,7 @@ struct Args {
   std::string attention = "auto"; // --jit: the attention algorithm
   int64_t kvBlock = 64;           // --jit: keys per memory-efficient block
   std::string precision = "f32";  // --jit: f32 or bf16 weights in products
+  std::vector<std::string> dims;  // --jit: --dim NAME=SIZE
   double relTol = 1e-3, absTol = 1e-4, rangeTol = 0;
   unsigned repeat = 0, threads = 0; // 0: TRANSFUSE_NUM_THREADS or all CPUs
 } args;
@@ -54,7 +55,7 @@ const char *kUsage =
     "       transfuse-run MODEL.onnx --jit [--no-fusion]\n"
     "                     [--attention auto|materialized|memory_efficient]\n"
     "                     [--attention-kv-block N] [--precision f32|bf16]\n"
-    "                     --test-data DIR ...\n";
+    "                     [--dim NAME=SIZE ...] --test-data DIR ...\n";
 
 bool parseArgs(int argc, char **argv) {
   for (int i = 1; i < argc; ++i) {
@@ -95,6 +96,11 @@ bool parseArgs(int argc, char **argv) {
       if (!v)
         return false;
       args.precision = v;
+    } else if (a == "--dim") {
+      const char *v = next();
+      if (!v)
+        return false;
+      args.dims.push_back(v);
     } else if (a == "--attention-kv-block") {
       if (!number(d) || d < 1)
         return false;
@@ -231,6 +237,9 @@ int main(int argc, char **argv) {
     options.codegen.precision = args.precision;
     driver::registerAll(ctx);
     std::string error;
+    for (const std::string &d : args.dims)
+      if (!driver::parseDim(d, options.dims, error))
+        return fail(error);
     auto module = driver::importAndOptimize(ctx, modelPath, options, error);
     if (!module)
       return fail(error);
@@ -240,6 +249,7 @@ int main(int argc, char **argv) {
       driver::PhaseTimer t(options, "JIT compile");
       if (failed(cpu::lowerToLLVMDialect(*module, options.codegen)))
         return fail("CPU code generation failed (see diagnostics above)");
+      driver::printMemoryPlan(*module, options);
       jitModel = cpu::JitModel::create(*module, sig, options.codegen, error);
       if (!jitModel)
         return fail("JIT failed: " + error);
@@ -389,6 +399,15 @@ int main(int argc, char **argv) {
   if (scratchPeak)
     outs() << "peak scratch: "
            << format("%.1f", scratchPeak() / (1024.0 * 1024.0)) << " MiB\n";
+  // The compile-time plan (model_abi.h): the arena is part of the peak above.
+  auto plan = lib ? reinterpret_cast<const uint64_t *>(
+                        dlsym(lib, "tf_model_memory_plan"))
+                  : jitModel->desc().memory_plan;
+  if (plan)
+    outs() << "planned arena: "
+           << format("%.1f", plan[0] / (1024.0 * 1024.0)) << " MiB ("
+           << plan[1] << " buffers planned, " << plan[2]
+           << " left to the allocator)\n";
   // Peak resident memory of this process (Linux VmHWM: per address space,
   // so it does not inherit the parent's peak the way ru_maxrss does).
   if (std::FILE *f = std::fopen("/proc/self/status", "r")) {

@@ -77,6 +77,12 @@ static cl::opt<int64_t> attentionKvBlock(
     "attention-kv-block",
     cl::desc("Keys per block of the memory-efficient attention"),
     cl::init(64), cl::sub(compileCmd));
+static cl::list<std::string> dims(
+    "dim",
+    cl::desc("Compile for one size of a symbolic input dim, NAME=SIZE "
+             "(repeatable): shapes become static and buffers are planned "
+             "into one arena"),
+    cl::value_desc("NAME=SIZE"), cl::sub(compileCmd));
 
 static cl::opt<std::string> modelDir(
     cl::Positional, cl::desc("<model dir with prefill/ and decode/>"),
@@ -128,6 +134,9 @@ static int compile(const char *argv0) {
   options.attention = attention;
   options.attentionKvBlock = attentionKvBlock;
   std::string error;
+  for (const std::string &d : dims)
+    if (!driver::parseDim(d, options.dims, error))
+      return fail(error);
   if (!driver::compileModel(inputFile, outputFile, emit, options,
                             driver::runtimeArchivePath(argv0), error))
     return fail(error);

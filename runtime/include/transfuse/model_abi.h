@@ -19,6 +19,13 @@
  *                                     __transfuse_fail(k) when run-time check
  *                                     k fails, e.g. a reshape whose target
  *                                     does not match the element count)
+ *   const uint64_t tf_model_memory_plan[3];
+ *                                    (the compile-time buffer plan,
+ *                                     transfuse-cpu-plan-buffers: [0] the
+ *                                     most arena bytes one run holds, [1]
+ *                                     buffers placed in arenas, [2] buffers
+ *                                     left to the allocator: run-time sizes,
+ *                                     outputs, allocs inside loops)
  *
  * tf_model_meta: [TF_ABI_VERSION, num_inputs, num_outputs, num_symbols,
  *   then for each input and then each output:
@@ -47,6 +54,7 @@ typedef struct {
   const char *signature_json;
   const char *names;
   const char *fail_sites;
+  const uint64_t *memory_plan;
 } tf_model_desc;
 
 /* Called by generated code when a run-time check fails; never returns (the

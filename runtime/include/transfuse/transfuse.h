@@ -63,6 +63,12 @@ TF_EXPORT const char *tf_model_signature(void);
 TF_EXPORT size_t tf_model_num_inputs(void);
 TF_EXPORT size_t tf_model_num_outputs(void);
 
+/* Bytes of the arena that holds, during a run, the buffers the compiler
+ * planned (those of static size; compile with --dim to make a model's shapes
+ * static). Buffers of run-time size and the outputs come from the allocator
+ * on top of it. */
+TF_EXPORT uint64_t tf_model_arena_bytes(void);
+
 TF_EXPORT tf_status tf_session_create(tf_session **out);
 TF_EXPORT void tf_session_destroy(tf_session *session);
 

@@ -55,3 +55,46 @@ func.func @partial(%x: tensor<?x88xf32>) -> (tensor<i64>, tensor<i64>) {
   %k = transformer.gather %s, %i1 {axis = 0 : i64} : (tensor<2xi64>, tensor<i64>) -> tensor<i64>
   return %d, %k : tensor<i64>, tensor<i64>
 }
+
+// -----
+
+// Hugging Face's mask expansion: Expand(mask, Where(Equal(s, -1 * ones),
+// ones, s)), ones = ConstantOfShape. With `s` known, the target folds and
+// the expand (and what follows it) gets a static type.
+// CHECK-LABEL: func @expand_target
+func.func @expand_target(%m: tensor<1x1x16x16xi1>) -> tensor<?x?x16x16xi1> {
+  %s = transformer.constant dense<[1, -1, 16, 16]> : tensor<4xi64>
+  %four = transformer.constant dense<4> : tensor<1xi64>
+  %neg = transformer.constant dense<-1> : tensor<i64>
+  %ones = transformer.constant_of_shape %four {value = 1 : i64} : (tensor<1xi64>) -> tensor<4xi64>
+  %negs = transformer.mul %ones, %neg : (tensor<4xi64>, tensor<i64>) -> tensor<4xi64>
+  %eq = transformer.equal %s, %negs : (tensor<4xi64>, tensor<4xi64>) -> tensor<4xi1>
+  %t = transformer.where %eq, %ones, %s : (tensor<4xi1>, tensor<4xi64>, tensor<4xi64>) -> tensor<4xi64>
+  // CHECK: %[[T:.*]] = transformer.constant dense<[1, 1, 16, 16]> : tensor<4xi64>
+  // CHECK: transformer.expand %{{.*}}, %[[T]] : {{.*}} -> tensor<1x1x16x16xi1>
+  // CHECK-NOT: transformer.where
+  %e = transformer.expand %m, %t : (tensor<1x1x16x16xi1>, tensor<4xi64>) -> tensor<?x?x16x16xi1>
+  return %e : tensor<?x?x16x16xi1>
+}
+
+// -----
+
+// Negative: with a run-time entry in `s` the comparison and the select stay;
+// the entries they do know still refine the expand's type.
+// CHECK-LABEL: func @expand_target_dynamic
+func.func @expand_target_dynamic(%m: tensor<1x1x16x16xi1>, %x: tensor<?x16xf32>) -> tensor<?x?x?x?xi1> {
+  %d = transformer.shape %x {end = 1 : i64, start = 0 : i64} : (tensor<?x16xf32>) -> tensor<1xi64>
+  %rest = transformer.constant dense<[1, 16, 16]> : tensor<3xi64>
+  %s = transformer.concat %d, %rest {axis = 0 : i64} : (tensor<1xi64>, tensor<3xi64>) -> tensor<4xi64>
+  %four = transformer.constant dense<4> : tensor<1xi64>
+  %neg = transformer.constant dense<-1> : tensor<i64>
+  %ones = transformer.constant_of_shape %four {value = 1 : i64} : (tensor<1xi64>) -> tensor<4xi64>
+  %negs = transformer.mul %ones, %neg : (tensor<4xi64>, tensor<i64>) -> tensor<4xi64>
+  %eq = transformer.equal %s, %negs : (tensor<4xi64>, tensor<4xi64>) -> tensor<4xi1>
+  %t = transformer.where %eq, %ones, %s : (tensor<4xi1>, tensor<4xi64>, tensor<4xi64>) -> tensor<4xi64>
+  // CHECK: transformer.equal
+  // CHECK: transformer.where
+  // CHECK: transformer.expand {{.*}} -> tensor<?x1x16x16xi1>
+  %e = transformer.expand %m, %t : (tensor<1x1x16x16xi1>, tensor<4xi64>) -> tensor<?x?x?x?xi1>
+  return %e : tensor<?x?x?x?xi1>
+}
