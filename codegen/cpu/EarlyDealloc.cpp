@@ -19,8 +19,9 @@ using transfuse::cpu::CallResults;
 namespace {
 
 /// The buffer `alloc` and its views, or nothing when one of them escapes
-/// (is returned, yielded, stored or used by an op not known here).
-std::optional<SmallVector<Value>> aliasesOf(Value alloc,
+/// (is returned, yielded, stored or used by an op not known here). `freed`
+/// is the value `dealloc` lists for it: `alloc` itself, or its base buffer.
+std::optional<SmallVector<Value>> aliasesOf(Value alloc, Value freed,
                                             bufferization::DeallocOp dealloc,
                                             CallResults &calls) {
   SmallVector<Value> aliases{alloc};
@@ -31,8 +32,8 @@ std::optional<SmallVector<Value>> aliasesOf(Value alloc,
         // Only the buffer itself, and only as a buffer to free: a retained
         // view keeps it alive, and a view also listed to free (a base
         // buffer from extract_strided_metadata) would be freed twice.
-        if (aliases[i] != alloc ||
-            llvm::is_contained(dealloc.getRetained(), alloc))
+        if (aliases[i] != freed ||
+            llvm::is_contained(dealloc.getRetained(), freed))
           return std::nullopt;
         continue;
       }
@@ -60,6 +61,27 @@ std::optional<SmallVector<Value>> aliasesOf(Value alloc,
   return aliases;
 }
 
+/// The buffer a dealloc's `memref` frees, when this pass may move its free:
+/// a `memref.alloc` of `block`, or the single result of a call in `block`
+/// whose callee hands back none of its operands (so the result is a fresh
+/// buffer the caller owns), named by `memref` directly or as the base buffer
+/// of `extract_strided_metadata`.
+Value ownedBuffer(Value memref, Block *block, CallResults &calls) {
+  if (auto alloc = memref.getDefiningOp<memref::AllocOp>())
+    return alloc->getBlock() == block ? memref : Value();
+  Value source = memref;
+  if (auto meta = memref.getDefiningOp<memref::ExtractStridedMetadataOp>()) {
+    if (memref != meta.getBaseBuffer())
+      return {};
+    source = meta.getSource();
+  }
+  auto call = source.getDefiningOp<func::CallOp>();
+  if (!call || call->getBlock() != block || call.getNumResults() != 1 ||
+      calls.mayReturnOperand(call))
+    return {};
+  return source;
+}
+
 struct EarlyDeallocPass
     : transfuse::cpu::impl::EarlyDeallocBase<EarlyDeallocPass> {
   void runOnOperation() override {
@@ -73,27 +95,30 @@ struct EarlyDeallocPass
       OpBuilder b(dealloc);
       for (auto [memref, cond] :
            llvm::zip(dealloc.getMemrefs(), dealloc.getConditions())) {
-        auto alloc = memref.getDefiningOp<memref::AllocOp>();
+        Value owned = ownedBuffer(memref, block, calls);
         std::optional<SmallVector<Value>> aliases;
-        if (alloc && alloc->getBlock() == block && matchPattern(cond, m_One()))
-          aliases = aliasesOf(memref, dealloc, calls);
+        if (owned && matchPattern(cond, m_One()))
+          aliases = aliasesOf(owned, memref, dealloc, calls);
         if (!aliases) {
           keepMemrefs.push_back(memref);
           keepConditions.push_back(cond);
           continue;
         }
-        // The last op of this block that uses the buffer or a view of it.
-        Operation *last = alloc;
+        // The last op of this block that uses the buffer or a view of it
+        // (not counting the metadata op that only names its base buffer for
+        // `dealloc`).
+        Operation *last = owned.getDefiningOp();
         for (Value v : *aliases)
           for (Operation *user : v.getUsers()) {
-            if (user == dealloc)
+            if (user == dealloc ||
+                (memref != owned && user == memref.getDefiningOp()))
               continue;
             Operation *at = block->findAncestorOpInBlock(*user);
             if (at && last->isBeforeInBlock(at))
               last = at;
           }
         b.setInsertionPointAfter(last);
-        memref::DeallocOp::create(b, dealloc.getLoc(), memref);
+        memref::DeallocOp::create(b, dealloc.getLoc(), owned);
       }
       if (keepMemrefs.size() == dealloc.getMemrefs().size())
         continue;

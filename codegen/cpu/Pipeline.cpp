@@ -208,6 +208,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "transfuse-cpu-outline-kernels,transfuse-cpu-lower-to-linalg,"
       "canonicalize,cse,"
       "func.func(linalg-fuse-elementwise-ops),canonicalize,"
+      "func.func(transfuse-cpu-split-empty-tensors),"
       "one-shot-bufferize{bufferize-function-boundaries "
       "allow-return-allocs-from-loops "
       "function-boundary-type-conversion=identity-layout-map},"

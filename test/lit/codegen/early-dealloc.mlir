@@ -49,7 +49,8 @@ func.func @yielded(%c: i1) -> f32 {
 
 // A call counts as a use when its callee returns fresh buffers, and the
 // buffer is freed after it; when the callee may return its argument, the
-// buffer stays.
+// buffer stays. The fresh result is the caller's own buffer: it is freed
+// after its last use too; the other call's result stays.
 func.func private @fresh(%arg: memref<8xf32>) -> memref<8xf32> {
   %r = memref.alloc() : memref<8xf32>
   memref.copy %arg, %r : memref<8xf32> to memref<8xf32>
@@ -61,11 +62,13 @@ func.func private @same(%arg: memref<8xf32>) -> memref<8xf32> {
 // CHECK-LABEL: func.func @calls
 // CHECK: %[[A:.*]] = memref.alloc()
 // CHECK: %[[B:.*]] = memref.alloc()
-// CHECK: call @fresh(%[[A]])
+// CHECK: %[[F:.*]] = call @fresh(%[[A]])
 // CHECK-NEXT: memref.dealloc %[[A]]
-// CHECK: call @same(%[[B]])
+// CHECK: %[[S:.*]] = call @same(%[[B]])
 // CHECK-NOT: memref.dealloc %[[B]]
-// CHECK: bufferization.dealloc (%[[B]], %{{.*}}, %{{.*}} :
+// CHECK: memref.load %[[F]]
+// CHECK-NEXT: memref.dealloc %[[F]]
+// CHECK: bufferization.dealloc (%[[B]], %[[S]] :
 func.func @calls() -> f32 {
   %c0 = arith.constant 0 : index
   %true = arith.constant true
@@ -96,4 +99,32 @@ func.func @base_buffer_listed(%own: i1) -> f32 {
   %y = memref.load %v[%c0] : memref<4xf32, strided<[1], offset: 2>>
   bufferization.dealloc (%a, %base : memref<8xf32>, memref<f32>) if (%true, %own)
   return %y : f32
+}
+
+// -----
+
+// A fresh call result that the dealloc names by its base buffer (as
+// ownership-based deallocation does) is freed after its last use, not after
+// the metadata op; one that is returned stays.
+func.func private @make() -> memref<8xf32> {
+  %r = memref.alloc() : memref<8xf32>
+  return %r : memref<8xf32>
+}
+// CHECK-LABEL: func.func @call_base_buffer
+// CHECK: %[[F:.*]] = call @make()
+// CHECK: %[[G:.*]] = call @make()
+// CHECK: memref.load %[[F]]
+// CHECK-NEXT: memref.dealloc %[[F]] : memref<8xf32>
+// CHECK-NOT: memref.dealloc
+// CHECK: bufferization.dealloc (%{{.*}} : memref<f32>) if (%true) retain (%[[G]] : memref<8xf32>)
+func.func @call_base_buffer() -> (f32, memref<8xf32>) {
+  %c0 = arith.constant 0 : index
+  %true = arith.constant true
+  %f = call @make() : () -> memref<8xf32>
+  %g = call @make() : () -> memref<8xf32>
+  %y = memref.load %f[%c0] : memref<8xf32>
+  %base, %off, %size, %stride = memref.extract_strided_metadata %f : memref<8xf32> -> memref<f32>, index, index, index
+  %gbase, %goff, %gsize, %gstride = memref.extract_strided_metadata %g : memref<8xf32> -> memref<f32>, index, index, index
+  %r = bufferization.dealloc (%base, %gbase : memref<f32>, memref<f32>) if (%true, %true) retain (%g : memref<8xf32>)
+  return %y, %g : f32, memref<8xf32>
 }
