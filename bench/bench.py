@@ -275,7 +275,11 @@ def time_transfuse(so, data, threads, repeat, tolerance=()):
         raise SystemExit("transfuse-run failed:\n" + out)
     err = re.findall(r"max abs err ([0-9.e+-]+)", out)
     of_range = re.findall(r"of range ([0-9.e+-]+)", out)
+    scratch = re.search(r"peak scratch: ([0-9.]+) MiB", out)
+    arena = re.search(r"planned arena: ([0-9.]+) MiB", out)
     return {"min_ms": float(m.group(1)), "median_ms": float(m.group(2)),
+            "peak_scratch_mib": float(scratch.group(1)) if scratch else None,
+            "planned_arena_mib": float(arena.group(1)) if arena else None,
             "max_abs_err_vs_ort": max(map(float, err)) if err else None,
             "max_err_of_range_vs_ort":
                 max(map(float, of_range)) if of_range else None}

@@ -405,7 +405,7 @@ int main(int argc, char **argv) {
                   : jitModel->desc().memory_plan;
   if (plan)
     outs() << "planned arena: "
-           << format("%.1f", plan[0] / (1024.0 * 1024.0)) << " MiB ("
+           << format("%.2f", plan[0] / (1024.0 * 1024.0)) << " MiB ("
            << plan[1] << " buffers planned, " << plan[2]
            << " left to the allocator)\n";
   // Peak resident memory of this process (Linux VmHWM: per address space,
