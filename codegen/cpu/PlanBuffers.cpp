@@ -71,8 +71,7 @@ memref::DeallocOp soleDealloc(memref::AllocOp alloc, Block *block,
       auto call = dyn_cast<func::CallOp>(user);
       if (call && !calls.mayReturnOperand(call))
         continue; // fresh results
-      if (view || call ||
-          isa<memref::ExtractStridedMetadataOp, CallOpInterface>(user))
+      if (view || isa<memref::ExtractStridedMetadataOp, CallOpInterface>(user))
         for (Value r : user->getResults())
           if (isa<BaseMemRefType>(r.getType()) && seen.insert(r).second)
             aliases.push_back(r);

@@ -62,6 +62,11 @@ static std::optional<SmallVector<int64_t>> constantInts(Value v) {
   return out;
 }
 
+/// Entry i of a value broadcast to the result's length (one entry, or n).
+static int64_t broadcastAt(ArrayRef<int64_t> values, int64_t i) {
+  return values[values.size() == 1 ? 0 : i];
+}
+
 std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
   auto type = dyn_cast<RankedTensorType>(v.getType());
   if (!type || type.getRank() > 1 || !type.hasStaticShape() ||
@@ -135,7 +140,7 @@ std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
               return std::nullopt;
             return SmallVector<int64_t>(ArrayRef(*data).slice(s, n));
           })
-          .Case<AddOp, SubOp, MulOp, DivOp, ModOp>(
+          .Case<AddOp, SubOp, MulOp, DivOp, ModOp, EqualOp>(
               [&](Operation *op) -> std::optional<SmallVector<int64_t>> {
                 auto a = getPartialIntValues(op->getOperand(0));
                 auto b = getPartialIntValues(op->getOperand(1));
@@ -143,13 +148,14 @@ std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
                   return std::nullopt;
                 SmallVector<int64_t> out;
                 for (int64_t i = 0; i < n; ++i) {
-                  int64_t x = (*a)[a->size() == 1 ? 0 : i];
-                  int64_t y = (*b)[b->size() == 1 ? 0 : i];
+                  int64_t x = broadcastAt(*a, i), y = broadcastAt(*b, i);
                   if (x == kDyn || y == kDyn) {
                     out.push_back(kDyn);
                     continue;
                   }
-                  if (isa<AddOp>(op))
+                  if (isa<EqualOp>(op))
+                    out.push_back(x == y);
+                  else if (isa<AddOp>(op))
                     out.push_back(x + y);
                   else if (isa<SubOp>(op))
                     out.push_back(x - y);
@@ -176,19 +182,6 @@ std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
                             : value.getValue().getSExtValue();
             return SmallVector<int64_t>(n, x);
           })
-          .Case([&](EqualOp op) -> std::optional<SmallVector<int64_t>> {
-            auto a = getPartialIntValues(op.getOperand(0));
-            auto b = getPartialIntValues(op.getOperand(1));
-            if (!a || !b)
-              return std::nullopt;
-            SmallVector<int64_t> out;
-            for (int64_t i = 0; i < n; ++i) {
-              int64_t x = (*a)[a->size() == 1 ? 0 : i];
-              int64_t y = (*b)[b->size() == 1 ? 0 : i];
-              out.push_back(x == kDyn || y == kDyn ? kDyn : x == y);
-            }
-            return out;
-          })
           .Case([&](WhereOp op) -> std::optional<SmallVector<int64_t>> {
             auto c = getPartialIntValues(op.getCondition());
             auto a = getPartialIntValues(op.getX());
@@ -197,10 +190,10 @@ std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
               return std::nullopt;
             SmallVector<int64_t> out;
             for (int64_t i = 0; i < n; ++i) {
-              int64_t k = (*c)[c->size() == 1 ? 0 : i];
-              int64_t x = (*a)[a->size() == 1 ? 0 : i];
-              int64_t y = (*b)[b->size() == 1 ? 0 : i];
-              out.push_back(k == kDyn ? kDyn : k ? x : y);
+              int64_t k = broadcastAt(*c, i);
+              out.push_back(k == kDyn ? kDyn
+                            : k       ? broadcastAt(*a, i)
+                                      : broadcastAt(*b, i));
             }
             return out;
           })
