@@ -362,7 +362,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                 c0)}),
         "attention: query, key and value disagree on batch, heads, length or "
         "head dim");
-    int64_t h = qt.getDimSize(1), hkv = kt.getDimSize(1);
+    int64_t h = qt.getDimSize(1);
     if (h == dyn && (h = tensorType(op.getResult()).getDimSize(1)) != dyn)
       emitRuntimeCheck(
           rw, loc, eq(H, cIdx(rw, loc, h)),
@@ -485,8 +485,12 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     // thread pool (one head per task, its GEMM on that thread).
     Value group = arith::DivUIOp::create(
         rw, loc, H, arith::MaxUIOp::create(rw, loc, Hkv, c1));
+    // With `transposeRhs`, rhs[b, kv head] is read as its transpose (the
+    // keys of Q K^T, [t, D]): a linalg.matmul with the transpose-B maps,
+    // which the microkernel pass hands to the runtime as a transposed view,
+    // so K is not copied into K^T at every block.
     auto perHeadMatmul = [&](OpBuilder &b, Location l, Value lhs, Value rhs,
-                             Value out) {
+                             Value out, bool transposeRhs) {
       SmallVector<OpFoldResult> ubs{getAsOpFoldResult(B),
                                     getAsOpFoldResult(H)};
       auto loop = scf::ForallOp::create(b, l, ubs, ValueRange{out},
@@ -515,11 +519,16 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
             .getResult();
       };
       Value accSlice = slice(acc, hi);
-      Value prod = linalg::MatmulOp::create(
-                       b2, l, TypeRange{accSlice.getType()},
-                       ValueRange{slice(lhs, hi), slice(rhs, kvHead)},
-                       ValueRange{accSlice})
-                       .getResult(0);
+      SmallVector<Value, 2> operands{slice(lhs, hi), slice(rhs, kvHead)};
+      Value prod =
+          transposeRhs
+              ? linalg::MatmulTransposeBOp::create(
+                    b2, l, TypeRange{accSlice.getType()}, operands,
+                    ValueRange{accSlice})
+                    .getResult(0)
+              : linalg::MatmulOp::create(b2, l, TypeRange{accSlice.getType()},
+                                         operands, ValueRange{accSlice})
+                    .getResult(0);
       SmallVector<OpFoldResult> accSizes = sizes(acc);
       OpBuilder tb = OpBuilder::atBlockBegin(loop.getTerminator().getBody());
       tensor::ParallelInsertSliceOp::create(tb, l, prod, acc, at(hi), accSizes,
@@ -548,22 +557,14 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                 .getResult();
           };
           Value ks = slice(k, kd, kt), vs = slice(v, vd, vt);
-          // K block transposed to [B, Hkv, D, t]: the score loop then runs
-          // over keys innermost, contiguously.
-          auto ktT = RankedTensorType::get(
-              {kt.getDimSize(0), hkv, kt.getDimSize(3), dyn}, elem);
-          Value kT = linalg::TransposeOp::create(
-                         b, l, ks, createEmpty(b, l, ktT, {kd[0], Hkv, D, t}),
-                         ArrayRef<int64_t>{0, 1, 3, 2})
-                         .getResult()[0];
           auto sType = RankedTensorType::get(
               {qt.getDimSize(0), h, qt.getDimSize(2), dyn}, elem);
           SmallVector<Value> sDims{B, H, Sq, t};
           Value sEmpty = createEmpty(b, l, sType, sDims);
           Value rowEmpty = createEmpty(b, l, rowType, {B, H, Sq});
-          // s[b,h,i,j] = sum_d q[b,h,i,d] * kT[b,hk,d,j]
-          Value s =
-              perHeadMatmul(b, l, q, kT, filled(b, sType, sDims, zero));
+          // s[b,h,i,j] = sum_d q[b,h,i,d] * k[b,hk,j,d]
+          Value s = perHeadMatmul(b, l, q, ks, filled(b, sType, sDims, zero),
+                                  /*transposeRhs=*/true);
           // Scale and masks: static-shaped masks through indexing maps
           // (sliced to the block), dynamic ones read with computed indices.
           SmallVector<Value> ins{s};
@@ -632,7 +633,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           Value accScaled =
               generic(b, l, createEmpty(b, l, accType, {B, H, Sq, Dv}),
                       {acc, corr}, {id4, row4, id4}, par4, mulF);
-          Value accNew = perHeadMatmul(b, l, p, vs, accScaled);
+          Value accNew =
+              perHeadMatmul(b, l, p, vs, accScaled, /*transposeRhs=*/false);
           scf::YieldOp::create(b, l, ValueRange{mNew, lNew, accNew});
         });
     // out = acc / l, 0 for fully masked rows (l == 0).

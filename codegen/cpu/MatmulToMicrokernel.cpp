@@ -129,8 +129,11 @@ struct MatmulToMicrokernelPass
     }
     bool bf16 = precision == "bf16";
     SmallVector<linalg::MatmulOp> matmuls;
+    // Plain products, and products by a transposed B (attention's scores,
+    // Q K^T), which the runtime reads through a transposed view.
     module.walk([&](linalg::MatmulOp mm) {
-      if (mm.hasPureBufferSemantics() && !mm.hasUserDefinedMaps() &&
+      if (mm.hasPureBufferSemantics() &&
+          (!mm.hasUserDefinedMaps() || isa<linalg::MatmulTransposeBOp>(mm.getOperation())) &&
           llvm::all_of(mm->getOperands(), isF32Memref))
         matmuls.push_back(mm);
     });
@@ -177,9 +180,18 @@ struct MatmulToMicrokernelPass
         }
       Value acc = arith::ConstantOp::create(
           b, mm.getLoc(), IntegerAttr::get(i64, accumulate ? 1 : 0));
+      // B transposed: the kernel gets a view of w with its strides swapped.
+      bool transposedB = isa<linalg::MatmulTransposeBOp>(mm.getOperation());
+      Value b2 = w;
+      if (transposedB)
+        b2 = memref::TransposeOp::create(
+            b, mm.getLoc(), w,
+            AffineMapAttr::get(AffineMap::getPermutationMap(
+                ArrayRef<unsigned>{1, 0}, ctx)));
       // A constant weight: packed once, at compile time.
       memref::GlobalOp weight;
-      if (auto get = w.getDefiningOp<memref::GetGlobalOp>())
+      if (auto get = w.getDefiningOp<memref::GetGlobalOp>();
+          get && !transposedB)
         weight = symbols.lookup<memref::GlobalOp>(get.getName());
       memref::GlobalOp packed;
       if (weight && weight.getType().hasStaticShape())
@@ -199,7 +211,7 @@ struct MatmulToMicrokernelPass
         func::CallOp::create(
             b, mm.getLoc(),
             declare(kMicrokernel, {strided, strided, strided, i64}),
-            ValueRange{cast(a, strided), cast(w, strided), cast(c, strided),
+            ValueRange{cast(a, strided), cast(b2, strided), cast(c, strided),
                        acc});
       }
       Operation *wDef = w.getDefiningOp();

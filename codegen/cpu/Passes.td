@@ -60,8 +60,12 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     kernel's panel layout [ceil(N / 32)][K][32] and
     `transfuse_matmul_f32_packed` is called instead; the unpacked global is
     dropped once nothing reads it. The epilogue stays generated code.
-    Matmuls with user-defined indexing maps or other element types are left
-    to the loop lowering.
+    A matmul with B transposed (`linalg.matmul` with the transpose-B
+    indexing maps: attention's Q K^T) passes B as a `memref.transpose` view,
+    so K is never copied into K^T; the runtime reads that view's contiguous
+    columns directly when A has few rows (a decode step) and packs from it
+    otherwise. Matmuls with other indexing maps or other element types are
+    left to the loop lowering.
 
     With `precision=bf16` (`transfuse compile --precision bf16`), a constant
     weight is packed instead as bf16 into the AMX tile layout of

@@ -22,7 +22,10 @@
 // through a tile buffer. Packing buffers come from alloc.cpp's cache.
 //
 // A product by a B that is not prepacked, with at most kFewRows rows of A
-// (decode attention), reads B's rows directly instead (matmulFewRows).
+// (decode attention), reads B directly instead: its rows (matmulFewRows),
+// or, when B is a transposed view with contiguous columns (the keys of a
+// score product, K^T), dot products of A's rows with those columns
+// (matmulFewRowsTransposed).
 //
 // Threads: the pool in thread_pool.cpp. Packing A is split by row panels;
 // the product by (row block, column chunk) tasks, several per thread, taken
@@ -83,6 +86,16 @@ void packB(const Desc2D &b, float *out, bool parallel) {
   forEach(panels, parallel, [&](int64_t jp) {
     int64_t j0 = jp * kNr, w = std::min(kNr, n - j0);
     float *panel = out + jp * k * kNr;
+    if (b.strides[0] == 1 && b.strides[1] != 1) {
+      // A transposed view (B = K^T): each column of B is contiguous, so
+      // read it whole and scatter it down the panel.
+      for (int64_t j = 0; j < kNr; ++j) {
+        const float *src = j < w ? b.at(0, j0 + j) : nullptr;
+        for (int64_t p = 0; p < k; ++p)
+          panel[p * kNr + j] = src ? src[p] : 0.0f;
+      }
+      return;
+    }
     for (int64_t p = 0; p < k; ++p) {
       const float *src = b.at(p, j0);
       float *dst = panel + p * kNr;
@@ -253,6 +266,48 @@ void matmulFewRows(const Desc2D &a, const Desc2D &b, const Desc2D &c,
           [&](int64_t jb) { fewRowsBlock(a, b, c, accumulate, jb); });
 }
 
+/// Columns [64 jb, 64 jb + 64) of C = (accumulate ? C : 0) + A * B, for
+/// m <= kFewRows, A with unit column stride and B with unit row stride: B
+/// is a transposed view (the keys of an attention score product, B = K^T,
+/// each column of B one contiguous key row). Each element of C is the dot
+/// product of A's row with one of those columns, 16 lanes at a time.
+__attribute__((target("avx512f"))) void
+fewRowsBlockTransposed(const Desc2D &a, const Desc2D &b, const Desc2D &c,
+                       bool accumulate, int64_t jb) {
+  int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
+  int64_t j0 = jb * 64, j1 = std::min<int64_t>(n, j0 + 64);
+  for (int64_t i = 0; i < m; ++i) {
+    const float *arow = a.at(i, 0);
+    for (int64_t j = j0; j < j1; ++j) {
+      const float *bcol = b.at(0, j);
+      __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+      int64_t p = 0;
+      for (; p + 32 <= k; p += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(arow + p),
+                             _mm512_loadu_ps(bcol + p), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(arow + p + 16),
+                             _mm512_loadu_ps(bcol + p + 16), s1);
+      }
+      for (; p < k; p += 16) {
+        __mmask16 mk = k - p >= 16 ? 0xFFFF : (__mmask16)((1u << (k - p)) - 1);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, arow + p),
+                             _mm512_maskz_loadu_ps(mk, bcol + p), s0);
+      }
+      float v = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+      float *cij = c.at(i, j);
+      *cij = accumulate ? *cij + v : v;
+    }
+  }
+}
+
+void matmulFewRowsTransposed(const Desc2D &a, const Desc2D &b,
+                             const Desc2D &c, bool accumulate) {
+  int64_t n = c.sizes[1];
+  forEach((n + 63) / 64, parallel(a.sizes[0], n, a.sizes[1]), [&](int64_t jb) {
+    fewRowsBlockTransposed(a, b, c, accumulate, jb);
+  });
+}
+
 /// AVX-512 unless the CPU lacks it or the portable path is forced.
 bool useAvx512() {
   static const bool use =
@@ -279,6 +334,8 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
     return matmulPortable(*a, *b, *c, accumulate);
   if (a->sizes[0] <= kFewRows && b->strides[1] == 1 && c->strides[1] == 1)
     return matmulFewRows(*a, *b, *c, accumulate);
+  if (a->sizes[0] <= kFewRows && a->strides[1] == 1 && b->strides[0] == 1)
+    return matmulFewRowsTransposed(*a, *b, *c, accumulate);
   int64_t k = b->sizes[0], n = b->sizes[1];
   Scratch<float> bPack((n + kNr - 1) / kNr * kNr * k);
   packB(*b, bPack.data, parallel(a->sizes[0], n, k));

@@ -1,6 +1,6 @@
 // The GEMM microkernel (gemm.cpp) on shapes that exercise every path: full
 // and edge register tiles, several K and N blocks, a few-row product, strided
-// operands, and the portable loop nest. The reference is a plain triple loop
+// operands, B as a transposed view, and the portable loop nest. The reference is a plain triple loop
 // in double precision.
 #include "transfuse/bf16_panels.h"
 
@@ -110,6 +110,37 @@ void checkAll(bool packed) {
 
 TEST(Gemm, MatchesReference) { checkAll(false); }
 TEST(Gemm, PrepackedMatchesReference) { checkAll(true); }
+
+/// C = A * K^T with B a transposed view of K ([N, K] rows, B's strides
+/// {1, ld}): attention's scores, Q K^T, without a copy of K. Few rows take
+/// the dot-product path; more rows pack B from the view.
+void checkTransposedB(int64_t m, int64_t k, int64_t n, int64_t pad,
+                      bool accumulate) {
+  Matrix a(m, k, k + pad, 1.0f), keys(n, k, k + pad, 2.0f),
+      c(m, n, n + pad, 3.0f);
+  std::vector<float> before = c.v;
+  std::vector<double> expect(m * n);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = accumulate ? c.at(i, j) : 0.0;
+      for (int64_t p = 0; p < k; ++p)
+        s += (double)a.at(i, p) * keys.at(j, p);
+      expect[i * n + j] = s;
+    }
+  Desc2D bt{keys.v.data(), keys.v.data(), 0, {k, n}, {1, k + pad}};
+  _mlir_ciface_transfuse_matmul_f32(&a.d, &bt, &c.d, accumulate);
+  checkResult(c, expect, before, k);
+}
+
+TEST(Gemm, TransposedBMatchesReference) {
+  for (bool acc : {true, false}) {
+    checkTransposedB(1, 64, 1024, 0, acc); // one query row x a key cache
+    checkTransposedB(4, 64, 130, 3, acc);  // few rows, 64-key edge, strided
+    checkTransposedB(2, 45, 7, 0, acc);    // K not a multiple of 16 or 32
+    checkTransposedB(128, 64, 128, 0, acc); // prefill: packed from the view
+    checkTransposedB(37, 20, 77, 5, acc);  // edge panel, strided
+  }
+}
 
 TEST(Gemm, EmptyIsANoOp) {
   Matrix a(0, 4, 4, 1), b(4, 3, 3, 2), c(0, 3, 3, 3);

@@ -84,3 +84,37 @@ func.func @tensors(%a: tensor<4x4xf32>, %b: tensor<4x4xf32>, %c: tensor<4x4xf32>
   %0 = linalg.matmul ins(%a, %b : tensor<4x4xf32>, tensor<4x4xf32>) outs(%c : tensor<4x4xf32>) -> tensor<4x4xf32>
   return %0 : tensor<4x4xf32>
 }
+
+// B transposed (attention's Q K^T, K as [N, K]): the kernel gets a
+// memref.transpose view of K, strides swapped, and no copy is made.
+// CHECK-LABEL: func @transposed_b
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[KT:.*]] = memref.transpose %arg1 (d0, d1) -> (d1, d0) : memref<40x16xf32> to memref<16x40xf32, strided<[1, 16]>>
+// CHECK: %[[KTC:.*]] = memref.cast %[[KT]] : memref<16x40xf32, strided<[1, 16]>> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+// CHECK: call @transfuse_matmul_f32(%{{.*}}, %[[KTC]], %{{.*}}, %{{.*}})
+// CHECK-NOT: linalg.matmul
+func.func @transposed_b(%q: memref<1x16xf32>, %k: memref<40x16xf32>, %s: memref<1x40xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>] ins(%q, %k : memref<1x16xf32>, memref<40x16xf32>) outs(%s : memref<1x40xf32>)
+  return
+}
+
+// A transposed constant is read through the view too; it is not packed.
+// CHECK-LABEL: func @transposed_constant
+// CHECK: %[[W:.*]] = memref.get_global @wt : memref<40x3xf32>
+// CHECK: memref.transpose %[[W]]
+// CHECK: call @transfuse_matmul_f32(
+memref.global "private" constant @wt : memref<40x3xf32> = dense<1.0>
+func.func @transposed_constant(%a: memref<5x3xf32>, %c: memref<5x40xf32>) {
+  %w = memref.get_global @wt : memref<40x3xf32>
+  linalg.matmul indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>] ins(%a, %w : memref<5x3xf32>, memref<40x3xf32>) outs(%c : memref<5x40xf32>)
+  return
+}
+
+// Negative: other indexing maps (A transposed) keep the loop lowering.
+// CHECK-LABEL: func @transposed_a
+// CHECK: linalg.matmul
+// CHECK-NOT: call @transfuse_matmul_f32
+func.func @transposed_a(%a: memref<16x4xf32>, %b: memref<16x8xf32>, %c: memref<4x8xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(d0, d1, d2) -> (d2, d0)>, affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>] ins(%a, %b : memref<16x4xf32>, memref<16x8xf32>) outs(%c : memref<4x8xf32>)
+  return
+}
