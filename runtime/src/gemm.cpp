@@ -17,7 +17,8 @@
 // into panels of kMr = 12 rows, each [K][12]. A register-blocked R x 32
 // kernel (AVX-512: R <= 12 rows, 2R accumulators) runs over kKc-deep slices
 // of one A panel and one B panel; the B slice stays in L1 while the kernel
-// walks down a block of kMc rows. Edge rows take a kernel with fewer rows,
+// walks down a block of kMc rows, and the next B slice is prefetched into
+// L2 meanwhile (weights come from DRAM). Edge rows take a kernel with fewer rows,
 // edge columns masked loads and stores; only a C with strided columns goes
 // through a tile buffer. Packing buffers come from alloc.cpp's cache.
 //
@@ -134,10 +135,13 @@ void packA(const Desc2D &a, float *out, bool parallel) {
 
 /// out[R][32] (row stride ldo; columns masked by m0, m1) = (load ? out : 0)
 /// + A panel slice (kc x kMr, first R rows used) * B panel slice (kc x kNr).
+/// Along the way it prefetches `pfLines` cache lines from `pf` into L2,
+/// spread evenly over the kc steps (a share of the next B slice).
 template <int R>
 __attribute__((target("avx512f"))) void
 kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,
-       __mmask16 m0, __mmask16 m1, bool load) {
+       __mmask16 m0, __mmask16 m1, bool load, const float *pf,
+       int64_t pfLines) {
   __m512 c0[R], c1[R];
   __mmask16 l0 = load ? m0 : 0, l1 = load ? m1 : 0;
 #pragma GCC unroll 12
@@ -145,7 +149,14 @@ kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,
     c0[r] = _mm512_maskz_loadu_ps(l0, out + r * ldo);
     c1[r] = _mm512_maskz_loadu_ps(l1, out + r * ldo + 16);
   }
+  int64_t every = pfLines > 0 ? std::max<int64_t>(1, kc / pfLines) : kc + 1;
+  int64_t nextPf = 0, done = 0;
   for (int64_t p = 0; p < kc; ++p) {
+    if (p == nextPf && done < pfLines) {
+      _mm_prefetch((const char *)(pf + done * 16), _MM_HINT_T1);
+      ++done;
+      nextPf += every;
+    }
     __m512 b0 = _mm512_loadu_ps(bp + p * kNr);
     __m512 b1 = _mm512_loadu_ps(bp + p * kNr + 16);
     const float *a = ap + p * kMr;
@@ -164,7 +175,8 @@ kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,
 }
 
 using Kernel = void (*)(int64_t, const float *, const float *, float *,
-                        int64_t, __mmask16, __mmask16, bool);
+                        int64_t, __mmask16, __mmask16, bool, const float *,
+                        int64_t);
 constexpr Kernel kKernels[kMr] = {kernel<1>, kernel<2>,  kernel<3>,
                                   kernel<4>, kernel<5>,  kernel<6>,
                                   kernel<7>, kernel<8>,  kernel<9>,
@@ -197,6 +209,22 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c,
       bool load = accumulate || p0 > 0;
       for (int64_t jp = jp0; jp < jp1; ++jp) {
         const float *bp = packed + jp * k * kNr + p0 * kNr;
+        // The next B slice this task reads (the next panel, or the first
+        // panel's next K block) is prefetched into L2 while this one is
+        // used, a share per row panel: a weight comes from DRAM, and read
+        // on demand by the first row panel alone it stalled that kernel
+        // (-15% of the product's speed in bench/gemm_bench.cpp's
+        // rotating-weights rows).
+        const float *next = nullptr;
+        int64_t nextLines = 0;
+        if (jp + 1 < jp1) {
+          next = bp + k * kNr;
+          nextLines = kc * kNr / 16;
+        } else if (p0 + kKc < k) {
+          next = packed + jp0 * k * kNr + (p0 + kKc) * kNr;
+          nextLines = std::min(kKc, k - p0 - kKc) * kNr / 16;
+        }
+        int64_t calls = ip1 - ip0;
         int64_t j = jp * kNr, w = std::min(kNr, n - j);
         __mmask16 m0, m1;
         laneMasks(w, m0, m1);
@@ -205,14 +233,17 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c,
           const float *ap = aPack.data + ip * k * kMr + p0 * kMr;
           float *cij = c.at(ip * kMr, j);
           if (unitColumns) {
-            kKernels[h - 1](kc, ap, bp, cij, c.strides[0], m0, m1, load);
+            int64_t r = ip - ip0, l0 = nextLines * r / calls,
+                    l1 = nextLines * (r + 1) / calls;
+            kKernels[h - 1](kc, ap, bp, cij, c.strides[0], m0, m1, load,
+                            next + l0 * 16, l1 - l0);
             continue;
           }
           // C with strided columns: through a buffer.
           for (int64_t r = 0; r < h && load; ++r)
             for (int64_t x = 0; x < w; ++x)
               tile[r * kNr + x] = cij[r * c.strides[0] + x * c.strides[1]];
-          kKernels[h - 1](kc, ap, bp, tile, kNr, m0, m1, load);
+          kKernels[h - 1](kc, ap, bp, tile, kNr, m0, m1, load, nullptr, 0);
           for (int64_t r = 0; r < h; ++r)
             for (int64_t x = 0; x < w; ++x)
               cij[r * c.strides[0] + x * c.strides[1]] = tile[r * kNr + x];
