@@ -148,15 +148,16 @@ int main(int argc, char **argv) {
       {"bert-base FFN up, seq 512", 512, 768, 3072},
       {"gpt2 decode FFN up (M=1)", 1, 768, 3072},
   };
-  printf("%-34s %10s %8s %7s %10s %8s %7s %10s %8s %7s %10s %8s %7s\n",
+  printf("%-34s %10s %8s %7s %10s %8s %7s %10s %8s %7s %10s %8s %7s %10s "
+         "%8s %7s\n",
          "shape", "B packed", "GFLOP/s", "% peak", "B cold", "GFLOP/s",
          "% peak", "per call", "GFLOP/s", "% peak", "bf16 AMX", "GFLOP/s",
-         "% AMX");
+         "% AMX", "bf16 cold", "GFLOP/s", "% AMX");
   printf("%-34s %s\n", "",
          "(f32 weights prepacked at compile time, the same weight each call "
          "| prepacked, a different copy each call, from DRAM as in a model "
          "| f32 B packed per call | bf16 weights prepacked, --precision "
-         "bf16)");
+         "bf16, warm | the same, cold)");
   for (const Shape &s : shapes) {
     std::vector<float> a(s.m * s.k), b(s.k * s.n), c(s.m * s.n);
     for (size_t i = 0; i < a.size(); ++i) a[i] = (i % 13) * 0.01f;
@@ -181,12 +182,18 @@ int main(int argc, char **argv) {
     transfuse::bf16::pack(b.data(), s.k, s.n, s.n, packedBf16.data());
     Desc3DBf16 dpb{packedBf16.data(), packedBf16.data(), 0, {panels, kp, 32},
                    {kp * 32, 32, 1}};
+    std::vector<std::vector<uint16_t>> coldBf16(amx ? 2 * copies : 0,
+                                                packedBf16);
     auto timeIt = [&](int which) {
       std::vector<double> times;
       for (int r = 0; r < repeats + 3; ++r) {
         double t = now();
         if (which == 0) {
           _mlir_ciface_transfuse_matmul_f32_packed(&da, &dp, &dc, 0);
+        } else if (which == 4) {
+          Desc3DBf16 cd = dpb;
+          cd.base = cd.data = coldBf16[r % coldBf16.size()].data();
+          _mlir_ciface_transfuse_matmul_bf16_packed(&da, &cd, &dc, 0);
         } else if (which == 3) {
           Desc3D cd = dp;
           cd.base = cd.data = cold[r % copies].data();
@@ -210,9 +217,10 @@ int main(int argc, char **argv) {
            tc * 1e3, flop / tc / 1e9, 100 * flop / tc / 1e9 / peak, tu * 1e3,
            flop / tu / 1e9, 100 * flop / tu / 1e9 / peak);
     if (amx) {
-      double tb = timeIt(2);
-      printf(" %7.3f ms %8.1f %6.0f%%", tb * 1e3, flop / tb / 1e9,
-             100 * flop / tb / 1e9 / amxPeak);
+      double tb = timeIt(2), tbc = timeIt(4);
+      printf(" %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f %6.0f%%", tb * 1e3,
+             flop / tb / 1e9, 100 * flop / tb / 1e9 / amxPeak, tbc * 1e3,
+             flop / tbc / 1e9, 100 * flop / tbc / 1e9 / amxPeak);
     }
     printf("\n");
   }

@@ -18,7 +18,8 @@
 // bench/gemm_bench.cpp, best of 5 alternating runs on one core: kKc = 768,
 // a whole BERT-base K, or 1536 gave 630-770 GFLOP/s on BERT-base shapes,
 // 256 or 384 540-700; looping A outside B was slower on the wide products,
-// a median of 260-320 against 550-690 on FFN up.) Blocks at C's edges, or
+// a median of 260-320 against 550-690 on FFN up.) The next B slice is
+// prefetched into L2 meanwhile, as in gemm.cpp. Blocks at C's edges, or
 // of a C with strided columns, go through a 32 x 32 buffer.
 // Threads take (row block, column chunk) tasks as in gemm.cpp; each task
 // configures its thread's tiles and releases them when done.
@@ -155,11 +156,12 @@ __attribute__((target("amx-tile"))) void configureTiles() {
 
 /// C (RP * 16 rows x 32 columns, row stride ldc floats) = (load ? C : 0) +
 /// `blocks` steps of A panel tiles (a; the second panel at a + aNext) times
-/// B panel tiles.
+/// B panel tiles. Along the way, `pfLines` cache lines from `pf` are
+/// prefetched into L2, spread over the steps (a share of the next B slice).
 template <int RP>
 __attribute__((target("amx-tile,amx-bf16"))) void
 block(int64_t blocks, const uint16_t *a, int64_t aNext, const uint16_t *b,
-      float *c, int64_t ldc, bool load) {
+      float *c, int64_t ldc, bool load, const uint16_t *pf, int64_t pfLines) {
   int64_t ldcBytes = ldc * sizeof(float);
   if (load) {
     _tile_loadd(0, c, ldcBytes);
@@ -177,6 +179,9 @@ block(int64_t blocks, const uint16_t *a, int64_t aNext, const uint16_t *b,
     }
   }
   for (int64_t kb = 0; kb < blocks; ++kb) {
+    for (int64_t l = kb * pfLines / blocks; l < (kb + 1) * pfLines / blocks;
+         ++l)
+      _mm_prefetch((const char *)(pf + l * 32), _MM_HINT_T1);
     const uint16_t *ak = a + kb * 512, *bk = b + kb * 1024;
     _tile_loadd(6, bk, 64);
     _tile_loadd(7, bk + 512, 64);
@@ -227,16 +232,34 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
         const uint16_t *bp =
             packed + jp * kp * bf16::kPanelCols + kb0 * 1024;
         int64_t j = jp * bf16::kPanelCols, w = std::min<int64_t>(32, n - j);
+        // The next B slice this task reads (the next panel, or the first
+        // panel's next K pass), prefetched into L2 a share per block call
+        // while this one is used: weights come from DRAM (see gemm.cpp).
+        const uint16_t *next = nullptr;
+        int64_t nextLines = 0;
+        if (jp + 1 < jp1) {
+          next = bp + kp * bf16::kPanelCols;
+          nextLines = blocks * 1024 * sizeof(uint16_t) / 64;
+        } else if (kb0 + kBlocksPerKc < kBlocks) {
+          next = packed + jp0 * kp * bf16::kPanelCols +
+                 (kb0 + kBlocksPerKc) * 1024;
+          nextLines = std::min(kBlocksPerKc, kBlocks - kb0 - kBlocksPerKc) *
+                      1024 * sizeof(uint16_t) / 64;
+        }
+        int64_t calls = (ip1 - ip0 + 1) / 2;
         for (int64_t ip = ip0; ip < ip1; ip += 2) {
+          int64_t call = (ip - ip0) / 2, l0 = nextLines * call / calls,
+                  l1 = nextLines * (call + 1) / calls;
+          const uint16_t *pf = next + l0 * 32;
           int rp = ip + 1 < ip1 ? 2 : 1;
           int64_t i = ip * kRows, h = std::min<int64_t>(rp * kRows, m - i);
           const uint16_t *ap = aPack.data + ip * aNext + kb0 * 512;
           float *cij = c.at(i, j);
           auto run = [&](float *dst, int64_t ld) {
             if (rp == 2)
-              block<2>(blocks, ap, aNext, bp, dst, ld, load);
+              block<2>(blocks, ap, aNext, bp, dst, ld, load, pf, l1 - l0);
             else
-              block<1>(blocks, ap, aNext, bp, dst, ld, load);
+              block<1>(blocks, ap, aNext, bp, dst, ld, load, pf, l1 - l0);
           };
           if (unitColumns && h == rp * kRows && w == 32) {
             run(cij, c.strides[0]);
