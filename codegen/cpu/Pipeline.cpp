@@ -15,6 +15,7 @@
 #include "llvm/IR/PassTimingInfo.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Passes/StandardInstrumentations.h"
+#include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Program.h"
@@ -239,6 +240,13 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
 static void optimizeModule(llvm::Module &m, llvm::TargetMachine &tm,
                            const CodegenOptions &options) {
   llvm::TimePassesIsEnabled = options.timePasses;
+  // On AVX-512 targets LLVM vectorizes for 256-bit registers unless a
+  // function asks for more; the generated loops (epilogues, GELU, softmax,
+  // norms) are compute-bound enough to gain from the full width.
+  if (tm.getMCSubtargetInfo()->checkFeatures("+avx512f"))
+    for (llvm::Function &f : m)
+      if (!f.isDeclaration())
+        f.addFnAttr("prefer-vector-width", "512");
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
