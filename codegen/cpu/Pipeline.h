@@ -73,7 +73,9 @@ translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &ctx,
                   std::string &error, ExternalWeights *weights = nullptr);
 
 /// An object file defining the symbols of `weights` (64-byte aligned,
-/// read-only), assembled from `.incbin` of the bytes written next to it.
+/// read-only, hidden): written directly as ELF64 on x86-64 and AArch64
+/// Linux hosts, else assembled from `.incbin` of the bytes written next to
+/// it.
 llvm::LogicalResult emitWeightsObject(const ExternalWeights &weights,
                                       llvm::StringRef path, std::string &error);
 
