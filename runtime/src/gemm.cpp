@@ -110,68 +110,63 @@ void packB(const Desc2D &b, float *out, bool parallel) {
   });
 }
 
-/// Four rows of A with unit column stride (src[q], q < 4) into a panel's
-/// columns r0..r0+3 (dst = panel + r0): 16 K steps at a time, transposed in
+/// K steps [p, p + 16) of four rows of A with unit column stride (src[q],
+/// q < 4) into a panel's columns r0..r0+3 (dst = panel + r0), transposed in
 /// registers as four 4 x 4 blocks per 128-bit lane, so that every store
-/// writes the four rows of one K step (one store per step instead of four).
-__attribute__((target("avx512f"))) void packRows4(const float *const src[4],
-                                                  int64_t k, float *dst) {
-  int64_t p = 0;
-  for (; p + 16 <= k; p += 16) {
-    __m512 v0 = _mm512_loadu_ps(src[0] + p), v1 = _mm512_loadu_ps(src[1] + p),
-           v2 = _mm512_loadu_ps(src[2] + p), v3 = _mm512_loadu_ps(src[3] + p);
-    __m512 t0 = _mm512_unpacklo_ps(v0, v1), t1 = _mm512_unpackhi_ps(v0, v1),
-           t2 = _mm512_unpacklo_ps(v2, v3), t3 = _mm512_unpackhi_ps(v2, v3);
-    // u[q], lane L: rows 0-3 of K step p + 4 L + q.
-    __m512 u[4] = {
-        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0),
-                                            _mm512_castps_pd(t2))),
-        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0),
-                                            _mm512_castps_pd(t2))),
-        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1),
-                                            _mm512_castps_pd(t3))),
-        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1),
-                                            _mm512_castps_pd(t3)))};
-    for (int q = 0; q < 4; ++q) {
-      float *d = dst + (p + q) * kMr;
-      _mm_storeu_ps(d, _mm512_castps512_ps128(u[q]));
-      _mm_storeu_ps(d + 4 * kMr, _mm512_extractf32x4_ps(u[q], 1));
-      _mm_storeu_ps(d + 8 * kMr, _mm512_extractf32x4_ps(u[q], 2));
-      _mm_storeu_ps(d + 12 * kMr, _mm512_extractf32x4_ps(u[q], 3));
-    }
+/// writes the four rows of one K step (one store instead of four).
+__attribute__((target("avx512f"))) inline void
+packRows4(const float *const src[4], int64_t p, float *dst) {
+  __m512 v0 = _mm512_loadu_ps(src[0] + p), v1 = _mm512_loadu_ps(src[1] + p),
+         v2 = _mm512_loadu_ps(src[2] + p), v3 = _mm512_loadu_ps(src[3] + p);
+  __m512 t0 = _mm512_unpacklo_ps(v0, v1), t1 = _mm512_unpackhi_ps(v0, v1),
+         t2 = _mm512_unpacklo_ps(v2, v3), t3 = _mm512_unpackhi_ps(v2, v3);
+  // u[q], lane L: rows 0-3 of K step p + 4 L + q.
+  __m512 u[4] = {
+      _mm512_castpd_ps(
+          _mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+      _mm512_castpd_ps(
+          _mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+      _mm512_castpd_ps(
+          _mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
+      _mm512_castpd_ps(
+          _mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
+  for (int q = 0; q < 4; ++q) {
+    float *d = dst + (p + q) * kMr;
+    _mm_storeu_ps(d, _mm512_castps512_ps128(u[q]));
+    _mm_storeu_ps(d + 4 * kMr, _mm512_extractf32x4_ps(u[q], 1));
+    _mm_storeu_ps(d + 8 * kMr, _mm512_extractf32x4_ps(u[q], 2));
+    _mm_storeu_ps(d + 12 * kMr, _mm512_extractf32x4_ps(u[q], 3));
   }
-  for (; p < k; ++p)
-    for (int q = 0; q < 4; ++q)
-      dst[p * kMr + q] = src[q][p];
 }
 
-/// A as panels of kMr rows, each [K][kMr], zero padded below.
-void packA(const Desc2D &a, float *out, bool parallel) {
+/// A as panels of kMr rows, each [K][kMr], zero padded below. With unit
+/// column stride, groups of four rows go through packRows4, all groups of
+/// a panel per 16 K steps, so each stretch of the panel is written whole
+/// while it is in L1.
+__attribute__((target("avx512f"))) void packA(const Desc2D &a, float *out,
+                                              bool parallel) {
   int64_t m = a.sizes[0], k = a.sizes[1], panels = (m + kMr - 1) / kMr;
   forEach(panels, parallel, [&](int64_t ip) {
     float *panel = out + ip * k * kMr;
     int64_t h = std::min(kMr, m - ip * kMr);
-    int64_t r = 0;
-    if (a.strides[1] == 1)
-      for (; r + 4 <= h; r += 4) {
-        const float *src[4];
-        for (int q = 0; q < 4; ++q)
-          src[q] = a.at(ip * kMr + r + q, 0);
-        packRows4(src, k, panel + r);
-      }
-    for (; r < kMr; ++r) {
+    int64_t groups = a.strides[1] == 1 ? h / 4 : 0, vecK = k / 16 * 16;
+    const float *src[kMr / 4][4];
+    for (int64_t g = 0; g < groups; ++g)
+      for (int q = 0; q < 4; ++q)
+        src[g][q] = a.at(ip * kMr + 4 * g + q, 0);
+    for (int64_t p = 0; p < vecK && groups > 0; p += 16)
+      for (int64_t g = 0; g < groups; ++g)
+        packRows4(src[g], p, panel + 4 * g);
+    for (int64_t r = 0; r < kMr; ++r) {
+      int64_t p0 = r < 4 * groups ? vecK : 0;
       if (r >= h) {
-        for (int64_t p = 0; p < k; ++p)
+        for (int64_t p = p0; p < k; ++p)
           panel[p * kMr + r] = 0.0f;
         continue;
       }
       const float *src = a.at(ip * kMr + r, 0);
-      if (a.strides[1] == 1)
-        for (int64_t p = 0; p < k; ++p)
-          panel[p * kMr + r] = src[p];
-      else
-        for (int64_t p = 0; p < k; ++p)
-          panel[p * kMr + r] = src[p * a.strides[1]];
+      for (int64_t p = p0; p < k; ++p)
+        panel[p * kMr + r] = src[p * a.strides[1]];
     }
   });
 }
