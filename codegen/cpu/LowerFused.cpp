@@ -6,9 +6,9 @@
 // keys, so both algorithms share one verified code path and the choice is only
 // the block size (decided at compile time, or at run time for `by_length`).
 // Its two contractions, Q x K^T and P x V, are one linalg.matmul per (batch,
-// head) on 2-D slices, so that f32 ones run on the runtime's GEMM
-// (transfuse-cpu-matmul-to-microkernel); softmax and rescaling are
-// linalg.generic.
+// head) on 2-D slices (Q x K^T with the transpose-B maps, on K as it is), so
+// that f32 ones run on the runtime's GEMM (transfuse-cpu-matmul-to-
+// microkernel); softmax and rescaling are linalg.generic.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/LoweringUtils.h"

@@ -132,8 +132,9 @@ struct MatmulToMicrokernelPass
     // Plain products, and products by a transposed B (attention's scores,
     // Q K^T), which the runtime reads through a transposed view.
     module.walk([&](linalg::MatmulOp mm) {
+      bool transposedB = isa<linalg::MatmulTransposeBOp>(mm.getOperation());
       if (mm.hasPureBufferSemantics() &&
-          (!mm.hasUserDefinedMaps() || isa<linalg::MatmulTransposeBOp>(mm.getOperation())) &&
+          (!mm.hasUserDefinedMaps() || transposedB) &&
           llvm::all_of(mm->getOperands(), isF32Memref))
         matmuls.push_back(mm);
     });
@@ -182,9 +183,9 @@ struct MatmulToMicrokernelPass
           b, mm.getLoc(), IntegerAttr::get(i64, accumulate ? 1 : 0));
       // B transposed: the kernel gets a view of w with its strides swapped.
       bool transposedB = isa<linalg::MatmulTransposeBOp>(mm.getOperation());
-      Value b2 = w;
+      Value bView = w;
       if (transposedB)
-        b2 = memref::TransposeOp::create(
+        bView = memref::TransposeOp::create(
             b, mm.getLoc(), w,
             AffineMapAttr::get(AffineMap::getPermutationMap(
                 ArrayRef<unsigned>{1, 0}, ctx)));
@@ -211,7 +212,7 @@ struct MatmulToMicrokernelPass
         func::CallOp::create(
             b, mm.getLoc(),
             declare(kMicrokernel, {strided, strided, strided, i64}),
-            ValueRange{cast(a, strided), cast(b2, strided), cast(c, strided),
+            ValueRange{cast(a, strided), cast(bView, strided), cast(c, strided),
                        acc});
       }
       Operation *wDef = w.getDefiningOp();

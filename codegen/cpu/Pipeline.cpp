@@ -5,6 +5,8 @@
 #include "transfuse/runtime_core.h"
 #include "dialects/transformer/TransformerDialect.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
@@ -351,46 +353,37 @@ createTargetMachine(const CodegenOptions &options, std::string &error) {
           .value_or(llvm::CodeGenOptLevel::Default)));
 }
 
-/// Appends the in-memory bytes of constant `c` (arrays of data, nested
-/// arrays, zeros) to `out`; false for anything else.
-static bool appendConstantBytes(const llvm::Constant *c,
-                                const llvm::DataLayout &dl, std::string &out) {
-  if (auto *d = llvm::dyn_cast<llvm::ConstantDataSequential>(c)) {
-    out += d->getRawDataValues().str();
-    return true;
-  }
-  if (llvm::isa<llvm::ConstantAggregateZero>(c)) {
-    out.append(dl.getTypeAllocSize(c->getType()), '\0');
-    return true;
-  }
-  if (auto *a = llvm::dyn_cast<llvm::ConstantArray>(c)) {
-    for (const llvm::Use &op : a->operands())
-      if (!appendConstantBytes(llvm::cast<llvm::Constant>(op.get()), dl, out))
-        return false;
-    return true;
-  }
-  return false;
-}
-
-static void externalizeWeights(llvm::Module &m, ExternalWeights &weights) {
-  const uint64_t threshold = 64 << 10;
-  const llvm::DataLayout &dl = m.getDataLayout();
-  for (llvm::GlobalVariable &g : m.globals()) {
-    if (!g.isConstant() || !g.hasInitializer() ||
-        dl.getTypeAllocSize(g.getValueType()) < threshold)
+/// Takes every constant global of at least 64 KiB whose value is raw bytes
+/// (a dense resource blob, or a dense attribute that is not a splat) out of
+/// the LLVM-dialect `module`: the global becomes a hidden external
+/// declaration and `weights` gets its bytes, which stay owned by the
+/// module's context. Translation then never copies the weights into LLVM
+/// constants, and emitWeightsObject writes them straight from the blobs.
+static void externalizeWeights(ModuleOp module, ExternalWeights &weights) {
+  const size_t threshold = 64 << 10;
+  for (auto g : module.getOps<LLVM::GlobalOp>()) {
+    if (!g.getConstant() || g.getLinkage() == LLVM::Linkage::External)
       continue;
-    std::string bytes;
-    if (!appendConstantBytes(g.getInitializer(), dl, bytes) ||
-        bytes.size() != dl.getTypeAllocSize(g.getValueType()))
+    llvm::ArrayRef<char> bytes;
+    if (auto r = dyn_cast_or_null<DenseResourceElementsAttr>(g.getValueAttr())) {
+      if (AsmResourceBlob *blob = r.getRawHandle().getBlob())
+        bytes = blob->getData();
+    } else if (auto d = dyn_cast_or_null<DenseElementsAttr>(g.getValueAttr())) {
+      Type elem = d.getElementType();
+      if (!d.isSplat() && elem.isIntOrFloat() &&
+          elem.getIntOrFloatBitWidth() % 8 == 0)
+        bytes = d.getRawData();
+    }
+    if (bytes.size() < threshold)
       continue;
-    std::string name = "__tf_weight_" + std::to_string(weights.symbols.size());
-    weights.symbols.push_back({name, std::move(bytes)});
-    g.setInitializer(nullptr);
-    g.setLinkage(llvm::GlobalValue::ExternalLinkage);
-    g.setVisibility(llvm::GlobalValue::HiddenVisibility);
-    g.setDSOLocal(true);
-    g.setName(name);
-    g.setAlignment(llvm::Align(64));
+    g.removeValueAttr();
+    g.removeUnnamedAddrAttr();
+    g.setLinkage(LLVM::Linkage::External);
+    g.setVisibility_(LLVM::Visibility::Hidden);
+    g.setDsoLocal(true);
+    g.setAlignment(64);
+    weights.symbols.push_back(
+        {g.getSymName().str(), llvm::StringRef(bytes.data(), bytes.size())});
   }
 }
 
@@ -402,6 +395,8 @@ translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   module.getContext()->appendDialectRegistry(registry);
+  if (weights)
+    externalizeWeights(module, *weights);
   std::unique_ptr<llvm::Module> m = translateModuleToLLVMIR(module, ctx, "model");
   if (!m) {
     error = "translation to LLVM IR failed";
@@ -415,8 +410,6 @@ translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
     return nullptr;
   m->setDataLayout(tm->createDataLayout());
   m->setTargetTriple(tm->getTargetTriple());
-  if (weights)
-    externalizeWeights(*m, *weights);
   optimizeModule(*m, *tm, options);
   return m;
 }

@@ -55,18 +55,22 @@ llvm::LogicalResult lowerToLLVMDialect(mlir::ModuleOp module,
 
 /// LLVM dialect -> LLVM IR, plus the model ABI (entry point and metadata
 /// globals, see model_abi.h), optimized at `optLevel`.
-/// Large constants (weights) moved out of an LLVM module, so that LLVM
-/// neither optimizes nor emits them: for each, the hidden external symbol
-/// the module now references and its bytes.
+/// Large constants (weights) moved out of the module before translation, so
+/// that LLVM neither copies, optimizes nor emits them: for each, the hidden
+/// external symbol the module now references and its bytes. The bytes
+/// belong to the MLIR module's context (its resource blobs and attributes),
+/// which must outlive this.
 struct ExternalWeights {
   struct Symbol {
-    std::string name, bytes;
+    std::string name;
+    llvm::StringRef bytes;
   };
   std::vector<Symbol> symbols;
 };
 
-/// With `weights`, every constant global of at least 64 KiB is moved there
-/// before optimization (emitWeightsObject then provides the symbols).
+/// With `weights`, every constant global of at least 64 KiB held as raw
+/// bytes is moved there first (emitWeightsObject then provides the
+/// symbols).
 std::unique_ptr<llvm::Module>
 translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &ctx,
                   const ModelSignature &sig, const CodegenOptions &options,
