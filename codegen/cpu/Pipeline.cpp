@@ -16,16 +16,16 @@
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/PassTimingInfo.h"
-#include "llvm/Passes/PassBuilder.h"
-#include "llvm/Passes/StandardInstrumentations.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Passes/StandardInstrumentations.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/SwapByteOrder.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
-#include "llvm/Support/SwapByteOrder.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/Triple.h"
 
@@ -365,10 +365,11 @@ static void externalizeWeights(ModuleOp module, ExternalWeights &weights) {
     if (!g.getConstant() || g.getLinkage() == LLVM::Linkage::External)
       continue;
     llvm::ArrayRef<char> bytes;
-    if (auto r = dyn_cast_or_null<DenseResourceElementsAttr>(g.getValueAttr())) {
+    Attribute value = g.getValueAttr();
+    if (auto r = dyn_cast_or_null<DenseResourceElementsAttr>(value)) {
       if (AsmResourceBlob *blob = r.getRawHandle().getBlob())
         bytes = blob->getData();
-    } else if (auto d = dyn_cast_or_null<DenseElementsAttr>(g.getValueAttr())) {
+    } else if (auto d = dyn_cast_or_null<DenseElementsAttr>(value)) {
       Type elem = d.getElementType();
       if (!d.isSplat() && elem.isIntOrFloat() &&
           elem.getIntOrFloatBitWidth() % 8 == 0)
@@ -569,9 +570,9 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
                                 llvm::StringRef path, std::string &error) {
   if (uint16_t machine = weightsElfMachine())
     return writeWeightsElf(weights, path, machine, error);
-  // Other hosts: the assembler, from `.incbin`s. One file per weight: the assembler reads an .incbin's whole file, so
-  // offsets into one shared file would make it read that file once per
-  // weight (21 GB for t5-base).
+  // Other hosts: the assembler, from `.incbin`s. One file per weight: the
+  // assembler reads an .incbin's whole file, so offsets into one shared
+  // file would make it read that file once per weight (21 GB for t5-base).
   std::string asmPath = (path + ".s").str();
   std::vector<std::string> files;
   auto cleanup = [&] {

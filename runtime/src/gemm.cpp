@@ -29,8 +29,8 @@
 // (matmulFewRowsTransposed).
 //
 // Threads: the pool in thread_pool.cpp. Packing A is split by row panels;
-// the product by (row block, column chunk) tasks, several per thread, taken
-// dynamically. Each element of C is computed by one task in a fixed order,
+// the product by (row block, column chunk) tasks, several per thread and
+// shrinking toward the end (ColumnChunks in gemm.h), taken dynamically. Each element of C is computed by one task in a fixed order,
 // so results do not depend on the thread count. Without AVX-512 (or with
 // TRANSFUSE_GEMM=portable) a portable loop nest runs instead.
 //
@@ -229,20 +229,21 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c,
              bool accumulate) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t rowPanels = (m + kMr - 1) / kMr, colPanels = (n + kNr - 1) / kNr;
-  // Tasks: row blocks of kMc rows x column chunks; several chunks per thread
-  // so that a slowed core takes fewer.
+  // Tasks: row blocks of kMc rows x column chunks (ColumnChunks: large ones
+  // first, shrinking, so that a slowed core takes fewer and no thread waits
+  // long at the end).
   int64_t threads = parallel(m, n, k) ? numThreads() : 1;
   Scratch<float> aPack(rowPanels * kMr * k);
   packA(a, aPack.data, threads > 1);
   int64_t rowBlocks = (m + kMc - 1) / kMc;
-  int64_t chunks = std::min(colPanels,
-                            std::max<int64_t>(1, 4 * threads / rowBlocks));
+  ColumnChunks chunks(colPanels, threads);
   bool unitColumns = c.strides[1] == 1;
   auto task = [&](int64_t t) {
-    int64_t rb = t / chunks, cc = t % chunks;
+    // The large chunks of every row block first, then the smaller ones.
+    int64_t rb = t % rowBlocks, cc = t / rowBlocks;
     int64_t ip0 = rb * (kMc / kMr),
             ip1 = std::min(rowPanels, ip0 + kMc / kMr);
-    int64_t jp0 = colPanels * cc / chunks, jp1 = colPanels * (cc + 1) / chunks;
+    int64_t jp0 = chunks.start[cc], jp1 = chunks.start[cc + 1];
     alignas(64) float tile[kMr * kNr];
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       int64_t kc = std::min(kKc, k - p0);
@@ -291,7 +292,7 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c,
       }
     }
   };
-  forEach(rowBlocks * chunks, threads > 1, task);
+  forEach(rowBlocks * chunks.count, threads > 1, task);
 }
 
 /// Rows of A at most this many: C = A * B straight from B's rows, without

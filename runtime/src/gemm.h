@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "thread_pool.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include <immintrin.h>
@@ -53,6 +54,29 @@ template <typename T> struct Scratch {
   ~Scratch() { _mlir_memref_to_llvm_free(data); }
   Scratch(const Scratch &) = delete;
   Scratch &operator=(const Scratch &) = delete;
+};
+
+/// Column panels [start[c], start[c + 1]) of task chunk c, c < count: one
+/// chunk on one thread; else each takes 1 / (2 threads) of the panels still
+/// left (at least one), so the first tasks are large and the last small,
+/// and the thread that finishes last waits little (a product's tasks are
+/// claimed in order).
+/// Which panels a chunk holds changes no result: every element of C is
+/// summed by one kernel call sequence in a fixed order.
+struct ColumnChunks {
+  static constexpr int64_t kMax = 64;
+  int64_t start[kMax + 1], count = 0;
+  ColumnChunks(int64_t panels, int64_t threads) {
+    start[0] = 0;
+    for (int64_t left = panels; left > 0 && count < kMax; ++count) {
+      int64_t take = count + 1 == kMax || threads <= 1
+                         ? left
+                         : std::max<int64_t>(
+                               1, (left + 2 * threads - 1) / (2 * threads));
+      left -= take;
+      start[count + 1] = start[count] + take;
+    }
+  }
 };
 
 /// Masks of the first w of 32 lanes (w > 0), as two 16-lane halves: edge

@@ -214,16 +214,16 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   Scratch<uint16_t> aPack(rowPanels * kRows * kp);
   packA(a, aPack.data, threads > 1);
   int64_t rowBlocks = (m + kMc - 1) / kMc;
-  int64_t chunks = std::min(colPanels,
-                            std::max<int64_t>(1, 4 * threads / rowBlocks));
+  ColumnChunks chunks(colPanels, threads);
   bool unitColumns = c.strides[1] == 1;
   int64_t aNext = kRows * kp; // from one A row panel to the next
   auto task = [&](int64_t t) {
     configureTiles();
-    int64_t rb = t / chunks, cc = t % chunks;
+    // The large chunks of every row block first, then the smaller ones.
+    int64_t rb = t % rowBlocks, cc = t / rowBlocks;
     int64_t ip0 = rb * (kMc / kRows),
             ip1 = std::min(rowPanels, ip0 + kMc / kRows);
-    int64_t jp0 = colPanels * cc / chunks, jp1 = colPanels * (cc + 1) / chunks;
+    int64_t jp0 = chunks.start[cc], jp1 = chunks.start[cc + 1];
     alignas(64) float tile[32 * 32];
     for (int64_t kb0 = 0; kb0 < kBlocks; kb0 += kBlocksPerKc) {
       int64_t blocks = std::min(kBlocksPerKc, kBlocks - kb0);
@@ -280,7 +280,7 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
     }
     releaseTiles();
   };
-  forEach(rowBlocks * chunks, threads > 1, task);
+  forEach(rowBlocks * chunks.count, threads > 1, task);
 }
 
 } // namespace
