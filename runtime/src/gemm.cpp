@@ -236,7 +236,8 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c,
   Scratch<float> aPack(rowPanels * kMr * k);
   packA(a, aPack.data, threads > 1);
   int64_t rowBlocks = (m + kMc - 1) / kMc;
-  ColumnChunks chunks(colPanels, threads);
+  ColumnChunks chunks(colPanels, threads,
+                      kChunkBytes / (std::min(m, kMc) * 32 * sizeof(float)));
   bool unitColumns = c.strides[1] == 1;
   auto task = [&](int64_t t) {
     // The large chunks of every row block first, then the smaller ones.

@@ -56,23 +56,29 @@ template <typename T> struct Scratch {
   Scratch &operator=(const Scratch &) = delete;
 };
 
-/// Column panels [start[c], start[c + 1]) of task chunk c, c < count: one
-/// chunk on one thread; else each takes 1 / (2 threads) of the panels still
-/// left (at least one), so the first tasks are large and the last small,
-/// and the thread that finishes last waits little (a product's tasks are
-/// claimed in order).
-/// Which panels a chunk holds changes no result: every element of C is
-/// summed by one kernel call sequence in a fixed order.
+/// A task's block of C, row block x column chunk, is at most about this
+/// many bytes, so that it stays in L2 between the K passes over it.
+constexpr int64_t kChunkBytes = 256 << 10;
+
+/// Column panels [start[c], start[c + 1]) of task chunk c, c < count: each
+/// at most maxPanels (at least one); on one thread that is all, else each
+/// takes 1 / (2 threads) of the panels still left, so the first tasks are
+/// large and the last small, and the thread that finishes last waits
+/// little (a product's tasks are claimed in order). Which panels a chunk
+/// holds changes no result: every element of C is summed by one kernel
+/// call sequence in a fixed order.
 struct ColumnChunks {
   static constexpr int64_t kMax = 64;
   int64_t start[kMax + 1], count = 0;
-  ColumnChunks(int64_t panels, int64_t threads) {
+  ColumnChunks(int64_t panels, int64_t threads, int64_t maxPanels) {
     start[0] = 0;
     for (int64_t left = panels; left > 0 && count < kMax; ++count) {
-      int64_t take = count + 1 == kMax || threads <= 1
-                         ? left
-                         : std::max<int64_t>(
-                               1, (left + 2 * threads - 1) / (2 * threads));
+      int64_t take =
+          threads <= 1
+              ? left
+              : std::max<int64_t>(1, (left + 2 * threads - 1) / (2 * threads));
+      take = count + 1 == kMax ? left
+                               : std::min(take, std::max<int64_t>(1, maxPanels));
       left -= take;
       start[count + 1] = start[count] + take;
     }

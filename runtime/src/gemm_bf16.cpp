@@ -214,7 +214,8 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   Scratch<uint16_t> aPack(rowPanels * kRows * kp);
   packA(a, aPack.data, threads > 1);
   int64_t rowBlocks = (m + kMc - 1) / kMc;
-  ColumnChunks chunks(colPanels, threads);
+  ColumnChunks chunks(colPanels, threads,
+                      kChunkBytes / (std::min(m, kMc) * 32 * sizeof(float)));
   bool unitColumns = c.strides[1] == 1;
   int64_t aNext = kRows * kp; // from one A row panel to the next
   auto task = [&](int64_t t) {
