@@ -77,8 +77,10 @@ struct ColumnChunks {
           threads <= 1
               ? left
               : std::max<int64_t>(1, (left + 2 * threads - 1) / (2 * threads));
-      take = count + 1 == kMax ? left
-                               : std::min(take, std::max<int64_t>(1, maxPanels));
+      if (count + 1 < kMax)
+        take = std::min(take, std::max<int64_t>(1, maxPanels));
+      else
+        take = left;
       left -= take;
       start[count + 1] = start[count] + take;
     }
