@@ -33,6 +33,37 @@ Value reduce(OpBuilder &b, Location loc, Value input, ArrayRef<int64_t> axes,
   Type elem = t.getElementType();
   int64_t r = t.getRank();
   SmallVector<Value> dims = getDimValues(b, loc, input);
+  // A float reduction over the last dim alone, of a static size that is a
+  // multiple of kLanes (the rows of LayerNorm, RMSNorm and softmax): first
+  // into kLanes partial results per row, [..., n] viewed as
+  // [..., n / kLanes, kLanes] -> [..., kLanes], then over those. Reducing
+  // [..., n] directly is one serial chain of scalar operations through
+  // memory per row (the accumulator is a buffer element LLVM does not keep
+  // in a register): about 7 cycles per element. The first loop nest here
+  // has kLanes independent chains innermost, which overlap. (LLVM still
+  // does not vectorize them: it cannot tell the accumulator from the input
+  // inside an outlined loop body. bert-base bf16 at 1 thread: -2.6%.)
+  constexpr int64_t kLanes = 16;
+  if (isa<FloatType>(elem) && axes.size() == 1 && axes[0] == r - 1 &&
+      !t.isDynamicDim(r - 1) && t.getDimSize(r - 1) % kLanes == 0 &&
+      t.getDimSize(r - 1) >= 2 * kLanes) {
+    SmallVector<int64_t> shape(t.getShape());
+    shape.back() /= kLanes;
+    shape.push_back(kLanes);
+    SmallVector<OpFoldResult> sizes;
+    SmallVector<ReassociationIndices> groups;
+    for (int64_t i = 0; i + 1 < r; ++i) {
+      sizes.push_back(getAsOpFoldResult(dims[i]));
+      groups.push_back({i});
+    }
+    sizes.push_back(b.getIndexAttr(shape[r - 1]));
+    sizes.push_back(b.getIndexAttr(kLanes));
+    groups.push_back({r - 1, r});
+    Value split = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get(shape, elem), input, groups, sizes);
+    return reduce(b, loc, reduce(b, loc, split, {r - 1}, kind), {r - 1},
+                  kind);
+  }
   SmallVector<int64_t> outShape;
   SmallVector<Value> outDims;
   SmallVector<AffineExpr> outExprs;

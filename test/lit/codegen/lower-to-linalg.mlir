@@ -65,3 +65,40 @@ func.func @gather(%w: tensor<10x4xf32>, %i: tensor<?xi64>) -> tensor<?x4xf32> {
   %0 = transformer.gather %w, %i {axis = 0 : i64} : (tensor<10x4xf32>, tensor<?xi64>) -> tensor<?x4xf32>
   return %0 : tensor<?x4xf32>
 }
+
+// -----
+
+// A float reduction over a static last dim that is a multiple of 16 (here
+// softmax's row max and row sum over 64): first into 16 partial results
+// per row, over [rows, 4, 16] with the 16 lanes innermost, then over the
+// 16 lanes.
+// CHECK-DAG: #[[SPLIT_IN:.*]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-DAG: #[[SPLIT_OUT:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-LABEL: func @row_reductions_split
+// CHECK: %[[X:.*]] = tensor.expand_shape %arg0 {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 4, 16] : tensor<?x64xf32> into tensor<?x4x16xf32>
+// CHECK: %[[P:.*]] = linalg.generic {indexing_maps = [#[[SPLIT_IN]], #[[SPLIT_OUT]]], iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[X]] : tensor<?x4x16xf32>) outs(%{{.*}} : tensor<?x16xf32>)
+// CHECK: arith.maximumf
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[P]] : tensor<?x16xf32>) outs(%{{.*}} : tensor<?xf32>)
+// CHECK: tensor.expand_shape {{.*}} into tensor<?x4x16xf32>
+// CHECK: iterator_types = ["parallel", "reduction", "parallel"]
+// CHECK: arith.addf
+func.func @row_reductions_split(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %0 = transformer.softmax %x {axis = -1 : i64} : (tensor<?x64xf32>) -> tensor<?x64xf32>
+  return %0 : tensor<?x64xf32>
+}
+
+// -----
+
+// Negative: a last dim that is not a multiple of 16, or is dynamic, is
+// reduced in one generic.
+// CHECK-LABEL: func @row_reductions_whole
+// CHECK-NOT: tensor.expand_shape
+// CHECK: iterator_types = ["parallel", "reduction"]} ins(%arg0 : tensor<?x40xf32>)
+// CHECK-NOT: tensor.expand_shape
+// CHECK: iterator_types = ["parallel", "reduction"]} ins(%arg1 : tensor<4x?xf32>)
+// CHECK-NOT: tensor.expand_shape
+func.func @row_reductions_whole(%x: tensor<?x40xf32>, %y: tensor<4x?xf32>) -> (tensor<?x40xf32>, tensor<4x?xf32>) {
+  %0 = transformer.softmax %x {axis = -1 : i64} : (tensor<?x40xf32>) -> tensor<?x40xf32>
+  %1 = transformer.softmax %y {axis = -1 : i64} : (tensor<4x?xf32>) -> tensor<4x?xf32>
+  return %0, %1 : tensor<?x40xf32>, tensor<4x?xf32>
+}
