@@ -26,30 +26,39 @@ using namespace transfuse::transformer;
 
 namespace transfuse::cpu {
 
-/// Reduces `input` over `axes` (sorted, normalized), dropping them.
-Value reduce(OpBuilder &b, Location loc, Value input, ArrayRef<int64_t> axes,
-             ReduceKind kind) {
+/// `reduce`, where `splitRows` lets a float reduction over a static last
+/// dim first go through partial results (see below).
+static Value reduceImpl(OpBuilder &b, Location loc, Value input,
+                        ArrayRef<int64_t> axes, ReduceKind kind,
+                        bool splitRows) {
   auto t = tensorType(input);
   Type elem = t.getElementType();
   int64_t r = t.getRank();
   SmallVector<Value> dims = getDimValues(b, loc, input);
-  // A float reduction over the last dim alone, of a static size that is a
-  // multiple of kLanes (the rows of LayerNorm, RMSNorm and softmax): first
-  // into kLanes partial results per row, [..., n] viewed as
-  // [..., n / kLanes, kLanes] -> [..., kLanes], then over those. Reducing
-  // [..., n] directly is one serial chain of scalar operations through
-  // memory per row (the accumulator is a buffer element LLVM does not keep
-  // in a register): about 7 cycles per element. The first loop nest here
-  // has kLanes independent chains innermost, which overlap. (LLVM still
-  // does not vectorize them: it cannot tell the accumulator from the input
-  // inside an outlined loop body. bert-base bf16 at 1 thread: -2.6%.)
-  constexpr int64_t kLanes = 16;
-  if (isa<FloatType>(elem) && axes.size() == 1 && axes[0] == r - 1 &&
-      !t.isDynamicDim(r - 1) && t.getDimSize(r - 1) % kLanes == 0 &&
-      t.getDimSize(r - 1) >= 2 * kLanes) {
+  // A float reduction over the last dim alone, of a static size n (the rows
+  // of LayerNorm, RMSNorm and softmax): first into `lanes` partial results
+  // per row, [..., n] viewed as [..., n / lanes, lanes] -> [..., lanes],
+  // then over those; lanes is the largest of 128, 64, 32, 16 that divides n
+  // at least twice. Reducing [..., n] directly is one serial chain of
+  // scalar operations through memory per row (the accumulator is a buffer
+  // element LLVM does not keep in a register): about 7 cycles per element.
+  // The first loop nest here has `lanes` independent elements innermost,
+  // which LLVM vectorizes when the loop is long enough not to be unrolled
+  // whole first (64 lanes and more; with 16 it unrolls and, unable to tell
+  // the accumulator from the input inside an outlined loop body, leaves
+  // scalar but independent chains).
+  int64_t lanes = 0;
+  if (splitRows && isa<FloatType>(elem) && axes.size() == 1 &&
+      axes[0] == r - 1 && !t.isDynamicDim(r - 1))
+    for (int64_t l : {128, 64, 32, 16})
+      if (t.getDimSize(r - 1) % l == 0 && t.getDimSize(r - 1) >= 2 * l) {
+        lanes = l;
+        break;
+      }
+  if (lanes) {
     SmallVector<int64_t> shape(t.getShape());
-    shape.back() /= kLanes;
-    shape.push_back(kLanes);
+    shape.back() /= lanes;
+    shape.push_back(lanes);
     SmallVector<OpFoldResult> sizes;
     SmallVector<ReassociationIndices> groups;
     for (int64_t i = 0; i + 1 < r; ++i) {
@@ -57,12 +66,12 @@ Value reduce(OpBuilder &b, Location loc, Value input, ArrayRef<int64_t> axes,
       groups.push_back({i});
     }
     sizes.push_back(b.getIndexAttr(shape[r - 1]));
-    sizes.push_back(b.getIndexAttr(kLanes));
+    sizes.push_back(b.getIndexAttr(lanes));
     groups.push_back({r - 1, r});
     Value split = tensor::ExpandShapeOp::create(
         b, loc, RankedTensorType::get(shape, elem), input, groups, sizes);
-    return reduce(b, loc, reduce(b, loc, split, {r - 1}, kind), {r - 1},
-                  kind);
+    Value partial = reduceImpl(b, loc, split, {r - 1}, kind, false);
+    return reduceImpl(b, loc, partial, {r - 1}, kind, false);
   }
   SmallVector<int64_t> outShape;
   SmallVector<Value> outDims;
@@ -107,6 +116,12 @@ Value reduce(OpBuilder &b, Location loc, Value input, ArrayRef<int64_t> axes,
         linalg::YieldOp::create(nb, nl, v);
       });
   return generic.getResult(0);
+}
+
+/// Reduces `input` over `axes` (sorted, normalized), dropping them.
+Value reduce(OpBuilder &b, Location loc, Value input, ArrayRef<int64_t> axes,
+             ReduceKind kind) {
+  return reduceImpl(b, loc, input, axes, kind, /*splitRows=*/true);
 }
 
 /// Reduces and keeps the reduced dims as 1s.

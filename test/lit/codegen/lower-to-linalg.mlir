@@ -68,29 +68,33 @@ func.func @gather(%w: tensor<10x4xf32>, %i: tensor<?xi64>) -> tensor<?x4xf32> {
 
 // -----
 
-// A float reduction over a static last dim that is a multiple of 16 (here
-// softmax's row max and row sum over 64): first into 16 partial results
-// per row, over [rows, 4, 16] with the 16 lanes innermost, then over the
-// 16 lanes.
+// A float reduction over a static last dim (here softmax's row max and
+// row sum over 64, and a LayerNorm row of 768): first into partial results
+// per row, the largest of 128, 64, 32, 16 lanes that divides the row at
+// least twice (32 for 64, 128 for 768), with the lanes innermost, then over
+// the lanes.
 // CHECK-DAG: #[[SPLIT_IN:.*]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
 // CHECK-DAG: #[[SPLIT_OUT:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
 // CHECK-LABEL: func @row_reductions_split
-// CHECK: %[[X:.*]] = tensor.expand_shape %arg0 {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 4, 16] : tensor<?x64xf32> into tensor<?x4x16xf32>
-// CHECK: %[[P:.*]] = linalg.generic {indexing_maps = [#[[SPLIT_IN]], #[[SPLIT_OUT]]], iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[X]] : tensor<?x4x16xf32>) outs(%{{.*}} : tensor<?x16xf32>)
+// CHECK: %[[X:.*]] = tensor.expand_shape %arg0 {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 2, 32] : tensor<?x64xf32> into tensor<?x2x32xf32>
+// CHECK: %[[P:.*]] = linalg.generic {indexing_maps = [#[[SPLIT_IN]], #[[SPLIT_OUT]]], iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[X]] : tensor<?x2x32xf32>) outs(%{{.*}} : tensor<?x32xf32>)
 // CHECK: arith.maximumf
-// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[P]] : tensor<?x16xf32>) outs(%{{.*}} : tensor<?xf32>)
-// CHECK: tensor.expand_shape {{.*}} into tensor<?x4x16xf32>
+// CHECK-NOT: tensor.expand_shape
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[P]] : tensor<?x32xf32>) outs(%{{.*}} : tensor<?xf32>)
+// CHECK: tensor.expand_shape {{.*}} into tensor<?x2x32xf32>
 // CHECK: iterator_types = ["parallel", "reduction", "parallel"]
 // CHECK: arith.addf
-func.func @row_reductions_split(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+// CHECK: tensor.expand_shape %arg1 {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 6, 128] : tensor<?x768xf32> into tensor<?x6x128xf32>
+func.func @row_reductions_split(%x: tensor<?x64xf32>, %y: tensor<?x768xf32>, %s: tensor<768xf32>) -> (tensor<?x64xf32>, tensor<?x768xf32>) {
   %0 = transformer.softmax %x {axis = -1 : i64} : (tensor<?x64xf32>) -> tensor<?x64xf32>
-  return %0 : tensor<?x64xf32>
+  %1 = transformer.layer_norm %y scale %s bias %s {epsilon = 1.0e-5 : f32} : (tensor<?x768xf32>, tensor<768xf32>, tensor<768xf32>) -> tensor<?x768xf32>
+  return %0, %1 : tensor<?x64xf32>, tensor<?x768xf32>
 }
 
 // -----
 
-// Negative: a last dim that is not a multiple of 16, or is dynamic, is
-// reduced in one generic.
+// Negative: a last dim with none of those lane counts (40 is not a
+// multiple of 16), or a dynamic one, is reduced in one generic.
 // CHECK-LABEL: func @row_reductions_whole
 // CHECK-NOT: tensor.expand_shape
 // CHECK: iterator_types = ["parallel", "reduction"]} ins(%arg0 : tensor<?x40xf32>)
