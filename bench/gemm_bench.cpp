@@ -184,40 +184,42 @@ int main(int argc, char **argv) {
                    {kp * 32, 32, 1}};
     std::vector<std::vector<uint16_t>> coldBf16(amx ? 2 * copies : 0,
                                                 packedBf16);
-    auto timeIt = [&](int which) {
+    // The median over `repeats` calls of run(r), after 3 warm-up calls.
+    auto timeIt = [&](auto run) {
       std::vector<double> times;
       for (int r = 0; r < repeats + 3; ++r) {
         double t = now();
-        if (which == 0) {
-          _mlir_ciface_transfuse_matmul_f32_packed(&da, &dp, &dc, 0);
-        } else if (which == 4) {
-          Desc3DBf16 cd = dpb;
-          cd.base = cd.data = coldBf16[r % coldBf16.size()].data();
-          _mlir_ciface_transfuse_matmul_bf16_packed(&da, &cd, &dc, 0);
-        } else if (which == 3) {
-          Desc3D cd = dp;
-          cd.base = cd.data = cold[r % copies].data();
-          _mlir_ciface_transfuse_matmul_f32_packed(&da, &cd, &dc, 0);
-        }
-        else if (which == 1)
-          _mlir_ciface_transfuse_matmul_f32(&da, &db, &dc, 0);
-        else
-          _mlir_ciface_transfuse_matmul_bf16_packed(&da, &dpb, &dc, 0);
+        run(r);
         if (r >= 3)
           times.push_back(now() - t);
       }
       std::sort(times.begin(), times.end());
       return times[times.size() / 2];
     };
+    auto f32Packed = [&](float *weight) {
+      Desc3D d = dp;
+      d.base = d.data = weight;
+      _mlir_ciface_transfuse_matmul_f32_packed(&da, &d, &dc, 0);
+    };
+    auto bf16Packed = [&](uint16_t *weight) {
+      Desc3DBf16 d = dpb;
+      d.base = d.data = weight;
+      _mlir_ciface_transfuse_matmul_bf16_packed(&da, &d, &dc, 0);
+    };
     double flop = 2.0 * s.m * s.k * s.n;
-    double tp = timeIt(0), tc = timeIt(3), tu = timeIt(1);
+    double tp = timeIt([&](int) { f32Packed(packed.data()); });
+    double tc = timeIt([&](int r) { f32Packed(cold[r % copies].data()); });
+    double tu = timeIt(
+        [&](int) { _mlir_ciface_transfuse_matmul_f32(&da, &db, &dc, 0); });
     printf("%-34s %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f "
            "%6.0f%%",
            s.what, tp * 1e3, flop / tp / 1e9, 100 * flop / tp / 1e9 / peak,
            tc * 1e3, flop / tc / 1e9, 100 * flop / tc / 1e9 / peak, tu * 1e3,
            flop / tu / 1e9, 100 * flop / tu / 1e9 / peak);
     if (amx) {
-      double tb = timeIt(2), tbc = timeIt(4);
+      double tb = timeIt([&](int) { bf16Packed(packedBf16.data()); });
+      double tbc = timeIt(
+          [&](int r) { bf16Packed(coldBf16[r % coldBf16.size()].data()); });
       printf(" %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f %6.0f%%", tb * 1e3,
              flop / tb / 1e9, 100 * flop / tb / 1e9 / amxPeak, tbc * 1e3,
              flop / tbc / 1e9, 100 * flop / tbc / 1e9 / amxPeak);

@@ -12,7 +12,6 @@
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
-#include "llvm/BinaryFormat/ELF.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/PassTimingInfo.h"
@@ -22,14 +21,12 @@
 #include "llvm/Passes/StandardInstrumentations.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Program.h"
-#include "llvm/Support/SwapByteOrder.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/Triple.h"
 
-#include <cstring>
 #include <map>
 
 using namespace mlir;
@@ -436,181 +433,34 @@ LogicalResult emitObjectFile(llvm::Module &module, llvm::StringRef path,
   return success();
 }
 
-/// The compiler driver used to assemble and link (clang++ by default).
+/// The compiler driver used to link (clang++ by default).
 static std::string linkerDriver() {
   if (const char *env = getenv("TRANSFUSE_LINKER"))
     return env;
   return TRANSFUSE_DEFAULT_LINKER;
 }
 
-/// The ELF machine of a little-endian x86-64 or AArch64 ELF host (where
-/// writeWeightsElf writes the weights object itself), else 0.
-static uint16_t weightsElfMachine() {
-  llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
-  if (!triple.isOSBinFormatELF() || !llvm::sys::IsLittleEndianHost)
-    return 0;
-  switch (triple.getArch()) {
-  case llvm::Triple::x86_64:
-    return llvm::ELF::EM_X86_64;
-  case llvm::Triple::aarch64:
-    return llvm::ELF::EM_AARCH64;
-  default:
-    return 0;
-  }
-}
-
-/// The weights as an ELF64 relocatable object, written in one pass: one
-/// read-only section holding every weight at a 64-byte aligned offset, one
-/// global hidden object symbol per weight, and an empty .note.GNU-stack.
-/// (Assembling `.incbin`s instead took 4.8 of bert-base's 14 s compile.)
-static LogicalResult writeWeightsElf(const ExternalWeights &weights,
-                                     llvm::StringRef path, uint16_t machine,
-                                     std::string &error) {
-  namespace elf = llvm::ELF;
-  auto alignTo = [](uint64_t x, uint64_t a) { return (x + a - 1) / a * a; };
-  auto addName = [](std::string &table, llvm::StringRef name) {
-    uint32_t at = table.size();
-    table += name;
-    table.push_back('\0');
-    return at;
-  };
-  enum { kNull, kData, kNote, kSymtab, kStrtab, kShstrtab, kSections };
-  std::string shstrtab(1, '\0'), strtab(1, '\0');
-  uint32_t names[kSections] = {
-      0, addName(shstrtab, ".rodata.transfuse_weights"),
-      addName(shstrtab, ".note.GNU-stack"), addName(shstrtab, ".symtab"),
-      addName(shstrtab, ".strtab"), addName(shstrtab, ".shstrtab")};
-  std::vector<elf::Elf64_Sym> syms(1 + weights.symbols.size());
-  std::memset(syms.data(), 0, syms.size() * sizeof(elf::Elf64_Sym));
-  uint64_t dataSize = 0;
-  for (auto [i, w] : llvm::enumerate(weights.symbols)) {
-    dataSize = alignTo(dataSize, 64);
-    elf::Elf64_Sym &sym = syms[i + 1];
-    sym.st_name = addName(strtab, w.name);
-    sym.setBindingAndType(elf::STB_GLOBAL, elf::STT_OBJECT);
-    sym.st_other = elf::STV_HIDDEN;
-    sym.st_shndx = kData;
-    sym.st_value = dataSize;
-    sym.st_size = w.bytes.size();
-    dataSize += w.bytes.size();
-  }
-  uint64_t dataOff = 64, symOff = alignTo(dataOff + dataSize, 8),
-           symSize = syms.size() * sizeof(elf::Elf64_Sym),
-           strOff = symOff + symSize, shstrOff = strOff + strtab.size(),
-           shOff = alignTo(shstrOff + shstrtab.size(), 8);
-  elf::Elf64_Ehdr eh;
-  std::memset(&eh, 0, sizeof(eh));
-  std::memcpy(eh.e_ident, elf::ElfMagic, 4);
-  eh.e_ident[elf::EI_CLASS] = elf::ELFCLASS64;
-  eh.e_ident[elf::EI_DATA] = elf::ELFDATA2LSB;
-  eh.e_ident[elf::EI_VERSION] = elf::EV_CURRENT;
-  eh.e_type = elf::ET_REL;
-  eh.e_machine = machine;
-  eh.e_version = elf::EV_CURRENT;
-  eh.e_shoff = shOff;
-  eh.e_ehsize = sizeof(eh);
-  eh.e_shentsize = sizeof(elf::Elf64_Shdr);
-  eh.e_shnum = kSections;
-  eh.e_shstrndx = kShstrtab;
-  elf::Elf64_Shdr sh[kSections];
-  std::memset(sh, 0, sizeof(sh));
-  auto section = [&](int i, uint32_t type, uint64_t flags, uint64_t off,
-                     uint64_t size, uint64_t align) {
-    sh[i].sh_name = names[i];
-    sh[i].sh_type = type;
-    sh[i].sh_flags = flags;
-    sh[i].sh_offset = off;
-    sh[i].sh_size = size;
-    sh[i].sh_addralign = align;
-  };
-  section(kData, elf::SHT_PROGBITS, elf::SHF_ALLOC, dataOff, dataSize, 64);
-  section(kNote, elf::SHT_PROGBITS, 0, dataOff, 0, 1);
-  section(kSymtab, elf::SHT_SYMTAB, 0, symOff, symSize, 8);
-  sh[kSymtab].sh_link = kStrtab;
-  sh[kSymtab].sh_info = 1; // the first global symbol
-  sh[kSymtab].sh_entsize = sizeof(elf::Elf64_Sym);
-  section(kStrtab, elf::SHT_STRTAB, 0, strOff, strtab.size(), 1);
-  section(kShstrtab, elf::SHT_STRTAB, 0, shstrOff, shstrtab.size(), 1);
-
-  std::error_code ec;
-  llvm::raw_fd_ostream out(path, ec, llvm::sys::fs::OF_None);
-  if (ec)
-    return error = "cannot write " + path.str() + ": " + ec.message(),
-           failure();
-  uint64_t at = 0;
-  auto write = [&](const void *p, uint64_t n) {
-    out.write(static_cast<const char *>(p), n);
-    at += n;
-  };
-  auto padTo = [&](uint64_t off) {
-    static const char zeros[64] = {};
-    while (at < off)
-      write(zeros, std::min<uint64_t>(64, off - at));
-  };
-  write(&eh, sizeof(eh));
-  for (auto [i, w] : llvm::enumerate(weights.symbols)) {
-    padTo(dataOff + syms[i + 1].st_value);
-    write(w.bytes.data(), w.bytes.size());
-  }
-  padTo(symOff);
-  write(syms.data(), symSize);
-  write(strtab.data(), strtab.size());
-  write(shstrtab.data(), shstrtab.size());
-  padTo(shOff);
-  write(sh, sizeof(sh));
-  out.close();
-  if (out.has_error())
-    return error = "cannot write " + path.str() + ": " +
-                   out.error().message(),
-           failure();
-  return success();
-}
-
 LogicalResult emitWeightsObject(const ExternalWeights &weights,
-                                llvm::StringRef path, std::string &error) {
-  if (uint16_t machine = weightsElfMachine())
-    return writeWeightsElf(weights, path, machine, error);
-  // Other hosts: the assembler, from `.incbin`s. One file per weight: the
-  // assembler reads an .incbin's whole file, so offsets into one shared
-  // file would make it read that file once per weight (21 GB for t5-base).
-  std::string asmPath = (path + ".s").str();
-  std::vector<std::string> files;
-  auto cleanup = [&] {
-    for (const std::string &f : files)
-      llvm::sys::fs::remove(f);
-    llvm::sys::fs::remove(asmPath);
-  };
-  std::error_code ec;
-  llvm::raw_fd_ostream as(asmPath, ec, llvm::sys::fs::OF_Text);
-  if (ec)
-    return error = "cannot write " + asmPath + ": " + ec.message(), failure();
-  as << "  .section .rodata.transfuse_weights,\"a\",@progbits\n";
-  for (const auto &w : weights.symbols) {
-    files.push_back((path + "." + w.name + ".bin").str());
-    llvm::raw_fd_ostream out(files.back(), ec, llvm::sys::fs::OF_None);
-    if (ec) {
-      cleanup();
-      return error = "cannot write " + files.back() + ": " + ec.message(),
-             failure();
-    }
-    out << w.bytes;
-    as << "  .p2align 6\n  .globl " << w.name << "\n  .hidden " << w.name
-       << "\n"
-       << w.name << ":\n  .incbin \"" << files.back() << "\"\n";
+                                llvm::StringRef path,
+                                const CodegenOptions &options,
+                                std::string &error) {
+  // A module of the weights alone, as raw bytes: nothing to optimize, and
+  // code generation only copies the bytes into the object.
+  llvm::LLVMContext ctx;
+  llvm::Module m("weights", ctx);
+  m.setTargetTriple(llvm::Triple(llvm::sys::getDefaultTargetTriple()));
+  llvm::Type *i8 = llvm::Type::getInt8Ty(ctx);
+  for (const ExternalWeights::Symbol &w : weights.symbols) {
+    llvm::Constant *bytes =
+        llvm::ConstantDataArray::getRaw(w.bytes, w.bytes.size(), i8);
+    auto *g = new llvm::GlobalVariable(m, bytes->getType(), /*isConstant=*/true,
+                                       llvm::GlobalValue::ExternalLinkage,
+                                       bytes, w.name);
+    g->setVisibility(llvm::GlobalValue::HiddenVisibility);
+    g->setDSOLocal(true);
+    g->setAlignment(llvm::Align(64));
   }
-  as << "  .section .note.GNU-stack,\"\",@progbits\n";
-  as.close();
-  std::string driver = linkerDriver();
-  std::vector<llvm::StringRef> args{driver, "-c", asmPath, "-o", path};
-  std::string msg;
-  int rc =
-      llvm::sys::ExecuteAndWait(driver, args, std::nullopt, {}, 0, 0, &msg);
-  cleanup();
-  if (rc != 0)
-    return error = "assembling the weights failed (" + driver + "): " +
-                   (msg.empty() ? "exit " + std::to_string(rc) : msg),
-           failure();
-  return success();
+  return emitObjectFile(m, path, options, error);
 }
 
 LogicalResult linkSharedLibrary(llvm::ArrayRef<std::string> objects,

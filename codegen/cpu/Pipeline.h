@@ -77,11 +77,12 @@ translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &ctx,
                   std::string &error, ExternalWeights *weights = nullptr);
 
 /// An object file defining the symbols of `weights` (64-byte aligned,
-/// read-only, hidden): written directly as ELF64 on x86-64 and AArch64
-/// Linux hosts, else assembled from `.incbin` of the bytes written next to
-/// it.
+/// read-only, hidden), from a module holding only those bytes, emitted as
+/// emitObjectFile does.
 llvm::LogicalResult emitWeightsObject(const ExternalWeights &weights,
-                                      llvm::StringRef path, std::string &error);
+                                      llvm::StringRef path,
+                                      const CodegenOptions &options,
+                                      std::string &error);
 
 /// Writes an object file for the host (or options.cpu).
 llvm::LogicalResult emitObjectFile(llvm::Module &module, llvm::StringRef path,

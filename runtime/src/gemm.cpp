@@ -174,7 +174,8 @@ __attribute__((target("avx512f"))) void packA(const Desc2D &a, float *out,
 /// out[R][32] (row stride ldo; columns masked by m0, m1) = (load ? out : 0)
 /// + A panel slice (kc x kMr, first R rows used) * B panel slice (kc x kNr).
 /// Along the way it prefetches `pfLines` cache lines from `pf` into L2,
-/// spread evenly over the kc steps (a share of the next B slice).
+/// spread evenly over the kc steps, at most one per step (a share of the
+/// next B slice; with a single row panel, M <= 12, that is half of it).
 template <int R>
 __attribute__((target("avx512f"))) void
 kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,

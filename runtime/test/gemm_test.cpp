@@ -64,19 +64,31 @@ void checkResult(const Matrix &c, const std::vector<double> &expect,
   }
 }
 
-/// C = A * B, plus C's old values when `accumulate`.
-void check(int64_t m, int64_t k, int64_t n, int64_t pad, bool packed,
-           bool accumulate) {
-  Matrix a(m, k, k + pad, 1.0f), b(k, n, n + pad, 2.0f), c(m, n, n + pad, 3.0f);
-  std::vector<float> before = c.v;
+/// The reference: C's old values when `accumulate` (else 0) plus
+/// sum_p aAt(i, p) * bAt(p, j), in double precision, for C's m x n.
+template <typename AAt, typename BAt>
+std::vector<double> reference(const Matrix &c, int64_t k, bool accumulate,
+                              AAt aAt, BAt bAt) {
+  int64_t m = c.d.sizes[0], n = c.d.sizes[1];
   std::vector<double> expect(m * n);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       double s = accumulate ? c.at(i, j) : 0.0;
       for (int64_t p = 0; p < k; ++p)
-        s += (double)a.at(i, p) * b.at(p, j);
+        s += (double)aAt(i, p) * bAt(p, j);
       expect[i * n + j] = s;
     }
+  return expect;
+}
+
+/// C = A * B, plus C's old values when `accumulate`.
+void check(int64_t m, int64_t k, int64_t n, int64_t pad, bool packed,
+           bool accumulate) {
+  Matrix a(m, k, k + pad, 1.0f), b(k, n, n + pad, 2.0f), c(m, n, n + pad, 3.0f);
+  std::vector<float> before = c.v;
+  std::vector<double> expect = reference(
+      c, k, accumulate, [&](int64_t i, int64_t p) { return a.at(i, p); },
+      [&](int64_t p, int64_t j) { return b.at(p, j); });
   if (packed) {
     // The layout transfuse-cpu-matmul-to-microkernel writes at compile time:
     // [ceil(N / 32)][K][32], zero padded.
@@ -119,14 +131,9 @@ void checkTransposedB(int64_t m, int64_t k, int64_t n, int64_t pad,
   Matrix a(m, k, k + pad, 1.0f), keys(n, k, k + pad, 2.0f),
       c(m, n, n + pad, 3.0f);
   std::vector<float> before = c.v;
-  std::vector<double> expect(m * n);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double s = accumulate ? c.at(i, j) : 0.0;
-      for (int64_t p = 0; p < k; ++p)
-        s += (double)a.at(i, p) * keys.at(j, p);
-      expect[i * n + j] = s;
-    }
+  std::vector<double> expect = reference(
+      c, k, accumulate, [&](int64_t i, int64_t p) { return a.at(i, p); },
+      [&](int64_t p, int64_t j) { return keys.at(j, p); });
   Desc2D bt{keys.v.data(), keys.v.data(), 0, {k, n}, {1, k + pad}};
   _mlir_ciface_transfuse_matmul_f32(&a.d, &bt, &c.d, accumulate);
   checkResult(c, expect, before, k);
@@ -166,14 +173,10 @@ void checkBf16(int64_t m, int64_t k, int64_t n, int64_t pad, bool accumulate) {
   Matrix a(m, k, k + pad, 1.0f), b(k, n, n + pad, 2.0f), c(m, n, n + pad, 3.0f);
   std::vector<float> before = c.v;
   auto round = [](float x) { return bf16::toFloat(bf16::fromFloat(x)); };
-  std::vector<double> expect(m * n);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double s = accumulate ? c.at(i, j) : 0.0;
-      for (int64_t p = 0; p < k; ++p)
-        s += (double)round(a.at(i, p)) * round(b.at(p, j));
-      expect[i * n + j] = s;
-    }
+  std::vector<double> expect = reference(
+      c, k, accumulate,
+      [&](int64_t i, int64_t p) { return round(a.at(i, p)); },
+      [&](int64_t p, int64_t j) { return round(b.at(p, j)); });
   int64_t kp = bf16::paddedK(k), panels = (n + 31) / 32;
   std::vector<uint16_t> p(panels * kp * 32);
   bf16::pack(b.v.data(), k, n, b.d.strides[0], p.data());

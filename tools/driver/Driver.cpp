@@ -232,7 +232,8 @@ bool compileModel(const std::string &input, const std::string &output,
     if (!weights.symbols.empty()) {
       PhaseTimer t(options, "write weights");
       objects.push_back(objPath + ".weights.o");
-      if (failed(cpu::emitWeightsObject(weights, objects.back(), error))) {
+      if (failed(cpu::emitWeightsObject(weights, objects.back(),
+                                         options.codegen, error))) {
         llvm::sys::fs::remove(objPath);
         return false;
       }
