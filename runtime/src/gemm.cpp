@@ -392,12 +392,21 @@ bool useAvx512() {
 
 } // namespace
 
-bool transfuse::runtime::gemm::forcedPortable() {
-  static const bool forced = [] {
+/// TRANSFUSE_GEMM, read once: "portable", "no-amx" or unset.
+static const char *gemmMode() {
+  static const char *mode = [] {
     const char *e = std::getenv("TRANSFUSE_GEMM");
-    return e && std::strcmp(e, "portable") == 0;
+    return e ? e : "";
   }();
-  return forced;
+  return mode;
+}
+
+bool transfuse::runtime::gemm::forcedPortable() {
+  return std::strcmp(gemmMode(), "portable") == 0;
+}
+
+bool transfuse::runtime::gemm::amxDisabled() {
+  return std::strcmp(gemmMode(), "no-amx") == 0;
 }
 
 extern "C" __attribute__((visibility("default"))) void

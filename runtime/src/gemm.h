@@ -118,6 +118,11 @@ inline bool needsProduct(const Desc2D &a, const Desc2D &c, bool accumulate) {
 /// tests use to cover them on any machine.
 bool forcedPortable();
 
+/// TRANSFUSE_GEMM=no-amx: the bf16 GEMM uses its AVX512-BF16 kernel even
+/// where AMX is present (the tests cover that kernel this way on AMX
+/// machines).
+bool amxDisabled();
+
 } // namespace transfuse::runtime::gemm
 
 #endif

@@ -1,4 +1,4 @@
-//===- gemm_bf16.cpp - the bf16 GEMM on AMX tiles -------------------------===//
+//===- gemm_bf16.cpp - the bf16 GEMM on AMX tiles or AVX512-BF16 ----------===//
 //
 // `transfuse compile --precision bf16` packs each constant weight into the
 // bf16 tile layout of transfuse/bf16_panels.h and calls
@@ -25,8 +25,11 @@
 // configures its thread's tiles and releases them when done.
 //
 // Without AMX (CPUID, and Linux granting the tile state with
-// arch_prctl(ARCH_REQ_XCOMP_PERM)), or with TRANSFUSE_GEMM=portable, a
-// portable loop computes the same bf16 products.
+// arch_prctl(ARCH_REQ_XCOMP_PERM)), or with TRANSFUSE_GEMM=no-amx, the same
+// tasks, blocks and packed operands go through an AVX512-BF16 kernel
+// (VDPBF16PS, `dpBlock`) eight rows at a time: AMD Zen 4 and later have it
+// and no AMX. Without either, or with TRANSFUSE_GEMM=portable, a portable
+// loop computes the same bf16 products.
 //
 //===----------------------------------------------------------------------===//
 #include "gemm.h"
@@ -204,8 +207,55 @@ block(int64_t blocks, const uint16_t *a, int64_t aNext, const uint16_t *b,
 
 __attribute__((target("amx-tile"))) void releaseTiles() { _tile_release(); }
 
-void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
-               bool accumulate) {
+/// The AVX512-BF16 kernel, for CPUs without AMX (AMD Zen 4 and later,
+/// Intel Cooper Lake): C (R rows x 32 columns, row stride ldc floats) =
+/// (load ? C : 0) + `blocks` 32-deep steps of R rows of an A panel (a, rows
+/// 32 elements apart) times B panel blocks, with VDPBF16PS. It reads the
+/// same packed A and B as the AMX tiles: B's row q of a tile is the pair
+/// (B[2q][j], B[2q + 1][j]) of 16 columns, and A's pair (A[r][2q],
+/// A[r][2q + 1]) is one 32-bit word, broadcast to all 16 lanes. R = 8
+/// keeps 16 f32 accumulators; fewer rows (decode) take R = 1, 2 or 4.
+/// `pf` and `pfLines` as in `block`.
+template <int kR>
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void
+dpBlock(int64_t blocks, const uint16_t *a, const uint16_t *b, float *c,
+        int64_t ldc, bool load, const uint16_t *pf, int64_t pfLines) {
+  __m512 acc[kR][2];
+  for (int r = 0; r < kR; ++r) {
+    acc[r][0] = load ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
+    acc[r][1] = load ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();
+  }
+  for (int64_t kb = 0; kb < blocks; ++kb) {
+    for (int64_t l = kb * pfLines / blocks; l < (kb + 1) * pfLines / blocks;
+         ++l)
+      _mm_prefetch((const char *)(pf + l * 32), _MM_HINT_T1);
+    const uint16_t *ak = a + kb * 512, *bk = b + kb * 1024;
+#pragma clang loop unroll(full)
+    for (int q = 0; q < 16; ++q) {
+      __m512bh b0 = (__m512bh)_mm512_loadu_si512(bk + q * 32);
+      __m512bh b1 = (__m512bh)_mm512_loadu_si512(bk + 512 + q * 32);
+      for (int r = 0; r < kR; ++r) {
+        int32_t pair;
+        std::memcpy(&pair, ak + r * 32 + 2 * q, sizeof pair);
+        __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+      }
+    }
+  }
+  for (int r = 0; r < kR; ++r) {
+    _mm512_storeu_ps(c + r * ldc, acc[r][0]);
+    _mm512_storeu_ps(c + r * ldc + 16, acc[r][1]);
+  }
+}
+
+/// Which kernel computes the bf16 products.
+enum class Kernel { Amx, Avx512Bf16 };
+
+/// The tiled product on packed A and B, on `kernel`.
+template <Kernel kernel>
+void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
+                 bool accumulate) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k), kBlocks = kp / bf16::kBlockK;
   int64_t rowPanels = (m + kRows - 1) / kRows;
@@ -219,7 +269,8 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   bool unitColumns = c.strides[1] == 1;
   int64_t aNext = kRows * kp; // from one A row panel to the next
   auto task = [&](int64_t t) {
-    configureTiles();
+    if constexpr (kernel == Kernel::Amx)
+      configureTiles();
     // The large chunks of every row block first, then the smaller ones.
     int64_t rb = t % rowBlocks, cc = t / rowBlocks;
     int64_t ip0 = rb * (kMc / kRows),
@@ -257,10 +308,28 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
           const uint16_t *ap = aPack.data + ip * aNext + kb0 * 512;
           float *cij = c.at(i, j);
           auto run = [&](float *dst, int64_t ld) {
-            if (rp == 2)
-              block<2>(blocks, ap, aNext, bp, dst, ld, load, pf, l1 - l0);
-            else
-              block<1>(blocks, ap, aNext, bp, dst, ld, load, pf, l1 - l0);
+            if constexpr (kernel == Kernel::Amx) {
+              if (rp == 2)
+                block<2>(blocks, ap, aNext, bp, dst, ld, load, pf, l1 - l0);
+              else
+                block<1>(blocks, ap, aNext, bp, dst, ld, load, pf, l1 - l0);
+            } else {
+              // Eight rows at a time (panel s / 2, its half s % 2), as few
+              // as hold C's last rows.
+              for (int s = 0; s * 8 < h; ++s) {
+                const uint16_t *as = ap + s / 2 * aNext + s % 2 * 8 * 32;
+                float *cs = dst + s * 8 * ld;
+                int64_t lines = s == 0 ? l1 - l0 : 0, rows = h - s * 8;
+                if (rows >= 5)
+                  dpBlock<8>(blocks, as, bp, cs, ld, load, pf, lines);
+                else if (rows >= 3)
+                  dpBlock<4>(blocks, as, bp, cs, ld, load, pf, lines);
+                else if (rows == 2)
+                  dpBlock<2>(blocks, as, bp, cs, ld, load, pf, lines);
+                else
+                  dpBlock<1>(blocks, as, bp, cs, ld, load, pf, lines);
+              }
+            }
           };
           if (unitColumns && h == rp * kRows && w == 32) {
             run(cij, c.strides[0]);
@@ -279,9 +348,21 @@ void matmulAmx(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
         }
       }
     }
-    releaseTiles();
+    if constexpr (kernel == Kernel::Amx)
+      releaseTiles();
   };
   forEach(rowBlocks * chunks.count, threads > 1, task);
+}
+
+/// Whether this CPU has AVX512-BF16 (and the AVX-512 the packing uses).
+bool avx512Bf16Usable() {
+  static const bool usable = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d))
+      return false;
+    return (a >> 5 & 1) && __builtin_cpu_supports("avx512bw");
+  }();
+  return usable;
 }
 
 } // namespace
@@ -293,7 +374,11 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   if (!needsProduct(*a, *c, accumulate))
     return;
   const uint16_t *packed = b->data + b->offset;
-  if (forcedPortable() || !amxUsable())
+  if (forcedPortable())
     return matmulPortable(*a, packed, *c, accumulate);
-  matmulAmx(*a, packed, *c, accumulate);
+  if (amxUsable() && !amxDisabled())
+    return matmulTiled<Kernel::Amx>(*a, packed, *c, accumulate);
+  if (avx512Bf16Usable())
+    return matmulTiled<Kernel::Avx512Bf16>(*a, packed, *c, accumulate);
+  matmulPortable(*a, packed, *c, accumulate);
 }

@@ -188,6 +188,9 @@ void checkBf16(int64_t m, int64_t k, int64_t n, int64_t pad, bool accumulate) {
 TEST(Gemm, Bf16MatchesReference) {
   for (bool acc : {true, false}) {
     checkBf16(1, 768, 300, 0, acc);    // one row: an edge block
+    checkBf16(2, 64, 96, 0, acc);      // two rows (AVX512-BF16: 2-row kernel)
+    checkBf16(19, 96, 64, 0, acc);     // 16 + 3 rows (the 4-row kernel)
+    checkBf16(22, 96, 64, 0, acc);     // 16 + 6 rows (8 rows, 2 discarded)
     checkBf16(3, 17, 40, 5, acc);      // K below one tile block, strided
     checkBf16(16, 32, 32, 0, acc);     // one full 16 x 32 block
     checkBf16(32, 64, 64, 0, acc);     // full 32 x 32 blocks, straight into C
