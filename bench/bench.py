@@ -15,10 +15,11 @@ thread count, times:
     thread count (its C++ kernels take the count at compile time); a
     failure is recorded, not fatal; --no-torch-compile skips it.
 Then, in bf16: Transfuse compiled with `--precision bf16` (products by
-weights on AMX tiles; its error against ONNX Runtime's f32 outputs is
-reported) against PyTorch eager with the model in torch.bfloat16, and
-against ONNX Runtime f32. It also measures the FP32 FMA and AMX bf16 peaks
-and the GEMM microkernels on layer shapes (bench/gemm_bench.cpp) in the
+weights on AMX tiles, or with VDPBF16PS on CPUs with AVX512-BF16 and no
+AMX; its error against ONNX Runtime's f32 outputs is reported) against
+PyTorch eager with the model in torch.bfloat16, and against ONNX Runtime
+f32. It also records the CPU's model name, measures the FP32 FMA and bf16
+(AMX or VDPBF16PS) peaks and the GEMM microkernels on layer shapes (bench/gemm_bench.cpp) in the
 same run, and reports min and median latency, the ratio to each peer,
 achieved GFLOP/s and % of the measured FMA peak.
 
@@ -352,6 +353,24 @@ def run_timed(fn, repeat):
     return {"min_ms": times[0], "median_ms": times[len(times) // 2]}
 
 
+def cpu_model():
+    """The CPU's model name, family and model, as /proc/cpuinfo gives them
+    for the first CPU ('' elsewhere): a VM may show only the brand."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        return ""
+    return "%s (family %s, model %s)" % (fields.get("model name", "?"),
+                                         fields.get("cpu family", "?"),
+                                         fields.get("model", "?"))
+
+
 def gemm_peak(work):
     exe = os.path.join(work, "gemm_bench")
     subprocess.run(["clang++-22", "-O3", "-I", os.path.join(ROOT, "runtime",
@@ -392,7 +411,9 @@ def main():
     log("measuring the FMA peak and the GEMM microkernel")
     peak, gemm_table = gemm_peak(args.work)
     print(gemm_table)
-    results = {"fma_peak_gflops_1core": peak, "gemm": gemm_table, "runs": []}
+    results = {"cpu": cpu_model(), "fma_peak_gflops_1core": peak,
+               "gemm": gemm_table, "runs": []}
+    print("CPU: " + results["cpu"])
     for name, seq in configs:
         d, onnx_path, data, model, in_names, inputs, flops = export(
             name, seq, args.work)
