@@ -409,6 +409,10 @@ bool transfuse::runtime::gemm::amxDisabled() {
   return std::strcmp(gemmMode(), "no-amx") == 0;
 }
 
+bool transfuse::runtime::gemm::bf16OnF32() {
+  return std::strcmp(gemmMode(), "f32") == 0;
+}
+
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
                                   int64_t accumulate) {
@@ -425,13 +429,6 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
   packB(*b, bPack.data, parallel(a->sizes[0], n, k));
   matmulAvx512(*a, bPack.data, *c, accumulate);
 }
-
-namespace {
-struct Desc3D {
-  float *base, *data;
-  int64_t offset, sizes[3], strides[3];
-};
-} // namespace
 
 /// B prepacked at compile time: [ceil(N / 32)][K][32].
 extern "C" __attribute__((visibility("default"))) void

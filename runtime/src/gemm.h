@@ -27,6 +27,13 @@ struct Desc2D {
   }
 };
 
+/// A memref<?x?x?xf32> descriptor: a weight prepacked for the f32 GEMM,
+/// [ceil(N / 32)][K][32].
+struct Desc3D {
+  float *base, *data;
+  int64_t offset, sizes[3], strides[3];
+};
+
 /// Whether an m x k x n product pays for the pool: below 2^18
 /// multiply-adds (a few microseconds) it runs on the calling thread.
 inline bool parallel(int64_t m, int64_t n, int64_t k) {
@@ -123,6 +130,18 @@ bool forcedPortable();
 /// machines).
 bool amxDisabled();
 
+/// TRANSFUSE_GEMM=f32: the bf16 GEMM widens its operands and runs the f32
+/// GEMM, as on a CPU with neither AMX nor AVX512-BF16.
+bool bf16OnF32();
+
 } // namespace transfuse::runtime::gemm
+
+/// The f32 GEMM on a prepacked B (gemm.cpp), which gemm_bf16.cpp falls
+/// back on.
+extern "C" void
+_mlir_ciface_transfuse_matmul_f32_packed(transfuse::runtime::gemm::Desc2D *a,
+                                         transfuse::runtime::gemm::Desc3D *b,
+                                         transfuse::runtime::gemm::Desc2D *c,
+                                         int64_t accumulate);
 
 #endif

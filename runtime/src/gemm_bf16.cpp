@@ -28,8 +28,10 @@
 // arch_prctl(ARCH_REQ_XCOMP_PERM)), or with TRANSFUSE_GEMM=no-amx, the same
 // tasks, blocks and packed operands go through an AVX512-BF16 kernel
 // (VDPBF16PS, `dpBlock`) eight rows at a time: AMD Zen 4 and later have it
-// and no AMX. Without either, or with TRANSFUSE_GEMM=portable, a portable
-// loop computes the same bf16 products.
+// and no AMX. Without either (or with TRANSFUSE_GEMM=f32 or =portable), the
+// operands are widened to f32 and the f32 GEMM of gemm.cpp computes the
+// same products (`matmulOnF32`). That reads each weight three times (bf16
+// in, f32 out, f32 in): bert-base runs about 1.3x slower than in f32.
 //
 //===----------------------------------------------------------------------===//
 #include "gemm.h"
@@ -80,24 +82,54 @@ bool amxUsable() {
   return usable;
 }
 
-/// The product of bf16(A) and the packed B, in f32, one element at a time,
-/// added to C or (without `accumulate`) written. Each row of A is rounded
-/// once, into a scratch row.
-void matmulPortable(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
-                    bool accumulate) {
+/// Panel jp of the packed bf16 B widened to f32 in the f32 GEMM's layout,
+/// [K][32] at out: B's bf16 bits become the high half of each f32.
+__attribute__((target("avx512f"))) void widenPanelAvx512(const uint16_t *panel,
+                                                        int64_t k, float *out) {
+  // Each 32-deep block holds two tiles (columns 0-15, 16-31) of 16 rows q,
+  // each row the pairs (B[2q][j], B[2q + 1][j]): the even halves are row 2q,
+  // the odd halves row 2q + 1.
+  const __m512i high = _mm512_set1_epi32(int(0xffff0000u));
+  for (int64_t p0 = 0; p0 < k; p0 += bf16::kBlockK)
+    for (int64_t t = 0; t < 2; ++t)
+      for (int64_t q = 0; q < 16 && p0 + 2 * q < k; ++q) {
+        __m512i v =
+            _mm512_loadu_si512(panel + p0 * 32 + t * 512 + q * 32);
+        float *row = out + (p0 + 2 * q) * 32 + t * 16;
+        _mm512_storeu_si512(row, _mm512_slli_epi32(v, 16));
+        if (p0 + 2 * q + 1 < k)
+          _mm512_storeu_si512(row + 32, _mm512_and_si512(v, high));
+      }
+}
+
+/// Without AMX or AVX512-BF16: the same products on the f32 GEMM. A is
+/// rounded to bf16 once and B widened to f32 (exact) into the f32 GEMM's
+/// packed layout, which the f32 GEMM then reads as a prepacked weight.
+void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
+                 bool accumulate) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
-  int64_t kp = bf16::paddedK(k);
-  Scratch<float> row(k);
-  for (int64_t i = 0; i < m; ++i) {
+  int64_t kp = bf16::paddedK(k), panels = (n + 31) / 32;
+  bool par = parallel(m, n, k);
+  Scratch<float> rounded(m * k);
+  forEach(m, par, [&](int64_t i) {
     for (int64_t p = 0; p < k; ++p)
-      row.data[p] = bf16::toFloat(bf16::fromFloat(*a.at(i, p)));
-    for (int64_t j = 0; j < n; ++j) {
-      float s = 0;
-      for (int64_t p = 0; p < k; ++p)
-        s += row.data[p] * bf16::toFloat(packed[bf16::index(kp, p, j)]);
-      *c.at(i, j) = accumulate ? *c.at(i, j) + s : s;
-    }
-  }
+      rounded.data[i * k + p] = bf16::toFloat(bf16::fromFloat(*a.at(i, p)));
+  });
+  Desc2D ar{rounded.data, rounded.data, 0, {m, k}, {k, 1}};
+  Scratch<float> wide(panels * k * 32);
+  bool avx512 = __builtin_cpu_supports("avx512f") && !forcedPortable();
+  forEach(panels, par, [&](int64_t jp) {
+    float *out = wide.data + jp * k * 32;
+    if (avx512)
+      return widenPanelAvx512(packed + jp * kp * 32, k, out);
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t x = 0; x < 32; ++x)
+        out[p * 32 + x] =
+            bf16::toFloat(packed[bf16::index(kp, p, jp * 32 + x)]);
+  });
+  Desc3D wb{wide.data, wide.data, 0, {panels, k, 32}, {k * 32, 32, 1}};
+  Desc2D cc = c; // the C entry takes non-const descriptors
+  _mlir_ciface_transfuse_matmul_f32_packed(&ar, &wb, &cc, accumulate);
 }
 
 /// Row panel `ip` of A rounded to bf16: 16 rows of each 32-deep block kb at
@@ -374,11 +406,11 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   if (!needsProduct(*a, *c, accumulate))
     return;
   const uint16_t *packed = b->data + b->offset;
-  if (forcedPortable())
-    return matmulPortable(*a, packed, *c, accumulate);
-  if (amxUsable() && !amxDisabled())
-    return matmulTiled<Kernel::Amx>(*a, packed, *c, accumulate);
-  if (avx512Bf16Usable())
-    return matmulTiled<Kernel::Avx512Bf16>(*a, packed, *c, accumulate);
-  matmulPortable(*a, packed, *c, accumulate);
+  if (!forcedPortable() && !bf16OnF32()) {
+    if (amxUsable() && !amxDisabled())
+      return matmulTiled<Kernel::Amx>(*a, packed, *c, accumulate);
+    if (avx512Bf16Usable())
+      return matmulTiled<Kernel::Avx512Bf16>(*a, packed, *c, accumulate);
+  }
+  matmulOnF32(*a, packed, *c, accumulate);
 }

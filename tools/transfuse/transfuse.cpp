@@ -15,6 +15,7 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
 
 using namespace llvm;
 using namespace transfuse;
@@ -127,6 +128,13 @@ static int compile(const char *argv0) {
   if (!cpu::isKnownPrecision(precision))
     return fail("--precision " + precision + ": use f32 or bf16");
   options.codegen.precision = precision;
+  if (precision == "bf16" && mcpu.empty()) {
+    llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
+    if (!host.lookup("amx-bf16") && !host.lookup("avx512bf16"))
+      errs() << "transfuse: warning: this CPU has neither AMX nor "
+                "AVX512-BF16: the bf16 products will widen to f32 and run "
+                "slower than --precision f32\n";
+  }
   options.verbose = !quiet;
   options.fusion = !noFusion;
   options.explainFusion = explainFusion;
