@@ -176,6 +176,29 @@ def ApproximateMath : Pass<"transfuse-cpu-approximate-math"> {
                            "mlir::vector::VectorDialect"];
 }
 
+def StreamLargeCopies : Pass<"transfuse-cpu-stream-large-copies",
+                             "mlir::ModuleOp"> {
+  let summary = "Hand large f32 copies to the runtime, which streams them";
+  let description = [{
+    Runs after bufferization and buffer deallocation, before
+    `transfuse-cpu-copy-to-linalg`. A `memref.copy` of f32 whose last dim
+    is contiguous on both sides, and whose size is dynamic or at least
+    256 KiB, becomes a call of the runtime's `transfuse_copy_f32` on the
+    two memrefs cast to unranked (a declaration with
+    `llvm.emit_c_interface` is added once). The runtime merges dims that
+    are contiguous on both sides into long rows; from 256 KiB at run time
+    it splits them over the thread pool and writes them with non-temporal
+    stores, which skip reading the destination into the cache first;
+    smaller copies are one `memcpy` per row. This is for a KV cache's
+    concatenation: a GPT-2 decode step at a 1023-token past copies 75 MB
+    (it was a quarter of the step at one thread). Other copies (other
+    element types, strided rows, static sizes under 256 KiB) are left to
+    `transfuse-cpu-copy-to-linalg`.
+  }];
+  let dependentDialects = ["mlir::func::FuncDialect",
+                           "mlir::memref::MemRefDialect"];
+}
+
 def CopyToLinalg : Pass<"transfuse-cpu-copy-to-linalg"> {
   let summary = "Copy buffers with linalg.copy, so that copies become parallel loops";
   let description = [{

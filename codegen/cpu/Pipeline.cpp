@@ -35,6 +35,7 @@ using namespace mlir;
 // thread_pool.cpp);
 // the JIT resolves calls to them.
 extern "C" void memrefCopy(int64_t, void *, void *);
+extern "C" void _mlir_ciface_transfuse_copy_f32(void *, void *);
 extern "C" void *_mlir_memref_to_llvm_alloc(size_t);
 extern "C" void *_mlir_memref_to_llvm_aligned_alloc(size_t, size_t);
 extern "C" void _mlir_memref_to_llvm_free(void *);
@@ -224,6 +225,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "canonicalize,buffer-deallocation-simplification,"
       "transfuse-cpu-early-dealloc,bufferization-lower-deallocations,cse,"
       "canonicalize,transfuse-cpu-plan-buffers,"
+      "transfuse-cpu-stream-large-copies,"
       "func.func(transfuse-cpu-copy-to-linalg,scf-forall-to-parallel,"
       "convert-linalg-to-parallel-loops,"
       "transfuse-cpu-approximate-math),"
@@ -516,6 +518,9 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
     llvm::orc::SymbolMap map;
     map[interner("memrefCopy")] = {llvm::orc::ExecutorAddr::fromPtr(&memrefCopy),
                                    llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_ciface_transfuse_copy_f32")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_copy_f32),
+        llvm::JITSymbolFlags::Exported};
     map[interner("_mlir_memref_to_llvm_alloc")] = {
         llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_alloc),
         llvm::JITSymbolFlags::Exported};

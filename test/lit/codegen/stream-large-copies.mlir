@@ -1,0 +1,49 @@
+// RUN: transfuse-opt %s -split-input-file -transfuse-cpu-stream-large-copies | FileCheck %s
+
+// A KV cache's concatenation: a dynamic f32 copy with contiguous rows goes
+// to the runtime, both sides cast to unranked; the declaration is added
+// once, with a C interface.
+// CHECK: func.func private @transfuse_copy_f32(memref<*xf32>, memref<*xf32>) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func.func @kv_cache
+// CHECK-SAME: (%[[P:.*]]: memref<1x12x?x64xf32>, %[[O:.*]]: memref<1x12x?x64xf32, strided<[?, ?, 64, 1], offset: ?>>)
+// CHECK: %[[S:.*]] = memref.cast %[[P]] : memref<1x12x?x64xf32> to memref<*xf32>
+// CHECK: %[[D:.*]] = memref.cast %[[O]] : {{.*}} to memref<*xf32>
+// CHECK: call @transfuse_copy_f32(%[[S]], %[[D]])
+// CHECK: call @transfuse_copy_f32
+// CHECK-NOT: memref.copy
+func.func @kv_cache(%past: memref<1x12x?x64xf32>,
+                    %out: memref<1x12x?x64xf32, strided<[?, ?, 64, 1], offset: ?>>) {
+  memref.copy %past, %out : memref<1x12x?x64xf32> to memref<1x12x?x64xf32, strided<[?, ?, 64, 1], offset: ?>>
+  memref.copy %past, %out : memref<1x12x?x64xf32> to memref<1x12x?x64xf32, strided<[?, ?, 64, 1], offset: ?>>
+  return
+}
+
+// -----
+
+// Static and at least 256 KiB (128 x 512 f32): streamed too.
+// CHECK-LABEL: func.func @large_static
+// CHECK: call @transfuse_copy_f32
+func.func @large_static(%a: memref<128x512xf32>, %b: memref<128x512xf32>) {
+  memref.copy %a, %b : memref<128x512xf32> to memref<128x512xf32>
+  return
+}
+
+// -----
+
+// What stays a memref.copy (for transfuse-cpu-copy-to-linalg): static and
+// under 256 KiB, rows strided on either side, another element type, rank 0.
+// CHECK-NOT: transfuse_copy_f32
+// CHECK-LABEL: func.func @stays
+// CHECK-COUNT-5: memref.copy
+// CHECK-NOT: call
+func.func @stays(%a: memref<127x512xf32>, %b: memref<127x512xf32>,
+                 %c: memref<?x?xf32, strided<[1, ?]>>, %d: memref<?x?xf32>,
+                 %e: memref<?xf16>, %f: memref<?xf16>,
+                 %g: memref<f32>, %h: memref<f32>) {
+  memref.copy %a, %b : memref<127x512xf32> to memref<127x512xf32>
+  memref.copy %c, %d : memref<?x?xf32, strided<[1, ?]>> to memref<?x?xf32>
+  memref.copy %d, %c : memref<?x?xf32> to memref<?x?xf32, strided<[1, ?]>>
+  memref.copy %e, %f : memref<?xf16> to memref<?xf16>
+  memref.copy %g, %h : memref<f32> to memref<f32>
+  return
+}
