@@ -24,7 +24,12 @@ same run, and reports min and median latency, the ratio to each peer,
 achieved GFLOP/s and % of the measured FMA peak.
 
 usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
-                [--threads 1,2] [--no-torch-compile]
+                [--rounds R] [--threads 1,2] [--no-torch-compile]
+  The engines take turns: R rounds (default 3) of ceil(N / R) runs each
+  (after 3 warm-up runs per round), Transfuse, ONNX Runtime, PyTorch eager,
+  Transfuse bf16, PyTorch bf16 in turn; a median is the median of the
+  round medians and a min the min over all runs (torch.compile: one round
+  of N runs, after its compile).
   --quick: bert-base at seq 128 only (a few minutes). Otherwise bert-base at
   128 and 512 tokens, GPT-2 (124M) prefill at 128, one GPT-2 decode step
   (with its LM head) on a 128- and a 1023-token past ("seq" is the past
@@ -341,6 +346,24 @@ def torch_bf16(model, inputs):
                   for t in inputs))
 
 
+def interleaved(timers, rounds):
+    """Each timer run once per round, in turn, so that the machine's load,
+    which drifts over minutes, falls on every engine alike. Per timer: the
+    min of its rounds' mins, the median of their medians, each round's
+    median (round_medians_ms), and the first round's other fields."""
+    runs = {k: [] for k in timers}
+    for _ in range(rounds):
+        for k, fn in timers.items():
+            runs[k].append(fn())
+    out = {}
+    for k, rs in runs.items():
+        medians = [r["median_ms"] for r in rs]
+        out[k] = dict(rs[0], min_ms=min(r["min_ms"] for r in rs),
+                      median_ms=sorted(medians)[len(medians) // 2],
+                      round_medians_ms=medians)
+    return out
+
+
 def run_timed(fn, repeat):
     for _ in range(3):
         fn()
@@ -394,6 +417,9 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternate the engines this many times, "
+                         "ceil(repeat / rounds) runs each")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--no-torch-compile", action="store_true",
                     help="skip torch.compile (it compiles for minutes)")
@@ -424,24 +450,25 @@ def main():
         model_bf16, inputs_bf16 = torch_bf16(model, inputs)
         for n in threads:
             log("%s seq %d at %d thread(s)" % (name, seq, n))
+            rep = -(-args.repeat // args.rounds)  # runs per round
             row = {"model": name, "seq": seq, "batch": 1, "threads": n,
                    "gflop": flops / 1e9,
                    "transfuse_compile_s": compile_s,
                    "transfuse_compile_log": compile_log,
-                   "transfuse": time_transfuse(so, data, n, args.repeat),
-                   "onnxruntime": time_ort(onnx_path, in_names, inputs, n,
-                                           args.repeat),
-                   "pytorch_eager": time_torch(model, inputs, n,
-                                               args.repeat),
+                   "transfuse_bf16_compile_s": compile_bf16_s,
                    "pytorch_compile": (
                        {"error": "skipped (--no-torch-compile)"}
                        if args.no_torch_compile else
-                       time_torch_compile(model, inputs, n, args.repeat)),
-                   "transfuse_bf16_compile_s": compile_bf16_s,
-                   "transfuse_bf16": time_transfuse(
-                       so_bf16, data, n, args.repeat, BF16_REPORT_ONLY),
-                   "pytorch_eager_bf16": time_torch(model_bf16, inputs_bf16,
-                                                    n, args.repeat)}
+                       time_torch_compile(model, inputs, n, args.repeat))}
+            row.update(interleaved({
+                "transfuse": lambda: time_transfuse(so, data, n, rep),
+                "onnxruntime": lambda: time_ort(onnx_path, in_names, inputs,
+                                                n, rep),
+                "pytorch_eager": lambda: time_torch(model, inputs, n, rep),
+                "transfuse_bf16": lambda: time_transfuse(
+                    so_bf16, data, n, rep, BF16_REPORT_ONLY),
+                "pytorch_eager_bf16": lambda: time_torch(
+                    model_bf16, inputs_bf16, n, rep)}, args.rounds))
             for k in ("transfuse", "onnxruntime", "pytorch_eager",
                       "pytorch_compile", "transfuse_bf16",
                       "pytorch_eager_bf16"):
