@@ -19,9 +19,10 @@ weights on AMX tiles, or with VDPBF16PS on CPUs with AVX512-BF16 and no
 AMX; its error against ONNX Runtime's f32 outputs is reported) against
 PyTorch eager with the model in torch.bfloat16, and against ONNX Runtime
 f32. It also records the CPU's model name, measures the FP32 FMA and bf16
-(AMX or VDPBF16PS) peaks and the GEMM microkernels on layer shapes (bench/gemm_bench.cpp) in the
-same run, and reports min and median latency, the ratio to each peer,
-achieved GFLOP/s and % of the measured FMA peak.
+(AMX or VDPBF16PS) peaks and the GEMM microkernels on layer shapes
+(bench/gemm_bench.cpp) in the same run, and reports min and median
+latency, the ratio to each peer, achieved GFLOP/s and % of the measured
+FMA peak.
 
 usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
                 [--rounds R] [--threads 1,2] [--no-torch-compile]

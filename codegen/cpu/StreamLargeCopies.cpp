@@ -1,6 +1,6 @@
 //===- StreamLargeCopies.cpp - large f32 copies to the runtime ------------===//
 //
-// A memref.copy that may move a megabyte or more (a KV cache's
+// A memref.copy that may move 256 KiB or more (a KV cache's
 // concatenation, every decode step) becomes a call of the runtime's
 // transfuse_copy_f32 (runtime/src/memref_copy.cpp), which streams it past
 // the caches on the thread pool; see the pass description in Passes.td.

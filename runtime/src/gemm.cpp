@@ -269,11 +269,10 @@ matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c,
         // 115-124 GFLOP/s without, 134-150 with).
         const float *next = nullptr;
         int64_t nextLines = 0;
-        if (decode) {
-        } else if (jp + 1 < jp1) {
+        if (!decode && jp + 1 < jp1) {
           next = bp + k * kNr;
           nextLines = kc * kNr / 16;
-        } else if (p0 + kBlock < k) {
+        } else if (!decode && p0 + kBlock < k) {
           next = packed + jp0 * k * kNr + (p0 + kBlock) * kNr;
           nextLines = std::min(kBlock, k - p0 - kBlock) * kNr / 16;
         }

@@ -71,9 +71,10 @@ namespace {
 constexpr int64_t kStreamBytes = int64_t(256) << 10; // StreamLargeCopies.cpp
 constexpr int64_t kTaskBytes = int64_t(256) << 10; // per pool task
 
-/// A copy as rows: dims of size 1 dropped, and each dim merged into the
-/// one inside it where both sides are contiguous across them (a KV cache
-/// slice [1, H, S, D] of [1, H, S + 1, D] is H rows of S * D floats).
+/// A copy as rows: dims of size 1 dropped (but the last), and each dim
+/// merged into the one inside it where both sides are contiguous across
+/// them (a KV cache slice [1, H, S, D] of [1, H, S + 1, D] is H rows of
+/// S * D floats).
 struct Rows {
   int64_t rank = 0, sizes[8], src[8], dst[8];
   int64_t count() const {
