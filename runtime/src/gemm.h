@@ -125,6 +125,10 @@ inline bool needsProduct(const Desc2D &a, const Desc2D &c, bool accumulate) {
 /// tests use to cover them on any machine.
 bool forcedPortable();
 
+/// TRANSFUSE_GEMM=avx2: the f32 GEMM runs its AVX2 kernels even where
+/// AVX-512 is present (the tests cover them this way).
+bool forcedAvx2();
+
 /// TRANSFUSE_GEMM=no-amx: the bf16 GEMM uses its AVX512-BF16 kernel even
 /// where AMX is present (the tests cover that kernel this way on AMX
 /// machines).
