@@ -1,7 +1,7 @@
 //===- gemm_bench.cpp - the GEMM microkernel against the measured FMA peak ===//
 //
-// Measures, in one run on one core: the FP32 FMA peak (independent AVX-512
-// FMA chains) and the bf16 peak of the kernel the runtime picks: with AMX
+// Measures, in one run on one core: the FP32 FMA peak (independent FMA
+// chains, AVX-512 or, on CPUs without it or with TRANSFUSE_GEMM=avx2, AVX2) and the bf16 peak of the kernel the runtime picks: with AMX
 // the tile peak (TDPBF16PS on tiles in L1), else with AVX512-BF16 the
 // VDPBF16PS peak (independent chains); then the runtime's
 // transfuse_matmul_f32 and, with either, transfuse_matmul_bf16_packed on
@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
@@ -67,6 +68,31 @@ __attribute__((target("avx512f"), noinline)) static float fmaPeak(int64_t n) {
   float s = 0;
   for (int i = 0; i < 16; ++i)
     s += _mm512_reduce_add_ps(acc[i]);
+  return s;
+}
+
+/// The same with 256-bit FMAs (12 chains of 8 lanes): the peak of the
+/// f32 GEMM's AVX2 kernels, on CPUs without AVX-512 or with
+/// TRANSFUSE_GEMM=avx2.
+__attribute__((target("avx2,fma"), noinline)) static float
+fmaPeakAvx2(int64_t n) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i)
+    acc[i] = _mm256_set1_ps(0.001f * i);
+  __m256 x = _mm256_set1_ps(0.9999f), y = _mm256_set1_ps(0.0001f);
+  for (int64_t k = 0; k < n; ++k) {
+    for (int i = 0; i < 12; ++i)
+      acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+    for (int i = 0; i < 12; ++i)
+      asm volatile("" : "+x"(acc[i]));
+  }
+  float s = 0;
+  for (int i = 0; i < 12; ++i) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc[i]);
+    for (float l : lanes)
+      s += l;
+  }
   return s;
 }
 
@@ -143,15 +169,23 @@ static Desc2D desc(std::vector<float> &v, int64_t r, int64_t c) {
 int main(int argc, char **argv) {
   int repeats = argc > 1 ? atoi(argv[1]) : 20;
   const int64_t peakIters = 50'000'000;
+  // The peak of the kernels the runtime picks (gemm.cpp): AVX-512, else
+  // AVX2 (also with TRANSFUSE_GEMM=avx2).
+  const char *mode = getenv("TRANSFUSE_GEMM");
+  bool avx512 = __builtin_cpu_supports("avx512f") &&
+                !(mode && std::string(mode) == "avx2");
   std::vector<double> peaks;
   for (int r = 0; r < 5; ++r) {
     double t = now();
-    volatile float sink = fmaPeak(peakIters);
+    volatile float sink =
+        avx512 ? fmaPeak(peakIters) : fmaPeakAvx2(peakIters);
     (void)sink;
-    peaks.push_back(2.0 * 16 * 16 * peakIters / (now() - t) / 1e9);
+    peaks.push_back((avx512 ? 2.0 * 16 * 16 : 2.0 * 8 * 12) * peakIters /
+                    (now() - t) / 1e9);
   }
   double peak = *std::max_element(peaks.begin(), peaks.end());
-  printf("FMA peak (1 core, best of 5): %.1f GFLOP/s\n", peak);
+  printf("FMA peak (1 core, best of 5, %s): %.1f GFLOP/s\n",
+         avx512 ? "AVX-512" : "AVX2", peak);
   // The runtime's choice (gemm_bf16.cpp): AMX, else AVX512-BF16.
   bool amx = amxAvailable() && !getenv("TRANSFUSE_GEMM");
   bool dp = !amx && avx512Bf16Available();
