@@ -19,9 +19,9 @@
 // of one A panel and one B panel; the B slice stays in L1 while the kernel
 // walks down a block of kMc rows, and the next B slice is prefetched into
 // L2 meanwhile (weights come from DRAM); a single row panel (decode) takes
-// whole panels, K unsplit, and leaves the prefetching to the hardware. Edge rows take a kernel with fewer
-// rows, edge columns masked loads and stores; only a C with strided columns
-// goes through a tile buffer. Packing buffers come from alloc.cpp's cache.
+// whole panels, K unsplit, and leaves the prefetching to the hardware.
+// Edge rows take a kernel with fewer rows, edge columns masked loads and
+// stores; only a C with strided columns goes through a tile buffer. Packing buffers come from alloc.cpp's cache.
 //
 // A product by a B that is not prepacked, with at most kFewRows rows of A
 // (decode attention), reads B directly instead: its rows (matmulFewRows),
@@ -502,16 +502,20 @@ void matmulFewRowsTransposed(const Desc2D &a, const Desc2D &b,
   });
 }
 
-/// The kernels this CPU runs: AVX-512, else AVX2 with FMA, else none (the
-/// portable loops); TRANSFUSE_GEMM=portable forces none, =avx2 AVX2.
-const Isa *isa() {
-  static const Isa *chosen = []() -> const Isa * {
+using PackedProduct = void (*)(const Desc2D &, const float *,
+                               const Desc2D &, bool);
+
+/// The packed product this CPU runs, chosen once: matmulAvx512, else
+/// matmulAvx2 (AVX2 with FMA), else null (the portable loops);
+/// TRANSFUSE_GEMM=portable forces null, =avx2 matmulAvx2.
+PackedProduct packedProduct() {
+  static const PackedProduct chosen = []() -> PackedProduct {
     if (forcedPortable())
       return nullptr;
     if (__builtin_cpu_supports("avx512f") && !forcedAvx2())
-      return &kAvx512;
+      return matmulAvx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      return &kAvx2;
+      return matmulAvx2;
     return nullptr;
   }();
   return chosen;
@@ -549,20 +553,19 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
                                   int64_t accumulate) {
   if (!needsProduct(*a, *c, accumulate))
     return;
-  const Isa *on = isa();
-  if (!on)
+  PackedProduct product = packedProduct();
+  if (!product)
     return matmulPortable(*a, *b, *c, accumulate);
-  if (on == &kAvx512 && a->sizes[0] <= kFewRows && b->strides[1] == 1 &&
-      c->strides[1] == 1)
+  // The few-row paths are AVX-512 only.
+  bool fewRows = product == matmulAvx512 && a->sizes[0] <= kFewRows;
+  if (fewRows && b->strides[1] == 1 && c->strides[1] == 1)
     return matmulFewRows(*a, *b, *c, accumulate);
-  if (on == &kAvx512 && a->sizes[0] <= kFewRows && a->strides[1] == 1 &&
-      b->strides[0] == 1)
+  if (fewRows && a->strides[1] == 1 && b->strides[0] == 1)
     return matmulFewRowsTransposed(*a, *b, *c, accumulate);
   int64_t k = b->sizes[0], n = b->sizes[1];
   Scratch<float> bPack((n + kNr - 1) / kNr * kNr * k);
   packB(*b, bPack.data, parallel(a->sizes[0], n, k));
-  (on == &kAvx512 ? matmulAvx512 : matmulAvx2)(*a, bPack.data, *c,
-                                                accumulate);
+  product(*a, bPack.data, *c, accumulate);
 }
 
 /// B prepacked at compile time: [ceil(N / 32)][K][32].
@@ -572,8 +575,8 @@ _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
   if (!needsProduct(*a, *c, accumulate))
     return;
   const float *packed = b->data + b->offset;
-  const Isa *on = isa();
-  if (!on)
+  PackedProduct product = packedProduct();
+  if (!product)
     return matmulPackedPortable(*a, packed, *c, accumulate);
-  (on == &kAvx512 ? matmulAvx512 : matmulAvx2)(*a, packed, *c, accumulate);
+  product(*a, packed, *c, accumulate);
 }

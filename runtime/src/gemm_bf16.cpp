@@ -63,23 +63,22 @@ constexpr int64_t kKc = 768;     // K per pass over a C block
 constexpr int64_t kMc = 128;     // rows per task's row block
 constexpr int64_t kBlocksPerKc = kKc / bf16::kBlockK;
 
+/// Whether this CPU has AVX512-BF16 (and the AVX-512 the packing uses).
+bool avx512Bf16Usable() {
+  unsigned a, b, c, d;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 5 & 1) &&
+         __builtin_cpu_supports("avx512bw");
+}
+
 /// Whether this CPU has AMX-BF16 and AVX512-BF16 and the kernel lets this
-/// process use the tile registers (asked once).
+/// process use the tile registers (asked once, by chooseProduct).
 bool amxUsable() {
-  static const bool usable = [] {
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
-      return false;
-    bool amx = (d >> 22 & 1) && (d >> 24 & 1); // AMX-BF16, AMX-TILE
-    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d))
-      return false;
-    bool avx512bf16 = a >> 5 & 1;
-    if (!amx || !avx512bf16 || !__builtin_cpu_supports("avx512bw"))
-      return false;
-    constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
-    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
-  }();
-  return usable;
+  unsigned a, b, c, d;
+  if (!avx512Bf16Usable() || !__get_cpuid_count(7, 0, &a, &b, &c, &d))
+    return false;
+  bool amx = (d >> 22 & 1) && (d >> 24 & 1); // AMX-BF16, AMX-TILE
+  constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+  return amx && syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
 }
 
 /// Panel jp of the packed bf16 B widened to f32 in the f32 GEMM's layout,
@@ -117,7 +116,8 @@ void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   });
   Desc2D ar{rounded.data, rounded.data, 0, {m, k}, {k, 1}};
   Scratch<float> wide(panels * k * 32);
-  bool avx512 = __builtin_cpu_supports("avx512f") && !forcedPortable();
+  static const bool avx512 =
+      __builtin_cpu_supports("avx512f") && !forcedPortable();
   forEach(panels, par, [&](int64_t jp) {
     float *out = wide.data + jp * k * 32;
     if (avx512)
@@ -386,15 +386,20 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   forEach(rowBlocks * chunks.count, threads > 1, task);
 }
 
-/// Whether this CPU has AVX512-BF16 (and the AVX-512 the packing uses).
-bool avx512Bf16Usable() {
-  static const bool usable = [] {
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d))
-      return false;
-    return (a >> 5 & 1) && __builtin_cpu_supports("avx512bw");
-  }();
-  return usable;
+using Product = void (*)(const Desc2D &, const uint16_t *, const Desc2D &,
+                         bool);
+
+/// The product this CPU runs, chosen once (CPUID, the kernel's grant of
+/// the tile state, TRANSFUSE_GEMM): AMX tiles, else VDPBF16PS, else the
+/// f32 GEMM on widened operands.
+Product chooseProduct() {
+  if (forcedPortable() || bf16OnF32())
+    return matmulOnF32;
+  if (!amxDisabled() && amxUsable())
+    return matmulTiled<Kernel::Amx>;
+  if (avx512Bf16Usable())
+    return matmulTiled<Kernel::Avx512Bf16>;
+  return matmulOnF32;
 }
 
 } // namespace
@@ -405,12 +410,6 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
                                           int64_t accumulate) {
   if (!needsProduct(*a, *c, accumulate))
     return;
-  const uint16_t *packed = b->data + b->offset;
-  if (!forcedPortable() && !bf16OnF32()) {
-    if (amxUsable() && !amxDisabled())
-      return matmulTiled<Kernel::Amx>(*a, packed, *c, accumulate);
-    if (avx512Bf16Usable())
-      return matmulTiled<Kernel::Avx512Bf16>(*a, packed, *c, accumulate);
-  }
-  matmulOnF32(*a, packed, *c, accumulate);
+  static const Product product = chooseProduct();
+  product(*a, b->data + b->offset, *c, accumulate);
 }
