@@ -321,12 +321,13 @@ struct Isa {
 constexpr Isa kAvx512{kKernels, packA}, kAvx2{kKernelsAvx2, packAScalar};
 
 /// C = (accumulate ? C : 0) + A * B, B in panel layout (packed), A and C
-/// any strides, on `isa`'s kernels. Inlined into one function per
+/// any strides, on `isa`'s kernels; then `ep`, when given, on each tile of C
+/// right after its last K slice (while it is in L1). Inlined into one function per
 /// instruction set (matmulAvx512, matmulAvx2), compiled for its target: as
 /// generic x86-64 code the driver cost bert-base 3-6%.
 __attribute__((always_inline)) inline void
 matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
-             bool accumulate, const Isa &isa) {
+             bool accumulate, const Epilogue *ep, const Isa &isa) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t rowPanels = (m + kMr - 1) / kMr, colPanels = (n + kNr - 1) / kNr;
   // Tasks: row blocks of kMc rows x column chunks (ColumnChunks: large ones
@@ -357,6 +358,7 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
     for (int64_t p0 = 0; p0 < k; p0 += kBlock) {
       int64_t kc = std::min(kBlock, k - p0);
       bool load = accumulate || p0 > 0;
+      const Epilogue *last = p0 + kc == k ? ep : nullptr;
       for (int64_t jp = jp0; jp < jp1; ++jp) {
         const float *bp = packed + jp * k * kNr + p0 * kNr;
         // The next B slice this task reads (the next panel, or the first
@@ -387,6 +389,8 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
                     l1 = nextLines * (r + 1) / calls;
             isa.kernels[h - 1](kc, ap, bp, cij, c.strides[0], m0, m1, load,
                                next + l0 * 16, l1 - l0);
+            if (last)
+              last->apply(cij, c.strides[0], ip * kMr, j, h, w);
             continue;
           }
           // C with strided columns: through a buffer.
@@ -394,6 +398,8 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
             for (int64_t x = 0; x < w; ++x)
               tile[r * kNr + x] = cij[r * c.strides[0] + x * c.strides[1]];
           isa.kernels[h - 1](kc, ap, bp, tile, kNr, m0, m1, load, nullptr, 0);
+          if (last)
+            last->apply(tile, kNr, ip * kMr, j, h, w);
           for (int64_t r = 0; r < h; ++r)
             for (int64_t x = 0; x < w; ++x)
               cij[r * c.strides[0] + x * c.strides[1]] = tile[r * kNr + x];
@@ -406,14 +412,14 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
 
 __attribute__((target("avx512f"))) void
 matmulAvx512(const Desc2D &a, const float *packed, const Desc2D &c,
-             bool accumulate) {
-  matmulPanels(a, packed, c, accumulate, kAvx512);
+             bool accumulate, const Epilogue *ep) {
+  matmulPanels(a, packed, c, accumulate, ep, kAvx512);
 }
 
 __attribute__((target("avx2,fma"))) void
 matmulAvx2(const Desc2D &a, const float *packed, const Desc2D &c,
-           bool accumulate) {
-  matmulPanels(a, packed, c, accumulate, kAvx2);
+           bool accumulate, const Epilogue *ep) {
+  matmulPanels(a, packed, c, accumulate, ep, kAvx2);
 }
 
 /// Rows of A at most this many: C = A * B straight from B's rows, without
@@ -503,7 +509,7 @@ void matmulFewRowsTransposed(const Desc2D &a, const Desc2D &b,
 }
 
 using PackedProduct = void (*)(const Desc2D &, const float *,
-                               const Desc2D &, bool);
+                               const Desc2D &, bool, const Epilogue *);
 
 /// The packed product this CPU runs, chosen once: matmulAvx512, else
 /// matmulAvx2 (AVX2 with FMA), else null (the portable loops);
@@ -565,7 +571,7 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
   int64_t k = b->sizes[0], n = b->sizes[1];
   Scratch<float> bPack((n + kNr - 1) / kNr * kNr * k);
   packB(*b, bPack.data, parallel(a->sizes[0], n, k));
-  product(*a, bPack.data, *c, accumulate);
+  product(*a, bPack.data, *c, accumulate, nullptr);
 }
 
 /// B prepacked at compile time: [ceil(N / 32)][K][32].
@@ -578,5 +584,37 @@ _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
   PackedProduct product = packedProduct();
   if (!product)
     return matmulPackedPortable(*a, packed, *c, accumulate);
-  product(*a, packed, *c, accumulate);
+  product(*a, packed, *c, accumulate, nullptr);
+}
+
+/// A `linear` on a prepacked B: C = act(A * B + bias) + residual, the
+/// epilogue applied to each tile of C as the product finishes it. `flags`:
+/// the activation (Epilogue::Act) in bits 0-7, bit 8 set when there is a
+/// bias ([N]), bit 9 when there is a residual (C's shape); the absent
+/// operands' descriptors are not read.
+extern "C" __attribute__((visibility("default"))) void
+_mlir_ciface_transfuse_linear_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
+                                         Desc1D *bias, Desc2D *residual,
+                                         int64_t flags) {
+  if (c->sizes[0] == 0 || c->sizes[1] == 0)
+    return;
+  Epilogue ep;
+  int64_t act = flags & 0xff;
+  ep.act = act < Epilogue::NumActs ? (Epilogue::Act)act : Epilogue::None;
+  if (flags & (1 << 8)) {
+    ep.bias = bias->data + bias->offset;
+    ep.biasStride = bias->strides[0];
+  }
+  if (flags & (1 << 9))
+    ep.residual = residual;
+  const float *packed = b->data + b->offset;
+  PackedProduct product = packedProduct();
+  if (!product || a->sizes[1] == 0) {
+    if (a->sizes[1] == 0)
+      zero(*c);
+    else
+      matmulPackedPortable(*a, packed, *c, false);
+    return ep.applyAll(*c);
+  }
+  product(*a, packed, *c, false, &ep);
 }

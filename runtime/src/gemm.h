@@ -34,6 +34,31 @@ struct Desc3D {
   int64_t offset, sizes[3], strides[3];
 };
 
+/// A memref<?xf32, strided<[?], offset: ?>> descriptor: a bias.
+struct Desc1D {
+  float *base, *data;
+  int64_t offset, sizes[1], strides[1];
+};
+
+/// What a `linear` does to its product besides the product (the runtime's
+/// `transfuse_linear_f32_packed`): C = act(C + bias) + residual, applied to
+/// each tile of C right after the kernel has written its last K slice,
+/// while the tile is in L1, instead of in a separate pass over C.
+struct Epilogue {
+  /// The activations, numbered as `flags & 0xff` of the entry point.
+  enum Act : int64_t { None = 0, Relu, Gelu, GeluTanh, Silu, NumActs };
+  const float *bias = nullptr; // bias[j] for column j, or null
+  int64_t biasStride = 1;
+  const Desc2D *residual = nullptr; // C's shape, or null
+  Act act = None;
+  /// C's rows [i0, i0 + h) x columns [j0, j0 + w), held at `out` with row
+  /// stride `ldo` and unit column stride (C itself, or a tile buffer).
+  void apply(float *out, int64_t ldo, int64_t i0, int64_t j0, int64_t h,
+             int64_t w) const;
+  /// All of C, any strides: the paths that do not apply it per tile.
+  void applyAll(const Desc2D &c) const;
+};
+
 /// Whether an m x k x n product pays for the pool: below 2^18
 /// multiply-adds (a few microseconds) it runs on the calling thread.
 inline bool parallel(int64_t m, int64_t n, int64_t k) {

@@ -28,6 +28,14 @@ extern "C" void _mlir_ciface_transfuse_matmul_f32(Desc2D *, Desc2D *, Desc2D *,
 extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *, Desc3D *,
                                                          Desc2D *, int64_t);
 
+struct Desc1D {
+  float *base, *data;
+  int64_t offset, sizes[1], strides[1];
+};
+extern "C" void _mlir_ciface_transfuse_linear_f32_packed(Desc2D *, Desc3D *,
+                                                         Desc2D *, Desc1D *,
+                                                         Desc2D *, int64_t);
+
 struct Desc3DBf16 {
   uint16_t *base, *data;
   int64_t offset, sizes[3], strides[3];
@@ -163,6 +171,96 @@ TEST(Gemm, EmptyKGivesZeroOrC) {
   EXPECT_EQ(c.v, before);
   _mlir_ciface_transfuse_matmul_f32(&a.d, &b.d, &c.d, 0);
   EXPECT_EQ(c.v, std::vector<float>(6, 0.0f));
+}
+
+/// The activations of a `linear`'s epilogue, numbered as the flags of
+/// transfuse_linear_f32_packed take them, in double precision from libm.
+enum Act { None = 0, Relu, Gelu, GeluTanh, Silu };
+double activate(double v, int act) {
+  switch (act) {
+  case Relu:
+    return v > 0 ? v : 0;
+  case Gelu:
+    return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+  case GeluTanh:
+    return 0.5 * v *
+           (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+  case Silu:
+    return v / (1 + std::exp(-v));
+  }
+  return v;
+}
+
+/// A weight [K][N] in the prepacked layout, [ceil(N / 32)][K][32].
+struct Packed {
+  std::vector<float> p;
+  Desc3D d;
+  explicit Packed(const Matrix &b) {
+    int64_t k = b.d.sizes[0], n = b.d.sizes[1], panels = (n + 31) / 32;
+    p.assign(panels * k * 32, 0.0f);
+    for (int64_t r = 0; r < k; ++r)
+      for (int64_t j = 0; j < n; ++j)
+        p[(j / 32) * k * 32 + r * 32 + j % 32] = b.at(r, j);
+    d = {p.data(), p.data(), 0, {panels, k, 32}, {k * 32, 32, 1}};
+  }
+};
+
+/// C = act(A * B + bias) + residual through transfuse_linear_f32_packed,
+/// C with column stride `cstride` (1, or 2: the product's tile-buffer path).
+void checkLinear(int64_t m, int64_t k, int64_t n, int act, bool bias,
+                 bool residual, int64_t cstride = 1) {
+  Matrix a(m, k, k, 1.0f), b(k, n, n, 2.0f), r(m, n, n + 3, 4.0f),
+      bv(1, n, n, 5.0f);
+  std::vector<float> cv(m * n * cstride, 7.0f);
+  Desc2D c{cv.data(), cv.data(), 0, {m, n}, {n * cstride, cstride}};
+  Packed pb(b);
+  Desc1D bd{bv.v.data(), bv.v.data(), 0, {n}, {1}};
+  int64_t flags = act | (bias ? 1 << 8 : 0) | (residual ? 1 << 9 : 0);
+  _mlir_ciface_transfuse_linear_f32_packed(&a.d, &pb.d, &c, &bd, &r.d, flags);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double y = bias ? bv.at(0, j) : 0.0;
+      for (int64_t p = 0; p < k; ++p)
+        y += (double)a.at(i, p) * b.at(p, j);
+      double expect = activate(y, act) + (residual ? r.at(i, j) : 0.0);
+      ASSERT_NEAR(cv[i * n * cstride + j * cstride], expect,
+                  1e-4 * (1 + std::sqrt(k)))
+          << "act " << act << " bias " << bias << " residual " << residual
+          << " at " << i << "," << j << " of " << m << "x" << k << "x" << n;
+    }
+}
+
+TEST(Gemm, LinearEpilogueMatchesReference) {
+  for (int act : {None, Relu, Gelu, GeluTanh, Silu})
+    for (bool bias : {false, true})
+      for (bool residual : {false, true}) {
+        checkLinear(1, 768, 300, act, bias, residual);  // decode: one panel
+        checkLinear(37, 300, 77, act, bias, residual);  // edges, 2 K blocks
+        checkLinear(13, 40, 45, act, bias, residual, 2); // strided C
+      }
+  checkLinear(250, 520, 2400, Gelu, true, true); // several blocks and tasks
+}
+
+/// The epilogue's own erf, tanh and exp against libm on a dense range: the
+/// product is A = [1] times B = the values, so C holds them exactly.
+TEST(Gemm, LinearActivationsMatchLibm) {
+  int64_t n = 4001;
+  Matrix one(1, 1, 1, 0.0f), x(1, n, n, 0.0f);
+  one.v[0] = 1.0f;
+  for (int64_t j = 0; j < n; ++j)
+    x.v[j] = -20.0f + 40.0f * j / (n - 1);
+  Packed pb(x);
+  for (int act : {Relu, Gelu, GeluTanh, Silu}) {
+    std::vector<float> cv(n);
+    Desc2D c{cv.data(), cv.data(), 0, {1, n}, {n, 1}};
+    _mlir_ciface_transfuse_linear_f32_packed(&one.d, &pb.d, &c, nullptr,
+                                             nullptr, act);
+    for (int64_t j = 0; j < n; ++j) {
+      double expect = activate(x.v[j], act);
+      ASSERT_NEAR(cv[j], expect, 1e-6 * std::max(1.0, std::fabs(expect)))
+          << "act " << act << " at " << x.v[j];
+    }
+  }
 }
 
 /// The bf16 GEMM (gemm_bf16.cpp) against a double-precision product of the
