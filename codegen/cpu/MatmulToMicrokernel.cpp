@@ -6,11 +6,14 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -28,6 +31,8 @@ constexpr llvm::StringLiteral kMicrokernel = "transfuse_matmul_f32";
 constexpr llvm::StringLiteral kPackedMicrokernel =
     "transfuse_matmul_f32_packed";
 constexpr llvm::StringLiteral kBf16Microkernel = "transfuse_matmul_bf16_packed";
+constexpr llvm::StringLiteral kLinearMicrokernel =
+    "transfuse_linear_f32_packed";
 /// Columns per panel of the microkernels (kNr in runtime/src/gemm.cpp; the
 /// bf16 layout's panels are as wide).
 constexpr int64_t kPanel = 32;
@@ -111,6 +116,253 @@ memref::GlobalOp packedGlobal(memref::GlobalOp g, bool bf16,
   return createConstant(g, name, type, packed, symbols);
 }
 
+/// A `linear`'s epilogue as LowerLinear writes it: an elementwise
+/// linalg.generic over the product (seen through reshapes) computing
+/// act(product + bias) + residual, which the runtime can apply to each tile
+/// of C itself (`transfuse_linear_f32_packed`, runtime/src/epilogue.cpp).
+struct Epilogue {
+  linalg::GenericOp op;
+  Value bias, residual; // null when absent
+  int64_t act = 0;      // Epilogue::Act in runtime/src/gemm.h
+  Value out;            // the generic's output: a fresh buffer
+};
+
+/// Matches an epilogue body's ops: each matcher returns whether `v` is the
+/// expected tree, recording its ops in `ops`, which is restored on failure.
+struct BodyMatcher {
+  SmallVector<Operation *> ops;
+
+  bool constant(Value v, double expect) {
+    FloatAttr attr;
+    if (!matchPattern(v, m_Constant(&attr)))
+      return false;
+    return std::abs(attr.getValueAsDouble() - expect) <=
+           1e-6 * std::abs(expect);
+  }
+  /// v = OpTy(lhs, rhs) with the operands in either order.
+  template <typename OpTy>
+  bool binary(Value v, function_ref<bool(Value)> lhs,
+              function_ref<bool(Value)> rhs) {
+    auto op = v.getDefiningOp<OpTy>();
+    if (!op)
+      return false;
+    size_t mark = ops.size();
+    for (bool swap : {false, true}) {
+      Value a = op->getOperand(swap ? 1 : 0), b = op->getOperand(swap ? 0 : 1);
+      if (lhs(a) && rhs(b)) {
+        ops.push_back(op);
+        return true;
+      }
+      ops.truncate(mark);
+      if (!op->template hasTrait<OpTrait::IsCommutative>())
+        break;
+    }
+    return false;
+  }
+  template <typename OpTy> bool unary(Value v, function_ref<bool(Value)> in) {
+    auto op = v.getDefiningOp<OpTy>();
+    if (!op || !in(op->getOperand(0)))
+      return false;
+    ops.push_back(op);
+    return true;
+  }
+  /// v = act(t) for one of applyActivation's activations (LowerFused.cpp),
+  /// its code in `act`.
+  bool activation(Value v, Value t, int64_t &act) {
+    auto isT = [&](Value x) { return x == t; };
+    auto c = [&](double k) {
+      return [this, k](Value x) { return constant(x, k); };
+    };
+    auto half = [&](Value x) { return binary<arith::MulFOp>(x, isT, c(0.5)); };
+    size_t mark = ops.size();
+    auto attempt = [&](int64_t code, bool matched) {
+      if (matched)
+        act = code;
+      else
+        ops.truncate(mark);
+      return matched;
+    };
+    if (attempt(0, v == t))
+      return true;
+    if (attempt(1, binary<arith::MaximumFOp>(v, isT, c(0.0))))
+      return true;
+    // gelu: (t * 0.5) * (erf(t * 1/sqrt(2)) + 1)
+    if (attempt(2, binary<arith::MulFOp>(v, half, [&](Value s) {
+                  return binary<arith::AddFOp>(
+                      s,
+                      [&](Value e) {
+                        return unary<math::ErfOp>(e, [&](Value x) {
+                          return binary<arith::MulFOp>(x, isT, c(M_SQRT1_2));
+                        });
+                      },
+                      c(1.0));
+                })))
+      return true;
+    // gelu_tanh: (t * 0.5) * (tanh((t + t*t*t * 0.044715) * sqrt(2/pi)) + 1)
+    auto cube = [&](Value x) {
+      return binary<arith::MulFOp>(
+          x, [&](Value sq) { return binary<arith::MulFOp>(sq, isT, isT); },
+          isT);
+    };
+    auto inner = [&](Value x) {
+      return binary<arith::AddFOp>(x, isT, [&](Value y) {
+        return binary<arith::MulFOp>(y, cube, c(0.044715));
+      });
+    };
+    if (attempt(3, binary<arith::MulFOp>(v, half, [&](Value s) {
+                  return binary<arith::AddFOp>(
+                      s,
+                      [&](Value th) {
+                        return unary<math::TanhOp>(th, [&](Value x) {
+                          return binary<arith::MulFOp>(
+                              x, inner, c(std::sqrt(2.0 / M_PI)));
+                        });
+                      },
+                      c(1.0));
+                })))
+      return true;
+    // silu: t / (exp(-t) + 1)
+    return attempt(4, binary<arith::DivFOp>(v, isT, [&](Value d) {
+                     return binary<arith::AddFOp>(
+                         d,
+                         [&](Value e) {
+                           return unary<math::ExpOp>(e, [&](Value x) {
+                             return unary<arith::NegFOp>(x, isT);
+                           });
+                         },
+                         c(1.0));
+                   }));
+  }
+};
+
+/// Views that only reshape: the product is seen through these.
+bool isReshape(Operation *op) {
+  return isa<memref::ReshapeOp, memref::ExpandShapeOp, memref::CollapseShapeOp>(
+      op);
+}
+
+/// The epilogue that reads `mm`'s product C (a fresh buffer, filled and
+/// then written by `mm` alone) and nothing else does, when the runtime can
+/// apply it instead: same block, no write to memory between the product
+/// and the epilogue other than the reshapes' shape operands, an output
+/// that is a fresh buffer with the identity layout (so that it aliases no
+/// operand and collapses to [M, N]), and a residual with that layout too.
+std::optional<Epilogue> matchEpilogue(linalg::MatmulOp mm, Value c) {
+  if (!c.getDefiningOp<memref::AllocOp>())
+    return std::nullopt;
+  // Follow C through reshapes to its one reader.
+  Value prod = c;
+  Operation *reader = nullptr;
+  for (;;) {
+    SmallVector<Operation *> users;
+    for (Operation *u : prod.getUsers())
+      if (u != mm)
+        users.push_back(u);
+    if (users.size() != 1)
+      return std::nullopt;
+    reader = users.front();
+    if (!isReshape(reader) || reader->getOperand(0) != prod)
+      break;
+    prod = reader->getResult(0);
+  }
+  auto generic = dyn_cast<linalg::GenericOp>(reader);
+  if (!generic || generic->getBlock() != mm->getBlock() ||
+      generic.getNumDpsInits() != 1 || !generic.hasPureBufferSemantics() ||
+      generic.getNumParallelLoops() != generic.getNumLoops())
+    return std::nullopt;
+  auto prodType = cast<MemRefType>(prod.getType());
+  int64_t rank = prodType.getRank(),
+          n = cast<MemRefType>(c.getType()).getDimSize(1);
+  if (rank < 2 || prodType.getDimSize(rank - 1) != n ||
+      ShapedType::isDynamic(n))
+    return std::nullopt;
+  Epilogue ep;
+  ep.op = generic;
+  ep.out = generic.getDpsInits()[0];
+  auto outType = cast<MemRefType>(ep.out.getType());
+  if (!ep.out.getDefiningOp<memref::AllocOp>() ||
+      !outType.getLayout().isIdentity() ||
+      outType.getShape() != prodType.getShape() ||
+      !generic.getMatchingIndexingMap(generic.getDpsInitOperand(0))
+           .isIdentity())
+    return std::nullopt;
+  // Inputs: the product (identity map), at most one bias ([N], read along
+  // the last dim) and at most one residual (identity map, identity layout).
+  Block &body = generic.getRegion().front();
+  Value prodArg, biasArg, resArg;
+  for (OpOperand *in : generic.getDpsInputOperands()) {
+    AffineMap map = generic.getMatchingIndexingMap(in);
+    Value arg = body.getArgument(in->getOperandNumber());
+    auto type = dyn_cast<MemRefType>(in->get().getType());
+    if (!type || !type.getElementType().isF32())
+      return std::nullopt;
+    if (in->get() == prod && map.isIdentity() && !prodArg) {
+      prodArg = arg;
+    } else if (map.isIdentity() && !resArg && type.getLayout().isIdentity()) {
+      resArg = arg;
+      ep.residual = in->get();
+    } else if (!biasArg && type.getRank() == 1 &&
+               (type.getDimSize(0) == n || type.isDynamicDim(0)) &&
+               map ==
+                   AffineMap::get(
+                       rank, 0, getAffineDimExpr(rank - 1, map.getContext()))) {
+      biasArg = arg;
+      ep.bias = in->get();
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (!prodArg)
+    return std::nullopt;
+  // The body: [v + residual] over act([prod + bias]), nothing else.
+  BodyMatcher m;
+  Value v = body.getTerminator()->getOperand(0);
+  auto isRes = [&](Value x) { return x == resArg; };
+  if (resArg && !m.binary<arith::AddFOp>(
+                    v,
+                    [&](Value x) {
+                      v = x;
+                      return true;
+                    },
+                    isRes))
+    return std::nullopt;
+  Value t = prodArg;
+  if (biasArg) {
+    // The activation's input: prod + bias.
+    t = nullptr;
+    for (Operation &op : body.without_terminator())
+      if (auto add = dyn_cast<arith::AddFOp>(op))
+        if ((add.getLhs() == prodArg && add.getRhs() == biasArg) ||
+            (add.getLhs() == biasArg && add.getRhs() == prodArg))
+          t = add;
+    if (!t)
+      return std::nullopt;
+    m.ops.push_back(t.getDefiningOp());
+  }
+  if (!m.activation(v, t, ep.act))
+    return std::nullopt;
+  // Every op of the body matched (constants aside, which may sit inside).
+  for (Operation &op : body.without_terminator())
+    if (!op.hasTrait<OpTrait::ConstantLike>() &&
+        !llvm::is_contained(m.ops, &op))
+      return std::nullopt;
+  // Nothing between the product and the epilogue writes memory, but for
+  // the shape operands of the reshapes (fresh buffers only they read).
+  for (Operation *op = mm->getNextNode(); op != generic;
+       op = op->getNextNode()) {
+    if (isMemoryEffectFree(op) || isReshape(op) || isa<memref::AllocOp>(op))
+      continue;
+    auto store = dyn_cast<memref::StoreOp>(op);
+    if (store && store.getMemRef().getDefiningOp<memref::AllocOp>() &&
+        llvm::all_of(store.getMemRef().getUsers(), [](Operation *u) {
+          return isa<memref::StoreOp, memref::ReshapeOp>(u);
+        }))
+      continue;
+    return std::nullopt;
+  }
+  return ep;
+}
+
 bool isF32Memref(Value v) {
   auto t = dyn_cast<MemRefType>(v.getType());
   return t && t.getRank() == 2 && t.getElementType().isF32();
@@ -146,6 +398,9 @@ struct MatmulToMicrokernelPass
     auto strided = MemRefType::get(
         {dyn, dyn}, Float32Type::get(ctx),
         StridedLayoutAttr::get(ctx, dyn, ArrayRef<int64_t>{dyn, dyn}));
+    auto strided1d = MemRefType::get(
+        {dyn}, Float32Type::get(ctx),
+        StridedLayoutAttr::get(ctx, dyn, ArrayRef<int64_t>{dyn}));
     auto panels = MemRefType::get({dyn, dyn, kPanel}, Float32Type::get(ctx));
     auto bf16Panels =
         MemRefType::get({dyn, dyn, kPanel}, BFloat16Type::get(ctx));
@@ -187,8 +442,8 @@ struct MatmulToMicrokernelPass
       if (transposedB)
         bView = memref::TransposeOp::create(
             b, mm.getLoc(), w,
-            AffineMapAttr::get(AffineMap::getPermutationMap(
-                ArrayRef<unsigned>{1, 0}, ctx)));
+            AffineMapAttr::get(
+                AffineMap::getPermutationMap(ArrayRef<unsigned>{1, 0}, ctx)));
       // A constant weight: packed once, at compile time.
       memref::GlobalOp weight;
       if (auto get = w.getDefiningOp<memref::GetGlobalOp>();
@@ -197,7 +452,46 @@ struct MatmulToMicrokernelPass
       memref::GlobalOp packed;
       if (weight && weight.getType().hasStaticShape())
         packed = packedGlobal(weight, bf16, symbols);
-      if (packed) {
+      std::optional<Epilogue> ep;
+      if (packed && !bf16 && !accumulate)
+        ep = matchEpilogue(mm, c);
+      if (ep) {
+        // The epilogue goes into the call, which takes its place (nothing
+        // in between writes memory) and writes its output as [M, N].
+        Location loc = ep->op.getLoc();
+        b.setInsertionPoint(ep->op);
+        auto flat = [&](Value v) -> Value {
+          auto t = llvm::cast<MemRefType>(v.getType());
+          if (t.getRank() == 2)
+            return v;
+          SmallVector<ReassociationIndices> groups(2);
+          for (int64_t d = 0; d + 1 < t.getRank(); ++d)
+            groups[0].push_back(d);
+          groups[1].push_back(t.getRank() - 1);
+          return memref::CollapseShapeOp::create(b, loc, v, groups);
+        };
+        Value out = flat(ep->out);
+        Value bias = ep->bias;
+        if (!bias)
+          bias = memref::AllocaOp::create(
+              b, loc, MemRefType::get({0}, Float32Type::get(ctx)));
+        Value residual = ep->residual ? flat(ep->residual) : out;
+        int64_t flags =
+            ep->act | (ep->bias ? 1 << 8 : 0) | (ep->residual ? 1 << 9 : 0);
+        Value p = memref::GetGlobalOp::create(b, loc, packed.getType(),
+                                              packed.getSymName());
+        func::CallOp::create(
+            b, loc,
+            declare(kLinearMicrokernel,
+                    {strided, panels, strided, strided1d, strided, i64}),
+            ValueRange{cast(a, strided), cast(p, panels), cast(out, strided),
+                       cast(bias, strided1d), cast(residual, strided),
+                       arith::ConstantOp::create(
+                           b, loc, IntegerAttr::get(i64, flags))});
+        packedFrom.push_back(weight);
+        ep->op.erase();
+        acc.getDefiningOp()->erase();
+      } else if (packed) {
         Value p = memref::GetGlobalOp::create(b, mm.getLoc(), packed.getType(),
                                               packed.getSymName());
         MemRefType layout = bf16 ? bf16Panels : panels;

@@ -59,7 +59,7 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     constant global (a weight), it is packed here, at compile time, into the
     kernel's panel layout [ceil(N / 32)][K][32] and
     `transfuse_matmul_f32_packed` is called instead; the unpacked global is
-    dropped once nothing reads it. The epilogue stays generated code.
+    dropped once nothing reads it.
     A matmul with B transposed (`linalg.matmul` with the transpose-B
     indexing maps: attention's Q K^T) passes B as a `memref.transpose` view,
     so K is never copied into K^T; the runtime reads that view's contiguous
@@ -78,6 +78,20 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     A `linalg.fill` of +0 into C right before the product (how a `linear`
     starts its result) is dropped, and the call passes accumulate = 0 so
     that the kernel writes C without reading it; otherwise accumulate = 1.
+
+    A `linear`'s epilogue goes into the call too, in f32: when such a
+    product's C (a fresh buffer) is read by nothing but one elementwise
+    `linalg.generic` (seen through reshapes) whose body is act(C + bias) +
+    residual as LowerLinear writes it (act: none, relu, gelu, gelu_tanh or
+    silu; the bias read along the last dim, the residual with the identity
+    map and layout), whose output is a fresh identity-layout buffer, and
+    nothing between the two writes memory, the pair becomes one call of
+    `transfuse_linear_f32_packed(A, packed B, out, bias, residual, flags)`
+    (flags: the activation, | 256 with a bias, | 512 with a residual). The
+    runtime applies the epilogue to each tile of C right after its last K
+    slice, while the tile is in L1 (runtime/src/epilogue.cpp). Any other
+    reader, body, output or op in between leaves the pass as it is, as
+    does bf16.
   }];
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",

@@ -206,11 +206,15 @@ struct Packed {
 };
 
 /// C = act(A * B + bias) + residual through transfuse_linear_f32_packed,
-/// C with column stride `cstride` (1, or 2: the product's tile-buffer path).
+/// C with column stride `cstride` (1, or 2: the product's tile-buffer
+/// path), the residual with column stride `rstride` (2: the epilogue's
+/// strided loops).
 void checkLinear(int64_t m, int64_t k, int64_t n, int act, bool bias,
-                 bool residual, int64_t cstride = 1) {
-  Matrix a(m, k, k, 1.0f), b(k, n, n, 2.0f), r(m, n, n + 3, 4.0f),
+                 bool residual, int64_t cstride = 1, int64_t rstride = 1) {
+  Matrix a(m, k, k, 1.0f), b(k, n, n, 2.0f), r(m, n * rstride, n * rstride, 4.0f),
       bv(1, n, n, 5.0f);
+  r.d.sizes[1] = n;
+  r.d.strides[1] = rstride;
   std::vector<float> cv(m * n * cstride, 7.0f);
   Desc2D c{cv.data(), cv.data(), 0, {m, n}, {n * cstride, cstride}};
   Packed pb(b);
@@ -222,7 +226,8 @@ void checkLinear(int64_t m, int64_t k, int64_t n, int act, bool bias,
       double y = bias ? bv.at(0, j) : 0.0;
       for (int64_t p = 0; p < k; ++p)
         y += (double)a.at(i, p) * b.at(p, j);
-      double expect = activate(y, act) + (residual ? r.at(i, j) : 0.0);
+      double expect =
+          activate(y, act) + (residual ? r.at(i, j * rstride) : 0.0);
       ASSERT_NEAR(cv[i * n * cstride + j * cstride], expect,
                   1e-4 * (1 + std::sqrt(k)))
           << "act " << act << " bias " << bias << " residual " << residual
@@ -237,6 +242,7 @@ TEST(Gemm, LinearEpilogueMatchesReference) {
         checkLinear(1, 768, 300, act, bias, residual);  // decode: one panel
         checkLinear(37, 300, 77, act, bias, residual);  // edges, 2 K blocks
         checkLinear(13, 40, 45, act, bias, residual, 2); // strided C
+        checkLinear(13, 40, 45, act, bias, residual, 1, 2); // strided res.
       }
   checkLinear(250, 520, 2400, Gelu, true, true); // several blocks and tasks
 }
