@@ -249,9 +249,11 @@ struct LowerRotary : OpRewritePattern<RotaryEmbeddingOp> {
 
 struct LowerLinear : OpRewritePattern<LinearOp> {
   using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(LinearOp op,
-                                PatternRewriter &rw) const override {
-    Location loc = op.getLoc();
+
+  /// The product and its epilogue at `b`; `shapes`: what the caller has
+  /// checked of the residual's shape against the product's.
+  static Value build(OpBuilder &b, Location loc, LinearOp op,
+                     ElementwiseShapes shapes) {
     auto resultType = tensorType(op.getResult());
     auto productType = resultType;
     if (op.getGated()) {
@@ -259,9 +261,9 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
       shape.back() = tensorType(op.getWeight()).getDimSize(1);
       productType = resultType.clone(shape);
     }
-    Value y = buildMatMul(rw, loc, op.getInput(), op.getWeight(), productType);
+    Value y = buildMatMul(b, loc, op.getInput(), op.getWeight(), productType);
     if (!y)
-      return rw.notifyMatchFailure(op, "not a numeric matmul");
+      return nullptr;
     StringRef act = op.getActivation();
     if (op.getBias() || op.getResidual() || act != "none" || op.getGated()) {
       // The whole epilogue in one pass over the product. A gated unit reads
@@ -275,16 +277,16 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
         auto half = [&](Value v, int64_t start) -> Value {
           auto t = tensorType(v);
           int64_t rank = t.getRank();
-          SmallVector<OpFoldResult> offsets(rank, rw.getIndexAttr(0)), sizes,
-              strides(rank, rw.getIndexAttr(1));
-          SmallVector<Value> dims = getDimValues(rw, loc, v);
+          SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0)), sizes,
+              strides(rank, b.getIndexAttr(1));
+          SmallVector<Value> dims = getDimValues(b, loc, v);
           for (int64_t i = 0; i + 1 < rank; ++i)
             sizes.push_back(t.isDynamicDim(i)
                                 ? OpFoldResult(dims[i])
-                                : rw.getIndexAttr(t.getDimSize(i)));
-          sizes.push_back(rw.getIndexAttr(n));
-          offsets.back() = rw.getIndexAttr(start);
-          return tensor::ExtractSliceOp::create(rw, loc, v, offsets, sizes,
+                                : b.getIndexAttr(t.getDimSize(i)));
+          sizes.push_back(b.getIndexAttr(n));
+          offsets.back() = b.getIndexAttr(start);
+          return tensor::ExtractSliceOp::create(b, loc, v, offsets, sizes,
                                                 strides);
         };
         ins = {half(y, 0), half(y, n)};
@@ -303,26 +305,96 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
         res = ins.size();
         ins.push_back(op.getResidual());
       }
-      y = buildElementwise(
-          rw, loc, ins, resultType,
-          [&](OpBuilder &b, Location l, ValueRange a) -> Value {
-            Value v = a[0];
-            if (biasGate >= 0)
-              v = arith::AddFOp::create(b, l, v, a[biasGate]);
-            v = applyActivation(b, l, v, act);
-            if (up >= 0) {
-              Value u = a[up];
-              if (biasUp >= 0)
-                u = arith::AddFOp::create(b, l, u, a[biasUp]);
-              v = arith::MulFOp::create(b, l, v, u);
-            }
-            if (res >= 0)
-              v = arith::AddFOp::create(b, l, v, a[res]);
-            return v;
-          });
+      auto body = [&](OpBuilder &bb, Location l, ValueRange a) -> Value {
+        Value v = a[0];
+        if (biasGate >= 0)
+          v = arith::AddFOp::create(bb, l, v, a[biasGate]);
+        v = applyActivation(bb, l, v, act);
+        if (up >= 0) {
+          Value u = a[up];
+          if (biasUp >= 0)
+            u = arith::AddFOp::create(bb, l, u, a[biasUp]);
+          v = arith::MulFOp::create(bb, l, v, u);
+        }
+        if (res >= 0)
+          v = arith::AddFOp::create(bb, l, v, a[res]);
+        return v;
+      };
+      y = buildElementwise(b, loc, ins, resultType, body, shapes);
     }
     if (y.getType() != resultType)
-      y = tensor::CastOp::create(rw, loc, resultType, y);
+      y = tensor::CastOp::create(b, loc, resultType, y);
+    return y;
+  }
+
+  /// Whether the residual has the product's shape, at run time, when the
+  /// types leave that open (a dynamic dim on either side); null when they
+  /// settle it (equal, or a broadcast for sure) or there is no residual.
+  static Value sameShapeAtRunTime(OpBuilder &b, Location loc, LinearOp op) {
+    Value res = op.getResidual();
+    if (!res || op.getGated())
+      return nullptr;
+    auto in = tensorType(op.getInput()), rt = tensorType(res);
+    int64_t rank = in.getRank(), n = tensorType(op.getWeight()).getDimSize(1);
+    if (rt.getRank() != rank)
+      return nullptr;
+    SmallVector<int64_t> product(in.getShape());
+    product.back() = n;
+    Value same;
+    for (int64_t i = 0; i < rank; ++i) {
+      int64_t p = product[i], r = rt.getDimSize(i);
+      if (!ShapedType::isDynamic(p) && !ShapedType::isDynamic(r)) {
+        if (p != r)
+          return nullptr;
+        continue;
+      }
+      // The product's dim: the input's, or the weight's columns last.
+      Value pd =
+          i + 1 < rank
+              ? tensor::DimOp::create(b, loc, op.getInput(), i).getResult()
+          : ShapedType::isDynamic(n)
+              ? tensor::DimOp::create(b, loc, op.getWeight(), 1).getResult()
+              : cIdx(b, loc, n);
+      Value eq =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                tensor::DimOp::create(b, loc, res, i), pd);
+      same = same ? arith::AndIOp::create(b, loc, same, eq) : eq;
+    }
+    return same;
+  }
+
+  LogicalResult matchAndRewrite(LinearOp op,
+                                PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    if (!tensorType(op.getInput()).getElementType().isIntOrFloat())
+      return rw.notifyMatchFailure(op, "not a numeric matmul");
+    // A residual that may broadcast (dynamic dims): the common case, the
+    // product's shape, gets its own product and identity-map epilogue, which
+    // transfuse-cpu-matmul-to-microkernel can fold into the GEMM call; the
+    // broadcasting path keeps its own copy of the product. Neither branch
+    // has an if of its own, so both yield buffers of the identity layout.
+    Value y;
+    if (Value same = sameShapeAtRunTime(rw, loc, op)) {
+      // The regions are filled once the if is in the function: the run-time
+      // checks inside them look up the module.
+      auto ifOp = scf::IfOp::create(rw, loc, TypeRange{op.getType()}, same,
+                                    /*withElseRegion=*/true);
+      for (bool then : {true, false}) {
+        OpBuilder b =
+            OpBuilder::atBlockEnd(then ? ifOp.thenBlock() : ifOp.elseBlock());
+        Value branch =
+            build(b, loc, op,
+                  then ? ElementwiseShapes::Same : ElementwiseShapes::Differ);
+        if (!branch)
+          return rw.notifyMatchFailure(op, "not a numeric matmul");
+        scf::YieldOp::create(b, loc, branch);
+      }
+      y = ifOp.getResult(0);
+    } else {
+      y = build(rw, loc, op, ElementwiseShapes::Unknown);
+    }
+    if (!y)
+      return rw.notifyMatchFailure(op, "not a numeric matmul");
     rw.replaceOp(op, y);
     return success();
   }
@@ -491,10 +563,9 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     // so K is not copied into K^T at every block.
     auto perHeadMatmul = [&](OpBuilder &b, Location l, Value lhs, Value rhs,
                              Value out, bool transposeRhs) {
-      SmallVector<OpFoldResult> ubs{getAsOpFoldResult(B),
-                                    getAsOpFoldResult(H)};
-      auto loop = scf::ForallOp::create(b, l, ubs, ValueRange{out},
-                                        std::nullopt);
+      SmallVector<OpFoldResult> ubs{getAsOpFoldResult(B), getAsOpFoldResult(H)};
+      auto loop =
+          scf::ForallOp::create(b, l, ubs, ValueRange{out}, std::nullopt);
       OpBuilder b2 = OpBuilder::atBlockTerminator(loop.getBody());
       Value bi = loop.getInductionVar(0), hi = loop.getInductionVar(1);
       Value acc = loop.getRegionIterArgs()[0];
@@ -505,10 +576,9 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
                                          b2.getIndexAttr(0)};
       };
       auto sizes = [&](Value src) {
-        return SmallVector<OpFoldResult>{
-            b2.getIndexAttr(1), b2.getIndexAttr(1),
-            tensor::getMixedSize(b2, l, src, 2),
-            tensor::getMixedSize(b2, l, src, 3)};
+        return SmallVector<OpFoldResult>{b2.getIndexAttr(1), b2.getIndexAttr(1),
+                                         tensor::getMixedSize(b2, l, src, 2),
+                                         tensor::getMixedSize(b2, l, src, 3)};
       };
       auto slice = [&](Value src, Value head) {
         auto st = tensorType(src);

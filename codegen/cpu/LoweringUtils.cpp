@@ -180,8 +180,11 @@ static Value emitElementwise(OpBuilder &b, Location loc, ValueRange inputs,
 }
 
 Value buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
-                       RankedTensorType outType, ScalarBodyFn body) {
+                       RankedTensorType outType, ScalarBodyFn body,
+                       ElementwiseShapes shapes) {
   SmallVector<Value> outDims = broadcastDims(b, loc, inputs, outType);
+  if (shapes == ElementwiseShapes::Same)
+    return emitElementwise(b, loc, inputs, outType, outDims, false, body);
   // One pass over the ambiguous dims: all equal to the output takes the fast
   // path; otherwise each differing size must be 1 (checked at run time).
   Value allEqual, compatible;
@@ -208,6 +211,8 @@ Value buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
     return emitElementwise(b, loc, inputs, outType, outDims, false, body);
   emitRuntimeCheck(b, loc, compatible,
                    "operand shapes cannot be broadcast together");
+  if (shapes == ElementwiseShapes::Differ)
+    return emitElementwise(b, loc, inputs, outType, outDims, true, body);
   auto ifOp = scf::IfOp::create(
       b, loc, allEqual,
       [&](OpBuilder &tb, Location tl) {

@@ -47,13 +47,24 @@ mlir::Value broadcastTo(mlir::OpBuilder &b, mlir::Location loc,
                         mlir::Value input, mlir::RankedTensorType outType,
                         llvm::ArrayRef<mlir::Value> outDims);
 
+/// What the caller of buildElementwise knows of the dims the types leave
+/// open (two dynamic sizes, or a dynamic one against a static one other
+/// than 1).
+enum class ElementwiseShapes {
+  Unknown, // checked at run time: equal takes the fast path
+  Same,    // equal (checked by the caller): identity maps, no check
+  Differ,  // not all equal (checked by the caller): the broadcasting path
+};
+
 /// An elementwise linalg.generic over the broadcast of `inputs`. Dims the
 /// types prove equal (or 1) use indexing maps; when two dims are dynamic the
 /// generated code checks at run time and takes a broadcasting path only when
-/// sizes differ.
-mlir::Value buildElementwise(mlir::OpBuilder &b, mlir::Location loc,
-                             mlir::ValueRange inputs,
-                             mlir::RankedTensorType outType, ScalarBodyFn body);
+/// sizes differ (unless `shapes` says which path applies).
+mlir::Value
+buildElementwise(mlir::OpBuilder &b, mlir::Location loc,
+                 mlir::ValueRange inputs, mlir::RankedTensorType outType,
+                 ScalarBodyFn body,
+                 ElementwiseShapes shapes = ElementwiseShapes::Unknown);
 
 /// A constant scalar of `type` (float or integer) holding `value`.
 mlir::Value scalarConstant(mlir::OpBuilder &b, mlir::Location loc,

@@ -219,7 +219,8 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "func.func(transfuse-cpu-split-empty-tensors),"
       "one-shot-bufferize{bufferize-function-boundaries "
       "allow-return-allocs-from-loops "
-      "function-boundary-type-conversion=identity-layout-map},"
+      "function-boundary-type-conversion=identity-layout-map "
+      "unknown-type-conversion=identity-layout-map},"
       "canonicalize,transfuse-cpu-matmul-to-microkernel{precision=" +
       options.precision + "},"
       // buffer-deallocation-pipeline, with buffers freed after their last

@@ -115,3 +115,61 @@ func.func @linear_rows(%x: tensor<?x?x64xf32>, %w: tensor<64x8xf32>) -> tensor<?
   %0 = transformer.linear %x, %w : (tensor<?x?x64xf32>, tensor<64x8xf32>) -> tensor<?x?x8xf32>
   return %0 : tensor<?x?x8xf32>
 }
+
+// -----
+
+// A residual whose dims the types leave open (it may broadcast at run
+// time): the residual having the product's shape is checked first, and
+// that branch has its own product and an epilogue with identity maps only,
+// which transfuse-cpu-matmul-to-microkernel folds into the GEMM call; the
+// other branch takes the broadcasting path straight away (its run-time
+// check, operands read with computed indices), with no if of its own.
+// CHECK-LABEL: func @linear_residual_may_broadcast
+// CHECK: %[[X0:.*]] = tensor.dim %arg0, %c0
+// CHECK: %[[D0:.*]] = tensor.dim %arg2, %c0
+// CHECK: arith.cmpi eq, %[[D0]], %[[X0]]
+// CHECK: %[[IF:.*]] = scf.if %{{.*}} -> (tensor<?x?x8xf32>) {
+// CHECK-NOT: __transfuse_fail
+// CHECK: linalg.matmul
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}], iterator_types = ["parallel", "parallel", "parallel"]}
+// CHECK-NOT: scf.if
+// CHECK: } else {
+// CHECK: linalg.matmul
+// CHECK: call @__transfuse_fail
+// CHECK-NOT: scf.if {{.*}} ->
+// CHECK: tensor.extract
+// CHECK: scf.yield
+// CHECK: return %[[IF]]
+func.func @linear_residual_may_broadcast(%x: tensor<?x?x64xf32>, %w: tensor<64x8xf32>, %r: tensor<?x?x8xf32>) -> tensor<?x?x8xf32> {
+  %0 = transformer.linear %x, %w residual %r : (tensor<?x?x64xf32>, tensor<64x8xf32>, tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+  return %0 : tensor<?x?x8xf32>
+}
+
+// -----
+
+// Negative: a residual of the product's static shape needs no check, and
+// one that broadcasts for sure (a static 1 against a static 4) has one path.
+// CHECK-LABEL: func @linear_residual_settled
+// CHECK-NOT: scf.if
+// CHECK-COUNT-2: linalg.matmul
+// CHECK-NOT: scf.if
+// CHECK: return
+func.func @linear_residual_settled(%x: tensor<4x64xf32>, %w: tensor<64x8xf32>, %r: tensor<4x8xf32>, %s: tensor<1x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  %0 = transformer.linear %x, %w residual %r : (tensor<4x64xf32>, tensor<64x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  %1 = transformer.linear %x, %w residual %s : (tensor<4x64xf32>, tensor<64x8xf32>, tensor<1x8xf32>) -> tensor<4x8xf32>
+  return %0, %1 : tensor<4x8xf32>, tensor<4x8xf32>
+}
+
+// -----
+
+// With a weight of dynamic width, the residual's last dim is checked
+// against the weight's columns.
+// CHECK-LABEL: func @linear_residual_dynamic_width
+// CHECK: %[[N:.*]] = tensor.dim %arg1, %c1 : tensor<64x?xf32>
+// CHECK: %[[RN:.*]] = tensor.dim %arg2, %c2
+// CHECK: arith.cmpi eq, %[[RN]], %[[N]]
+// CHECK: scf.if
+func.func @linear_residual_dynamic_width(%x: tensor<?x?x64xf32>, %w: tensor<64x?xf32>, %r: tensor<?x?x?xf32>) -> tensor<?x?x?xf32> {
+  %0 = transformer.linear %x, %w residual %r : (tensor<?x?x64xf32>, tensor<64x?xf32>, tensor<?x?x?xf32>) -> tensor<?x?x?xf32>
+  return %0 : tensor<?x?x?xf32>
+}
