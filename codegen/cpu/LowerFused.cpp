@@ -562,7 +562,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     // which the microkernel pass hands to the runtime as a transposed view,
     // so K is not copied into K^T at every block.
     auto perHeadMatmul = [&](OpBuilder &b, Location l, Value lhs, Value rhs,
-                             Value out, bool transposeRhs) {
+                             Value out, bool transposeRhs,
+                             bool zeroInit = false) {
       SmallVector<OpFoldResult> ubs{getAsOpFoldResult(B), getAsOpFoldResult(H)};
       auto loop =
           scf::ForallOp::create(b, l, ubs, ValueRange{out}, std::nullopt);
@@ -589,6 +590,11 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
             .getResult();
       };
       Value accSlice = slice(acc, hi);
+      // Each head's slice zeroed right before its product, which
+      // transfuse-cpu-matmul-to-microkernel turns into a write of C (no
+      // fill of the whole scores, no read of the zeros).
+      if (zeroInit)
+        accSlice = linalg::FillOp::create(b2, l, zero, accSlice).getResult(0);
       SmallVector<Value, 2> operands{slice(lhs, hi), slice(rhs, kvHead)};
       Value prod =
           transposeRhs
@@ -633,10 +639,13 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           Value sEmpty = createEmpty(b, l, sType, sDims);
           Value rowEmpty = createEmpty(b, l, rowType, {B, H, Sq});
           // s[b,h,i,j] = sum_d q[b,h,i,d] * k[b,hk,j,d]
-          Value s = perHeadMatmul(b, l, q, ks, filled(b, sType, sDims, zero),
-                                  /*transposeRhs=*/true);
+          Value s = perHeadMatmul(b, l, q, ks, sEmpty, /*transposeRhs=*/true,
+                                  /*zeroInit=*/true);
           // Scale and masks: static-shaped masks through indexing maps
           // (sliced to the block), dynamic ones read with computed indices.
+          // One pass writes the scaled scores, which the row max and p
+          // read (applying them in both instead costs more: a dynamic mask
+          // is gathered twice).
           SmallVector<Value> ins{s};
           SmallVector<AffineMap> maps{id4};
           SmallVector<const Mask *> extracted;

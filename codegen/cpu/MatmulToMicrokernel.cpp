@@ -425,10 +425,15 @@ struct MatmulToMicrokernelPass
       };
       Value a = mm.getInputs()[0], w = mm.getInputs()[1],
             c = mm.getOutputs()[0];
-      // C filled with +0 just before the product (a `linear`'s init): the
-      // kernel writes C instead of adding to it, and the fill goes.
+      // C filled with +0 just before the product (a `linear`'s init, a
+      // head's scores), with only ops that touch no memory (views of the
+      // operands) in between: the kernel writes C instead of adding to it,
+      // and the fill goes.
       bool accumulate = true;
-      if (auto fill = dyn_cast_or_null<linalg::FillOp>(mm->getPrevNode()))
+      Operation *prev = mm->getPrevNode();
+      while (prev && !isa<linalg::FillOp>(prev) && isMemoryEffectFree(prev))
+        prev = prev->getPrevNode();
+      if (auto fill = dyn_cast_or_null<linalg::FillOp>(prev))
         if (fill.hasPureBufferSemantics() && fill.getOutputs()[0] == c &&
             matchPattern(fill.getInputs()[0], m_PosZeroFloat())) {
           fill.erase();

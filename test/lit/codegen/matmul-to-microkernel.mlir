@@ -47,6 +47,22 @@ func.func @zero_filled(%a: memref<4x8xf32>, %b: memref<8x16xf32>, %c: memref<4x1
   return
 }
 
+// Views of the operands between the fill and the product (a head's scores:
+// its C slice zeroed, then Q's and K's slices taken) touch no memory: the
+// fill still goes.
+// CHECK-LABEL: func @fill_then_views
+// CHECK-NOT: linalg.fill
+// CHECK: %[[ZERO:.*]] = arith.constant 0 : i64
+// CHECK: call @transfuse_matmul_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[ZERO]])
+func.func @fill_then_views(%a: memref<2x4x8xf32>, %b: memref<8x16xf32>, %c: memref<2x4x16xf32>, %i: index) {
+  %zero = arith.constant 0.0 : f32
+  %cs = memref.subview %c[%i, 0, 0] [1, 4, 16] [1, 1, 1] : memref<2x4x16xf32> to memref<4x16xf32, strided<[16, 1], offset: ?>>
+  linalg.fill ins(%zero : f32) outs(%cs : memref<4x16xf32, strided<[16, 1], offset: ?>>)
+  %as = memref.subview %a[%i, 0, 0] [1, 4, 8] [1, 1, 1] : memref<2x4x8xf32> to memref<4x8xf32, strided<[8, 1], offset: ?>>
+  linalg.matmul ins(%as, %b : memref<4x8xf32, strided<[8, 1], offset: ?>>, memref<8x16xf32>) outs(%cs : memref<4x16xf32, strided<[16, 1], offset: ?>>)
+  return
+}
+
 // Negative: a fill of another value, of another buffer, or with C read in
 // between stays, and the product accumulates.
 // CHECK-LABEL: func @fills_that_stay
