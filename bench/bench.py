@@ -401,6 +401,7 @@ def gemm_peak(work):
                                                             "include"),
                     os.path.join(HERE, "gemm_bench.cpp"),
                     os.path.join(ROOT, "runtime", "src", "gemm.cpp"),
+                    os.path.join(ROOT, "runtime", "src", "epilogue.cpp"),
                     os.path.join(ROOT, "runtime", "src", "gemm_bf16.cpp"),
                     os.path.join(ROOT, "runtime", "src", "thread_pool.cpp"),
                     os.path.join(ROOT, "runtime", "src", "alloc.cpp"),

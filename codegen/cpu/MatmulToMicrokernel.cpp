@@ -296,7 +296,11 @@ std::optional<Epilogue> matchEpilogue(linalg::MatmulOp mm, Value c) {
     auto type = dyn_cast<MemRefType>(in->get().getType());
     if (!type || !type.getElementType().isF32())
       return std::nullopt;
-    if (in->get() == prod && map.isIdentity() && !prodArg) {
+    if (in->get() == prod) {
+      // The product once, elementwise (read twice, it would pass as its own
+      // residual, which the call no longer writes).
+      if (prodArg || !map.isIdentity())
+        return std::nullopt;
       prodArg = arg;
     } else if (map.isIdentity() && !resArg && type.getLayout().isIdentity()) {
       resArg = arg;

@@ -149,14 +149,15 @@ func.func @gelu_tanh_and_silu(%a: memref<6x8xf32>) -> (memref<6x40xf32>, memref<
 // Negative: the product read twice (here also by a copy), a body that is
 // not an epilogue (a subtraction), gelu with another constant, a write to
 // memory between the product and the pass, an output that is not a fresh
-// buffer, and a product that accumulates (no zero fill): each keeps the
-// plain call and its pass.
+// buffer, a product that accumulates (no zero fill), and the product as
+// two operands of the pass (C + C, which would pass for C + residual): each
+// keeps the plain call and its pass.
 // CHECK-LABEL: func @not_fused
 // CHECK-NOT: transfuse_linear_f32_packed
-// CHECK-COUNT-6: call @transfuse_matmul_f32_packed
+// CHECK-COUNT-7: call @transfuse_matmul_f32_packed
 // CHECK-NOT: transfuse_linear_f32_packed
 // CHECK: return
-func.func @not_fused(%a: memref<6x8xf32>, %r: memref<6x40xf32>, %given: memref<6x40xf32>) -> (memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>) {
+func.func @not_fused(%a: memref<6x8xf32>, %r: memref<6x40xf32>, %given: memref<6x40xf32>) -> (memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>) {
   %zero = arith.constant 0.0 : f32
   %half = arith.constant 0.6 : f32
   %one = arith.constant 1.0 : f32
@@ -228,5 +229,15 @@ func.func @not_fused(%a: memref<6x8xf32>, %r: memref<6x40xf32>, %given: memref<6
     %y = arith.addf %x, %bv : f32
     linalg.yield %y : f32
   }
-  return %o0, %o1, %o2, %o3, %o5 : memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>
+  // The product twice.
+  %c6 = memref.alloc() : memref<6x40xf32>
+  linalg.fill ins(%zero : f32) outs(%c6 : memref<6x40xf32>)
+  linalg.matmul ins(%a, %w : memref<6x8xf32>, memref<8x40xf32>) outs(%c6 : memref<6x40xf32>)
+  %o6 = memref.alloc() : memref<6x40xf32>
+  linalg.generic {indexing_maps = [#id2, #id2, #id2], iterator_types = ["parallel", "parallel"]} ins(%c6, %c6 : memref<6x40xf32>, memref<6x40xf32>) outs(%o6 : memref<6x40xf32>) {
+  ^bb0(%x: f32, %y: f32, %o: f32):
+    %z = arith.addf %x, %y : f32
+    linalg.yield %z : f32
+  }
+  return %o0, %o1, %o2, %o3, %o5, %o6 : memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>, memref<6x40xf32>
 }
