@@ -33,6 +33,8 @@ constexpr llvm::StringLiteral kPackedMicrokernel =
 constexpr llvm::StringLiteral kBf16Microkernel = "transfuse_matmul_bf16_packed";
 constexpr llvm::StringLiteral kLinearMicrokernel =
     "transfuse_linear_f32_packed";
+constexpr llvm::StringLiteral kLinearBf16Microkernel =
+    "transfuse_linear_bf16_packed";
 /// Columns per panel of the microkernels (kNr in runtime/src/gemm.cpp; the
 /// bf16 layout's panels are as wide).
 constexpr int64_t kPanel = 32;
@@ -462,7 +464,7 @@ struct MatmulToMicrokernelPass
       if (weight && weight.getType().hasStaticShape())
         packed = packedGlobal(weight, bf16, symbols);
       std::optional<Epilogue> ep;
-      if (packed && !bf16 && !accumulate)
+      if (packed && !accumulate)
         ep = matchEpilogue(mm, c);
       if (ep) {
         // The epilogue goes into the call, which takes its place (nothing
@@ -489,11 +491,12 @@ struct MatmulToMicrokernelPass
             ep->act | (ep->bias ? 1 << 8 : 0) | (ep->residual ? 1 << 9 : 0);
         Value p = memref::GetGlobalOp::create(b, loc, packed.getType(),
                                               packed.getSymName());
+        MemRefType layout = bf16 ? bf16Panels : panels;
         func::CallOp::create(
             b, loc,
-            declare(kLinearMicrokernel,
-                    {strided, panels, strided, strided1d, strided, i64}),
-            ValueRange{cast(a, strided), cast(p, panels), cast(out, strided),
+            declare(bf16 ? kLinearBf16Microkernel : kLinearMicrokernel,
+                    {strided, layout, strided, strided1d, strided, i64}),
+            ValueRange{cast(a, strided), cast(p, layout), cast(out, strided),
                        cast(bias, strided1d), cast(residual, strided),
                        arith::ConstantOp::create(
                            b, loc, IntegerAttr::get(i64, flags))});

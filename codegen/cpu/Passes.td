@@ -79,7 +79,7 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     starts its result) is dropped, and the call passes accumulate = 0 so
     that the kernel writes C without reading it; otherwise accumulate = 1.
 
-    A `linear`'s epilogue goes into the call too, in f32: when such a
+    A `linear`'s epilogue goes into the call too: when such a
     product's C (a fresh buffer) is read by nothing but one elementwise
     `linalg.generic` (seen through reshapes) whose body is act(C + bias) +
     residual as LowerLinear writes it (act: none, relu, gelu, gelu_tanh or
@@ -87,11 +87,11 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     map and layout), whose output is a fresh identity-layout buffer, and
     nothing between the two writes memory, the pair becomes one call of
     `transfuse_linear_f32_packed(A, packed B, out, bias, residual, flags)`
-    (flags: the activation, | 256 with a bias, | 512 with a residual). The
-    runtime applies the epilogue to each tile of C right after its last K
-    slice, while the tile is in L1 (runtime/src/epilogue.cpp). Any other
-    reader, body, output or op in between leaves the pass as it is, as
-    does bf16.
+    (`transfuse_linear_bf16_packed` with bf16 weights; flags: the
+    activation, | 256 with a bias, | 512 with a residual). The runtime
+    applies the epilogue to each tile of C right after its last K slice,
+    while the tile is in L1 (runtime/src/epilogue.cpp). Any other reader,
+    body, output or op in between leaves the pass as it is.
   }];
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",

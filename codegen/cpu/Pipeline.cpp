@@ -48,6 +48,9 @@ extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(void *, void *,
 extern "C" void _mlir_ciface_transfuse_linear_f32_packed(void *, void *,
                                                          void *, void *,
                                                          void *, int64_t);
+extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(void *, void *,
+                                                          void *, void *,
+                                                          void *, int64_t);
 extern "C" void transfuse_parallel_loop(int64_t, int64_t,
                                         void (*)(void *, int64_t, int64_t),
                                         void *);
@@ -546,6 +549,10 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
     map[interner("_mlir_ciface_transfuse_linear_f32_packed")] = {
         llvm::orc::ExecutorAddr::fromPtr(
             &_mlir_ciface_transfuse_linear_f32_packed),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_ciface_transfuse_linear_bf16_packed")] = {
+        llvm::orc::ExecutorAddr::fromPtr(
+            &_mlir_ciface_transfuse_linear_bf16_packed),
         llvm::JITSymbolFlags::Exported};
     map[interner("_mlir_ciface_transfuse_matmul_bf16_packed")] = {
         llvm::orc::ExecutorAddr::fromPtr(

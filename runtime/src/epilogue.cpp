@@ -7,7 +7,7 @@
 // replaces computes erf, exp and tanh with MLIR's polynomial
 // approximations; these are the runtime's own, written as branch-free
 // scalar code that the compiler vectorizes for AVX-512 and for AVX2 (one
-// clone of the row loop per instruction set), so one source serves every
+// clone of the tile loop per instruction set), so one source serves every
 // CPU. Their errors, against libm in runtime/test/gemm_test.cpp, are a few
 // 1e-7.
 //
@@ -28,7 +28,7 @@ inline float expApprox(float x) {
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
   float n = __builtin_rintf(x * 1.44269504088896341f);
-  // ln 2 split so that n * kLn2Hi is exact.
+  // ln 2 in two parts, the first short enough that n times it is exact.
   float r = x - n * 0.693145751953125f;
   r = r - n * 1.42860682030941723e-6f;
   float p = 1.0f / 5040;
@@ -119,67 +119,63 @@ inline void rows(float *o, int64_t ldo, const float *bias, int64_t bs,
   }
 }
 
-using RowFn = void (*)(float *, int64_t, const float *, int64_t, const float *,
-                       int64_t, int64_t, int64_t, int64_t);
+using TileFn = void (*)(float *, int64_t, const float *, int64_t, const float *,
+                        int64_t, int64_t, int64_t, int64_t);
 
 /// The tile loop for each activation and operand set, compiled for the
 /// instruction set `target` names, on unit column strides (bs, rs = 1).
-#define TF_EPILOGUE_ROWS(NAME, TARGET)                                         \
+#define TF_EPILOGUE_TILE(NAME, TARGET)                                         \
   template <Epilogue::Act A, bool Bias, bool Res>                              \
   __attribute__((target(TARGET))) void NAME(                                   \
       float *o, int64_t ldo, const float *bias, int64_t, const float *res,     \
       int64_t ldr, int64_t, int64_t h, int64_t w) {                            \
     rows<A, Bias, Res>(o, ldo, bias, 1, res, ldr, 1, h, w);                    \
   }
-TF_EPILOGUE_ROWS(rowAvx512, "avx512f,avx512dq,avx512vl,avx2,fma")
-TF_EPILOGUE_ROWS(rowAvx2, "avx2,fma")
-#undef TF_EPILOGUE_ROWS
+TF_EPILOGUE_TILE(tileAvx512, "avx512f,avx512dq,avx512vl,avx2,fma")
+TF_EPILOGUE_TILE(tileAvx2, "avx2,fma")
+#undef TF_EPILOGUE_TILE
 template <Epilogue::Act A, bool Bias, bool Res>
-void rowPortable(float *o, int64_t ldo, const float *bias, int64_t bs,
-                 const float *res, int64_t ldr, int64_t rs, int64_t h,
-                 int64_t w) {
+void tilePortable(float *o, int64_t ldo, const float *bias, int64_t bs,
+                  const float *res, int64_t ldr, int64_t rs, int64_t h,
+                  int64_t w) {
   rows<A, Bias, Res>(o, ldo, bias, bs, res, ldr, rs, h, w);
 }
 
-/// table[act][bias][res] of one instruction set's row loops.
-#define TF_ROW_TABLE(F)                                                        \
-  {                                                                            \
-    {{F<Epilogue::None, false, false>, F<Epilogue::None, false, true>},        \
-     {F<Epilogue::None, true, false>, F<Epilogue::None, true, true>}},         \
-        {{F<Epilogue::Relu, false, false>, F<Epilogue::Relu, false, true>},    \
-         {F<Epilogue::Relu, true, false>, F<Epilogue::Relu, true, true>}},     \
-        {{F<Epilogue::Gelu, false, false>, F<Epilogue::Gelu, false, true>},    \
-         {F<Epilogue::Gelu, true, false>, F<Epilogue::Gelu, true, true>}},     \
-        {{F<Epilogue::GeluTanh, false, false>,                                 \
-          F<Epilogue::GeluTanh, false, true>},                                 \
-         {F<Epilogue::GeluTanh, true, false>,                                  \
-          F<Epilogue::GeluTanh, true, true>}},                                 \
-    {                                                                          \
-      {F<Epilogue::Silu, false, false>, F<Epilogue::Silu, false, true>}, {     \
-        F<Epilogue::Silu, true, false>, F<Epilogue::Silu, true, true>          \
-      }                                                                        \
-    }                                                                          \
-  }
-constexpr RowFn kRowsAvx512[Epilogue::NumActs][2][2] = TF_ROW_TABLE(rowAvx512);
-constexpr RowFn kRowsAvx2[Epilogue::NumActs][2][2] = TF_ROW_TABLE(rowAvx2);
-constexpr RowFn kRowsPortable[Epilogue::NumActs][2][2] =
-    TF_ROW_TABLE(rowPortable);
-#undef TF_ROW_TABLE
+/// table[act][bias][res] of one instruction set's tile loops.
+// clang-format off
+#define TF_TILE_TABLE(F)                                                       \
+  {{{F<Epilogue::None, false, false>, F<Epilogue::None, false, true>},         \
+    {F<Epilogue::None, true, false>, F<Epilogue::None, true, true>}},          \
+   {{F<Epilogue::Relu, false, false>, F<Epilogue::Relu, false, true>},         \
+    {F<Epilogue::Relu, true, false>, F<Epilogue::Relu, true, true>}},          \
+   {{F<Epilogue::Gelu, false, false>, F<Epilogue::Gelu, false, true>},         \
+    {F<Epilogue::Gelu, true, false>, F<Epilogue::Gelu, true, true>}},          \
+   {{F<Epilogue::GeluTanh, false, false>, F<Epilogue::GeluTanh, false, true>}, \
+    {F<Epilogue::GeluTanh, true, false>, F<Epilogue::GeluTanh, true, true>}},  \
+   {{F<Epilogue::Silu, false, false>, F<Epilogue::Silu, false, true>},         \
+    {F<Epilogue::Silu, true, false>, F<Epilogue::Silu, true, true>}}}
+// clang-format on
+constexpr TileFn kTilesAvx512[Epilogue::NumActs][2][2] =
+    TF_TILE_TABLE(tileAvx512);
+constexpr TileFn kTilesAvx2[Epilogue::NumActs][2][2] = TF_TILE_TABLE(tileAvx2);
+constexpr TileFn kTilesPortable[Epilogue::NumActs][2][2] =
+    TF_TILE_TABLE(tilePortable);
+#undef TF_TILE_TABLE
 
-/// The row loops this CPU runs on unit strides, chosen once, as the GEMM
+/// The tile loops this CPU runs on unit strides, chosen once, as the GEMM
 /// chooses its kernels (TRANSFUSE_GEMM=portable and =avx2 force the same
 /// here); other strides take the portable loops.
-const RowFn (*rowTable())[2][2] {
-  static const RowFn(*chosen)[2][2] = []() -> const RowFn(*)[2][2] {
+const TileFn (*tileTable())[2][2] {
+  static const TileFn(*chosen)[2][2] = []() -> const TileFn(*)[2][2] {
     if (forcedPortable())
-      return kRowsPortable;
+      return kTilesPortable;
     if (__builtin_cpu_supports("avx512f") &&
         __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vl") && !forcedAvx2())
-      return kRowsAvx512;
+      return kTilesAvx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      return kRowsAvx2;
-    return kRowsPortable;
+      return kTilesAvx2;
+    return kTilesPortable;
   }();
   return chosen;
 }
@@ -190,8 +186,9 @@ void Epilogue::apply(float *out, int64_t ldo, int64_t i0, int64_t j0, int64_t h,
                      int64_t w) const {
   bool unit =
       (!bias || biasStride == 1) && (!residual || residual->strides[1] == 1);
-  RowFn fn = (unit ? rowTable()
-                   : kRowsPortable)[act][bias != nullptr][residual != nullptr];
+  TileFn fn =
+      (unit ? tileTable()
+            : kTilesPortable)[act][bias != nullptr][residual != nullptr];
   fn(out, ldo, bias ? bias + j0 * biasStride : nullptr, biasStride,
      residual ? residual->at(i0, j0) : nullptr,
      residual ? residual->strides[0] : 0, residual ? residual->strides[1] : 0,
@@ -216,4 +213,18 @@ void Epilogue::applyAll(const Desc2D &c) const {
       for (int64_t x = 0; x < w; ++x)
         *c.at(i, j0 + x) = buf[x];
     }
+}
+
+Epilogue Epilogue::fromFlags(int64_t flags, const Desc1D *bias,
+                             const Desc2D *residual) {
+  Epilogue ep;
+  int64_t act = flags & 0xff;
+  ep.act = act < NumActs ? (Act)act : None;
+  if (flags & (1 << 8)) {
+    ep.bias = bias->data + bias->offset;
+    ep.biasStride = bias->strides[0];
+  }
+  if (flags & (1 << 9))
+    ep.residual = residual;
+  return ep;
 }

@@ -588,25 +588,15 @@ _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
 }
 
 /// A `linear` on a prepacked B: C = act(A * B + bias) + residual, the
-/// epilogue applied to each tile of C as the product finishes it. `flags`:
-/// the activation (Epilogue::Act) in bits 0-7, bit 8 set when there is a
-/// bias ([N]), bit 9 when there is a residual (C's shape); the absent
-/// operands' descriptors are not read.
+/// epilogue (Epilogue::fromFlags) applied to each tile of C as the product
+/// finishes it.
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_linear_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
                                          Desc1D *bias, Desc2D *residual,
                                          int64_t flags) {
   if (c->sizes[0] == 0 || c->sizes[1] == 0)
     return;
-  Epilogue ep;
-  int64_t act = flags & 0xff;
-  ep.act = act < Epilogue::NumActs ? (Epilogue::Act)act : Epilogue::None;
-  if (flags & (1 << 8)) {
-    ep.bias = bias->data + bias->offset;
-    ep.biasStride = bias->strides[0];
-  }
-  if (flags & (1 << 9))
-    ep.residual = residual;
+  Epilogue ep = Epilogue::fromFlags(flags, bias, residual);
   const float *packed = b->data + b->offset;
   PackedProduct product = packedProduct();
   if (!product || a->sizes[1] == 0) {

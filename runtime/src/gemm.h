@@ -57,6 +57,12 @@ struct Epilogue {
              int64_t w) const;
   /// All of C, any strides: the paths that do not apply it per tile.
   void applyAll(const Desc2D &c) const;
+  /// The epilogue a `transfuse_linear_*_packed` call describes: `flags`
+  /// holds the activation in bits 0-7, bit 8 when there is a bias ([N]),
+  /// bit 9 when there is a residual (C's shape); the absent operands'
+  /// descriptors are not read.
+  static Epilogue fromFlags(int64_t flags, const Desc1D *bias,
+                            const Desc2D *residual);
 };
 
 /// Whether an m x k x n product pays for the pool: below 2^18

@@ -105,7 +105,7 @@ __attribute__((target("avx512f"))) void widenPanelAvx512(const uint16_t *panel,
 /// rounded to bf16 once and B widened to f32 (exact) into the f32 GEMM's
 /// packed layout, which the f32 GEMM then reads as a prepacked weight.
 void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
-                 bool accumulate) {
+                 bool accumulate, const Epilogue *ep) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k), panels = (n + 31) / 32;
   bool par = parallel(m, n, k);
@@ -130,6 +130,8 @@ void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   Desc3D wb{wide.data, wide.data, 0, {panels, k, 32}, {k * 32, 32, 1}};
   Desc2D cc = c; // the C entry takes non-const descriptors
   _mlir_ciface_transfuse_matmul_f32_packed(&ar, &wb, &cc, accumulate);
+  if (ep)
+    ep->applyAll(c);
 }
 
 /// Row panel `ip` of A rounded to bf16: 16 rows of each 32-deep block kb at
@@ -287,7 +289,7 @@ enum class Kernel { Amx, Avx512Bf16 };
 /// The tiled product on packed A and B, on `kernel`.
 template <Kernel kernel>
 void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
-                 bool accumulate) {
+                 bool accumulate, const Epilogue *ep) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k), kBlocks = kp / bf16::kBlockK;
   int64_t rowPanels = (m + kRows - 1) / kRows;
@@ -312,6 +314,8 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
     for (int64_t kb0 = 0; kb0 < kBlocks; kb0 += kBlocksPerKc) {
       int64_t blocks = std::min(kBlocksPerKc, kBlocks - kb0);
       bool load = accumulate || kb0 > 0;
+      // A linear's epilogue, on each block of C after its last K pass.
+      const Epilogue *last = kb0 + kBlocksPerKc >= kBlocks ? ep : nullptr;
       for (int64_t jp = jp0; jp < jp1; ++jp) {
         const uint16_t *bp =
             packed + jp * kp * bf16::kPanelCols + kb0 * 1024;
@@ -365,6 +369,8 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
           };
           if (unitColumns && h == rp * kRows && w == 32) {
             run(cij, c.strides[0]);
+            if (last)
+              last->apply(cij, c.strides[0], i, j, h, w);
             continue;
           }
           // An edge block, or strided columns: through the buffer.
@@ -374,6 +380,8 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
                   r < h && x < w ? cij[r * c.strides[0] + x * c.strides[1]]
                                  : 0.0f;
           run(tile, 32);
+          if (last)
+            last->apply(tile, 32, i, j, h, w);
           for (int64_t r = 0; r < h; ++r)
             for (int64_t x = 0; x < w; ++x)
               cij[r * c.strides[0] + x * c.strides[1]] = tile[r * 32 + x];
@@ -387,7 +395,7 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
 }
 
 using Product = void (*)(const Desc2D &, const uint16_t *, const Desc2D &,
-                         bool);
+                         bool, const Epilogue *);
 
 /// The product this CPU runs, chosen once (CPUID, the kernel's grant of
 /// the tile state, TRANSFUSE_GEMM): AMX tiles, else VDPBF16PS, else the
@@ -411,5 +419,23 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   if (!needsProduct(*a, *c, accumulate))
     return;
   static const Product product = chooseProduct();
-  product(*a, b->data + b->offset, *c, accumulate);
+  product(*a, b->data + b->offset, *c, accumulate, nullptr);
+}
+
+/// A `linear` on a bf16 prepacked B: C = act(bf16(A) * B + bias) +
+/// residual, the epilogue (Epilogue::fromFlags) applied to each block of C
+/// as the product finishes it.
+extern "C" __attribute__((visibility("default"))) void
+_mlir_ciface_transfuse_linear_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
+                                          Desc1D *bias, Desc2D *residual,
+                                          int64_t flags) {
+  if (c->sizes[0] == 0 || c->sizes[1] == 0)
+    return;
+  Epilogue ep = Epilogue::fromFlags(flags, bias, residual);
+  if (a->sizes[1] == 0) {
+    zero(*c);
+    return ep.applyAll(*c);
+  }
+  static const Product product = chooseProduct();
+  product(*a, b->data + b->offset, *c, false, &ep);
 }

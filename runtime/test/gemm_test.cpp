@@ -303,6 +303,50 @@ TEST(Gemm, Bf16MatchesReference) {
   }
 }
 
+extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *,
+                                                          Desc3DBf16 *,
+                                                          Desc2D *, Desc1D *,
+                                                          Desc2D *, int64_t);
+
+/// transfuse_linear_bf16_packed against act(bf16(A) bf16(B) + bias) +
+/// residual in double precision.
+void checkLinearBf16(int64_t m, int64_t k, int64_t n, int act, bool bias,
+                     bool residual) {
+  namespace bf16 = transfuse::bf16;
+  Matrix a(m, k, k, 1.0f), b(k, n, n, 2.0f), r(m, n, n + 3, 4.0f),
+      bv(1, n, n, 5.0f);
+  std::vector<float> cv(m * n, 7.0f);
+  Desc2D c{cv.data(), cv.data(), 0, {m, n}, {n, 1}};
+  int64_t kp = bf16::paddedK(k), panels = (n + 31) / 32;
+  std::vector<uint16_t> p(panels * kp * 32);
+  bf16::pack(b.v.data(), k, n, b.d.strides[0], p.data());
+  Desc3DBf16 pd{p.data(), p.data(), 0, {panels, kp, 32}, {kp * 32, 32, 1}};
+  Desc1D bd{bv.v.data(), bv.v.data(), 0, {n}, {1}};
+  int64_t flags = act | (bias ? 1 << 8 : 0) | (residual ? 1 << 9 : 0);
+  _mlir_ciface_transfuse_linear_bf16_packed(&a.d, &pd, &c, &bd, &r.d, flags);
+  auto round = [](float x) { return bf16::toFloat(bf16::fromFloat(x)); };
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double y = bias ? bv.at(0, j) : 0.0;
+      for (int64_t q = 0; q < k; ++q)
+        y += (double)round(a.at(i, q)) * round(b.at(q, j));
+      double expect = activate(y, act) + (residual ? r.at(i, j) : 0.0);
+      ASSERT_NEAR(cv[i * n + j], expect, 1e-4 * (1 + std::sqrt(k)))
+          << "act " << act << " bias " << bias << " residual " << residual
+          << " at " << i << "," << j << " of " << m << "x" << k << "x" << n;
+    }
+}
+
+TEST(Gemm, Bf16LinearEpilogueMatchesReference) {
+  for (int act : {None, Relu, Gelu, GeluTanh, Silu})
+    for (bool bias : {false, true})
+      for (bool residual : {false, true}) {
+        checkLinearBf16(1, 768, 300, act, bias, residual); // an edge block
+        checkLinearBf16(47, 1700, 77, act, bias, residual); // 3 K passes
+      }
+  checkLinearBf16(250, 520, 2400, Gelu, true, true); // several tasks
+}
+
 /// Rounding to bf16 as IEEE 754 defines it (nearest, ties to even), on
 /// values whose answers are known.
 TEST(Gemm, Bf16Rounding) {

@@ -5,10 +5,12 @@
 // product, goes into the runtime's call when it is act(C + bias) +
 // residual: transfuse_linear_f32_packed(A, packed B, out, bias, residual,
 // flags), flags = activation | 256 (bias) | 512 (residual); the pass is
-// gone. The bf16 GEMM takes no epilogue: there the pass stays.
-// BF16-NOT: transfuse_linear_f32_packed
-// BF16: call @transfuse_matmul_bf16_packed
-// BF16: linalg.generic
+// gone. With bf16 weights, the same through transfuse_linear_bf16_packed.
+// BF16: func.func private @transfuse_linear_bf16_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64)
+// BF16-LABEL: func @gelu_bias_reshaped
+// BF16: call @transfuse_linear_bf16_packed({{.*}}, %c258_i64)
+// BF16-NOT: linalg.generic
+// BF16-LABEL: func @not_fused
 
 // CHECK: func.func private @transfuse_linear_f32_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
 
