@@ -1,16 +1,20 @@
 //===- gemm.cpp - the f32 GEMM microkernel generated code calls -----------===//
 //
-// IREE-style split: the compiler keeps the fusion (the epilogue of a
-// `linear` is a separate elementwise pass it generates), and calls this
-// routine for the product itself. `transfuse-cpu-matmul-to-microkernel`
-// rewrites each f32 `linalg.matmul` on buffers into
+// IREE-style split: the compiler keeps the fusion, and calls this routine
+// for the product itself. `transfuse-cpu-matmul-to-microkernel` rewrites
+// each f32 `linalg.matmul` on buffers into
 //   _mlir_ciface_transfuse_matmul_f32(&A, &B, &C, accumulate)
 // on strided 2-D descriptors, or, when B is a constant (a weight), with B
 // packed into the kernel's panel layout at compile time:
 //   _mlir_ciface_transfuse_matmul_f32_packed(&A, &Bpacked, &C, accumulate)
 // Both compute C = A * B, plus C's old value when `accumulate` is non-zero
 // (the compiler passes 0 where the product's C was just filled with zeros,
-// and drops the fill).
+// and drops the fill). A `linear`'s epilogue, act(C + bias) + residual,
+// comes along when the pass recognizes it:
+//   _mlir_ciface_transfuse_linear_f32_packed(&A, &Bpacked, &C, &bias,
+//                                            &residual, flags)
+// applies it to each tile of C after its last K slice (epilogue.cpp);
+// any other epilogue stays a pass the compiler generates.
 //
 // Layout and blocking (Goto/BLIS): B is in panels of kNr = 32 columns, each
 // [K][32] (a weight comes so; any other B is packed so first); A is packed
