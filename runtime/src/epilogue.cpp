@@ -119,8 +119,7 @@ inline void rows(float *o, int64_t ldo, const float *bias, int64_t bs,
   }
 }
 
-using TileFn = void (*)(float *, int64_t, const float *, int64_t, const float *,
-                        int64_t, int64_t, int64_t, int64_t);
+using TileFn = Epilogue::TileFn;
 
 /// The tile loop for each activation and operand set, compiled for the
 /// instruction set `target` names, on unit column strides (bs, rs = 1).
@@ -131,7 +130,7 @@ using TileFn = void (*)(float *, int64_t, const float *, int64_t, const float *,
       int64_t ldr, int64_t, int64_t h, int64_t w) {                            \
     rows<A, Bias, Res>(o, ldo, bias, 1, res, ldr, 1, h, w);                    \
   }
-TF_EPILOGUE_TILE(tileAvx512, "avx512f,avx512dq,avx512vl,avx2,fma")
+TF_EPILOGUE_TILE(tileAvx512, "avx512f")
 TF_EPILOGUE_TILE(tileAvx2, "avx2,fma")
 #undef TF_EPILOGUE_TILE
 template <Epilogue::Act A, bool Bias, bool Res>
@@ -162,37 +161,14 @@ constexpr TileFn kTilesPortable[Epilogue::NumActs][2][2] =
     TF_TILE_TABLE(tilePortable);
 #undef TF_TILE_TABLE
 
-/// The tile loops this CPU runs on unit strides, chosen once, as the GEMM
-/// chooses its kernels (TRANSFUSE_GEMM=portable and =avx2 force the same
-/// here); other strides take the portable loops.
-const TileFn (*tileTable())[2][2] {
-  static const TileFn(*chosen)[2][2] = []() -> const TileFn(*)[2][2] {
-    if (forcedPortable())
-      return kTilesPortable;
-    if (__builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl") && !forcedAvx2())
-      return kTilesAvx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      return kTilesAvx2;
-    return kTilesPortable;
-  }();
-  return chosen;
-}
-
 } // namespace
 
 void Epilogue::apply(float *out, int64_t ldo, int64_t i0, int64_t j0, int64_t h,
                      int64_t w) const {
-  bool unit =
-      (!bias || biasStride == 1) && (!residual || residual->strides[1] == 1);
-  TileFn fn =
-      (unit ? tileTable()
-            : kTilesPortable)[act][bias != nullptr][residual != nullptr];
-  fn(out, ldo, bias ? bias + j0 * biasStride : nullptr, biasStride,
-     residual ? residual->at(i0, j0) : nullptr,
-     residual ? residual->strides[0] : 0, residual ? residual->strides[1] : 0,
-     h, w);
+  tile(out, ldo, bias ? bias + j0 * biasStride : nullptr, biasStride,
+       residual ? residual->at(i0, j0) : nullptr,
+       residual ? residual->strides[0] : 0, residual ? residual->strides[1] : 0,
+       h, w);
 }
 
 void Epilogue::applyAll(const Desc2D &c) const {
@@ -226,5 +202,14 @@ Epilogue Epilogue::fromFlags(int64_t flags, const Desc1D *bias,
   }
   if (flags & (1 << 9))
     ep.residual = residual;
+  // The vector loops on unit strides (f32Path(), as the GEMM's kernels),
+  // the portable ones otherwise.
+  bool unit = (!ep.bias || ep.biasStride == 1) &&
+              (!ep.residual || ep.residual->strides[1] == 1);
+  F32Path path = unit ? f32Path() : F32Path::Portable;
+  const TileFn(*table)[2][2] = path == F32Path::Avx512 ? kTilesAvx512
+                               : path == F32Path::Avx2 ? kTilesAvx2
+                                                       : kTilesPortable;
+  ep.tile = table[ep.act][ep.bias != nullptr][ep.residual != nullptr];
   return ep;
 }

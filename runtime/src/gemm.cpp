@@ -515,23 +515,34 @@ void matmulFewRowsTransposed(const Desc2D &a, const Desc2D &b,
 using PackedProduct = void (*)(const Desc2D &, const float *,
                                const Desc2D &, bool, const Epilogue *);
 
-/// The packed product this CPU runs, chosen once: matmulAvx512, else
-/// matmulAvx2 (AVX2 with FMA), else null (the portable loops);
-/// TRANSFUSE_GEMM=portable forces null, =avx2 matmulAvx2.
+/// The packed product of f32Path(): matmulAvx512, matmulAvx2, or null (the
+/// portable loops).
 PackedProduct packedProduct() {
-  static const PackedProduct chosen = []() -> PackedProduct {
-    if (forcedPortable())
-      return nullptr;
-    if (__builtin_cpu_supports("avx512f") && !forcedAvx2())
-      return matmulAvx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      return matmulAvx2;
-    return nullptr;
-  }();
-  return chosen;
+  switch (f32Path()) {
+  case F32Path::Avx512:
+    return matmulAvx512;
+  case F32Path::Avx2:
+    return matmulAvx2;
+  case F32Path::Portable:
+    break;
+  }
+  return nullptr;
 }
 
 } // namespace
+
+F32Path transfuse::runtime::gemm::f32Path() {
+  static const F32Path chosen = [] {
+    if (forcedPortable())
+      return F32Path::Portable;
+    if (__builtin_cpu_supports("avx512f") && !forcedAvx2())
+      return F32Path::Avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      return F32Path::Avx2;
+    return F32Path::Portable;
+  }();
+  return chosen;
+}
 
 /// TRANSFUSE_GEMM, read once: "portable", "avx2", "no-amx", "f32" or unset.
 static const char *gemmMode() {
@@ -598,16 +609,14 @@ extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_linear_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
                                          Desc1D *bias, Desc2D *residual,
                                          int64_t flags) {
-  if (c->sizes[0] == 0 || c->sizes[1] == 0)
-    return;
   Epilogue ep = Epilogue::fromFlags(flags, bias, residual);
+  // An empty K: C = 0, then the epilogue (nothing for an empty C).
+  if (!needsProduct(*a, *c, false))
+    return ep.applyAll(*c);
   const float *packed = b->data + b->offset;
   PackedProduct product = packedProduct();
-  if (!product || a->sizes[1] == 0) {
-    if (a->sizes[1] == 0)
-      zero(*c);
-    else
-      matmulPackedPortable(*a, packed, *c, false);
+  if (!product) {
+    matmulPackedPortable(*a, packed, *c, false);
     return ep.applyAll(*c);
   }
   product(*a, packed, *c, false, &ep);

@@ -51,6 +51,11 @@ struct Epilogue {
   int64_t biasStride = 1;
   const Desc2D *residual = nullptr; // C's shape, or null
   Act act = None;
+  /// The loop over a tile for this activation, operands and CPU (chosen
+  /// once per call, by fromFlags).
+  using TileFn = void (*)(float *, int64_t, const float *, int64_t,
+                          const float *, int64_t, int64_t, int64_t, int64_t);
+  TileFn tile = nullptr;
   /// C's rows [i0, i0 + h) x columns [j0, j0 + w), held at `out` with row
   /// stride `ldo` and unit column stride (C itself, or a tile buffer).
   void apply(float *out, int64_t ldo, int64_t i0, int64_t j0, int64_t h,
@@ -64,6 +69,13 @@ struct Epilogue {
   static Epilogue fromFlags(int64_t flags, const Desc1D *bias,
                             const Desc2D *residual);
 };
+
+/// The instruction set of the f32 GEMM's kernels and of the code around
+/// them (epilogues, bf16 operands widened to f32), chosen once: AVX-512,
+/// else AVX2 with FMA, else the portable loops. TRANSFUSE_GEMM=avx2 and
+/// =portable force the lower ones.
+enum class F32Path { Portable, Avx2, Avx512 };
+F32Path f32Path();
 
 /// Whether an m x k x n product pays for the pool: below 2^18
 /// multiply-adds (a few microseconds) it runs on the calling thread.

@@ -116,8 +116,7 @@ void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   });
   Desc2D ar{rounded.data, rounded.data, 0, {m, k}, {k, 1}};
   Scratch<float> wide(panels * k * 32);
-  static const bool avx512 =
-      __builtin_cpu_supports("avx512f") && !forcedPortable();
+  static const bool avx512 = f32Path() == F32Path::Avx512;
   forEach(panels, par, [&](int64_t jp) {
     float *out = wide.data + jp * k * 32;
     if (avx512)
@@ -429,13 +428,10 @@ extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
                                           Desc1D *bias, Desc2D *residual,
                                           int64_t flags) {
-  if (c->sizes[0] == 0 || c->sizes[1] == 0)
-    return;
   Epilogue ep = Epilogue::fromFlags(flags, bias, residual);
-  if (a->sizes[1] == 0) {
-    zero(*c);
+  // An empty K: C = 0, then the epilogue (nothing for an empty C).
+  if (!needsProduct(*a, *c, false))
     return ep.applyAll(*c);
-  }
   static const Product product = chooseProduct();
   product(*a, b->data + b->offset, *c, false, &ep);
 }
