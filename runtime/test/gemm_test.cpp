@@ -43,6 +43,10 @@ struct Desc3DBf16 {
 extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *,
                                                           Desc3DBf16 *,
                                                           Desc2D *, int64_t);
+extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *,
+                                                          Desc3DBf16 *,
+                                                          Desc2D *, Desc1D *,
+                                                          Desc2D *, int64_t);
 
 namespace {
 
@@ -205,27 +209,47 @@ struct Packed {
   }
 };
 
-/// C = act(A * B + bias) + residual through transfuse_linear_f32_packed,
-/// C with column stride `cstride` (1, or 2: the product's tile-buffer
-/// path), the residual with column stride `rstride` (2: the epilogue's
-/// strided loops).
-void checkLinear(int64_t m, int64_t k, int64_t n, int act, bool bias,
-                 bool residual, int64_t cstride = 1, int64_t rstride = 1) {
-  Matrix a(m, k, k, 1.0f), b(k, n, n, 2.0f), r(m, n * rstride, n * rstride, 4.0f),
-      bv(1, n, n, 5.0f);
+/// The weights of a linear: f32 (transfuse_linear_f32_packed) or bf16
+/// (transfuse_linear_bf16_packed, which also rounds A to bf16).
+enum class Weights { F32, Bf16 };
+
+/// C = act(A * B + bias) + residual through the linear entry point for
+/// `weights`, against the same in double precision (on the bf16-rounded
+/// operands for bf16). C with column stride `cstride` (1, or 2: the
+/// product's tile-buffer path), the residual with padded rows and column
+/// stride `rstride` (2: the epilogue's strided loops).
+void checkLinear(Weights weights, int64_t m, int64_t k, int64_t n, int act,
+                 bool bias, bool residual, int64_t cstride = 1,
+                 int64_t rstride = 1) {
+  namespace bf16 = transfuse::bf16;
+  Matrix a(m, k, k, 1.0f), b(k, n, n, 2.0f),
+      r(m, n * rstride + 3, n * rstride + 3, 4.0f), bv(1, n, n, 5.0f);
   r.d.sizes[1] = n;
   r.d.strides[1] = rstride;
   std::vector<float> cv(m * n * cstride, 7.0f);
   Desc2D c{cv.data(), cv.data(), 0, {m, n}, {n * cstride, cstride}};
-  Packed pb(b);
   Desc1D bd{bv.v.data(), bv.v.data(), 0, {n}, {1}};
   int64_t flags = act | (bias ? 1 << 8 : 0) | (residual ? 1 << 9 : 0);
-  _mlir_ciface_transfuse_linear_f32_packed(&a.d, &pb.d, &c, &bd, &r.d, flags);
+  if (weights == Weights::F32) {
+    Packed pb(b);
+    _mlir_ciface_transfuse_linear_f32_packed(&a.d, &pb.d, &c, &bd, &r.d,
+                                             flags);
+  } else {
+    int64_t kp = bf16::paddedK(k), panels = (n + 31) / 32;
+    std::vector<uint16_t> p(panels * kp * 32);
+    bf16::pack(b.v.data(), k, n, b.d.strides[0], p.data());
+    Desc3DBf16 pd{p.data(), p.data(), 0, {panels, kp, 32}, {kp * 32, 32, 1}};
+    _mlir_ciface_transfuse_linear_bf16_packed(&a.d, &pd, &c, &bd, &r.d,
+                                              flags);
+  }
+  auto round = [&](float x) {
+    return weights == Weights::Bf16 ? bf16::toFloat(bf16::fromFloat(x)) : x;
+  };
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       double y = bias ? bv.at(0, j) : 0.0;
       for (int64_t p = 0; p < k; ++p)
-        y += (double)a.at(i, p) * b.at(p, j);
+        y += (double)round(a.at(i, p)) * round(b.at(p, j));
       double expect =
           activate(y, act) + (residual ? r.at(i, j * rstride) : 0.0);
       ASSERT_NEAR(cv[i * n * cstride + j * cstride], expect,
@@ -239,12 +263,15 @@ TEST(Gemm, LinearEpilogueMatchesReference) {
   for (int act : {None, Relu, Gelu, GeluTanh, Silu})
     for (bool bias : {false, true})
       for (bool residual : {false, true}) {
-        checkLinear(1, 768, 300, act, bias, residual);  // decode: one panel
-        checkLinear(37, 300, 77, act, bias, residual);  // edges, 2 K blocks
-        checkLinear(13, 40, 45, act, bias, residual, 2); // strided C
-        checkLinear(13, 40, 45, act, bias, residual, 1, 2); // strided res.
+        // Decode (one panel); edges and 2 K blocks; strided C; strided
+        // residual.
+        checkLinear(Weights::F32, 1, 768, 300, act, bias, residual);
+        checkLinear(Weights::F32, 37, 300, 77, act, bias, residual);
+        checkLinear(Weights::F32, 13, 40, 45, act, bias, residual, 2);
+        checkLinear(Weights::F32, 13, 40, 45, act, bias, residual, 1, 2);
       }
-  checkLinear(250, 520, 2400, Gelu, true, true); // several blocks and tasks
+  // Several blocks and tasks.
+  checkLinear(Weights::F32, 250, 520, 2400, Gelu, true, true);
 }
 
 /// The epilogue's own erf, tanh and exp against libm on a dense range: the
@@ -303,48 +330,16 @@ TEST(Gemm, Bf16MatchesReference) {
   }
 }
 
-extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *,
-                                                          Desc3DBf16 *,
-                                                          Desc2D *, Desc1D *,
-                                                          Desc2D *, int64_t);
-
-/// transfuse_linear_bf16_packed against act(bf16(A) bf16(B) + bias) +
-/// residual in double precision.
-void checkLinearBf16(int64_t m, int64_t k, int64_t n, int act, bool bias,
-                     bool residual) {
-  namespace bf16 = transfuse::bf16;
-  Matrix a(m, k, k, 1.0f), b(k, n, n, 2.0f), r(m, n, n + 3, 4.0f),
-      bv(1, n, n, 5.0f);
-  std::vector<float> cv(m * n, 7.0f);
-  Desc2D c{cv.data(), cv.data(), 0, {m, n}, {n, 1}};
-  int64_t kp = bf16::paddedK(k), panels = (n + 31) / 32;
-  std::vector<uint16_t> p(panels * kp * 32);
-  bf16::pack(b.v.data(), k, n, b.d.strides[0], p.data());
-  Desc3DBf16 pd{p.data(), p.data(), 0, {panels, kp, 32}, {kp * 32, 32, 1}};
-  Desc1D bd{bv.v.data(), bv.v.data(), 0, {n}, {1}};
-  int64_t flags = act | (bias ? 1 << 8 : 0) | (residual ? 1 << 9 : 0);
-  _mlir_ciface_transfuse_linear_bf16_packed(&a.d, &pd, &c, &bd, &r.d, flags);
-  auto round = [](float x) { return bf16::toFloat(bf16::fromFloat(x)); };
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double y = bias ? bv.at(0, j) : 0.0;
-      for (int64_t q = 0; q < k; ++q)
-        y += (double)round(a.at(i, q)) * round(b.at(q, j));
-      double expect = activate(y, act) + (residual ? r.at(i, j) : 0.0);
-      ASSERT_NEAR(cv[i * n + j], expect, 1e-4 * (1 + std::sqrt(k)))
-          << "act " << act << " bias " << bias << " residual " << residual
-          << " at " << i << "," << j << " of " << m << "x" << k << "x" << n;
-    }
-}
-
 TEST(Gemm, Bf16LinearEpilogueMatchesReference) {
   for (int act : {None, Relu, Gelu, GeluTanh, Silu})
     for (bool bias : {false, true})
       for (bool residual : {false, true}) {
-        checkLinearBf16(1, 768, 300, act, bias, residual); // an edge block
-        checkLinearBf16(47, 1700, 77, act, bias, residual); // 3 K passes
+        // An edge block; 3 K passes.
+        checkLinear(Weights::Bf16, 1, 768, 300, act, bias, residual);
+        checkLinear(Weights::Bf16, 47, 1700, 77, act, bias, residual);
       }
-  checkLinearBf16(250, 520, 2400, Gelu, true, true); // several tasks
+  // Several tasks.
+  checkLinear(Weights::Bf16, 250, 520, 2400, Gelu, true, true);
 }
 
 /// Rounding to bf16 as IEEE 754 defines it (nearest, ties to even), on
