@@ -250,8 +250,9 @@ struct LowerRotary : OpRewritePattern<RotaryEmbeddingOp> {
 struct LowerLinear : OpRewritePattern<LinearOp> {
   using OpRewritePattern::OpRewritePattern;
 
-  /// The product and its epilogue at `b`; `shapes`: what the caller has
-  /// checked of the residual's shape against the product's.
+  /// The product and its epilogue at `b`, on a numeric input (checked by
+  /// matchAndRewrite); `shapes`: what the caller has checked of the
+  /// residual's shape against the product's.
   static Value build(OpBuilder &b, Location loc, LinearOp op,
                      ElementwiseShapes shapes) {
     auto resultType = tensorType(op.getResult());
@@ -262,8 +263,7 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
       productType = resultType.clone(shape);
     }
     Value y = buildMatMul(b, loc, op.getInput(), op.getWeight(), productType);
-    if (!y)
-      return nullptr;
+    assert(y && "a numeric matmul");
     StringRef act = op.getActivation();
     if (op.getBias() || op.getResidual() || act != "none" || op.getGated()) {
       // The whole epilogue in one pass over the product. A gated unit reads
@@ -382,19 +382,15 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
       for (bool then : {true, false}) {
         OpBuilder b =
             OpBuilder::atBlockEnd(then ? ifOp.thenBlock() : ifOp.elseBlock());
-        Value branch =
+        scf::YieldOp::create(
+            b, loc,
             build(b, loc, op,
-                  then ? ElementwiseShapes::Same : ElementwiseShapes::Differ);
-        if (!branch)
-          return rw.notifyMatchFailure(op, "not a numeric matmul");
-        scf::YieldOp::create(b, loc, branch);
+                  then ? ElementwiseShapes::Same : ElementwiseShapes::Differ));
       }
       y = ifOp.getResult(0);
     } else {
       y = build(rw, loc, op, ElementwiseShapes::Unknown);
     }
-    if (!y)
-      return rw.notifyMatchFailure(op, "not a numeric matmul");
     rw.replaceOp(op, y);
     return success();
   }

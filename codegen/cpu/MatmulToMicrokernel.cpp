@@ -445,16 +445,10 @@ struct MatmulToMicrokernelPass
           fill.erase();
           accumulate = false;
         }
-      Value acc = arith::ConstantOp::create(
-          b, mm.getLoc(), IntegerAttr::get(i64, accumulate ? 1 : 0));
-      // B transposed: the kernel gets a view of w with its strides swapped.
+      auto i64Const = [&](Location l, int64_t v) -> Value {
+        return arith::ConstantOp::create(b, l, IntegerAttr::get(i64, v));
+      };
       bool transposedB = isa<linalg::MatmulTransposeBOp>(mm.getOperation());
-      Value bView = w;
-      if (transposedB)
-        bView = memref::TransposeOp::create(
-            b, mm.getLoc(), w,
-            AffineMapAttr::get(
-                AffineMap::getPermutationMap(ArrayRef<unsigned>{1, 0}, ctx)));
       // A constant weight: packed once, at compile time.
       memref::GlobalOp weight;
       if (auto get = w.getDefiningOp<memref::GetGlobalOp>();
@@ -463,6 +457,8 @@ struct MatmulToMicrokernelPass
       memref::GlobalOp packed;
       if (weight && weight.getType().hasStaticShape())
         packed = packedGlobal(weight, bf16, symbols);
+      if (packed)
+        packedFrom.push_back(weight);
       std::optional<Epilogue> ep;
       if (packed && !accumulate)
         ep = matchEpilogue(mm, c);
@@ -498,12 +494,10 @@ struct MatmulToMicrokernelPass
                     {strided, layout, strided, strided1d, strided, i64}),
             ValueRange{cast(a, strided), cast(p, layout), cast(out, strided),
                        cast(bias, strided1d), cast(residual, strided),
-                       arith::ConstantOp::create(
-                           b, loc, IntegerAttr::get(i64, flags))});
-        packedFrom.push_back(weight);
+                       i64Const(loc, flags)});
         ep->op.erase();
-        acc.getDefiningOp()->erase();
       } else if (packed) {
+        Value acc = i64Const(mm.getLoc(), accumulate);
         Value p = memref::GetGlobalOp::create(b, mm.getLoc(), packed.getType(),
                                               packed.getSymName());
         MemRefType layout = bf16 ? bf16Panels : panels;
@@ -513,8 +507,16 @@ struct MatmulToMicrokernelPass
                     {strided, layout, strided, i64}),
             ValueRange{cast(a, strided), cast(p, layout), cast(c, strided),
                        acc});
-        packedFrom.push_back(weight);
       } else {
+        Value acc = i64Const(mm.getLoc(), accumulate);
+        // B transposed: the kernel gets a view of w with its strides
+        // swapped.
+        Value bView = w;
+        if (transposedB)
+          bView = memref::TransposeOp::create(
+              b, mm.getLoc(), w,
+              AffineMapAttr::get(
+                  AffineMap::getPermutationMap(ArrayRef<unsigned>{1, 0}, ctx)));
         func::CallOp::create(
             b, mm.getLoc(),
             declare(kMicrokernel, {strided, strided, strided, i64}),
