@@ -47,6 +47,22 @@ extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *,
 extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *, Desc3D *,
                                                          Desc2D *, int64_t);
 
+/// 64-byte aligned storage, as the compiler gives weights and the runtime
+/// its buffers: a tile or vector load of a row that straddles two cache
+/// lines costs about twice as much (an AMX tile load from L1 six times).
+template <typename T> struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <typename U> Aligned64(const Aligned64<U> &) {}
+  T *allocate(size_t n) {
+    return static_cast<T *>(
+        std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64));
+  }
+  void deallocate(T *p, size_t) { std::free(p); }
+  bool operator==(const Aligned64 &) const { return true; }
+};
+template <typename T> using Buffer = std::vector<T, Aligned64<T>>;
+
 static double now() {
   return std::chrono::duration<double>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -173,7 +189,7 @@ template <typename Fn> static double bestOf5(double flop, Fn run) {
   return best;
 }
 
-static Desc2D desc(std::vector<float> &v, int64_t r, int64_t c) {
+static Desc2D desc(Buffer<float> &v, int64_t r, int64_t c) {
   return {v.data(), v.data(), 0, {r, c}, {c, 1}};
 }
 
@@ -243,14 +259,14 @@ int main(int argc, char **argv) {
          "| f32 B packed per call | bf16 weights prepacked, --precision "
          "bf16, warm | the same, cold)");
   for (const Shape &s : shapes) {
-    std::vector<float> a(s.m * s.k), b(s.k * s.n), c(s.m * s.n);
+    Buffer<float> a(s.m * s.k), b(s.k * s.n), c(s.m * s.n);
     for (size_t i = 0; i < a.size(); ++i) a[i] = (i % 13) * 0.01f;
     for (size_t i = 0; i < b.size(); ++i) b[i] = (i % 7) * 0.01f;
     Desc2D da = desc(a, s.m, s.k), db = desc(b, s.k, s.n),
            dc = desc(c, s.m, s.n);
     // The layout transfuse-cpu-matmul-to-microkernel gives weights.
     int64_t panels = (s.n + 31) / 32;
-    std::vector<float> packed(panels * s.k * 32, 0.0f);
+    Buffer<float> packed(panels * s.k * 32, 0.0f);
     for (int64_t r = 0; r < s.k; ++r)
       for (int64_t j = 0; j < s.n; ++j)
         packed[(j / 32) * s.k * 32 + r * 32 + j % 32] = b[r * s.n + j];
@@ -260,13 +276,13 @@ int main(int argc, char **argv) {
     // in turn: in a model each weight is read once per run, from DRAM.
     int64_t copies = std::max<int64_t>(
         2, (int64_t(256) << 20) / int64_t(packed.size() * sizeof(float)));
-    std::vector<std::vector<float>> cold(copies, packed);
+    std::vector<Buffer<float>> cold(copies, packed);
     int64_t kp = transfuse::bf16::paddedK(s.k);
-    std::vector<uint16_t> packedBf16(panels * kp * 32);
+    Buffer<uint16_t> packedBf16(panels * kp * 32);
     transfuse::bf16::pack(b.data(), s.k, s.n, s.n, packedBf16.data());
     Desc3DBf16 dpb{packedBf16.data(), packedBf16.data(), 0, {panels, kp, 32},
                    {kp * 32, 32, 1}};
-    std::vector<std::vector<uint16_t>> coldBf16(bf16 ? 2 * copies : 0,
+    std::vector<Buffer<uint16_t>> coldBf16(bf16 ? 2 * copies : 0,
                                                 packedBf16);
     // The median over `repeats` calls of run(r), after 3 warm-up calls.
     auto timeIt = [&](auto run) {

@@ -12,15 +12,18 @@
 // each, so that every tile load is 1 KiB of contiguous memory. A block of
 // C, 32 x 32 (four 16 x 16 f32 accumulator tiles; 16 x 32 for a last odd
 // row panel), is loaded into tiles (or zeroed, see `accumulate`),
-// accumulates over kKc of K from two A and two B tiles per 32-deep step, and
-// is stored back. One column panel's kKc slice of B (48 KiB) stays in L1
-// while the row block's A panels stream past it from L2. (In
-// bench/gemm_bench.cpp, best of 5 alternating runs on one core: kKc = 768,
-// a whole BERT-base K, or 1536 gave 630-770 GFLOP/s on BERT-base shapes,
-// 256 or 384 540-700; looping A outside B was slower on the wide products,
-// a median of 260-320 against 550-690 on FFN up.) The next B slice is
-// prefetched into L2 meanwhile, as in gemm.cpp. Blocks at C's edges, or
-// of a C with strided columns, go through a 32 x 32 buffer.
+// accumulates over 256 of K (kKcAmx) from two A and two B tiles per
+// 32-deep step, and is stored back. One column panel's 16 KiB slice of B
+// stays in L1 while the row block's A panels (16 KiB a pair) stream past it
+// from L2. Measured on a Xeon with AMX (one core, alternating runs of
+// bert-base bf16 `.so`s, medians of 4 rounds): K passes of 256 took the
+// model from 42.2 to 39.2 ms against passes of 768, whose 48 KiB B slice
+// and 48 KiB A pair could not share L1; at 2 threads the two were level.
+// Tile loads must not straddle cache lines: with 16-byte aligned operands
+// the same kernel ran at a third of its speed (packed weights and runtime
+// buffers are 64-byte aligned). The next B slice is prefetched into L2
+// meanwhile, as in gemm.cpp. Blocks at C's edges, or of a C with strided
+// columns, go through a 32 x 32 buffer.
 // Threads take (row block, column chunk) tasks as in gemm.cpp; each task
 // configures its thread's tiles and releases them when done.
 //
@@ -59,9 +62,9 @@ struct Desc3DBf16 {
 };
 
 constexpr int64_t kRows = 16;    // rows of an A tile
-constexpr int64_t kKc = 768;     // K per pass over a C block
+constexpr int64_t kKcAmx = 256;  // K per pass over a C block: AMX
+constexpr int64_t kKcDot = 768;  // VDPBF16PS: as before, not re-measured
 constexpr int64_t kMc = 128;     // rows per task's row block
-constexpr int64_t kBlocksPerKc = kKc / bf16::kBlockK;
 
 /// Whether this CPU has AVX512-BF16 (and the AVX-512 the packing uses).
 bool avx512Bf16Usable() {
@@ -291,6 +294,8 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
                  bool accumulate, const Epilogue *ep) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k), kBlocks = kp / bf16::kBlockK;
+  constexpr int64_t kBlocksPerKc =
+      (kernel == Kernel::Amx ? kKcAmx : kKcDot) / bf16::kBlockK;
   int64_t rowPanels = (m + kRows - 1) / kRows;
   int64_t colPanels = (n + bf16::kPanelCols - 1) / bf16::kPanelCols;
   int64_t threads = parallel(m, n, k) ? numThreads() : 1;
