@@ -47,3 +47,55 @@ func.func @stays(%a: memref<127x512xf32>, %b: memref<127x512xf32>,
   memref.copy %g, %h : memref<f32> to memref<f32>
   return
 }
+
+// -----
+
+// A present KV cache built in a fresh buffer that the function returns,
+// through a subview and a cast: the target leaves the function, streamed.
+// CHECK-LABEL: func.func @returned
+// CHECK: call @transfuse_copy_f32
+// CHECK-NOT: memref.copy
+func.func @returned(%past: memref<1x12x?x64xf32>, %n: index) -> memref<?x12x?x64xf32> {
+  %alloc = memref.alloc(%n) : memref<1x12x?x64xf32>
+  %view = memref.subview %alloc[0, 0, 0, 0] [1, 12, %n, 64] [1, 1, 1, 1] : memref<1x12x?x64xf32> to memref<1x12x?x64xf32, strided<[?, ?, 64, 1]>>
+  memref.copy %past, %view : memref<1x12x?x64xf32> to memref<1x12x?x64xf32, strided<[?, ?, 64, 1]>>
+  %cast = memref.cast %alloc : memref<1x12x?x64xf32> to memref<?x12x?x64xf32>
+  return %cast : memref<?x12x?x64xf32>
+}
+
+// -----
+
+// A buffer the function fills, reads again (here a call that returns
+// nothing, as the kernels and GEMM calls do) and frees: a copy into it
+// stays a memref.copy, even when large (bert-base's Q, K and V, copied
+// out of the merged projection). Streamed, the read would come from DRAM.
+// CHECK-LABEL: func.func @temporary
+// CHECK: memref.alloc
+// CHECK-NEXT: memref.copy
+// CHECK-NEXT: call @consume
+func.func private @consume(memref<?x768xf32>)
+func.func @temporary(%qkv: memref<?x2304xf32>, %n: index) {
+  %q = memref.subview %qkv[0, 0] [%n, 768] [1, 1] : memref<?x2304xf32> to memref<?x768xf32, strided<[2304, 1]>>
+  %alloc = memref.alloc(%n) : memref<?x768xf32>
+  memref.copy %q, %alloc : memref<?x768xf32, strided<[2304, 1]>> to memref<?x768xf32>
+  call @consume(%alloc) : (memref<?x768xf32>) -> ()
+  memref.dealloc %alloc : memref<?x768xf32>
+  return
+}
+
+// -----
+
+// A buffer that leaves a region (yielded by scf.if, which this pass does
+// not follow) counts as leaving the function: streamed.
+// CHECK-LABEL: func.func @yielded
+// CHECK: call @transfuse_copy_f32
+func.func @yielded(%a: memref<?x768xf32>, %n: index, %c: i1) -> memref<?x768xf32> {
+  %r = scf.if %c -> memref<?x768xf32> {
+    %alloc = memref.alloc(%n) : memref<?x768xf32>
+    memref.copy %a, %alloc : memref<?x768xf32> to memref<?x768xf32>
+    scf.yield %alloc : memref<?x768xf32>
+  } else {
+    scf.yield %a : memref<?x768xf32>
+  }
+  return %r : memref<?x768xf32>
+}
