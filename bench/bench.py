@@ -16,7 +16,9 @@ thread count, times:
     failure is recorded, not fatal; --no-torch-compile skips it.
 Then, in bf16: Transfuse compiled with `--precision bf16` (products by
 weights on AMX tiles, or with VDPBF16PS on CPUs with AVX512-BF16 and no
-AMX; its error against ONNX Runtime's f32 outputs is reported) against
+AMX), and with `--precision bf16 --bf16-attention` (attention's products
+too; each one's error against ONNX Runtime's f32 outputs is reported),
+against
 PyTorch eager with the model in torch.bfloat16, and against ONNX Runtime
 f32. It also records the CPU's model name, measures the FP32 FMA and bf16
 (AMX or VDPBF16PS) peaks and the GEMM microkernels on layer shapes
@@ -28,7 +30,7 @@ usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
                 [--rounds R] [--threads 1,2] [--no-torch-compile]
   The engines take turns: R rounds (default 3) of ceil(N / R) runs each
   (after 3 warm-up runs per round), Transfuse, ONNX Runtime, PyTorch eager,
-  Transfuse bf16, PyTorch bf16 in turn; a median is the median of the
+  Transfuse bf16, Transfuse bf16 with bf16 attention, PyTorch bf16 in turn; a median is the median of the
   round medians and a min the min over all runs (torch.compile: one round
   of N runs, after its compile).
   --quick: bert-base at seq 128 only (a few minutes). Otherwise bert-base at
@@ -256,12 +258,15 @@ def export(name, seq, work):
     return d, onnx_path, data, model, in_names, inputs, flops
 
 
-def compile_transfuse(onnx_path, work_dir, precision="f32"):
+def compile_transfuse(onnx_path, work_dir, precision="f32",
+                      bf16_attention=False):
     so = os.path.join(work_dir, "model.so" if precision == "f32"
-                      else "model-%s.so" % precision)
+                      else "model-%s%s.so" % (
+                          precision, "-attn" if bf16_attention else ""))
     t0 = time.perf_counter()
     p = subprocess.run([os.path.join(BIN, "transfuse"), "compile", onnx_path,
-                        "-o", so, "--time-passes", "--precision", precision],
+                        "-o", so, "--time-passes", "--precision", precision]
+                       + (["--bf16-attention"] if bf16_attention else []),
                        capture_output=True, text=True)
     compile_s = time.perf_counter() - t0
     if p.returncode != 0:
@@ -449,6 +454,9 @@ def main():
         so, compile_s, compile_log = compile_transfuse(onnx_path, d)
         log("transfuse compile --precision bf16 %s seq %d" % (name, seq))
         so_bf16, compile_bf16_s, _ = compile_transfuse(onnx_path, d, "bf16")
+        log("transfuse compile --precision bf16 --bf16-attention %s seq %d"
+            % (name, seq))
+        so_attn, _, _ = compile_transfuse(onnx_path, d, "bf16", True)
         model_bf16, inputs_bf16 = torch_bf16(model, inputs)
         for n in threads:
             log("%s seq %d at %d thread(s)" % (name, seq, n))
@@ -469,11 +477,13 @@ def main():
                 "pytorch_eager": lambda: time_torch(model, inputs, n, rep),
                 "transfuse_bf16": lambda: time_transfuse(
                     so_bf16, data, n, rep, BF16_REPORT_ONLY),
+                "transfuse_bf16_attn": lambda: time_transfuse(
+                    so_attn, data, n, rep, BF16_REPORT_ONLY),
                 "pytorch_eager_bf16": lambda: time_torch(
                     model_bf16, inputs_bf16, n, rep)}, args.rounds))
             for k in ("transfuse", "onnxruntime", "pytorch_eager",
                       "pytorch_compile", "transfuse_bf16",
-                      "pytorch_eager_bf16"):
+                      "transfuse_bf16_attn", "pytorch_eager_bf16"):
                 if "error" in row[k]:
                     continue
                 row[k]["gflops"] = flops / 1e9 / (row[k]["median_ms"] / 1e3)
@@ -508,15 +518,16 @@ def main():
           "(of output range) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results["runs"]:
-        b, pb, o = (r["transfuse_bf16"], r["pytorch_eager_bf16"],
-                    r["onnxruntime"])
-        print("| %s | %d | %d | %.1f ms (%.1f) | %.1f ms | %.1f ms | "
-              "%.2f× | %.2f | %.3g (%.2g) |" % (
-                  r["model"], r["seq"], r["threads"], b["median_ms"],
-                  b["min_ms"], pb["median_ms"], o["median_ms"],
-                  o["median_ms"] / b["median_ms"],
-                  b["median_ms"] / pb["median_ms"], b["max_abs_err_vs_ort"],
-                  b["max_err_of_range_vs_ort"]))
+        for key, how in (("transfuse_bf16", ""),
+                         ("transfuse_bf16_attn", " + bf16 attention")):
+            b, pb, o = r[key], r["pytorch_eager_bf16"], r["onnxruntime"]
+            print("| %s%s | %d | %d | %.1f ms (%.1f) | %.1f ms | %.1f ms | "
+                  "%.2f× | %.2f | %.3g (%.2g) |" % (
+                      r["model"], how, r["seq"], r["threads"],
+                      b["median_ms"], b["min_ms"], pb["median_ms"],
+                      o["median_ms"], o["median_ms"] / b["median_ms"],
+                      b["median_ms"] / pb["median_ms"],
+                      b["max_abs_err_vs_ort"], b["max_err_of_range_vs_ort"]))
     for name, seq in configs:
         r = next(x for x in results["runs"]
                  if x["model"] == name and x["seq"] == seq)
@@ -536,6 +547,8 @@ CHART_BARS = [("transfuse", "Transfuse f32", "#1f5fa8"),
               ("pytorch_eager", "PyTorch eager f32", "#d98c1f"),
               ("pytorch_compile", "torch.compile f32", "#a0522d"),
               ("transfuse_bf16", "Transfuse bf16", "#5fa8e8"),
+              ("transfuse_bf16_attn", "Transfuse bf16 + bf16 attention",
+               "#9fd0f5"),
               ("pytorch_eager_bf16", "PyTorch eager bf16", "#f2c27a")]
 
 

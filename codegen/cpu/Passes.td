@@ -73,7 +73,13 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     padded to a multiple of 32, rounded to nearest even) and
     `transfuse_matmul_bf16_packed` is called (runtime/src/gemm_bf16.cpp):
     A is rounded to bf16 as it is packed, products accumulate in f32, C
-    stays f32. Products whose B is not a constant stay f32.
+    stays f32. Products whose B is not a constant stay f32, unless
+    `bf16-attention` (`transfuse compile --bf16-attention`): then they
+    (attention's Q K^T and P V) call `transfuse_matmul_bf16` on the f32
+    operands, and the runtime rounds and packs both per call and computes
+    the product on the same kernels; with fewer than 16 rows (a decode
+    step's scores against its KV cache) it runs the f32 GEMM unrounded
+    instead.
 
     A `linalg.fill` of +0 into C right before the product (how a `linear`
     starts its result) is dropped, and the call passes accumulate = 0 so
@@ -96,6 +102,9 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
            "f32, or bf16 (constant weights as bf16 on AMX tiles)">,
+    Option<"bf16Attention", "bf16-attention", "bool", /*default=*/"false",
+           "with precision=bf16, products of two activations (attention's "
+           "Q K^T and P V) on bf16 operands too">,
   ];
   let dependentDialects = ["mlir::arith::ArithDialect",
                            "mlir::func::FuncDialect",

@@ -45,6 +45,8 @@ extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(void *, void *,
                                                          void *, int64_t);
 extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(void *, void *,
                                                           void *, int64_t);
+extern "C" void _mlir_ciface_transfuse_matmul_bf16(void *, void *, void *,
+                                                   int64_t);
 extern "C" void _mlir_ciface_transfuse_linear_f32_packed(void *, void *,
                                                          void *, void *,
                                                          void *, int64_t);
@@ -225,7 +227,8 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "function-boundary-type-conversion=identity-layout-map "
       "unknown-type-conversion=identity-layout-map},"
       "canonicalize,transfuse-cpu-matmul-to-microkernel{precision=" +
-      options.precision + "},"
+      options.precision +
+      (options.bf16Attention ? " bf16-attention=true" : "") + "},"
       // buffer-deallocation-pipeline, with buffers freed after their last
       // use instead of at the end of their block.
       "expand-realloc,canonicalize,ownership-based-buffer-deallocation,"
@@ -557,6 +560,9 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
     map[interner("_mlir_ciface_transfuse_matmul_bf16_packed")] = {
         llvm::orc::ExecutorAddr::fromPtr(
             &_mlir_ciface_transfuse_matmul_bf16_packed),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_ciface_transfuse_matmul_bf16")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_matmul_bf16),
         llvm::JITSymbolFlags::Exported};
     map[interner("transfuse_parallel_loop")] = {
         llvm::orc::ExecutorAddr::fromPtr(&transfuse_parallel_loop),

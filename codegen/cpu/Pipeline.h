@@ -23,6 +23,9 @@ struct CodegenOptions {
   /// f32, or bf16: constant weights of products packed as bf16 and
   /// multiplied on AMX tiles (transfuse-cpu-matmul-to-microkernel).
   std::string precision = "f32";
+  /// With bf16: products of two activations (attention's) on bf16
+  /// operands too, rounded at run time.
+  bool bf16Attention = false;
 };
 
 /// One input or output of the compiled model's C ABI.

@@ -183,8 +183,13 @@ bool bf16OnF32();
 
 } // namespace transfuse::runtime::gemm
 
-/// The f32 GEMM on a prepacked B (gemm.cpp), which gemm_bf16.cpp falls
-/// back on.
+/// The f32 GEMMs (gemm.cpp) that gemm_bf16.cpp falls back on: on a
+/// prepacked B, and on any B.
+extern "C" void
+_mlir_ciface_transfuse_matmul_f32(transfuse::runtime::gemm::Desc2D *a,
+                                  transfuse::runtime::gemm::Desc2D *b,
+                                  transfuse::runtime::gemm::Desc2D *c,
+                                  int64_t accumulate);
 extern "C" void
 _mlir_ciface_transfuse_matmul_f32_packed(transfuse::runtime::gemm::Desc2D *a,
                                          transfuse::runtime::gemm::Desc3D *b,

@@ -6,7 +6,11 @@
 // with A and C f32 (strided 2-D) and Bpacked [ceil(N / 32)][Kp][32] bf16:
 // C = A * B, plus C's old value when `accumulate` is non-zero (as gemm.cpp).
 // A is rounded to bf16 (nearest, ties to even) while it is packed; products
-// accumulate in f32. The epilogue, softmax and norms stay f32.
+// accumulate in f32. The epilogue, softmax and norms stay f32. With
+// `--bf16-attention`, attention's products call
+//   _mlir_ciface_transfuse_matmul_bf16(&A, &B, &C, accumulate)
+// with B f32 too, which is rounded and packed into the same layout per call
+// (packBPanel) and multiplied on the same kernels.
 //
 // AMX (TDPBF16PS): A is packed into panels of 16 rows, [Kp / 32][16][32]
 // each, so that every tile load is 1 KiB of contiguous memory. A block of
@@ -173,6 +177,50 @@ void packA(const Desc2D &a, uint16_t *out, bool parallel) {
   int64_t panels = (a.sizes[0] + kRows - 1) / kRows;
   forEach(panels, parallel,
           [&](int64_t ip) { packAPanel(a, ip, out + ip * kRows * kp); });
+}
+
+/// Row p of B's 16 columns from j (`lanes` of them; the rest, and rows
+/// past K, zero): one load when B's columns are contiguous, else a gather
+/// at `cols` (the columns' offsets).
+__attribute__((target("avx512f"))) inline __m512
+bRow(const Desc2D &b, int64_t p, int64_t j, __mmask16 lanes, __m512i cols) {
+  if (p >= b.sizes[0] || !lanes)
+    return _mm512_setzero_ps();
+  const float *src = b.at(p, j);
+  return b.strides[1] == 1 ? _mm512_maskz_loadu_ps(lanes, src)
+                           : _mm512_mask_i32gather_ps(_mm512_setzero_ps(),
+                                                      lanes, cols, src,
+                                                      sizeof(float));
+}
+
+/// Panel jp of B [k][n] (f32, any strides, column stride under 2^26)
+/// rounded to bf16 into the layout of bf16_panels.h at out, padding zero:
+/// each tile row takes rows 2q and 2q + 1 of its 16 columns (attention's
+/// Kᵀ, a transposed view, through gathers), converts them together and
+/// interleaves them into pairs.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void
+packBPanel(const Desc2D &b, int64_t jp, uint16_t *out) {
+  int64_t n = b.sizes[1], kp = bf16::paddedK(b.sizes[0]);
+  // Lane 2c of a tile row takes row 2q's column c, lane 2c + 1 row
+  // 2q + 1's: in the converted vector, lanes c and 16 + c.
+  alignas(64) static const uint16_t pairs[32] = {
+      0, 16, 1, 17, 2, 18, 3, 19, 4,  20, 5,  21, 6,  22, 7,  23,
+      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i interleave = _mm512_load_si512(pairs);
+  const __m512i cols = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(int32_t(b.strides[1])));
+  for (int64_t t = 0; t < 2; ++t) {
+    int64_t j = jp * bf16::kPanelCols + t * 16;
+    __mmask16 lanes =
+        j < n ? __mmask16((1u << std::min<int64_t>(16, n - j)) - 1) : 0;
+    for (int64_t p0 = 0; p0 < kp; p0 += 2) {
+      __m512i v = (__m512i)_mm512_cvtne2ps_pbh(bRow(b, p0 + 1, j, lanes, cols),
+                                               bRow(b, p0, j, lanes, cols));
+      _mm512_storeu_si512(out + bf16::index(kp, p0, t * 16),
+                          _mm512_permutexvar_epi16(interleave, v));
+    }
+  }
 }
 
 struct alignas(64) TileConfig {
@@ -424,6 +472,31 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
     return;
   static const Product product = chooseProduct();
   product(*a, b->data + b->offset, *c, accumulate, nullptr);
+}
+
+/// bf16(A) * bf16(B) with both operands f32 and strided, computed at run
+/// time (attention's Q Kᵀ and P V under --bf16-attention): B is rounded
+/// and packed per call, then the same product as the packed weights'. With
+/// fewer rows than an A tile (a decode step's scores against its KV cache,
+/// where packing B would cost more than the product), on a CPU with
+/// neither AMX nor AVX512-BF16, or with columns too far apart for the
+/// packing's 32-bit gathers, the f32 GEMM computes it unrounded instead.
+extern "C" __attribute__((visibility("default"))) void
+_mlir_ciface_transfuse_matmul_bf16(Desc2D *a, Desc2D *b, Desc2D *c,
+                                   int64_t accumulate) {
+  if (!needsProduct(*a, *c, accumulate))
+    return;
+  static const Product product = chooseProduct();
+  int64_t m = a->sizes[0], k = a->sizes[1], n = c->sizes[1];
+  if (m < kRows || product == matmulOnF32 || b->strides[1] >= (1 << 26))
+    return _mlir_ciface_transfuse_matmul_f32(a, b, c, accumulate);
+  int64_t kp = bf16::paddedK(k), panels = (n + bf16::kPanelCols - 1) /
+                                          bf16::kPanelCols;
+  Scratch<uint16_t> packed(panels * kp * bf16::kPanelCols);
+  forEach(panels, parallel(m, n, k), [&](int64_t jp) {
+    packBPanel(*b, jp, packed.data + jp * kp * bf16::kPanelCols);
+  });
+  product(*a, packed.data, *c, accumulate, nullptr);
 }
 
 /// A `linear` on a bf16 prepacked B: C = act(bf16(A) * B + bias) +

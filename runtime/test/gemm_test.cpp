@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 namespace {
@@ -43,6 +44,8 @@ struct Desc3DBf16 {
 extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *,
                                                           Desc3DBf16 *,
                                                           Desc2D *, int64_t);
+extern "C" void _mlir_ciface_transfuse_matmul_bf16(Desc2D *, Desc2D *,
+                                                   Desc2D *, int64_t);
 extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *,
                                                           Desc3DBf16 *,
                                                           Desc2D *, Desc1D *,
@@ -328,6 +331,56 @@ TEST(Gemm, Bf16MatchesReference) {
     checkBf16(47, 1700, 77, 3, acc);   // edge rows and columns, 3 K passes
     checkBf16(250, 520, 2400, 0, acc); // several row blocks, odd row panel
   }
+}
+
+/// Whether the bf16 products run on bf16 instructions here (AMX or
+/// AVX512-BF16), rather than on the f32 GEMM (gemm_bf16.cpp's
+/// chooseProduct; TRANSFUSE_GEMM=f32 or =portable force the latter).
+bool bf16Instructions() {
+  const char *mode = std::getenv("TRANSFUSE_GEMM");
+  std::string m = mode ? mode : "";
+  return m != "f32" && m != "portable" &&
+         __builtin_cpu_supports("avx512bf16");
+}
+
+/// The bf16 product of two run-time operands (transfuse_matmul_bf16:
+/// attention's Q Kᵀ and P V under --bf16-attention), B row-major or a
+/// transposed view of K's rows, against a double-precision product of the
+/// bf16-rounded operands; with fewer than 16 rows, or without bf16
+/// instructions, against the unrounded product (the f32 GEMM's).
+void checkBf16Runtime(int64_t m, int64_t k, int64_t n, int64_t pad,
+                      bool transposed, bool accumulate) {
+  namespace bf16 = transfuse::bf16;
+  Matrix a(m, k, k + pad, 1.0f), c(m, n, n + pad, 3.0f);
+  Matrix b = transposed ? Matrix(n, k, k + pad, 2.0f) : Matrix(k, n, n + pad, 2.0f);
+  Desc2D bd = b.d;
+  if (transposed)
+    bd = {b.v.data(), b.v.data(), 0, {k, n}, {1, k + pad}};
+  auto bAt = [&](int64_t p, int64_t j) {
+    return transposed ? b.at(j, p) : b.at(p, j);
+  };
+  bool rounded = m >= 16 && bf16Instructions();
+  auto round = [&](float x) {
+    return rounded ? bf16::toFloat(bf16::fromFloat(x)) : x;
+  };
+  std::vector<float> before = c.v;
+  std::vector<double> expect = reference(
+      c, k, accumulate,
+      [&](int64_t i, int64_t p) { return round(a.at(i, p)); },
+      [&](int64_t p, int64_t j) { return round(bAt(p, j)); });
+  _mlir_ciface_transfuse_matmul_bf16(&a.d, &bd, &c.d, accumulate);
+  checkResult(c, expect, before, k);
+}
+
+TEST(Gemm, Bf16RuntimeOperandsMatchReference) {
+  for (bool transposed : {false, true})
+    for (bool acc : {true, false}) {
+      checkBf16Runtime(1, 64, 300, 0, transposed, acc);  // few rows: f32
+      checkBf16Runtime(128, 64, 128, 0, transposed, acc); // a head's scores
+      checkBf16Runtime(128, 128, 64, 0, transposed, acc); // a head's P V
+      checkBf16Runtime(37, 45, 77, 3, transposed, acc); // odd K, edges, strided
+      checkBf16Runtime(250, 520, 2400, 0, transposed, acc); // several tasks
+    }
 }
 
 TEST(Gemm, Bf16LinearEpilogueMatchesReference) {

@@ -4,7 +4,8 @@
 //             [--emit=mlir|llvm|obj|so] [--print-ir-after-all] [--time-passes]
 //             [--no-fusion] [--explain-fusion] [--fusion-report FILE.json]
 //             [--attention=auto|materialized|memory_efficient]
-//             [--attention-kv-block=N] [--precision=f32|bf16] [-O0..-O3]
+//             [--attention-kv-block=N] [--precision=f32|bf16]
+//             [--bf16-attention] [-O0..-O3]
 //   transfuse generate MODEL_DIR --prompt-ids 1,2,3 --max-new-tokens N
 //
 //===----------------------------------------------------------------------===//
@@ -56,6 +57,12 @@ static cl::opt<std::string> precision(
              "bf16 weights and activations on AMX tiles, accumulating in "
              "f32; everything else stays f32"),
     cl::init("f32"), cl::sub(compileCmd));
+static cl::opt<bool> bf16Attention(
+    "bf16-attention",
+    cl::desc("With --precision bf16: attention's products (Q K^T, P V) "
+             "on bf16 operands too, rounded at run time (faster; larger "
+             "error, see docs/benchmarks.md)"),
+    cl::sub(compileCmd));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress lines"),
                            cl::sub(compileCmd));
 static cl::opt<bool> noFusion("no-fusion",
@@ -128,6 +135,9 @@ static int compile(const char *argv0) {
   if (!cpu::isKnownPrecision(precision))
     return fail("--precision " + precision + ": use f32 or bf16");
   options.codegen.precision = precision;
+  if (bf16Attention && precision != "bf16")
+    return fail("--bf16-attention needs --precision bf16");
+  options.codegen.bf16Attention = bf16Attention;
   if (precision == "bf16" && mcpu.empty()) {
     llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
     if (!host.lookup("amx-bf16") && !host.lookup("avx512bf16"))
