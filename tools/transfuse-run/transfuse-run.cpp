@@ -40,6 +40,7 @@ struct Args {
   std::string modelPath;
   std::vector<std::string> testDirs;
   bool jit = false, quiet = false, noFusion = false;
+  bool bf16Attention = false;     // --jit: --bf16-attention
   std::string attention = "auto"; // --jit: the attention algorithm
   int64_t kvBlock = 64;           // --jit: keys per memory-efficient block
   std::string precision = "f32";  // --jit: f32 or bf16 weights in products
@@ -55,6 +56,7 @@ const char *kUsage =
     "       transfuse-run MODEL.onnx --jit [--no-fusion]\n"
     "                     [--attention auto|materialized|memory_efficient]\n"
     "                     [--attention-kv-block N] [--precision f32|bf16]\n"
+    "                     [--bf16-attention]\n"
     "                     [--dim NAME=SIZE ...] --test-data DIR ...\n";
 
 bool parseArgs(int argc, char **argv) {
@@ -91,6 +93,8 @@ bool parseArgs(int argc, char **argv) {
       if (!v)
         return false;
       args.attention = v;
+    } else if (a == "--bf16-attention") {
+      args.bf16Attention = true;
     } else if (a == "--precision") {
       const char *v = next();
       if (!v)
@@ -235,6 +239,9 @@ int main(int argc, char **argv) {
     if (!cpu::isKnownPrecision(args.precision))
       return fail("--precision " + args.precision + ": use f32 or bf16");
     options.codegen.precision = args.precision;
+    if (args.bf16Attention && args.precision != "bf16")
+      return fail("--bf16-attention needs --precision bf16");
+    options.codegen.bf16Attention = args.bf16Attention;
     driver::registerAll(ctx);
     std::string error;
     for (const std::string &d : args.dims)
