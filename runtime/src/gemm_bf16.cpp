@@ -363,28 +363,31 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
             ip1 = std::min(rowPanels, ip0 + kMc / kRows);
     int64_t jp0 = chunks.start[cc], jp1 = chunks.start[cc + 1];
     alignas(64) float tile[32 * 32];
-    for (int64_t kb0 = 0; kb0 < kBlocks; kb0 += kBlocksPerKc) {
-      int64_t blocks = std::min(kBlocksPerKc, kBlocks - kb0);
-      bool load = accumulate || kb0 > 0;
-      // A linear's epilogue, on each block of C after its last K pass.
-      const Epilogue *last = kb0 + kBlocksPerKc >= kBlocks ? ep : nullptr;
-      for (int64_t jp = jp0; jp < jp1; ++jp) {
-        const uint16_t *bp =
-            packed + jp * kp * bf16::kPanelCols + kb0 * 1024;
-        int64_t j = jp * bf16::kPanelCols, w = std::min<int64_t>(32, n - j);
-        // The next B slice this task reads (the next panel, or the first
-        // panel's next K pass), prefetched into L2 a share per block call
-        // while this one is used: weights come from DRAM (see gemm.cpp).
+    // Panel by panel, its K passes in turn: B is read in its layout's order
+    // (one stream from DRAM), and the panel's column of C blocks stays in
+    // L1 and L2 between the passes.
+    for (int64_t jp = jp0; jp < jp1; ++jp) {
+      int64_t j = jp * bf16::kPanelCols, w = std::min<int64_t>(32, n - j);
+      for (int64_t kb0 = 0; kb0 < kBlocks; kb0 += kBlocksPerKc) {
+        int64_t blocks = std::min(kBlocksPerKc, kBlocks - kb0);
+        bool load = accumulate || kb0 > 0;
+        // A linear's epilogue, on each block of C after its last K pass.
+        const Epilogue *last = kb0 + kBlocksPerKc >= kBlocks ? ep : nullptr;
+        const uint16_t *bp = packed + jp * kp * bf16::kPanelCols + kb0 * 1024;
+        // The next B slice this task reads (the panel's next K pass, or
+        // the next panel's first), prefetched into L2 a share per block
+        // call while this one is used: weights come from DRAM (see
+        // gemm.cpp).
         const uint16_t *next = nullptr;
         int64_t nextLines = 0;
-        if (jp + 1 < jp1) {
-          next = bp + kp * bf16::kPanelCols;
-          nextLines = blocks * 1024 * sizeof(uint16_t) / 64;
-        } else if (kb0 + kBlocksPerKc < kBlocks) {
-          next = packed + jp0 * kp * bf16::kPanelCols +
-                 (kb0 + kBlocksPerKc) * 1024;
+        if (kb0 + kBlocksPerKc < kBlocks) {
+          next = bp + kBlocksPerKc * 1024;
           nextLines = std::min(kBlocksPerKc, kBlocks - kb0 - kBlocksPerKc) *
                       1024 * sizeof(uint16_t) / 64;
+        } else if (jp + 1 < jp1) {
+          next = packed + (jp + 1) * kp * bf16::kPanelCols;
+          nextLines =
+              std::min(kBlocksPerKc, kBlocks) * 1024 * sizeof(uint16_t) / 64;
         }
         int64_t calls = (ip1 - ip0 + 1) / 2;
         for (int64_t ip = ip0; ip < ip1; ip += 2) {
@@ -428,9 +431,9 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
           // An edge block, or strided columns: through the buffer.
           for (int64_t r = 0; r < rp * kRows && load; ++r)
             for (int64_t x = 0; x < 32; ++x)
-              tile[r * 32 + x] =
-                  r < h && x < w ? cij[r * c.strides[0] + x * c.strides[1]]
-                                 : 0.0f;
+              tile[r * 32 + x] = r < h && x < w
+                                     ? cij[r * c.strides[0] + x * c.strides[1]]
+                                     : 0.0f;
           run(tile, 32);
           if (last)
             last->apply(tile, 32, i, j, h, w);
