@@ -39,6 +39,15 @@ OpFoldResult CastOp::fold(FoldAdaptor) {
   return {};
 }
 
+/// A concat of one input (an exporter's Concat of a KV cache's past with
+/// nothing, as GPT-2's) is that input: left alone, it became a full copy of
+/// the past before the real concatenation copied it again.
+OpFoldResult ConcatOp::fold(FoldAdaptor) {
+  if (getInputs().size() == 1 && getInputs()[0].getType() == getType())
+    return getInputs()[0];
+  return {};
+}
+
 /// A transpose of a constant (dense or a resource blob, elements of whole
 /// bytes, static shape) is the permuted constant, as a new resource blob.
 OpFoldResult TransposeOp::fold(FoldAdaptor adaptor) {

@@ -239,6 +239,7 @@ def Transformer_ConcatOp : Transformer_Op<"concat"> {
   let summary = "Concatenate along `axis`";
   let arguments = (ins Variadic<Transformer_Tensor>:$inputs, I64Attr:$axis);
   let results = (outs Transformer_Tensor:$result);
+  let hasFolder = 1;
 }
 
 def Transformer_SliceOp : Transformer_Op<"slice"> {
