@@ -228,6 +228,30 @@ def StreamLargeCopies : Pass<"transfuse-cpu-stream-large-copies",
                            "mlir::memref::MemRefDialect"];
 }
 
+def PromoteReductions : Pass<"transfuse-cpu-promote-reductions"> {
+  let summary = "Carry a reduction loop's accumulator in the loop, not in memory";
+  let description = [{
+    Runs right after `convert-linalg-to-parallel-loops`. That lowering
+    turns a linalg reduction into an `scf.for` whose body loads the
+    accumulator from the output, combines it with the inputs and stores it
+    back, at every iteration. Once the loop is outlined into a parallel-loop
+    body, LLVM cannot prove that the output and the inputs do not overlap,
+    so the load and the store stay and every element waits for the last
+    one's store (attention's row max and row sum over a dynamic number of
+    keys, for example). For an `scf.for` whose body has no regions and
+    touches memory only through `memref.load` and `memref.store`, a store
+    to a buffer defined outside the loop, at indices defined outside it,
+    whose only other access in the loop is one load at the same indices
+    before it, becomes an iter_arg: one load before the loop, one store
+    after. It relies on what linalg guarantees of the ops it came from: a
+    reduction's output does not overlap its inputs. Loops with other
+    accesses to the buffer, varying indices, calls or nested regions are
+    left as they are.
+  }];
+  let dependentDialects = ["mlir::scf::SCFDialect",
+                           "mlir::memref::MemRefDialect"];
+}
+
 def CopyToLinalg : Pass<"transfuse-cpu-copy-to-linalg"> {
   let summary = "Copy buffers with linalg.copy, so that copies become parallel loops";
   let description = [{

@@ -237,7 +237,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "canonicalize,transfuse-cpu-plan-buffers,"
       "transfuse-cpu-stream-large-copies,"
       "func.func(transfuse-cpu-copy-to-linalg,scf-forall-to-parallel,"
-      "convert-linalg-to-parallel-loops,"
+      "convert-linalg-to-parallel-loops,transfuse-cpu-promote-reductions,"
       "transfuse-cpu-approximate-math),"
       "transfuse-cpu-parallelize-loops,convert-bufferization-to-memref,"
       "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
