@@ -1,29 +1,27 @@
-//===- BufferAliasing.cpp - which calls may hand back their operands ------===//
+//===- BufferAliasing.cpp - buffer views, escapes, calls -------------===//
 #include "codegen/cpu/BufferAliasing.h"
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 using namespace mlir;
 
 namespace transfuse::cpu {
 
-bool isViewOfArgument(Value v) {
-  while (true) {
-    if (isa<BlockArgument>(v))
-      return true;
-    Operation *def = v.getDefiningOp();
-    if (auto view = dyn_cast_or_null<ViewLikeOpInterface>(def)) {
+Value viewRoot(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (auto view = dyn_cast<ViewLikeOpInterface>(def))
       v = view.getViewSource();
-      continue;
-    }
-    if (auto meta = dyn_cast_or_null<memref::ExtractStridedMetadataOp>(def)) {
+    else if (auto meta = dyn_cast<memref::ExtractStridedMetadataOp>(def))
       v = meta.getSource();
-      continue;
-    }
-    return false;
+    else
+      break;
   }
+  return v;
 }
+
+bool isViewOfArgument(Value v) { return isa<BlockArgument>(viewRoot(v)); }
 
 bool CallResults::mayReturnOperand(func::CallOp call) {
   if (call.getNumResults() == 0)
@@ -42,6 +40,32 @@ bool CallResults::mayReturnOperand(func::CallOp call) {
     }
   }
   return it->second;
+}
+
+bool mayOutlive(Value v, CallResults &calls) {
+  Value root = viewRoot(v);
+  if (!root.getDefiningOp<memref::AllocOp>() &&
+      !root.getDefiningOp<memref::AllocaOp>())
+    return true;
+  SmallVector<Value> aliases{root};
+  llvm::SmallPtrSet<Value, 8> seen{root};
+  for (size_t i = 0; i < aliases.size(); ++i) {
+    for (Operation *user : aliases[i].getUsers()) {
+      if (user->hasTrait<OpTrait::IsTerminator>())
+        return true;
+      auto view = dyn_cast<ViewLikeOpInterface>(user);
+      if (view && view.getViewSource() != aliases[i])
+        continue; // a view of something else, into this buffer's data
+      auto call = dyn_cast<func::CallOp>(user);
+      if (!view && !isa<memref::ExtractStridedMetadataOp>(user) &&
+          !(call && calls.mayReturnOperand(call)))
+        continue; // reads, writes or frees it
+      for (Value r : user->getResults())
+        if (isa<BaseMemRefType>(r.getType()) && seen.insert(r).second)
+          aliases.push_back(r);
+    }
+  }
+  return false;
 }
 
 } // namespace transfuse::cpu

@@ -1,7 +1,7 @@
-//===- BufferAliasing.h - which calls may hand back their operands -*- C++ -*-===//
+//===- BufferAliasing.h - buffer views, escapes, calls -*- C++ -*-===//
 //
 // Shared by the passes that reason about buffer lifetimes after
-// bufferization (EarlyDealloc.cpp, PlanBuffers.cpp).
+// bufferization (EarlyDealloc.cpp, PlanBuffers.cpp, StreamLargeCopies.cpp).
 //
 //===----------------------------------------------------------------------===//
 #ifndef TRANSFUSE_CODEGEN_CPU_BUFFERALIASING_H
@@ -12,6 +12,10 @@
 #include "llvm/ADT/DenseMap.h"
 
 namespace transfuse::cpu {
+
+/// The buffer `v` views: `v` followed back through views, casts and
+/// extract_strided_metadata.
+mlir::Value viewRoot(mlir::Value v);
 
 /// Whether `v` is a view of a function argument (through views and casts).
 bool isViewOfArgument(mlir::Value v);
@@ -29,6 +33,13 @@ private:
   mlir::SymbolTableCollection symbols;
   llvm::DenseMap<mlir::Attribute, bool> known;
 };
+
+/// Whether the buffer `v` views may outlive the function: it is not a
+/// fresh `memref.alloc`/`alloca` (an argument, a call's result), or the
+/// buffer or an alias of it (views, casts, metadata, the results of calls
+/// that may hand back an operand) reaches a terminator: returned, or
+/// yielded out of a region. Other users read, write or free it in place.
+bool mayOutlive(mlir::Value v, CallResults &calls);
 
 } // namespace transfuse::cpu
 

@@ -206,9 +206,9 @@ def StreamLargeCopies : Pass<"transfuse-cpu-stream-large-copies",
     Runs after bufferization and buffer deallocation, before
     `transfuse-cpu-copy-to-linalg`. A `memref.copy` of f32 whose last dim
     is contiguous on both sides, whose size is dynamic or at least 256 KiB,
-    and whose target leaves the function (a view of a function argument,
-    or of an allocation that is returned, yielded or otherwise not followed
-    to its end), becomes a call of the runtime's `transfuse_copy_f32` on the
+    and whose target may outlive the function (`mayOutlive` in
+    BufferAliasing.h: a view of an argument or a call's result, or of an
+    allocation that is returned or yielded), becomes a call of the runtime's `transfuse_copy_f32` on the
     two memrefs cast to unranked (a declaration with
     `llvm.emit_c_interface` is added once). The runtime merges dims that
     are contiguous on both sides into long rows; from 256 KiB at run time

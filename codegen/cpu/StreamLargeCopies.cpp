@@ -7,11 +7,11 @@
 // description in Passes.td.
 //
 //===----------------------------------------------------------------------===//
+#include "codegen/cpu/BufferAliasing.h"
 #include "codegen/cpu/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace transfuse::cpu {
 #define GEN_PASS_DEF_STREAMLARGECOPIES
@@ -39,46 +39,16 @@ bool contiguousRows(Type t) {
   return strides.back() == 1;
 }
 
-/// Whether the buffer `target` views may outlive the function: it is not
-/// a fresh allocation (an argument, say), or it or a view of it
-/// (ViewLikeOpInterface, followed) reaches a terminator (returned, or
-/// yielded out of a region this does not follow) or a call that returns
-/// something. Other users (the kernels' and GEMM's calls, loops, the
-/// deallocation) read, write or free it in place.
-bool escapes(Value target) {
-  Value root = target;
-  while (auto view = root.getDefiningOp<ViewLikeOpInterface>())
-    root = view.getViewSource();
-  if (!root.getDefiningOp<memref::AllocOp>() &&
-      !root.getDefiningOp<memref::AllocaOp>())
-    return true;
-  SmallVector<Value> work{root};
-  while (!work.empty()) {
-    Value v = work.pop_back_val();
-    for (Operation *user : v.getUsers()) {
-      if (auto view = dyn_cast<ViewLikeOpInterface>(user)) {
-        if (view.getViewSource() == v)
-          llvm::append_range(work, user->getResults());
-        continue;
-      }
-      if (user->hasTrait<OpTrait::IsTerminator>() ||
-          (isa<func::CallOp>(user) && user->getNumResults() != 0))
-        return true;
-    }
-  }
-  return false;
-}
-
 /// Whether the copy goes to the runtime: f32 rows contiguous on both sides,
 /// a size unknown until run time or at least kStreamBytes, and a target
 /// that leaves the function (a KV cache's present). A copy into a buffer
 /// the function reads again and frees stays in generated loops: streaming
 /// it past the caches would make that read come from DRAM (in bert-base,
 /// each layer's Q, K and V, copied out of the merged projection).
-bool streams(memref::CopyOp copy) {
+bool streams(memref::CopyOp copy, transfuse::cpu::CallResults &calls) {
   Type src = copy.getSource().getType(), dst = copy.getTarget().getType();
   if (!contiguousRows(src) || !contiguousRows(dst) ||
-      !escapes(copy.getTarget()))
+      !transfuse::cpu::mayOutlive(copy.getTarget(), calls))
     return false;
   auto m = cast<MemRefType>(src);
   return !m.hasStaticShape() ||
@@ -90,8 +60,9 @@ struct StreamLargeCopiesPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SmallVector<memref::CopyOp> copies;
+    transfuse::cpu::CallResults calls(module);
     module.walk([&](memref::CopyOp copy) {
-      if (streams(copy))
+      if (streams(copy, calls))
         copies.push_back(copy);
     });
     if (copies.empty())

@@ -99,3 +99,30 @@ func.func @yielded(%a: memref<?x768xf32>, %n: index, %c: i1) -> memref<?x768xf32
   }
   return %r : memref<?x768xf32>
 }
+
+// -----
+
+// A buffer passed to a call that returns something: an external callee may
+// hand the buffer back (and the caller return it), so the copy streams; a
+// callee whose body returns a fresh buffer cannot, so the copy stays.
+// CHECK-LABEL: func.func @through_calls
+// CHECK: call @transfuse_copy_f32
+// CHECK: memref.copy
+// CHECK: call @fresh
+func.func private @opaque(memref<?x768xf32>) -> memref<?x768xf32>
+func.func private @fresh(%a: memref<?x768xf32>) -> memref<?x768xf32> {
+  %c0 = arith.constant 0 : index
+  %n = memref.dim %a, %c0 : memref<?x768xf32>
+  %r = memref.alloc(%n) : memref<?x768xf32>
+  return %r : memref<?x768xf32>
+}
+func.func @through_calls(%a: memref<?x768xf32>, %n: index) -> (memref<?x768xf32>, memref<?x768xf32>) {
+  %x = memref.alloc(%n) : memref<?x768xf32>
+  memref.copy %a, %x : memref<?x768xf32> to memref<?x768xf32>
+  %rx = call @opaque(%x) : (memref<?x768xf32>) -> memref<?x768xf32>
+  %y = memref.alloc(%n) : memref<?x768xf32>
+  memref.copy %a, %y : memref<?x768xf32> to memref<?x768xf32>
+  %ry = call @fresh(%y) : (memref<?x768xf32>) -> memref<?x768xf32>
+  memref.dealloc %y : memref<?x768xf32>
+  return %rx, %ry : memref<?x768xf32>, memref<?x768xf32>
+}
