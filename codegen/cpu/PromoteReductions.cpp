@@ -71,25 +71,27 @@ struct PromoteAccumulator : OpRewritePattern<scf::ForOp> {
       if (other || !load)
         continue;
       Value stored = store.getValueToStore();
+      SmallVector<Value> indices(store.getIndices());
       rw.setInsertionPoint(loop);
-      Value init = memref::LoadOp::create(rw, load.getLoc(), buffer,
-                                          load.getIndices());
-      auto grown = loop.replaceWithAdditionalYields(
+      Value init =
+          memref::LoadOp::create(rw, load.getLoc(), buffer, indices);
+      FailureOr<LoopLikeOpInterface> grown = loop.replaceWithAdditionalYields(
           rw, ValueRange{init}, /*replaceInitOperandUsesInLoop=*/false,
           [&](OpBuilder &, Location, ArrayRef<BlockArgument>) {
             return SmallVector<Value>{stored};
           });
-      if (failed(grown))
+      if (failed(grown)) {
+        rw.eraseOp(init.getDefiningOp());
         return failure();
+      }
       auto newLoop = cast<scf::ForOp>(grown->getOperation());
-      Value acc = newLoop.getRegionIterArgs().back();
-      rw.replaceAllUsesWith(load.getResult(), acc);
+      rw.replaceAllUsesWith(load.getResult(),
+                            newLoop.getRegionIterArgs().back());
       rw.eraseOp(load);
       rw.eraseOp(store);
       rw.setInsertionPointAfter(newLoop);
       memref::StoreOp::create(rw, newLoop.getLoc(), newLoop.getResults().back(),
-                              buffer, init.getDefiningOp<memref::LoadOp>()
-                                          .getIndices());
+                              buffer, indices);
       return success();
     }
     return rw.notifyMatchFailure(loop, "no accumulator");

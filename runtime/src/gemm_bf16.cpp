@@ -452,9 +452,9 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
 using Product = void (*)(const Desc2D &, const uint16_t *, const Desc2D &,
                          bool, const Epilogue *);
 
-/// The product this CPU runs, chosen once (CPUID, the kernel's grant of
-/// the tile state, TRANSFUSE_GEMM): AMX tiles, else VDPBF16PS, else the
-/// f32 GEMM on widened operands.
+/// The product this CPU runs (CPUID, the kernel's grant of the tile state,
+/// TRANSFUSE_GEMM): AMX tiles, else VDPBF16PS, else the f32 GEMM on widened
+/// operands.
 Product chooseProduct() {
   if (forcedPortable() || bf16OnF32())
     return matmulOnF32;
@@ -465,6 +465,12 @@ Product chooseProduct() {
   return matmulOnF32;
 }
 
+/// chooseProduct's choice, made once for all the entry points.
+Product bf16Product() {
+  static const Product product = chooseProduct();
+  return product;
+}
+
 } // namespace
 
 /// bf16(A) * B with B prepacked at compile time (bf16_panels.h).
@@ -473,8 +479,7 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
                                           int64_t accumulate) {
   if (!needsProduct(*a, *c, accumulate))
     return;
-  static const Product product = chooseProduct();
-  product(*a, b->data + b->offset, *c, accumulate, nullptr);
+  bf16Product()(*a, b->data + b->offset, *c, accumulate, nullptr);
 }
 
 /// bf16(A) * bf16(B) with both operands f32 and strided, computed at run
@@ -489,7 +494,7 @@ _mlir_ciface_transfuse_matmul_bf16(Desc2D *a, Desc2D *b, Desc2D *c,
                                    int64_t accumulate) {
   if (!needsProduct(*a, *c, accumulate))
     return;
-  static const Product product = chooseProduct();
+  Product product = bf16Product();
   int64_t m = a->sizes[0], k = a->sizes[1], n = c->sizes[1];
   if (m < kRows || product == matmulOnF32 || b->strides[1] >= (1 << 26))
     return _mlir_ciface_transfuse_matmul_f32(a, b, c, accumulate);
@@ -513,6 +518,5 @@ _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   // An empty K: C = 0, then the epilogue (nothing for an empty C).
   if (!needsProduct(*a, *c, false))
     return ep.applyAll(*c);
-  static const Product product = chooseProduct();
-  product(*a, b->data + b->offset, *c, false, &ep);
+  bf16Product()(*a, b->data + b->offset, *c, false, &ep);
 }
