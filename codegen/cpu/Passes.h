@@ -15,6 +15,8 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 
+#include <string>
+
 namespace transfuse::cpu {
 
 #define GEN_PASS_DECL
@@ -27,6 +29,17 @@ namespace transfuse::cpu {
 /// tools' --precision): f32 or bf16.
 inline bool isKnownPrecision(llvm::StringRef p) {
   return p == "f32" || p == "bf16";
+}
+
+/// What is wrong with the tools' --precision and --bf16-attention, or an
+/// empty string when they go together.
+inline std::string precisionError(llvm::StringRef precision,
+                                  bool bf16Attention) {
+  if (!isKnownPrecision(precision))
+    return ("--precision " + precision + ": use f32 or bf16").str();
+  if (bf16Attention && precision != "bf16")
+    return "--bf16-attention needs --precision bf16";
+  return "";
 }
 
 /// Adds the linalg lowering patterns for every transformer graph op.

@@ -236,11 +236,10 @@ int main(int argc, char **argv) {
     options.fusion = !args.noFusion;
     options.attention = args.attention;
     options.attentionKvBlock = args.kvBlock;
-    if (!cpu::isKnownPrecision(args.precision))
-      return fail("--precision " + args.precision + ": use f32 or bf16");
+    if (std::string e = cpu::precisionError(args.precision, args.bf16Attention);
+        !e.empty())
+      return fail(e);
     options.codegen.precision = args.precision;
-    if (args.bf16Attention && args.precision != "bf16")
-      return fail("--bf16-attention needs --precision bf16");
     options.codegen.bf16Attention = args.bf16Attention;
     driver::registerAll(ctx);
     std::string error;

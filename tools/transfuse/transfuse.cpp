@@ -132,11 +132,10 @@ static int compile(const char *argv0) {
   if (optLevel > 3)
     return fail("-O" + std::to_string(optLevel) + ": the level is 0 to 3");
   options.codegen.optLevel = optLevel;
-  if (!cpu::isKnownPrecision(precision))
-    return fail("--precision " + precision + ": use f32 or bf16");
+  if (std::string e = cpu::precisionError(precision, bf16Attention);
+      !e.empty())
+    return fail(e);
   options.codegen.precision = precision;
-  if (bf16Attention && precision != "bf16")
-    return fail("--bf16-attention needs --precision bf16");
   options.codegen.bf16Attention = bf16Attention;
   if (precision == "bf16" && mcpu.empty()) {
     llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
