@@ -10,12 +10,22 @@
 // that f32 ones run on the runtime's GEMM (transfuse-cpu-matmul-to-
 // microkernel); softmax and rescaling are linalg.generic.
 //
+// With the pass's `attention-kernel` option (the CPU pipeline sets it unless
+// --attention or --bf16-attention is given), an f32 attention with at most
+// two masks becomes instead one call to the runtime's fused kernel,
+// transfuse_attention_f32 (runtime/src/attention.cpp), on read-only buffers
+// of its operands and a fresh buffer for its result; the algorithm
+// attribute does not matter to it (its memory is linear in Sk either way).
+//
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/LoweringUtils.h"
 #include "codegen/cpu/Passes.h"
 #include "dialects/transformer/TransformerDialect.h"
 
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 
@@ -396,8 +406,69 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
   }
 };
 
+/// The runtime's fused attention (runtime/src/attention.cpp).
+constexpr llvm::StringLiteral kAttentionKernel = "transfuse_attention_f32";
+
 struct LowerAttention : OpRewritePattern<AttentionOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LowerAttention(MLIRContext *ctx, bool runtimeKernel)
+      : OpRewritePattern(ctx), runtimeKernel(runtimeKernel) {}
+  bool runtimeKernel;
+
+  /// out = transfuse_attention_f32(q, k, v, masks (rank 4, at most two),
+  /// scale): operands as read-only buffers of any strides, the result in a
+  /// fresh buffer that becomes the tensor.
+  Value callRuntimeKernel(PatternRewriter &rw, Location loc, AttentionOp op,
+                          ArrayRef<Value> masks, RankedTensorType accType,
+                          ArrayRef<Value> accDims) const {
+    MLIRContext *ctx = rw.getContext();
+    const int64_t dyn = ShapedType::kDynamic;
+    Type f32 = rw.getF32Type();
+    auto any4 = MemRefType::get(
+        {dyn, dyn, dyn, dyn}, f32,
+        StridedLayoutAttr::get(ctx, dyn, ArrayRef<int64_t>{dyn, dyn, dyn, dyn}));
+    auto buffer = [&](Value t) -> Value {
+      auto tt = tensorType(t);
+      auto type = MemRefType::get(
+          tt.getShape(), f32,
+          StridedLayoutAttr::get(ctx, dyn,
+                                 SmallVector<int64_t>(tt.getRank(), dyn)));
+      Value m = bufferization::ToBufferOp::create(rw, loc, type, t,
+                                                  /*read_only=*/true);
+      return memref::CastOp::create(rw, loc, any4, m);
+    };
+    SmallVector<int64_t> shape(accType.getShape());
+    SmallVector<Value> dynSizes;
+    for (auto [i, d] : llvm::enumerate(shape))
+      if (d == dyn)
+        dynSizes.push_back(accDims[i]);
+    auto outType = MemRefType::get(shape, f32);
+    Value out = memref::AllocOp::create(rw, loc, outType, dynSizes,
+                                        rw.getI64IntegerAttr(64));
+    SmallVector<Value> args{buffer(op.getQuery()), buffer(op.getKey()),
+                            buffer(op.getValue())};
+    for (size_t i = 0; i < 2; ++i)
+      args.push_back(i < masks.size() ? buffer(masks[i]) : args[0]);
+    args.push_back(memref::CastOp::create(rw, loc, any4, out));
+    args.push_back(arith::ConstantIntOp::create(rw, loc, masks.size(), 64));
+    args.push_back(arith::ConstantOp::create(
+        rw, loc, rw.getF32FloatAttr(op.getScale().convertToFloat())));
+    auto module = op->getParentOfType<ModuleOp>();
+    auto callee = module.lookupSymbol<func::FuncOp>(kAttentionKernel);
+    if (!callee) {
+      OpBuilder::InsertionGuard guard(rw);
+      rw.setInsertionPointToStart(module.getBody());
+      callee = func::FuncOp::create(
+          rw, module.getLoc(), kAttentionKernel,
+          FunctionType::get(ctx, ValueRange(args).getTypes(), {}));
+      callee.setPrivate();
+      callee->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
+    }
+    func::CallOp::create(rw, loc, callee, args);
+    return bufferization::ToTensorOp::create(rw, loc, accType, out,
+                                             /*restrict=*/true,
+                                             /*writable=*/true);
+  }
+
   LogicalResult matchAndRewrite(AttentionOp op,
                                 PatternRewriter &rw) const override {
     Location loc = op.getLoc();
@@ -473,6 +544,19 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
           "attention: a mask does not broadcast to [B, H, Sq, Sk]");
       masks.push_back(std::move(m));
     }
+    auto accType = RankedTensorType::get(
+        {qt.getDimSize(0), h, qt.getDimSize(2), vt.getDimSize(3)}, elem);
+    if (runtimeKernel && elem.isF32() && masks.size() <= 2) {
+      SmallVector<Value> maskValues;
+      for (const Mask &m : masks)
+        maskValues.push_back(m.value);
+      Value out =
+          callRuntimeKernel(rw, loc, op, maskValues, accType, {B, H, Sq, Dv});
+      if (out.getType() != op.getType())
+        out = tensor::CastOp::create(rw, loc, op.getType(), out);
+      rw.replaceOp(op, out);
+      return success();
+    }
     // Keys per block.
     Value skAtLeast1 = arith::MaxUIOp::create(rw, loc, Sk, c1);
     Value block = cIdx(rw, loc, op.getKvBlock());
@@ -496,8 +580,6 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     Value zero = scalarConstant(rw, loc, elem, 0);
     auto rowType =
         RankedTensorType::get({qt.getDimSize(0), h, qt.getDimSize(2)}, elem);
-    auto accType = RankedTensorType::get(
-        {qt.getDimSize(0), h, qt.getDimSize(2), vt.getDimSize(3)}, elem);
     auto filled = [&](OpBuilder &b, RankedTensorType t, ArrayRef<Value> dims,
                       Value val) {
       return linalg::FillOp::create(b, loc, val, createEmpty(b, loc, t, dims))
@@ -731,9 +813,10 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 
 } // namespace
 
-void transfuse::cpu::populateLowerFusedPatterns(RewritePatternSet &patterns) {
+void transfuse::cpu::populateLowerFusedPatterns(RewritePatternSet &patterns,
+                                                bool attentionKernel) {
   patterns
       .add<LowerActivation<GeluOp>, LowerActivation<SiluOp>, LowerLayerNormOp,
-           LowerRmsNorm, LowerRotary, LowerLinear, LowerAttention>(
-          patterns.getContext());
+           LowerRmsNorm, LowerRotary, LowerLinear>(patterns.getContext());
+  patterns.add<LowerAttention>(patterns.getContext(), attentionKernel);
 }

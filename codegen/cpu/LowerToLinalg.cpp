@@ -1020,6 +1020,7 @@ struct LowerConstant : OpRewritePattern<ConstantOp> {
 };
 
 struct LowerToLinalgPass : cpu::impl::LowerToLinalgBase<LowerToLinalgPass> {
+  using LowerToLinalgBase::LowerToLinalgBase;
   void runOnOperation() override {
     ModuleOp module = getOperation();
     if (!module.lookupSymbol(kFailFunc)) {
@@ -1032,7 +1033,7 @@ struct LowerToLinalgPass : cpu::impl::LowerToLinalgBase<LowerToLinalgPass> {
     RewritePatternSet patterns(&getContext());
     populateLowerToLinalgPatterns(patterns);
     populateLowerElementwisePatterns(patterns);
-    populateLowerFusedPatterns(patterns);
+    populateLowerFusedPatterns(patterns, attentionKernel);
     GreedyRewriteConfig config;
     config.setUseTopDownTraversal(true);
     (void)applyPatternsGreedily(getOperation(), std::move(patterns), config);

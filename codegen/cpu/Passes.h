@@ -46,7 +46,8 @@ inline std::string precisionError(llvm::StringRef precision,
 void populateLowerToLinalgPatterns(mlir::RewritePatternSet &patterns);
 void populateLowerElementwisePatterns(mlir::RewritePatternSet &patterns);
 /// The fused ops (attention, layer_norm, rms_norm, gelu, silu, linear).
-void populateLowerFusedPatterns(mlir::RewritePatternSet &patterns);
+void populateLowerFusedPatterns(mlir::RewritePatternSet &patterns,
+                                bool attentionKernel = false);
 
 } // namespace transfuse::cpu
 

@@ -34,13 +34,26 @@ def LowerToLinalg : Pass<"transfuse-cpu-lower-to-linalg", "mlir::ModuleOp"> {
     constant_of_shape) are read at run time with ONNX's rules (0 copies a
     dim, -1 is inferred, starts/ends are clamped).
 
+    With `attention-kernel`, an f32 `transformer.attention` with at most two
+    masks becomes one call to the runtime's fused attention,
+    `transfuse_attention_f32`, on read-only buffers of its operands
+    (`bufferization.to_buffer`) and a fresh result buffer
+    (`bufferization.to_tensor restrict`); otherwise, and for other element
+    types or more masks, it becomes generated loops (LowerFused.cpp).
+
     Fails, naming the op, when a transformer op is left (a fused op without a
     lowering, or an element type the lowering does not handle).
   }];
+  let options = [
+    Option<"attentionKernel", "attention-kernel", "bool", /*default=*/"false",
+           "f32 attention with at most two masks: call the runtime's fused "
+           "kernel instead of generating loops">
+  ];
   let dependentDialects = [
     "mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",
     "mlir::arith::ArithDialect", "mlir::math::MathDialect",
-    "mlir::scf::SCFDialect", "mlir::bufferization::BufferizationDialect"
+    "mlir::scf::SCFDialect", "mlir::bufferization::BufferizationDialect",
+    "mlir::memref::MemRefDialect", "mlir::func::FuncDialect"
   ];
 }
 

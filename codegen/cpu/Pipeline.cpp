@@ -31,8 +31,8 @@
 
 using namespace mlir;
 
-// From the runtime (memref_copy.cpp, gemm.cpp, gemm_bf16.cpp, alloc.cpp,
-// thread_pool.cpp);
+// From the runtime (memref_copy.cpp, gemm.cpp, gemm_bf16.cpp, attention.cpp,
+// alloc.cpp, thread_pool.cpp);
 // the JIT resolves calls to them.
 extern "C" void memrefCopy(int64_t, void *, void *);
 extern "C" void _mlir_ciface_transfuse_copy_f32(void *, void *);
@@ -53,6 +53,9 @@ extern "C" void _mlir_ciface_transfuse_linear_f32_packed(void *, void *,
 extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(void *, void *,
                                                           void *, void *,
                                                           void *, int64_t);
+extern "C" void _mlir_ciface_transfuse_attention_f32(void *, void *, void *,
+                                                     void *, void *, void *,
+                                                     int64_t, float);
 extern "C" void transfuse_parallel_loop(int64_t, int64_t,
                                         void (*)(void *, int64_t, int64_t),
                                         void *);
@@ -218,7 +221,10 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
   if (options.timePasses)
     pm.enableTiming();
   std::string pipeline =
-      "transfuse-cpu-outline-kernels,transfuse-cpu-lower-to-linalg,"
+      "transfuse-cpu-outline-kernels,transfuse-cpu-lower-to-linalg{"
+      "attention-kernel=" +
+      std::string(options.attentionKernel ? "true" : "false") +
+      "},"
       "canonicalize,cse,"
       "func.func(linalg-fuse-elementwise-ops),canonicalize,"
       "func.func(transfuse-cpu-split-empty-tensors),"
@@ -563,6 +569,9 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
         llvm::JITSymbolFlags::Exported};
     map[interner("_mlir_ciface_transfuse_matmul_bf16")] = {
         llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_matmul_bf16),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_ciface_transfuse_attention_f32")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_attention_f32),
         llvm::JITSymbolFlags::Exported};
     map[interner("transfuse_parallel_loop")] = {
         llvm::orc::ExecutorAddr::fromPtr(&transfuse_parallel_loop),

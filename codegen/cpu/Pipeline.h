@@ -26,6 +26,11 @@ struct CodegenOptions {
   /// With bf16: products of two activations (attention's) on bf16
   /// operands too, rounded at run time.
   bool bf16Attention = false;
+  /// f32 attention (at most two masks) on the runtime's fused kernel
+  /// (runtime/src/attention.cpp); false: the generated loops of the
+  /// algorithm select-attention chose. The tools turn it off when
+  /// --attention or --bf16-attention is given.
+  bool attentionKernel = true;
 };
 
 /// One input or output of the compiled model's C ABI.

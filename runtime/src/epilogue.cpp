@@ -12,38 +12,16 @@
 // 1e-7.
 //
 //===----------------------------------------------------------------------===//
+#include "approx_math.h"
 #include "gemm.h"
 
 #include <cstdint>
 #include <cstring>
 
 using namespace transfuse::runtime::gemm;
+using transfuse::runtime::expApprox;
 
 namespace {
-
-/// e^x: x = n ln2 + r with |r| <= ln2 / 2, e^r by its Taylor series to
-/// degree 7 (relative error below 1e-8), 2^n through the exponent bits.
-/// x is clamped to [-87, 88], where 2^n stays a normal float.
-inline float expApprox(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  float n = __builtin_rintf(x * 1.44269504088896341f);
-  // ln 2 in two parts, the first short enough that n times it is exact.
-  float r = x - n * 0.693145751953125f;
-  r = r - n * 1.42860682030941723e-6f;
-  float p = 1.0f / 5040;
-  p = p * r + 1.0f / 720;
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
 
 /// erf(x) = x P(x^2) / Q(x^2), P and Q of degree 5: a rational fit of our
 /// own (least squares on [0, 4], reweighted by 1 / Q), max abs error 4e-7

@@ -553,6 +553,11 @@ static const char *gemmMode() {
   return mode;
 }
 
+void transfuse::runtime::gemm::packF32Panels(const Desc2D &b, float *out) {
+  static_assert(kF32PanelWidth == kNr);
+  packB(b, out, false);
+}
+
 bool transfuse::runtime::gemm::forcedPortable() {
   return std::strcmp(gemmMode(), "portable") == 0;
 }

@@ -181,6 +181,13 @@ bool amxDisabled();
 /// GEMM, as on a CPU with neither AMX nor AVX512-BF16.
 bool bf16OnF32();
 
+/// B (K x N, any strides; a transposed view reads its contiguous columns)
+/// into the f32 GEMM's panel layout, [ceil(N / 32)][K][32], zero padded on
+/// the right, on the calling thread: the layout
+/// _mlir_ciface_transfuse_matmul_f32_packed takes.
+void packF32Panels(const Desc2D &b, float *out);
+constexpr int64_t kF32PanelWidth = 32;
+
 } // namespace transfuse::runtime::gemm
 
 /// The f32 GEMMs (gemm.cpp) that gemm_bf16.cpp falls back on: on a

@@ -241,6 +241,8 @@ int main(int argc, char **argv) {
       return fail(e);
     options.codegen.precision = args.precision;
     options.codegen.bf16Attention = args.bf16Attention;
+    options.codegen.attentionKernel =
+        args.attention == "auto" && !args.bf16Attention;
     driver::registerAll(ctx);
     std::string error;
     for (const std::string &d : args.dims)

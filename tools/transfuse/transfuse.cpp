@@ -78,8 +78,9 @@ static cl::opt<std::string> fusionReport(
     cl::value_desc("file.json"), cl::sub(compileCmd));
 static cl::opt<std::string> attention(
     "attention",
-    cl::desc("Attention algorithm: auto (cost model), materialized or "
-             "memory_efficient"),
+    cl::desc("Attention algorithm: auto (f32: the runtime's fused kernel; "
+             "else the cost model), materialized or memory_efficient "
+             "(generated loops)"),
     cl::init("auto"), cl::sub(compileCmd));
 static cl::opt<int64_t> attentionKvBlock(
     "attention-kv-block",
@@ -137,6 +138,8 @@ static int compile(const char *argv0) {
     return fail(e);
   options.codegen.precision = precision;
   options.codegen.bf16Attention = bf16Attention;
+  options.codegen.attentionKernel =
+      attention.getValue() == "auto" && !bf16Attention;
   if (precision == "bf16" && mcpu.empty()) {
     llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
     if (!host.lookup("amx-bf16") && !host.lookup("avx512bf16"))

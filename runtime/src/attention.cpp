@@ -1,0 +1,364 @@
+//===- attention.cpp - fused attention, one head's rows at a time ---------===//
+//
+// `transfuse-cpu-lower-to-linalg` lowers an f32 `transformer.attention`
+// with at most two masks, when select-attention chose its algorithm (no
+// --attention=...), into one call
+//   _mlir_ciface_transfuse_attention_f32(&Q, &K, &V, &M0, &M1, &O, masks,
+//                                        scale)
+// on rank-4 strided descriptors: Q [B, H, Sq, D], K [B, Hkv, Sk, D],
+// V [B, Hkv, Sk, Dv], O [B, H, Sq, Dv]; the first `masks` of M0, M1 are
+// additive terms, each dim either the scores' or 1 (broadcast). It computes
+//   O = softmax(Q K^T * scale + M0 + M1) V
+// per (batch, head), query head h reading K/V head h / (H / Hkv); a row
+// whose scores are all -inf gives zeros.
+//
+// The generated alternative (LowerFused.cpp) makes several passes over
+// B x H x Sq x block scores in memory per block of keys. Here each task
+// takes one head: it packs K^T and V once into the f32 GEMM's panel layout,
+// then for each block of kRowBlock query rows computes the block's scores
+// (kRowBlock x Sk, in L2) with the GEMM, turns them into probabilities in
+// place (scale, masks, row max, exp, row sum: one pass to add and find the
+// max, one to exponentiate and sum), multiplies them by V with the GEMM
+// into O and divides each row by its sum. Memory per task is linear in Sk:
+// the packed K and V and one block of scores. A head with fewer than
+// kRowBlock / 4 query rows (decode) reads K and V in place instead: a dot
+// product per key, then a weighted sum of V's rows.
+//
+// Threads: one task per (batch, head) on the pool (each head's products
+// then run on its thread); with fewer heads than four per thread, the
+// rows of each head are split over tasks too. No result depends on the
+// thread count.
+//
+//===----------------------------------------------------------------------===//
+#include "approx_math.h"
+#include "gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include <immintrin.h>
+
+using namespace transfuse::runtime;
+using namespace transfuse::runtime::gemm;
+
+namespace {
+
+/// A memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>> descriptor.
+struct Desc4D {
+  float *base, *data;
+  int64_t offset, sizes[4], strides[4];
+};
+
+constexpr int64_t kRowBlock = 48;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+/// One additive mask term as seen from row i of head (b, h): a pointer to
+/// its first key and the step between keys (0 when the key dim is 1).
+struct MaskRow {
+  const float *at;
+  int64_t step;
+};
+
+MaskRow maskRow(const Desc4D &m, int64_t b, int64_t h, int64_t i) {
+  int64_t idx[3] = {b, h, i}, off = m.offset;
+  for (int d = 0; d < 3; ++d)
+    off += (m.sizes[d] == 1 ? 0 : idx[d]) * m.strides[d];
+  return {m.data + off, m.sizes[3] == 1 ? 0 : m.strides[3]};
+}
+
+/// s[j] = s[j] * scale + sum of the masks at key j, for j < n; returns the
+/// row's max.
+float addMasksPortable(float *s, int64_t n, float scale, const MaskRow *masks,
+                       int64_t count) {
+  float mx = kNegInf;
+  for (int64_t j = 0; j < n; ++j) {
+    float x = s[j] * scale;
+    for (int64_t t = 0; t < count; ++t)
+      x += masks[t].at[j * masks[t].step];
+    s[j] = x;
+    mx = x > mx ? x : mx;
+  }
+  return mx;
+}
+
+/// s[j] = exp(s[j] - mx), for j < n; returns their sum.
+float expPortable(float *s, int64_t n, float mx) {
+  float sum = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = expApprox(s[j] - mx);
+    sum += s[j];
+  }
+  return sum;
+}
+
+/// e^x on 16 lanes: expApprox's steps.
+__attribute__((target("avx512f"))) inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
+  __m512 n = _mm512_roundscale_ps(
+      _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  __m512i bits = _mm512_slli_epi32(
+      _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+/// addMasksPortable on 16 lanes: a mask with unit key step is loaded, one
+/// with step 0 broadcast, any other gathered one key at a time.
+__attribute__((target("avx512f"))) float
+addMasksAvx512(float *s, int64_t n, float scale, const MaskRow *masks,
+               int64_t count) {
+  __m512 vmax = _mm512_set1_ps(kNegInf), vscale = _mm512_set1_ps(scale);
+  for (int64_t j = 0; j < n; j += 16) {
+    __mmask16 live = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+    __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(live, s + j), vscale);
+    for (int64_t t = 0; t < count; ++t) {
+      const MaskRow &m = masks[t];
+      __m512 add;
+      if (m.step == 1) {
+        add = _mm512_maskz_loadu_ps(live, m.at + j);
+      } else if (m.step == 0) {
+        add = _mm512_set1_ps(m.at[0]);
+      } else {
+        alignas(64) float tmp[16] = {};
+        for (int64_t q = 0; q < 16 && j + q < n; ++q)
+          tmp[q] = m.at[(j + q) * m.step];
+        add = _mm512_load_ps(tmp);
+      }
+      x = _mm512_add_ps(x, add);
+    }
+    _mm512_mask_storeu_ps(s + j, live, x);
+    vmax = _mm512_mask_max_ps(vmax, live, vmax, x);
+  }
+  return _mm512_reduce_max_ps(vmax);
+}
+
+/// expPortable on 16 lanes.
+__attribute__((target("avx512f"))) float expAvx512(float *s, int64_t n,
+                                                   float mx) {
+  __m512 vsum = _mm512_setzero_ps(), vmx = _mm512_set1_ps(mx);
+  for (int64_t j = 0; j < n; j += 16) {
+    __mmask16 live = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+    __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(live, s + j), vmx));
+    _mm512_mask_storeu_ps(s + j, live, e);
+    vsum = _mm512_mask_add_ps(vsum, live, vsum, e);
+  }
+  return _mm512_reduce_add_ps(vsum);
+}
+
+/// One row of scores in place: s = exp(s * scale + masks - max), 0 where
+/// the whole row is -inf; returns 1 / the row sum (0 for such a row).
+float softmaxRow(float *s, int64_t n, float scale, const MaskRow *masks,
+                 int64_t count, bool avx512) {
+  float mx = avx512 ? addMasksAvx512(s, n, scale, masks, count)
+                    : addMasksPortable(s, n, scale, masks, count);
+  if (mx == kNegInf) {
+    std::fill(s, s + n, 0.0f);
+    return 0.0f;
+  }
+  float sum = avx512 ? expAvx512(s, n, mx) : expPortable(s, n, mx);
+  return sum > 0.0f ? 1.0f / sum : 0.0f;
+}
+
+/// sum_d a[d] * b[d], d < n.
+__attribute__((target("avx512f"))) float dotAvx512(const float *a,
+                                                   const float *b, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t d = 0; d < n; d += 16) {
+    __mmask16 live = n - d >= 16 ? 0xFFFF : (__mmask16)((1u << (n - d)) - 1);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(live, a + d),
+                          _mm512_maskz_loadu_ps(live, b + d), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+/// out[d] += w * v[d], d < n.
+__attribute__((target("avx512f"))) void axpyAvx512(float *out, float w,
+                                                   const float *v, int64_t n) {
+  __m512 vw = _mm512_set1_ps(w);
+  for (int64_t d = 0; d < n; d += 16) {
+    __mmask16 live = n - d >= 16 ? 0xFFFF : (__mmask16)((1u << (n - d)) - 1);
+    _mm512_mask_storeu_ps(
+        out + d, live,
+        _mm512_fmadd_ps(vw, _mm512_maskz_loadu_ps(live, v + d),
+                        _mm512_maskz_loadu_ps(live, out + d)));
+  }
+}
+
+struct Call {
+  const Desc4D &q, &k, &v, &o;
+  const Desc4D *masks[2];
+  int64_t maskCount;
+  float scale;
+  int64_t group; // query heads per K/V head
+  bool avx512;
+
+  const float *qAt(int64_t b, int64_t h, int64_t i) const {
+    return q.data + q.offset + b * q.strides[0] + h * q.strides[1] +
+           i * q.strides[2];
+  }
+  float *oAt(int64_t b, int64_t h, int64_t i) const {
+    return o.data + o.offset + b * o.strides[0] + h * o.strides[1] +
+           i * o.strides[2];
+  }
+  /// K or V of head (b, h) as a 2-D view: [Sk, D] (or Dv).
+  static Desc2D view(const Desc4D &x, int64_t b, int64_t head) {
+    return {x.base,
+            x.data,
+            x.offset + b * x.strides[0] + head * x.strides[1],
+            {x.sizes[2], x.sizes[3]},
+            {x.strides[2], x.strides[3]}};
+  }
+  void maskRows(int64_t b, int64_t h, int64_t i, MaskRow *out) const {
+    for (int64_t t = 0; t < maskCount; ++t)
+      out[t] = maskRow(*masks[t], b, h, i);
+  }
+
+  /// Rows [i0, i1) of head (b, h), K and V read in place.
+  void fewRows(int64_t b, int64_t h, int64_t i0, int64_t i1) const {
+    Desc2D kv = view(k, b, h / group), vv = view(v, b, h / group);
+    int64_t sk = k.sizes[2], d = q.sizes[3], dv = v.sizes[3];
+    Scratch<float> row(std::max<int64_t>(sk, 1));
+    bool vec = avx512 && q.strides[3] == 1 && k.strides[3] == 1 &&
+               v.strides[3] == 1 && o.strides[3] == 1;
+    for (int64_t i = i0; i < i1; ++i) {
+      const float *qi = qAt(b, h, i);
+      for (int64_t j = 0; j < sk; ++j) {
+        const float *kj = kv.at(j, 0);
+        if (vec) {
+          row.data[j] = dotAvx512(qi, kj, d);
+          continue;
+        }
+        float acc = 0.0f;
+        for (int64_t t = 0; t < d; ++t)
+          acc += qi[t * q.strides[3]] * kj[t * k.strides[3]];
+        row.data[j] = acc;
+      }
+      MaskRow mr[2];
+      maskRows(b, h, i, mr);
+      float inv = softmaxRow(row.data, sk, scale, mr, maskCount, avx512);
+      float *oi = oAt(b, h, i);
+      for (int64_t t = 0; t < dv; ++t)
+        oi[t * o.strides[3]] = 0.0f;
+      for (int64_t j = 0; j < sk; ++j) {
+        float w = row.data[j] * inv;
+        const float *vj = vv.at(j, 0);
+        if (vec) {
+          axpyAvx512(oi, w, vj, dv);
+          continue;
+        }
+        for (int64_t t = 0; t < dv; ++t)
+          oi[t * o.strides[3]] += w * vj[t * v.strides[3]];
+      }
+    }
+  }
+
+  /// Rows [i0, i1) of head (b, h) on the GEMM: K^T and V packed once, then
+  /// kRowBlock rows at a time.
+  void packedRows(int64_t b, int64_t h, int64_t i0, int64_t i1) const {
+    int64_t sk = k.sizes[2], d = q.sizes[3], dv = v.sizes[3];
+    constexpr int64_t w = kF32PanelWidth;
+    int64_t kPanels = (sk + w - 1) / w, vPanels = (dv + w - 1) / w;
+    Desc2D kv = view(k, b, h / group), vv = view(v, b, h / group);
+    // K^T: [D, Sk], a transposed view of K.
+    Desc2D kt{kv.base, kv.data, kv.offset, {d, sk},
+              {kv.strides[1], kv.strides[0]}};
+    Scratch<float> kPack(kPanels * d * w), vPack(vPanels * sk * w);
+    packF32Panels(kt, kPack.data);
+    packF32Panels(vv, vPack.data);
+    Desc3D kDesc{kPack.data, kPack.data, 0, {kPanels, d, w}, {d * w, w, 1}};
+    Desc3D vDesc{vPack.data, vPack.data, 0, {vPanels, sk, w}, {sk * w, w, 1}};
+    // Scores rows padded to a multiple of 16 floats, plus 16 so that rows
+    // do not fall on the same cache sets.
+    int64_t ld = (sk + 15) / 16 * 16 + 16;
+    Scratch<float> scores(kRowBlock * ld);
+    float inv[kRowBlock];
+    for (int64_t r0 = i0; r0 < i1; r0 += kRowBlock) {
+      int64_t rows = std::min(kRowBlock, i1 - r0);
+      Desc2D qb{q.base, q.data,
+                q.offset + b * q.strides[0] + h * q.strides[1] +
+                    r0 * q.strides[2],
+                {rows, d}, {q.strides[2], q.strides[3]}};
+      Desc2D s{scores.data, scores.data, 0, {rows, sk}, {ld, 1}};
+      _mlir_ciface_transfuse_matmul_f32_packed(&qb, &kDesc, &s, 0);
+      for (int64_t r = 0; r < rows; ++r) {
+        MaskRow mr[2];
+        maskRows(b, h, r0 + r, mr);
+        inv[r] = softmaxRow(scores.data + r * ld, sk, scale, mr, maskCount,
+                            avx512);
+      }
+      Desc2D ob{o.base, o.data,
+                o.offset + b * o.strides[0] + h * o.strides[1] +
+                    r0 * o.strides[2],
+                {rows, dv}, {o.strides[2], o.strides[3]}};
+      _mlir_ciface_transfuse_matmul_f32_packed(&s, &vDesc, &ob, 0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t t = 0; t < dv; ++t)
+          *ob.at(r, t) *= inv[r];
+    }
+  }
+};
+
+} // namespace
+
+extern "C" __attribute__((visibility("default"))) void
+_mlir_ciface_transfuse_attention_f32(Desc4D *q, Desc4D *k, Desc4D *v,
+                                     Desc4D *m0, Desc4D *m1, Desc4D *o,
+                                     int64_t masks, float scale) {
+  int64_t batch = q->sizes[0], heads = q->sizes[1], sq = q->sizes[2],
+          sk = k->sizes[2], dv = v->sizes[3];
+  if (batch == 0 || heads == 0 || sq == 0 || dv == 0)
+    return;
+  Call call{*q,
+            *k,
+            *v,
+            *o,
+            {m0, m1},
+            std::clamp<int64_t>(masks, 0, 2),
+            scale,
+            heads / std::max<int64_t>(k->sizes[1], 1),
+            f32Path() == F32Path::Avx512};
+  if (sk == 0) {
+    // No keys: every row is empty, and gives zeros.
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < sq; ++i)
+          for (int64_t t = 0; t < dv; ++t)
+            call.oAt(b, h, i)[t * o->strides[3]] = 0.0f;
+    return;
+  }
+  // Rows of a head per task: all of them, unless there are fewer than four
+  // heads per thread.
+  int64_t bh = batch * heads, threads = numThreads();
+  int64_t split = bh >= 4 * threads
+                      ? 1
+                      : std::min((sq + kRowBlock - 1) / kRowBlock,
+                                 (4 * threads + bh - 1) / bh);
+  split = std::max<int64_t>(split, 1);
+  int64_t rowsPerTask = (sq + split - 1) / split;
+  bool packed = rowsPerTask >= kRowBlock / 4;
+  auto task = [&](int64_t t) {
+    int64_t head = t / split, part = t % split;
+    int64_t b = head / heads, h = head % heads;
+    int64_t i0 = part * rowsPerTask, i1 = std::min(sq, i0 + rowsPerTask);
+    if (i0 >= i1)
+      return;
+    if (packed)
+      call.packedRows(b, h, i0, i1);
+    else
+      call.fewRows(b, h, i0, i1);
+  };
+  forEach(bh * split, threads > 1, task);
+}

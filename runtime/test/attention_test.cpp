@@ -1,0 +1,152 @@
+// The fused attention kernel (attention.cpp) against a plain softmax(Q K^T
+// * scale + masks) V in double precision, on shapes that take each of its
+// paths: the packed path (row blocks, edge panels, several tasks per head),
+// the few-row path (decode), grouped K/V heads, broadcast and strided
+// masks, a fully masked row, strided (transposed) operands and no keys.
+// Whole models go through it against ONNX Runtime in test/models.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace {
+struct Desc4D {
+  float *base, *data;
+  int64_t offset, sizes[4], strides[4];
+};
+} // namespace
+
+extern "C" void _mlir_ciface_transfuse_attention_f32(Desc4D *, Desc4D *,
+                                                     Desc4D *, Desc4D *,
+                                                     Desc4D *, Desc4D *,
+                                                     int64_t, float);
+
+namespace {
+
+/// A rank-4 tensor in a buffer whose dims are laid out in `order` (order[0]
+/// outermost), so that a view can be strided like a transposed export.
+struct Tensor4 {
+  std::vector<float> v;
+  Desc4D d;
+  Tensor4(std::array<int64_t, 4> sizes, std::array<int, 4> order,
+          float seed, float lo = -1.0f, float hi = 1.0f) {
+    int64_t n = 1;
+    for (int64_t s : sizes)
+      n *= s;
+    v.resize(std::max<int64_t>(n, 1));
+    uint32_t x = static_cast<uint32_t>(seed * 1000) + 12345u;
+    for (float &f : v) {
+      x = x * 1664525u + 1013904223u;
+      f = lo + (hi - lo) * static_cast<float>(x >> 8) / float(1u << 24);
+    }
+    int64_t stride = 1;
+    int64_t strides[4];
+    for (int i = 3; i >= 0; --i) {
+      strides[order[i]] = stride;
+      stride *= sizes[order[i]];
+    }
+    d = {v.data(), v.data(), 0, {sizes[0], sizes[1], sizes[2], sizes[3]},
+         {strides[0], strides[1], strides[2], strides[3]}};
+  }
+  float &at(int64_t a, int64_t b, int64_t c, int64_t e) {
+    return v[a * d.strides[0] + b * d.strides[1] + c * d.strides[2] +
+             e * d.strides[3]];
+  }
+  /// Element [a, b, c, e] of the scores' shape with size-1 dims broadcast.
+  float bcast(int64_t a, int64_t b, int64_t c, int64_t e) {
+    return at(d.sizes[0] == 1 ? 0 : a, d.sizes[1] == 1 ? 0 : b,
+              d.sizes[2] == 1 ? 0 : c, d.sizes[3] == 1 ? 0 : e);
+  }
+};
+
+struct Case {
+  int64_t batch, heads, kvHeads, sq, sk, d, dv;
+  int masks;
+  bool transposed; // Q, K, V, O laid out [B, S, H, D] (a view)
+};
+
+void check(const Case &c) {
+  constexpr std::array<int, 4> plain{0, 1, 2, 3}, bshd{0, 2, 1, 3};
+  auto order = c.transposed ? bshd : plain;
+  Tensor4 q({c.batch, c.heads, c.sq, c.d}, order, 1.0f);
+  Tensor4 k({c.batch, c.kvHeads, c.sk, c.d}, order, 2.0f);
+  Tensor4 v({c.batch, c.kvHeads, c.sk, c.dv}, order, 3.0f);
+  Tensor4 o({c.batch, c.heads, c.sq, c.dv}, order, 4.0f);
+  // A padding mask [B, 1, 1, Sk] with its last key masked (-inf) in batch
+  // 0, and a position bias [1, H, Sq, Sk] stored key-major (key stride
+  // Sq), so that it is read with a non-unit step.
+  Tensor4 pad({c.batch, 1, 1, c.sk}, plain, 5.0f, -0.5f, 0.5f);
+  if (c.sk > 0)
+    pad.at(0, 0, 0, c.sk - 1) = -std::numeric_limits<float>::infinity();
+  Tensor4 bias({1, c.heads, c.sq, c.sk}, {0, 1, 3, 2}, 6.0f, -2.0f, 2.0f);
+  // Row 0 of head 0 fully masked: zeros out.
+  if (c.masks == 2)
+    for (int64_t j = 0; j < c.sk; ++j)
+      bias.at(0, 0, 0, j) = -std::numeric_limits<float>::infinity();
+  float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
+  _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &pad.d, &bias.d,
+                                       &o.d, c.masks, scale);
+  int64_t group = c.heads / c.kvHeads;
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t h = 0; h < c.heads; ++h)
+      for (int64_t i = 0; i < c.sq; ++i) {
+        std::vector<double> s(c.sk);
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < c.sk; ++j) {
+          double acc = 0;
+          for (int64_t t = 0; t < c.d; ++t)
+            acc += double(q.at(b, h, i, t)) * k.at(b, h / group, j, t);
+          acc *= scale;
+          if (c.masks >= 1)
+            acc += pad.bcast(b, h, i, j);
+          if (c.masks >= 2)
+            acc += bias.bcast(b, h, i, j);
+          s[j] = acc;
+          mx = std::max(mx, acc);
+        }
+        double sum = 0;
+        for (double &x : s) {
+          x = mx == -INFINITY ? 0 : std::exp(x - mx);
+          sum += x;
+        }
+        for (int64_t t = 0; t < c.dv; ++t) {
+          double ref = 0;
+          for (int64_t j = 0; j < c.sk; ++j)
+            ref += s[j] * v.at(b, h / group, j, t);
+          ref = sum > 0 ? ref / sum : 0;
+          ASSERT_NEAR(o.at(b, h, i, t), ref, 2e-5)
+              << "b " << b << " h " << h << " row " << i << " col " << t;
+        }
+      }
+}
+
+TEST(Attention, PackedRowBlocksAndEdges) {
+  // 100 rows: two full blocks of 48 and an edge; 77 keys: edge panels.
+  check({1, 2, 2, 100, 77, 64, 64, 1, false});
+}
+
+TEST(Attention, PackedTwoMasksTransposedViews) {
+  check({2, 3, 3, 50, 130, 32, 40, 2, true});
+}
+
+TEST(Attention, PackedGroupedHeads) {
+  check({1, 4, 2, 64, 64, 16, 16, 2, false});
+}
+
+TEST(Attention, FewRowsDecode) {
+  // One query row against a long cache, grouped heads, a 37-wide head dim
+  // (masked tails in the vector loops).
+  check({2, 4, 1, 1, 300, 37, 37, 2, false});
+  check({1, 2, 2, 5, 33, 64, 64, 1, true});
+}
+
+TEST(Attention, NoMasksNoKeys) {
+  check({1, 2, 2, 20, 20, 8, 8, 0, false});
+  check({1, 2, 2, 3, 0, 8, 8, 1, false});
+}
+
+} // namespace

@@ -1,0 +1,67 @@
+// RUN: transfuse-opt %s -split-input-file -transfuse-cpu-lower-to-linalg="attention-kernel=true" | FileCheck %s
+// RUN: transfuse-opt %s -split-input-file -transfuse-cpu-lower-to-linalg | FileCheck %s --check-prefix=LOOPS
+
+// With attention-kernel, an f32 attention becomes one call to the runtime's
+// fused kernel: read-only buffers of Q, K, V and each mask (rank 4, any
+// strides), a fresh 64-byte aligned result buffer, the mask count and the
+// scale. A mask of lower rank is reshaped to rank 4 first (ONNX broadcasting:
+// [Sq, Sk] here). A missing second mask is passed as Q and not read (count 1).
+// Without the option: the generated loops.
+// CHECK: func.func private @transfuse_attention_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, i64, f32) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func.func @padding_mask
+// CHECK-DAG: %[[Q:.*]] = bufferization.to_buffer %arg0 read_only
+// CHECK-DAG: %[[QC:.*]] = memref.cast %[[Q]]
+// CHECK-DAG: %[[K:.*]] = bufferization.to_buffer %arg1 read_only
+// CHECK-DAG: %[[KC:.*]] = memref.cast %[[K]] :
+// CHECK-DAG: %[[MASK:.*]] = tensor.reshape %arg2
+// CHECK-DAG: %[[M:.*]] = bufferization.to_buffer %[[MASK]] read_only
+// CHECK-DAG: %[[MC:.*]] = memref.cast %[[M]]
+// CHECK-DAG: %[[OUT:.*]] = memref.alloc(%{{.*}}) {alignment = 64 : i64} : memref<2x4x?x16xf32>
+// CHECK-DAG: %[[OC:.*]] = memref.cast %[[OUT]]
+// CHECK-DAG: %[[N:.*]] = arith.constant 1 : i64
+// CHECK-DAG: %[[S:.*]] = arith.constant 2.500000e-01 : f32
+// CHECK: call @transfuse_attention_f32(%[[QC]], %[[KC]], %{{.*}}, %[[MC]], %[[QC]], %[[OC]], %[[N]], %[[S]])
+// CHECK: %[[T:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK: return %[[T]]
+// CHECK-NOT: scf.for
+// LOOPS-LABEL: func.func @padding_mask
+// LOOPS-NOT: call @transfuse_attention_f32
+// LOOPS: scf.for
+func.func @padding_mask(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %mask: tensor<2x?xf32>) -> tensor<2x4x?x16xf32> {
+  %0 = transformer.attention %q, %k, %k, %mask {scale = 0.25 : f32, algorithm = "materialized"} : (tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x4x?x16xf32>, tensor<2x?xf32>) -> tensor<2x4x?x16xf32>
+  return %0 : tensor<2x4x?x16xf32>
+}
+
+// -----
+
+// Two masks (T5: a position bias and a padding mask), grouped K/V heads:
+// both masks are passed, the count is 2.
+// CHECK-LABEL: func.func @two_masks
+// CHECK-DAG: %[[N:.*]] = arith.constant 2 : i64
+// CHECK: call @transfuse_attention_f32(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[N]], %{{.*}})
+func.func @two_masks(%q: tensor<1x8x?x32xf32>, %k: tensor<1x2x?x32xf32>, %bias: tensor<1x8x?x?xf32>, %pad: tensor<1x1x1x?xf32>) -> tensor<1x8x?x32xf32> {
+  %0 = transformer.attention %q, %k, %k, %bias, %pad {scale = 1.0 : f32, algorithm = "by_length"} : (tensor<1x8x?x32xf32>, tensor<1x2x?x32xf32>, tensor<1x2x?x32xf32>, tensor<1x8x?x?xf32>, tensor<1x1x1x?xf32>) -> tensor<1x8x?x32xf32>
+  return %0 : tensor<1x8x?x32xf32>
+}
+
+// -----
+
+// Negative: three masks do not fit the kernel's two; generated loops.
+// CHECK-LABEL: func.func @three_masks
+// CHECK-NOT: call @transfuse_attention_f32
+// CHECK: scf.for
+func.func @three_masks(%q: tensor<1x2x8x4xf32>, %m: tensor<1x1x1x8xf32>) -> tensor<1x2x8x4xf32> {
+  %0 = transformer.attention %q, %q, %q, %m, %m, %m {scale = 0.5 : f32, algorithm = "materialized"} : (tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>, tensor<1x1x1x8xf32>, tensor<1x1x1x8xf32>, tensor<1x1x1x8xf32>) -> tensor<1x2x8x4xf32>
+  return %0 : tensor<1x2x8x4xf32>
+}
+
+// -----
+
+// Negative: the kernel is f32 only; an f16 attention gets the loops.
+// CHECK-LABEL: func.func @half
+// CHECK-NOT: call @transfuse_attention_f32
+// CHECK: scf.for
+func.func @half(%q: tensor<1x2x8x4xf16>) -> tensor<1x2x8x4xf16> {
+  %0 = transformer.attention %q, %q, %q {scale = 0.5 : f32, algorithm = "materialized"} : (tensor<1x2x8x4xf16>, tensor<1x2x8x4xf16>, tensor<1x2x8x4xf16>) -> tensor<1x2x8x4xf16>
+  return %0 : tensor<1x2x8x4xf16>
+}
