@@ -11,11 +11,12 @@
 // microkernel); softmax and rescaling are linalg.generic.
 //
 // With the pass's `attention-kernel` option (the CPU pipeline sets it unless
-// --attention or --bf16-attention is given), an f32 attention with at most
-// two masks becomes instead one call to the runtime's fused kernel,
+// --attention is given), an f32 attention with at most two masks becomes
+// instead one call to the runtime's fused kernel,
 // transfuse_attention_f32 (runtime/src/attention.cpp), on read-only buffers
 // of its operands and a fresh buffer for its result; the algorithm
-// attribute does not matter to it (its memory is linear in Sk either way).
+// attribute does not matter to it (its memory is linear in Sk either way);
+// `bf16-attention` sets the call's flag for bf16 products.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/LoweringUtils.h"
@@ -410,12 +411,14 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
 constexpr llvm::StringLiteral kAttentionKernel = "transfuse_attention_f32";
 
 struct LowerAttention : OpRewritePattern<AttentionOp> {
-  LowerAttention(MLIRContext *ctx, bool runtimeKernel)
-      : OpRewritePattern(ctx), runtimeKernel(runtimeKernel) {}
+  LowerAttention(MLIRContext *ctx, bool runtimeKernel, bool bf16Products)
+      : OpRewritePattern(ctx), runtimeKernel(runtimeKernel),
+        bf16Products(bf16Products) {}
   bool runtimeKernel;
+  bool bf16Products; // the kernel's flags bit 0
 
   /// out = transfuse_attention_f32(q, k, v, masks (rank 4, at most two),
-  /// scale): operands as read-only buffers of any strides, the result in a
+  /// scale, flags): operands as read-only buffers of any strides, the result in a
   /// fresh buffer that becomes the tensor.
   Value callRuntimeKernel(PatternRewriter &rw, Location loc, AttentionOp op,
                           ArrayRef<Value> masks, RankedTensorType accType,
@@ -452,6 +455,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     args.push_back(arith::ConstantIntOp::create(rw, loc, masks.size(), 64));
     args.push_back(arith::ConstantOp::create(
         rw, loc, rw.getF32FloatAttr(op.getScale().convertToFloat())));
+    args.push_back(arith::ConstantIntOp::create(rw, loc, bf16Products, 64));
     auto module = op->getParentOfType<ModuleOp>();
     auto callee = module.lookupSymbol<func::FuncOp>(kAttentionKernel);
     if (!callee) {
@@ -814,9 +818,11 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 } // namespace
 
 void transfuse::cpu::populateLowerFusedPatterns(RewritePatternSet &patterns,
-                                                bool attentionKernel) {
+                                                bool attentionKernel,
+                                                bool bf16Attention) {
   patterns
       .add<LowerActivation<GeluOp>, LowerActivation<SiluOp>, LowerLayerNormOp,
            LowerRmsNorm, LowerRotary, LowerLinear>(patterns.getContext());
-  patterns.add<LowerAttention>(patterns.getContext(), attentionKernel);
+  patterns.add<LowerAttention>(patterns.getContext(), attentionKernel,
+                               bf16Attention);
 }

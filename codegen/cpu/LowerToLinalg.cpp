@@ -1033,7 +1033,7 @@ struct LowerToLinalgPass : cpu::impl::LowerToLinalgBase<LowerToLinalgPass> {
     RewritePatternSet patterns(&getContext());
     populateLowerToLinalgPatterns(patterns);
     populateLowerElementwisePatterns(patterns);
-    populateLowerFusedPatterns(patterns, attentionKernel);
+    populateLowerFusedPatterns(patterns, attentionKernel, bf16Attention);
     GreedyRewriteConfig config;
     config.setUseTopDownTraversal(true);
     (void)applyPatternsGreedily(getOperation(), std::move(patterns), config);

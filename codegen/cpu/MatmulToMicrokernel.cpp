@@ -31,7 +31,6 @@ constexpr llvm::StringLiteral kMicrokernel = "transfuse_matmul_f32";
 constexpr llvm::StringLiteral kPackedMicrokernel =
     "transfuse_matmul_f32_packed";
 constexpr llvm::StringLiteral kBf16Microkernel = "transfuse_matmul_bf16_packed";
-constexpr llvm::StringLiteral kBf16RuntimeMicrokernel = "transfuse_matmul_bf16";
 constexpr llvm::StringLiteral kLinearMicrokernel =
     "transfuse_linear_f32_packed";
 constexpr llvm::StringLiteral kLinearBf16Microkernel =
@@ -520,9 +519,7 @@ struct MatmulToMicrokernelPass
                   AffineMap::getPermutationMap(ArrayRef<unsigned>{1, 0}, ctx)));
         func::CallOp::create(
             b, mm.getLoc(),
-            declare(bf16 && bf16Attention ? kBf16RuntimeMicrokernel
-                                          : kMicrokernel,
-                    {strided, strided, strided, i64}),
+            declare(kMicrokernel, {strided, strided, strided, i64}),
             ValueRange{cast(a, strided), cast(bView, strided), cast(c, strided),
                        acc});
       }

@@ -31,14 +31,20 @@ inline bool isKnownPrecision(llvm::StringRef p) {
   return p == "f32" || p == "bf16";
 }
 
-/// What is wrong with the tools' --precision and --bf16-attention, or an
-/// empty string when they go together.
+/// What is wrong with the tools' --precision, --bf16-attention and
+/// --attention, or an empty string when they go together.
 inline std::string precisionError(llvm::StringRef precision,
-                                  bool bf16Attention) {
+                                  bool bf16Attention,
+                                  llvm::StringRef attention) {
   if (!isKnownPrecision(precision))
     return ("--precision " + precision + ": use f32 or bf16").str();
   if (bf16Attention && precision != "bf16")
     return "--bf16-attention needs --precision bf16";
+  if (bf16Attention && attention != "auto")
+    return ("--bf16-attention is for the fused attention kernel, which "
+            "--attention " +
+            attention + " turns off")
+        .str();
   return "";
 }
 
@@ -47,7 +53,8 @@ void populateLowerToLinalgPatterns(mlir::RewritePatternSet &patterns);
 void populateLowerElementwisePatterns(mlir::RewritePatternSet &patterns);
 /// The fused ops (attention, layer_norm, rms_norm, gelu, silu, linear).
 void populateLowerFusedPatterns(mlir::RewritePatternSet &patterns,
-                                bool attentionKernel = false);
+                                bool attentionKernel = false,
+                                bool bf16Attention = false);
 
 } // namespace transfuse::cpu
 

@@ -39,7 +39,10 @@ def LowerToLinalg : Pass<"transfuse-cpu-lower-to-linalg", "mlir::ModuleOp"> {
     `transfuse_attention_f32`, on read-only buffers of its operands
     (`bufferization.to_buffer`) and a fresh result buffer
     (`bufferization.to_tensor restrict`); otherwise, and for other element
-    types or more masks, it becomes generated loops (LowerFused.cpp).
+    types or more masks, it becomes generated loops (LowerFused.cpp). With
+    `bf16-attention` too (`transfuse compile --precision bf16
+    --bf16-attention`), the call's flags ask the kernel to round both
+    operands of its two products to bf16 (the runtime's bf16 GEMM).
 
     Fails, naming the op, when a transformer op is left (a fused op without a
     lowering, or an element type the lowering does not handle).
@@ -47,7 +50,10 @@ def LowerToLinalg : Pass<"transfuse-cpu-lower-to-linalg", "mlir::ModuleOp"> {
   let options = [
     Option<"attentionKernel", "attention-kernel", "bool", /*default=*/"false",
            "f32 attention with at most two masks: call the runtime's fused "
-           "kernel instead of generating loops">
+           "kernel instead of generating loops">,
+    Option<"bf16Attention", "bf16-attention", "bool", /*default=*/"false",
+           "with attention-kernel: the kernel's two products on bf16 "
+           "operands (flags bit 0)">
   ];
   let dependentDialects = [
     "mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",
@@ -86,13 +92,9 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     padded to a multiple of 32, rounded to nearest even) and
     `transfuse_matmul_bf16_packed` is called (runtime/src/gemm_bf16.cpp):
     A is rounded to bf16 as it is packed, products accumulate in f32, C
-    stays f32. Products whose B is not a constant stay f32, unless
-    `bf16-attention` (`transfuse compile --bf16-attention`): then they
-    (attention's Q K^T and P V) call `transfuse_matmul_bf16` on the f32
-    operands, and the runtime rounds and packs both per call and computes
-    the product on the same kernels; with fewer than 16 rows (a decode
-    step's scores against its KV cache) it runs the f32 GEMM unrounded
-    instead.
+    stays f32. Products whose B is not a constant stay f32 (attention's
+    are bf16 with `--bf16-attention`, inside the runtime's fused attention:
+    transfuse-cpu-lower-to-linalg).
 
     A `linalg.fill` of +0 into C right before the product (how a `linear`
     starts its result) is dropped, and the call passes accumulate = 0 so
@@ -115,9 +117,6 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
            "f32, or bf16 (constant weights as bf16 on AMX tiles)">,
-    Option<"bf16Attention", "bf16-attention", "bool", /*default=*/"false",
-           "with precision=bf16, products of two activations (attention's "
-           "Q K^T and P V) on bf16 operands too">,
   ];
   let dependentDialects = ["mlir::arith::ArithDialect",
                            "mlir::func::FuncDialect",

@@ -45,8 +45,6 @@ extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(void *, void *,
                                                          void *, int64_t);
 extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(void *, void *,
                                                           void *, int64_t);
-extern "C" void _mlir_ciface_transfuse_matmul_bf16(void *, void *, void *,
-                                                   int64_t);
 extern "C" void _mlir_ciface_transfuse_linear_f32_packed(void *, void *,
                                                          void *, void *,
                                                          void *, int64_t);
@@ -55,7 +53,7 @@ extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(void *, void *,
                                                           void *, int64_t);
 extern "C" void _mlir_ciface_transfuse_attention_f32(void *, void *, void *,
                                                      void *, void *, void *,
-                                                     int64_t, float);
+                                                     int64_t, float, int64_t);
 extern "C" void transfuse_parallel_loop(int64_t, int64_t,
                                         void (*)(void *, int64_t, int64_t),
                                         void *);
@@ -224,7 +222,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "transfuse-cpu-outline-kernels,transfuse-cpu-lower-to-linalg{"
       "attention-kernel=" +
       std::string(options.attentionKernel ? "true" : "false") +
-      "},"
+      (options.bf16Attention ? " bf16-attention=true" : "") + "},"
       "canonicalize,cse,"
       "func.func(linalg-fuse-elementwise-ops),canonicalize,"
       "func.func(transfuse-cpu-split-empty-tensors),"
@@ -233,8 +231,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "function-boundary-type-conversion=identity-layout-map "
       "unknown-type-conversion=identity-layout-map},"
       "canonicalize,transfuse-cpu-matmul-to-microkernel{precision=" +
-      options.precision +
-      (options.bf16Attention ? " bf16-attention=true" : "") + "},"
+      options.precision + "},"
       // buffer-deallocation-pipeline, with buffers freed after their last
       // use instead of at the end of their block.
       "expand-realloc,canonicalize,ownership-based-buffer-deallocation,"
@@ -566,9 +563,6 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
     map[interner("_mlir_ciface_transfuse_matmul_bf16_packed")] = {
         llvm::orc::ExecutorAddr::fromPtr(
             &_mlir_ciface_transfuse_matmul_bf16_packed),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_ciface_transfuse_matmul_bf16")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_matmul_bf16),
         llvm::JITSymbolFlags::Exported};
     map[interner("_mlir_ciface_transfuse_attention_f32")] = {
         llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_attention_f32),

@@ -23,14 +23,14 @@ struct CodegenOptions {
   /// f32, or bf16: constant weights of products packed as bf16 and
   /// multiplied on AMX tiles (transfuse-cpu-matmul-to-microkernel).
   std::string precision = "f32";
-  /// With bf16: products of two activations (attention's) on bf16
-  /// operands too, rounded at run time.
-  bool bf16Attention = false;
   /// f32 attention (at most two masks) on the runtime's fused kernel
   /// (runtime/src/attention.cpp); false: the generated loops of the
   /// algorithm select-attention chose. The tools turn it off when
-  /// --attention or --bf16-attention is given.
+  /// --attention is given.
   bool attentionKernel = true;
+  /// With bf16 and attentionKernel: the fused attention's two products on
+  /// bf16 operands too, rounded at run time.
+  bool bf16Attention = false;
 };
 
 /// One input or output of the compiled model's C ABI.

@@ -4,13 +4,18 @@
 // with at most two masks, when select-attention chose its algorithm (no
 // --attention=...), into one call
 //   _mlir_ciface_transfuse_attention_f32(&Q, &K, &V, &M0, &M1, &O, masks,
-//                                        scale)
+//                                        scale, flags)
 // on rank-4 strided descriptors: Q [B, H, Sq, D], K [B, Hkv, Sk, D],
 // V [B, Hkv, Sk, Dv], O [B, H, Sq, Dv]; the first `masks` of M0, M1 are
 // additive terms, each dim either the scores' or 1 (broadcast). It computes
 //   O = softmax(Q K^T * scale + M0 + M1) V
 // per (batch, head), query head h reading K/V head h / (H / Hkv); a row
-// whose scores are all -inf gives zeros.
+// whose scores are all -inf gives zeros. `flags` bit 0 (--bf16-attention)
+// rounds both operands of the two products to bf16 (K and V once per head,
+// the scaled-less scores' Q and the unnormalized probabilities as the bf16
+// GEMM packs them) and runs them on the bf16 GEMM (AMX or AVX512-BF16),
+// accumulating in f32; where that GEMM has no bf16 kernels, and on the
+// few-row path, the products stay f32.
 //
 // The generated alternative (LowerFused.cpp) makes several passes over
 // B x H x Sq x block scores in memory per block of keys. Here each task
@@ -32,6 +37,8 @@
 //===----------------------------------------------------------------------===//
 #include "approx_math.h"
 #include "gemm.h"
+
+#include "transfuse/bf16_panels.h"
 
 #include <algorithm>
 #include <cmath>
@@ -204,6 +211,7 @@ struct Call {
   float scale;
   int64_t group; // query heads per K/V head
   bool avx512;
+  bool bf16; // the products on the bf16 GEMM where it can
 
   const float *qAt(int64_t b, int64_t h, int64_t i) const {
     return q.data + q.offset + b * q.strides[0] + h * q.strides[1] +
@@ -275,11 +283,25 @@ struct Call {
     // K^T: [D, Sk], a transposed view of K.
     Desc2D kt{kv.base, kv.data, kv.offset, {d, sk},
               {kv.strides[1], kv.strides[0]}};
-    Scratch<float> kPack(kPanels * d * w), vPack(vPanels * sk * w);
-    packF32Panels(kt, kPack.data);
-    packF32Panels(vv, vPack.data);
+    // The products' B operands, bf16 or f32.
+    Scratch<uint16_t> kBf16(bf16 ? kPanels * transfuse::bf16::paddedK(d) * w : 0),
+        vBf16(bf16 ? vPanels * transfuse::bf16::paddedK(sk) * w : 0);
+    bool onBf16 = bf16 && packBf16Panels(kt, kBf16.data) &&
+                  packBf16Panels(vv, vBf16.data);
+    Scratch<float> kPack(onBf16 ? 0 : kPanels * d * w),
+        vPack(onBf16 ? 0 : vPanels * sk * w);
+    if (!onBf16) {
+      packF32Panels(kt, kPack.data);
+      packF32Panels(vv, vPack.data);
+    }
     Desc3D kDesc{kPack.data, kPack.data, 0, {kPanels, d, w}, {d * w, w, 1}};
     Desc3D vDesc{vPack.data, vPack.data, 0, {vPanels, sk, w}, {sk * w, w, 1}};
+    auto product = [&](Desc2D &a, bool keys, Desc2D &c) {
+      if (onBf16)
+        return matmulBf16Packed(a, keys ? kBf16.data : vBf16.data, c, false);
+      _mlir_ciface_transfuse_matmul_f32_packed(&a, keys ? &kDesc : &vDesc, &c,
+                                               0);
+    };
     // Scores rows padded to a multiple of 16 floats, plus 16 so that rows
     // do not fall on the same cache sets.
     int64_t ld = (sk + 15) / 16 * 16 + 16;
@@ -292,7 +314,7 @@ struct Call {
                     r0 * q.strides[2],
                 {rows, d}, {q.strides[2], q.strides[3]}};
       Desc2D s{scores.data, scores.data, 0, {rows, sk}, {ld, 1}};
-      _mlir_ciface_transfuse_matmul_f32_packed(&qb, &kDesc, &s, 0);
+      product(qb, /*keys=*/true, s);
       for (int64_t r = 0; r < rows; ++r) {
         MaskRow mr[2];
         maskRows(b, h, r0 + r, mr);
@@ -303,7 +325,7 @@ struct Call {
                 o.offset + b * o.strides[0] + h * o.strides[1] +
                     r0 * o.strides[2],
                 {rows, dv}, {o.strides[2], o.strides[3]}};
-      _mlir_ciface_transfuse_matmul_f32_packed(&s, &vDesc, &ob, 0);
+      product(s, /*keys=*/false, ob);
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t t = 0; t < dv; ++t)
           *ob.at(r, t) *= inv[r];
@@ -316,7 +338,8 @@ struct Call {
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_attention_f32(Desc4D *q, Desc4D *k, Desc4D *v,
                                      Desc4D *m0, Desc4D *m1, Desc4D *o,
-                                     int64_t masks, float scale) {
+                                     int64_t masks, float scale,
+                                     int64_t flags) {
   int64_t batch = q->sizes[0], heads = q->sizes[1], sq = q->sizes[2],
           sk = k->sizes[2], dv = v->sizes[3];
   if (batch == 0 || heads == 0 || sq == 0 || dv == 0)
@@ -329,7 +352,8 @@ _mlir_ciface_transfuse_attention_f32(Desc4D *q, Desc4D *k, Desc4D *v,
             std::clamp<int64_t>(masks, 0, 2),
             scale,
             heads / std::max<int64_t>(k->sizes[1], 1),
-            f32Path() == F32Path::Avx512};
+            f32Path() == F32Path::Avx512,
+            (flags & 1) != 0};
   if (sk == 0) {
     // No keys: every row is empty, and gives zeros.
     for (int64_t b = 0; b < batch; ++b)

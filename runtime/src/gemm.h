@@ -188,6 +188,18 @@ bool bf16OnF32();
 void packF32Panels(const Desc2D &b, float *out);
 constexpr int64_t kF32PanelWidth = 32;
 
+/// B (K x N, f32, any strides) rounded to bf16 into the bf16 GEMM's panel
+/// layout (transfuse/bf16_panels.h), on the calling thread: true when done;
+/// false, writing nothing, where the bf16 GEMM has no bf16 kernels (no AMX
+/// or AVX512-BF16, or TRANSFUSE_GEMM=f32) or B's columns are too far apart
+/// for the packing's 32-bit gathers (2^26 floats or more), and the caller
+/// should stay in f32.
+bool packBf16Panels(const Desc2D &b, uint16_t *out);
+
+/// C = (accumulate ? C : 0) + bf16(A) * B, B from packBf16Panels.
+void matmulBf16Packed(const Desc2D &a, const uint16_t *packed,
+                      const Desc2D &c, bool accumulate);
+
 } // namespace transfuse::runtime::gemm
 
 /// The f32 GEMMs (gemm.cpp) that gemm_bf16.cpp falls back on: on a

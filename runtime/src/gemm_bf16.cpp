@@ -7,10 +7,10 @@
 // C = A * B, plus C's old value when `accumulate` is non-zero (as gemm.cpp).
 // A is rounded to bf16 (nearest, ties to even) while it is packed; products
 // accumulate in f32. The epilogue, softmax and norms stay f32. With
-// `--bf16-attention`, attention's products call
-//   _mlir_ciface_transfuse_matmul_bf16(&A, &B, &C, accumulate)
-// with B f32 too, which is rounded and packed into the same layout per call
-// (packBPanel) and multiplied on the same kernels.
+// `--bf16-attention`, the fused attention (attention.cpp) rounds K and V
+// into the same layout once per head (packBf16Panels, through packBPanel)
+// and multiplies its scores and probabilities by them on the same kernels
+// (matmulBf16Packed).
 //
 // AMX (TDPBF16PS): A is packed into panels of 16 rows, [Kp / 32][16][32]
 // each, so that every tile load is 1 KiB of contiguous memory. A block of
@@ -482,29 +482,22 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   bf16Product()(*a, b->data + b->offset, *c, accumulate, nullptr);
 }
 
-/// bf16(A) * bf16(B) with both operands f32 and strided, computed at run
-/// time (attention's Q Kᵀ and P V under --bf16-attention): B is rounded
-/// and packed per call, then the same product as the packed weights'. With
-/// fewer rows than an A tile (a decode step's scores against its KV cache,
-/// where packing B would cost more than the product), on a CPU with
-/// neither AMX nor AVX512-BF16, or with columns too far apart for the
-/// packing's 32-bit gathers, the f32 GEMM computes it unrounded instead.
-extern "C" __attribute__((visibility("default"))) void
-_mlir_ciface_transfuse_matmul_bf16(Desc2D *a, Desc2D *b, Desc2D *c,
-                                   int64_t accumulate) {
-  if (!needsProduct(*a, *c, accumulate))
-    return;
-  Product product = bf16Product();
-  int64_t m = a->sizes[0], k = a->sizes[1], n = c->sizes[1];
-  if (m < kRows || product == matmulOnF32 || b->strides[1] >= (1 << 26))
-    return _mlir_ciface_transfuse_matmul_f32(a, b, c, accumulate);
-  int64_t kp = bf16::paddedK(k), panels = (n + bf16::kPanelCols - 1) /
-                                          bf16::kPanelCols;
-  Scratch<uint16_t> packed(panels * kp * bf16::kPanelCols);
-  forEach(panels, parallel(m, n, k), [&](int64_t jp) {
-    packBPanel(*b, jp, packed.data + jp * kp * bf16::kPanelCols);
-  });
-  product(*a, packed.data, *c, accumulate, nullptr);
+bool transfuse::runtime::gemm::packBf16Panels(const Desc2D &b,
+                                              uint16_t *out) {
+  if (bf16Product() == matmulOnF32 || b.strides[1] >= (1 << 26))
+    return false;
+  int64_t kp = bf16::paddedK(b.sizes[0]);
+  for (int64_t jp = 0; jp * bf16::kPanelCols < b.sizes[1]; ++jp)
+    packBPanel(b, jp, out + jp * kp * bf16::kPanelCols);
+  return true;
+}
+
+void transfuse::runtime::gemm::matmulBf16Packed(const Desc2D &a,
+                                                const uint16_t *packed,
+                                                const Desc2D &c,
+                                                bool accumulate) {
+  if (needsProduct(a, c, accumulate))
+    bf16Product()(a, packed, c, accumulate, nullptr);
 }
 
 /// A `linear` on a bf16 prepacked B: C = act(bf16(A) * B + bias) +

@@ -2,7 +2,8 @@
 // * scale + masks) V in double precision, on shapes that take each of its
 // paths: the packed path (row blocks, edge panels, several tasks per head),
 // the few-row path (decode), grouped K/V heads, broadcast and strided
-// masks, a fully masked row, strided (transposed) operands and no keys.
+// masks, a fully masked row, strided (transposed) operands, no keys, and
+// the products on the bf16 GEMM (--bf16-attention).
 // Whole models go through it against ONNX Runtime in test/models.
 #include <gtest/gtest.h>
 
@@ -23,7 +24,7 @@ struct Desc4D {
 extern "C" void _mlir_ciface_transfuse_attention_f32(Desc4D *, Desc4D *,
                                                      Desc4D *, Desc4D *,
                                                      Desc4D *, Desc4D *,
-                                                     int64_t, float);
+                                                     int64_t, float, int64_t);
 
 namespace {
 
@@ -67,6 +68,7 @@ struct Case {
   int64_t batch, heads, kvHeads, sq, sk, d, dv;
   int masks;
   bool transposed; // Q, K, V, O laid out [B, S, H, D] (a view)
+  bool bf16 = false; // flags bit 0: the products on the bf16 GEMM
 };
 
 void check(const Case &c) {
@@ -89,7 +91,10 @@ void check(const Case &c) {
       bias.at(0, 0, 0, j) = -std::numeric_limits<float>::infinity();
   float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
   _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &pad.d, &bias.d,
-                                       &o.d, c.masks, scale);
+                                       &o.d, c.masks, scale, c.bf16 ? 1 : 0);
+  // bf16 operands (8 significant bits) of products over up to 130 terms
+  // of size about 1: a few 1e-3 of error, on outputs of size about 0.1-1.
+  double tol = c.bf16 ? 2e-2 : 2e-5;
   int64_t group = c.heads / c.kvHeads;
   for (int64_t b = 0; b < c.batch; ++b)
     for (int64_t h = 0; h < c.heads; ++h)
@@ -118,7 +123,7 @@ void check(const Case &c) {
           for (int64_t j = 0; j < c.sk; ++j)
             ref += s[j] * v.at(b, h / group, j, t);
           ref = sum > 0 ? ref / sum : 0;
-          ASSERT_NEAR(o.at(b, h, i, t), ref, 2e-5)
+          ASSERT_NEAR(o.at(b, h, i, t), ref, tol)
               << "b " << b << " h " << h << " row " << i << " col " << t;
         }
       }
@@ -142,6 +147,15 @@ TEST(Attention, FewRowsDecode) {
   // (masked tails in the vector loops).
   check({2, 4, 1, 1, 300, 37, 37, 2, false});
   check({1, 2, 2, 5, 33, 64, 64, 1, true});
+}
+
+TEST(Attention, Bf16Products) {
+  // Row blocks and edges, two masks on transposed views, grouped heads,
+  // and a decode step (f32 there).
+  check({1, 2, 2, 100, 77, 64, 64, 1, false, true});
+  check({2, 3, 3, 50, 130, 32, 40, 2, true, true});
+  check({1, 4, 2, 64, 64, 16, 16, 2, false, true});
+  check({2, 4, 1, 1, 300, 37, 37, 2, false, true});
 }
 
 TEST(Attention, NoMasksNoKeys) {

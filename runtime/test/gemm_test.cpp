@@ -2,6 +2,7 @@
 // and edge register tiles, several K and N blocks, a few-row product, strided
 // operands, B as a transposed view, and the portable loop nest. The reference is a plain triple loop
 // in double precision.
+#include "gemm.h"
 #include "transfuse/bf16_panels.h"
 
 #include <gtest/gtest.h>
@@ -12,27 +13,12 @@
 #include <string>
 #include <vector>
 
-namespace {
-struct Desc2D {
-  float *base, *data;
-  int64_t offset, sizes[2], strides[2];
-};
-} // namespace
+// The descriptors and the f32 entry points as gemm.h declares them (the
+// bf16 ones and the linear's below).
+using transfuse::runtime::gemm::Desc1D;
+using transfuse::runtime::gemm::Desc2D;
+using transfuse::runtime::gemm::Desc3D;
 
-struct Desc3D {
-  float *base, *data;
-  int64_t offset, sizes[3], strides[3];
-};
-
-extern "C" void _mlir_ciface_transfuse_matmul_f32(Desc2D *, Desc2D *, Desc2D *,
-                                                  int64_t);
-extern "C" void _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *, Desc3D *,
-                                                         Desc2D *, int64_t);
-
-struct Desc1D {
-  float *base, *data;
-  int64_t offset, sizes[1], strides[1];
-};
 extern "C" void _mlir_ciface_transfuse_linear_f32_packed(Desc2D *, Desc3D *,
                                                          Desc2D *, Desc1D *,
                                                          Desc2D *, int64_t);
@@ -44,8 +30,6 @@ struct Desc3DBf16 {
 extern "C" void _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *,
                                                           Desc3DBf16 *,
                                                           Desc2D *, int64_t);
-extern "C" void _mlir_ciface_transfuse_matmul_bf16(Desc2D *, Desc2D *,
-                                                   Desc2D *, int64_t);
 extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *,
                                                           Desc3DBf16 *,
                                                           Desc2D *, Desc1D *,
@@ -343,14 +327,15 @@ bool bf16Instructions() {
          __builtin_cpu_supports("avx512bf16");
 }
 
-/// The bf16 product of two run-time operands (transfuse_matmul_bf16:
-/// attention's Q Kᵀ and P V under --bf16-attention), B row-major or a
-/// transposed view of K's rows, against a double-precision product of the
-/// bf16-rounded operands; with fewer than 16 rows, or without bf16
-/// instructions, against the unrounded product (the f32 GEMM's).
+/// A run-time f32 B rounded and packed by packBf16Panels (attention's K^T
+/// and V under --bf16-attention), row-major or a transposed view of K's
+/// rows, then multiplied by matmulBf16Packed, against a double-precision
+/// product of the bf16-rounded operands. Without bf16 instructions the
+/// packing must decline (the attention then stays f32).
 void checkBf16Runtime(int64_t m, int64_t k, int64_t n, int64_t pad,
                       bool transposed, bool accumulate) {
   namespace bf16 = transfuse::bf16;
+  namespace rt = transfuse::runtime::gemm;
   Matrix a(m, k, k + pad, 1.0f), c(m, n, n + pad, 3.0f);
   Matrix b = transposed ? Matrix(n, k, k + pad, 2.0f) : Matrix(k, n, n + pad, 2.0f);
   Desc2D bd = b.d;
@@ -359,23 +344,26 @@ void checkBf16Runtime(int64_t m, int64_t k, int64_t n, int64_t pad,
   auto bAt = [&](int64_t p, int64_t j) {
     return transposed ? b.at(j, p) : b.at(p, j);
   };
-  bool rounded = m >= 16 && bf16Instructions();
-  auto round = [&](float x) {
-    return rounded ? bf16::toFloat(bf16::fromFloat(x)) : x;
-  };
+  std::vector<uint16_t> packed((n + bf16::kPanelCols - 1) / bf16::kPanelCols *
+                               bf16::paddedK(k) * bf16::kPanelCols);
+  bool rounded = rt::packBf16Panels(bd, packed.data());
+  ASSERT_EQ(rounded, bf16Instructions());
+  if (!rounded)
+    return;
+  auto round = [](float x) { return bf16::toFloat(bf16::fromFloat(x)); };
   std::vector<float> before = c.v;
   std::vector<double> expect = reference(
       c, k, accumulate,
       [&](int64_t i, int64_t p) { return round(a.at(i, p)); },
       [&](int64_t p, int64_t j) { return round(bAt(p, j)); });
-  _mlir_ciface_transfuse_matmul_bf16(&a.d, &bd, &c.d, accumulate);
+  rt::matmulBf16Packed(a.d, packed.data(), c.d, accumulate);
   checkResult(c, expect, before, k);
 }
 
 TEST(Gemm, Bf16RuntimeOperandsMatchReference) {
   for (bool transposed : {false, true})
     for (bool acc : {true, false}) {
-      checkBf16Runtime(1, 64, 300, 0, transposed, acc);  // few rows: f32
+      checkBf16Runtime(1, 64, 300, 0, transposed, acc);  // one row
       checkBf16Runtime(128, 64, 128, 0, transposed, acc); // a head's scores
       checkBf16Runtime(128, 128, 64, 0, transposed, acc); // a head's P V
       checkBf16Runtime(37, 45, 77, 3, transposed, acc); // odd K, edges, strided

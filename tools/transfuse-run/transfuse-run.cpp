@@ -236,13 +236,13 @@ int main(int argc, char **argv) {
     options.fusion = !args.noFusion;
     options.attention = args.attention;
     options.attentionKvBlock = args.kvBlock;
-    if (std::string e = cpu::precisionError(args.precision, args.bf16Attention);
+    if (std::string e = cpu::precisionError(args.precision, args.bf16Attention,
+                                               args.attention);
         !e.empty())
       return fail(e);
     options.codegen.precision = args.precision;
     options.codegen.bf16Attention = args.bf16Attention;
-    options.codegen.attentionKernel =
-        args.attention == "auto" && !args.bf16Attention;
+    options.codegen.attentionKernel = args.attention == "auto";
     driver::registerAll(ctx);
     std::string error;
     for (const std::string &d : args.dims)

@@ -59,9 +59,10 @@ static cl::opt<std::string> precision(
     cl::init("f32"), cl::sub(compileCmd));
 static cl::opt<bool> bf16Attention(
     "bf16-attention",
-    cl::desc("With --precision bf16: attention's products (Q K^T, P V) "
-             "on bf16 operands too, rounded at run time (faster; larger "
-             "error, see docs/benchmarks.md)"),
+    cl::desc("With --precision bf16: the fused attention's products "
+             "(Q K^T, P V) on bf16 operands too, rounded at run time "
+             "(faster at long sequences; larger error, see "
+             "docs/benchmarks.md)"),
     cl::sub(compileCmd));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress lines"),
                            cl::sub(compileCmd));
@@ -133,13 +134,12 @@ static int compile(const char *argv0) {
   if (optLevel > 3)
     return fail("-O" + std::to_string(optLevel) + ": the level is 0 to 3");
   options.codegen.optLevel = optLevel;
-  if (std::string e = cpu::precisionError(precision, bf16Attention);
+  if (std::string e = cpu::precisionError(precision, bf16Attention, attention);
       !e.empty())
     return fail(e);
   options.codegen.precision = precision;
   options.codegen.bf16Attention = bf16Attention;
-  options.codegen.attentionKernel =
-      attention.getValue() == "auto" && !bf16Attention;
+  options.codegen.attentionKernel = attention.getValue() == "auto";
   if (precision == "bf16" && mcpu.empty()) {
     llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
     if (!host.lookup("amx-bf16") && !host.lookup("avx512bf16"))

@@ -1,13 +1,14 @@
 // RUN: transfuse-opt %s -split-input-file -transfuse-cpu-lower-to-linalg="attention-kernel=true" | FileCheck %s
 // RUN: transfuse-opt %s -split-input-file -transfuse-cpu-lower-to-linalg | FileCheck %s --check-prefix=LOOPS
+// RUN: transfuse-opt %s -split-input-file -transfuse-cpu-lower-to-linalg="attention-kernel=true bf16-attention=true" | FileCheck %s --check-prefix=BF16
 
 // With attention-kernel, an f32 attention becomes one call to the runtime's
 // fused kernel: read-only buffers of Q, K, V and each mask (rank 4, any
-// strides), a fresh 64-byte aligned result buffer, the mask count and the
-// scale. A mask of lower rank is reshaped to rank 4 first (ONNX broadcasting:
+// strides), a fresh 64-byte aligned result buffer, the mask count, the
+// scale and the flags (bit 0: bf16 products, with bf16-attention). A mask of lower rank is reshaped to rank 4 first (ONNX broadcasting:
 // [Sq, Sk] here). A missing second mask is passed as Q and not read (count 1).
 // Without the option: the generated loops.
-// CHECK: func.func private @transfuse_attention_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, i64, f32) attributes {llvm.emit_c_interface}
+// CHECK: func.func private @transfuse_attention_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, i64, f32, i64) attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func.func @padding_mask
 // CHECK-DAG: %[[Q:.*]] = bufferization.to_buffer %arg0 read_only
 // CHECK-DAG: %[[QC:.*]] = memref.cast %[[Q]]
@@ -20,10 +21,14 @@
 // CHECK-DAG: %[[OC:.*]] = memref.cast %[[OUT]]
 // CHECK-DAG: %[[N:.*]] = arith.constant 1 : i64
 // CHECK-DAG: %[[S:.*]] = arith.constant 2.500000e-01 : f32
-// CHECK: call @transfuse_attention_f32(%[[QC]], %[[KC]], %{{.*}}, %[[MC]], %[[QC]], %[[OC]], %[[N]], %[[S]])
+// CHECK-DAG: %[[F:.*]] = arith.constant 0 : i64
+// CHECK: call @transfuse_attention_f32(%[[QC]], %[[KC]], %{{.*}}, %[[MC]], %[[QC]], %[[OC]], %[[N]], %[[S]], %[[F]])
 // CHECK: %[[T:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK: return %[[T]]
 // CHECK-NOT: scf.for
+// BF16-LABEL: func.func @padding_mask
+// BF16: %[[ONE:.*]] = arith.constant 1 : i64
+// BF16: call @transfuse_attention_f32({{.*}}, %[[ONE]], %{{.*}}, %[[ONE]])
 // LOOPS-LABEL: func.func @padding_mask
 // LOOPS-NOT: call @transfuse_attention_f32
 // LOOPS: scf.for
@@ -38,7 +43,7 @@ func.func @padding_mask(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %mas
 // both masks are passed, the count is 2.
 // CHECK-LABEL: func.func @two_masks
 // CHECK-DAG: %[[N:.*]] = arith.constant 2 : i64
-// CHECK: call @transfuse_attention_f32(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[N]], %{{.*}})
+// CHECK: call @transfuse_attention_f32(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[N]], %{{.*}}, %{{.*}})
 func.func @two_masks(%q: tensor<1x8x?x32xf32>, %k: tensor<1x2x?x32xf32>, %bias: tensor<1x8x?x?xf32>, %pad: tensor<1x1x1x?xf32>) -> tensor<1x8x?x32xf32> {
   %0 = transformer.attention %q, %k, %k, %bias, %pad {scale = 1.0 : f32, algorithm = "by_length"} : (tensor<1x8x?x32xf32>, tensor<1x2x?x32xf32>, tensor<1x2x?x32xf32>, tensor<1x8x?x?xf32>, tensor<1x1x1x?xf32>) -> tensor<1x8x?x32xf32>
   return %0 : tensor<1x8x?x32xf32>

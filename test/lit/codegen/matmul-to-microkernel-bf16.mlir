@@ -1,5 +1,4 @@
 // RUN: transfuse-opt %s -transfuse-cpu-matmul-to-microkernel=precision=bf16 | FileCheck %s
-// RUN: transfuse-opt %s "-transfuse-cpu-matmul-to-microkernel=precision=bf16 bf16-attention=true" | FileCheck %s --check-prefix=ATT
 // RUN: not transfuse-opt %s -transfuse-cpu-matmul-to-microkernel=precision=fp8 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: error: transfuse-cpu-matmul-to-microkernel: precision 'fp8' is not f32 or bf16
@@ -13,8 +12,6 @@
 // starts with (B[2][0], B[3][0]) = (5, 0 padding) and (B[2][1], 0) = (6, 0).
 // CHECK-DAG: func.func private @transfuse_matmul_bf16_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
 // CHECK-DAG: func.func private @transfuse_matmul_f32(
-// ATT-DAG: func.func private @transfuse_matmul_bf16(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
-// ATT-NOT: @transfuse_matmul_f32(
 // CHECK: memref.global "private" constant @w_packed_bf16 : memref<1x32x32xbf16> = dense_resource<w_packed_bf16> {alignment = 64 : i64}
 // CHECK-NOT: memref.global "private" constant @w :
 // CHECK-LABEL: func @constant_weight
@@ -28,27 +25,21 @@ func.func @constant_weight(%a: memref<5x3xf32>, %c: memref<5x2xf32>) {
   return
 }
 
-// A B that is not a constant (attention's P V) stays an f32 product; with
-// bf16-attention, the run-time bf16 entry rounds and packs both operands
-// (nothing packed at compile time).
+// A B that is not a constant (the generated attention loops' P V) stays an
+// f32 product (--bf16-attention is the fused attention kernel's).
 // CHECK-LABEL: func @activation_times_activation
 // CHECK: call @transfuse_matmul_f32(
 // CHECK-NOT: bf16
-// ATT-LABEL: func @activation_times_activation
-// ATT-NOT: memref.global
-// ATT: call @transfuse_matmul_bf16(
 func.func @activation_times_activation(%a: memref<66x64xf32>, %b: memref<64x96xf32>, %c: memref<66x96xf32>) {
   linalg.matmul ins(%a, %b : memref<66x64xf32>, memref<64x96xf32>) outs(%c : memref<66x96xf32>)
   return
 }
 
-// Scores, Q Kᵀ: K through a transposed view, to the same entries.
+// Scores, Q Kᵀ: K through a transposed view, to the same entry.
 // CHECK-LABEL: func @scores
-// CHECK: call @transfuse_matmul_f32(
-// ATT-LABEL: func @scores
-// ATT: %[[KT:.*]] = memref.transpose %{{.*}} (d0, d1) -> (d1, d0)
-// ATT: %[[KC:.*]] = memref.cast %[[KT]]
-// ATT: call @transfuse_matmul_bf16(%{{.*}}, %[[KC]], %{{.*}}, %{{.*}})
+// CHECK: %[[KT:.*]] = memref.transpose %{{.*}} (d0, d1) -> (d1, d0)
+// CHECK: %[[KC:.*]] = memref.cast %[[KT]]
+// CHECK: call @transfuse_matmul_f32(%{{.*}}, %[[KC]], %{{.*}}, %{{.*}})
 func.func @scores(%q: memref<128x64xf32>, %k: memref<128x64xf32>, %c: memref<128x128xf32>) {
   linalg.matmul indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>] ins(%q, %k : memref<128x64xf32>, memref<128x64xf32>) outs(%c : memref<128x128xf32>)
   return
