@@ -16,7 +16,10 @@
 // transfuse_attention_f32 (runtime/src/attention.cpp), on read-only buffers
 // of its operands and a fresh buffer for its result; the algorithm
 // attribute does not matter to it (its memory is linear in Sk either way);
-// `bf16-attention` sets the call's flag for bf16 products.
+// `bf16-attention` sets the call's flag for bf16 products. With `norm-kernel`,
+// an f32 layer_norm or rms_norm (rank at most 4, 1-D scale and bias) is one
+// call of the runtime's transfuse_norm_f32 (runtime/src/norms.cpp) the same
+// way.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/LoweringUtils.h"
@@ -38,6 +41,74 @@ using namespace transfuse::cpu;
 using namespace transfuse::transformer;
 
 namespace {
+
+/// A call of one of the runtime's fused kernels (attention.cpp, norms.cpp)
+/// in the middle of tensor code: operands as read-only buffers of any
+/// strides (`bufferization.to_buffer read_only`, cast to a fully dynamic
+/// layout), results in fresh 64-byte aligned buffers that become tensors
+/// (`bufferization.to_tensor restrict writable`), and the callee declared
+/// once per module with the C interface.
+struct RuntimeKernelCall {
+  PatternRewriter &rw;
+  Location loc;
+  RuntimeKernelCall(PatternRewriter &rw, Location loc) : rw(rw), loc(loc) {}
+
+  /// memref<?x...xf32, strided<[?, ...], offset: ?>> of `rank`.
+  MemRefType anyType(int64_t rank) {
+    const int64_t dyn = ShapedType::kDynamic;
+    SmallVector<int64_t> dims(rank, dyn);
+    return MemRefType::get(
+        dims, rw.getF32Type(),
+        StridedLayoutAttr::get(rw.getContext(), dyn, dims));
+  }
+  Value any(Value memref) {
+    return memref::CastOp::create(
+        rw, loc, anyType(cast<MemRefType>(memref.getType()).getRank()),
+        memref);
+  }
+  Value read(Value t) {
+    auto tt = tensorType(t);
+    const int64_t dyn = ShapedType::kDynamic;
+    auto type = MemRefType::get(
+        tt.getShape(), tt.getElementType(),
+        StridedLayoutAttr::get(rw.getContext(), dyn,
+                               SmallVector<int64_t>(tt.getRank(), dyn)));
+    return any(bufferization::ToBufferOp::create(rw, loc, type, t,
+                                                 /*read_only=*/true));
+  }
+  Value alloc(RankedTensorType type, ArrayRef<Value> dims) {
+    SmallVector<Value> dynSizes;
+    for (auto [i, d] : llvm::enumerate(type.getShape()))
+      if (ShapedType::isDynamic(d))
+        dynSizes.push_back(dims[i]);
+    return memref::AllocOp::create(
+        rw, loc, MemRefType::get(type.getShape(), type.getElementType()),
+        dynSizes, rw.getI64IntegerAttr(64));
+  }
+  Value tensorOf(Value buffer, RankedTensorType type) {
+    return bufferization::ToTensorOp::create(rw, loc, type, buffer,
+                                             /*restrict=*/true,
+                                             /*writable=*/true);
+  }
+  Value i64(int64_t v) { return arith::ConstantIntOp::create(rw, loc, v, 64); }
+  Value f32(float v) {
+    return arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(v));
+  }
+  void call(Operation *at, StringRef name, ArrayRef<Value> args) {
+    auto module = at->getParentOfType<ModuleOp>();
+    auto callee = module.lookupSymbol<func::FuncOp>(name);
+    if (!callee) {
+      OpBuilder::InsertionGuard guard(rw);
+      rw.setInsertionPointToStart(module.getBody());
+      callee = func::FuncOp::create(
+          rw, module.getLoc(), name,
+          FunctionType::get(rw.getContext(), ValueRange(args).getTypes(), {}));
+      callee.setPrivate();
+      callee->setAttr("llvm.emit_c_interface", UnitAttr::get(rw.getContext()));
+    }
+    func::CallOp::create(rw, loc, callee, args);
+  }
+};
 
 /// The activation `act` (relu, gelu, gelu_tanh, silu, none) of scalar `x`.
 Value applyActivation(OpBuilder &b, Location l, Value x, StringRef act) {
@@ -90,10 +161,124 @@ template <typename OpTy> struct LowerActivation : OpRewritePattern<OpTy> {
   }
 };
 
+/// The runtime's norm kernel (norms.cpp) for an f32 layer_norm or rms_norm
+/// of rank at most 4 with a 1-D scale (and bias): tensors padded to rank 4
+/// with leading 1s, the results reshaped back. Returns {} when the op does
+/// not qualify (the caller generates loops).
+SmallVector<Value> callNormKernel(PatternRewriter &rw, Operation *op, Value x,
+                                  Value residual, Value scale, Value bias,
+                                  bool rms, bool wantSum, double epsilon) {
+  Location loc = op->getLoc();
+  auto resultType = tensorType(op->getResult(0));
+  auto rank1 = [](Value v) { return !v || tensorType(v).getRank() == 1; };
+  auto atMost4 = [](Value v) {
+    return !v || (tensorType(v).getRank() >= 1 && tensorType(v).getRank() <= 4);
+  };
+  if (!resultType.getElementType().isF32() || !atMost4(x) ||
+      !atMost4(residual) || resultType.getRank() > 4 || !rank1(scale) ||
+      !rank1(bias))
+    return {};
+  // The residual broadcasts against the input (ONNX rules, right-aligned).
+  Value c1 = cIdx(rw, loc, 1);
+  SmallVector<Value> resultDims =
+      residual ? broadcastDims(rw, loc, ValueRange{x, residual}, resultType)
+               : getDimValues(rw, loc, x);
+  if (residual) {
+    Value ok = arith::ConstantIntOp::create(rw, loc, 1, 1);
+    int64_t r = resultType.getRank();
+    for (Value v : {x, residual}) {
+      SmallVector<Value> d = getDimValues(rw, loc, v);
+      for (int64_t j = 0; j < (int64_t)d.size(); ++j) {
+        Value out = resultDims[r - d.size() + j];
+        ok = arith::AndIOp::create(
+            rw, loc, ok,
+            arith::OrIOp::create(
+                rw, loc,
+                arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, d[j],
+                                      out),
+                arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, d[j],
+                                      c1)));
+      }
+    }
+    emitRuntimeCheck(rw, loc, ok,
+                     "layer_norm: the residual does not broadcast against "
+                     "the input");
+  }
+  // The kernel reads scale[j] and bias[j] for every column j (a length of 1
+  // broadcasts).
+  Value sbOk = arith::ConstantIntOp::create(rw, loc, 1, 1);
+  bool sbKnown = true;
+  int64_t last = resultType.getShape().back();
+  for (Value v : {scale, bias}) {
+    if (!v)
+      continue;
+    int64_t n = tensorType(v).getShape()[0];
+    sbKnown &= !ShapedType::isDynamic(last) && (n == last || n == 1);
+    Value len = getDimValues(rw, loc, v)[0];
+    sbOk = arith::AndIOp::create(
+        rw, loc, sbOk,
+        arith::OrIOp::create(
+            rw, loc,
+            arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, len,
+                                  resultDims.back()),
+            arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, len, c1)));
+  }
+  if (!sbKnown)
+    emitRuntimeCheck(rw, loc, sbOk,
+                     (op->getName().stripDialect() +
+                      ": the scale or bias length differs from the last dim")
+                         .str());
+  // v as rank 4: leading dims of 1.
+  auto pad4 = [&](Value v, RankedTensorType t,
+                  ArrayRef<Value> dims) -> std::pair<Value, RankedTensorType> {
+    SmallVector<int64_t> shape(4 - t.getRank(), 1);
+    shape.append(t.getShape().begin(), t.getShape().end());
+    SmallVector<Value> d(4 - t.getRank(), c1);
+    d.append(dims.begin(), dims.end());
+    auto t4 = RankedTensorType::get(shape, t.getElementType());
+    return {v ? reshapeTo(rw, loc, v, t4, d) : Value(), t4};
+  };
+  RuntimeKernelCall k(rw, loc);
+  Value x4 = k.read(pad4(x, tensorType(x), getDimValues(rw, loc, x)).first);
+  Value r4 = residual ? k.read(pad4(residual, tensorType(residual),
+                                    getDimValues(rw, loc, residual))
+                                   .first)
+                      : x4;
+  Value g = k.read(scale), b = bias ? k.read(bias) : g;
+  RankedTensorType out4 = pad4(Value(), resultType, resultDims).second;
+  SmallVector<Value> dims4(4 - resultType.getRank(), c1);
+  dims4.append(resultDims.begin(), resultDims.end());
+  Value y = k.alloc(out4, dims4), yArg = k.any(y);
+  Value sum = wantSum ? k.alloc(out4, dims4) : y;
+  int64_t flags = (residual ? 1 : 0) | (bias ? 2 : 0) | (wantSum ? 4 : 0) |
+                  (rms ? 8 : 0);
+  k.call(op, "transfuse_norm_f32",
+         {x4, r4, g, b, yArg, wantSum ? k.any(sum) : yArg, k.f32(epsilon),
+          k.i64(flags)});
+  SmallVector<Value> results{
+      reshapeTo(rw, loc, k.tensorOf(y, out4), resultType, resultDims)};
+  if (wantSum)
+    results.push_back(reshapeTo(rw, loc, k.tensorOf(sum, out4),
+                                tensorType(op->getResult(1)), resultDims));
+  return results;
+}
+
 struct LowerLayerNormOp : OpRewritePattern<LayerNormOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LowerLayerNormOp(MLIRContext *ctx, bool runtimeKernel)
+      : OpRewritePattern(ctx), runtimeKernel(runtimeKernel) {}
+  bool runtimeKernel;
   LogicalResult matchAndRewrite(LayerNormOp op,
                                 PatternRewriter &rw) const override {
+    if (runtimeKernel) {
+      SmallVector<Value> results = callNormKernel(
+          rw, op, op.getInput(), op.getResidual(), op.getScale(),
+          op.getBias(), /*rms=*/false, op.getSum() != nullptr,
+          op.getEpsilon().convertToDouble());
+      if (!results.empty()) {
+        rw.replaceOp(op, results);
+        return success();
+      }
+    }
     Location loc = op.getLoc();
     Value x = op.getInput();
     auto t = tensorType(op.getResult());
@@ -113,9 +298,20 @@ struct LowerLayerNormOp : OpRewritePattern<LayerNormOp> {
 };
 
 struct LowerRmsNorm : OpRewritePattern<RmsNormOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LowerRmsNorm(MLIRContext *ctx, bool runtimeKernel)
+      : OpRewritePattern(ctx), runtimeKernel(runtimeKernel) {}
+  bool runtimeKernel;
   LogicalResult matchAndRewrite(RmsNormOp op,
                                 PatternRewriter &rw) const override {
+    if (runtimeKernel) {
+      SmallVector<Value> results = callNormKernel(
+          rw, op, op.getInput(), Value(), op.getScale(), Value(),
+          /*rms=*/true, /*wantSum=*/false, op.getEpsilon().convertToDouble());
+      if (!results.empty()) {
+        rw.replaceOp(op, results);
+        return success();
+      }
+    }
     Location loc = op.getLoc();
     Value x = op.getInput();
     auto t = tensorType(x);
@@ -407,9 +603,6 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
   }
 };
 
-/// The runtime's fused attention (runtime/src/attention.cpp).
-constexpr llvm::StringLiteral kAttentionKernel = "transfuse_attention_f32";
-
 struct LowerAttention : OpRewritePattern<AttentionOp> {
   LowerAttention(MLIRContext *ctx, bool runtimeKernel, bool bf16Products)
       : OpRewritePattern(ctx), runtimeKernel(runtimeKernel),
@@ -418,59 +611,22 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
   bool bf16Products; // the kernel's flags bit 0
 
   /// out = transfuse_attention_f32(q, k, v, masks (rank 4, at most two),
-  /// scale, flags): operands as read-only buffers of any strides, the result in a
-  /// fresh buffer that becomes the tensor.
+  /// out, mask count, scale, flags).
   Value callRuntimeKernel(PatternRewriter &rw, Location loc, AttentionOp op,
                           ArrayRef<Value> masks, RankedTensorType accType,
                           ArrayRef<Value> accDims) const {
-    MLIRContext *ctx = rw.getContext();
-    const int64_t dyn = ShapedType::kDynamic;
-    Type f32 = rw.getF32Type();
-    auto any4 = MemRefType::get(
-        {dyn, dyn, dyn, dyn}, f32,
-        StridedLayoutAttr::get(ctx, dyn, ArrayRef<int64_t>{dyn, dyn, dyn, dyn}));
-    auto buffer = [&](Value t) -> Value {
-      auto tt = tensorType(t);
-      auto type = MemRefType::get(
-          tt.getShape(), f32,
-          StridedLayoutAttr::get(ctx, dyn,
-                                 SmallVector<int64_t>(tt.getRank(), dyn)));
-      Value m = bufferization::ToBufferOp::create(rw, loc, type, t,
-                                                  /*read_only=*/true);
-      return memref::CastOp::create(rw, loc, any4, m);
-    };
-    SmallVector<int64_t> shape(accType.getShape());
-    SmallVector<Value> dynSizes;
-    for (auto [i, d] : llvm::enumerate(shape))
-      if (d == dyn)
-        dynSizes.push_back(accDims[i]);
-    auto outType = MemRefType::get(shape, f32);
-    Value out = memref::AllocOp::create(rw, loc, outType, dynSizes,
-                                        rw.getI64IntegerAttr(64));
-    SmallVector<Value> args{buffer(op.getQuery()), buffer(op.getKey()),
-                            buffer(op.getValue())};
+    RuntimeKernelCall k(rw, loc);
+    SmallVector<Value> args{k.read(op.getQuery()), k.read(op.getKey()),
+                            k.read(op.getValue())};
     for (size_t i = 0; i < 2; ++i)
-      args.push_back(i < masks.size() ? buffer(masks[i]) : args[0]);
-    args.push_back(memref::CastOp::create(rw, loc, any4, out));
-    args.push_back(arith::ConstantIntOp::create(rw, loc, masks.size(), 64));
-    args.push_back(arith::ConstantOp::create(
-        rw, loc, rw.getF32FloatAttr(op.getScale().convertToFloat())));
-    args.push_back(arith::ConstantIntOp::create(rw, loc, bf16Products, 64));
-    auto module = op->getParentOfType<ModuleOp>();
-    auto callee = module.lookupSymbol<func::FuncOp>(kAttentionKernel);
-    if (!callee) {
-      OpBuilder::InsertionGuard guard(rw);
-      rw.setInsertionPointToStart(module.getBody());
-      callee = func::FuncOp::create(
-          rw, module.getLoc(), kAttentionKernel,
-          FunctionType::get(ctx, ValueRange(args).getTypes(), {}));
-      callee.setPrivate();
-      callee->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
-    }
-    func::CallOp::create(rw, loc, callee, args);
-    return bufferization::ToTensorOp::create(rw, loc, accType, out,
-                                             /*restrict=*/true,
-                                             /*writable=*/true);
+      args.push_back(i < masks.size() ? k.read(masks[i]) : args[0]);
+    Value out = k.alloc(accType, accDims);
+    args.push_back(k.any(out));
+    args.push_back(k.i64(masks.size()));
+    args.push_back(k.f32(op.getScale().convertToFloat()));
+    args.push_back(k.i64(bf16Products));
+    k.call(op, "transfuse_attention_f32", args);
+    return k.tensorOf(out, accType);
   }
 
   LogicalResult matchAndRewrite(AttentionOp op,
@@ -819,10 +975,12 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
 
 void transfuse::cpu::populateLowerFusedPatterns(RewritePatternSet &patterns,
                                                 bool attentionKernel,
-                                                bool bf16Attention) {
-  patterns
-      .add<LowerActivation<GeluOp>, LowerActivation<SiluOp>, LowerLayerNormOp,
-           LowerRmsNorm, LowerRotary, LowerLinear>(patterns.getContext());
+                                                bool bf16Attention,
+                                                bool normKernel) {
+  patterns.add<LowerActivation<GeluOp>, LowerActivation<SiluOp>, LowerRotary,
+               LowerLinear>(patterns.getContext());
+  patterns.add<LowerLayerNormOp, LowerRmsNorm>(patterns.getContext(),
+                                               normKernel);
   patterns.add<LowerAttention>(patterns.getContext(), attentionKernel,
                                bf16Attention);
 }

@@ -1033,7 +1033,8 @@ struct LowerToLinalgPass : cpu::impl::LowerToLinalgBase<LowerToLinalgPass> {
     RewritePatternSet patterns(&getContext());
     populateLowerToLinalgPatterns(patterns);
     populateLowerElementwisePatterns(patterns);
-    populateLowerFusedPatterns(patterns, attentionKernel, bf16Attention);
+    populateLowerFusedPatterns(patterns, attentionKernel, bf16Attention,
+                               normKernel);
     GreedyRewriteConfig config;
     config.setUseTopDownTraversal(true);
     (void)applyPatternsGreedily(getOperation(), std::move(patterns), config);

@@ -54,7 +54,8 @@ void populateLowerElementwisePatterns(mlir::RewritePatternSet &patterns);
 /// The fused ops (attention, layer_norm, rms_norm, gelu, silu, linear).
 void populateLowerFusedPatterns(mlir::RewritePatternSet &patterns,
                                 bool attentionKernel = false,
-                                bool bf16Attention = false);
+                                bool bf16Attention = false,
+                                bool normKernel = false);
 
 } // namespace transfuse::cpu
 

@@ -42,7 +42,10 @@ def LowerToLinalg : Pass<"transfuse-cpu-lower-to-linalg", "mlir::ModuleOp"> {
     types or more masks, it becomes generated loops (LowerFused.cpp). With
     `bf16-attention` too (`transfuse compile --precision bf16
     --bf16-attention`), the call's flags ask the kernel to round both
-    operands of its two products to bf16 (the runtime's bf16 GEMM).
+    operands of its two products to bf16 (the runtime's bf16 GEMM). With
+    `norm-kernel`, an f32 `layer_norm` or `rms_norm` of rank at most 4 with
+    1-D scale and bias becomes one call of `transfuse_norm_f32` the same way
+    (tensors padded to rank 4; a residual's broadcast checked at run time).
 
     Fails, naming the op, when a transformer op is left (a fused op without a
     lowering, or an element type the lowering does not handle).
@@ -53,7 +56,10 @@ def LowerToLinalg : Pass<"transfuse-cpu-lower-to-linalg", "mlir::ModuleOp"> {
            "kernel instead of generating loops">,
     Option<"bf16Attention", "bf16-attention", "bool", /*default=*/"false",
            "with attention-kernel: the kernel's two products on bf16 "
-           "operands (flags bit 0)">
+           "operands (flags bit 0)">,
+    Option<"normKernel", "norm-kernel", "bool", /*default=*/"false",
+           "f32 layer_norm and rms_norm of rank at most 4: call the "
+           "runtime's norm kernel instead of generating loops">
   ];
   let dependentDialects = [
     "mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",

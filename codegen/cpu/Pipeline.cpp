@@ -32,7 +32,7 @@
 using namespace mlir;
 
 // From the runtime (memref_copy.cpp, gemm.cpp, gemm_bf16.cpp, attention.cpp,
-// alloc.cpp, thread_pool.cpp);
+// norms.cpp, alloc.cpp, thread_pool.cpp);
 // the JIT resolves calls to them.
 extern "C" void memrefCopy(int64_t, void *, void *);
 extern "C" void _mlir_ciface_transfuse_copy_f32(void *, void *);
@@ -54,6 +54,8 @@ extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(void *, void *,
 extern "C" void _mlir_ciface_transfuse_attention_f32(void *, void *, void *,
                                                      void *, void *, void *,
                                                      int64_t, float, int64_t);
+extern "C" void _mlir_ciface_transfuse_norm_f32(void *, void *, void *, void *,
+                                                void *, void *, float, int64_t);
 extern "C" void transfuse_parallel_loop(int64_t, int64_t,
                                         void (*)(void *, int64_t, int64_t),
                                         void *);
@@ -222,7 +224,8 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "transfuse-cpu-outline-kernels,transfuse-cpu-lower-to-linalg{"
       "attention-kernel=" +
       std::string(options.attentionKernel ? "true" : "false") +
-      (options.bf16Attention ? " bf16-attention=true" : "") + "},"
+      (options.bf16Attention ? " bf16-attention=true" : "") +
+      (options.normKernel ? " norm-kernel=true" : "") + "},"
       "canonicalize,cse,"
       "func.func(linalg-fuse-elementwise-ops),canonicalize,"
       "func.func(transfuse-cpu-split-empty-tensors),"
@@ -566,6 +569,9 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
         llvm::JITSymbolFlags::Exported};
     map[interner("_mlir_ciface_transfuse_attention_f32")] = {
         llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_attention_f32),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("_mlir_ciface_transfuse_norm_f32")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_norm_f32),
         llvm::JITSymbolFlags::Exported};
     map[interner("transfuse_parallel_loop")] = {
         llvm::orc::ExecutorAddr::fromPtr(&transfuse_parallel_loop),

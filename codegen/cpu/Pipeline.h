@@ -28,6 +28,9 @@ struct CodegenOptions {
   /// algorithm select-attention chose. The tools turn it off when
   /// --attention is given.
   bool attentionKernel = true;
+  /// f32 layer_norm and rms_norm on the runtime's norm kernel
+  /// (runtime/src/norms.cpp); false: generated loops.
+  bool normKernel = true;
   /// With bf16 and attentionKernel: the fused attention's two products on
   /// bf16 operands too, rounded at run time.
   bool bf16Attention = false;

@@ -52,12 +52,6 @@ using namespace transfuse::runtime::gemm;
 
 namespace {
 
-/// A memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>> descriptor.
-struct Desc4D {
-  float *base, *data;
-  int64_t offset, sizes[4], strides[4];
-};
-
 constexpr int64_t kRowBlock = 48;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 

@@ -34,6 +34,14 @@ struct Desc3D {
   int64_t offset, sizes[3], strides[3];
 };
 
+/// A memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>> descriptor:
+/// the fused attention's and norms' operands (rank padded to 4 with
+/// leading 1s by the compiler).
+struct Desc4D {
+  float *base, *data;
+  int64_t offset, sizes[4], strides[4];
+};
+
 /// A memref<?xf32, strided<[?], offset: ?>> descriptor: a bias.
 struct Desc1D {
   float *base, *data;
