@@ -11,9 +11,9 @@
 //   O = softmax(Q K^T * scale + M0 + M1) V
 // per (batch, head), query head h reading K/V head h / (H / Hkv); a row
 // whose scores are all -inf gives zeros. `flags` bit 0 (--bf16-attention)
-// rounds both operands of the two products to bf16 (K and V once per head,
-// the scaled-less scores' Q and the unnormalized probabilities as the bf16
-// GEMM packs them) and runs them on the bf16 GEMM (AMX or AVX512-BF16),
+// rounds both operands of the two products to bf16 (K and V once per head;
+// Q, unscaled, and the unnormalized probabilities as the bf16 GEMM packs
+// its A operand) and runs them on the bf16 GEMM (AMX or AVX512-BF16),
 // accumulating in f32; where that GEMM has no bf16 kernels, and on the
 // few-row path, the products stay f32.
 //

@@ -8,8 +8,9 @@
 // on rank-4 strided descriptors (leading dims of 1 added by the compiler)
 // and 1-D scale and bias. Y's sizes are the rows; X and R (the residual)
 // each have Y's size or 1 (broadcast) in every dim. flags:
-//   bit 0: R is present: x = X + R, written to S when bit 2 is set too;
+//   bit 0: R is present: x = X + R (else x = X);
 //   bit 1: bias is present;
+//   bit 2: x is written to S;
 //   bit 3: RMSNorm: y = x / sqrt(mean(x^2) + eps) * scale; else LayerNorm:
 //          y = (x - mean) / sqrt(var + eps) * scale + bias, var biased.
 // Absent operands' descriptors are not read.
@@ -17,9 +18,10 @@
 // The generated alternative (LowerToLinalg.cpp buildLayerNorm) takes
 // several passes over the tensor, each its own parallel loop, with the
 // row sums split into partial sums. Here one task takes a block of rows
-// and makes three passes over each row while it is in L1: sum (writing x
-// when there is a residual), centered sum of squares, output. Sums run in
-// 16 lanes (AVX-512, unit strides), else one float at a time.
+// and makes three passes over each row while it is in L1: sum, centered
+// sum of squares, output (with a residual, a first pass writes x = X + R
+// to the sum output, or to the output, which the later passes read). Sums
+// run in 16 lanes (AVX-512, unit strides), else one float at a time.
 //
 //===----------------------------------------------------------------------===//
 #include "gemm.h"
@@ -112,16 +114,17 @@ struct Call {
     auto mask = [n](int64_t j) {
       return n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
     };
-    // x = X + R, kept in the sum output (or in `out` until the last pass)
-    // so that the later passes read one row.
+    // x = X (+ R), kept in the sum output (or in `out` until the last
+    // pass) so that the later passes read one row.
     float *xs = sum ? sum : out;
     const float *xv = xp;
-    if (rp) {
+    if (rp || sum) {
       for (int64_t j = 0; j < n; j += 16) {
         __mmask16 m = mask(j);
-        _mm512_mask_storeu_ps(xs + j, m,
-                              _mm512_add_ps(_mm512_maskz_loadu_ps(m, xp + j),
-                                            _mm512_maskz_loadu_ps(m, rp + j)));
+        __m512 v = _mm512_maskz_loadu_ps(m, xp + j);
+        if (rp)
+          v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, rp + j));
+        _mm512_mask_storeu_ps(xs + j, m, v);
       }
       xv = xs;
     }

@@ -90,7 +90,10 @@ void check(std::array<int64_t, 4> shape, int64_t flags,
               << "row " << i0 << "," << i1 << "," << i2 << " col " << j;
           if (flags & kSum)
             ASSERT_FLOAT_EQ(at(s, i0, i1, i2, j),
-                            float(at(x, i0, i1, i2, j) + at(r, i0, i1, i2, j)));
+                            flags & kResidual
+                                ? float(at(x, i0, i1, i2, j) +
+                                        at(r, i0, i1, i2, j))
+                                : at(x, i0, i1, i2, j));
         }
       }
 }
@@ -105,6 +108,11 @@ TEST(Norm, LayerNormBroadcastResidualStridedInput) {
   // view (rows with a non-unit step: the scalar path).
   check({2, 1, 9, 20}, kResidual | kBias | kSum, {1, 1, 9, 20}, true);
   check({3, 1, 5, 64}, kBias, {1, 1, 1, 1}, true);
+}
+
+TEST(Norm, SumWithoutResidual) {
+  check({1, 1, 4, 48}, kBias | kSum, {1, 1, 1, 1}, false);
+  check({1, 1, 4, 48}, kBias | kSum, {1, 1, 1, 1}, true);
 }
 
 TEST(Norm, RmsNorm) {
