@@ -23,7 +23,7 @@
 // of one A panel and one B panel; the B slice stays in L1 while the kernel
 // walks down a block of kMc rows, and the next B slice is prefetched into
 // L2 meanwhile (weights come from DRAM); a single row panel (decode) takes
-// whole panels, K unsplit, and leaves the prefetching to the hardware.
+// whole panels, K unsplit, as one stream prefetched 4 KiB ahead.
 // Edge rows take a kernel with fewer rows, edge columns masked loads and
 // stores; only a C with strided columns goes through a tile buffer. Packing buffers come from alloc.cpp's cache.
 //
@@ -205,7 +205,17 @@ void packAScalar(const Desc2D &a, float *out, bool parallel) {
 /// Along the way it prefetches `pfLines` cache lines from `pf` into L2,
 /// spread evenly over the kc steps, at most one per step (a share of the
 /// next B slice).
-template <int R>
+/// With `Stream` (a single row panel, decode): B is read as one stream
+/// from DRAM, panel after panel, and each step prefetches into L2 the two
+/// lines kStreamAhead steps (4 KiB) further on, past the panel's end into
+/// the next one; `pf` is unused. The hardware's streamer stops at every
+/// 4 KiB page; on the Xeon of docs/benchmarks.md this took the M = 1
+/// product from DRAM from 0.77 to 0.69 ms (bench/gemm_bench.cpp, medians
+/// of 4; 16, 48, 64, 96 and 128 steps ahead, and prefetches into L1, were
+/// slower).
+constexpr int64_t kStreamAhead = 32;
+
+template <int R, bool Stream = false>
 __attribute__((target("avx512f"))) void
 kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,
        __mmask16 m0, __mmask16 m1, bool load, const float *pf,
@@ -222,7 +232,11 @@ kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,
   // Unrolled: -5% of the product's time in bench/gemm_bench.cpp.
 #pragma clang loop unroll_count(4)
   for (int64_t p = 0; p < kc; ++p) {
-    if (p == nextPf && done < pfLines) {
+    if (Stream) {
+      _mm_prefetch((const char *)(bp + (p + kStreamAhead) * kNr), _MM_HINT_T1);
+      _mm_prefetch((const char *)(bp + (p + kStreamAhead) * kNr + 16),
+                   _MM_HINT_T1);
+    } else if (p == nextPf && done < pfLines) {
       _mm_prefetch((const char *)(pf + done * 16), _MM_HINT_T1);
       ++done;
       nextPf += every;
@@ -318,11 +332,18 @@ constexpr Kernel kKernelsAvx2[kMr] = {
 
 /// The instruction sets the packed product runs on: its kernels and A's
 /// packing.
+constexpr Kernel kStreamKernels[kMr] = {
+    kernel<1, true>,  kernel<2, true>,  kernel<3, true>,  kernel<4, true>,
+    kernel<5, true>,  kernel<6, true>,  kernel<7, true>,  kernel<8, true>,
+    kernel<9, true>,  kernel<10, true>, kernel<11, true>, kernel<12, true>};
+
 struct Isa {
   const Kernel *kernels;
+  const Kernel *streamKernels; // a single row panel's (AVX2: the same)
   void (*packA)(const Desc2D &, float *, bool);
 };
-constexpr Isa kAvx512{kKernels, packA}, kAvx2{kKernelsAvx2, packAScalar};
+constexpr Isa kAvx512{kKernels, kStreamKernels, packA},
+    kAvx2{kKernelsAvx2, kKernelsAvx2, packAScalar};
 
 /// C = (accumulate ? C : 0) + A * B, B in panel layout (packed), A and C
 /// any strides, on `isa`'s kernels; then `ep`, when given, on each tile of C
@@ -346,10 +367,12 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   bool unitColumns = c.strides[1] == 1;
   // K is split so that a B slice stays in L1 while the row panels pass it.
   // A single row panel (decode) reuses nothing: it reads whole panels in
-  // one contiguous sweep each and leaves the prefetching to the hardware,
-  // which streams them faster than the software prefetch below (gpt2
-  // decode, past 128, on an AMD EPYC at one thread: 20.4 -> 17.7 ms with
-  // whole panels, -> 15.6 ms without the software prefetch).
+  // one contiguous sweep each (gpt2 decode, past 128, on an AMD EPYC at one
+  // thread: 20.4 -> 17.7 ms with whole panels, -> 15.6 ms without the
+  // slice prefetch below), on the stream kernels, which prefetch a fixed
+  // distance ahead in that sweep (on a Xeon with AMX, paired runs: gpt2
+  // decode past 128 39.2 -> 36.7 ms, past 1023 52.4 -> 49.6, t5 decoder
+  // step 42.7 -> 40.1 at one thread; 3-6% at two; not measured on AMD).
   bool decode = rowPanels == 1;
   int64_t kBlock = decode ? k : kKc;
   auto task = [&](int64_t t) {
@@ -391,8 +414,9 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
           if (unitColumns) {
             int64_t r = ip - ip0, l0 = nextLines * r / calls,
                     l1 = nextLines * (r + 1) / calls;
-            isa.kernels[h - 1](kc, ap, bp, cij, c.strides[0], m0, m1, load,
-                               next + l0 * 16, l1 - l0);
+            (decode ? isa.streamKernels : isa.kernels)[h - 1](
+                kc, ap, bp, cij, c.strides[0], m0, m1, load, next + l0 * 16,
+                l1 - l0);
             if (last)
               last->apply(cij, c.strides[0], ip * kMr, j, h, w);
             continue;
