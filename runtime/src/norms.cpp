@@ -21,7 +21,8 @@
 // and makes three passes over each row while it is in L1: sum, centered
 // sum of squares, output (with a residual, a first pass writes x = X + R
 // to the sum output, or to the output, which the later passes read). Sums
-// run in 16 lanes (AVX-512, unit strides), else one float at a time.
+// run in 16 lanes (AVX-512) or 8 (AVX2) with unit strides, else one float
+// at a time.
 //
 //===----------------------------------------------------------------------===//
 #include "gemm.h"
@@ -58,7 +59,7 @@ struct Call {
   const Desc1D &scale, &bias;
   float eps;
   int64_t flags;
-  bool avx512;
+  F32Path path;
 
   void row(const int64_t idx[3]) const {
     int64_t n = y.sizes[3];
@@ -76,9 +77,12 @@ struct Call {
     bool unit = xr.step == 1 && (!rr.at || rr.step == 1) &&
                 y.strides[3] == 1 && (!sum || s.strides[3] == 1) &&
                 gStep == 1 && (!(flags & kBias) || bStep == 1);
-    if (avx512 && unit)
+    if (path == F32Path::Avx512 && unit)
       return rowAvx512(xr.at, rr.at, g, flags & kBias ? b : nullptr, out, sum,
                        n);
+    if (path == F32Path::Avx2 && unit)
+      return rowAvx2(xr.at, rr.at, g, flags & kBias ? b : nullptr, out, sum,
+                     n);
     // x, then the mean and the (centered) sum of squares, in float.
     auto xAt = [&](int64_t j) {
       float v = xr.at[j * xr.step];
@@ -157,6 +161,56 @@ struct Call {
       _mm512_mask_storeu_ps(out + j, m, o);
     }
   }
+
+  /// rowAvx512 on 8 lanes, tails one element at a time.
+  __attribute__((target("avx2,fma"))) void
+  rowAvx2(const float *xp, const float *rp, const float *g, const float *b,
+          float *out, float *sum, int64_t n) const {
+    int64_t full = n / 8 * 8;
+    float *xs = sum ? sum : out;
+    const float *xv = xp;
+    if (rp || sum) {
+      for (int64_t j = 0; j < n; ++j)
+        xs[j] = rp ? xp[j] + rp[j] : xp[j];
+      xv = xs;
+    }
+    auto hsum = [](__m256 v) __attribute__((target("avx2,fma"))) {
+      __m128 h =
+          _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+      h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+      return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+    };
+    float mean = 0.0f;
+    if (!(flags & kRms)) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t j = 0; j < full; j += 8)
+        acc = _mm256_add_ps(acc, _mm256_loadu_ps(xv + j));
+      float total = hsum(acc);
+      for (int64_t j = full; j < n; ++j)
+        total += xv[j];
+      mean = total / static_cast<float>(n);
+    }
+    __m256 vmean = _mm256_set1_ps(mean), acc = _mm256_setzero_ps();
+    for (int64_t j = 0; j < full; j += 8) {
+      __m256 c = _mm256_sub_ps(_mm256_loadu_ps(xv + j), vmean);
+      acc = _mm256_fmadd_ps(c, c, acc);
+    }
+    float sq = hsum(acc);
+    for (int64_t j = full; j < n; ++j)
+      sq += (xv[j] - mean) * (xv[j] - mean);
+    float inv = 1.0f / std::sqrt(sq / static_cast<float>(n) + eps);
+    __m256 vinv = _mm256_set1_ps(inv);
+    for (int64_t j = 0; j < full; j += 8) {
+      __m256 o = _mm256_mul_ps(
+          _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xv + j), vmean), vinv),
+          _mm256_loadu_ps(g + j));
+      if (b)
+        o = _mm256_add_ps(o, _mm256_loadu_ps(b + j));
+      _mm256_storeu_ps(out + j, o);
+    }
+    for (int64_t j = full; j < n; ++j)
+      out[j] = (xv[j] - mean) * inv * g[j] + (b ? b[j] : 0.0f);
+  }
 };
 
 } // namespace
@@ -170,8 +224,7 @@ _mlir_ciface_transfuse_norm_f32(Desc4D *x, Desc4D *r, Desc1D *scale,
   int64_t rows = d0 * d1 * d2;
   if (rows == 0 || n == 0)
     return;
-  Call call{*x, *r, *y, *s, *scale, *bias, eps, flags,
-            f32Path() == F32Path::Avx512};
+  Call call{*x, *r, *y, *s, *scale, *bias, eps, flags, f32Path()};
   // Blocks of rows of about 64 KiB per task.
   int64_t perTask = std::max<int64_t>(1, (16 << 10) / n);
   int64_t tasks = (rows + perTask - 1) / perTask;
