@@ -29,8 +29,9 @@
 // kRowBlock / 4 query rows (decode) reads K and V in place instead: a dot
 // product per key, then a weighted sum of V's rows.
 //
-// The row passes and the decode path's dot products run in 16 lanes
-// (AVX-512) or 8 (AVX2, as f32Path() picks), else one float at a time.
+// The row passes and the decode path's dot products and weighted sums are
+// one scalar source compiled for AVX-512, AVX2 and baseline x86-64 (as
+// f32Path() picks), which the compiler vectorizes.
 //
 // Threads: one task per (batch, head) on the pool (each head's products
 // then run on its thread); with fewer heads than four per thread, the
@@ -48,7 +49,6 @@
 #include <cstdint>
 #include <limits>
 
-#include <immintrin.h>
 
 using namespace transfuse::runtime;
 using namespace transfuse::runtime::gemm;
@@ -72,243 +72,135 @@ MaskRow maskRow(const Desc4D &m, int64_t b, int64_t h, int64_t i) {
   return {m.data + off, m.sizes[3] == 1 ? 0 : m.strides[3]};
 }
 
+/// The row passes, one scalar source for every instruction set (as
+/// epilogue.cpp's tiles): the wrappers below compile it for AVX-512, AVX2
+/// and baseline x86-64, and the compiler vectorizes it. Each reduction runs
+/// in kLanes partial results, so that vectorizing it reorders no float
+/// additions.
+constexpr int kLanes = 16;
+
 /// s[j] = s[j] * scale + sum of the masks at key j, for j < n; returns the
 /// row's max.
-float addMasksPortable(float *s, int64_t n, float scale, const MaskRow *masks,
-                       int64_t count) {
-  float mx = kNegInf;
-  for (int64_t j = 0; j < n; ++j) {
-    float x = s[j] * scale;
-    for (int64_t t = 0; t < count; ++t)
-      x += masks[t].at[j * masks[t].step];
-    s[j] = x;
-    mx = x > mx ? x : mx;
+__attribute__((always_inline)) inline float
+addMasksRow(float *s, int64_t n, float scale, const MaskRow *masks,
+            int64_t count) {
+  for (int64_t j = 0; j < n; ++j)
+    s[j] *= scale;
+  for (int64_t t = 0; t < count; ++t) {
+    const float *m = masks[t].at;
+    int64_t step = masks[t].step;
+    if (step == 1)
+      for (int64_t j = 0; j < n; ++j)
+        s[j] += m[j];
+    else if (step == 0)
+      for (int64_t j = 0; j < n; ++j)
+        s[j] += m[0];
+    else
+      for (int64_t j = 0; j < n; ++j)
+        s[j] += m[j * step];
   }
-  return mx;
+  float mx[kLanes];
+  for (int l = 0; l < kLanes; ++l)
+    mx[l] = kNegInf;
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l)
+      mx[l] = s[j + l] > mx[l] ? s[j + l] : mx[l];
+  for (; j < n; ++j)
+    mx[0] = s[j] > mx[0] ? s[j] : mx[0];
+  float m = kNegInf;
+  for (int l = 0; l < kLanes; ++l)
+    m = mx[l] > m ? mx[l] : m;
+  return m;
 }
 
 /// s[j] = exp(s[j] - mx), for j < n; returns their sum.
-float expPortable(float *s, int64_t n, float mx) {
-  float sum = 0.0f;
-  for (int64_t j = 0; j < n; ++j) {
+__attribute__((always_inline)) inline float expRow(float *s, int64_t n,
+                                                   float mx) {
+  for (int64_t j = 0; j < n; ++j)
     s[j] = expApprox(s[j] - mx);
-    sum += s[j];
-  }
+  float acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l)
+      acc[l] += s[j + l];
+  for (; j < n; ++j)
+    acc[0] += s[j];
+  float sum = 0.0f;
+  for (int l = 0; l < kLanes; ++l)
+    sum += acc[l];
   return sum;
 }
 
-/// e^x on 16 lanes: expApprox's steps.
-__attribute__((target("avx512f"))) inline __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
-  __m512 n = _mm512_roundscale_ps(
-      _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  __m512i bits = _mm512_slli_epi32(
-      _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+/// sum_d a[d] * b[d], d < n.
+__attribute__((always_inline)) inline float dotRow(const float *a,
+                                                   const float *b, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t d = 0;
+  for (; d + kLanes <= n; d += kLanes)
+    for (int l = 0; l < kLanes; ++l)
+      acc[l] += a[d + l] * b[d + l];
+  for (; d < n; ++d)
+    acc[0] += a[d] * b[d];
+  float sum = 0.0f;
+  for (int l = 0; l < kLanes; ++l)
+    sum += acc[l];
+  return sum;
 }
 
-/// addMasksPortable on 16 lanes: a mask with unit key step is loaded, one
-/// with step 0 broadcast, any other gathered one key at a time.
-__attribute__((target("avx512f"))) float
-addMasksAvx512(float *s, int64_t n, float scale, const MaskRow *masks,
-               int64_t count) {
-  __m512 vmax = _mm512_set1_ps(kNegInf), vscale = _mm512_set1_ps(scale);
-  for (int64_t j = 0; j < n; j += 16) {
-    __mmask16 live = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
-    __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(live, s + j), vscale);
-    for (int64_t t = 0; t < count; ++t) {
-      const MaskRow &m = masks[t];
-      __m512 add;
-      if (m.step == 1) {
-        add = _mm512_maskz_loadu_ps(live, m.at + j);
-      } else if (m.step == 0) {
-        add = _mm512_set1_ps(m.at[0]);
-      } else {
-        alignas(64) float tmp[16] = {};
-        for (int64_t q = 0; q < 16 && j + q < n; ++q)
-          tmp[q] = m.at[(j + q) * m.step];
-        add = _mm512_load_ps(tmp);
-      }
-      x = _mm512_add_ps(x, add);
-    }
-    _mm512_mask_storeu_ps(s + j, live, x);
-    vmax = _mm512_mask_max_ps(vmax, live, vmax, x);
-  }
-  return _mm512_reduce_max_ps(vmax);
+/// out[d] += w * v[d], d < n.
+__attribute__((always_inline)) inline void axpyRow(float *out, float w,
+                                                   const float *v, int64_t n) {
+  for (int64_t d = 0; d < n; ++d)
+    out[d] += w * v[d];
 }
 
-/// expPortable on 16 lanes.
-__attribute__((target("avx512f"))) float expAvx512(float *s, int64_t n,
-                                                   float mx) {
-  __m512 vsum = _mm512_setzero_ps(), vmx = _mm512_set1_ps(mx);
-  for (int64_t j = 0; j < n; j += 16) {
-    __mmask16 live = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
-    __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(live, s + j), vmx));
-    _mm512_mask_storeu_ps(s + j, live, e);
-    vsum = _mm512_mask_add_ps(vsum, live, vsum, e);
-  }
-  return _mm512_reduce_add_ps(vsum);
-}
+/// The row passes compiled for one instruction set.
+struct RowOps {
+  float (*addMasks)(float *, int64_t, float, const MaskRow *, int64_t);
+  float (*exp)(float *, int64_t, float);
+  float (*dot)(const float *, const float *, int64_t);
+  void (*axpy)(float *, float, const float *, int64_t);
+};
 
-/// e^x on 8 lanes: expApprox's steps.
-__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
-  __m256 n = _mm256_round_ps(
-      _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723e-6f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 5040);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  __m256i bits = _mm256_slli_epi32(
-      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-}
+#define TF_ROW_OPS(NAME, ATTR)                                                 \
+  ATTR float addMasks##NAME(float *s, int64_t n, float scale,                  \
+                            const MaskRow *masks, int64_t count) {             \
+    return addMasksRow(s, n, scale, masks, count);                             \
+  }                                                                            \
+  ATTR float exp##NAME(float *s, int64_t n, float mx) {                        \
+    return expRow(s, n, mx);                                                   \
+  }                                                                            \
+  ATTR float dot##NAME(const float *a, const float *b, int64_t n) {            \
+    return dotRow(a, b, n);                                                    \
+  }                                                                            \
+  ATTR void axpy##NAME(float *out, float w, const float *v, int64_t n) {       \
+    axpyRow(out, w, v, n);                                                     \
+  }                                                                            \
+  constexpr RowOps kRowOps##NAME{addMasks##NAME, exp##NAME, dot##NAME,         \
+                                 axpy##NAME};
+TF_ROW_OPS(Avx512, __attribute__((target("avx512f"))))
+TF_ROW_OPS(Avx2, __attribute__((target("avx2,fma"))))
+TF_ROW_OPS(Portable, )
+#undef TF_ROW_OPS
 
-/// The horizontal sum and max of 8 lanes.
-__attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-}
-__attribute__((target("avx2,fma"))) inline float max8(__m256 v) {
-  __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
-}
-
-/// addMasksPortable on 8 lanes (masks with unit key step loaded, step 0
-/// broadcast, any other read one key at a time); the tail one key at a
-/// time.
-__attribute__((target("avx2,fma"))) float
-addMasksAvx2(float *s, int64_t n, float scale, const MaskRow *masks,
-             int64_t count) {
-  __m256 vmax = _mm256_set1_ps(kNegInf), vscale = _mm256_set1_ps(scale);
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    __m256 x = _mm256_mul_ps(_mm256_loadu_ps(s + j), vscale);
-    for (int64_t t = 0; t < count; ++t) {
-      const MaskRow &m = masks[t];
-      __m256 add;
-      if (m.step == 1) {
-        add = _mm256_loadu_ps(m.at + j);
-      } else if (m.step == 0) {
-        add = _mm256_set1_ps(m.at[0]);
-      } else {
-        alignas(32) float tmp[8];
-        for (int q = 0; q < 8; ++q)
-          tmp[q] = m.at[(j + q) * m.step];
-        add = _mm256_load_ps(tmp);
-      }
-      x = _mm256_add_ps(x, add);
-    }
-    _mm256_storeu_ps(s + j, x);
-    vmax = _mm256_max_ps(vmax, x);
-  }
-  // The tail: the masks from key j on.
-  MaskRow rest[2];
-  for (int64_t t = 0; t < count; ++t)
-    rest[t] = {masks[t].at + j * masks[t].step, masks[t].step};
-  return std::max(max8(vmax),
-                  addMasksPortable(s + j, n - j, scale, rest, count));
-}
-
-/// expPortable on 8 lanes; the tail one key at a time.
-__attribute__((target("avx2,fma"))) float expAvx2(float *s, int64_t n,
-                                                  float mx) {
-  __m256 vsum = _mm256_setzero_ps(), vmx = _mm256_set1_ps(mx);
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmx));
-    _mm256_storeu_ps(s + j, e);
-    vsum = _mm256_add_ps(vsum, e);
-  }
-  return sum8(vsum) + expPortable(s + j, n - j, mx);
+const RowOps &rowOps(F32Path path) {
+  return path == F32Path::Avx512 ? kRowOpsAvx512
+         : path == F32Path::Avx2 ? kRowOpsAvx2
+                                 : kRowOpsPortable;
 }
 
 /// One row of scores in place: s = exp(s * scale + masks - max), 0 where
 /// the whole row is -inf; returns 1 / the row sum (0 for such a row).
 float softmaxRow(float *s, int64_t n, float scale, const MaskRow *masks,
-                 int64_t count, F32Path path) {
-  float mx = path == F32Path::Avx512 ? addMasksAvx512(s, n, scale, masks, count)
-             : path == F32Path::Avx2 ? addMasksAvx2(s, n, scale, masks, count)
-                                     : addMasksPortable(s, n, scale, masks,
-                                                        count);
+                 int64_t count, const RowOps &ops) {
+  float mx = ops.addMasks(s, n, scale, masks, count);
   if (mx == kNegInf) {
     std::fill(s, s + n, 0.0f);
     return 0.0f;
   }
-  float sum = path == F32Path::Avx512 ? expAvx512(s, n, mx)
-              : path == F32Path::Avx2 ? expAvx2(s, n, mx)
-                                      : expPortable(s, n, mx);
+  float sum = ops.exp(s, n, mx);
   return sum > 0.0f ? 1.0f / sum : 0.0f;
-}
-
-/// sum_d a[d] * b[d], d < n.
-__attribute__((target("avx512f"))) float dotAvx512(const float *a,
-                                                   const float *b, int64_t n) {
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t d = 0; d < n; d += 16) {
-    __mmask16 live = n - d >= 16 ? 0xFFFF : (__mmask16)((1u << (n - d)) - 1);
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(live, a + d),
-                          _mm512_maskz_loadu_ps(live, b + d), acc);
-  }
-  return _mm512_reduce_add_ps(acc);
-}
-
-/// out[d] += w * v[d], d < n.
-__attribute__((target("avx512f"))) void axpyAvx512(float *out, float w,
-                                                   const float *v, int64_t n) {
-  __m512 vw = _mm512_set1_ps(w);
-  for (int64_t d = 0; d < n; d += 16) {
-    __mmask16 live = n - d >= 16 ? 0xFFFF : (__mmask16)((1u << (n - d)) - 1);
-    _mm512_mask_storeu_ps(
-        out + d, live,
-        _mm512_fmadd_ps(vw, _mm512_maskz_loadu_ps(live, v + d),
-                        _mm512_maskz_loadu_ps(live, out + d)));
-  }
-}
-
-/// dotAvx512 and axpyAvx512 on 8 lanes, tails one element at a time.
-__attribute__((target("avx2,fma"))) float dotAvx2(const float *a,
-                                                  const float *b, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
-  int64_t d = 0;
-  for (; d + 8 <= n; d += 8)
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc);
-  float sum = sum8(acc);
-  for (; d < n; ++d)
-    sum += a[d] * b[d];
-  return sum;
-}
-__attribute__((target("avx2,fma"))) void axpyAvx2(float *out, float w,
-                                                 const float *v, int64_t n) {
-  __m256 vw = _mm256_set1_ps(w);
-  int64_t d = 0;
-  for (; d + 8 <= n; d += 8)
-    _mm256_storeu_ps(out + d, _mm256_fmadd_ps(vw, _mm256_loadu_ps(v + d),
-                                              _mm256_loadu_ps(out + d)));
-  for (; d < n; ++d)
-    out[d] += w * v[d];
 }
 
 struct Call {
@@ -317,7 +209,7 @@ struct Call {
   int64_t maskCount;
   float scale;
   int64_t group; // query heads per K/V head
-  F32Path path;
+  const RowOps &ops;
   bool bf16; // the products on the bf16 GEMM where it can
 
   const float *qAt(int64_t b, int64_t h, int64_t i) const {
@@ -346,16 +238,14 @@ struct Call {
     Desc2D kv = view(k, b, h / group), vv = view(v, b, h / group);
     int64_t sk = k.sizes[2], d = q.sizes[3], dv = v.sizes[3];
     Scratch<float> row(std::max<int64_t>(sk, 1));
-    bool vec = path != F32Path::Portable && q.strides[3] == 1 &&
-               k.strides[3] == 1 &&
-               v.strides[3] == 1 && o.strides[3] == 1;
+    bool unit = q.strides[3] == 1 && k.strides[3] == 1 &&
+                v.strides[3] == 1 && o.strides[3] == 1;
     for (int64_t i = i0; i < i1; ++i) {
       const float *qi = qAt(b, h, i);
       for (int64_t j = 0; j < sk; ++j) {
         const float *kj = kv.at(j, 0);
-        if (vec) {
-          row.data[j] = path == F32Path::Avx512 ? dotAvx512(qi, kj, d)
-                                                : dotAvx2(qi, kj, d);
+        if (unit) {
+          row.data[j] = ops.dot(qi, kj, d);
           continue;
         }
         float acc = 0.0f;
@@ -365,18 +255,15 @@ struct Call {
       }
       MaskRow mr[2];
       maskRows(b, h, i, mr);
-      float inv = softmaxRow(row.data, sk, scale, mr, maskCount, path);
+      float inv = softmaxRow(row.data, sk, scale, mr, maskCount, ops);
       float *oi = oAt(b, h, i);
       for (int64_t t = 0; t < dv; ++t)
         oi[t * o.strides[3]] = 0.0f;
       for (int64_t j = 0; j < sk; ++j) {
         float w = row.data[j] * inv;
         const float *vj = vv.at(j, 0);
-        if (vec) {
-          if (path == F32Path::Avx512)
-            axpyAvx512(oi, w, vj, dv);
-          else
-            axpyAvx2(oi, w, vj, dv);
+        if (unit) {
+          ops.axpy(oi, w, vj, dv);
           continue;
         }
         for (int64_t t = 0; t < dv; ++t)
@@ -431,7 +318,7 @@ struct Call {
         MaskRow mr[2];
         maskRows(b, h, r0 + r, mr);
         inv[r] = softmaxRow(scores.data + r * ld, sk, scale, mr, maskCount,
-                            path);
+                            ops);
       }
       Desc2D ob{o.base, o.data,
                 o.offset + b * o.strides[0] + h * o.strides[1] +
@@ -464,7 +351,7 @@ _mlir_ciface_transfuse_attention_f32(Desc4D *q, Desc4D *k, Desc4D *v,
             std::clamp<int64_t>(masks, 0, 2),
             scale,
             heads / std::max<int64_t>(k->sizes[1], 1),
-            f32Path(),
+            rowOps(f32Path()),
             (flags & 1) != 0};
   if (sk == 0) {
     // No keys: every row is empty, and gives zeros.

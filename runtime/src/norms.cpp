@@ -20,9 +20,10 @@
 // row sums split into partial sums. Here one task takes a block of rows
 // and makes three passes over each row while it is in L1: sum, centered
 // sum of squares, output (with a residual, a first pass writes x = X + R
-// to the sum output, or to the output, which the later passes read). Sums
-// run in 16 lanes (AVX-512) or 8 (AVX2) with unit strides, else one float
-// at a time.
+// to the sum output, or to the output, which the later passes read). Rows
+// with unit strides run on one scalar source compiled for AVX-512, AVX2
+// and baseline x86-64 (as f32Path() picks), which the compiler vectorizes;
+// strided rows one float at a time.
 //
 //===----------------------------------------------------------------------===//
 #include "gemm.h"
@@ -30,8 +31,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-
-#include <immintrin.h>
 
 using namespace transfuse::runtime;
 using namespace transfuse::runtime::gemm;
@@ -54,12 +53,74 @@ Row rowOf(const Desc4D &d, const int64_t idx[3], int64_t n) {
   return {d.data + off, d.sizes[3] == 1 && n != 1 ? 0 : d.strides[3]};
 }
 
+/// One row with unit strides, in one scalar source for every instruction
+/// set (as epilogue.cpp's tiles): the wrappers below compile it for
+/// AVX-512, AVX2 and baseline x86-64, and the compiler vectorizes it. The
+/// sums run in kLanes partial results, so that vectorizing them reorders
+/// no float additions. x = X (+ R) is kept in the sum output (or in `out`
+/// until the last pass) so that the later passes read one row.
+constexpr int kLanes = 16;
+
+/// sum_j f(xv[j]), j < n, in kLanes partial sums.
+template <typename F>
+__attribute__((always_inline)) inline float laneSum(const float *xv, int64_t n,
+                                                    F f) {
+  float acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l)
+      acc[l] += f(xv[j + l]);
+  for (; j < n; ++j)
+    acc[0] += f(xv[j]);
+  float total = 0.0f;
+  for (int l = 0; l < kLanes; ++l)
+    total += acc[l];
+  return total;
+}
+
+__attribute__((always_inline)) inline void
+normRow(const float *xp, const float *rp, const float *g, const float *b,
+        float *out, float *sum, int64_t n, float eps, bool rms) {
+  float *xs = sum ? sum : out;
+  const float *xv = xp;
+  if (rp || sum) {
+    for (int64_t j = 0; j < n; ++j)
+      xs[j] = rp ? xp[j] + rp[j] : xp[j];
+    xv = xs;
+  }
+  float mean =
+      rms ? 0.0f
+          : laneSum(xv, n, [](float v) { return v; }) / static_cast<float>(n);
+  float sq = laneSum(xv, n, [mean](float v) { return (v - mean) * (v - mean); });
+  float inv = 1.0f / std::sqrt(sq / static_cast<float>(n) + eps);
+  if (b)
+    for (int64_t j = 0; j < n; ++j)
+      out[j] = (xv[j] - mean) * inv * g[j] + b[j];
+  else
+    for (int64_t j = 0; j < n; ++j)
+      out[j] = (xv[j] - mean) * inv * g[j];
+}
+
+using UnitRowFn = void (*)(const float *, const float *, const float *,
+                           const float *, float *, float *, int64_t, float,
+                           bool);
+#define TF_NORM_ROW(NAME, ATTR)                                                \
+  ATTR void NAME(const float *xp, const float *rp, const float *g,             \
+                 const float *b, float *out, float *sum, int64_t n, float eps, \
+                 bool rms) {                                                   \
+    normRow(xp, rp, g, b, out, sum, n, eps, rms);                              \
+  }
+TF_NORM_ROW(rowAvx512, __attribute__((target("avx512f"))))
+TF_NORM_ROW(rowAvx2, __attribute__((target("avx2,fma"))))
+TF_NORM_ROW(rowPortable, )
+#undef TF_NORM_ROW
+
 struct Call {
   const Desc4D &x, &r, &y, &s;
   const Desc1D &scale, &bias;
   float eps;
   int64_t flags;
-  F32Path path;
+  UnitRowFn unitRow;
 
   void row(const int64_t idx[3]) const {
     int64_t n = y.sizes[3];
@@ -77,13 +138,11 @@ struct Call {
     bool unit = xr.step == 1 && (!rr.at || rr.step == 1) &&
                 y.strides[3] == 1 && (!sum || s.strides[3] == 1) &&
                 gStep == 1 && (!(flags & kBias) || bStep == 1);
-    if (path == F32Path::Avx512 && unit)
-      return rowAvx512(xr.at, rr.at, g, flags & kBias ? b : nullptr, out, sum,
-                       n);
-    if (path == F32Path::Avx2 && unit)
-      return rowAvx2(xr.at, rr.at, g, flags & kBias ? b : nullptr, out, sum,
-                     n);
-    // x, then the mean and the (centered) sum of squares, in float.
+    if (unit)
+      return unitRow(xr.at, rr.at, g, flags & kBias ? b : nullptr, out, sum, n,
+                     eps, (flags & kRms) != 0);
+    // Strided: x, then the mean and the (centered) sum of squares, one
+    // float at a time.
     auto xAt = [&](int64_t j) {
       float v = xr.at[j * xr.step];
       return rr.at ? v + rr.at[j * rr.step] : v;
@@ -111,106 +170,6 @@ struct Call {
       out[j * y.strides[3]] = o;
     }
   }
-
-  __attribute__((target("avx512f"))) void
-  rowAvx512(const float *xp, const float *rp, const float *g, const float *b,
-            float *out, float *sum, int64_t n) const {
-    auto mask = [n](int64_t j) {
-      return n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
-    };
-    // x = X (+ R), kept in the sum output (or in `out` until the last
-    // pass) so that the later passes read one row.
-    float *xs = sum ? sum : out;
-    const float *xv = xp;
-    if (rp || sum) {
-      for (int64_t j = 0; j < n; j += 16) {
-        __mmask16 m = mask(j);
-        __m512 v = _mm512_maskz_loadu_ps(m, xp + j);
-        if (rp)
-          v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, rp + j));
-        _mm512_mask_storeu_ps(xs + j, m, v);
-      }
-      xv = xs;
-    }
-    float mean = 0.0f;
-    if (!(flags & kRms)) {
-      __m512 acc = _mm512_setzero_ps();
-      for (int64_t j = 0; j < n; j += 16)
-        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask(j), xv + j));
-      mean = _mm512_reduce_add_ps(acc) / static_cast<float>(n);
-    }
-    __m512 vmean = _mm512_set1_ps(mean), acc = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; j += 16) {
-      __mmask16 m = mask(j);
-      __m512 c = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, xv + j),
-                                     vmean);
-      acc = _mm512_fmadd_ps(c, c, acc);
-    }
-    float inv = 1.0f / std::sqrt(_mm512_reduce_add_ps(acc) /
-                                     static_cast<float>(n) +
-                                 eps);
-    __m512 vinv = _mm512_set1_ps(inv);
-    for (int64_t j = 0; j < n; j += 16) {
-      __mmask16 m = mask(j);
-      __m512 o = _mm512_mul_ps(
-          _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xv + j), vmean),
-                        vinv),
-          _mm512_maskz_loadu_ps(m, g + j));
-      if (b)
-        o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, b + j));
-      _mm512_mask_storeu_ps(out + j, m, o);
-    }
-  }
-
-  /// rowAvx512 on 8 lanes, tails one element at a time.
-  __attribute__((target("avx2,fma"))) void
-  rowAvx2(const float *xp, const float *rp, const float *g, const float *b,
-          float *out, float *sum, int64_t n) const {
-    int64_t full = n / 8 * 8;
-    float *xs = sum ? sum : out;
-    const float *xv = xp;
-    if (rp || sum) {
-      for (int64_t j = 0; j < n; ++j)
-        xs[j] = rp ? xp[j] + rp[j] : xp[j];
-      xv = xs;
-    }
-    auto hsum = [](__m256 v) __attribute__((target("avx2,fma"))) {
-      __m128 h =
-          _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-      h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-      return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-    };
-    float mean = 0.0f;
-    if (!(flags & kRms)) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t j = 0; j < full; j += 8)
-        acc = _mm256_add_ps(acc, _mm256_loadu_ps(xv + j));
-      float total = hsum(acc);
-      for (int64_t j = full; j < n; ++j)
-        total += xv[j];
-      mean = total / static_cast<float>(n);
-    }
-    __m256 vmean = _mm256_set1_ps(mean), acc = _mm256_setzero_ps();
-    for (int64_t j = 0; j < full; j += 8) {
-      __m256 c = _mm256_sub_ps(_mm256_loadu_ps(xv + j), vmean);
-      acc = _mm256_fmadd_ps(c, c, acc);
-    }
-    float sq = hsum(acc);
-    for (int64_t j = full; j < n; ++j)
-      sq += (xv[j] - mean) * (xv[j] - mean);
-    float inv = 1.0f / std::sqrt(sq / static_cast<float>(n) + eps);
-    __m256 vinv = _mm256_set1_ps(inv);
-    for (int64_t j = 0; j < full; j += 8) {
-      __m256 o = _mm256_mul_ps(
-          _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xv + j), vmean), vinv),
-          _mm256_loadu_ps(g + j));
-      if (b)
-        o = _mm256_add_ps(o, _mm256_loadu_ps(b + j));
-      _mm256_storeu_ps(out + j, o);
-    }
-    for (int64_t j = full; j < n; ++j)
-      out[j] = (xv[j] - mean) * inv * g[j] + (b ? b[j] : 0.0f);
-  }
 };
 
 } // namespace
@@ -224,7 +183,11 @@ _mlir_ciface_transfuse_norm_f32(Desc4D *x, Desc4D *r, Desc1D *scale,
   int64_t rows = d0 * d1 * d2;
   if (rows == 0 || n == 0)
     return;
-  Call call{*x, *r, *y, *s, *scale, *bias, eps, flags, f32Path()};
+  F32Path path = f32Path();
+  Call call{*x, *r, *y, *s, *scale, *bias, eps, flags,
+            path == F32Path::Avx512 ? rowAvx512
+            : path == F32Path::Avx2 ? rowAvx2
+                                    : rowPortable};
   // Blocks of rows of about 64 KiB per task.
   int64_t perTask = std::max<int64_t>(1, (16 << 10) / n);
   int64_t tasks = (rows + perTask - 1) / perTask;
