@@ -532,50 +532,31 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
   // Runtime routines the generated code may call, resolved in-process.
   model->engine_->registerSymbols([](llvm::orc::MangleAndInterner interner) {
     llvm::orc::SymbolMap map;
-    map[interner("memrefCopy")] = {llvm::orc::ExecutorAddr::fromPtr(&memrefCopy),
-                                   llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_ciface_transfuse_copy_f32")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_copy_f32),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_memref_to_llvm_alloc")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_alloc),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_memref_to_llvm_aligned_alloc")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_aligned_alloc),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_memref_to_llvm_free")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_memref_to_llvm_free),
-        llvm::JITSymbolFlags::Exported};
-    map[interner(kFailFunc)] = {llvm::orc::ExecutorAddr::fromPtr(&__transfuse_fail),
-                                llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_ciface_transfuse_matmul_f32")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_matmul_f32),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_ciface_transfuse_matmul_f32_packed")] = {
-        llvm::orc::ExecutorAddr::fromPtr(
-            &_mlir_ciface_transfuse_matmul_f32_packed),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_ciface_transfuse_linear_f32_packed")] = {
-        llvm::orc::ExecutorAddr::fromPtr(
-            &_mlir_ciface_transfuse_linear_f32_packed),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_ciface_transfuse_linear_bf16_packed")] = {
-        llvm::orc::ExecutorAddr::fromPtr(
-            &_mlir_ciface_transfuse_linear_bf16_packed),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_ciface_transfuse_matmul_bf16_packed")] = {
-        llvm::orc::ExecutorAddr::fromPtr(
-            &_mlir_ciface_transfuse_matmul_bf16_packed),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_ciface_transfuse_attention_f32")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_attention_f32),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("_mlir_ciface_transfuse_norm_f32")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&_mlir_ciface_transfuse_norm_f32),
-        llvm::JITSymbolFlags::Exported};
-    map[interner("transfuse_parallel_loop")] = {
-        llvm::orc::ExecutorAddr::fromPtr(&transfuse_parallel_loop),
-        llvm::JITSymbolFlags::Exported};
+    auto add = [&](llvm::StringRef name, auto *fn) {
+      map[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(fn),
+                             llvm::JITSymbolFlags::Exported};
+    };
+    add("memrefCopy", &memrefCopy);
+    add("_mlir_ciface_transfuse_copy_f32", &_mlir_ciface_transfuse_copy_f32);
+    add("_mlir_memref_to_llvm_alloc", &_mlir_memref_to_llvm_alloc);
+    add("_mlir_memref_to_llvm_aligned_alloc",
+        &_mlir_memref_to_llvm_aligned_alloc);
+    add("_mlir_memref_to_llvm_free", &_mlir_memref_to_llvm_free);
+    add(kFailFunc, &__transfuse_fail);
+    add("_mlir_ciface_transfuse_matmul_f32",
+        &_mlir_ciface_transfuse_matmul_f32);
+    add("_mlir_ciface_transfuse_matmul_f32_packed",
+        &_mlir_ciface_transfuse_matmul_f32_packed);
+    add("_mlir_ciface_transfuse_linear_f32_packed",
+        &_mlir_ciface_transfuse_linear_f32_packed);
+    add("_mlir_ciface_transfuse_linear_bf16_packed",
+        &_mlir_ciface_transfuse_linear_bf16_packed);
+    add("_mlir_ciface_transfuse_matmul_bf16_packed",
+        &_mlir_ciface_transfuse_matmul_bf16_packed);
+    add("_mlir_ciface_transfuse_attention_f32",
+        &_mlir_ciface_transfuse_attention_f32);
+    add("_mlir_ciface_transfuse_norm_f32", &_mlir_ciface_transfuse_norm_f32);
+    add("transfuse_parallel_loop", &transfuse_parallel_loop);
     return map;
   });
   auto lookup = [&](const char *name) -> void * {

@@ -330,13 +330,14 @@ constexpr Kernel kKernelsAvx2[kMr] = {
     kernelAvx2<5>, kernelAvx2<6>,  kernelAvx2<7>,  kernelAvx2<8>,
     kernelAvx2<9>, kernelAvx2<10>, kernelAvx2<11>, kernelAvx2<12>};
 
-/// The instruction sets the packed product runs on: its kernels and A's
-/// packing.
+/// The AVX-512 kernels of a single row panel (decode): `kernel` streaming.
 constexpr Kernel kStreamKernels[kMr] = {
     kernel<1, true>,  kernel<2, true>,  kernel<3, true>,  kernel<4, true>,
     kernel<5, true>,  kernel<6, true>,  kernel<7, true>,  kernel<8, true>,
     kernel<9, true>,  kernel<10, true>, kernel<11, true>, kernel<12, true>};
 
+/// The instruction sets the packed product runs on: its kernels and A's
+/// packing.
 struct Isa {
   const Kernel *kernels;
   const Kernel *streamKernels; // a single row panel's (AVX2: the same)

@@ -210,8 +210,8 @@ void matmulBf16Packed(const Desc2D &a, const uint16_t *packed,
 
 } // namespace transfuse::runtime::gemm
 
-/// The f32 GEMMs (gemm.cpp) that gemm_bf16.cpp falls back on: on a
-/// prepacked B, and on any B.
+/// The f32 GEMM's entry points (gemm.cpp), for the runtime's own callers:
+/// gemm_bf16.cpp and attention.cpp use the prepacked one, the tests both.
 extern "C" void
 _mlir_ciface_transfuse_matmul_f32(transfuse::runtime::gemm::Desc2D *a,
                                   transfuse::runtime::gemm::Desc2D *b,
