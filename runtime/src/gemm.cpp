@@ -23,7 +23,8 @@
 // of one A panel and one B panel; the B slice stays in L1 while the kernel
 // walks down a block of kMc rows, and the next B slice is prefetched into
 // L2 meanwhile (weights come from DRAM); a single row panel (decode) takes
-// whole panels, K unsplit, as one stream prefetched 4 KiB ahead.
+// whole panels, K unsplit: with at most 3 rows (AVX-512) four panels at a
+// time, as four streams from DRAM, else one stream prefetched 4 KiB ahead.
 // Edge rows take a kernel with fewer rows, edge columns masked loads and
 // stores; only a C with strided columns goes through a tile buffer. Packing buffers come from alloc.cpp's cache.
 //
@@ -336,15 +337,73 @@ constexpr Kernel kStreamKernels[kMr] = {
     kernel<5, true>,  kernel<6, true>,  kernel<7, true>,  kernel<8, true>,
     kernel<9, true>,  kernel<10, true>, kernel<11, true>, kernel<12, true>};
 
+/// Decode (a single row panel of at most kStreamRows rows): the R rows of
+/// A times P adjacent B panels at once, whole K, each panel its own stream
+/// from DRAM. One core reads DRAM faster with several streams in flight
+/// than with one: on the Xeon of docs/benchmarks.md, 15-16 GB/s from one
+/// sequential stream, 18 from four. Each element of C is summed in the
+/// same order as by `kernel`, so either gives the same result.
+constexpr int kStreamRows = 3, kStreamPanels = 4;
+
+template <int R, int P>
+__attribute__((target("avx512f"))) void
+kernelStreams(int64_t k, const float *ap, const float *bp, int64_t panelStride,
+              float *out, int64_t ldo, const __mmask16 *masks, bool load) {
+  __m512 c[P][R][2];
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i)
+#pragma GCC unroll 3
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h)
+        c[i][r][h] = _mm512_maskz_loadu_ps(load ? masks[2 * i + h] : 0,
+                                           out + r * ldo + kNr * i + 16 * h);
+  for (int64_t p = 0; p < k; ++p) {
+    __m512 av[R];
+#pragma GCC unroll 3
+    for (int r = 0; r < R; ++r)
+      av[r] = _mm512_set1_ps(ap[p * kMr + r]);
+#pragma GCC unroll 4
+    for (int i = 0; i < P; ++i) {
+      const float *b = bp + i * panelStride + p * kNr;
+      __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 3
+      for (int r = 0; r < R; ++r) {
+        c[i][r][0] = _mm512_fmadd_ps(av[r], b0, c[i][r][0]);
+        c[i][r][1] = _mm512_fmadd_ps(av[r], b1, c[i][r][1]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i)
+#pragma GCC unroll 3
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h)
+        _mm512_mask_storeu_ps(out + r * ldo + kNr * i + 16 * h,
+                              masks[2 * i + h], c[i][r][h]);
+}
+
+using StreamsKernel = void (*)(int64_t, const float *, const float *, int64_t,
+                               float *, int64_t, const __mmask16 *, bool);
+constexpr StreamsKernel kStreamsKernels[kStreamRows][kStreamPanels] = {
+    {kernelStreams<1, 1>, kernelStreams<1, 2>, kernelStreams<1, 3>,
+     kernelStreams<1, 4>},
+    {kernelStreams<2, 1>, kernelStreams<2, 2>, kernelStreams<2, 3>,
+     kernelStreams<2, 4>},
+    {kernelStreams<3, 1>, kernelStreams<3, 2>, kernelStreams<3, 3>,
+     kernelStreams<3, 4>}};
+
 /// The instruction sets the packed product runs on: its kernels and A's
 /// packing.
 struct Isa {
   const Kernel *kernels;
   const Kernel *streamKernels; // a single row panel's (AVX2: the same)
   void (*packA)(const Desc2D &, float *, bool);
+  bool multiStream; // kernelStreams for decode with few rows (AVX-512)
 };
-constexpr Isa kAvx512{kKernels, kStreamKernels, packA},
-    kAvx2{kKernelsAvx2, kKernelsAvx2, packAScalar};
+constexpr Isa kAvx512{kKernels, kStreamKernels, packA, true},
+    kAvx2{kKernelsAvx2, kKernelsAvx2, packAScalar, false};
 
 /// C = (accumulate ? C : 0) + A * B, B in panel layout (packed), A and C
 /// any strides, on `isa`'s kernels; then `ep`, when given, on each tile of C
@@ -374,6 +433,11 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   // distance ahead in that sweep (on a Xeon with AMX, paired runs: gpt2
   // decode past 128 39.2 -> 36.7 ms, past 1023 52.4 -> 49.6, t5 decoder
   // step 42.7 -> 40.1 at one thread; 3-6% at two; not measured on AMD).
+  // With at most kStreamRows rows (one token per sequence), kernelStreams
+  // reads four panels side by side instead (same Xeon, paired runs: gpt2
+  // decode past 128 38.6 -> 34.4 ms at one thread, 20.4 -> 18.2 at two;
+  // past 1023 51.3 -> 46.8, 27.6 -> 25.2; t5 decoder step 43.2 -> 37.0,
+  // 23.9 -> 20.8).
   bool decode = rowPanels == 1;
   int64_t kBlock = decode ? k : kKc;
   auto task = [&](int64_t t) {
@@ -387,6 +451,25 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
       int64_t kc = std::min(kBlock, k - p0);
       bool load = accumulate || p0 > 0;
       const Epilogue *last = p0 + kc == k ? ep : nullptr;
+      if (decode && isa.multiStream && unitColumns && m <= kStreamRows) {
+        // Few rows, decode: kStreamPanels panels at a time (kBlock = k).
+        for (int64_t jp = jp0; jp < jp1; jp += kStreamPanels) {
+          int64_t panels = std::min<int64_t>(kStreamPanels, jp1 - jp);
+          __mmask16 masks[2 * kStreamPanels];
+          for (int64_t i = 0; i < panels; ++i)
+            laneMasks(std::min(kNr, n - (jp + i) * kNr), masks[2 * i],
+                      masks[2 * i + 1]);
+          float *cij = c.at(0, jp * kNr);
+          kStreamsKernels[m - 1][panels - 1](k, aPack.data,
+                                             packed + jp * k * kNr, k * kNr,
+                                             cij, c.strides[0], masks, load);
+          if (last)
+            for (int64_t i = 0; i < panels; ++i)
+              last->apply(cij + i * kNr, c.strides[0], 0, (jp + i) * kNr, m,
+                        std::min(kNr, n - (jp + i) * kNr));
+        }
+        continue;
+      }
       for (int64_t jp = jp0; jp < jp1; ++jp) {
         const float *bp = packed + jp * k * kNr + p0 * kNr;
         // The next B slice this task reads (the next panel, or the first
