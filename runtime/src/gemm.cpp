@@ -124,16 +124,12 @@ void packB(const Desc2D &b, float *out, bool parallel) {
   });
 }
 
-/// Row r of A's row panel ip, K steps from p0 on, into the panel (zeros
-/// for a row past h, the rows A has in this panel).
-inline void packRow(const Desc2D &a, int64_t ip, int64_t r, int64_t h,
-                    int64_t p0, float *panel) {
+/// Row r of A's row panel ip, K steps from p0 on, into the panel. A panel
+/// of h < kMr rows (the last) keeps its other rows unwritten: the h-row
+/// kernel that multiplies it reads none of them.
+inline void packRow(const Desc2D &a, int64_t ip, int64_t r, int64_t p0,
+                    float *panel) {
   int64_t k = a.sizes[1];
-  if (r >= h) {
-    for (int64_t p = p0; p < k; ++p)
-      panel[p * kMr + r] = 0.0f;
-    return;
-  }
   const float *src = a.at(ip * kMr + r, 0);
   for (int64_t p = p0; p < k; ++p)
     panel[p * kMr + r] = src[p * a.strides[1]];
@@ -168,7 +164,7 @@ packRows4(const float *const src[4], int64_t p, float *dst) {
   }
 }
 
-/// A as panels of kMr rows, each [K][kMr], zero padded below. With unit
+/// A as panels of kMr rows, each [K][kMr] (see packRow). With unit
 /// column stride, groups of four rows go through packRows4, all groups of
 /// a panel per 16 K steps, so each stretch of the panel is written whole
 /// while it is in L1.
@@ -186,8 +182,8 @@ __attribute__((target("avx512f"))) void packA(const Desc2D &a, float *out,
     for (int64_t p = 0; p < vecK && groups > 0; p += 16)
       for (int64_t g = 0; g < groups; ++g)
         packRows4(src[g], p, panel + 4 * g);
-    for (int64_t r = 0; r < kMr; ++r)
-      packRow(a, ip, r, h, r < 4 * groups ? vecK : 0, panel);
+    for (int64_t r = 0; r < h; ++r)
+      packRow(a, ip, r, r < 4 * groups ? vecK : 0, panel);
   });
 }
 
@@ -196,8 +192,8 @@ void packAScalar(const Desc2D &a, float *out, bool parallel) {
   int64_t m = a.sizes[0], k = a.sizes[1], panels = (m + kMr - 1) / kMr;
   forEach(panels, parallel, [&](int64_t ip) {
     int64_t h = std::min(kMr, m - ip * kMr);
-    for (int64_t r = 0; r < kMr; ++r)
-      packRow(a, ip, r, h, 0, out + ip * k * kMr);
+    for (int64_t r = 0; r < h; ++r)
+      packRow(a, ip, r, 0, out + ip * k * kMr);
   });
 }
 
@@ -338,8 +334,8 @@ constexpr Kernel kStreamKernels[kMr] = {
     kernel<9, true>,  kernel<10, true>, kernel<11, true>, kernel<12, true>};
 
 /// Decode (a single row panel of at most kStreamRows rows): the R rows of
-/// A times P adjacent B panels at once, whole K, each panel its own stream
-/// from DRAM. One core reads DRAM faster with several streams in flight
+/// A (read in place: A[r][p] at a[r * aRow + p * aCol]) times P adjacent B
+/// panels at once, whole K, each panel its own stream from DRAM. One core reads DRAM faster with several streams in flight
 /// than with one: on the Xeon of docs/benchmarks.md, 15-16 GB/s from one
 /// sequential stream, 18 from four. Each element of C is summed in the
 /// same order as by `kernel`, so either gives the same result.
@@ -347,8 +343,9 @@ constexpr int kStreamRows = 3, kStreamPanels = 4;
 
 template <int R, int P>
 __attribute__((target("avx512f"))) void
-kernelStreams(int64_t k, const float *ap, const float *bp, int64_t panelStride,
-              float *out, int64_t ldo, const __mmask16 *masks, bool load) {
+kernelStreams(int64_t k, const float *a, int64_t aRow, int64_t aCol,
+              const float *bp, int64_t panelStride, float *out, int64_t ldo,
+              const __mmask16 *masks, bool load) {
   __m512 c[P][R][2];
 #pragma GCC unroll 4
   for (int i = 0; i < P; ++i)
@@ -362,7 +359,7 @@ kernelStreams(int64_t k, const float *ap, const float *bp, int64_t panelStride,
     __m512 av[R];
 #pragma GCC unroll 3
     for (int r = 0; r < R; ++r)
-      av[r] = _mm512_set1_ps(ap[p * kMr + r]);
+      av[r] = _mm512_set1_ps(a[r * aRow + p * aCol]);
 #pragma GCC unroll 4
     for (int i = 0; i < P; ++i) {
       const float *b = bp + i * panelStride + p * kNr;
@@ -384,8 +381,9 @@ kernelStreams(int64_t k, const float *ap, const float *bp, int64_t panelStride,
                               masks[2 * i + h], c[i][r][h]);
 }
 
-using StreamsKernel = void (*)(int64_t, const float *, const float *, int64_t,
-                               float *, int64_t, const __mmask16 *, bool);
+using StreamsKernel = void (*)(int64_t, const float *, int64_t, int64_t,
+                               const float *, int64_t, float *, int64_t,
+                               const __mmask16 *, bool);
 constexpr StreamsKernel kStreamsKernels[kStreamRows][kStreamPanels] = {
     {kernelStreams<1, 1>, kernelStreams<1, 2>, kernelStreams<1, 3>,
      kernelStreams<1, 4>},
@@ -419,12 +417,16 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   // first, shrinking, so that a slowed core takes fewer and no thread waits
   // long at the end).
   int64_t threads = parallel(m, n, k) ? numThreads() : 1;
-  Scratch<float> aPack(rowPanels * kMr * k);
-  isa.packA(a, aPack.data, threads > 1);
+  bool unitColumns = c.strides[1] == 1;
+  // Decode with few rows: kernelStreams, on A in place.
+  bool streams = rowPanels == 1 && isa.multiStream && unitColumns &&
+                 m <= kStreamRows;
+  Scratch<float> aPack(streams ? 0 : rowPanels * kMr * k);
+  if (!streams)
+    isa.packA(a, aPack.data, threads > 1);
   int64_t rowBlocks = (m + kMc - 1) / kMc;
   ColumnChunks chunks(colPanels, threads,
                       kChunkBytes / (std::min(m, kMc) * 32 * sizeof(float)));
-  bool unitColumns = c.strides[1] == 1;
   // K is split so that a B slice stays in L1 while the row panels pass it.
   // A single row panel (decode) reuses nothing: it reads whole panels in
   // one contiguous sweep each (gpt2 decode, past 128, on an AMD EPYC at one
@@ -451,8 +453,8 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
       int64_t kc = std::min(kBlock, k - p0);
       bool load = accumulate || p0 > 0;
       const Epilogue *last = p0 + kc == k ? ep : nullptr;
-      if (decode && isa.multiStream && unitColumns && m <= kStreamRows) {
-        // Few rows, decode: kStreamPanels panels at a time (kBlock = k).
+      if (streams) {
+        // kStreamPanels panels at a time (kBlock = k).
         for (int64_t jp = jp0; jp < jp1; jp += kStreamPanels) {
           int64_t panels = std::min<int64_t>(kStreamPanels, jp1 - jp);
           __mmask16 masks[2 * kStreamPanels];
@@ -460,9 +462,9 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
             laneMasks(std::min(kNr, n - (jp + i) * kNr), masks[2 * i],
                       masks[2 * i + 1]);
           float *cij = c.at(0, jp * kNr);
-          kStreamsKernels[m - 1][panels - 1](k, aPack.data,
-                                             packed + jp * k * kNr, k * kNr,
-                                             cij, c.strides[0], masks, load);
+          kStreamsKernels[m - 1][panels - 1](
+              k, a.at(0, 0), a.strides[0], a.strides[1], packed + jp * k * kNr,
+              k * kNr, cij, c.strides[0], masks, load);
           if (last)
             for (int64_t i = 0; i < panels; ++i)
               last->apply(cij + i * kNr, c.strides[0], 0, (jp + i) * kNr, m,
