@@ -15,6 +15,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 
+#include <optional>
 #include <string>
 
 namespace transfuse::cpu {
@@ -31,21 +32,32 @@ inline bool isKnownPrecision(llvm::StringRef p) {
   return p == "f32" || p == "bf16";
 }
 
-/// What is wrong with the tools' --precision, --bf16-attention and
-/// --attention, or an empty string when they go together.
+/// What is wrong with the tools' --precision, --bf16-attention (nullopt
+/// when not given) and --attention, or an empty string when they go
+/// together.
 inline std::string precisionError(llvm::StringRef precision,
-                                  bool bf16Attention,
+                                  std::optional<bool> bf16Attention,
                                   llvm::StringRef attention) {
   if (!isKnownPrecision(precision))
     return ("--precision " + precision + ": use f32 or bf16").str();
-  if (bf16Attention && precision != "bf16")
+  if (bf16Attention.value_or(false) && precision != "bf16")
     return "--bf16-attention needs --precision bf16";
-  if (bf16Attention && attention != "auto")
+  if (bf16Attention.value_or(false) && attention != "auto")
     return ("--bf16-attention is for the fused attention kernel, which "
             "--attention " +
             attention + " turns off")
         .str();
   return "";
+}
+
+/// Whether the fused attention kernel's products (Q K^T, P V) take bf16
+/// operands: under --precision bf16 with the kernel (--attention auto),
+/// unless --bf16-attention=false keeps them f32.
+inline bool bf16AttentionOn(llvm::StringRef precision,
+                            std::optional<bool> bf16Attention,
+                            llvm::StringRef attention) {
+  return precision == "bf16" && attention == "auto" &&
+         bf16Attention.value_or(true);
 }
 
 /// Adds the linalg lowering patterns for every transformer graph op.

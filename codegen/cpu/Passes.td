@@ -40,8 +40,8 @@ def LowerToLinalg : Pass<"transfuse-cpu-lower-to-linalg", "mlir::ModuleOp"> {
     (`bufferization.to_buffer`) and a fresh result buffer
     (`bufferization.to_tensor restrict`); otherwise, and for other element
     types or more masks, it becomes generated loops (LowerFused.cpp). With
-    `bf16-attention` too (`transfuse compile --precision bf16
-    --bf16-attention`), the call's flags ask the kernel to round both
+    `bf16-attention` too (`transfuse compile --precision bf16`, unless
+    `--bf16-attention=false`), the call's flags ask the kernel to round both
     operands of its two products to bf16 (the runtime's bf16 GEMM). With
     `norm-kernel`, an f32 `layer_norm` or `rms_norm` of rank at most 4 with
     1-D scale and bias becomes one call of `transfuse_norm_f32` the same way
@@ -99,8 +99,8 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     `transfuse_matmul_bf16_packed` is called (runtime/src/gemm_bf16.cpp):
     A is rounded to bf16 as it is packed, products accumulate in f32, C
     stays f32. Products whose B is not a constant stay f32 (attention's
-    are bf16 with `--bf16-attention`, inside the runtime's fused attention:
-    transfuse-cpu-lower-to-linalg).
+    are bf16 under `--precision bf16` unless `--bf16-attention=false`,
+    inside the runtime's fused attention: transfuse-cpu-lower-to-linalg).
 
     A `linalg.fill` of +0 into C right before the product (how a `linear`
     starts its result) is dropped, and the call passes accumulate = 0 so

@@ -10,12 +10,15 @@
 // additive terms, each dim either the scores' or 1 (broadcast). It computes
 //   O = softmax(Q K^T * scale + M0 + M1) V
 // per (batch, head), query head h reading K/V head h / (H / Hkv); a row
-// whose scores are all -inf gives zeros. `flags` bit 0 (--bf16-attention)
-// rounds both operands of the two products to bf16 (K and V once per head;
-// Q, unscaled, and the unnormalized probabilities as the bf16 GEMM packs
-// its A operand) and runs them on the bf16 GEMM (AMX or AVX512-BF16),
-// accumulating in f32; where that GEMM has no bf16 kernels, and on the
-// few-row path, the products stay f32.
+// whose scores are all -inf gives zeros. `flags` bit 0 (--precision bf16,
+// unless --bf16-attention=false) rounds both operands of the two products
+// to bf16 (K and V once per head; Q, unscaled, and the probabilities,
+// normalized, as the bf16 GEMM packs its A operand) and runs them on the
+// bf16 GEMM (AMX or AVX512-BF16), accumulating in f32; where that GEMM has
+// no bf16 kernels, the same rounded operands go through the f32 GEMM, so
+// the results do not depend on the CPU beyond accumulation order
+// (test/models/bf16_reference.py --attention reproduces this rounding).
+// The few-row path (a decode step) stays f32.
 //
 // The generated alternative (LowerFused.cpp) makes several passes over
 // B x H x Sq x block scores in memory per block of keys. Here each task
@@ -203,6 +206,12 @@ float softmaxRow(float *s, int64_t n, float scale, const MaskRow *masks,
   return sum > 0.0f ? 1.0f / sum : 0.0f;
 }
 
+/// x[0, n) rounded to bf16 (nearest, ties to even), kept as f32.
+void roundToBf16(float *x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = transfuse::bf16::toFloat(transfuse::bf16::fromFloat(x[i]));
+}
+
 struct Call {
   const Desc4D &q, &k, &v, &o;
   const Desc4D *masks[2];
@@ -287,11 +296,18 @@ struct Call {
         vBf16(bf16 ? vPanels * transfuse::bf16::paddedK(sk) * w : 0);
     bool onBf16 = bf16 && packBf16Panels(kt, kBf16.data) &&
                   packBf16Panels(vv, vBf16.data);
+    // bf16 without bf16 kernels: the f32 GEMM on rounded operands.
+    bool rounded = bf16 && !onBf16;
     Scratch<float> kPack(onBf16 ? 0 : kPanels * d * w),
-        vPack(onBf16 ? 0 : vPanels * sk * w);
+        vPack(onBf16 ? 0 : vPanels * sk * w),
+        qRounded(rounded ? kRowBlock * d : 0);
     if (!onBf16) {
       packF32Panels(kt, kPack.data);
       packF32Panels(vv, vPack.data);
+    }
+    if (rounded) {
+      roundToBf16(kPack.data, kPanels * d * w);
+      roundToBf16(vPack.data, vPanels * sk * w);
     }
     Desc3D kDesc{kPack.data, kPack.data, 0, {kPanels, d, w}, {d * w, w, 1}};
     Desc3D vDesc{vPack.data, vPack.data, 0, {vPanels, sk, w}, {sk * w, w, 1}};
@@ -312,20 +328,36 @@ struct Call {
                 q.offset + b * q.strides[0] + h * q.strides[1] +
                     r0 * q.strides[2],
                 {rows, d}, {q.strides[2], q.strides[3]}};
+      if (rounded) {
+        for (int64_t r = 0; r < rows; ++r) {
+          float *dst = qRounded.data + r * d;
+          for (int64_t t = 0; t < d; ++t)
+            dst[t] = *qb.at(r, t);
+          roundToBf16(dst, d);
+        }
+        qb = {qRounded.data, qRounded.data, 0, {rows, d}, {d, 1}};
+      }
       Desc2D s{scores.data, scores.data, 0, {rows, sk}, {ld, 1}};
       product(qb, /*keys=*/true, s);
       for (int64_t r = 0; r < rows; ++r) {
         MaskRow mr[2];
         maskRows(b, h, r0 + r, mr);
-        inv[r] = softmaxRow(scores.data + r * ld, sk, scale, mr, maskCount,
-                            ops);
+        float *row = scores.data + r * ld;
+        inv[r] = softmaxRow(row, sk, scale, mr, maskCount, ops);
+        if (bf16) {
+          // bf16 rounds the probabilities themselves: normalized first.
+          for (int64_t j = 0; j < sk; ++j)
+            row[j] *= inv[r];
+          if (rounded)
+            roundToBf16(row, sk);
+        }
       }
       Desc2D ob{o.base, o.data,
                 o.offset + b * o.strides[0] + h * o.strides[1] +
                     r0 * o.strides[2],
                 {rows, dv}, {o.strides[2], o.strides[3]}};
       product(s, /*keys=*/false, ob);
-      for (int64_t r = 0; r < rows; ++r)
+      for (int64_t r = 0; r < rows && !bf16; ++r)
         for (int64_t t = 0; t < dv; ++t)
           *ob.at(r, t) *= inv[r];
     }

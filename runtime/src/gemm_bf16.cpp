@@ -6,8 +6,8 @@
 // with A and C f32 (strided 2-D) and Bpacked [ceil(N / 32)][Kp][32] bf16:
 // C = A * B, plus C's old value when `accumulate` is non-zero (as gemm.cpp).
 // A is rounded to bf16 (nearest, ties to even) while it is packed; products
-// accumulate in f32. The epilogue, softmax and norms stay f32. With
-// `--bf16-attention`, the fused attention (attention.cpp) rounds K and V
+// accumulate in f32. The epilogue, softmax and norms stay f32. Unless
+// `--bf16-attention=false`, the fused attention (attention.cpp) rounds K and V
 // into the same layout once per head (packBf16Panels, through packBPanel)
 // and multiplies its scores and probabilities by them on the same kernels
 // (matmulBf16Packed).

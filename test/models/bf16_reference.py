@@ -2,15 +2,23 @@
 """Expected outputs for `transfuse compile --precision bf16`, from ONNX Runtime.
 
 --precision bf16 rounds both operands of every product by a constant weight
-to bf16 (nearest, ties to even) and accumulates in f32; everything else stays
-f32. This script makes ONNX Runtime compute exactly that: in a copy of the
+to bf16 (nearest, ties to even) and accumulates in f32; everything else but
+attention's products (see --attention) stays f32. This script makes ONNX Runtime compute exactly that: in a copy of the
 model, each MatMul or Gemm whose B is an initializer (directly, or through
 a Transpose, which Transfuse folds into the constant) gets the initializer
 rounded to bf16 and its A passed through Cast(bfloat16) -> Cast(float). ORT then runs the copy, with graph
 optimizations off so that it keeps the casts, on each test set's inputs, and
 the inputs and ORT's outputs are written as a new test set.
 
-usage: bf16_reference.py MODEL.onnx OUT_DIR SET_DIR [SET_DIR ...]
+With --attention (`--precision bf16`'s default, the fused attention's
+products on bf16 operands too), the operands of attention's two products
+are rounded as well, as Transfuse's kernel rounds them: Q and K before a
+scale the graph applies to them (Transfuse applies it to the scores), the
+probabilities normalized, and only in products of at least FEW_ROWS query
+rows (a decode step stays f32). Over every fixture the two then agree to
+0.6% of each output's range (run_bf16.sh's tolerance is 1%).
+
+usage: bf16_reference.py [--attention] MODEL.onnx OUT_DIR SET_DIR [SET_DIR ...]
        (writes OUT_DIR/<basename of SET_DIR>/{input,output}_N.pb)
 """
 import glob
@@ -85,6 +93,108 @@ def emulate(model):
     return count
 
 
+# Query rows below which Transfuse's attention kernel keeps its products f32
+# (runtime/src/attention.cpp: kRowBlock / 4).
+FEW_ROWS = 12
+
+# Ops between attention's score product and its Softmax, or between the
+# Softmax and the P V product, that the search below looks through.
+PASS_THROUGH = {"Add", "Sub", "Mul", "Div", "Where", "Cast", "Identity",
+                "Reshape", "Dropout"}
+
+
+def attention_products(model):
+    """The MatMul nodes of attention's Q K^T and P V products: the MatMul
+    that reaches a Softmax's input, and one whose A the Softmax's output
+    reaches, through PASS_THROUGH ops."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+
+    def back(name, depth, stop):
+        """The first node of type `stop` behind `name` through
+        PASS_THROUGH ops, if any."""
+        node = producer.get(name)
+        if node is None or depth > 8:
+            return None
+        if node.op_type == stop:
+            return node
+        if node.op_type not in PASS_THROUGH:
+            return None
+        for i in node.input:
+            hit = back(i, depth + 1, stop)
+            if hit is not None:
+                return hit
+        return None
+
+    found = [back(n.input[0], 0, "MatMul") for n in model.graph.node
+             if n.op_type == "Softmax"]
+    found += [n for n in model.graph.node if n.op_type == "MatMul"
+              and back(n.input[0], 0, "Softmax") is not None]
+    return [n for n in found if n is not None]
+
+
+def constant_names(model):
+    """Initializers and Constant nodes' outputs."""
+    return ({i.name for i in model.graph.initializer} |
+            {n.output[0] for n in model.graph.node if n.op_type == "Constant"})
+
+
+def round_activations(model, products):
+    """Both operands of each node in `products` (matched by output name:
+    emulate() copies the nodes) rounded to bf16 when the product has at
+    least FEW_ROWS rows (Transfuse's kernel computes a head with fewer
+    query rows, a decode step, in f32): Where(rows >= FEW_ROWS,
+    Cast(Cast(x, bfloat16), float), x), rows from dim -2 of A. An operand
+    that is x times or over a constant (a scale applied to Q and K before
+    their product, which Transfuse applies to the scores instead) has x
+    rounded, and the scaling redone after."""
+    consts = constant_names(model)
+    producer = {o: n for n in model.graph.node for o in n.output}
+    targets = {n.output[0] for n in products}
+    model.graph.initializer.extend([
+        numpy_helper.from_array(np.array([-2], np.int64), "__bf16_dim"),
+        numpy_helper.from_array(np.array([FEW_ROWS], np.int64),
+                                "__bf16_few_rows")])
+    nodes = []
+    for node in model.graph.node:
+        if node.output[0] in targets:
+            tag = node.output[0]
+            nodes += [
+                helper.make_node("Shape", [node.input[0]], [tag + "__shape"]),
+                helper.make_node("Gather", [tag + "__shape", "__bf16_dim"],
+                                 [tag + "__rows"]),
+                helper.make_node("GreaterOrEqual",
+                                 [tag + "__rows", "__bf16_few_rows"],
+                                 [tag + "__round"])]
+            for k in range(2):
+                x, scaling = node.input[k], None
+                if x in consts:
+                    continue
+                p = producer.get(x)
+                if (p is not None and p.op_type in ("Mul", "Div") and
+                        p.input[1] in consts):
+                    x, scaling = p.input[0], p
+                y = "%s__in%d" % (tag, k)
+                nodes += [
+                    helper.make_node("Cast", [x], [y + "__bf16"],
+                                     to=TensorProto.BFLOAT16),
+                    helper.make_node("Cast", [y + "__bf16"], [y + "__rounded"],
+                                     to=TensorProto.FLOAT),
+                    helper.make_node("Where",
+                                     [tag + "__round", y + "__rounded", x],
+                                     [y + "__operand"])]
+                if scaling is not None:
+                    nodes.append(helper.make_node(
+                        scaling.op_type, [y + "__operand", scaling.input[1]],
+                        [y]))
+                else:
+                    nodes.append(helper.make_node("Identity",
+                                                  [y + "__operand"], [y]))
+                node.input[k] = y
+        nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
 def load(path):
     t = onnx.TensorProto()
     with open(path, "rb") as f:
@@ -93,19 +203,31 @@ def load(path):
 
 
 def main():
-    if len(sys.argv) < 4:
+    args = sys.argv[1:]
+    attention = args[:1] == ["--attention"]
+    if attention:
+        args = args[1:]
+    if len(args) < 3:
         sys.exit(__doc__)
-    model = onnx.load(sys.argv[1])
+    model = onnx.load(args[0])
+    if attention:
+        # Found before emulate() puts casts between the ops.
+        products = attention_products(model)
+        if not products:
+            sys.exit("bf16_reference.py: --attention: %s has no product "
+                     "next to a Softmax" % args[0])
     if emulate(model) == 0:
         sys.exit("bf16_reference.py: %s has no product by a constant weight"
-                 % sys.argv[1])
+                 % args[0])
+    if attention:
+        round_activations(model, products)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(model.SerializeToString(), options,
                                    providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    for src in sys.argv[3:]:
-        dst = os.path.join(sys.argv[2], os.path.basename(src.rstrip("/")))
+    for src in args[2:]:
+        dst = os.path.join(args[1], os.path.basename(src.rstrip("/")))
         os.makedirs(dst, exist_ok=True)
         feeds = {}
         for path in sorted(glob.glob(os.path.join(src, "input_*.pb"))):

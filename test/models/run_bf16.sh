@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `transfuse compile --precision bf16` on one fixture, against ONNX Runtime
 # running the same model with the same bf16 rounding of every product by a
-# constant weight (bf16_reference.py writes those expected outputs), for
+# constant weight and of attention's two products (bf16_reference.py
+# --attention writes those expected outputs), for
 # every test_data_set_*. Most sets match to 1e-6 of the output's range; the
 # two differ by f32 accumulation order, and where that puts an activation on
 # the other side of a bf16 rounding boundary, later layers differ by up to
@@ -17,7 +18,7 @@ name=$(basename "$dir")
 mkdir -p "$work"
 "$bin/transfuse" compile "$dir/model.onnx" -o "$work/$name.so" \
   --precision bf16 --quiet
-"$py" "$(dirname "$0")/bf16_reference.py" "$dir/model.onnx" "$work/ref" \
+"$py" "$(dirname "$0")/bf16_reference.py" --attention "$dir/model.onnx" "$work/ref" \
   "$dir"/test_data_set_*
 sets=()
 for set in "$work"/ref/test_data_set_*; do sets+=(--test-data "$set"); done

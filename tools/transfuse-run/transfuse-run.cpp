@@ -27,6 +27,7 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <functional>
+#include <optional>
 
 // The runtime's allocator (alloc.cpp): the most bytes of buffers held at once.
 extern "C" uint64_t transfuse_scratch_peak_bytes();
@@ -40,7 +41,7 @@ struct Args {
   std::string modelPath;
   std::vector<std::string> testDirs;
   bool jit = false, quiet = false, noFusion = false;
-  bool bf16Attention = false;     // --jit: --bf16-attention
+  std::optional<bool> bf16Attention; // --jit: --bf16-attention[=false]
   std::string attention = "auto"; // --jit: the attention algorithm
   int64_t kvBlock = 64;           // --jit: keys per memory-efficient block
   std::string precision = "f32";  // --jit: f32 or bf16 weights in products
@@ -56,7 +57,7 @@ const char *kUsage =
     "       transfuse-run MODEL.onnx --jit [--no-fusion]\n"
     "                     [--attention auto|materialized|memory_efficient]\n"
     "                     [--attention-kv-block N] [--precision f32|bf16]\n"
-    "                     [--bf16-attention]\n"
+    "                     [--bf16-attention[=false]]\n"
     "                     [--dim NAME=SIZE ...] --test-data DIR ...\n";
 
 bool parseArgs(int argc, char **argv) {
@@ -93,8 +94,10 @@ bool parseArgs(int argc, char **argv) {
       if (!v)
         return false;
       args.attention = v;
-    } else if (a == "--bf16-attention") {
+    } else if (a == "--bf16-attention" || a == "--bf16-attention=true") {
       args.bf16Attention = true;
+    } else if (a == "--bf16-attention=false") {
+      args.bf16Attention = false;
     } else if (a == "--precision") {
       const char *v = next();
       if (!v)
@@ -241,7 +244,8 @@ int main(int argc, char **argv) {
         !e.empty())
       return fail(e);
     options.codegen.precision = args.precision;
-    options.codegen.bf16Attention = args.bf16Attention;
+    options.codegen.bf16Attention = cpu::bf16AttentionOn(
+        args.precision, args.bf16Attention, args.attention);
     options.codegen.attentionKernel = args.attention == "auto";
     driver::registerAll(ctx);
     std::string error;

@@ -5,7 +5,7 @@
 //             [--no-fusion] [--explain-fusion] [--fusion-report FILE.json]
 //             [--attention=auto|materialized|memory_efficient]
 //             [--attention-kv-block=N] [--precision=f32|bf16]
-//             [--bf16-attention] [-O0..-O3]
+//             [--bf16-attention[=false]] [-O0..-O3]
 //   transfuse generate MODEL_DIR --prompt-ids 1,2,3 --max-new-tokens N
 //
 //===----------------------------------------------------------------------===//
@@ -59,9 +59,9 @@ static cl::opt<std::string> precision(
     cl::init("f32"), cl::sub(compileCmd));
 static cl::opt<bool> bf16Attention(
     "bf16-attention",
-    cl::desc("With --precision bf16: the fused attention's products "
-             "(Q K^T, P V) on bf16 operands too, rounded at run time "
-             "(faster at long sequences; larger error, see "
+    cl::desc("With --precision bf16 (its default): the fused attention's "
+             "products (Q K^T, P V) on bf16 operands too, rounded at run "
+             "time, softmax statistics f32; =false keeps them f32 (see "
              "docs/benchmarks.md)"),
     cl::sub(compileCmd));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress lines"),
@@ -134,11 +134,16 @@ static int compile(const char *argv0) {
   if (optLevel > 3)
     return fail("-O" + std::to_string(optLevel) + ": the level is 0 to 3");
   options.codegen.optLevel = optLevel;
-  if (std::string e = cpu::precisionError(precision, bf16Attention, attention);
+  std::optional<bool> bf16AttentionChoice;
+  if (bf16Attention.getNumOccurrences())
+    bf16AttentionChoice = bf16Attention;
+  if (std::string e =
+          cpu::precisionError(precision, bf16AttentionChoice, attention);
       !e.empty())
     return fail(e);
   options.codegen.precision = precision;
-  options.codegen.bf16Attention = bf16Attention;
+  options.codegen.bf16Attention =
+      cpu::bf16AttentionOn(precision, bf16AttentionChoice, attention);
   options.codegen.attentionKernel = attention.getValue() == "auto";
   if (precision == "bf16" && mcpu.empty()) {
     llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
