@@ -16,21 +16,23 @@ thread count, times:
     failure is recorded, not fatal; --no-torch-compile skips it.
 Then, in bf16: Transfuse compiled with `--precision bf16` (products by
 weights on AMX tiles, or with VDPBF16PS on CPUs with AVX512-BF16 and no
-AMX), and with `--precision bf16 --bf16-attention` (attention's products
-too; each one's error against ONNX Runtime's f32 outputs is reported),
-against
+AMX, and attention's products on bf16 operands), and with `--precision bf16
+--bf16-attention=false` (attention's products f32; each one's error
+against ONNX Runtime's f32 outputs is reported), against
 PyTorch eager with the model in torch.bfloat16, and against ONNX Runtime
 f32. It also records the CPU's model name, measures the FP32 FMA and bf16
 (AMX or VDPBF16PS) peaks and the GEMM microkernels on layer shapes
 (bench/gemm_bench.cpp) in the same run, and reports min and median
 latency, the ratio to each peer, achieved GFLOP/s and % of the measured
-FMA peak.
+FMA peak. The same run times ONNX Runtime's and PyTorch's f32 products
+on gemm_bench's layer shapes (one thread) against the same peak.
 
 usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
                 [--rounds R] [--threads 1,2] [--no-torch-compile]
   The engines take turns: R rounds (default 3) of ceil(N / R) runs each
   (after 3 warm-up runs per round), Transfuse, ONNX Runtime, PyTorch eager,
-  Transfuse bf16, Transfuse bf16 with bf16 attention, PyTorch bf16 in turn; a median is the median of the
+  Transfuse bf16, Transfuse bf16 with f32 attention, PyTorch bf16 in turn;
+  a median is the median of the
   round medians and a min the min over all runs (torch.compile: one round
   of N runs, after its compile).
   --quick: bert-base at seq 128 only (a few minutes). Otherwise bert-base at
@@ -259,14 +261,15 @@ def export(name, seq, work):
 
 
 def compile_transfuse(onnx_path, work_dir, precision="f32",
-                      bf16_attention=False):
+                      f32_attention=False):
     so = os.path.join(work_dir, "model.so" if precision == "f32"
                       else "model-%s%s.so" % (
-                          precision, "-attn" if bf16_attention else ""))
+                          precision, "-f32att" if f32_attention else ""))
     t0 = time.perf_counter()
     p = subprocess.run([os.path.join(BIN, "transfuse"), "compile", onnx_path,
                         "-o", so, "--time-passes", "--precision", precision]
-                       + (["--bf16-attention"] if bf16_attention else []),
+                       + (["--bf16-attention=false"] if f32_attention
+                          else []),
                        capture_output=True, text=True)
     compile_s = time.perf_counter() - t0
     if p.returncode != 0:
@@ -419,6 +422,61 @@ def gemm_peak(work):
     return peak, out
 
 
+def peer_gemm(gemm_table, peak, repeat):
+    """The f32 products of gemm_bench's table (its [MxKxN] shapes) on one
+    thread in ONNX Runtime (a MatMul by an initializer, which MLAS
+    prepacks) and PyTorch (torch.mm), medians of `repeat` calls after 3
+    warm-up calls (run_timed), next to Transfuse's prepacked product from the table:
+    GFLOP/s and % of the FMA peak measured in the same run. Returns the
+    rows and a markdown table."""
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+    torch.set_num_threads(1)
+    rows = []
+    for line in gemm_table.splitlines():
+        m = re.match(r"(.*?) \[(\d+)x(\d+)x(\d+)\]\s+([0-9.]+) ms", line)
+        if not m:
+            continue
+        what, (mm, k, n) = m.group(1), map(int, m.group(2, 3, 4))
+        flop = 2.0 * mm * k * n
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((mm, k), dtype=np.float32)
+        w = rng.standard_normal((k, n), dtype=np.float32)
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["A", "W"], ["C"])], "gemm",
+            [helper.make_tensor_value_info("A", TensorProto.FLOAT, [mm, k])],
+            [helper.make_tensor_value_info("C", TensorProto.FLOAT, [mm, n])],
+            [numpy_helper.from_array(w, "W")])
+        model = helper.make_model(graph,
+                                  opset_imports=[helper.make_opsetid("", 17)])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(model.SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        ta, tw = torch.from_numpy(a), torch.from_numpy(w)
+        tc = torch.empty(mm, n)
+        ort_s = run_timed(lambda: session.run(None, {"A": a}),
+                          repeat)["median_ms"] / 1e3
+        torch_s = run_timed(lambda: torch.mm(ta, tw, out=tc),
+                            repeat)["median_ms"] / 1e3
+        ours_s = float(m.group(5)) / 1e3
+        rows.append({"shape": what, "m": mm, "k": k, "n": n,
+                     "transfuse_gflops": flop / ours_s / 1e9,
+                     "onnxruntime_gflops": flop / ort_s / 1e9,
+                     "torch_mm_gflops": flop / torch_s / 1e9})
+    table = ["| shape (M×K×N) | Transfuse, B prepacked | ONNX Runtime MatMul "
+             "(MLAS) | PyTorch torch.mm |", "|---|---|---|---|"]
+    for r in rows:
+        table.append("| %s (%d×%d×%d) | %s |" % (
+            r["shape"], r["m"], r["k"], r["n"], " | ".join(
+                "%.1f GFLOP/s (%.0f%%)" % (r[key], 100 * r[key] / peak)
+                for key in ("transfuse_gflops", "onnxruntime_gflops",
+                            "torch_mm_gflops"))))
+    return rows, "\n".join(table)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -444,8 +502,11 @@ def main():
     log("measuring the FMA peak and the GEMM microkernel")
     peak, gemm_table = gemm_peak(args.work)
     print(gemm_table)
+    log("the same f32 products in ONNX Runtime and PyTorch (1 thread)")
+    peers, peer_table = peer_gemm(gemm_table, peak, args.repeat)
+    print(peer_table)
     results = {"cpu": cpu_model(), "fma_peak_gflops_1core": peak,
-               "gemm": gemm_table, "runs": []}
+               "gemm": gemm_table, "gemm_peers": peers, "runs": []}
     print("CPU: " + results["cpu"])
     for name, seq in configs:
         d, onnx_path, data, model, in_names, inputs, flops = export(
@@ -454,9 +515,9 @@ def main():
         so, compile_s, compile_log = compile_transfuse(onnx_path, d)
         log("transfuse compile --precision bf16 %s seq %d" % (name, seq))
         so_bf16, compile_bf16_s, _ = compile_transfuse(onnx_path, d, "bf16")
-        log("transfuse compile --precision bf16 --bf16-attention %s seq %d"
-            % (name, seq))
-        so_attn, _, _ = compile_transfuse(onnx_path, d, "bf16", True)
+        log("transfuse compile --precision bf16 --bf16-attention=false %s "
+            "seq %d" % (name, seq))
+        so_f32att, _, _ = compile_transfuse(onnx_path, d, "bf16", True)
         model_bf16, inputs_bf16 = torch_bf16(model, inputs)
         for n in threads:
             log("%s seq %d at %d thread(s)" % (name, seq, n))
@@ -477,13 +538,13 @@ def main():
                 "pytorch_eager": lambda: time_torch(model, inputs, n, rep),
                 "transfuse_bf16": lambda: time_transfuse(
                     so_bf16, data, n, rep, BF16_REPORT_ONLY),
-                "transfuse_bf16_attn": lambda: time_transfuse(
-                    so_attn, data, n, rep, BF16_REPORT_ONLY),
+                "transfuse_bf16_f32att": lambda: time_transfuse(
+                    so_f32att, data, n, rep, BF16_REPORT_ONLY),
                 "pytorch_eager_bf16": lambda: time_torch(
                     model_bf16, inputs_bf16, n, rep)}, args.rounds))
             for k in ("transfuse", "onnxruntime", "pytorch_eager",
                       "pytorch_compile", "transfuse_bf16",
-                      "transfuse_bf16_attn", "pytorch_eager_bf16"):
+                      "transfuse_bf16_f32att", "pytorch_eager_bf16"):
                 if "error" in row[k]:
                     continue
                 row[k]["gflops"] = flops / 1e9 / (row[k]["median_ms"] / 1e3)
@@ -519,7 +580,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results["runs"]:
         for key, how in (("transfuse_bf16", ""),
-                         ("transfuse_bf16_attn", " + bf16 attention")):
+                         ("transfuse_bf16_f32att", " (f32 attention)")):
             b, pb, o = r[key], r["pytorch_eager_bf16"], r["onnxruntime"]
             print("| %s%s | %d | %d | %.1f ms (%.1f) | %.1f ms | %.1f ms | "
                   "%.2f× | %.2f | %.3g (%.2g) |" % (
@@ -547,7 +608,7 @@ CHART_BARS = [("transfuse", "Transfuse f32", "#1f5fa8"),
               ("pytorch_eager", "PyTorch eager f32", "#d98c1f"),
               ("pytorch_compile", "torch.compile f32", "#a0522d"),
               ("transfuse_bf16", "Transfuse bf16", "#5fa8e8"),
-              ("transfuse_bf16_attn", "Transfuse bf16 + bf16 attention",
+              ("transfuse_bf16_f32att", "Transfuse bf16, f32 attention",
                "#9fd0f5"),
               ("pytorch_eager_bf16", "PyTorch eager bf16", "#f2c27a")]
 

@@ -10,6 +10,8 @@
 // product is timed twice: on one weight (warm in the caches after the first
 // call) and on copies of it read in turn from DRAM ("B cold"), as a model
 // reads its weights.
+// Each row names its shape as [MxKxN]; bench.py times ONNX Runtime's and
+// PyTorch's f32 products on the same shapes after it (peer_gemm).
 // usage: TRANSFUSE_NUM_THREADS=1 gemm_bench [repeats]   (bench.py does this)
 //
 //===----------------------------------------------------------------------===//
@@ -248,12 +250,12 @@ int main(int argc, char **argv) {
       {"bert-base FFN up, seq 512", 512, 768, 3072},
       {"gpt2 decode FFN up (M=1)", 1, 768, 3072},
   };
-  printf("%-34s %10s %8s %7s %10s %8s %7s %10s %8s %7s %10s %8s %7s %10s "
+  printf("%-50s %10s %8s %7s %10s %8s %7s %10s %8s %7s %10s %8s %7s %10s "
          "%8s %7s\n",
          "shape", "B packed", "GFLOP/s", "% peak", "B cold", "GFLOP/s",
          "% peak", "per call", "GFLOP/s", "% peak", "bf16", "GFLOP/s",
          "% bf16", "bf16 cold", "GFLOP/s", "% bf16");
-  printf("%-34s %s\n", "",
+  printf("%-50s %s\n", "",
          "(f32 weights prepacked at compile time, the same weight each call "
          "| prepacked, a different copy each call, from DRAM as in a model "
          "| f32 B packed per call | bf16 weights prepacked, --precision "
@@ -311,9 +313,12 @@ int main(int argc, char **argv) {
     double tc = timeIt([&](int r) { f32Packed(cold[r % copies].data()); });
     double tu = timeIt(
         [&](int) { _mlir_ciface_transfuse_matmul_f32(&da, &db, &dc, 0); });
-    printf("%-34s %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f "
+    std::string what = std::string(s.what) + " [" + std::to_string(s.m) +
+                       "x" + std::to_string(s.k) + "x" + std::to_string(s.n) +
+                       "]";
+    printf("%-50s %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f "
            "%6.0f%%",
-           s.what, tp * 1e3, flop / tp / 1e9, 100 * flop / tp / 1e9 / peak,
+           what.c_str(), tp * 1e3, flop / tp / 1e9, 100 * flop / tp / 1e9 / peak,
            tc * 1e3, flop / tc / 1e9, 100 * flop / tc / 1e9 / peak, tu * 1e3,
            flop / tu / 1e9, 100 * flop / tu / 1e9 / peak);
     if (bf16) {
