@@ -81,9 +81,15 @@ __attribute__((always_inline)) inline float laneSum(const float *xv, int64_t n,
 __attribute__((always_inline)) inline void
 normRow(const float *xp, const float *rp, const float *g, const float *b,
         float *out, float *sum, int64_t n, float eps, bool rms) {
+  // The elementwise loops may run in place (the output, or the sum output,
+  // can be X's buffer, and xv can be `out`): each reads element j only
+  // where it writes element j, which assume_safety tells the vectorizer;
+  // its run-time overlap check sent every in-place row down a scalar loop
+  // (bert-base bf16, one thread: 6% of the time in these rows).
   float *xs = sum ? sum : out;
   const float *xv = xp;
   if (rp || sum) {
+#pragma clang loop vectorize(assume_safety)
     for (int64_t j = 0; j < n; ++j)
       xs[j] = rp ? xp[j] + rp[j] : xp[j];
     xv = xs;
@@ -93,12 +99,15 @@ normRow(const float *xp, const float *rp, const float *g, const float *b,
           : laneSum(xv, n, [](float v) { return v; }) / static_cast<float>(n);
   float sq = laneSum(xv, n, [mean](float v) { return (v - mean) * (v - mean); });
   float inv = 1.0f / std::sqrt(sq / static_cast<float>(n) + eps);
-  if (b)
+  if (b) {
+#pragma clang loop vectorize(assume_safety)
     for (int64_t j = 0; j < n; ++j)
       out[j] = (xv[j] - mean) * inv * g[j] + b[j];
-  else
+  } else {
+#pragma clang loop vectorize(assume_safety)
     for (int64_t j = 0; j < n; ++j)
       out[j] = (xv[j] - mean) * inv * g[j];
+  }
 }
 
 using UnitRowFn = void (*)(const float *, const float *, const float *,
