@@ -28,8 +28,8 @@
 // buffers are 64-byte aligned). The next B slice is prefetched into L2
 // meanwhile, as in gemm.cpp. Blocks at C's edges, or of a C with strided
 // columns, go through a 32 x 32 buffer.
-// Threads take (row block, column chunk) tasks as in gemm.cpp; each task
-// configures its thread's tiles and releases them when done. Decode (at
+// Threads take (row block, column chunk) tasks as in gemm.cpp; a thread
+// configures its tiles at its first task of a product (amxProducts). Decode (at
 // most 3 rows of A) skips the tiles: `dpStreams` reads four panels side by
 // side with VDPBF16PS, four streams from DRAM (paired runs on that Xeon,
 // one thread: gpt2 decode past 128 23.9 -> 17.9 ms, t5 decoder step 25.8
@@ -50,6 +50,7 @@
 #include "transfuse/bf16_panels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cpuid.h>
 #include <cstdint>
 #include <cstring>
@@ -295,6 +296,15 @@ block(int64_t blocks, const uint16_t *a, int64_t aNext, const uint16_t *b,
 
 __attribute__((target("amx-tile"))) void releaseTiles() { _tile_release(); }
 
+/// Products on AMX so far, and the one this thread's tiles were last
+/// configured for: a thread configures its tiles at its first task of a
+/// product and keeps them through its later tasks (the pool's workers run
+/// nothing else in between). The calling thread releases its tiles when
+/// the product returns, as code after it may use AMX with another
+/// configuration; the workers' stay configured until their next product.
+std::atomic<uint64_t> amxProducts{0};
+thread_local uint64_t tilesConfiguredFor = 0;
+
 /// The AVX512-BF16 kernel, for CPUs without AMX (AMD Zen 4 and later,
 /// Intel Cooper Lake): C (R rows x 32 columns, row stride ldc floats) =
 /// (load ? C : 0) + `blocks` 32-deep steps of R rows of an A panel (a, rows
@@ -424,6 +434,7 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   bool unitColumns = c.strides[1] == 1;
   int64_t aNext = kRows * kp; // from one A row panel to the next
   bool streams = rowPanels == 1 && m <= kStreamRows && unitColumns;
+  uint64_t product = kernel == Kernel::Amx && !streams ? ++amxProducts : 0;
   auto task = [&](int64_t t) {
     if (streams) {
       // Decode: kStreamPanels panels at a time (one row block).
@@ -447,7 +458,10 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
       return;
     }
     if constexpr (kernel == Kernel::Amx)
-      configureTiles();
+      if (tilesConfiguredFor != product) {
+        configureTiles();
+        tilesConfiguredFor = product;
+      }
     // The large chunks of every row block first, then the smaller ones.
     int64_t rb = t % rowBlocks, cc = t / rowBlocks;
     int64_t ip0 = rb * (kMc / kRows),
@@ -534,10 +548,13 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
         }
       }
     }
-    if constexpr (kernel == Kernel::Amx)
-      releaseTiles();
   };
   forEach(rowBlocks * chunks.count, threads > 1, task);
+  if constexpr (kernel == Kernel::Amx)
+    if (product != 0 && tilesConfiguredFor == product) {
+      releaseTiles();
+      tilesConfiguredFor = 0;
+    }
 }
 
 using Product = void (*)(const Desc2D &, const uint16_t *, const Desc2D &,
