@@ -706,6 +706,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     }
     auto accType = RankedTensorType::get(
         {qt.getDimSize(0), h, qt.getDimSize(2), vt.getDimSize(3)}, elem);
+    // passes/FusionReport.cpp (takesAttentionKernel) reports the same test.
     if (runtimeKernel && elem.isF32() && masks.size() <= 2) {
       SmallVector<Value> maskValues;
       for (const Mask &m : masks)

@@ -130,7 +130,8 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
     return nullptr;
   }
   if (options.explainFusion)
-    llvm::errs() << fusionReportText(*module);
+    llvm::errs() << fusionReportText(*module,
+                                     options.codegen.attentionKernel);
   if (!options.fusionReportPath.empty()) {
     std::error_code ec;
     llvm::raw_fd_ostream out(options.fusionReportPath, ec);
@@ -138,7 +139,7 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
       error = "cannot write " + options.fusionReportPath + ": " + ec.message();
       return nullptr;
     }
-    out << fusionReportJson(*module);
+    out << fusionReportJson(*module, options.codegen.attentionKernel);
   }
   return module;
 }
