@@ -219,7 +219,7 @@ struct Call {
   float scale;
   int64_t group; // query heads per K/V head
   const RowOps &ops;
-  bool bf16; // the products on the bf16 GEMM where it can
+  bool bf16; // the products on bf16 operands (flags bit 0)
 
   const float *qAt(int64_t b, int64_t h, int64_t i) const {
     return q.data + q.offset + b * q.strides[0] + h * q.strides[1] +
@@ -357,9 +357,10 @@ struct Call {
                     r0 * o.strides[2],
                 {rows, dv}, {o.strides[2], o.strides[3]}};
       product(s, /*keys=*/false, ob);
-      for (int64_t r = 0; r < rows && !bf16; ++r)
-        for (int64_t t = 0; t < dv; ++t)
-          *ob.at(r, t) *= inv[r];
+      if (!bf16) // P was not normalized: the rows' sums divide the output
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t t = 0; t < dv; ++t)
+            *ob.at(r, t) *= inv[r];
     }
   }
 };
