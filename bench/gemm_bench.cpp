@@ -318,8 +318,8 @@ int main(int argc, char **argv) {
                        "]";
     printf("%-50s %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f %6.0f%% %7.3f ms %8.1f "
            "%6.0f%%",
-           what.c_str(), tp * 1e3, flop / tp / 1e9, 100 * flop / tp / 1e9 / peak,
-           tc * 1e3, flop / tc / 1e9, 100 * flop / tc / 1e9 / peak, tu * 1e3,
+           what.c_str(), tp * 1e3, flop / tp / 1e9,
+           100 * flop / tp / 1e9 / peak, tc * 1e3, flop / tc / 1e9, 100 * flop / tc / 1e9 / peak, tu * 1e3,
            flop / tu / 1e9, 100 * flop / tu / 1e9 / peak);
     if (bf16) {
       double tb = timeIt([&](int) { bf16Packed(packedBf16.data()); });

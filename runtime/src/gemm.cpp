@@ -335,10 +335,11 @@ constexpr Kernel kStreamKernels[kMr] = {
 
 /// Decode (a single row panel of at most kStreamRows rows): the R rows of
 /// A (read in place: A[r][p] at a[r * aRow + p * aCol]) times P adjacent B
-/// panels at once, whole K, each panel its own stream from DRAM. One core reads DRAM faster with several streams in flight
-/// than with one: on the Xeon of docs/benchmarks.md, 15-16 GB/s from one
-/// sequential stream, 18 from four. Each element of C is summed in the
-/// same order as by `kernel`, so either gives the same result.
+/// panels at once, whole K, each panel its own stream from DRAM. One core
+/// reads DRAM faster with several streams in flight than with one: on the
+/// Xeon of docs/benchmarks.md, 15-16 GB/s from one sequential stream, 18
+/// from four. Each element of C is summed in the same order as by
+/// `kernel`, so either gives the same result.
 constexpr int kStreamRows = 3, kStreamPanels = 4;
 
 template <int R, int P>
@@ -468,7 +469,7 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
           if (last)
             for (int64_t i = 0; i < panels; ++i)
               last->apply(cij + i * kNr, c.strides[0], 0, (jp + i) * kNr, m,
-                        std::min(kNr, n - (jp + i) * kNr));
+                          std::min(kNr, n - (jp + i) * kNr));
         }
         continue;
       }

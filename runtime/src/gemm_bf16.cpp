@@ -7,8 +7,8 @@
 // C = A * B, plus C's old value when `accumulate` is non-zero (as gemm.cpp).
 // A is rounded to bf16 (nearest, ties to even) while it is packed; products
 // accumulate in f32. The epilogue, softmax and norms stay f32. Unless
-// `--bf16-attention=false`, the fused attention (attention.cpp) rounds K and V
-// into the same layout once per head (packBf16Panels, through packBPanel)
+// `--bf16-attention=false`, the fused attention (attention.cpp) rounds K and
+// V into the same layout once per head (packBf16Panels, through packBPanel)
 // and multiplies its scores and probabilities by them on the same kernels
 // (matmulBf16Packed).
 //
@@ -29,11 +29,11 @@
 // meanwhile, as in gemm.cpp. Blocks at C's edges, or of a C with strided
 // columns, go through a 32 x 32 buffer.
 // Threads take (row block, column chunk) tasks as in gemm.cpp; a thread
-// configures its tiles at its first task of a product (amxProducts). Decode (at
-// most 3 rows of A) skips the tiles: `dpStreams` reads four panels side by
-// side with VDPBF16PS, four streams from DRAM (paired runs on that Xeon,
-// one thread: gpt2 decode past 128 23.9 -> 17.9 ms, t5 decoder step 25.8
-// -> 21.5; 12.3 -> 9.4 and 15.0 -> 12.3 at two).
+// configures its tiles at its first task of a product (amxProducts).
+// Decode (at most 3 rows of A) skips the tiles: `dpStreams` reads four
+// panels side by side with VDPBF16PS, four streams from DRAM (paired runs
+// on that Xeon, one thread: gpt2 decode past 128 23.9 -> 17.9 ms, t5
+// decoder step 25.8 -> 21.5; 12.3 -> 9.4 and 15.0 -> 12.3 at two).
 //
 // Without AMX (CPUID, and Linux granting the tile state with
 // arch_prctl(ARCH_REQ_XCOMP_PERM)), or with TRANSFUSE_GEMM=no-amx, the same
