@@ -9,17 +9,26 @@
 # 0.6% of the range (measured over every fixture). The tolerance is 1% of
 # each output's range; computing in f32 instead of bf16 differs by 3-5% on
 # the KV-cache fixtures, whose weights are larger.
-# usage: run_bf16.sh BIN_DIR FIXTURE_DIR PYTHON WORK_DIR [tolerances...]
+# With --f32-attention as the fifth argument, the model is compiled with
+# --bf16-attention=false and the reference rounds only the products by
+# weights.
+# usage: run_bf16.sh BIN_DIR FIXTURE_DIR PYTHON WORK_DIR [--f32-attention]
+#                    [tolerances...]
 set -euo pipefail
 bin=$1 dir=$2 py=$3 work=$4
 shift 4
+flags=() ref=(--attention)
+if [ "${1:-}" = --f32-attention ]; then
+  flags=(--bf16-attention=false) ref=()
+  shift
+fi
 tol=(--rtol 0 --atol 1e-5 --range-tol 1e-2 "$@")
 name=$(basename "$dir")
 mkdir -p "$work"
 "$bin/transfuse" compile "$dir/model.onnx" -o "$work/$name.so" \
-  --precision bf16 --quiet
-"$py" "$(dirname "$0")/bf16_reference.py" --attention "$dir/model.onnx" "$work/ref" \
-  "$dir"/test_data_set_*
+  --precision bf16 "${flags[@]}" --quiet
+"$py" "$(dirname "$0")/bf16_reference.py" "${ref[@]}" "$dir/model.onnx" \
+  "$work/ref" "$dir"/test_data_set_*
 sets=()
 for set in "$work"/ref/test_data_set_*; do sets+=(--test-data "$set"); done
 "$bin/transfuse-run" "$work/$name.so" --quiet "${sets[@]}" "${tol[@]}"
