@@ -209,7 +209,7 @@ float softmaxRow(float *s, int64_t n, float scale, const MaskRow *masks,
 /// x[0, n) rounded to bf16 (nearest, ties to even), kept as f32.
 void roundToBf16(float *x, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
-    x[i] = transfuse::bf16::toFloat(transfuse::bf16::fromFloat(x[i]));
+    x[i] = transfuse::bf16::rounded(x[i]);
 }
 
 struct Call {

@@ -333,29 +333,18 @@ constexpr Kernel kStreamKernels[kMr] = {
     kernel<5, true>,  kernel<6, true>,  kernel<7, true>,  kernel<8, true>,
     kernel<9, true>,  kernel<10, true>, kernel<11, true>, kernel<12, true>};
 
-/// Decode (a single row panel of at most kStreamRows rows): the R rows of
-/// A (read in place: A[r][p] at a[r * aRow + p * aCol]) times P adjacent B
-/// panels at once, whole K, each panel its own stream from DRAM. One core
-/// reads DRAM faster with several streams in flight than with one: on the
-/// Xeon of docs/benchmarks.md, 15-16 GB/s from one sequential stream, 18
-/// from four. Each element of C is summed in the same order as by
-/// `kernel`, so either gives the same result.
-constexpr int kStreamRows = 3, kStreamPanels = 4;
-
+/// Decode (a single row panel of at most kStreamRows rows, see gemm.h):
+/// the R rows of A (read in place: A[r][p] at a[r * aRow + p * aCol])
+/// times P adjacent B panels at once, whole K. Each element of C is summed
+/// in the same order as by `kernel`, so either gives the same result.
 template <int R, int P>
 __attribute__((target("avx512f"))) void
 kernelStreams(int64_t k, const float *a, int64_t aRow, int64_t aCol,
               const float *bp, int64_t panelStride, float *out, int64_t ldo,
               const __mmask16 *masks, bool load) {
+  static_assert(kNr == 32);
   __m512 c[P][R][2];
-#pragma GCC unroll 4
-  for (int i = 0; i < P; ++i)
-#pragma GCC unroll 3
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h)
-        c[i][r][h] = _mm512_maskz_loadu_ps(load ? masks[2 * i + h] : 0,
-                                           out + r * ldo + kNr * i + 16 * h);
+  loadStreamTiles(c, out, ldo, masks, load);
   for (int64_t p = 0; p < k; ++p) {
     __m512 av[R];
 #pragma GCC unroll 3
@@ -372,14 +361,7 @@ kernelStreams(int64_t k, const float *a, int64_t aRow, int64_t aCol,
       }
     }
   }
-#pragma GCC unroll 4
-  for (int i = 0; i < P; ++i)
-#pragma GCC unroll 3
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h)
-        _mm512_mask_storeu_ps(out + r * ldo + kNr * i + 16 * h,
-                              masks[2 * i + h], c[i][r][h]);
+  storeStreamTiles(c, out, ldo, masks);
 }
 
 using StreamsKernel = void (*)(int64_t, const float *, int64_t, int64_t,
@@ -449,30 +431,20 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
     int64_t ip0 = rb * (kMc / kMr),
             ip1 = std::min(rowPanels, ip0 + kMc / kMr);
     int64_t jp0 = chunks.start[cc], jp1 = chunks.start[cc + 1];
+    if (streams)
+      return forStreamGroups(
+          jp0, jp1, c, m, ep,
+          [&](int64_t jp, int64_t panels, const __mmask16 *masks) {
+            kStreamsKernels[m - 1][panels - 1](
+                k, a.at(0, 0), a.strides[0], a.strides[1],
+                packed + jp * k * kNr, k * kNr, c.at(0, jp * kNr),
+                c.strides[0], masks, accumulate);
+          });
     alignas(64) float tile[kMr * kNr];
     for (int64_t p0 = 0; p0 < k; p0 += kBlock) {
       int64_t kc = std::min(kBlock, k - p0);
       bool load = accumulate || p0 > 0;
       const Epilogue *last = p0 + kc == k ? ep : nullptr;
-      if (streams) {
-        // kStreamPanels panels at a time (kBlock = k).
-        for (int64_t jp = jp0; jp < jp1; jp += kStreamPanels) {
-          int64_t panels = std::min<int64_t>(kStreamPanels, jp1 - jp);
-          __mmask16 masks[2 * kStreamPanels];
-          for (int64_t i = 0; i < panels; ++i)
-            laneMasks(std::min(kNr, n - (jp + i) * kNr), masks[2 * i],
-                      masks[2 * i + 1]);
-          float *cij = c.at(0, jp * kNr);
-          kStreamsKernels[m - 1][panels - 1](
-              k, a.at(0, 0), a.strides[0], a.strides[1], packed + jp * k * kNr,
-              k * kNr, cij, c.strides[0], masks, load);
-          if (last)
-            for (int64_t i = 0; i < panels; ++i)
-              last->apply(cij + i * kNr, c.strides[0], 0, (jp + i) * kNr, m,
-                          std::min(kNr, n - (jp + i) * kNr));
-        }
-        continue;
-      }
       for (int64_t jp = jp0; jp < jp1; ++jp) {
         const float *bp = packed + jp * k * kNr + p0 * kNr;
         // The next B slice this task reads (the next panel, or the first

@@ -152,6 +152,65 @@ inline void laneMasks(int64_t w, __mmask16 &lo, __mmask16 &hi) {
   hi = w >= 32 ? 0xFFFF : w <= 16 ? 0 : (__mmask16)((1u << (w - 16)) - 1);
 }
 
+/// Decode: a product with at most kStreamRows rows of A multiplies them by
+/// kStreamPanels adjacent 32-column panels of B at once, each panel its own
+/// stream from DRAM (gemm.cpp's kernelStreams, gemm_bf16.cpp's dpStreams):
+/// one core reads DRAM faster with several streams in flight than with
+/// one (on the Xeon of docs/benchmarks.md, 15-16 GB/s from one sequential
+/// stream, 18 from four).
+constexpr int kStreamRows = 3, kStreamPanels = 4;
+
+/// Those kernels' accumulators: C's R rows x P panels x two halves of 16
+/// columns, row stride ldc, panel i's columns masked by masks[2 i] and
+/// masks[2 i + 1]; loaded from C (zeros unless `load`), and stored back.
+template <int P, int R>
+__attribute__((target("avx512f"), always_inline)) inline void
+loadStreamTiles(__m512 (&acc)[P][R][2], const float *c, int64_t ldc,
+                const __mmask16 *masks, bool load) {
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i)
+#pragma GCC unroll 3
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h)
+        acc[i][r][h] = _mm512_maskz_loadu_ps(load ? masks[2 * i + h] : 0,
+                                             c + r * ldc + 32 * i + 16 * h);
+}
+template <int P, int R>
+__attribute__((target("avx512f"), always_inline)) inline void
+storeStreamTiles(const __m512 (&acc)[P][R][2], float *c, int64_t ldc,
+                 const __mmask16 *masks) {
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i)
+#pragma GCC unroll 3
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h)
+        _mm512_mask_storeu_ps(c + r * ldc + 32 * i + 16 * h,
+                              masks[2 * i + h], acc[i][r][h]);
+}
+
+/// Column panels [jp0, jp1) of C (m rows, unit column stride) for those
+/// kernels, kStreamPanels at a time: run(jp, panels, masks) computes the
+/// group from panel jp (masks as above, for C's edge), then `ep`, when
+/// given, goes over each of its panels.
+template <typename Run>
+void forStreamGroups(int64_t jp0, int64_t jp1, const Desc2D &c, int64_t m,
+                     const Epilogue *ep, Run run) {
+  int64_t n = c.sizes[1];
+  for (int64_t jp = jp0; jp < jp1; jp += kStreamPanels) {
+    int64_t panels = std::min<int64_t>(kStreamPanels, jp1 - jp);
+    __mmask16 masks[2 * kStreamPanels];
+    for (int64_t i = 0; i < panels; ++i)
+      laneMasks(std::min<int64_t>(32, n - (jp + i) * 32), masks[2 * i],
+                masks[2 * i + 1]);
+    run(jp, panels, masks);
+    for (int64_t i = 0; i < panels && ep; ++i)
+      ep->apply(c.at(0, (jp + i) * 32), c.strides[0], 0, (jp + i) * 32, m,
+                std::min<int64_t>(32, n - (jp + i) * 32));
+  }
+}
+
 /// C = 0, any strides.
 inline void zero(const Desc2D &c) {
   for (int64_t i = 0; i < c.sizes[0]; ++i)

@@ -125,7 +125,7 @@ void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   Scratch<float> rounded(m * k);
   forEach(m, par, [&](int64_t i) {
     for (int64_t p = 0; p < k; ++p)
-      rounded.data[i * k + p] = bf16::toFloat(bf16::fromFloat(*a.at(i, p)));
+      rounded.data[i * k + p] = bf16::rounded(*a.at(i, p));
   });
   Desc2D ar{rounded.data, rounded.data, 0, {m, k}, {k, 1}};
   Scratch<float> wide(panels * k * 32);
@@ -348,29 +348,18 @@ dpBlock(int64_t blocks, const uint16_t *a, const uint16_t *b, float *c,
   }
 }
 
-/// Decode (at most kStreamRows rows of A, one row panel), on AMX and
-/// AVX512-BF16 CPUs alike: C (R rows x P adjacent panels of 32 columns,
-/// row stride ldc floats, columns of panel i masked by masks[2 i],
-/// masks[2 i + 1]) = (load ? C : 0) + A's rows times the P panels, whole
-/// K, with VDPBF16PS, reading the P panels side by side: P streams from
-/// DRAM instead of one (as gemm.cpp's kernelStreams). A 16-row AMX tile
-/// would multiply 15 rows of zeros.
-constexpr int kStreamRows = 3, kStreamPanels = 4;
-
+/// Decode (at most kStreamRows rows of A, one row panel; see gemm.h), on
+/// AMX and AVX512-BF16 CPUs alike: C (R rows x P adjacent panels, row
+/// stride ldc, masked by `masks`) = (load ? C : 0) + A's rows times the P
+/// panels, whole K, with VDPBF16PS. A 16-row AMX tile would multiply 15
+/// rows of zeros.
 template <int R, int P>
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void
 dpStreams(int64_t blocks, const uint16_t *a, const uint16_t *b,
           int64_t panelStride, float *c, int64_t ldc, const __mmask16 *masks,
           bool load) {
   __m512 acc[P][R][2];
-#pragma GCC unroll 4
-  for (int i = 0; i < P; ++i)
-#pragma GCC unroll 3
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h)
-        acc[i][r][h] = _mm512_maskz_loadu_ps(load ? masks[2 * i + h] : 0,
-                                             c + r * ldc + 32 * i + 16 * h);
+  loadStreamTiles(acc, c, ldc, masks, load);
   for (int64_t kb = 0; kb < blocks; ++kb) {
     const uint16_t *ak = a + kb * 512;
 #pragma clang loop unroll(full)
@@ -395,14 +384,7 @@ dpStreams(int64_t blocks, const uint16_t *a, const uint16_t *b,
       }
     }
   }
-#pragma GCC unroll 4
-  for (int i = 0; i < P; ++i)
-#pragma GCC unroll 3
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h)
-        _mm512_mask_storeu_ps(c + r * ldc + 32 * i + 16 * h, masks[2 * i + h],
-                              acc[i][r][h]);
+  storeStreamTiles(acc, c, ldc, masks);
 }
 
 using StreamsKernel = void (*)(int64_t, const uint16_t *, const uint16_t *,
@@ -445,27 +427,15 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   bool streams = rowPanels == 1 && m <= kStreamRows && unitColumns;
   uint64_t product = kernel == Kernel::Amx && !streams ? ++amxProducts : 0;
   auto task = [&](int64_t t) {
-    if (streams) {
-      // Decode: kStreamPanels panels at a time (one row block).
-      for (int64_t jp = chunks.start[t]; jp < chunks.start[t + 1];
-           jp += kStreamPanels) {
-        int64_t panels =
-            std::min<int64_t>(kStreamPanels, chunks.start[t + 1] - jp);
-        __mmask16 masks[2 * kStreamPanels];
-        for (int64_t i = 0; i < panels; ++i)
-          laneMasks(std::min<int64_t>(32, n - (jp + i) * 32), masks[2 * i],
-                    masks[2 * i + 1]);
-        float *cij = c.at(0, jp * 32);
-        kStreamsKernels[m - 1][panels - 1](
-            kBlocks, aPack.data, packed + jp * kp * bf16::kPanelCols,
-            kp * bf16::kPanelCols, cij, c.strides[0], masks, accumulate);
-        if (ep)
-          for (int64_t i = 0; i < panels; ++i)
-            ep->apply(cij + i * 32, c.strides[0], 0, (jp + i) * 32, m,
-                      std::min<int64_t>(32, n - (jp + i) * 32));
-      }
-      return;
-    }
+    if (streams) // decode: one row block, chunk t
+      return forStreamGroups(
+          chunks.start[t], chunks.start[t + 1], c, m, ep,
+          [&](int64_t jp, int64_t panels, const __mmask16 *masks) {
+            kStreamsKernels[m - 1][panels - 1](
+                kBlocks, aPack.data, packed + jp * kp * bf16::kPanelCols,
+                kp * bf16::kPanelCols, c.at(0, jp * 32), c.strides[0], masks,
+                accumulate);
+          });
     if constexpr (kernel == Kernel::Amx)
       if (tilesConfiguredFor != product) {
         configureTiles();

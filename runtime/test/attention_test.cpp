@@ -102,8 +102,7 @@ void check(const Case &c) {
   // other way at a tie of bf16 values (2^-9 of it).
   bool rounds = c.bf16 && c.sq >= 12;
   auto r = [&](double x) {
-    namespace bf16 = transfuse::bf16;
-    return rounds ? double(bf16::toFloat(bf16::fromFloat(float(x)))) : x;
+    return rounds ? double(transfuse::bf16::rounded(float(x))) : x;
   };
   double tol = rounds ? 2e-4 : 2e-5;
   int64_t group = c.heads / c.kvHeads;

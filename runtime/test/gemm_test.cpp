@@ -230,7 +230,7 @@ void checkLinear(Weights weights, int64_t m, int64_t k, int64_t n, int act,
                                               flags);
   }
   auto round = [&](float x) {
-    return weights == Weights::Bf16 ? bf16::toFloat(bf16::fromFloat(x)) : x;
+    return weights == Weights::Bf16 ? bf16::rounded(x) : x;
   };
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
@@ -290,7 +290,7 @@ void checkBf16(int64_t m, int64_t k, int64_t n, int64_t pad, bool accumulate) {
   namespace bf16 = transfuse::bf16;
   Matrix a(m, k, k + pad, 1.0f), b(k, n, n + pad, 2.0f), c(m, n, n + pad, 3.0f);
   std::vector<float> before = c.v;
-  auto round = [](float x) { return bf16::toFloat(bf16::fromFloat(x)); };
+  auto round = [](float x) { return bf16::rounded(x); };
   std::vector<double> expect = reference(
       c, k, accumulate,
       [&](int64_t i, int64_t p) { return round(a.at(i, p)); },
@@ -350,7 +350,7 @@ void checkBf16Runtime(int64_t m, int64_t k, int64_t n, int64_t pad,
   ASSERT_EQ(rounded, bf16Instructions());
   if (!rounded)
     return;
-  auto round = [](float x) { return bf16::toFloat(bf16::fromFloat(x)); };
+  auto round = [](float x) { return bf16::rounded(x); };
   std::vector<float> before = c.v;
   std::vector<double> expect = reference(
       c, k, accumulate,

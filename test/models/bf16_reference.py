@@ -39,6 +39,14 @@ def round_bf16(a):
     return u.astype(np.uint32).view(np.float32)
 
 
+def rounding(x, out):
+    """Nodes that write `x` rounded to bf16 (as f32) to `out`."""
+    return [helper.make_node("Cast", [x], [out + "__bf16"],
+                             to=TensorProto.BFLOAT16),
+            helper.make_node("Cast", [out + "__bf16"], [out],
+                             to=TensorProto.FLOAT)]
+
+
 def emulate(model):
     """Rounds the operands of products by weights in `model`; returns how
     many products. Each weight gets a rounded copy, so that other readers of
@@ -81,10 +89,7 @@ def emulate(model):
         a = node.input[0]
         if a not in casts:
             casts[a] = a + "__bf16_rounded"
-            nodes.append(helper.make_node(
-                "Cast", [a], [a + "__bf16"], to=TensorProto.BFLOAT16))
-            nodes.append(helper.make_node(
-                "Cast", [a + "__bf16"], [casts[a]], to=TensorProto.FLOAT))
+            nodes += rounding(a, casts[a])
         node.input[0] = casts[a]
         nodes.append(node)
         count += 1
@@ -174,21 +179,13 @@ def round_activations(model, products):
                         p.input[1] in consts):
                     x, scaling = p.input[0], p
                 y = "%s__in%d" % (tag, k)
-                nodes += [
-                    helper.make_node("Cast", [x], [y + "__bf16"],
-                                     to=TensorProto.BFLOAT16),
-                    helper.make_node("Cast", [y + "__bf16"], [y + "__rounded"],
-                                     to=TensorProto.FLOAT),
-                    helper.make_node("Where",
-                                     [tag + "__round", y + "__rounded", x],
-                                     [y + "__operand"])]
+                operand = y + "__operand" if scaling is not None else y
+                nodes += rounding(x, y + "__rounded")
+                nodes.append(helper.make_node(
+                    "Where", [tag + "__round", y + "__rounded", x], [operand]))
                 if scaling is not None:
                     nodes.append(helper.make_node(
-                        scaling.op_type, [y + "__operand", scaling.input[1]],
-                        [y]))
-                else:
-                    nodes.append(helper.make_node("Identity",
-                                                  [y + "__operand"], [y]))
+                        scaling.op_type, [operand, scaling.input[1]], [y]))
                 node.input[k] = y
         nodes.append(node)
     del model.graph.node[:]

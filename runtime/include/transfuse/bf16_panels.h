@@ -47,6 +47,9 @@ inline float toFloat(uint16_t h) {
   return f;
 }
 
+/// `f` rounded to bf16 as fromFloat rounds it, kept as f32.
+inline float rounded(float f) { return toFloat(fromFloat(f)); }
+
 /// Where B[p][j] lies in the packed array of a weight with padded depth kp.
 inline int64_t index(int64_t kp, int64_t p, int64_t j) {
   int64_t c = j % kPanelCols;
