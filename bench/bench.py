@@ -426,9 +426,9 @@ def peer_gemm(gemm_table, peak, repeat):
     """The f32 products of gemm_bench's table (its [MxKxN] shapes) on one
     thread in ONNX Runtime (a MatMul by an initializer, which MLAS
     prepacks) and PyTorch (torch.mm), medians of `repeat` calls after 3
-    warm-up calls (run_timed), next to Transfuse's prepacked product from the table:
-    GFLOP/s and % of the FMA peak measured in the same run. Returns the
-    rows and a markdown table."""
+    warm-up calls (run_timed), next to Transfuse's prepacked product from
+    the table: GFLOP/s and % of the FMA peak measured in the same run.
+    Returns the rows and a markdown table."""
     import onnxruntime as ort
     import torch
     from onnx import TensorProto, helper, numpy_helper
