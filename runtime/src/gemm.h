@@ -1,8 +1,9 @@
 //===- gemm.h - what the f32 and bf16 GEMMs share ---------------*- C++ -*-===//
 //
 // Internal to the runtime: the strided 2-D descriptor generated code passes,
-// the rule for when a product goes to the thread pool, loops that may, and
-// packing buffers from the caching allocator.
+// the rule for when a product goes to the thread pool, loops that may,
+// packing buffers from the caching allocator, and what the two GEMMs'
+// decode kernels share (four weight panels read side by side).
 //
 //===----------------------------------------------------------------------===//
 #ifndef TRANSFUSE_RUNTIME_GEMM_H
