@@ -30,10 +30,16 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PY" -m venv .venv
 fi
-want="numpy onnx onnxruntime"
-[ "${1:-}" = "--fixtures" ] && want="$want torch transformers onnxscript matplotlib"
+# module=pip requirement. ONNX Runtime and PyTorch are pinned: they are the
+# references of the tests and the peers of bench/, whose numbers in
+# docs/benchmarks.md name these versions.
+want="numpy=numpy onnx=onnx onnxruntime=onnxruntime==1.32.0"
+[ "${1:-}" = "--fixtures" ] &&
+  want="$want torch=torch==2.15.0 transformers=transformers onnxscript=onnxscript matplotlib=matplotlib"
 need=()
-for m in $want; do .venv/bin/python -c "import $m" 2>/dev/null || need+=("$m"); done
+for w in $want; do
+  .venv/bin/python -c "import ${w%%=*}" 2>/dev/null || need+=("${w#*=}")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: pip install ${need[*]}"
   .venv/bin/pip install -q --disable-pip-version-check "${need[@]}"
