@@ -1,8 +1,9 @@
 // The fused attention kernel (attention.cpp) against a plain softmax(Q K^T
 // * scale + masks) V in double precision, on shapes that take each of its
 // paths: the packed path (row blocks, edge panels, several tasks per head),
-// the few-row path (decode), grouped K/V heads, broadcast and strided
-// masks, a fully masked row, strided (transposed) operands, no keys, and
+// the few-row path (decode), grouped K/V heads, masks of each kind (per
+// key, contiguous or strided, and one value for all keys), a fully masked
+// row, strided (transposed) operands, no keys, and
 // the products on bf16 operands (flags bit 0: the bf16 GEMM, or under
 // TRANSFUSE_GEMM=f32 the f32 GEMM on rounded operands), against the same
 // reference on operands rounded as the kernel rounds them.
@@ -68,11 +69,20 @@ struct Tensor4 {
   }
 };
 
+/// How a mask reaches a row's keys (the kernel adds each kind in its own
+/// way: addMasksRow).
+enum class Keys {
+  Strided, // one per key, stored key-major (a non-unit key step)
+  Unit,    // one per key, contiguous
+  One,     // key dim 1: one value for every key
+};
+
 struct Case {
   int64_t batch, heads, kvHeads, sq, sk, d, dv;
   int masks;
   bool transposed; // Q, K, V, O laid out [B, S, H, D] (a view)
   bool bf16 = false; // flags bit 0: the products on the bf16 GEMM
+  Keys padKeys = Keys::Unit, biasKeys = Keys::Strided;
 };
 
 void check(const Case &c) {
@@ -83,16 +93,22 @@ void check(const Case &c) {
   Tensor4 v({c.batch, c.kvHeads, c.sk, c.dv}, order, 3.0f);
   Tensor4 o({c.batch, c.heads, c.sq, c.dv}, order, 4.0f);
   // A padding mask [B, 1, 1, Sk] with its last key masked (-inf) in batch
-  // 0, and a position bias [1, H, Sq, Sk] stored key-major (key stride
-  // Sq), so that it is read with a non-unit step.
-  Tensor4 pad({c.batch, 1, 1, c.sk}, plain, 5.0f, -0.5f, 0.5f);
-  if (c.sk > 0)
-    pad.at(0, 0, 0, c.sk - 1) = -std::numeric_limits<float>::infinity();
-  Tensor4 bias({1, c.heads, c.sq, c.sk}, {0, 1, 3, 2}, 6.0f, -2.0f, 2.0f);
+  // 0 (or [B, 1, 1, 1]), and a position bias [1, H, Sq, Sk] stored
+  // key-major (key stride Sq), so that it is read with a non-unit step, or
+  // row-major, or [1, H, Sq, 1].
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor4 pad({c.batch, 1, 1, c.padKeys == Keys::One ? 1 : c.sk}, plain, 5.0f,
+              -0.5f, 0.5f);
+  if (c.sk > 0 && c.padKeys != Keys::One)
+    pad.at(0, 0, 0, c.sk - 1) = -inf;
+  Tensor4 bias({1, c.heads, c.sq, c.biasKeys == Keys::One ? 1 : c.sk},
+               c.biasKeys == Keys::Strided ? std::array<int, 4>{0, 1, 3, 2}
+                                           : plain,
+               6.0f, -2.0f, 2.0f);
   // Row 0 of head 0 fully masked: zeros out.
   if (c.masks == 2)
-    for (int64_t j = 0; j < c.sk; ++j)
-      bias.at(0, 0, 0, j) = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < bias.d.sizes[3]; ++j)
+      bias.at(0, 0, 0, j) = -inf;
   float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
   _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &pad.d, &bias.d,
                                        &o.d, c.masks, scale, c.bf16 ? 1 : 0);
@@ -165,6 +181,22 @@ TEST(Attention, Bf16Products) {
   check({2, 3, 3, 50, 130, 32, 40, 2, true, true});
   check({1, 4, 2, 64, 64, 16, 16, 2, false, true});
   check({2, 4, 1, 1, 300, 37, 37, 2, false, true});
+}
+
+TEST(Attention, MaskKinds) {
+  // Each pair of mask kinds the kernel adds in one pass, and a strided one
+  // after a broadcast one (a pass each).
+  using K = Keys;
+  for (bool bf16 : {false, true}) {
+    check({1, 2, 2, 50, 70, 16, 16, 2, false, bf16, K::Unit, K::Unit});
+    check({1, 2, 2, 50, 70, 16, 16, 2, false, bf16, K::Unit, K::One});
+    check({1, 2, 2, 50, 70, 16, 16, 1, false, bf16, K::One});
+    check({1, 2, 2, 50, 70, 16, 16, 2, false, bf16, K::One, K::Unit});
+    check({1, 2, 2, 50, 70, 16, 16, 2, false, bf16, K::One, K::One});
+    check({1, 2, 2, 50, 70, 16, 16, 2, false, bf16, K::One, K::Strided});
+  }
+  // The few-row path takes the same row passes.
+  check({1, 2, 2, 1, 70, 16, 16, 2, false, false, K::One, K::Unit});
 }
 
 TEST(Attention, NoMasksNoKeys) {
