@@ -27,10 +27,10 @@
 // (kRowBlock x Sk, in L2) with the GEMM, turns them into probabilities in
 // place (scale, masks, row max, exp, row sum: one pass to scale and add the
 // masks, one to find the max, one to exponentiate and sum), multiplies them
-// by V with the GEMM into O and divides each row by its sum. Memory per task is linear in Sk:
-// the packed K and V and one block of scores. A head with fewer than
-// kRowBlock / 4 query rows (decode) reads K and V in place instead: a dot
-// product per key, then a weighted sum of V's rows.
+// by V with the GEMM into O and divides each row by its sum. Memory per
+// task is linear in Sk: the packed K and V and one block of scores. A head
+// with fewer than kRowBlock / 4 query rows (decode) reads K and V in place
+// instead: a dot product per key, then a weighted sum of V's rows.
 //
 // The row passes and the decode path's dot products and weighted sums are
 // one scalar source compiled for AVX-512, AVX2 and baseline x86-64 (as
@@ -122,7 +122,7 @@ addMasksRow(float *s, int64_t n, float scale, const MaskRow *masks,
   auto kind = [&](int64_t t) {
     if (t >= count)
       return kNoMask;
-    return masks[t].step == 0 ? kOneValue
+    return masks[t].step == 0   ? kOneValue
            : masks[t].step == 1 ? kPerKey
                                 : kOtherStride;
   };
@@ -135,14 +135,13 @@ addMasksRow(float *s, int64_t n, float scale, const MaskRow *masks,
     if (k0 == kNoMask)
       scaleAndMask<kNoMask, kNoMask>(s, n, scale, m0, m1);
     else if (k0 == kPerKey)
-      k1 == kNoMask     ? scaleAndMask<kPerKey, kNoMask>(s, n, scale, m0, m1)
-      : k1 == kPerKey   ? scaleAndMask<kPerKey, kPerKey>(s, n, scale, m0, m1)
-                        : scaleAndMask<kPerKey, kOneValue>(s, n, scale, m0, m1);
+      k1 == kNoMask   ? scaleAndMask<kPerKey, kNoMask>(s, n, scale, m0, m1)
+      : k1 == kPerKey ? scaleAndMask<kPerKey, kPerKey>(s, n, scale, m0, m1)
+                      : scaleAndMask<kPerKey, kOneValue>(s, n, scale, m0, m1);
     else
-      k1 == kNoMask     ? scaleAndMask<kOneValue, kNoMask>(s, n, scale, m0, m1)
-      : k1 == kPerKey   ? scaleAndMask<kOneValue, kPerKey>(s, n, scale, m0, m1)
-                        : scaleAndMask<kOneValue, kOneValue>(s, n, scale, m0,
-                                                             m1);
+      k1 == kNoMask   ? scaleAndMask<kOneValue, kNoMask>(s, n, scale, m0, m1)
+      : k1 == kPerKey ? scaleAndMask<kOneValue, kPerKey>(s, n, scale, m0, m1)
+                      : scaleAndMask<kOneValue, kOneValue>(s, n, scale, m0, m1);
   } else {
     for (int64_t j = 0; j < n; ++j)
       s[j] *= scale;

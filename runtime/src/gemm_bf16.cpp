@@ -594,8 +594,8 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
             // it.
             float *pij = part + (i - ip0 * kRows) * 32;
             bool first = kb0 == 0, final = kb0 + kBlocksPerKc >= kBlocks;
-            run(first ? cij : pij, first ? c.strides[0] : 32,
-                final ? cij : pij, final ? c.strides[0] : 32);
+            run(first ? cij : pij, first ? c.strides[0] : 32, final ? cij : pij,
+                final ? c.strides[0] : 32);
             if (last)
               last->apply(cij, c.strides[0], i, j, h, w);
             continue;
