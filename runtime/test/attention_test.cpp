@@ -3,10 +3,10 @@
 // paths: the packed path (row blocks, edge panels, several tasks per head),
 // the few-row path (decode), grouped K/V heads, masks of each kind (per
 // key, contiguous or strided, and one value for all keys), a fully masked
-// row, strided (transposed) operands, no keys, and
-// the products on bf16 operands (flags bit 0: the bf16 GEMM, or under
-// TRANSFUSE_GEMM=f32 the f32 GEMM on rounded operands), against the same
-// reference on operands rounded as the kernel rounds them.
+// row, strided (transposed) operands, no keys, and the products on bf16
+// operands (flags bit 0: the bf16 GEMM, or under TRANSFUSE_GEMM=f32 the
+// f32 GEMM on rounded operands), against the same reference on operands
+// rounded as the kernel rounds them.
 // Whole models go through it against ONNX Runtime in test/models.
 #include "transfuse/bf16_panels.h"
 
