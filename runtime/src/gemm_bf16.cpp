@@ -10,7 +10,8 @@
 // `--bf16-attention=false`, the fused attention (attention.cpp) rounds K and
 // V into the same layout once per head (packBf16Panels, through packBPanel)
 // and multiplies its scores and probabilities by them on the same kernels
-// (matmulBf16Packed).
+// (matmulBf16Packed; the probabilities packed as they are normalized,
+// packBf16ScaledRows, then matmulBf16PrepackedA).
 //
 // AMX (TDPBF16PS): A is packed into panels of 16 rows, [Kp / 32][16][32]
 // each, so that every tile load is 1 KiB of contiguous memory. A block of
@@ -156,9 +157,11 @@ void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
 }
 
 /// Row panel `ip` of A rounded to bf16: 16 rows of each 32-deep block kb at
-/// out[kb * 512], rows past M and K past its end zero.
+/// out[kb * 512], rows past M and K past its end zero. With `rowScale`,
+/// row i is multiplied by rowScale[i] (in f32) before it is rounded.
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void
-packAPanel(const Desc2D &a, int64_t ip, uint16_t *out) {
+packAPanel(const Desc2D &a, int64_t ip, uint16_t *out,
+           const float *rowScale = nullptr) {
   int64_t m = a.sizes[0], k = a.sizes[1];
   int64_t blocks = bf16::paddedK(k) / bf16::kBlockK;
   for (int64_t r = 0; r < kRows; ++r) {
@@ -171,15 +174,20 @@ packAPanel(const Desc2D &a, int64_t ip, uint16_t *out) {
         continue;
       }
       const float *src = a.at(i, p0);
+      float sc = rowScale ? rowScale[i] : 1.0f;
       if (a.strides[1] != 1) {
         for (int64_t x = 0; x < 32; ++x)
-          dst[x] = x < w ? bf16::fromFloat(src[x * a.strides[1]]) : 0;
+          dst[x] = x < w ? bf16::fromFloat(src[x * a.strides[1]] * sc) : 0;
         continue;
       }
       __mmask16 m0, m1;
       laneMasks(w, m0, m1);
       __m512 lo = _mm512_maskz_loadu_ps(m0, src);
       __m512 hi = _mm512_maskz_loadu_ps(m1, src + 16);
+      if (rowScale) {
+        lo = _mm512_mul_ps(lo, _mm512_set1_ps(sc));
+        hi = _mm512_mul_ps(hi, _mm512_set1_ps(sc));
+      }
       _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }
   }
@@ -472,10 +480,13 @@ constexpr StreamsKernel kStreamsKernels[kStreamRows][kStreamPanels] = {
 /// Which kernel computes the bf16 products.
 enum class Kernel { Amx, Avx512Bf16 };
 
-/// The tiled product on packed A and B, on `kernel`.
+/// The tiled product on packed A and B, on `kernel`; A packed here, or
+/// given packed (`aPrepacked`, packBf16ScaledRows' layout; then only A's
+/// sizes are read).
 template <Kernel kernel>
-void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
-                 bool accumulate, const Epilogue *ep) {
+void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
+                   bool accumulate, const Epilogue *ep,
+                   const uint16_t *aPrepacked) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k), kBlocks = kp / bf16::kBlockK;
   constexpr int64_t kBlocksPerKc =
@@ -483,15 +494,16 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   int64_t rowPanels = (m + kRows - 1) / kRows;
   int64_t colPanels = (n + bf16::kPanelCols - 1) / bf16::kPanelCols;
   int64_t threads = parallel(m, n, k) ? numThreads() : 1;
-  Scratch<uint16_t> aPack(rowPanels * kRows * kp);
+  Scratch<uint16_t> aPack(aPrepacked ? 0 : rowPanels * kRows * kp);
+  const uint16_t *aData = aPrepacked ? aPrepacked : aPack.data;
   // With threads, packing A's row panels are the loop's first tasks (the
   // pool hands tasks out in order); a product task waits for all of them.
   // One parallel loop instead of two: bert-base bf16 at two threads 21.9
   // -> 21.4 ms (7 paired rounds, faster in all; the same in gemm.cpp was
   // level on bert-base and t5 in f32, whose products take longer).
-  int64_t packTasks = threads > 1 ? rowPanels : 0;
+  int64_t packTasks = threads > 1 && !aPrepacked ? rowPanels : 0;
   std::atomic<int64_t> panelsPacked{0};
-  if (packTasks == 0)
+  if (packTasks == 0 && !aPrepacked)
     packA(a, aPack.data, false);
   int64_t rowBlocks = (m + kMc - 1) / kMc;
   ColumnChunks chunks(colPanels, threads,
@@ -506,7 +518,7 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
           chunks.start[t], chunks.start[t + 1], c, m, ep,
           [&](int64_t jp, int64_t panels, const __mmask16 *masks) {
             kStreamsKernels[m - 1][panels - 1](
-                kBlocks, aPack.data, packed + jp * kp * bf16::kPanelCols,
+                kBlocks, aData, packed + jp * kp * bf16::kPanelCols,
                 kp * bf16::kPanelCols, c.at(0, jp * 32), c.strides[0], masks,
                 accumulate);
           });
@@ -555,7 +567,7 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
           const uint16_t *pf = next + l0 * 32;
           int rp = ip + 1 < ip1 ? 2 : 1;
           int64_t i = ip * kRows, h = std::min<int64_t>(rp * kRows, m - i);
-          const uint16_t *ap = aPack.data + ip * aNext + kb0 * 512;
+          const uint16_t *ap = aData + ip * aNext + kb0 * 512;
           float *cij = c.at(i, j);
           // run(in, ldIn, dst, ld): the block's C from `in` (unless this
           // is its first pass and nothing accumulates), to dst.
@@ -634,6 +646,13 @@ void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
     }
 }
 
+/// matmulTiledOn packing A itself: the bf16 GEMM's entry points.
+template <Kernel kernel>
+void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
+                 bool accumulate, const Epilogue *ep) {
+  matmulTiledOn<kernel>(a, packed, c, accumulate, ep, nullptr);
+}
+
 using Product = void (*)(const Desc2D &, const uint16_t *, const Desc2D &,
                          bool, const Epilogue *);
 
@@ -697,4 +716,36 @@ _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   if (!needsProduct(*a, *c, false))
     return ep.applyAll(*c);
   bf16Product()(*a, b->data + b->offset, *c, false, &ep);
+}
+
+int64_t transfuse::runtime::gemm::bf16PackedASize(int64_t m, int64_t k) {
+  return (m + kRows - 1) / kRows * kRows * bf16::paddedK(k);
+}
+
+void transfuse::runtime::gemm::packBf16ScaledRows(const float *a, int64_t lda,
+                                                  int64_t m, int64_t k,
+                                                  const float *rowScale,
+                                                  uint16_t *out) {
+  Desc2D d{const_cast<float *>(a), const_cast<float *>(a), 0, {m, k}, {lda, 1}};
+  int64_t kp = bf16::paddedK(k);
+  for (int64_t ip = 0; ip * kRows < m; ++ip)
+    packAPanel(d, ip, out + ip * kRows * kp, rowScale);
+}
+
+void transfuse::runtime::gemm::matmulBf16PrepackedA(const uint16_t *aPacked,
+                                                    int64_t m, int64_t k,
+                                                    const uint16_t *packed,
+                                                    const Desc2D &c,
+                                                    bool accumulate) {
+  Desc2D a{nullptr, nullptr, 0, {m, k}, {k, 1}}; // its sizes only
+  if (!needsProduct(a, c, accumulate))
+    return;
+  Product product = bf16Product();
+  if (product == matmulTiled<Kernel::Amx>)
+    matmulTiledOn<Kernel::Amx>(a, packed, c, accumulate, nullptr, aPacked);
+  else if (product == matmulTiled<Kernel::Avx512Bf16>)
+    matmulTiledOn<Kernel::Avx512Bf16>(a, packed, c, accumulate, nullptr,
+                                      aPacked);
+  else // no bf16 kernels: packBf16Panels declined, and no caller gets here
+    __builtin_trap();
 }
