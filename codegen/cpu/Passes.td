@@ -129,6 +129,28 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
                            "mlir::memref::MemRefDialect"];
 }
 
+def FuseElementwise : Pass<"transfuse-cpu-fuse-elementwise",
+                            "mlir::func::FuncOp"> {
+  let summary = "Fuse elementwise linalg.generic ops, without recomputing "
+                "costly producers";
+  let description = [{
+    Upstream's `linalg-fuse-elementwise-ops` (elementwise fusion, reshape
+    folding by expansion, the same canonicalizations), except that a
+    producer is not fused into a consumer that reads each of its elements
+    at several iteration points (a broadcast: the consumer's indexing map
+    for it is not a permutation of the consumer's loops) when the
+    producer's body computes a transcendental function or a division. The
+    fused loop would compute it once per consumer point: T5's relative
+    position buckets (a log per query-key pair) were recomputed for every
+    head, 12 times on t5-base. Paired runs on a Xeon at two threads:
+    t5-base encoder 73.0 -> 70.3 ms (f32), 21.4 -> 20.4 ms (bf16);
+    bert-base bf16 20.8 -> 20.1 ms, f32 level.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::affine::AffineDialect",
+                           "mlir::tensor::TensorDialect"];
+}
+
 def SplitEmptyTensors : Pass<"transfuse-cpu-split-empty-tensors"> {
   let summary = "Give each use of a shared tensor.empty its own copy";
   let description = [{

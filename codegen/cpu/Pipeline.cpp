@@ -227,7 +227,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       (options.bf16Attention ? " bf16-attention=true" : "") +
       (options.normKernel ? " norm-kernel=true" : "") + "},"
       "canonicalize,cse,"
-      "func.func(linalg-fuse-elementwise-ops),canonicalize,"
+      "func.func(transfuse-cpu-fuse-elementwise),canonicalize,"
       "func.func(transfuse-cpu-split-empty-tensors),"
       "one-shot-bufferize{bufferize-function-boundaries "
       "allow-return-allocs-from-loops "
