@@ -16,16 +16,22 @@ using namespace mlir;
 namespace {
 
 /// Whether computing one element of `op` costs a transcendental function
-/// or a division (what a broadcast consumer would repeat per point).
+/// (a math op other than the cheap ones below) or a division: what a
+/// broadcast consumer would repeat per point.
 bool costlyBody(Operation *op) {
   auto generic = dyn_cast<linalg::GenericOp>(op);
   if (!generic)
     return false;
   WalkResult found = generic.getRegion().walk([](Operation *inner) {
-    if (isa<math::MathDialect>(inner->getDialect()) ||
+    bool cheapMath =
+        isa<math::AbsFOp, math::AbsIOp, math::FmaOp, math::CopySignOp,
+            math::CeilOp, math::FloorOp, math::RoundOp, math::RoundEvenOp,
+            math::TruncOp, math::CountLeadingZerosOp,
+            math::CountTrailingZerosOp, math::CtPopOp>(inner);
+    if ((isa<math::MathDialect>(inner->getDialect()) && !cheapMath) ||
         isa<arith::DivFOp, arith::DivSIOp, arith::DivUIOp, arith::RemFOp,
             arith::RemSIOp, arith::RemUIOp, arith::CeilDivSIOp,
-            arith::FloorDivSIOp>(inner))
+            arith::CeilDivUIOp, arith::FloorDivSIOp>(inner))
       return WalkResult::interrupt();
     return WalkResult::advance();
   });

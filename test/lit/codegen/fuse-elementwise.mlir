@@ -131,3 +131,36 @@ func.func @division_broadcast(%x: tensor<8xi64>) -> tensor<8x4xi64> {
   } -> tensor<8x4xi64>
   return %r : tensor<8x4xi64>
 }
+
+// -----
+
+// An absolute value is cheap: broadcast, it still fuses.
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+#bc = affine_map<(d0, d1, d2) -> (d0, d1)>
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-LABEL: func.func @cheap_math_broadcast
+// CHECK: linalg.generic
+// CHECK: math.absf
+// CHECK: arith.mulf
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @cheap_math_broadcast(%x: tensor<8x8xf32>) -> tensor<8x8x4xf32> {
+  %e2 = tensor.empty() : tensor<8x8xf32>
+  %l = linalg.generic {indexing_maps = [#id2, #id2],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%x : tensor<8x8xf32>) outs(%e2 : tensor<8x8xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %v = math.absf %a : f32
+    linalg.yield %v : f32
+  } -> tensor<8x8xf32>
+  %e3 = tensor.empty() : tensor<8x8x4xf32>
+  %r = linalg.generic {indexing_maps = [#bc, #id3],
+                       iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%l : tensor<8x8xf32>) outs(%e3 : tensor<8x8x4xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %c = arith.constant 2.0 : f32
+    %v = arith.mulf %a, %c : f32
+    linalg.yield %v : f32
+  } -> tensor<8x8x4xf32>
+  return %r : tensor<8x8x4xf32>
+}
