@@ -1,6 +1,7 @@
 //===- FusionReport.cpp - what the fusion passes did ----------------------===//
 #include "passes/FusionReport.h"
 
+#include "codegen/cpu/AttentionKernel.h"
 #include "dialects/transformer/TransformerDialect.h"
 #include "passes/FusionUtils.h"
 
@@ -32,20 +33,13 @@ struct Report {
   SmallVector<std::string> unfusedMatmuls;
 };
 
-/// Whether the CPU codegen's `attention-kernel` lowering takes `op`: the
-/// conditions of codegen/cpu/LowerFused.cpp's LowerAttention.
-bool takesAttentionKernel(AttentionOp op) {
-  auto type = dyn_cast<ShapedType>(op.getResult().getType());
-  return type && type.getElementType().isF32() && op.getMasks().size() <= 2;
-}
-
 Report collect(ModuleOp module, bool attentionKernel) {
   Report r;
   module.walk([&](Operation *op) {
     Entry e;
     if (auto a = dyn_cast<AttentionOp>(op)) {
       e.kind = "attention";
-      if (attentionKernel && takesAttentionKernel(a)) {
+      if (attentionKernel && cpu::takesAttentionKernel(a)) {
         e.algorithm = "kernel";
         e.reason = "the runtime's fused attention (runtime/src/"
                    "attention.cpp): per head, 48 query rows at a time "

@@ -22,6 +22,7 @@
 // way.
 //
 //===----------------------------------------------------------------------===//
+#include "codegen/cpu/AttentionKernel.h"
 #include "codegen/cpu/LoweringUtils.h"
 #include "codegen/cpu/Passes.h"
 #include "dialects/transformer/TransformerDialect.h"
@@ -706,8 +707,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     }
     auto accType = RankedTensorType::get(
         {qt.getDimSize(0), h, qt.getDimSize(2), vt.getDimSize(3)}, elem);
-    // passes/FusionReport.cpp (takesAttentionKernel) reports the same test.
-    if (runtimeKernel && elem.isF32() && masks.size() <= 2) {
+    if (runtimeKernel && takesAttentionKernel(op)) {
       SmallVector<Value> maskValues;
       for (const Mask &m : masks)
         maskValues.push_back(m.value);

@@ -30,11 +30,11 @@
 // meanwhile, as in gemm.cpp. Between its K passes a block's sums wait in
 // a buffer of the task's (`part`: the panel's column of C blocks, rows 128
 // bytes apart) instead of in C, whose tile rows lie a row of C apart: the
-// first pass reads C (when accumulating)
-// and the last writes it, so no copy is added. Paired runs of bert-base
-// bf16 on that Xeon: 30.4 -> 28.7 ms at one thread (5 rounds), 21.8 ->
-// 21.1 at two (7 rounds), faster in every round; the FFN's down product
-// with its weight from DRAM (K = 3072, 12 passes) 456 -> 394 us at two.
+// first pass reads C (when accumulating) and the last writes it, so no
+// copy is added. Paired runs of bert-base bf16 on that Xeon: 30.4 -> 28.7
+// ms at one thread (5 rounds), 21.8 -> 21.1 at two (7 rounds), faster in
+// every round; the FFN's down product with its weight from DRAM (K =
+// 3072, 12 passes) 456 -> 394 us at two.
 // The same buffer in gemm.cpp's f32 product was level (t5-base encoder).
 // Blocks at C's edges, or of a C with strided columns, go through a
 // 32 x 32 buffer.
@@ -194,12 +194,14 @@ packAPanel(const Desc2D &a, int64_t ip, uint16_t *out,
 }
 
 /// A rounded to bf16, as panels of 16 rows: panel ip is
-/// out[ip * 16 * Kp], [Kp / 32][16][32].
-void packA(const Desc2D &a, uint16_t *out, bool parallel) {
+/// out[ip * 16 * Kp], [Kp / 32][16][32]; rowScale as in packAPanel.
+void packA(const Desc2D &a, uint16_t *out, bool parallel,
+           const float *rowScale = nullptr) {
   int64_t kp = bf16::paddedK(a.sizes[1]);
   int64_t panels = (a.sizes[0] + kRows - 1) / kRows;
-  forEach(panels, parallel,
-          [&](int64_t ip) { packAPanel(a, ip, out + ip * kRows * kp); });
+  forEach(panels, parallel, [&](int64_t ip) {
+    packAPanel(a, ip, out + ip * kRows * kp, rowScale);
+  });
 }
 
 /// Row p of B's 16 columns from j (`lanes` of them; the rest, and rows
@@ -727,9 +729,7 @@ void transfuse::runtime::gemm::packBf16ScaledRows(const float *a, int64_t lda,
                                                   const float *rowScale,
                                                   uint16_t *out) {
   Desc2D d{const_cast<float *>(a), const_cast<float *>(a), 0, {m, k}, {lda, 1}};
-  int64_t kp = bf16::paddedK(k);
-  for (int64_t ip = 0; ip * kRows < m; ++ip)
-    packAPanel(d, ip, out + ip * kRows * kp, rowScale);
+  packA(d, out, false, rowScale);
 }
 
 void transfuse::runtime::gemm::matmulBf16PrepackedA(const uint16_t *aPacked,
