@@ -3,12 +3,13 @@
 
 --precision bf16 rounds both operands of every product by a constant weight
 to bf16 (nearest, ties to even) and accumulates in f32; everything else but
-attention's products (see --attention) stays f32. This script makes ONNX Runtime compute exactly that: in a copy of the
-model, each MatMul or Gemm whose B is an initializer (directly, or through
-a Transpose, which Transfuse folds into the constant) gets the initializer
-rounded to bf16 and its A passed through Cast(bfloat16) -> Cast(float). ORT then runs the copy, with graph
-optimizations off so that it keeps the casts, on each test set's inputs, and
-the inputs and ORT's outputs are written as a new test set.
+attention's products (see --attention) stays f32. This script makes ONNX
+Runtime compute exactly that: in a copy of the model, each MatMul or Gemm
+whose B is an initializer (directly, or through a Transpose, which
+Transfuse folds into the constant) gets the initializer rounded to bf16 and
+its A passed through Cast(bfloat16) -> Cast(float). ORT then runs the copy,
+with graph optimizations off so that it keeps the casts, on each test set's
+inputs, and the inputs and ORT's outputs are written as a new test set.
 
 With --attention (`--precision bf16`'s default, the fused attention's
 products on bf16 operands too), the operands of attention's two products
@@ -108,11 +109,16 @@ PASS_THROUGH = {"Add", "Sub", "Mul", "Div", "Where", "Cast", "Identity",
                 "Reshape", "Dropout"}
 
 
+def producers(model):
+    """Each tensor name's producing node."""
+    return {o: n for n in model.graph.node for o in n.output}
+
+
 def attention_products(model):
     """The MatMul nodes of attention's Q K^T and P V products: the MatMul
     that reaches a Softmax's input, and one whose A the Softmax's output
     reaches, through PASS_THROUGH ops."""
-    producer = {o: n for n in model.graph.node for o in n.output}
+    producer = producers(model)
 
     def back(name, depth, stop):
         """The first node of type `stop` behind `name` through
@@ -153,7 +159,7 @@ def round_activations(model, products):
     their product, which Transfuse applies to the scores instead) has x
     rounded, and the scaling redone after."""
     consts = constant_names(model)
-    producer = {o: n for n in model.graph.node for o in n.output}
+    producer = producers(model)
     targets = {n.output[0] for n in products}
     model.graph.initializer.extend([
         numpy_helper.from_array(np.array([-2], np.int64), "__bf16_dim"),
