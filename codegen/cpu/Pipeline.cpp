@@ -51,11 +51,18 @@ extern "C" void _mlir_ciface_transfuse_linear_f32_packed(void *, void *,
 extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(void *, void *,
                                                           void *, void *,
                                                           void *, int64_t);
+extern "C" void _mlir_ciface_transfuse_linear_bf16_panels(void *, void *,
+                                                          void *, void *,
+                                                          void *, void *,
+                                                          int64_t, void *);
 extern "C" void _mlir_ciface_transfuse_attention_f32(void *, void *, void *,
                                                      void *, void *, void *,
                                                      int64_t, float, int64_t);
 extern "C" void _mlir_ciface_transfuse_norm_f32(void *, void *, void *, void *,
                                                 void *, void *, float, int64_t);
+extern "C" void _mlir_ciface_transfuse_norm_f32_panels(void *, void *, void *,
+                                                       void *, void *, void *,
+                                                       float, int64_t, void *);
 extern "C" void transfuse_parallel_loop(int64_t, int64_t,
                                         void (*)(void *, int64_t, int64_t),
                                         void *);
@@ -556,6 +563,10 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
     add("_mlir_ciface_transfuse_attention_f32",
         &_mlir_ciface_transfuse_attention_f32);
     add("_mlir_ciface_transfuse_norm_f32", &_mlir_ciface_transfuse_norm_f32);
+    add("_mlir_ciface_transfuse_linear_bf16_panels",
+        &_mlir_ciface_transfuse_linear_bf16_panels);
+    add("_mlir_ciface_transfuse_norm_f32_panels",
+        &_mlir_ciface_transfuse_norm_f32_panels);
     add("transfuse_parallel_loop", &transfuse_parallel_loop);
     return map;
   });

@@ -264,6 +264,31 @@ constexpr int64_t kF32PanelWidth = 32;
 /// should stay in f32.
 bool packBf16Panels(const Desc2D &b, uint16_t *out);
 
+/// A memref<?xbf16> descriptor: the panels (transfuse/bf16_panels.h) of a
+/// product's A, written by the op that produces A (the norm kernel, a
+/// linear's epilogue) and read by the product
+/// (transfuse-cpu-bf16-panels).
+struct Desc1DBf16 {
+  uint16_t *base, *data;
+  int64_t offset, sizes[1], strides[1];
+  uint16_t *begin() const { return data + offset; }
+};
+
+/// Whether bf16 products run on the bf16 kernels, which read A as panels.
+/// When not (no AMX or AVX512-BF16, or TRANSFUSE_GEMM=f32), producers write
+/// no panels and products read their f32 A, which is always written too.
+bool bf16PanelsUsable();
+
+/// Rows [i, i + h) x columns [j, j + w) of A, f32 at `src` (row stride ld,
+/// unit column stride), rounded into A's panels (K padded to kp; j a
+/// multiple of 32): the rest of the last 32-deep block, up to j + w rounded
+/// up to 32, is zero. Only where bf16PanelsUsable().
+void storeBf16PanelRows(const float *src, int64_t ld, int64_t i, int64_t h,
+                        int64_t j, int64_t w, int64_t kp, uint16_t *panels);
+
+/// Rows from m to the end of the last panel zero.
+void zeroBf16PanelTail(int64_t m, int64_t kp, uint16_t *panels);
+
 /// C = (accumulate ? C : 0) + bf16(A) * B, B from packBf16Panels.
 void matmulBf16Packed(const Desc2D &a, const uint16_t *packed,
                       const Desc2D &c, bool accumulate);

@@ -81,7 +81,7 @@ struct Desc3DBf16 {
   int64_t offset, sizes[3], strides[3];
 };
 
-constexpr int64_t kRows = 16;    // rows of an A tile
+constexpr int64_t kRows = bf16::kPanelRows; // rows of an A tile
 constexpr int64_t kKcAmx = 256;  // K per pass over a C block: AMX
 constexpr int64_t kKcDot = 768;  // VDPBF16PS: as before, not re-measured
 constexpr int64_t kMc = 128;     // rows per task's row block
@@ -127,8 +127,10 @@ __attribute__((target("avx512f"))) void widenPanelAvx512(const uint16_t *panel,
 /// Without AMX or AVX512-BF16: the same products on the f32 GEMM. A is
 /// rounded to bf16 once and B widened to f32 (exact) into the f32 GEMM's
 /// packed layout, which the f32 GEMM then reads as a prepacked weight.
+/// A's panels are never read nor C's written here (bf16PanelsUsable).
 void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
-                 bool accumulate, const Epilogue *ep) {
+                 bool accumulate, const Epilogue *ep, const uint16_t *,
+                 uint16_t *) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k), panels = (n + 31) / 32;
   bool par = parallel(m, n, k);
@@ -203,6 +205,36 @@ void packA(const Desc2D &a, uint16_t *out, bool parallel,
     packAPanel(a, ip, out + ip * kRows * kp, rowScale);
   });
 }
+
+} // namespace
+
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void
+transfuse::runtime::gemm::storeBf16PanelRows(const float *src, int64_t ld,
+                                             int64_t i, int64_t h, int64_t j,
+                                             int64_t w, int64_t kp,
+                                             uint16_t *panels) {
+  for (int64_t r = 0; r < h; ++r)
+    for (int64_t x = 0; x < w; x += bf16::kBlockK) {
+      __mmask16 m0, m1;
+      laneMasks(std::min<int64_t>(32, w - x), m0, m1);
+      const float *row = src + r * ld + x;
+      __m512 lo = _mm512_maskz_loadu_ps(m0, row);
+      __m512 hi = _mm512_maskz_loadu_ps(m1, row + 16);
+      _mm512_storeu_si512(panels + bf16::aIndex(kp, i + r, j + x),
+                          (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+
+void transfuse::runtime::gemm::zeroBf16PanelTail(int64_t m, int64_t kp,
+                                                 uint16_t *panels) {
+  int64_t end = (m + kRows - 1) / kRows * kRows;
+  for (int64_t i = m; i < end; ++i)
+    for (int64_t p = 0; p < kp; p += bf16::kBlockK)
+      std::memset(panels + bf16::aIndex(kp, i, p), 0,
+                  bf16::kBlockK * sizeof(uint16_t));
+}
+
+namespace {
 
 /// Row p of B's 16 columns from j (`lanes` of them; the rest, and rows
 /// past K, zero): one load when B's columns are contiguous, else a gather
@@ -483,12 +515,14 @@ constexpr StreamsKernel kStreamsKernels[kStreamRows][kStreamPanels] = {
 enum class Kernel { Amx, Avx512Bf16 };
 
 /// The tiled product on packed A and B, on `kernel`; A packed here, or
-/// given packed (`aPrepacked`, packBf16ScaledRows' layout; then only A's
-/// sizes are read).
+/// given as panels (`aPrepacked`, bf16_panels.h; then only A's sizes are
+/// read). With `cPanels`, C's final values (after `ep`) are also rounded
+/// into C's panels there, as the A of a product C feeds: each block of C
+/// as its last K pass and epilogue leave it in L1.
 template <Kernel kernel>
 void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
                    bool accumulate, const Epilogue *ep,
-                   const uint16_t *aPrepacked) {
+                   const uint16_t *aPrepacked, uint16_t *cPanels) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k), kBlocks = kp / bf16::kBlockK;
   constexpr int64_t kBlocksPerKc =
@@ -514,6 +548,9 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   int64_t aNext = kRows * kp; // from one A row panel to the next
   bool streams = rowPanels == 1 && m <= kStreamRows && unitColumns;
   uint64_t product = kernel == Kernel::Amx && !streams ? ++amxProducts : 0;
+  int64_t kpOut = bf16::paddedK(n); // C's panels' padded depth
+  if (cPanels && !streams)
+    zeroBf16PanelTail(m, kpOut, cPanels);
   auto task = [&](int64_t t) {
     if (streams) // decode: one row block, chunk t
       return forStreamGroups(
@@ -545,7 +582,8 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
         int64_t blocks = std::min(kBlocksPerKc, kBlocks - kb0);
         bool load = accumulate || kb0 > 0;
         // A linear's epilogue, on each block of C after its last K pass.
-        const Epilogue *last = kb0 + kBlocksPerKc >= kBlocks ? ep : nullptr;
+        bool final = kb0 + kBlocksPerKc >= kBlocks;
+        const Epilogue *last = final ? ep : nullptr;
         const uint16_t *bp = packed + jp * kp * bf16::kPanelCols + kb0 * 1024;
         // The next B slice this task reads (the panel's next K pass, or
         // the next panel's first), prefetched into L2 a share per block
@@ -607,11 +645,13 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
             // the first pass reads C (when accumulating), the last writes
             // it.
             float *pij = part + (i - ip0 * kRows) * 32;
-            bool first = kb0 == 0, final = kb0 + kBlocksPerKc >= kBlocks;
+            bool first = kb0 == 0;
             run(first ? cij : pij, first ? c.strides[0] : 32, final ? cij : pij,
                 final ? c.strides[0] : 32);
             if (last)
               last->apply(cij, c.strides[0], i, j, h, w);
+            if (final && cPanels)
+              storeBf16PanelRows(cij, c.strides[0], i, h, j, w, kpOut, cPanels);
             continue;
           }
           // An edge block, or strided columns: through the buffer.
@@ -623,6 +663,8 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
           run(tile, 32, tile, 32);
           if (last)
             last->apply(tile, 32, i, j, h, w);
+          if (final && cPanels)
+            storeBf16PanelRows(tile, 32, i, h, j, w, kpOut, cPanels);
           for (int64_t r = 0; r < h; ++r)
             for (int64_t x = 0; x < w; ++x)
               cij[r * c.strides[0] + x * c.strides[1]] = tile[r * 32 + x];
@@ -641,6 +683,8 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
               _mm_pause();
             task(t - packTasks);
           });
+  if (cPanels && streams) // decode: a few rows, packed as a whole
+    packA(c, cPanels, false);
   if constexpr (kernel == Kernel::Amx)
     if (product != 0 && tilesConfiguredFor == product) {
       releaseTiles();
@@ -648,15 +692,12 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
     }
 }
 
-/// matmulTiledOn packing A itself: the bf16 GEMM's entry points.
-template <Kernel kernel>
-void matmulTiled(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
-                 bool accumulate, const Epilogue *ep) {
-  matmulTiledOn<kernel>(a, packed, c, accumulate, ep, nullptr);
-}
-
-using Product = void (*)(const Desc2D &, const uint16_t *, const Desc2D &,
-                         bool, const Epilogue *);
+/// A product of the bf16 GEMM: C = (accumulate ? C : 0) + bf16(A) * B,
+/// then the epilogue; A read from its panels when given (then only its
+/// sizes are read), C's panels written when given.
+using Product = void (*)(const Desc2D &a, const uint16_t *packed,
+                         const Desc2D &c, bool accumulate, const Epilogue *ep,
+                         const uint16_t *aPanels, uint16_t *cPanels);
 
 /// The product this CPU runs (CPUID, the kernel's grant of the tile state,
 /// TRANSFUSE_GEMM): AMX tiles, else VDPBF16PS, else the f32 GEMM on widened
@@ -665,9 +706,9 @@ Product chooseProduct() {
   if (forcedPortable() || bf16OnF32())
     return matmulOnF32;
   if (!amxDisabled() && amxUsable())
-    return matmulTiled<Kernel::Amx>;
+    return matmulTiledOn<Kernel::Amx>;
   if (avx512Bf16Usable())
-    return matmulTiled<Kernel::Avx512Bf16>;
+    return matmulTiledOn<Kernel::Avx512Bf16>;
   return matmulOnF32;
 }
 
@@ -685,7 +726,12 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
                                           int64_t accumulate) {
   if (!needsProduct(*a, *c, accumulate))
     return;
-  bf16Product()(*a, b->data + b->offset, *c, accumulate, nullptr);
+  bf16Product()(*a, b->data + b->offset, *c, accumulate, nullptr, nullptr,
+                nullptr);
+}
+
+bool transfuse::runtime::gemm::bf16PanelsUsable() {
+  return bf16Product() != matmulOnF32;
 }
 
 bool transfuse::runtime::gemm::packBf16Panels(const Desc2D &b,
@@ -703,7 +749,7 @@ void transfuse::runtime::gemm::matmulBf16Packed(const Desc2D &a,
                                                 const Desc2D &c,
                                                 bool accumulate) {
   if (needsProduct(a, c, accumulate))
-    bf16Product()(a, packed, c, accumulate, nullptr);
+    bf16Product()(a, packed, c, accumulate, nullptr, nullptr, nullptr);
 }
 
 /// A `linear` on a bf16 prepacked B: C = act(bf16(A) * B + bias) +
@@ -717,11 +763,44 @@ _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   // An empty K: C = 0, then the epilogue (nothing for an empty C).
   if (!needsProduct(*a, *c, false))
     return ep.applyAll(*c);
-  bf16Product()(*a, b->data + b->offset, *c, false, &ep);
+  bf16Product()(*a, b->data + b->offset, *c, false, &ep, nullptr, nullptr);
+}
+
+/// transfuse_linear_bf16_packed with A's panels and C's (transfuse-cpu-
+/// bf16-panels): flags as there, plus bit 10: A is read from `aPanels`,
+/// which its producer wrote (A's f32 sizes give its shape); bit 11: C's
+/// final values are also rounded into `cPanels` for the product C feeds.
+/// Both only where bf16PanelsUsable() (the producers write no panels
+/// elsewhere, and A's f32 values are always there); panels smaller than
+/// the shapes need (which the compiler never passes) are not used either.
+extern "C" __attribute__((visibility("default"))) void
+_mlir_ciface_transfuse_linear_bf16_panels(Desc2D *a, Desc1DBf16 *aPanels,
+                                          Desc3DBf16 *b, Desc2D *c,
+                                          Desc1D *bias, Desc2D *residual,
+                                          int64_t flags, Desc1DBf16 *cPanels) {
+  constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11;
+  Epilogue ep = Epilogue::fromFlags(flags & 0x3ff, bias, residual);
+  int64_t m = c->sizes[0], k = a->sizes[1], n = c->sizes[1];
+  bool usable = bf16PanelsUsable();
+  const uint16_t *in = usable && (flags & kPanelsIn) &&
+                               aPanels->sizes[0] >= bf16::aPanelsSize(m, k)
+                           ? aPanels->begin()
+                           : nullptr;
+  uint16_t *out = usable && (flags & kPanelsOut) &&
+                          cPanels->sizes[0] >= bf16::aPanelsSize(m, n)
+                      ? cPanels->begin()
+                      : nullptr;
+  if (!needsProduct(*a, *c, false)) {
+    ep.applyAll(*c);
+    if (out && m > 0 && n > 0)
+      packA(*c, out, false);
+    return;
+  }
+  bf16Product()(*a, b->data + b->offset, *c, false, &ep, in, out);
 }
 
 int64_t transfuse::runtime::gemm::bf16PackedASize(int64_t m, int64_t k) {
-  return (m + kRows - 1) / kRows * kRows * bf16::paddedK(k);
+  return bf16::aPanelsSize(m, k);
 }
 
 void transfuse::runtime::gemm::packBf16ScaledRows(const float *a, int64_t lda,
@@ -740,12 +819,7 @@ void transfuse::runtime::gemm::matmulBf16PrepackedA(const uint16_t *aPacked,
   Desc2D a{nullptr, nullptr, 0, {m, k}, {k, 1}}; // its sizes only
   if (!needsProduct(a, c, accumulate))
     return;
-  Product product = bf16Product();
-  if (product == matmulTiled<Kernel::Amx>)
-    matmulTiledOn<Kernel::Amx>(a, packed, c, accumulate, nullptr, aPacked);
-  else if (product == matmulTiled<Kernel::Avx512Bf16>)
-    matmulTiledOn<Kernel::Avx512Bf16>(a, packed, c, accumulate, nullptr,
-                                      aPacked);
-  else // no bf16 kernels: packBf16Panels declined, and no caller gets here
+  if (!bf16PanelsUsable()) // packBf16Panels declined: no caller gets here
     __builtin_trap();
+  bf16Product()(a, packed, c, accumulate, nullptr, aPacked, nullptr);
 }

@@ -15,6 +15,12 @@
 //          y = (x - mean) / sqrt(var + eps) * scale + bias, var biased.
 // Absent operands' descriptors are not read.
 //
+// _mlir_ciface_transfuse_norm_f32_panels takes one more operand, P
+// (memref<?xbf16>): Y's rows (all dims but the last, in order) are also
+// rounded into the bf16 panels of a product's A there (bf16_panels.h;
+// transfuse-cpu-bf16-panels passes them to the product Y feeds), each row
+// as it is written, while it is in L1.
+//
 // The generated alternative (LowerToLinalg.cpp buildLayerNorm) takes
 // several passes over the tensor, each its own parallel loop, with the
 // row sums split into partial sums. Here one task takes a block of rows
@@ -27,6 +33,8 @@
 //
 //===----------------------------------------------------------------------===//
 #include "gemm.h"
+
+#include "transfuse/bf16_panels.h"
 
 #include <algorithm>
 #include <cmath>
@@ -130,13 +138,28 @@ struct Call {
   float eps;
   int64_t flags;
   UnitRowFn unitRow;
+  uint16_t *panels; // Y's rows as A panels, or null
+  int64_t kp;       // their padded depth
 
-  void row(const int64_t idx[3]) const {
+  /// Row i of Y (idx its index in the first three dims).
+  void row(int64_t i, const int64_t idx[3]) const {
+    int64_t n = y.sizes[3];
+    float *out = y.data + y.offset + idx[0] * y.strides[0] +
+                 idx[1] * y.strides[1] + idx[2] * y.strides[2];
+    compute(idx, out);
+    if (!panels)
+      return;
+    if (y.strides[3] == 1)
+      return storeBf16PanelRows(out, 0, i, 1, 0, n, kp, panels);
+    for (int64_t p = 0; p < kp; ++p)
+      panels[transfuse::bf16::aIndex(kp, i, p)] =
+          p < n ? transfuse::bf16::fromFloat(out[p * y.strides[3]]) : 0;
+  }
+
+  void compute(const int64_t idx[3], float *out) const {
     int64_t n = y.sizes[3];
     Row xr = rowOf(x, idx, n);
     Row rr = flags & kResidual ? rowOf(r, idx, n) : Row{nullptr, 0};
-    float *out = y.data + y.offset + idx[0] * y.strides[0] +
-                 idx[1] * y.strides[1] + idx[2] * y.strides[2];
     float *sum = flags & kSum ? s.data + s.offset + idx[0] * s.strides[0] +
                                     idx[1] * s.strides[1] +
                                     idx[2] * s.strides[2]
@@ -183,20 +206,39 @@ struct Call {
 
 } // namespace
 
-extern "C" __attribute__((visibility("default"))) void
-_mlir_ciface_transfuse_norm_f32(Desc4D *x, Desc4D *r, Desc1D *scale,
-                                Desc1D *bias, Desc4D *y, Desc4D *s, float eps,
-                                int64_t flags) {
+namespace {
+
+void norm(Desc4D *x, Desc4D *r, Desc1D *scale, Desc1D *bias, Desc4D *y,
+          Desc4D *s, float eps, int64_t flags, Desc1DBf16 *panels) {
   int64_t d0 = y->sizes[0], d1 = y->sizes[1], d2 = y->sizes[2],
           n = y->sizes[3];
   int64_t rows = d0 * d1 * d2;
   if (rows == 0 || n == 0)
     return;
+  // Panels only where the products read them (and, as the compiler
+  // always passes, large enough).
+  uint16_t *out = panels && bf16PanelsUsable() &&
+                          panels->sizes[0] >=
+                              transfuse::bf16::aPanelsSize(rows, n)
+                      ? panels->begin()
+                      : nullptr;
+  int64_t kp = transfuse::bf16::paddedK(n);
+  if (out)
+    zeroBf16PanelTail(rows, kp, out);
   F32Path path = f32Path();
-  Call call{*x, *r, *y, *s, *scale, *bias, eps, flags,
+  Call call{*x,
+            *r,
+            *y,
+            *s,
+            *scale,
+            *bias,
+            eps,
+            flags,
             path == F32Path::Avx512 ? rowAvx512
             : path == F32Path::Avx2 ? rowAvx2
-                                    : rowPortable};
+                                    : rowPortable,
+            out,
+            kp};
   // Blocks of rows of about 64 KiB per task.
   int64_t perTask = std::max<int64_t>(1, (16 << 10) / n);
   int64_t tasks = (rows + perTask - 1) / perTask;
@@ -205,7 +247,24 @@ _mlir_ciface_transfuse_norm_f32(Desc4D *x, Desc4D *r, Desc1D *scale,
             int64_t end = std::min(rows, (t + 1) * perTask);
             for (int64_t i = t * perTask; i < end; ++i) {
               int64_t idx[3] = {i / (d1 * d2), i / d2 % d1, i % d2};
-              call.row(idx);
+              call.row(i, idx);
             }
           });
+}
+
+} // namespace
+
+extern "C" __attribute__((visibility("default"))) void
+_mlir_ciface_transfuse_norm_f32(Desc4D *x, Desc4D *r, Desc1D *scale,
+                                Desc1D *bias, Desc4D *y, Desc4D *s, float eps,
+                                int64_t flags) {
+  norm(x, r, scale, bias, y, s, eps, flags, nullptr);
+}
+
+extern "C" __attribute__((visibility("default"))) void
+_mlir_ciface_transfuse_norm_f32_panels(Desc4D *x, Desc4D *r, Desc1D *scale,
+                                       Desc1D *bias, Desc4D *y, Desc4D *s,
+                                       float eps, int64_t flags,
+                                       Desc1DBf16 *panels) {
+  norm(x, r, scale, bias, y, s, eps, flags, panels);
 }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -34,6 +35,10 @@ extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *,
                                                           Desc3DBf16 *,
                                                           Desc2D *, Desc1D *,
                                                           Desc2D *, int64_t);
+using transfuse::runtime::gemm::Desc1DBf16;
+extern "C" void _mlir_ciface_transfuse_linear_bf16_panels(
+    Desc2D *, Desc1DBf16 *, Desc3DBf16 *, Desc2D *, Desc1D *, Desc2D *,
+    int64_t, Desc1DBf16 *);
 
 namespace {
 
@@ -381,6 +386,80 @@ TEST(Gemm, Bf16LinearEpilogueMatchesReference) {
       }
   // Several tasks.
   checkLinear(Weights::Bf16, 250, 520, 2400, Gelu, true, true);
+}
+
+/// B (k x n) packed into bf16_panels.h's layout by the header's own packer.
+struct Bf16Weight {
+  std::vector<uint16_t> p;
+  Desc3DBf16 d;
+  Bf16Weight(const Matrix &b, int64_t k, int64_t n) {
+    namespace bf16 = transfuse::bf16;
+    int64_t kp = bf16::paddedK(k), panels = (n + 31) / 32;
+    p.resize(panels * kp * 32);
+    bf16::pack(b.v.data(), k, n, b.d.strides[0], p.data());
+    d = {p.data(), p.data(), 0, {panels, kp, 32}, {kp * 32, 32, 1}};
+  }
+};
+
+/// Two linears chained through panels, as transfuse-cpu-bf16-panels
+/// compiles a linear feeding another: the first (GELU, bias) writes its C
+/// and C's panels, the second reads its A from those panels. C1's panels
+/// must be bf16_panels.h's layout of C1 rounded by the header's scalar
+/// rounding (padding zero), and the second product, whose f32 A is
+/// overwritten with NaN where the panels are read, must equal the same
+/// linear on the f32 A bit for bit. Where the bf16 kernels are not used
+/// (TRANSFUSE_GEMM=f32 or =portable) no panels are written or read.
+void checkPanelsChain(int64_t m, int64_t k, int64_t n1, int64_t n2) {
+  namespace bf16 = transfuse::bf16;
+  bool usable = transfuse::runtime::gemm::bf16PanelsUsable();
+  Matrix a(m, k, k, 1.0f), b1(k, n1, n1, 2.0f), b2(n1, n2, n2, 3.0f),
+      bias(1, n1, n1, 4.0f);
+  Bf16Weight w1(b1, k, n1), w2(b2, n1, n2);
+  Desc1D bd{bias.v.data(), bias.v.data(), 0, {n1}, {1}};
+  std::vector<float> c1v(m * n1, 7.0f);
+  Desc2D c1{c1v.data(), c1v.data(), 0, {m, n1}, {n1, 1}};
+  int64_t kp1 = bf16::paddedK(n1), size = bf16::aPanelsSize(m, n1);
+  std::vector<uint16_t> panels(size, 0x7FC0); // NaN until written
+  Desc1DBf16 pd{panels.data(), panels.data(), 0, {size}, {1}};
+  Desc1DBf16 none{nullptr, nullptr, 0, {0}, {1}};
+  int64_t flags1 = Gelu | 1 << 8;
+  _mlir_ciface_transfuse_linear_bf16_panels(&a.d, &none, &w1.d, &c1, &bd,
+                                            nullptr, flags1 | 1 << 11, &pd);
+  // C1 itself, against the linear without panels.
+  std::vector<float> plain1(m * n1);
+  Desc2D p1{plain1.data(), plain1.data(), 0, {m, n1}, {n1, 1}};
+  _mlir_ciface_transfuse_linear_bf16_packed(&a.d, &w1.d, &p1, &bd, nullptr,
+                                            flags1);
+  ASSERT_EQ(c1v, plain1) << m << "x" << k << "x" << n1;
+  int64_t rows = (m + 15) / 16 * 16;
+  for (int64_t i = 0; i < rows && usable; ++i)
+    for (int64_t p = 0; p < kp1; ++p) {
+      uint16_t expect = i < m && p < n1 ? bf16::fromFloat(c1v[i * n1 + p]) : 0;
+      ASSERT_EQ(panels[bf16::aIndex(kp1, i, p)], expect)
+          << "panel element (" << i << ", " << p << ") of " << m << "x" << n1;
+    }
+  if (!usable)
+    ASSERT_TRUE(std::all_of(panels.begin(), panels.end(),
+                            [](uint16_t h) { return h == 0x7FC0; }))
+        << "panels written where the bf16 kernels are not used";
+  // The second product: from the panels, against the f32 A.
+  std::vector<float> expect2(m * n2), got2(m * n2);
+  Desc2D e2{expect2.data(), expect2.data(), 0, {m, n2}, {n2, 1}},
+      g2{got2.data(), got2.data(), 0, {m, n2}, {n2, 1}};
+  _mlir_ciface_transfuse_linear_bf16_packed(&c1, &w2.d, &e2, nullptr, nullptr,
+                                            None);
+  if (usable)
+    std::fill(c1v.begin(), c1v.end(), NAN);
+  _mlir_ciface_transfuse_linear_bf16_panels(&c1, &pd, &w2.d, &g2, nullptr,
+                                            nullptr, None | 1 << 10, &none);
+  ASSERT_EQ(got2, expect2) << m << "x" << n1 << "x" << n2;
+}
+
+TEST(Gemm, Bf16PanelsChain) {
+  checkPanelsChain(1, 96, 77, 40);     // decode: C's panels packed after
+  checkPanelsChain(3, 600, 64, 33);    // decode, 3 K passes
+  checkPanelsChain(37, 600, 77, 45);   // edge rows and columns, 3 K passes
+  checkPanelsChain(250, 520, 2400, 300); // several tasks and row blocks
 }
 
 /// Rounding to bf16 as IEEE 754 defines it (nearest, ties to even), on

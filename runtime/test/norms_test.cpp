@@ -4,20 +4,28 @@
 // rows for several tasks. Whole models go through it against ONNX Runtime
 // in test/models.
 #include "gemm.h"
+#include "transfuse/bf16_panels.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 using transfuse::runtime::gemm::Desc1D;
+using transfuse::runtime::gemm::Desc1DBf16;
 using transfuse::runtime::gemm::Desc4D;
 
 extern "C" void _mlir_ciface_transfuse_norm_f32(Desc4D *, Desc4D *, Desc1D *,
                                                 Desc1D *, Desc4D *, Desc4D *,
                                                 float, int64_t);
+extern "C" void _mlir_ciface_transfuse_norm_f32_panels(Desc4D *, Desc4D *,
+                                                       Desc1D *, Desc1D *,
+                                                       Desc4D *, Desc4D *,
+                                                       float, int64_t,
+                                                       Desc1DBf16 *);
 
 namespace {
 
@@ -122,6 +130,55 @@ TEST(Norm, RmsNorm) {
 
 TEST(Norm, ManyRowsSeveralTasks) {
   check({2, 3, 200, 96}, kBias, {1, 1, 1, 1}, false);
+}
+
+/// The norm writing its rows also as a product's A panels
+/// (transfuse-cpu-bf16-panels): Y must equal the plain kernel's bit for
+/// bit, and the panels bf16_panels.h's layout of Y's rows (all dims but the
+/// last, in order) rounded by the header's scalar rounding, padding zero;
+/// where the bf16 kernels are not used (TRANSFUSE_GEMM=portable) nothing is
+/// written to them. A transposed Y takes the scalar path.
+void checkPanels(std::array<int64_t, 4> shape, int64_t flags,
+                 bool transposedY) {
+  namespace bf16 = transfuse::bf16;
+  int64_t n = shape[3], rows = shape[0] * shape[1] * shape[2],
+          count = rows * n;
+  std::array<int, 4> order = transposedY ? std::array<int, 4>{0, 1, 3, 2}
+                                         : std::array<int, 4>{0, 1, 2, 3};
+  Buffer xb(count, 1.0f), rb(count, 2.0f), gb(n, 3.0f), bb(n, 4.0f),
+      yb(count, 5.0f), plainb(count, 5.0f);
+  Desc4D x = view(xb, shape), r = view(rb, shape), y = view(yb, shape, order),
+         plain = view(plainb, shape, order);
+  Desc1D g{gb.v.data(), gb.v.data(), 0, {n}, {1}},
+      b{bb.v.data(), bb.v.data(), 0, {n}, {1}};
+  int64_t kp = bf16::paddedK(n), size = bf16::aPanelsSize(rows, n);
+  std::vector<uint16_t> panels(size, 0x7FC0);
+  Desc1DBf16 pd{panels.data(), panels.data(), 0, {size}, {1}};
+  _mlir_ciface_transfuse_norm_f32_panels(&x, &r, &g, &b, &y, &y, 1e-5f, flags,
+                                         &pd);
+  _mlir_ciface_transfuse_norm_f32(&x, &r, &g, &b, &plain, &plain, 1e-5f,
+                                  flags);
+  ASSERT_EQ(yb.v, plainb.v);
+  if (!transfuse::runtime::gemm::bf16PanelsUsable()) {
+    ASSERT_TRUE(std::all_of(panels.begin(), panels.end(),
+                            [](uint16_t h) { return h == 0x7FC0; }));
+    return;
+  }
+  for (int64_t i = 0; i < (rows + 15) / 16 * 16; ++i)
+    for (int64_t p = 0; p < kp; ++p) {
+      uint16_t expect = 0;
+      if (i < rows && p < n)
+        expect = bf16::fromFloat(at(y, i / (shape[1] * shape[2]),
+                                    i / shape[2] % shape[1], i % shape[2], p));
+      ASSERT_EQ(panels[bf16::aIndex(kp, i, p)], expect)
+          << "panel element (" << i << ", " << p << ")";
+    }
+}
+
+TEST(Norm, Bf16Panels) {
+  checkPanels({1, 1, 37, 77}, kResidual | kBias, false); // edges
+  checkPanels({2, 3, 40, 96}, kBias, false);             // several tasks
+  checkPanels({1, 1, 20, 50}, kRms, true);               // strided Y
 }
 
 } // namespace

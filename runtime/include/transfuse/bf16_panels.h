@@ -12,6 +12,14 @@
 // of its 16 columns, the pair B[2q][j], B[2q + 1][j] of its block (the
 // "VNNI" pairing TDPBF16PS reads). As a memref: [ceil(N / 32)][Kp][32] bf16.
 //
+// An activation A [M][K] rounded for the same products ("A panels") is
+// split into panels of 16 rows, each Kp / 32 blocks of one AMX A tile: 16
+// rows of 32 consecutive K values (64 bytes), rows past M and K past its
+// end zero. The GEMM packs A so itself, or reads it so from a producer
+// (transfuse-cpu-bf16-panels: the norm kernel or a linear's epilogue writes
+// the panels of the product it feeds). As a memref: [ceil(M / 16) * 16 *
+// Kp] bf16.
+//
 //===----------------------------------------------------------------------===//
 #ifndef TRANSFUSE_BF16_PANELS_H
 #define TRANSFUSE_BF16_PANELS_H
@@ -27,6 +35,19 @@ constexpr int64_t kBlockK = 32;    // K per tile block (16 pairs)
 /// K zero padded to whole tile blocks.
 inline int64_t paddedK(int64_t k) {
   return (k + kBlockK - 1) / kBlockK * kBlockK;
+}
+
+constexpr int64_t kPanelRows = 16; // rows per A panel (one AMX A tile)
+
+/// Elements of A [m][k]'s panels.
+inline int64_t aPanelsSize(int64_t m, int64_t k) {
+  return (m + kPanelRows - 1) / kPanelRows * kPanelRows * paddedK(k);
+}
+
+/// Where A[i][p] lies in A's panels (K padded to kp).
+inline int64_t aIndex(int64_t kp, int64_t i, int64_t p) {
+  return i / kPanelRows * kPanelRows * kp + p / kBlockK * kPanelRows * kBlockK +
+         i % kPanelRows * kBlockK + p % kBlockK;
 }
 
 /// bf16 bits of `f`, rounded to nearest, ties to even (what the hardware's
