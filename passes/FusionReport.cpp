@@ -1,7 +1,7 @@
 //===- FusionReport.cpp - what the fusion passes did ----------------------===//
 #include "passes/FusionReport.h"
 
-#include "codegen/cpu/AttentionKernel.h"
+#include "codegen/cpu/RuntimeKernels.h"
 #include "dialects/transformer/TransformerDialect.h"
 #include "passes/FusionUtils.h"
 

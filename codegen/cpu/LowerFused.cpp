@@ -22,7 +22,7 @@
 // way.
 //
 //===----------------------------------------------------------------------===//
-#include "codegen/cpu/AttentionKernel.h"
+#include "codegen/cpu/RuntimeKernels.h"
 #include "codegen/cpu/LoweringUtils.h"
 #include "codegen/cpu/Passes.h"
 #include "dialects/transformer/TransformerDialect.h"
@@ -171,13 +171,7 @@ SmallVector<Value> callNormKernel(PatternRewriter &rw, Operation *op, Value x,
                                   bool rms, bool wantSum, double epsilon) {
   Location loc = op->getLoc();
   auto resultType = tensorType(op->getResult(0));
-  auto rank1 = [](Value v) { return !v || tensorType(v).getRank() == 1; };
-  auto atMost4 = [](Value v) {
-    return !v || (tensorType(v).getRank() >= 1 && tensorType(v).getRank() <= 4);
-  };
-  if (!resultType.getElementType().isF32() || !atMost4(x) ||
-      !atMost4(residual) || resultType.getRank() > 4 || !rank1(scale) ||
-      !rank1(bias))
+  if (!takesNormKernel(op))
     return {};
   // The residual broadcasts against the input (ONNX rules, right-aligned).
   Value c1 = cIdx(rw, loc, 1);

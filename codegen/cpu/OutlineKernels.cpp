@@ -1,5 +1,6 @@
 //===- OutlineKernels.cpp - one function per distinct fused kernel --------===//
 #include "codegen/cpu/Passes.h"
+#include "codegen/cpu/RuntimeKernels.h"
 #include "dialects/transformer/TransformerDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -15,6 +16,7 @@ namespace transfuse::cpu {
 } // namespace transfuse::cpu
 
 using namespace mlir;
+using namespace transfuse::cpu;
 using namespace transfuse::transformer;
 
 namespace {
@@ -35,12 +37,15 @@ std::string kernelKey(Operation *op) {
 
 struct OutlineKernelsPass
     : transfuse::cpu::impl::OutlineKernelsBase<OutlineKernelsPass> {
+  using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
     std::map<std::string, func::FuncOp> kernels;
     SmallVector<Operation *> ops;
     module.walk([&](Operation *op) {
+      if (normKernel && takesNormKernel(op))
+        return;
       if (isa<AttentionOp, LayerNormOp, RmsNormOp, RotaryEmbeddingOp>(op))
         ops.push_back(op);
     });

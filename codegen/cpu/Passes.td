@@ -18,7 +18,16 @@ def OutlineKernels : Pass<"transfuse-cpu-outline-kernels", "mlir::ModuleOp"> {
 
     A run-time check inside a shared function names the node of the first
     op that used it.
+
+    With `norm-kernel` (as transfuse-cpu-lower-to-linalg's), the norms that
+    the runtime's norm kernel will take (codegen/cpu/RuntimeKernels.h) stay
+    inline: their lowering is a call of the runtime already, and inline
+    their output buffer is visible to transfuse-cpu-bf16-panels.
   }];
+  let options = [
+    Option<"normKernel", "norm-kernel", "bool", /*default=*/"false",
+           "leave the norms the runtime's norm kernel takes inline">
+  ];
   let dependentDialects = ["mlir::func::FuncDialect",
                            "mlir::LLVM::LLVMDialect"];
 }
@@ -124,6 +133,42 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
            "f32, or bf16 (constant weights as bf16 on AMX tiles)">,
   ];
+  let dependentDialects = ["mlir::arith::ArithDialect",
+                           "mlir::func::FuncDialect",
+                           "mlir::memref::MemRefDialect"];
+}
+
+def Bf16Panels : Pass<"transfuse-cpu-bf16-panels", "mlir::ModuleOp"> {
+  let summary = "bf16 products read A as panels that its producer wrote";
+  let description = [{
+    Runs right after transfuse-cpu-matmul-to-microkernel, on buffers. A
+    bf16 `linear` (`transfuse_linear_bf16_packed`) rounds its f32 A into
+    AMX tile panels before multiplying, a pass over A (5-8% of bert-base
+    bf16's time). When A is the output of the runtime's norm kernel
+    (`transfuse_norm_f32`) or of another bf16 linear, that producer writes
+    the panels instead, as each row (norm) or block of C (linear) leaves it,
+    and the product reads them:
+      - the producer becomes `transfuse_norm_f32_panels(..., P)` or
+        `transfuse_linear_bf16_panels(A, -, B, C, bias, residual,
+        flags | 2048, P)`, P a fresh `memref<?xbf16>` of
+        bf16_panels.h's A layout for its output's rows;
+      - each product reading that output becomes
+        `transfuse_linear_bf16_panels(A, P, B, C, bias, residual,
+        flags | 1024, -)` (a linear can be both).
+    The f32 output is still written (other ops read it, and a CPU without
+    the bf16 kernels ignores the panels), so results do not change.
+
+    A product qualifies when its A reaches a `memref.alloc` with the
+    identity layout through `memref.cast`, `memref.collapse_shape` and
+    `memref.expand_shape` that keep the last dim whole, and `memref.reshape`
+    with equal static last dims: then A's row i is the buffer's row i (all
+    dims but the last, row-major). The producer is the last op before the
+    product, in the same block, that uses the buffer (through such views)
+    at all other than as another such product's A, and it must be a
+    producer above writing the whole buffer as its output. Anything else
+    (another view, another writer or reader in between, a producer in
+    another block) leaves the product as it is.
+  }];
   let dependentDialects = ["mlir::arith::ArithDialect",
                            "mlir::func::FuncDialect",
                            "mlir::memref::MemRefDialect"];

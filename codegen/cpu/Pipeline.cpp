@@ -228,7 +228,9 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
   if (options.timePasses)
     pm.enableTiming();
   std::string pipeline =
-      "transfuse-cpu-outline-kernels,transfuse-cpu-lower-to-linalg{"
+      "transfuse-cpu-outline-kernels{norm-kernel=" +
+      std::string(options.normKernel ? "true" : "false") +
+      "},transfuse-cpu-lower-to-linalg{"
       "attention-kernel=" +
       std::string(options.attentionKernel ? "true" : "false") +
       (options.bf16Attention ? " bf16-attention=true" : "") +
@@ -241,7 +243,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "function-boundary-type-conversion=identity-layout-map "
       "unknown-type-conversion=identity-layout-map},"
       "canonicalize,transfuse-cpu-matmul-to-microkernel{precision=" +
-      options.precision + "},"
+      options.precision + "},transfuse-cpu-bf16-panels,"
       // buffer-deallocation-pipeline, with buffers freed after their last
       // use instead of at the end of their block.
       "expand-realloc,canonicalize,ownership-based-buffer-deallocation,"
