@@ -40,7 +40,8 @@ constexpr unsigned kLinearA = 0, kLinearC = 2, kLinearResidual = 4,
 // residual (gemm.h Epilogue::fromFlags), the norm's sum output (norms.cpp).
 constexpr int64_t kLinearHasResidual = 1 << 9, kNormWritesSum = 4;
 // transfuse_linear_bf16_panels' flags (gemm_bf16.cpp).
-constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11;
+constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11,
+                  kPanelsOnly = 1 << 12;
 
 bool isCallOf(Operation *op, StringRef callee) {
   auto call = dyn_cast<func::CallOp>(op);
@@ -84,6 +85,7 @@ memref::AllocOp rowsRoot(Value v) {
 
 /// The uses of a buffer that may touch its data: through any view of it
 /// (transitively), each with whether its view keeps the buffer's rows.
+/// Terminators count (a buffer returned or yielded is read elsewhere).
 struct Accesses {
   SmallVector<std::pair<OpOperand *, bool>> uses;
   explicit Accesses(Value root) {
@@ -100,7 +102,8 @@ struct Accesses {
                    view && view.getViewSource() == v) {
           for (Value r : user->getResults())
             work.push_back({r, false});
-        } else if (!isMemoryEffectFree(user)) {
+        } else if (!isMemoryEffectFree(user) ||
+                   user->hasTrait<OpTrait::IsTerminator>()) {
           uses.push_back({&use, rows});
         }
       }
@@ -196,12 +199,28 @@ struct Bf16PanelsPass
     });
     if (products.empty())
       return;
-    rewrite(module, producers, products);
+    // Linears whose output nothing reads but the products of their panels:
+    // they need not write it (flags | 4096).
+    DenseSet<Operation *> panelsOnly;
+    for (auto [op, buffer] : producers) {
+      bool only = isCallOf(op, kLinear) &&
+                  llvm::all_of(accessesOf[buffer]->uses, [&](auto use) {
+                    Operation *user = use.first->getOwner();
+                    auto it = products.find(user);
+                    return user == op ||
+                           (it != products.end() && it->second == op &&
+                            use.first->getOperandNumber() == kLinearA);
+                  });
+      if (only)
+        panelsOnly.insert(op);
+    }
+    rewrite(module, producers, products, panelsOnly);
   }
 
   void rewrite(ModuleOp module,
                llvm::MapVector<Operation *, memref::AllocOp> &producers,
-               llvm::MapVector<Operation *, Operation *> &products) {
+               llvm::MapVector<Operation *, Operation *> &products,
+               const DenseSet<Operation *> &panelsOnly) {
     MLIRContext *ctx = &getContext();
     auto panelsType = MemRefType::get({ShapedType::kDynamic},
                                       BFloat16Type::get(ctx));
@@ -293,7 +312,8 @@ struct Bf16PanelsPass
       APInt flags;
       matchPattern(call.getOperand(kLinearFlags), m_ConstantInt(&flags));
       int64_t bits = flags.getSExtValue() | (in ? kPanelsIn : 0) |
-                     (out ? kPanelsOut : 0);
+                     (out ? kPanelsOut : 0) |
+                     (panelsOnly.contains(op) ? kPanelsOnly : 0);
       args[kLinearFlags] = arith::ConstantIntOp::create(b, loc, bits, 64);
       args.insert(args.begin() + kLinearA + 1, in ? in : none());
       args.push_back(out ? out : none());

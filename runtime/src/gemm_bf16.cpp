@@ -127,10 +127,19 @@ __attribute__((target("avx512f"))) void widenPanelAvx512(const uint16_t *panel,
 /// Without AMX or AVX512-BF16: the same products on the f32 GEMM. A is
 /// rounded to bf16 once and B widened to f32 (exact) into the f32 GEMM's
 /// packed layout, which the f32 GEMM then reads as a prepacked weight.
+/// What a product reads and writes besides its f32 operands
+/// (transfuse_linear_bf16_panels): A as panels (bf16_panels.h) instead of
+/// packing A itself; C's panels besides C; whether C's f32 values may be
+/// left unwritten, as nothing else reads them.
+struct PanelsIO {
+  const uint16_t *a = nullptr;
+  uint16_t *c = nullptr;
+  bool panelsOnly = false;
+};
+
 /// A's panels are never read nor C's written here (bf16PanelsUsable).
 void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
-                 bool accumulate, const Epilogue *ep, const uint16_t *,
-                 uint16_t *) {
+                 bool accumulate, const Epilogue *ep, const PanelsIO &) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k), panels = (n + 31) / 32;
   bool par = parallel(m, n, k);
@@ -515,14 +524,16 @@ constexpr StreamsKernel kStreamsKernels[kStreamRows][kStreamPanels] = {
 enum class Kernel { Amx, Avx512Bf16 };
 
 /// The tiled product on packed A and B, on `kernel`; A packed here, or
-/// given as panels (`aPrepacked`, bf16_panels.h; then only A's sizes are
-/// read). With `cPanels`, C's final values (after `ep`) are also rounded
-/// into C's panels there, as the A of a product C feeds: each block of C
-/// as its last K pass and epilogue leave it in L1.
+/// given as panels (io.a; then only A's sizes are read). With io.c, C's
+/// final values (after `ep`) are also rounded into C's panels there, as
+/// the A of a product C feeds: each block of C as its last K pass and
+/// epilogue leave it in L1; with io.panelsOnly, a block whose C nothing
+/// else reads stays in the task's buffer and only its panels are written.
 template <Kernel kernel>
 void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
-                   bool accumulate, const Epilogue *ep,
-                   const uint16_t *aPrepacked, uint16_t *cPanels) {
+                   bool accumulate, const Epilogue *ep, const PanelsIO &io) {
+  const uint16_t *aPrepacked = io.a;
+  uint16_t *cPanels = io.c;
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t kp = bf16::paddedK(k), kBlocks = kp / bf16::kBlockK;
   constexpr int64_t kBlocksPerKc =
@@ -646,6 +657,15 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
             // it.
             float *pij = part + (i - ip0 * kRows) * 32;
             bool first = kb0 == 0;
+            if (final && cPanels && io.panelsOnly) {
+              // C's rows lie 12 KiB apart on bert-base's FFN (the same L1
+              // sets); its panels come from the contiguous tile instead.
+              run(first ? cij : pij, first ? c.strides[0] : 32, tile, 32);
+              if (last)
+                last->apply(tile, 32, i, j, h, w);
+              storeBf16PanelRows(tile, 32, i, h, j, w, kpOut, cPanels);
+              continue;
+            }
             run(first ? cij : pij, first ? c.strides[0] : 32, final ? cij : pij,
                 final ? c.strides[0] : 32);
             if (last)
@@ -697,7 +717,7 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
 /// sizes are read), C's panels written when given.
 using Product = void (*)(const Desc2D &a, const uint16_t *packed,
                          const Desc2D &c, bool accumulate, const Epilogue *ep,
-                         const uint16_t *aPanels, uint16_t *cPanels);
+                         const PanelsIO &io);
 
 /// The product this CPU runs (CPUID, the kernel's grant of the tile state,
 /// TRANSFUSE_GEMM): AMX tiles, else VDPBF16PS, else the f32 GEMM on widened
@@ -726,8 +746,7 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
                                           int64_t accumulate) {
   if (!needsProduct(*a, *c, accumulate))
     return;
-  bf16Product()(*a, b->data + b->offset, *c, accumulate, nullptr, nullptr,
-                nullptr);
+  bf16Product()(*a, b->data + b->offset, *c, accumulate, nullptr, {});
 }
 
 bool transfuse::runtime::gemm::bf16PanelsUsable() {
@@ -749,7 +768,7 @@ void transfuse::runtime::gemm::matmulBf16Packed(const Desc2D &a,
                                                 const Desc2D &c,
                                                 bool accumulate) {
   if (needsProduct(a, c, accumulate))
-    bf16Product()(a, packed, c, accumulate, nullptr, nullptr, nullptr);
+    bf16Product()(a, packed, c, accumulate, nullptr, {});
 }
 
 /// A `linear` on a bf16 prepacked B: C = act(bf16(A) * B + bias) +
@@ -763,40 +782,45 @@ _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   // An empty K: C = 0, then the epilogue (nothing for an empty C).
   if (!needsProduct(*a, *c, false))
     return ep.applyAll(*c);
-  bf16Product()(*a, b->data + b->offset, *c, false, &ep, nullptr, nullptr);
+  bf16Product()(*a, b->data + b->offset, *c, false, &ep, {});
 }
 
 /// transfuse_linear_bf16_packed with A's panels and C's (transfuse-cpu-
 /// bf16-panels): flags as there, plus bit 10: A is read from `aPanels`,
 /// which its producer wrote (A's f32 sizes give its shape); bit 11: C's
-/// final values are also rounded into `cPanels` for the product C feeds.
-/// Both only where bf16PanelsUsable() (the producers write no panels
-/// elsewhere, and A's f32 values are always there); panels smaller than
-/// the shapes need (which the compiler never passes) are not used either.
+/// final values are also rounded into `cPanels` for the product C feeds;
+/// bit 12 (with 11): only the panels need to be written, as nothing else
+/// reads C. All only where bf16PanelsUsable() (the producers write no
+/// panels and all of C elsewhere, and A's f32 values are there); panels
+/// smaller than the shapes need (which the compiler never passes) are not
+/// used either. The decode path and an empty K write all of C anyway.
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_linear_bf16_panels(Desc2D *a, Desc1DBf16 *aPanels,
                                           Desc3DBf16 *b, Desc2D *c,
                                           Desc1D *bias, Desc2D *residual,
                                           int64_t flags, Desc1DBf16 *cPanels) {
-  constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11;
+  constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11,
+                    kPanelsOnly = 1 << 12;
   Epilogue ep = Epilogue::fromFlags(flags & 0x3ff, bias, residual);
   int64_t m = c->sizes[0], k = a->sizes[1], n = c->sizes[1];
   bool usable = bf16PanelsUsable();
-  const uint16_t *in = usable && (flags & kPanelsIn) &&
-                               aPanels->sizes[0] >= bf16::aPanelsSize(m, k)
-                           ? aPanels->begin()
-                           : nullptr;
-  uint16_t *out = usable && (flags & kPanelsOut) &&
-                          cPanels->sizes[0] >= bf16::aPanelsSize(m, n)
-                      ? cPanels->begin()
-                      : nullptr;
+  PanelsIO io;
+  io.a = usable && (flags & kPanelsIn) &&
+                 aPanels->sizes[0] >= bf16::aPanelsSize(m, k)
+             ? aPanels->begin()
+             : nullptr;
+  io.c = usable && (flags & kPanelsOut) &&
+                 cPanels->sizes[0] >= bf16::aPanelsSize(m, n)
+             ? cPanels->begin()
+             : nullptr;
+  io.panelsOnly = io.c && (flags & kPanelsOnly);
   if (!needsProduct(*a, *c, false)) {
     ep.applyAll(*c);
-    if (out && m > 0 && n > 0)
-      packA(*c, out, false);
+    if (io.c && m > 0 && n > 0)
+      packA(*c, io.c, false);
     return;
   }
-  bf16Product()(*a, b->data + b->offset, *c, false, &ep, in, out);
+  bf16Product()(*a, b->data + b->offset, *c, false, &ep, io);
 }
 
 int64_t transfuse::runtime::gemm::bf16PackedASize(int64_t m, int64_t k) {
@@ -821,5 +845,7 @@ void transfuse::runtime::gemm::matmulBf16PrepackedA(const uint16_t *aPacked,
     return;
   if (!bf16PanelsUsable()) // packBf16Panels declined: no caller gets here
     __builtin_trap();
-  bf16Product()(a, packed, c, accumulate, nullptr, aPacked, nullptr);
+  PanelsIO io;
+  io.a = aPacked;
+  bf16Product()(a, packed, c, accumulate, nullptr, io);
 }

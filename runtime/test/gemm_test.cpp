@@ -403,13 +403,16 @@ struct Bf16Weight {
 
 /// Two linears chained through panels, as transfuse-cpu-bf16-panels
 /// compiles a linear feeding another: the first (GELU, bias) writes its C
-/// and C's panels, the second reads its A from those panels. C1's panels
-/// must be bf16_panels.h's layout of C1 rounded by the header's scalar
-/// rounding (padding zero), and the second product, whose f32 A is
-/// overwritten with NaN where the panels are read, must equal the same
-/// linear on the f32 A bit for bit. Where the bf16 kernels are not used
-/// (TRANSFUSE_GEMM=f32 or =portable) no panels are written or read.
-void checkPanelsChain(int64_t m, int64_t k, int64_t n1, int64_t n2) {
+/// and C's panels (with `panelsOnly`, flags | 4096, perhaps only the
+/// panels), the second reads its A from those panels. C1 must be the plain
+/// linear's (unless panelsOnly), C1's panels bf16_panels.h's layout of the
+/// plain C1 rounded by the header's scalar rounding (padding zero), and
+/// the second product, whose f32 A is NaN where the panels are read, must
+/// equal the same linear on the plain C1 bit for bit. Where the bf16
+/// kernels are not used (TRANSFUSE_GEMM=f32 or =portable) no panels are
+/// written or read, and C1 is written whatever the flags.
+void checkPanelsChain(int64_t m, int64_t k, int64_t n1, int64_t n2,
+                      bool panelsOnly) {
   namespace bf16 = transfuse::bf16;
   bool usable = transfuse::runtime::gemm::bf16PanelsUsable();
   Matrix a(m, k, k, 1.0f), b1(k, n1, n1, 2.0f), b2(n1, n2, n2, 3.0f),
@@ -423,18 +426,21 @@ void checkPanelsChain(int64_t m, int64_t k, int64_t n1, int64_t n2) {
   Desc1DBf16 pd{panels.data(), panels.data(), 0, {size}, {1}};
   Desc1DBf16 none{nullptr, nullptr, 0, {0}, {1}};
   int64_t flags1 = Gelu | 1 << 8;
-  _mlir_ciface_transfuse_linear_bf16_panels(&a.d, &none, &w1.d, &c1, &bd,
-                                            nullptr, flags1 | 1 << 11, &pd);
+  _mlir_ciface_transfuse_linear_bf16_panels(
+      &a.d, &none, &w1.d, &c1, &bd, nullptr,
+      flags1 | 1 << 11 | (panelsOnly ? 1 << 12 : 0), &pd);
   // C1 itself, against the linear without panels.
   std::vector<float> plain1(m * n1);
   Desc2D p1{plain1.data(), plain1.data(), 0, {m, n1}, {n1, 1}};
   _mlir_ciface_transfuse_linear_bf16_packed(&a.d, &w1.d, &p1, &bd, nullptr,
                                             flags1);
-  ASSERT_EQ(c1v, plain1) << m << "x" << k << "x" << n1;
+  if (!panelsOnly || !usable)
+    ASSERT_EQ(c1v, plain1) << m << "x" << k << "x" << n1;
   int64_t rows = (m + 15) / 16 * 16;
   for (int64_t i = 0; i < rows && usable; ++i)
     for (int64_t p = 0; p < kp1; ++p) {
-      uint16_t expect = i < m && p < n1 ? bf16::fromFloat(c1v[i * n1 + p]) : 0;
+      uint16_t expect =
+          i < m && p < n1 ? bf16::fromFloat(plain1[i * n1 + p]) : 0;
       ASSERT_EQ(panels[bf16::aIndex(kp1, i, p)], expect)
           << "panel element (" << i << ", " << p << ") of " << m << "x" << n1;
     }
@@ -446,7 +452,7 @@ void checkPanelsChain(int64_t m, int64_t k, int64_t n1, int64_t n2) {
   std::vector<float> expect2(m * n2), got2(m * n2);
   Desc2D e2{expect2.data(), expect2.data(), 0, {m, n2}, {n2, 1}},
       g2{got2.data(), got2.data(), 0, {m, n2}, {n2, 1}};
-  _mlir_ciface_transfuse_linear_bf16_packed(&c1, &w2.d, &e2, nullptr, nullptr,
+  _mlir_ciface_transfuse_linear_bf16_packed(&p1, &w2.d, &e2, nullptr, nullptr,
                                             None);
   if (usable)
     std::fill(c1v.begin(), c1v.end(), NAN);
@@ -456,10 +462,12 @@ void checkPanelsChain(int64_t m, int64_t k, int64_t n1, int64_t n2) {
 }
 
 TEST(Gemm, Bf16PanelsChain) {
-  checkPanelsChain(1, 96, 77, 40);     // decode: C's panels packed after
-  checkPanelsChain(3, 600, 64, 33);    // decode, 3 K passes
-  checkPanelsChain(37, 600, 77, 45);   // edge rows and columns, 3 K passes
-  checkPanelsChain(250, 520, 2400, 300); // several tasks and row blocks
+  for (bool only : {false, true}) {
+    checkPanelsChain(1, 96, 77, 40, only);  // decode: C's panels packed after
+    checkPanelsChain(3, 600, 64, 33, only); // decode, 3 K passes
+    checkPanelsChain(37, 600, 77, 45, only); // edge rows and columns
+    checkPanelsChain(250, 520, 2400, 300, only); // several tasks, row blocks
+  }
 }
 
 /// Rounding to bf16 as IEEE 754 defines it (nearest, ties to even), on

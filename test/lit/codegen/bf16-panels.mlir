@@ -5,7 +5,8 @@
 // whose output feeds another. The norm writes the first product's A panels
 // (rows 2 * 40 = 80, K = 64: 80 * 64 elements), the first linear reads them
 // and writes the second's (80 x 96 padded to 96: 80 * 96), which reads
-// those; flags | 1024 to read, | 2048 to write. The f32 outputs stay.
+// those; flags | 1024 to read, | 2048 to write. The f32 outputs stay, but
+// as nothing else reads the first linear's, it need not write it (| 4096).
 // CHECK-DAG: func.func private @transfuse_norm_f32_panels({{.*}}, f32, i64, memref<?xbf16>) attributes {llvm.emit_c_interface}
 // CHECK-DAG: func.func private @transfuse_linear_bf16_panels(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xbf16>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64, memref<?xbf16>) attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func @chain
@@ -14,7 +15,7 @@
 // CHECK: call @transfuse_norm_f32_panels(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[P1C]])
 // CHECK: %[[P2:.*]] = memref.alloc() {alignment = 64 : i64} : memref<7680xbf16>
 // CHECK: %[[P2C:.*]] = memref.cast %[[P2]] : memref<7680xbf16> to memref<?xbf16>
-// CHECK: %[[F1:.*]] = arith.constant 3330 : i64
+// CHECK: %[[F1:.*]] = arith.constant 7426 : i64
 // CHECK: call @transfuse_linear_bf16_panels(%{{.*}}, %[[P1C]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[F1]], %[[P2C]])
 // CHECK: %[[F2:.*]] = arith.constant 1024 : i64
 // CHECK: %[[NONE:.*]] = memref.alloca() : memref<0xbf16>
@@ -147,4 +148,32 @@ func.func @negative(%x: memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, %
   %a6c = memref.cast %a6 : memref<64x64xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
   call @transfuse_linear_bf16_packed(%a6c, %w, %o, %g, %o, %f) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
   return
+}
+
+// -----
+
+// The same pair, with the first linear's output also returned, or also
+// copied: it writes both (flags 258 | 2048 = 2306).
+// CHECK-LABEL: func @also_read
+// CHECK: %[[F:.*]] = arith.constant 2306 : i64
+// CHECK: call @transfuse_linear_bf16_panels(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[F]],
+// CHECK: call @transfuse_linear_bf16_panels(
+// CHECK: %[[G:.*]] = arith.constant 2306 : i64
+// CHECK: call @transfuse_linear_bf16_panels(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[G]],
+// CHECK: call @transfuse_linear_bf16_panels(
+// CHECK: memref.copy
+func.func private @transfuse_linear_bf16_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
+func.func @also_read(%a: memref<?x?xf32, strided<[?, ?], offset: ?>>, %w1: memref<?x?x32xbf16>, %w2: memref<?x?x32xbf16>, %bias: memref<?xf32, strided<[?], offset: ?>>, %out: memref<?x?xf32, strided<[?, ?], offset: ?>>, %copy: memref<80x96xf32>) -> memref<80x96xf32> {
+  %f1 = arith.constant 258 : i64
+  %f0 = arith.constant 0 : i64
+  %h = memref.alloc() {alignment = 64 : i64} : memref<80x96xf32>
+  %hc = memref.cast %h : memref<80x96xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  call @transfuse_linear_bf16_packed(%a, %w1, %hc, %bias, %hc, %f1) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  call @transfuse_linear_bf16_packed(%hc, %w2, %out, %bias, %out, %f0) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  %g = memref.alloc() {alignment = 64 : i64} : memref<80x96xf32>
+  %gc = memref.cast %g : memref<80x96xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  call @transfuse_linear_bf16_packed(%a, %w1, %gc, %bias, %gc, %f1) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  call @transfuse_linear_bf16_packed(%gc, %w2, %out, %bias, %out, %f0) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  memref.copy %g, %copy : memref<80x96xf32> to memref<80x96xf32>
+  return %h : memref<80x96xf32>
 }
