@@ -274,10 +274,14 @@ struct Desc1DBf16 {
   uint16_t *begin() const { return data + offset; }
 };
 
-/// Whether bf16 products run on the bf16 kernels, which read A as panels.
-/// When not (no AMX or AVX512-BF16, or TRANSFUSE_GEMM=f32), producers write
-/// no panels and products read their f32 A, which is always written too.
-bool bf16PanelsUsable();
+/// Whether an A of m rows goes from its producer to a bf16 product as
+/// panels: where the products run on the bf16 kernels (not without AMX or
+/// AVX512-BF16, or with TRANSFUSE_GEMM=f32) and for more rows than a decode
+/// step's (kStreamRows; a 16-row panel would be mostly padding to write,
+/// and the product packs a few rows itself at no cost). Elsewhere
+/// producers write no panels and products read their f32 A, which is
+/// always written then.
+bool bf16PanelsUsed(int64_t m);
 
 /// Rows [i, i + h) x columns [j, j + w) of A, f32 at `src` (row stride ld,
 /// unit column stride), rounded into A's panels (K padded to kp; j a

@@ -137,7 +137,7 @@ struct PanelsIO {
   bool panelsOnly = false;
 };
 
-/// A's panels are never read nor C's written here (bf16PanelsUsable).
+/// A's panels are never read nor C's written here (bf16PanelsUsed).
 void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
                  bool accumulate, const Epilogue *ep, const PanelsIO &) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
@@ -560,7 +560,7 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
   bool streams = rowPanels == 1 && m <= kStreamRows && unitColumns;
   uint64_t product = kernel == Kernel::Amx && !streams ? ++amxProducts : 0;
   int64_t kpOut = bf16::paddedK(n); // C's panels' padded depth
-  if (cPanels && !streams)
+  if (cPanels) // never with streams (bf16PanelsUsed)
     zeroBf16PanelTail(m, kpOut, cPanels);
   auto task = [&](int64_t t) {
     if (streams) // decode: one row block, chunk t
@@ -703,8 +703,6 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
               _mm_pause();
             task(t - packTasks);
           });
-  if (cPanels && streams) // decode: a few rows, packed as a whole
-    packA(c, cPanels, false);
   if constexpr (kernel == Kernel::Amx)
     if (product != 0 && tilesConfiguredFor == product) {
       releaseTiles();
@@ -749,8 +747,8 @@ _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   bf16Product()(*a, b->data + b->offset, *c, accumulate, nullptr, {});
 }
 
-bool transfuse::runtime::gemm::bf16PanelsUsable() {
-  return bf16Product() != matmulOnF32;
+bool transfuse::runtime::gemm::bf16PanelsUsed(int64_t m) {
+  return m > kStreamRows && bf16Product() != matmulOnF32;
 }
 
 bool transfuse::runtime::gemm::packBf16Panels(const Desc2D &b,
@@ -790,7 +788,7 @@ _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
 /// which its producer wrote (A's f32 sizes give its shape); bit 11: C's
 /// final values are also rounded into `cPanels` for the product C feeds;
 /// bit 12 (with 11): only the panels need to be written, as nothing else
-/// reads C. All only where bf16PanelsUsable() (the producers write no
+/// reads C. All only where bf16PanelsUsed(M) (the producers write no
 /// panels and all of C elsewhere, and A's f32 values are there); panels
 /// smaller than the shapes need (which the compiler never passes) are not
 /// used either. The decode path and an empty K write all of C anyway.
@@ -803,7 +801,7 @@ _mlir_ciface_transfuse_linear_bf16_panels(Desc2D *a, Desc1DBf16 *aPanels,
                     kPanelsOnly = 1 << 12;
   Epilogue ep = Epilogue::fromFlags(flags & 0x3ff, bias, residual);
   int64_t m = c->sizes[0], k = a->sizes[1], n = c->sizes[1];
-  bool usable = bf16PanelsUsable();
+  bool usable = bf16PanelsUsed(m);
   PanelsIO io;
   io.a = usable && (flags & kPanelsIn) &&
                  aPanels->sizes[0] >= bf16::aPanelsSize(m, k)
@@ -843,7 +841,7 @@ void transfuse::runtime::gemm::matmulBf16PrepackedA(const uint16_t *aPacked,
   Desc2D a{nullptr, nullptr, 0, {m, k}, {k, 1}}; // its sizes only
   if (!needsProduct(a, c, accumulate))
     return;
-  if (!bf16PanelsUsable()) // packBf16Panels declined: no caller gets here
+  if (bf16Product() == matmulOnF32) // packBf16Panels declined: unreachable
     __builtin_trap();
   PanelsIO io;
   io.a = aPacked;

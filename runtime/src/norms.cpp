@@ -217,7 +217,7 @@ void norm(Desc4D *x, Desc4D *r, Desc1D *scale, Desc1D *bias, Desc4D *y,
     return;
   // Panels only where the products read them (and, as the compiler
   // always passes, large enough).
-  uint16_t *out = panels && bf16PanelsUsable() &&
+  uint16_t *out = panels && bf16PanelsUsed(rows) &&
                           panels->sizes[0] >=
                               transfuse::bf16::aPanelsSize(rows, n)
                       ? panels->begin()

@@ -136,8 +136,9 @@ TEST(Norm, ManyRowsSeveralTasks) {
 /// (transfuse-cpu-bf16-panels): Y must equal the plain kernel's bit for
 /// bit, and the panels bf16_panels.h's layout of Y's rows (all dims but the
 /// last, in order) rounded by the header's scalar rounding, padding zero;
-/// where the bf16 kernels are not used (TRANSFUSE_GEMM=portable) nothing is
-/// written to them. A transposed Y takes the scalar path.
+/// where the bf16 kernels are not used (TRANSFUSE_GEMM=portable), or for a
+/// decode step's few rows, nothing is written to them. A transposed Y
+/// takes the scalar path.
 void checkPanels(std::array<int64_t, 4> shape, int64_t flags,
                  bool transposedY) {
   namespace bf16 = transfuse::bf16;
@@ -159,7 +160,7 @@ void checkPanels(std::array<int64_t, 4> shape, int64_t flags,
   _mlir_ciface_transfuse_norm_f32(&x, &r, &g, &b, &plain, &plain, 1e-5f,
                                   flags);
   ASSERT_EQ(yb.v, plainb.v);
-  if (!transfuse::runtime::gemm::bf16PanelsUsable()) {
+  if (!transfuse::runtime::gemm::bf16PanelsUsed(rows)) {
     ASSERT_TRUE(std::all_of(panels.begin(), panels.end(),
                             [](uint16_t h) { return h == 0x7FC0; }));
     return;
@@ -179,6 +180,7 @@ TEST(Norm, Bf16Panels) {
   checkPanels({1, 1, 37, 77}, kResidual | kBias, false); // edges
   checkPanels({2, 3, 40, 96}, kBias, false);             // several tasks
   checkPanels({1, 1, 20, 50}, kRms, true);               // strided Y
+  checkPanels({1, 1, 1, 64}, kBias, false);              // decode: none
 }
 
 } // namespace
