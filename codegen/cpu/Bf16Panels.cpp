@@ -30,12 +30,14 @@ using namespace mlir;
 namespace {
 
 constexpr llvm::StringLiteral kLinear = "transfuse_linear_bf16_packed";
+constexpr llvm::StringLiteral kMatmul = "transfuse_matmul_bf16_packed";
 constexpr llvm::StringLiteral kLinearPanels = "transfuse_linear_bf16_panels";
 constexpr llvm::StringLiteral kNorm = "transfuse_norm_f32";
 constexpr llvm::StringLiteral kNormPanels = "transfuse_norm_f32_panels";
 // Operands of the calls (MatmulToMicrokernel.cpp, LowerFused.cpp).
 constexpr unsigned kLinearA = 0, kLinearC = 2, kLinearResidual = 4,
-                   kLinearFlags = 5, kNormY = 4, kNormSum = 5, kNormFlags = 7;
+                   kLinearFlags = 5, kMatmulAccumulate = 3, kNormY = 4,
+                   kNormSum = 5, kNormFlags = 7;
 // Their flags' bits for the operands those may leave unread: the linear's
 // residual (gemm.h Epilogue::fromFlags), the norm's sum output (norms.cpp).
 constexpr int64_t kLinearHasResidual = 1 << 9, kNormWritesSum = 4;
@@ -46,6 +48,16 @@ constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11,
 bool isCallOf(Operation *op, StringRef callee) {
   auto call = dyn_cast<func::CallOp>(op);
   return call && call.getCallee() == callee;
+}
+
+/// A bf16 product transfuse_linear_bf16_panels can stand for: a linear
+/// (constant flags), or a plain product that writes C afresh (accumulate
+/// 0; a linear without an epilogue). Its A is operand 0, its C operand 2.
+bool isProduct(Operation *op) {
+  if (isCallOf(op, kLinear))
+    return matchPattern(op->getOperand(kLinearFlags), m_Constant());
+  return isCallOf(op, kMatmul) &&
+         matchPattern(op->getOperand(kMatmulAccumulate), m_Zero());
 }
 
 /// Whether `view` (a cast, collapse_shape, expand_shape or reshape of its
@@ -129,9 +141,8 @@ SmallVector<unsigned> operandsUsing(ArrayRef<std::pair<OpOperand *, bool>> uses,
 bool readsAsA(Operation *op, ArrayRef<std::pair<OpOperand *, bool>> uses) {
   bool rows;
   SmallVector<unsigned> numbers = operandsUsing(uses, rows);
-  return isCallOf(op, kLinear) && rows &&
-         llvm::all_of(numbers, [](unsigned n) { return n == kLinearA; }) &&
-         matchPattern(op->getOperand(kLinearFlags), m_Constant());
+  return isProduct(op) && rows &&
+         llvm::all_of(numbers, [](unsigned n) { return n == kLinearA; });
 }
 
 /// Whether a call with the buffer's uses `uses` writes all of it as its
@@ -157,7 +168,8 @@ bool writesAll(Operation *op, ArrayRef<std::pair<OpOperand *, bool>> uses) {
     return only(kNormY, kNormFlags, kNormSum, kNormWritesSum);
   if (isCallOf(op, kLinear))
     return only(kLinearC, kLinearFlags, kLinearResidual, kLinearHasResidual);
-  return false;
+  return isProduct(op) && rows &&
+         llvm::all_of(numbers, [](unsigned n) { return n == kLinearC; });
 }
 
 struct Bf16PanelsPass
@@ -169,8 +181,7 @@ struct Bf16PanelsPass
     llvm::MapVector<Operation *, Operation *> products;
     DenseMap<Operation *, std::unique_ptr<Accesses>> accessesOf;
     module.walk([&](func::CallOp call) {
-      if (call.getCallee() != kLinear ||
-          !matchPattern(call.getOperand(kLinearFlags), m_Constant()))
+      if (!isProduct(call))
         return;
       memref::AllocOp buffer = rowsRoot(call.getOperand(kLinearA));
       if (!buffer)
@@ -199,11 +210,11 @@ struct Bf16PanelsPass
     });
     if (products.empty())
       return;
-    // Linears whose output nothing reads but the products of their panels:
-    // they need not write it (flags | 4096).
+    // Products whose output nothing reads but the products of their
+    // panels: they need not write it (flags | 4096).
     DenseSet<Operation *> panelsOnly;
     for (auto [op, buffer] : producers) {
-      bool only = isCallOf(op, kLinear) &&
+      bool only = isProduct(op) &&
                   llvm::all_of(accessesOf[buffer]->uses, [&](auto use) {
                     Operation *user = use.first->getOwner();
                     auto it = products.find(user);
@@ -309,11 +320,27 @@ struct Bf16PanelsPass
       auto product = products.find(op);
       Value in = product != products.end() ? panels.lookup(product->second)
                                            : Value();
-      APInt flags;
-      matchPattern(call.getOperand(kLinearFlags), m_ConstantInt(&flags));
-      int64_t bits = flags.getSExtValue() | (in ? kPanelsIn : 0) |
-                     (out ? kPanelsOut : 0) |
-                     (panelsOnly.contains(op) ? kPanelsOnly : 0);
+      int64_t bits = 0;
+      if (call.getCallee() == kMatmul) {
+        // A linear without bias, activation or residual: the absent bias
+        // is an empty buffer and the residual C, as MatmulToMicrokernel
+        // passes them (neither is read).
+        Value c = args[kLinearC];
+        Value bias = memref::CastOp::create(
+            b, loc,
+            MemRefType::get({ShapedType::kDynamic}, b.getF32Type(),
+                            StridedLayoutAttr::get(ctx, ShapedType::kDynamic,
+                                                   {ShapedType::kDynamic})),
+            memref::AllocaOp::create(
+                b, loc, MemRefType::get({0}, b.getF32Type())));
+        args = {args[kLinearA], args[1], c, bias, c, Value()};
+      } else {
+        APInt flags;
+        matchPattern(call.getOperand(kLinearFlags), m_ConstantInt(&flags));
+        bits = flags.getSExtValue();
+      }
+      bits |= (in ? kPanelsIn : 0) | (out ? kPanelsOut : 0) |
+              (panelsOnly.contains(op) ? kPanelsOnly : 0);
       args[kLinearFlags] = arith::ConstantIntOp::create(b, loc, bits, 64);
       args.insert(args.begin() + kLinearA + 1, in ? in : none());
       args.push_back(out ? out : none());

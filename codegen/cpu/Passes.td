@@ -142,19 +142,25 @@ def Bf16Panels : Pass<"transfuse-cpu-bf16-panels", "mlir::ModuleOp"> {
   let summary = "bf16 products read A as panels that its producer wrote";
   let description = [{
     Runs right after transfuse-cpu-matmul-to-microkernel, on buffers. A
-    bf16 `linear` (`transfuse_linear_bf16_packed`) rounds its f32 A into
-    AMX tile panels before multiplying, a pass over A (5-8% of bert-base
-    bf16's time). When A is the output of the runtime's norm kernel
-    (`transfuse_norm_f32`) or of another bf16 linear, that producer writes
-    the panels instead, as each row (norm) or block of C (linear) leaves it,
-    and the product reads them:
+    bf16 product by a weight rounds its f32 A into AMX tile panels before
+    multiplying, a pass over A (5-8% of bert-base bf16's time). The
+    products here are `linear`s (`transfuse_linear_bf16_packed`) and plain
+    products that write C afresh (`transfuse_matmul_bf16_packed` with
+    accumulate 0, which become linears without an epilogue: LLaMA's and
+    T5's projections). When a product's A is the output of the runtime's
+    norm kernel (`transfuse_norm_f32`) or of another such product, that
+    producer writes the panels instead, as each row (norm) or block of C
+    (product) leaves it, and the product reads them:
       - the producer becomes `transfuse_norm_f32_panels(..., P)` or
         `transfuse_linear_bf16_panels(A, -, B, C, bias, residual,
         flags | 2048, P)`, P a fresh `memref<?xbf16>` of
         bf16_panels.h's A layout for its output's rows;
       - each product reading that output becomes
         `transfuse_linear_bf16_panels(A, P, B, C, bias, residual,
-        flags | 1024, -)` (a linear can be both).
+        flags | 1024, -)` (a product can be both);
+      - a producing product whose output nothing else reads (bert-base's
+        FFN-up, read only by FFN-down) writes only the panels
+        (flags | 4096).
     The f32 output is still written (other ops read it, and a CPU without
     the bf16 kernels ignores the panels), so results do not change.
 
