@@ -286,7 +286,7 @@ bool bf16PanelsUsed(int64_t m);
 /// Rows [i, i + h) x columns [j, j + w) of A, f32 at `src` (row stride ld,
 /// unit column stride), rounded into A's panels (K padded to kp; j a
 /// multiple of 32): the rest of the last 32-deep block, up to j + w rounded
-/// up to 32, is zero. Only where bf16PanelsUsable().
+/// up to 32, is zero. Only where the bf16 kernels run (bf16PanelsUsed).
 void storeBf16PanelRows(const float *src, int64_t ld, int64_t i, int64_t h,
                         int64_t j, int64_t w, int64_t kp, uint16_t *panels);
 

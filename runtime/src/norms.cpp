@@ -156,6 +156,7 @@ struct Call {
           p < n ? transfuse::bf16::fromFloat(out[p * y.strides[3]]) : 0;
   }
 
+  /// The norm of row idx into `out` (Y's row there).
   void compute(const int64_t idx[3], float *out) const {
     int64_t n = y.sizes[3];
     Row xr = rowOf(x, idx, n);
