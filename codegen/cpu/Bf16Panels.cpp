@@ -7,6 +7,7 @@
 // the layout in runtime/include/transfuse/bf16_panels.h.
 //
 //===----------------------------------------------------------------------===//
+#include "codegen/cpu/LoweringUtils.h"
 #include "codegen/cpu/Passes.h"
 
 #include "transfuse/bf16_panels.h"
@@ -283,16 +284,10 @@ struct Bf16PanelsPass
                        ? alloc
                        : memref::CastOp::create(b, loc, panelsType, alloc);
     }
+    OpBuilder top(ctx);
     auto declare = [&](StringRef name, ValueRange operands) {
-      if (auto f = module.lookupSymbol<func::FuncOp>(name))
-        return f;
-      SmallVector<Type> args(operands.getTypes());
-      OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
-      auto f = func::FuncOp::create(b, module.getLoc(), name,
-                                    FunctionType::get(ctx, args, {}));
-      f.setPrivate();
-      f->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
-      return f;
+      return transfuse::cpu::declareRuntimeFunction(top, module, name,
+                                                    operands.getTypes());
     };
     // Every call that takes or writes panels, once.
     llvm::SetVector<Operation *> calls;

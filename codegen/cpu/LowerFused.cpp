@@ -96,18 +96,11 @@ struct RuntimeKernelCall {
     return arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(v));
   }
   void call(Operation *at, StringRef name, ArrayRef<Value> args) {
-    auto module = at->getParentOfType<ModuleOp>();
-    auto callee = module.lookupSymbol<func::FuncOp>(name);
-    if (!callee) {
-      OpBuilder::InsertionGuard guard(rw);
-      rw.setInsertionPointToStart(module.getBody());
-      callee = func::FuncOp::create(
-          rw, module.getLoc(), name,
-          FunctionType::get(rw.getContext(), ValueRange(args).getTypes(), {}));
-      callee.setPrivate();
-      callee->setAttr("llvm.emit_c_interface", UnitAttr::get(rw.getContext()));
-    }
-    func::CallOp::create(rw, loc, callee, args);
+    func::CallOp::create(
+        rw, loc,
+        declareRuntimeFunction(rw, at->getParentOfType<ModuleOp>(), name,
+                               ValueRange(args).getTypes()),
+        args);
   }
 };
 

@@ -243,6 +243,19 @@ Value indexToScalar(OpBuilder &b, Location loc, Value index, Type type) {
   return i64;
 }
 
+func::FuncOp declareRuntimeFunction(OpBuilder &b, ModuleOp module,
+                                    StringRef name, TypeRange args) {
+  if (auto f = module.lookupSymbol<func::FuncOp>(name))
+    return f;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+  auto f = func::FuncOp::create(b, module.getLoc(), name,
+                                b.getFunctionType(args, {}));
+  f.setPrivate();
+  f->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  return f;
+}
+
 void emitRuntimeCheck(OpBuilder &b, Location loc, Value ok, StringRef what) {
   auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
   std::string label = "an op";

@@ -3,9 +3,11 @@
 #define TRANSFUSE_CODEGEN_CPU_LOWERINGUTILS_H
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
 
 namespace transfuse::cpu {
 
@@ -87,6 +89,15 @@ inline constexpr llvm::StringLiteral kFailFunc = "__transfuse_fail";
 /// returns an error instead of running on inconsistent shapes.
 void emitRuntimeCheck(mlir::OpBuilder &b, mlir::Location loc, mlir::Value ok,
                       llvm::StringRef what);
+
+/// The runtime's `name` taking `args`, declared once at the top of `module`
+/// (private, `llvm.emit_c_interface`, so that a call links against
+/// `_mlir_ciface_<name>`); an existing declaration is returned as it is.
+/// `b`'s insertion point is kept.
+mlir::func::FuncOp declareRuntimeFunction(mlir::OpBuilder &b,
+                                          mlir::ModuleOp module,
+                                          llvm::StringRef name,
+                                          mlir::TypeRange args);
 
 /// An integer scalar (i32 or i64, as indices come) as an index value.
 mlir::Value toIndex(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v);

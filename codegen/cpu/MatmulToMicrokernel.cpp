@@ -1,4 +1,5 @@
 //===- MatmulToMicrokernel.cpp - f32 linalg.matmul to the runtime GEMM ----===//
+#include "codegen/cpu/LoweringUtils.h"
 #include "codegen/cpu/Passes.h"
 
 #include "transfuse/bf16_panels.h"
@@ -410,15 +411,9 @@ struct MatmulToMicrokernelPass
     auto panels = MemRefType::get({dyn, dyn, kPanel}, Float32Type::get(ctx));
     auto bf16Panels =
         MemRefType::get({dyn, dyn, kPanel}, BFloat16Type::get(ctx));
+    OpBuilder top(ctx);
     auto declare = [&](StringRef name, TypeRange args) {
-      if (auto f = module.lookupSymbol<func::FuncOp>(name))
-        return f;
-      OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
-      auto f = func::FuncOp::create(b, module.getLoc(), name,
-                                    FunctionType::get(ctx, args, {}));
-      f.setPrivate();
-      f->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
-      return f;
+      return transfuse::cpu::declareRuntimeFunction(top, module, name, args);
     };
     SymbolTable symbols(module);
     SmallVector<memref::GlobalOp> packedFrom;

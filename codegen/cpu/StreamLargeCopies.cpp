@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/BufferAliasing.h"
+#include "codegen/cpu/LoweringUtils.h"
 #include "codegen/cpu/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -69,14 +70,9 @@ struct StreamLargeCopiesPass
       return;
     MLIRContext *ctx = &getContext();
     auto unranked = UnrankedMemRefType::get(Float32Type::get(ctx), 0);
-    if (!module.lookupSymbol<func::FuncOp>(kCopyFunc)) {
-      OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
-      auto f = func::FuncOp::create(
-          b, module.getLoc(), kCopyFunc,
-          FunctionType::get(ctx, {unranked, unranked}, {}));
-      f.setPrivate();
-      f->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
-    }
+    OpBuilder top(ctx);
+    transfuse::cpu::declareRuntimeFunction(top, module, kCopyFunc,
+                                           {unranked, unranked});
     for (memref::CopyOp copy : copies) {
       OpBuilder b(copy);
       Location loc = copy.getLoc();
