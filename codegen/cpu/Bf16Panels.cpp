@@ -31,14 +31,12 @@ using namespace mlir;
 namespace {
 
 constexpr llvm::StringLiteral kLinear = "transfuse_linear_bf16_packed";
-constexpr llvm::StringLiteral kMatmul = "transfuse_matmul_bf16_packed";
 constexpr llvm::StringLiteral kLinearPanels = "transfuse_linear_bf16_panels";
 constexpr llvm::StringLiteral kNorm = "transfuse_norm_f32";
 constexpr llvm::StringLiteral kNormPanels = "transfuse_norm_f32_panels";
 // Operands of the calls (MatmulToMicrokernel.cpp, LowerFused.cpp).
 constexpr unsigned kLinearA = 0, kLinearC = 2, kLinearResidual = 4,
-                   kLinearFlags = 5, kMatmulAccumulate = 3, kNormY = 4,
-                   kNormSum = 5, kNormFlags = 7;
+                   kLinearFlags = 5, kNormY = 4, kNormSum = 5, kNormFlags = 7;
 // Their flags' bits for the operands those may leave unread: the linear's
 // residual (gemm.h Epilogue::fromFlags), the norm's sum output (norms.cpp).
 constexpr int64_t kLinearHasResidual = 1 << 9, kNormWritesSum = 4;
@@ -52,13 +50,11 @@ bool isCallOf(Operation *op, StringRef callee) {
 }
 
 /// A bf16 product transfuse_linear_bf16_panels can stand for: a linear
-/// (constant flags), or a plain product that writes C afresh (accumulate
-/// 0; a linear without an epilogue). Its A is operand 0, its C operand 2.
+/// with constant flags (MatmulToMicrokernel makes every bf16 product that
+/// writes C afresh one). Its A is operand 0, its C operand 2.
 bool isProduct(Operation *op) {
-  if (isCallOf(op, kLinear))
-    return matchPattern(op->getOperand(kLinearFlags), m_Constant());
-  return isCallOf(op, kMatmul) &&
-         matchPattern(op->getOperand(kMatmulAccumulate), m_Zero());
+  return isCallOf(op, kLinear) &&
+         matchPattern(op->getOperand(kLinearFlags), m_Constant());
 }
 
 /// Whether `view` (a cast, collapse_shape, expand_shape or reshape of its
@@ -167,10 +163,9 @@ bool writesAll(Operation *op, ArrayRef<std::pair<OpOperand *, bool>> uses) {
   };
   if (isCallOf(op, kNorm))
     return only(kNormY, kNormFlags, kNormSum, kNormWritesSum);
-  if (isCallOf(op, kLinear))
+  if (isProduct(op))
     return only(kLinearC, kLinearFlags, kLinearResidual, kLinearHasResidual);
-  return isProduct(op) && rows &&
-         llvm::all_of(numbers, [](unsigned n) { return n == kLinearC; });
+  return false;
 }
 
 struct Bf16PanelsPass
@@ -315,27 +310,11 @@ struct Bf16PanelsPass
       auto product = products.find(op);
       Value in = product != products.end() ? panels.lookup(product->second)
                                            : Value();
-      int64_t bits = 0;
-      if (call.getCallee() == kMatmul) {
-        // A linear without bias, activation or residual: the absent bias
-        // is an empty buffer and the residual C, as MatmulToMicrokernel
-        // passes them (neither is read).
-        Value c = args[kLinearC];
-        Value bias = memref::CastOp::create(
-            b, loc,
-            MemRefType::get({ShapedType::kDynamic}, b.getF32Type(),
-                            StridedLayoutAttr::get(ctx, ShapedType::kDynamic,
-                                                   {ShapedType::kDynamic})),
-            memref::AllocaOp::create(
-                b, loc, MemRefType::get({0}, b.getF32Type())));
-        args = {args[kLinearA], args[1], c, bias, c, Value()};
-      } else {
-        APInt flags;
-        matchPattern(call.getOperand(kLinearFlags), m_ConstantInt(&flags));
-        bits = flags.getSExtValue();
-      }
-      bits |= (in ? kPanelsIn : 0) | (out ? kPanelsOut : 0) |
-              (panelsOnly.contains(op) ? kPanelsOnly : 0);
+      APInt flags;
+      matchPattern(call.getOperand(kLinearFlags), m_ConstantInt(&flags));
+      int64_t bits = flags.getSExtValue() | (in ? kPanelsIn : 0) |
+                     (out ? kPanelsOut : 0) |
+                     (panelsOnly.contains(op) ? kPanelsOnly : 0);
       args[kLinearFlags] = arith::ConstantIntOp::create(b, loc, bits, 64);
       args.insert(args.begin() + kLinearA + 1, in ? in : none());
       args.push_back(out ? out : none());

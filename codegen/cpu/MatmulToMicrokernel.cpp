@@ -457,11 +457,15 @@ struct MatmulToMicrokernelPass
       std::optional<Epilogue> ep;
       if (packed && !accumulate)
         ep = matchEpilogue(mm, c);
-      if (ep) {
+      // A bf16 product that writes C afresh without an epilogue is a linear
+      // with none (flags 0): every bf16 product by a weight that writes C
+      // goes through one entry, which transfuse-cpu-bf16-panels rewrites.
+      if (ep || (packed && bf16 && !accumulate)) {
         // The epilogue goes into the call, which takes its place (nothing
         // in between writes memory) and writes its output as [M, N].
-        Location loc = ep->op.getLoc();
-        b.setInsertionPoint(ep->op);
+        Location loc = ep ? ep->op.getLoc() : mm.getLoc();
+        if (ep)
+          b.setInsertionPoint(ep->op);
         auto flat = [&](Value v) -> Value {
           auto t = llvm::cast<MemRefType>(v.getType());
           if (t.getRank() == 2)
@@ -472,14 +476,15 @@ struct MatmulToMicrokernelPass
           groups[1].push_back(t.getRank() - 1);
           return memref::CollapseShapeOp::create(b, loc, v, groups);
         };
-        Value out = flat(ep->out);
-        Value bias = ep->bias;
+        Value out = ep ? flat(ep->out) : c;
+        Value bias = ep ? ep->bias : Value();
         if (!bias)
           bias = memref::AllocaOp::create(
               b, loc, MemRefType::get({0}, Float32Type::get(ctx)));
-        Value residual = ep->residual ? flat(ep->residual) : out;
-        int64_t flags =
-            ep->act | (ep->bias ? 1 << 8 : 0) | (ep->residual ? 1 << 9 : 0);
+        Value residual = ep && ep->residual ? flat(ep->residual) : out;
+        int64_t flags = ep ? ep->act | (ep->bias ? 1 << 8 : 0) |
+                                 (ep->residual ? 1 << 9 : 0)
+                           : 0;
         Value p = memref::GetGlobalOp::create(b, loc, packed.getType(),
                                               packed.getSymName());
         MemRefType layout = bf16 ? bf16Panels : panels;
@@ -490,7 +495,8 @@ struct MatmulToMicrokernelPass
             ValueRange{cast(a, strided), cast(p, layout), cast(out, strided),
                        cast(bias, strided1d), cast(residual, strided),
                        i64Const(loc, flags)});
-        ep->op.erase();
+        if (ep)
+          ep->op.erase();
       } else if (packed) {
         Value acc = i64Const(mm.getLoc(), accumulate);
         Value p = memref::GetGlobalOp::create(b, mm.getLoc(), packed.getType(),

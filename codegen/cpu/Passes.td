@@ -127,7 +127,10 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     activation, | 256 with a bias, | 512 with a residual). The runtime
     applies the epilogue to each tile of C right after its last K slice,
     while the tile is in L1 (runtime/src/epilogue.cpp). Any other reader,
-    body, output or op in between leaves the pass as it is.
+    body, output or op in between leaves the pass as it is. With bf16
+    weights, a product that writes C afresh without such an epilogue is a
+    `transfuse_linear_bf16_packed` too (flags 0, an empty bias, C as the
+    unread residual), so that transfuse-cpu-bf16-panels sees one entry.
   }];
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
@@ -144,13 +147,14 @@ def Bf16Panels : Pass<"transfuse-cpu-bf16-panels", "mlir::ModuleOp"> {
     Runs right after transfuse-cpu-matmul-to-microkernel, on buffers. A
     bf16 product by a weight rounds its f32 A into AMX tile panels before
     multiplying, a pass over A (5-8% of bert-base bf16's time). The
-    products here are `linear`s (`transfuse_linear_bf16_packed`) and plain
-    products that write C afresh (`transfuse_matmul_bf16_packed` with
-    accumulate 0, which become linears without an epilogue: LLaMA's and
-    T5's projections). When a product's A is the output of the runtime's
-    norm kernel (`transfuse_norm_f32`) or of another such product, that
-    producer writes the panels instead, as each row (norm) or block of C
-    (product) leaves it, and the product reads them:
+    products here are `transfuse_linear_bf16_packed` calls: every bf16
+    product by a weight that writes C afresh (a plain one has flags 0, see
+    transfuse-cpu-matmul-to-microkernel); one that accumulates into C
+    (`transfuse_matmul_bf16_packed`) is left as it is. When a product's A
+    is the output of the runtime's norm kernel (`transfuse_norm_f32`) or of
+    another such product, that producer writes the panels instead, as each
+    row (norm) or block of C (product) leaves it, and the product reads
+    them:
       - the producer becomes `transfuse_norm_f32_panels(..., P)` or
         `transfuse_linear_bf16_panels(A, -, B, C, bias, residual,
         flags | 2048, P)`, P a fresh `memref<?xbf16>` of

@@ -65,6 +65,9 @@ struct Epilogue {
   using TileFn = void (*)(float *, int64_t, const float *, int64_t,
                           const float *, int64_t, int64_t, int64_t, int64_t);
   TileFn tile = nullptr;
+  /// Whether it leaves C as it is (no bias, residual or activation: a
+  /// plain bf16 product the compiler passes as a linear with flags 0).
+  bool none() const { return !bias && !residual && act == None; }
   /// C's rows [i0, i0 + h) x columns [j0, j0 + w), held at `out` with row
   /// stride `ldo` and unit column stride (C itself, or a tile buffer).
   void apply(float *out, int64_t ldo, int64_t i0, int64_t j0, int64_t h,

@@ -538,6 +538,8 @@ enum class Kernel { Amx, Avx512Bf16 };
 template <Kernel kernel>
 void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
                    bool accumulate, const Epilogue *ep, const PanelsIO &io) {
+  if (ep && ep->none())
+    ep = nullptr;
   const uint16_t *aPrepacked = io.a;
   uint16_t *cPanels = io.c;
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];

@@ -180,11 +180,11 @@ func.func @also_read(%a: memref<?x?xf32, strided<[?, ?], offset: ?>>, %w1: memre
 
 // -----
 
-// Plain products (transfuse_matmul_bf16_packed, no bias or activation) that
-// write C afresh (accumulate 0) take part as linears without an epilogue
-// (flags 0, an empty bias, C as the unread residual): LLaMA's and T5's
-// projections. One that accumulates into C (accumulate 1) reads C, and is
-// left as it is.
+// Plain products (no bias or activation: LLaMA's and T5's projections),
+// which transfuse-cpu-matmul-to-microkernel passes as linears with flags 0
+// when they write C afresh, take part like the others. One that
+// accumulates into C (transfuse_matmul_bf16_packed, accumulate 1) reads C,
+// and is left as it is.
 // CHECK-LABEL: func @plain_products
 // CHECK: call @transfuse_norm_f32_panels({{.*}}, %[[P1:.*]]) :
 // CHECK: %[[F1:.*]] = arith.constant 7168 : i64
@@ -193,8 +193,9 @@ func.func @also_read(%a: memref<?x?xf32, strided<[?, ?], offset: ?>>, %w1: memre
 // CHECK: call @transfuse_linear_bf16_panels(%{{.*}}, %[[P2]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[F2]], %{{.*}}) :
 // CHECK: call @transfuse_matmul_bf16_packed(
 func.func private @transfuse_norm_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, f32, i64) attributes {llvm.emit_c_interface}
+func.func private @transfuse_linear_bf16_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
 func.func private @transfuse_matmul_bf16_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
-func.func @plain_products(%x: memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, %g: memref<?xf32, strided<[?], offset: ?>>, %w: memref<?x?x32xbf16>, %o: memref<?x?xf32, strided<[?, ?], offset: ?>>) {
+func.func @plain_products(%x: memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, %g: memref<?xf32, strided<[?], offset: ?>>, %w: memref<?x?x32xbf16>, %o: memref<?x?xf32, strided<[?, ?], offset: ?>>, %nobias: memref<?xf32, strided<[?], offset: ?>>) {
   %eps = arith.constant 1.0e-5 : f32
   %c8 = arith.constant 8 : i64
   %c0 = arith.constant 0 : i64
@@ -206,8 +207,8 @@ func.func @plain_products(%x: memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: 
   %ac = memref.cast %a : memref<64x64xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
   %h = memref.alloc() {alignment = 64 : i64} : memref<64x64xf32>
   %hc = memref.cast %h : memref<64x64xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
-  call @transfuse_matmul_bf16_packed(%ac, %w, %hc, %c0) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
-  call @transfuse_matmul_bf16_packed(%hc, %w, %o, %c0) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  call @transfuse_linear_bf16_packed(%ac, %w, %hc, %nobias, %hc, %c0) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  call @transfuse_linear_bf16_packed(%hc, %w, %o, %nobias, %o, %c0) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
   call @transfuse_matmul_bf16_packed(%ac, %w, %o, %c1) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
   return
 }

@@ -25,6 +25,26 @@ func.func @constant_weight(%a: memref<5x3xf32>, %c: memref<5x2xf32>) {
   return
 }
 
+// A product by a weight that writes C afresh (C filled with +0 first) and
+// has no epilogue is passed as a linear without one: flags 0, an empty
+// bias, C as the unread residual (the one entry transfuse-cpu-bf16-panels
+// rewrites).
+// CHECK-LABEL: func @fresh_c
+// CHECK-NOT: linalg.fill
+// CHECK: %[[BIAS:.*]] = memref.alloca() : memref<0xf32>
+// CHECK: %[[C:.*]] = memref.cast %arg1 : memref<5x2xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+// CHECK: %[[BC:.*]] = memref.cast %[[BIAS]]
+// CHECK: %[[R:.*]] = memref.cast %arg1 : memref<5x2xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+// CHECK: %[[NONE:.*]] = arith.constant 0 : i64
+// CHECK: call @transfuse_linear_bf16_packed(%{{.*}}, %{{.*}}, %[[C]], %[[BC]], %[[R]], %[[NONE]])
+func.func @fresh_c(%a: memref<5x3xf32>, %c: memref<5x2xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<5x2xf32>)
+  %w = memref.get_global @w : memref<3x2xf32>
+  linalg.matmul ins(%a, %w : memref<5x3xf32>, memref<3x2xf32>) outs(%c : memref<5x2xf32>)
+  return
+}
+
 // A B that is not a constant (the generated attention loops' P V) stays an
 // f32 product (--bf16-attention is the fused attention kernel's).
 // CHECK-LABEL: func @activation_times_activation
