@@ -388,7 +388,8 @@ struct Call {
     // pass to normalize and the GEMM's own packing: paired runs of
     // bert-base bf16, 20.7 -> 19.9 ms at two threads (7 rounds) and 148.1
     // -> 144.6 at 512 tokens, one thread (4 rounds).
-    Scratch<uint16_t> pPack(onBf16 ? bf16PackedASize(kRowBlock, sk) : 0);
+    Scratch<uint16_t> pPack(onBf16 ? transfuse::bf16::aPanelsSize(kRowBlock, sk)
+                                   : 0);
     float inv[kRowBlock];
     for (int64_t r0 = i0; r0 < i1; r0 += kRowBlock) {
       int64_t rows = std::min(kRowBlock, i1 - r0);

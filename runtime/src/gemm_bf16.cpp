@@ -173,6 +173,22 @@ void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
     ep->applyAll(c);
 }
 
+/// One row of an A tile's 32-deep block: the first w (1 to 32) floats at
+/// src (unit stride), times `scale`, rounded to bf16 into dst's 32 words;
+/// the rest zero.
+__attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline void
+roundBlockRow(const float *src, int64_t w, const float *scale, uint16_t *dst) {
+  __mmask16 m0, m1;
+  laneMasks(w, m0, m1);
+  __m512 lo = _mm512_maskz_loadu_ps(m0, src);
+  __m512 hi = _mm512_maskz_loadu_ps(m1, src + 16);
+  if (scale) {
+    lo = _mm512_mul_ps(lo, _mm512_set1_ps(*scale));
+    hi = _mm512_mul_ps(hi, _mm512_set1_ps(*scale));
+  }
+  _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
 /// Row panel `ip` of A rounded to bf16: 16 rows of each 32-deep block kb at
 /// out[kb * 512], rows past M and K past its end zero. With `rowScale`,
 /// row i is multiplied by rowScale[i] (in f32) before it is rounded.
@@ -197,15 +213,7 @@ packAPanel(const Desc2D &a, int64_t ip, uint16_t *out,
           dst[x] = x < w ? bf16::fromFloat(src[x * a.strides[1]] * sc) : 0;
         continue;
       }
-      __mmask16 m0, m1;
-      laneMasks(w, m0, m1);
-      __m512 lo = _mm512_maskz_loadu_ps(m0, src);
-      __m512 hi = _mm512_maskz_loadu_ps(m1, src + 16);
-      if (rowScale) {
-        lo = _mm512_mul_ps(lo, _mm512_set1_ps(sc));
-        hi = _mm512_mul_ps(hi, _mm512_set1_ps(sc));
-      }
-      _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+      roundBlockRow(src, w, rowScale ? rowScale + i : nullptr, dst);
     }
   }
 }
@@ -229,15 +237,9 @@ transfuse::runtime::gemm::storeBf16PanelRows(const float *src, int64_t ld,
                                              int64_t w, int64_t kp,
                                              uint16_t *panels) {
   for (int64_t r = 0; r < h; ++r)
-    for (int64_t x = 0; x < w; x += bf16::kBlockK) {
-      __mmask16 m0, m1;
-      laneMasks(std::min<int64_t>(32, w - x), m0, m1);
-      const float *row = src + r * ld + x;
-      __m512 lo = _mm512_maskz_loadu_ps(m0, row);
-      __m512 hi = _mm512_maskz_loadu_ps(m1, row + 16);
-      _mm512_storeu_si512(panels + bf16::aIndex(kp, i + r, j + x),
-                          (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-    }
+    for (int64_t x = 0; x < w; x += bf16::kBlockK)
+      roundBlockRow(src + r * ld + x, std::min<int64_t>(32, w - x), nullptr,
+                    panels + bf16::aIndex(kp, i + r, j + x));
 }
 
 void transfuse::runtime::gemm::zeroBf16PanelTail(int64_t m, int64_t kp,
@@ -827,10 +829,6 @@ _mlir_ciface_transfuse_linear_bf16_panels(Desc2D *a, Desc1DBf16 *aPanels,
     return;
   }
   bf16Product()(*a, b->data + b->offset, *c, false, &ep, io);
-}
-
-int64_t transfuse::runtime::gemm::bf16PackedASize(int64_t m, int64_t k) {
-  return bf16::aPanelsSize(m, k);
 }
 
 void transfuse::runtime::gemm::packBf16ScaledRows(const float *a, int64_t lda,
