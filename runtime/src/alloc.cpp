@@ -6,11 +6,24 @@
 // handed out again: after the first run no buffer maps fresh pages (with
 // plain malloc, glibc returned large blocks to the kernel and every run paid
 // for page faults on them: about 12% of bert-base). Blocks are 64-byte
-// aligned (or more, when asked). The cache is capped; beyond the cap, blocks go back to the system.
+// aligned (or more, when asked). The cache is capped; beyond the cap, blocks
+// go back to the system.
+//
+// Each thread first keeps its last kLocalBlocks freed blocks of at most
+// kLocalBytes, and takes a block of the same size from them before the
+// shared cache: a task's scratch (the attention kernel's packed K and V and
+// its scores, a product's packed A) then stays in the caches of the core
+// that uses it, where from the shared cache the other core's last block came
+// with every line still in that core's cache. The fused attention of
+// t5-base (12 heads, 128 tokens) at two threads: 0.36-0.40 -> 0.29-0.32 ms
+// per layer; paired runs at two threads (7 rounds): t5-base encoder f32
+// 72.0 -> 69.9 ms, bert-base f32 70.7 -> 68.9, bert-base bf16 19.1 -> 16.1.
+//
 // transfuse_scratch_peak_bytes() reports the most bytes live at once, which
 // is the scratch memory a model's runs need.
 //
 //===----------------------------------------------------------------------===//
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -21,16 +34,66 @@ namespace {
 
 constexpr size_t kCacheCap = size_t(2) << 30;
 
+constexpr int kLocalBlocks = 8;
+constexpr size_t kLocalBytes = size_t(1) << 20;
+
 struct Cache {
   std::mutex mu;
   std::map<size_t, std::vector<void *>> free; // blocks, by size
-  size_t cached = 0, live = 0, peak = 0;
+  size_t cached = 0;
+  std::atomic<size_t> live{0}, peak{0};
 };
 
 Cache &cache() {
   static Cache *c = new Cache; // never destroyed: models may free at exit
   return *c;
 }
+
+/// Puts a free block in the shared cache, or back to the system beyond the
+/// cap.
+void release(void *block, size_t size) {
+  Cache &c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.cached + size <= kCacheCap) {
+      c.free[size].push_back(block);
+      c.cached += size;
+      return;
+    }
+  }
+  std::free(block);
+}
+
+/// A thread's own free blocks; they go to the shared cache when it exits.
+struct Local {
+  size_t size[kLocalBlocks];
+  void *block[kLocalBlocks];
+  int count = 0;
+
+  ~Local() {
+    for (int i = 0; i < count; ++i)
+      release(block[i], size[i]);
+  }
+  void *take(size_t bytes) {
+    for (int i = count - 1; i >= 0; --i)
+      if (size[i] == bytes) {
+        void *b = block[i];
+        --count;
+        size[i] = size[count];
+        block[i] = block[count];
+        return b;
+      }
+    return nullptr;
+  }
+  bool keep(void *b, size_t bytes) {
+    if (count == kLocalBlocks || bytes > kLocalBytes)
+      return false;
+    size[count] = bytes;
+    block[count++] = b;
+    return true;
+  }
+};
+thread_local Local local;
 
 /// A block of at least bytes + align (whole pages), 64-byte aligned; the
 /// returned pointer is the first `align` boundary past a 16-byte header that
@@ -39,8 +102,12 @@ void *allocate(size_t bytes, size_t align) {
   align = align < 64 ? 64 : align;
   size_t size = (bytes + align + 4095) / 4096 * 4096;
   Cache &c = cache();
-  void *block = nullptr;
-  {
+  size_t live = c.live.fetch_add(size) + size;
+  for (size_t peak = c.peak.load(); live > peak;)
+    if (c.peak.compare_exchange_weak(peak, live))
+      break;
+  void *block = local.take(size);
+  if (!block) {
     std::lock_guard<std::mutex> lock(c.mu);
     auto it = c.free.find(size);
     if (it != c.free.end() && !it->second.empty()) {
@@ -48,9 +115,6 @@ void *allocate(size_t bytes, size_t align) {
       it->second.pop_back();
       c.cached -= size;
     }
-    c.live += size;
-    if (c.live > c.peak)
-      c.peak = c.live;
   }
   if (!block && !(block = std::aligned_alloc(64, size)))
     return nullptr;
@@ -81,22 +145,12 @@ _mlir_memref_to_llvm_free(void *ptr) {
   void **header = static_cast<void **>(ptr) - 2;
   void *block = header[0];
   size_t size = reinterpret_cast<size_t>(header[1]);
-  Cache &c = cache();
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    c.live -= size;
-    if (c.cached + size <= kCacheCap) {
-      c.free[size].push_back(block);
-      c.cached += size;
-      return;
-    }
-  }
-  std::free(block);
+  cache().live.fetch_sub(size);
+  if (!local.keep(block, size))
+    release(block, size);
 }
 
 extern "C" __attribute__((visibility("default"))) uint64_t
 transfuse_scratch_peak_bytes() {
-  Cache &c = cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  return c.peak;
+  return cache().peak.load();
 }
