@@ -7,6 +7,7 @@
 // the layout in runtime/include/transfuse/bf16_panels.h.
 //
 //===----------------------------------------------------------------------===//
+#include "codegen/cpu/BufferAliasing.h"
 #include "codegen/cpu/LoweringUtils.h"
 #include "codegen/cpu/Passes.h"
 
@@ -17,7 +18,6 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
-#include "mlir/Interfaces/ViewLikeInterface.h"
 
 #include "llvm/ADT/MapVector.h"
 
@@ -107,8 +107,7 @@ struct Accesses {
         if (source && isa<memref::CastOp, memref::CollapseShapeOp,
                           memref::ExpandShapeOp, memref::ReshapeOp>(user)) {
           work.push_back({user->getResult(0), rows && keepsRows(user)});
-        } else if (auto view = dyn_cast<ViewLikeOpInterface>(user);
-                   view && view.getViewSource() == v) {
+        } else if (transfuse::cpu::viewedBuffer(user) == v) {
           for (Value r : user->getResults())
             work.push_back({r, false});
         } else if (!isMemoryEffectFree(user) ||

@@ -9,10 +9,18 @@ using namespace mlir;
 
 namespace transfuse::cpu {
 
+Value viewedBuffer(Operation *op) {
+  if (auto view = dyn_cast<ViewLikeOpInterface>(op))
+    return view.getViewSource();
+  if (auto transpose = dyn_cast<memref::TransposeOp>(op))
+    return transpose.getIn();
+  return Value();
+}
+
 Value viewRoot(Value v) {
   while (Operation *def = v.getDefiningOp()) {
-    if (auto view = dyn_cast<ViewLikeOpInterface>(def))
-      v = view.getViewSource();
+    if (Value source = viewedBuffer(def))
+      v = source;
     else if (auto meta = dyn_cast<memref::ExtractStridedMetadataOp>(def))
       v = meta.getSource();
     else
@@ -53,8 +61,9 @@ bool mayOutlive(Value v, CallResults &calls) {
     for (Operation *user : aliases[i].getUsers()) {
       if (user->hasTrait<OpTrait::IsTerminator>())
         return true;
-      auto view = dyn_cast<ViewLikeOpInterface>(user);
-      if (view && view.getViewSource() != aliases[i])
+      Value viewed = viewedBuffer(user);
+      bool view = viewed != nullptr;
+      if (view && viewed != aliases[i])
         continue; // a view of something else, into this buffer's data
       auto call = dyn_cast<func::CallOp>(user);
       if (!view && !isa<memref::ExtractStridedMetadataOp>(user) &&

@@ -13,6 +13,13 @@
 
 namespace transfuse::cpu {
 
+/// The buffer `op` is a view of, when it is one: the source of a
+/// ViewLikeOpInterface op (subview, casts, reshapes), or the input of
+/// memref.transpose (metadata only too, but not a ViewLikeOpInterface
+/// upstream; the attention kernel reads and writes heads through them);
+/// else null.
+mlir::Value viewedBuffer(mlir::Operation *op);
+
 /// The buffer `v` views: `v` followed back through views, casts and
 /// extract_strided_metadata.
 mlir::Value viewRoot(mlir::Value v);

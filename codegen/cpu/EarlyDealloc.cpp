@@ -6,7 +6,6 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Matchers.h"
-#include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace transfuse::cpu {
 #define GEN_PASS_DEF_EARLYDEALLOC
@@ -44,8 +43,8 @@ std::optional<SmallVector<Value>> aliasesOf(Value alloc, Value freed,
       });
       if (!memrefResults)
         continue; // reads or writes it: a use
-      if (auto view = dyn_cast<ViewLikeOpInterface>(user)) {
-        if (view.getViewSource() != aliases[i])
+      if (Value viewed = transfuse::cpu::viewedBuffer(user)) {
+        if (viewed != aliases[i])
           return std::nullopt;
       } else if (!isa<memref::ExtractStridedMetadataOp>(user)) {
         auto call = dyn_cast<func::CallOp>(user);

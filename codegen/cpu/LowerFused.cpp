@@ -77,6 +77,32 @@ struct RuntimeKernelCall {
     return any(bufferization::ToBufferOp::create(rw, loc, type, t,
                                                  /*read_only=*/true));
   }
+  /// The input of `op` when it is a (0, 2, 1, 3) transpose (heads and
+  /// sequence swapped), graph op or linalg; else null.
+  static Value swappedHeads(Operation *op) {
+    static constexpr int64_t kSwap[] = {0, 2, 1, 3};
+    if (auto tr = dyn_cast_or_null<linalg::TransposeOp>(op))
+      return tr.getPermutation() == ArrayRef<int64_t>(kSwap) ? tr.getInput()
+                                                             : Value();
+    if (auto tr = dyn_cast_or_null<transformer::TransposeOp>(op))
+      return tr.getPerm() == ArrayRef<int64_t>(kSwap) ? tr.getInput() : Value();
+    return Value();
+  }
+  /// `buffer` with dims 1 and 2 swapped, as a view.
+  Value swapView(Value buffer) {
+    AffineMap swap = AffineMap::getPermutationMap(
+        ArrayRef<unsigned>{0, 2, 1, 3}, rw.getContext());
+    return any(
+        memref::TransposeOp::create(rw, loc, buffer, AffineMapAttr::get(swap)));
+  }
+  /// A [B, H, S, D] operand that is the (0, 2, 1, 3) transpose of a
+  /// [B, S, H, D] tensor (the heads of a projection's output): a transposed
+  /// view of that tensor's buffer, so the transpose is never copied;
+  /// anything else as read().
+  Value readHeads(Value t) {
+    Value src = swappedHeads(t.getDefiningOp());
+    return src ? swapView(read(src)) : read(t);
+  }
   Value alloc(RankedTensorType type, ArrayRef<Value> dims) {
     SmallVector<Value> dynSizes;
     for (auto [i, d] : llvm::enumerate(type.getShape()))
@@ -599,22 +625,39 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
   bool bf16Products; // the kernel's flags bit 0
 
   /// out = transfuse_attention_f32(q, k, v, masks (rank 4, at most two),
-  /// out, mask count, scale, flags).
+  /// out, mask count, scale, flags). Q, K and V that are transposes of
+  /// [B, S, H, D] tensors are read through transposed views of those. When
+  /// the output's only reader is its transpose back to [B, Sq, H, Dv], the
+  /// kernel writes that transpose's buffer through a transposed view, the
+  /// transpose is replaced by it, and the result is null.
   Value callRuntimeKernel(PatternRewriter &rw, Location loc, AttentionOp op,
                           ArrayRef<Value> masks, RankedTensorType accType,
                           ArrayRef<Value> accDims) const {
     RuntimeKernelCall k(rw, loc);
-    SmallVector<Value> args{k.read(op.getQuery()), k.read(op.getKey()),
-                            k.read(op.getValue())};
+    SmallVector<Value> args{k.readHeads(op.getQuery()),
+                            k.readHeads(op.getKey()),
+                            k.readHeads(op.getValue())};
     for (size_t i = 0; i < 2; ++i)
       args.push_back(i < masks.size() ? k.read(masks[i]) : args[0]);
-    Value out = k.alloc(accType, accDims);
-    args.push_back(k.any(out));
+    Operation *swap = op.getResult().hasOneUse()
+                          ? *op.getResult().getUsers().begin()
+                          : nullptr;
+    if (!RuntimeKernelCall::swappedHeads(swap))
+      swap = nullptr;
+    auto swapType =
+        swap ? cast<RankedTensorType>(swap->getResult(0).getType()) : nullptr;
+    Value out = swap ? k.alloc(swapType,
+                               {accDims[0], accDims[2], accDims[1], accDims[3]})
+                     : k.alloc(accType, accDims);
+    args.push_back(swap ? k.swapView(out) : k.any(out));
     args.push_back(k.i64(masks.size()));
     args.push_back(k.f32(op.getScale().convertToFloat()));
     args.push_back(k.i64(bf16Products));
     k.call(op, "transfuse_attention_f32", args);
-    return k.tensorOf(out, accType);
+    if (!swap)
+      return k.tensorOf(out, accType);
+    rw.replaceOp(swap, k.tensorOf(out, swapType));
+    return Value();
   }
 
   LogicalResult matchAndRewrite(AttentionOp op,
@@ -700,6 +743,10 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
         maskValues.push_back(m.value);
       Value out =
           callRuntimeKernel(rw, loc, op, maskValues, accType, {B, H, Sq, Dv});
+      if (!out) { // written through its transpose, which read it alone
+        rw.eraseOp(op);
+        return success();
+      }
       if (out.getType() != op.getType())
         out = tensor::CastOp::create(rw, loc, op.getType(), out);
       rw.replaceOp(op, out);

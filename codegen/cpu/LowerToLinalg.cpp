@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/LoweringUtils.h"
 #include "codegen/cpu/Passes.h"
+#include "dialects/transformer/ShapeInference.h"
 #include "dialects/transformer/TransformerDialect.h"
 
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -620,7 +621,15 @@ struct LowerTranspose : OpRewritePattern<TransposeOp> {
   }
 };
 
-/// Resolves an ONNX Reshape target at run time (0 copies, -1 infers).
+/// Set by LowerToLinalgPass on a reshape that splits its input's last dim
+/// E into [E / D, D] and keeps the leading dims (classifyReshape): D.
+constexpr llvm::StringLiteral kSplitLastDim = "transfuse.split_last_dim";
+
+/// Resolves an ONNX Reshape target at run time (0 copies, -1 infers). One
+/// marked kSplitLastDim is a tensor.expand_shape instead: a view of any
+/// input after bufferization, where tensor.reshape needs an identity layout
+/// and copies a strided input (the heads of a slice of a merged QKV
+/// projection) first.
 struct LowerReshape : OpRewritePattern<ReshapeOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(ReshapeOp op, PatternRewriter &rw) const override {
@@ -628,6 +637,29 @@ struct LowerReshape : OpRewritePattern<ReshapeOp> {
     auto outType = cast<RankedTensorType>(op.getType());
     auto inType = tensorType(op.getInput());
     SmallVector<Value> inDims = getDimValues(rw, loc, op.getInput());
+    if (auto split = op->getAttrOfType<IntegerAttr>(kSplitLastDim)) {
+      int64_t n = inType.getRank(), d = split.getInt(),
+              e = inType.getDimSize(n - 1);
+      SmallVector<int64_t> shape(inType.getShape().drop_back());
+      shape.append({e / d, d});
+      SmallVector<ReassociationIndices> groups;
+      SmallVector<OpFoldResult> sizes;
+      for (int64_t k = 0; k + 1 < n; ++k) {
+        groups.push_back({k});
+        sizes.push_back(inType.isDynamicDim(k)
+                            ? OpFoldResult(inDims[k])
+                            : OpFoldResult(rw.getIndexAttr(shape[k])));
+      }
+      groups.push_back({n - 1, n});
+      sizes.append({rw.getIndexAttr(e / d), rw.getIndexAttr(d)});
+      Value v = tensor::ExpandShapeOp::create(
+          rw, loc, RankedTensorType::get(shape, inType.getElementType()),
+          op.getInput(), groups, sizes);
+      if (v.getType() != outType)
+        v = tensor::CastOp::create(rw, loc, outType, v);
+      rw.replaceOp(op, v);
+      return success();
+    }
     Value total = cIdx(rw, loc, 1);
     for (Value d : inDims)
       total = arith::MulIOp::create(rw, loc, total, d);
@@ -1030,6 +1062,37 @@ struct LowerToLinalgPass : cpu::impl::LowerToLinalgBase<LowerToLinalgPass> {
           b.getFunctionType({b.getI64Type()}, {}));
       decl.setPrivate();
     }
+    // Reshapes that keep their input's leading dims, as far as compile time
+    // proves: one that is the identity goes, one that splits the last dim
+    // is marked for LowerReshape (it becomes a view). Decided here, on the
+    // graph ops, before their shape operands are lowered.
+    SmallVector<ReshapeOp> reshapes;
+    module.walk([&](ReshapeOp op) { reshapes.push_back(op); });
+    for (ReshapeOp op : reshapes) {
+      ReshapeKind kind = classifyReshape(op);
+      if (kind == ReshapeKind::Identity &&
+          op.getInput().getType() == op.getType()) {
+        op.getResult().replaceAllUsesWith(op.getInput());
+        op.erase();
+      } else if (kind == ReshapeKind::SplitsLastDim) {
+        auto out = cast<RankedTensorType>(op.getType());
+        auto entries = getPartialIntValues(op.getShape());
+        op->setAttr(kSplitLastDim,
+                    IntegerAttr::get(IntegerType::get(&getContext(), 64),
+                                     (*entries)[out.getRank() - 1]));
+      }
+    }
+    // The shape computations of the reshapes gone, dead now, go too, last
+    // reader first: the attention lowering takes an output read by its
+    // transpose alone, and a dead `shape` of it is a reader until erased.
+    SmallVector<Operation *> ops;
+    module.walk([&](Operation *op) {
+      if (isa<TransformerDialect>(op->getDialect()))
+        ops.push_back(op);
+    });
+    for (Operation *op : llvm::reverse(ops))
+      if (isOpTriviallyDead(op))
+        op->erase();
     RewritePatternSet patterns(&getContext());
     populateLowerToLinalgPatterns(patterns);
     populateLowerElementwisePatterns(patterns);

@@ -46,6 +46,9 @@ struct OutlineKernelsPass
     module.walk([&](Operation *op) {
       if (normKernel && takesNormKernel(op))
         return;
+      if (auto attention = dyn_cast<AttentionOp>(op))
+        if (attentionKernel && takesAttentionKernel(attention))
+          return;
       if (isa<AttentionOp, LayerNormOp, RmsNormOp, RotaryEmbeddingOp>(op))
         ops.push_back(op);
     });

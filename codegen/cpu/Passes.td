@@ -22,11 +22,16 @@ def OutlineKernels : Pass<"transfuse-cpu-outline-kernels", "mlir::ModuleOp"> {
     With `norm-kernel` (as transfuse-cpu-lower-to-linalg's), the norms that
     the runtime's norm kernel will take (codegen/cpu/RuntimeKernels.h) stay
     inline: their lowering is a call of the runtime already, and inline
-    their output buffer is visible to transfuse-cpu-bf16-panels.
+    their output buffer is visible to transfuse-cpu-bf16-panels. With
+    `attention-kernel`, so do the attentions the runtime's attention kernel
+    takes: inline, its operands can be strided views (a function argument
+    is an identity-layout buffer, so each view was copied at the call).
   }];
   let options = [
     Option<"normKernel", "norm-kernel", "bool", /*default=*/"false",
-           "leave the norms the runtime's norm kernel takes inline">
+           "leave the norms the runtime's norm kernel takes inline">,
+    Option<"attentionKernel", "attention-kernel", "bool", /*default=*/"false",
+           "leave the attentions the runtime's attention kernel takes inline">
   ];
   let dependentDialects = ["mlir::func::FuncDialect",
                            "mlir::LLVM::LLVMDialect"];
@@ -41,13 +46,22 @@ def LowerToLinalg : Pass<"transfuse-cpu-lower-to-linalg", "mlir::ModuleOp"> {
     (select index 0 when the run-time size is 1), so a dynamic batch or
     sequence dim is never assumed. Shape operands (reshape, expand, slice,
     constant_of_shape) are read at run time with ONNX's rules (0 copies a
-    dim, -1 is inferred, starts/ends are clamped).
+    dim, -1 is inferred, starts/ends are clamped). First, on the graph ops,
+    a reshape that compile time proves keeps its input's dims
+    (`classifyReshape` in dialects/transformer/ShapeInference.h: each target
+    entry a constant equal to the dim, or read from the shape of a tensor
+    whose dim has the same origin) goes when it is the identity, and becomes
+    a `tensor.expand_shape` (a view after bufferization) when it only splits
+    the last dim: the heads of a slice of a merged QKV projection.
 
     With `attention-kernel`, an f32 `transformer.attention` with at most two
     masks becomes one call to the runtime's fused attention,
     `transfuse_attention_f32`, on read-only buffers of its operands
-    (`bufferization.to_buffer`) and a fresh result buffer
-    (`bufferization.to_tensor restrict`); otherwise, and for other element
+    (`bufferization.to_buffer`; a (0, 2, 1, 3) transpose of a tensor as a
+    transposed view of that tensor's buffer) and a fresh result buffer
+    (`bufferization.to_tensor restrict`; where the result's only reader is
+    its transpose back to [B, S, H, D], that transpose's buffer, written
+    through a transposed view, replaces it); otherwise, and for other element
     types or more masks, it becomes generated loops (LowerFused.cpp). With
     `bf16-attention` too (`transfuse compile --precision bf16`, unless
     `--bf16-attention=false`), the call's flags ask the kernel to round both

@@ -230,6 +230,8 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
   std::string pipeline =
       "transfuse-cpu-outline-kernels{norm-kernel=" +
       std::string(options.normKernel ? "true" : "false") +
+      " attention-kernel=" +
+      std::string(options.attentionKernel ? "true" : "false") +
       "},transfuse-cpu-lower-to-linalg{"
       "attention-kernel=" +
       std::string(options.attentionKernel ? "true" : "false") +

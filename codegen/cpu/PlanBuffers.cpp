@@ -10,7 +10,6 @@
 #include "codegen/cpu/Passes.h"
 
 #include "mlir/Interfaces/DataLayoutInterfaces.h"
-#include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace transfuse::cpu {
 #define GEN_PASS_DEF_PLANBUFFERS
@@ -65,8 +64,9 @@ memref::DeallocOp soleDealloc(memref::AllocOp alloc, Block *block,
       if (isa<memref::ExtractAlignedPointerAsIndexOp>(user) ||
           user->hasTrait<OpTrait::IsTerminator>())
         return nullptr;
-      auto view = dyn_cast<ViewLikeOpInterface>(user);
-      if (view && view.getViewSource() != aliases[i])
+      Value viewed = transfuse::cpu::viewedBuffer(user);
+      bool view = viewed != nullptr;
+      if (view && viewed != aliases[i])
         continue; // a view of something else, into this buffer's data
       auto call = dyn_cast<func::CallOp>(user);
       if (call && !calls.mayReturnOperand(call))

@@ -67,6 +67,167 @@ static int64_t broadcastAt(ArrayRef<int64_t> values, int64_t i) {
   return values[values.size() == 1 ? 0 : i];
 }
 
+/// The rank of a ranked tensor value, else -1.
+static int64_t rankOf(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  return t ? t.getRank() : -1;
+}
+
+DimRef dimOrigin(Value v, int64_t index) {
+  for (;;) {
+    Operation *def = v.getDefiningOp();
+    if (!def)
+      return {v, index};
+    std::optional<DimRef> next =
+        llvm::TypeSwitch<Operation *, std::optional<DimRef>>(def)
+            .Case([&](LayerNormOp op) -> std::optional<DimRef> {
+              // With a residual the result may take a dim from either.
+              if (op.getResidual())
+                return std::nullopt;
+              return DimRef{op.getInput(), index};
+            })
+            .Case<RmsNormOp, GeluOp, SiluOp, CastOp>(
+                [&](Operation *op) -> std::optional<DimRef> {
+                  return DimRef{op->getOperand(0), index};
+                })
+            .Case([&](LinearOp op) -> std::optional<DimRef> {
+              if (index + 1 >= rankOf(op.getInput()))
+                return std::nullopt;
+              return DimRef{op.getInput(), index};
+            })
+            .Case([&](SliceOp op) -> std::optional<DimRef> {
+              int64_t rank = rankOf(op.getInput());
+              for (int64_t a : op.getAxes())
+                if (normalizeAxis(a, rank) == index)
+                  return std::nullopt;
+              return DimRef{op.getInput(), index};
+            })
+            .Case([&](TransposeOp op) -> std::optional<DimRef> {
+              return DimRef{op.getInput(), op.getPerm()[index]};
+            })
+            .Case([&](AttentionOp op) -> std::optional<DimRef> {
+              if (index >= 3)
+                return std::nullopt;
+              return DimRef{op.getQuery(), index};
+            })
+            .Case([&](ReshapeOp op) -> std::optional<DimRef> {
+              int64_t rank = rankOf(op.getInput());
+              ReshapeKind kind = classifyReshape(op);
+              if (kind == ReshapeKind::Identity ||
+                  (kind == ReshapeKind::SplitsLastDim && index + 1 < rank))
+                return DimRef{op.getInput(), index};
+              return std::nullopt;
+            })
+            .Default([](Operation *) { return std::nullopt; });
+    if (!next)
+      return {v, index};
+    v = next->value;
+    index = next->index;
+  }
+}
+
+bool provablyEqualDims(Value a, int64_t i, Value b, int64_t j) {
+  auto ta = dyn_cast<RankedTensorType>(a.getType()),
+       tb = dyn_cast<RankedTensorType>(b.getType());
+  if (!ta || !tb)
+    return false;
+  int64_t sa = ta.getDimSize(i), sb = tb.getDimSize(j);
+  if (sa != kDyn || sb != kDyn)
+    return sa == sb;
+  return dimOrigin(a, i) == dimOrigin(b, j);
+}
+
+std::optional<DimRef> shapeEntryDim(Value shape, int64_t i) {
+  Operation *def = shape.getDefiningOp();
+  if (!def)
+    return std::nullopt;
+  if (auto op = dyn_cast<ShapeOp>(def)) {
+    auto [s, e] = shapeOpRange(op);
+    if (i < 0 || s + i >= e)
+      return std::nullopt;
+    return DimRef{op.getInput(), s + i};
+  }
+  if (auto op = dyn_cast<ConcatOp>(def)) {
+    for (Value in : op.getInputs()) {
+      auto t = dyn_cast<RankedTensorType>(in.getType());
+      if (!t || t.getRank() != 1 || t.isDynamicDim(0))
+        return std::nullopt;
+      if (i < t.getDimSize(0))
+        return shapeEntryDim(in, i);
+      i -= t.getDimSize(0);
+    }
+    return std::nullopt;
+  }
+  if (auto op = dyn_cast<UnsqueezeOp>(def)) {
+    // A scalar made a 1-element list.
+    if (i != 0 || rankOf(op.getInput()) != 0)
+      return std::nullopt;
+    return shapeEntryDim(op.getInput(), 0);
+  }
+  if (auto op = dyn_cast<GatherOp>(def)) {
+    // One entry (or a list of entries) of a shape.
+    auto idx = constantInts(op.getIndices());
+    auto data = dyn_cast<RankedTensorType>(op.getData().getType());
+    if (!idx || !data || data.getRank() != 1 || data.isDynamicDim(0) ||
+        i >= (int64_t)idx->size())
+      return std::nullopt;
+    int64_t j = (*idx)[i] < 0 ? (*idx)[i] + data.getDimSize(0) : (*idx)[i];
+    if (j < 0 || j >= data.getDimSize(0))
+      return std::nullopt;
+    return shapeEntryDim(op.getData(), j);
+  }
+  return std::nullopt;
+}
+
+ReshapeKind classifyReshape(ReshapeOp op) {
+  auto in = dyn_cast<RankedTensorType>(op.getInput().getType());
+  auto out = dyn_cast<RankedTensorType>(op.getType());
+  auto entries = getPartialIntValues(op.getShape());
+  if (!in || !out || !entries)
+    return ReshapeKind::Other;
+  int64_t n = in.getRank();
+  if ((int64_t)entries->size() != out.getRank() || n < 1)
+    return ReshapeKind::Other;
+  // Entry k is input dim k: a static size equal to it, 0 copying it, or
+  // read from a dim of the same origin.
+  auto keeps = [&](int64_t k) {
+    int64_t e = (*entries)[k];
+    if (e == 0 && !op.getAllowzero())
+      return true;
+    if (e != kDyn)
+      return e > 0 && e == in.getDimSize(k);
+    std::optional<DimRef> src = shapeEntryDim(op.getShape(), k);
+    return src && provablyEqualDims(src->value, src->index, op.getInput(), k);
+  };
+  // At most one -1, standing for the one dim the others do not account for.
+  int64_t inferred = -1;
+  for (int64_t k = 0; k < out.getRank(); ++k)
+    if ((*entries)[k] == -1) {
+      if (inferred >= 0)
+        return ReshapeKind::Other;
+      inferred = k;
+    }
+  auto leadingKept = [&](int64_t count) {
+    for (int64_t k = 0; k < count; ++k)
+      if (k != inferred && !keeps(k))
+        return false;
+    return true;
+  };
+  if (out.getRank() == n)
+    return leadingKept(n) ? ReshapeKind::Identity : ReshapeKind::Other;
+  if (out.getRank() != n + 1 || !leadingKept(n - 1))
+    return ReshapeKind::Other;
+  // [..., E] to [..., E / D, D]: E and D static, and D (and E / D, unless it
+  // is the -1) given as such.
+  int64_t e = in.getDimSize(n - 1), d = (*entries)[n];
+  if (e == kDyn || d <= 0 || e % d != 0 || inferred == n)
+    return ReshapeKind::Other;
+  int64_t h = (*entries)[n - 1];
+  if (h == -1 || h == e / d)
+    return ReshapeKind::SplitsLastDim;
+  return ReshapeKind::Other;
+}
+
 std::optional<SmallVector<int64_t>> getPartialIntValues(Value v) {
   auto type = dyn_cast<RankedTensorType>(v.getType());
   if (!type || type.getRank() > 1 || !type.hasStaticShape() ||

@@ -62,6 +62,38 @@ std::optional<llvm::SmallVector<int64_t>> getPartialIntValues(mlir::Value v);
 /// All values of a 0-D or 1-D integer tensor, when every one is known.
 std::optional<llvm::SmallVector<int64_t>> getConstantIntValues(mlir::Value v);
 
+/// Dim `index` of the tensor `value`.
+struct DimRef {
+  mlir::Value value;
+  int64_t index;
+  bool operator==(const DimRef &o) const {
+    return value == o.value && index == o.index;
+  }
+};
+
+/// Where dim `index` of `v` comes from: followed back through ops that pass
+/// it on unchanged (a norm without a residual, gelu, silu, cast, a linear's
+/// leading dims, a slice's other axes, a transpose, attention's batch, head
+/// and query dims, a reshape that keeps its leading dims). Two dims of one
+/// origin are equal at run time, whatever their sizes.
+DimRef dimOrigin(mlir::Value v, int64_t index);
+
+/// True when dim i of `a` and dim j of `b` are known equal at compile time:
+/// both static and equal, or of one origin.
+bool provablyEqualDims(mlir::Value a, int64_t i, mlir::Value b, int64_t j);
+
+/// The dim that entry i of a 1-D shape value reads, where it is read from a
+/// shape (`shape`, a `gather` of one entry of it, `unsqueeze`, `concat`).
+std::optional<DimRef> shapeEntryDim(mlir::Value shape, int64_t i);
+
+class ReshapeOp;
+/// What a reshape does to its input's dims, as far as compile time proves:
+/// nothing (the target is the input's own shape), splits only the last dim
+/// in two ([..., E] to [..., E / D, D], the leading dims the input's), or
+/// something else (or unknown).
+enum class ReshapeKind { Other, Identity, SplitsLastDim };
+ReshapeKind classifyReshape(ReshapeOp op);
+
 class ShapeOp;
 /// The dims [start, end) that a `shape` op reads, clamped as ONNX does.
 std::pair<int64_t, int64_t> shapeOpRange(ShapeOp op);

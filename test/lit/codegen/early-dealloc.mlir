@@ -128,3 +128,27 @@ func.func @call_base_buffer() -> (f32, memref<8xf32>) {
   %r = bufferization.dealloc (%base, %gbase : memref<f32>, memref<f32>) if (%true, %true) retain (%g : memref<8xf32>)
   return %y, %g : f32, memref<8xf32>
 }
+
+// -----
+
+// memref.transpose is a view too (metadata only, though not a
+// ViewLikeOpInterface upstream): the buffer is freed after the call that
+// reads it through one (the attention kernel reading the heads of a
+// projection), not kept to the end of the block.
+// CHECK-LABEL: func.func @transposed_view
+// CHECK: %[[A:.*]] = memref.alloc() : memref<2x4x3x8xf32>
+// CHECK: %[[T:.*]] = memref.transpose %[[A]]
+// CHECK: call @read(%[[T]])
+// CHECK-NEXT: memref.dealloc %[[A]]
+// CHECK: call @other()
+func.func private @read(memref<2x3x4x8xf32, strided<[96, 8, 24, 1]>>)
+func.func private @other()
+func.func @transposed_view() {
+  %true = arith.constant true
+  %a = memref.alloc() : memref<2x4x3x8xf32>
+  %t = memref.transpose %a (d0, d1, d2, d3) -> (d0, d2, d1, d3) : memref<2x4x3x8xf32> to memref<2x3x4x8xf32, strided<[96, 8, 24, 1]>>
+  call @read(%t) : (memref<2x3x4x8xf32, strided<[96, 8, 24, 1]>>) -> ()
+  call @other() : () -> ()
+  bufferization.dealloc (%a : memref<2x4x3x8xf32>) if (%true)
+  return
+}

@@ -1,5 +1,6 @@
 // RUN: transfuse-opt %s -transfuse-cpu-outline-kernels | FileCheck %s
 // RUN: transfuse-opt %s -transfuse-cpu-outline-kernels=norm-kernel=true | FileCheck %s --check-prefix=KERNEL
+// RUN: transfuse-opt %s -transfuse-cpu-outline-kernels="norm-kernel=true attention-kernel=true" | FileCheck %s --check-prefix=BOTH
 
 // With norm-kernel (as the CPU pipeline runs it), the f32 norms of rank at
 // most 4 that the runtime's norm kernel takes stay inline (one call of the
@@ -12,6 +13,13 @@
 // KERNEL: func.func private @tf_kernel_attention
 // KERNEL: func.func private @tf_kernel_layer_norm(%{{.*}}: tensor<1x1x2x8x16xf32>
 // KERNEL-NOT: func.func
+
+// With attention-kernel too, the f32 attention (two masks at most) stays
+// inline as well: its operands may then be views of any layout.
+// BOTH-LABEL: func.func @main_graph
+// BOTH: transformer.attention %arg3, %arg3, %arg3
+// BOTH: call @tf_kernel_layer_norm(%arg4, %arg1, %arg1)
+// BOTH-NOT: tf_kernel_attention
 
 // Two layers' identical layer_norms share one private, internal, noinline
 // function; a layer_norm with another epsilon gets its own; attention is
