@@ -14,6 +14,17 @@ using namespace transfuse::transformer;
 
 namespace {
 
+/// The activation op `u` as a linear's `activation`, or "none".
+StringRef activationOf(Operation *u) {
+  if (isa<ReluOp>(u))
+    return "relu";
+  if (isa<SiluOp>(u))
+    return "silu";
+  if (auto g = dyn_cast<GeluOp>(u))
+    return g.getApproximate() == "tanh" ? "gelu_tanh" : "gelu";
+  return "none";
+}
+
 struct FuseMatMulEpilogue : OpRewritePattern<MatMulOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(MatMulOp mm,
@@ -43,12 +54,7 @@ struct FuseMatMulEpilogue : OpRewritePattern<MatMulOp> {
     // Activation.
     StringRef act = "none";
     if (Operation *u = singleUser(y)) {
-      if (isa<ReluOp>(u))
-        act = "relu";
-      else if (isa<SiluOp>(u))
-        act = "silu";
-      else if (auto g = dyn_cast<GeluOp>(u))
-        act = g.getApproximate() == "tanh" ? "gelu_tanh" : "gelu";
+      act = activationOf(u);
       if (act != "none") {
         ops.push_back(u);
         y = u->getResult(0);
@@ -74,11 +80,47 @@ struct FuseMatMulEpilogue : OpRewritePattern<MatMulOp> {
   }
 };
 
+/// An activation of a linear that has none yet, directly or through a
+/// reshape (each the single user of the one before): the linear takes it.
+/// An ONNX Gemm is imported as a linear already, and GPT-2's exporter puts
+/// the MLP's Gemm on [B*S, E] between two reshapes, so its GELU follows a
+/// reshape of the linear; an activation commutes with a reshape.
+template <typename ActOp>
+struct AbsorbActivation : OpRewritePattern<ActOp> {
+  using OpRewritePattern<ActOp>::OpRewritePattern;
+  LogicalResult matchAndRewrite(ActOp act,
+                                PatternRewriter &rw) const override {
+    Value x = act->getOperand(0);
+    auto reshape = x.getDefiningOp<ReshapeOp>();
+    Value produced = reshape ? reshape.getInput() : x;
+    auto linear = produced.getDefiningOp<LinearOp>();
+    if (!linear || linear.getActivation() != "none" || linear.getResidual() ||
+        !linear.getResult().hasOneUse() || (reshape && !x.hasOneUse()))
+      return rw.notifyMatchFailure(act, "not the only reader of a linear "
+                                        "without activation or residual");
+    rw.setInsertionPoint(linear);
+    auto fused = LinearOp::create(
+        rw, fusedLocOf({linear, act}), linear.getType(), linear.getInput(),
+        linear.getWeight(), linear.getBias(), Value(),
+        rw.getStringAttr(activationOf(act)));
+    Value y = fused.getResult();
+    if (reshape) {
+      rw.setInsertionPoint(reshape);
+      y = ReshapeOp::create(rw, reshape.getLoc(), reshape.getType(), y,
+                            reshape.getShape(), reshape.getAllowzero());
+    }
+    rw.replaceOp(act, y);
+    return success();
+  }
+};
+
 struct FuseLinearPass : transfuse::impl::FuseLinearBase<FuseLinearPass> {
   using FuseLinearBase::FuseLinearBase;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<FuseMatMulEpilogue>(&getContext());
+    patterns.add<FuseMatMulEpilogue, AbsorbActivation<GeluOp>,
+                 AbsorbActivation<ReluOp>, AbsorbActivation<SiluOp>>(
+        &getContext());
     if (failed(applyFusionPatterns(
             getOperation(), std::move(patterns), explain, "linear",
             [](Operation *op) { return isa<MatMulOp>(op); })))
