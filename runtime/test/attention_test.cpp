@@ -8,6 +8,7 @@
 // f32 GEMM on rounded operands), against the same reference on operands
 // rounded as the kernel rounds them.
 // Whole models go through it against ONNX Runtime in test/models.
+#include "approx_math.h"
 #include "transfuse/bf16_panels.h"
 
 #include <gtest/gtest.h>
@@ -152,6 +153,18 @@ void check(const Case &c) {
               << "b " << b << " h " << h << " row " << i << " col " << t;
         }
       }
+}
+
+// The runtime's exp (the softmax's, the epilogues' GELU and SiLU): within
+// 1e-6 of libm over the range it computes, and 0 below -87 (a masked
+// score), never a denormal that later multiplies would crawl through.
+TEST(Attention, ExpApprox) {
+  for (float x = -87.0f; x <= 88.0f; x += 0.37f)
+    EXPECT_NEAR(transfuse::runtime::expApprox(x) / std::exp(x), 1.0f, 1e-6f)
+        << x;
+  for (float x : {-87.5f, -100.0f, -1e30f,
+                  -std::numeric_limits<float>::infinity()})
+    EXPECT_EQ(transfuse::runtime::expApprox(x), 0.0f) << x;
 }
 
 TEST(Attention, PackedRowBlocksAndEdges) {
