@@ -94,10 +94,13 @@ struct AbsorbActivation : OpRewritePattern<ActOp> {
     auto reshape = x.getDefiningOp<ReshapeOp>();
     Value produced = reshape ? reshape.getInput() : x;
     auto linear = produced.getDefiningOp<LinearOp>();
+    // A gated unit's activation applies to its gate alone: not this one.
     if (!linear || linear.getActivation() != "none" || linear.getResidual() ||
-        !linear.getResult().hasOneUse() || (reshape && !x.hasOneUse()))
+        linear.getGated() || !linear.getResult().hasOneUse() ||
+        (reshape && !x.hasOneUse()))
       return rw.notifyMatchFailure(act, "not the only reader of a linear "
-                                        "without activation or residual");
+                                        "without activation, residual or "
+                                        "gate");
     rw.setInsertionPoint(linear);
     auto fused = LinearOp::create(
         rw, fusedLocOf({linear, act}), linear.getType(), linear.getInput(),

@@ -103,10 +103,10 @@ def FuseLinear : FusionPass<"transfuse-fuse-linear", "matmul"> {
     A `matmul` whose right operand is a 2-D matrix, followed by (each
     optional, each the single user of the previous) a 1-D bias add, an
     activation (relu, gelu, silu) and a residual add of the result's shape.
-    Also, an activation of a `linear` that has none (an ONNX Gemm is
-    imported as one), directly or through a reshape, each the single user
-    of the one before (GPT-2's MLP: Gemm on [B*S, E], reshape, GELU): the
-    linear takes the activation and the reshape follows it.
+    Also, an activation of a `linear` that has none and is not gated (an
+    ONNX Gemm is imported as one), directly or through a reshape, each the
+    single user of the one before (GPT-2's MLP: Gemm on [B*S, E], reshape,
+    GELU): the linear takes the activation and the reshape follows it.
     Run after the activation, norm and attention fusions.
   }];
 }

@@ -66,18 +66,23 @@ func.func @gemm_relu(%x: tensor<4x64xf32>, %w: tensor<64x8xf32>, %b: tensor<8xf3
 
 // -----
 
-// Negative: the reshaped product is read elsewhere too, or the linear has
-// an activation already: the activation stays on its own.
+// Negative: the reshaped product is read elsewhere too, the linear has an
+// activation already, or it is a gated unit (whose activation applies to
+// its gate alone): the activation stays on its own.
 // CHECK-LABEL: func @reshape_read_twice
 // CHECK: transformer.linear %arg0, %arg1 bias %arg2 :
 // CHECK: transformer.silu
 // CHECK: transformer.linear %arg0, %arg1 {activation = "relu"}
 // CHECK: transformer.gelu
-func.func @reshape_read_twice(%x: tensor<?x64xf32>, %w: tensor<64x256xf32>, %b: tensor<256xf32>, %s: tensor<3xi64>) -> (tensor<?x?x256xf32>, tensor<?x?x256xf32>, tensor<?x256xf32>) {
+// CHECK: transformer.linear %arg0, %arg1 {gated = true}
+// CHECK: transformer.relu
+func.func @reshape_read_twice(%x: tensor<?x64xf32>, %w: tensor<64x256xf32>, %b: tensor<256xf32>, %s: tensor<3xi64>) -> (tensor<?x?x256xf32>, tensor<?x?x256xf32>, tensor<?x256xf32>, tensor<?x128xf32>) {
   %0 = transformer.linear %x, %w bias %b : (tensor<?x64xf32>, tensor<64x256xf32>, tensor<256xf32>) -> tensor<?x256xf32>
   %1 = transformer.reshape %0, %s {allowzero = false} : (tensor<?x256xf32>, tensor<3xi64>) -> tensor<?x?x256xf32>
   %2 = transformer.silu %1 : (tensor<?x?x256xf32>) -> tensor<?x?x256xf32>
   %3 = transformer.linear %x, %w {activation = "relu"} : (tensor<?x64xf32>, tensor<64x256xf32>) -> tensor<?x256xf32>
   %4 = transformer.gelu %3 : (tensor<?x256xf32>) -> tensor<?x256xf32>
-  return %1, %2, %4 : tensor<?x?x256xf32>, tensor<?x?x256xf32>, tensor<?x256xf32>
+  %5 = transformer.linear %x, %w {gated = true} : (tensor<?x64xf32>, tensor<64x256xf32>) -> tensor<?x128xf32>
+  %6 = transformer.relu %5 : (tensor<?x128xf32>) -> tensor<?x128xf32>
+  return %1, %2, %4, %6 : tensor<?x?x256xf32>, tensor<?x?x256xf32>, tensor<?x256xf32>, tensor<?x128xf32>
 }
