@@ -5,9 +5,10 @@
 // attention-kernel option is on, and a norm to the norm kernel
 // (runtime/src/norms.cpp) when norm-kernel is: LowerFused.cpp lowers by
 // them, the fusion report (passes/FusionReport.cpp) says "kernel" by the
-// first, and transfuse-cpu-outline-kernels leaves the norms the kernel
-// takes inline (a call of the runtime has nothing to share, and inline its
-// output can be seen by transfuse-cpu-bf16-panels).
+// first, and transfuse-cpu-outline-kernels leaves the ops the kernels take
+// inline (a call of the runtime has nothing to share; inline, a norm's
+// output can be seen by transfuse-cpu-bf16-panels and the attention's
+// operands can be strided views).
 //
 //===----------------------------------------------------------------------===//
 #ifndef TRANSFUSE_CODEGEN_CPU_RUNTIMEKERNELS_H

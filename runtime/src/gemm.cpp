@@ -95,38 +95,15 @@ void matmulPackedPortable(const Desc2D &a, const float *packed,
     }
 }
 
-/// dst[c * ldd + r] = src[r * lds + c] for r, c < 16: 16 rows transposed
-/// in registers (pairs of floats, then of doubles, within 128-bit lanes,
-/// then the lanes).
+/// dst[c * ldd + r] = src[r * lds + c] for r, c < 16, through transpose16.
 __attribute__((target("avx512f"))) void
-transpose16(const float *src, int64_t lds, float *dst, int64_t ldd) {
-  __m512 r[16], t[16], u[16];
+transposeBlock(const float *src, int64_t lds, float *dst, int64_t ldd) {
+  __m512i r[16];
   for (int i = 0; i < 16; ++i)
-    r[i] = _mm512_loadu_ps(src + i * lds);
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  // u[4 g + q], lane L: column 4 L + q of rows 4 g .. 4 g + 3.
-  for (int g = 0; g < 4; ++g) {
-    __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]),
-            c = _mm512_castps_pd(t[4 * g + 2]),
-            d = _mm512_castps_pd(t[4 * g + 3]);
-    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-  for (int q = 0; q < 4; ++q) {
-    __m512 x0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44),
-           x1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE),
-           y0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x44),
-           y1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xEE);
-    _mm512_storeu_ps(dst + q * ldd, _mm512_shuffle_f32x4(x0, y0, 0x88));
-    _mm512_storeu_ps(dst + (4 + q) * ldd, _mm512_shuffle_f32x4(x0, y0, 0xDD));
-    _mm512_storeu_ps(dst + (8 + q) * ldd, _mm512_shuffle_f32x4(x1, y1, 0x88));
-    _mm512_storeu_ps(dst + (12 + q) * ldd, _mm512_shuffle_f32x4(x1, y1, 0xDD));
-  }
+    r[i] = _mm512_castps_si512(_mm512_loadu_ps(src + i * lds));
+  transpose16(r);
+  for (int c = 0; c < 16; ++c)
+    _mm512_storeu_ps(dst + c * ldd, _mm512_castsi512_ps(r[c]));
 }
 
 /// B as panels of kNr columns, each [K][kNr], zero padded on the right.
@@ -139,17 +116,18 @@ void packB(const Desc2D &b, float *out, bool parallel) {
     if (b.strides[0] == 1 && b.strides[1] != 1) {
       // A transposed view (B = K^T, the keys of attention's scores): each
       // column of B is contiguous. Full panels go 16 columns x 16 K steps
-      // at a time through transpose16; the rest is read a column at a time
+      // at a time through transposeBlock; the rest is read a column at a time
       // and scattered down the panel, as all of it was before (t5-base
       // encoder at two threads, keys read at the merged QKV projection's
-      // row stride: packB 1.4 ms of CPU per run in perf, then transpose16
-      // 0.44 and packB 0.02; the encoder 67.0 -> 64.6 ms, 9 paired rounds).
+      // row stride: packB 1.4 ms of CPU per run in perf, then the 16 x 16
+      // transposes 0.44 and packB 0.02; the encoder 67.0 -> 64.6 ms, 9
+      // paired rounds).
       int64_t p0 = 0;
       if (avx512 && w == kNr)
         for (; p0 + 16 <= k; p0 += 16)
           for (int64_t h = 0; h < kNr; h += 16)
-            transpose16(b.at(p0, j0 + h), b.strides[1], panel + p0 * kNr + h,
-                        kNr);
+            transposeBlock(b.at(p0, j0 + h), b.strides[1], panel + p0 * kNr + h,
+                           kNr);
       for (int64_t j = 0; j < kNr; ++j) {
         const float *src = j < w ? b.at(0, j0 + j) : nullptr;
         for (int64_t p = p0; p < k; ++p)

@@ -156,6 +156,35 @@ inline void laneMasks(int64_t w, __mmask16 &lo, __mmask16 &hi) {
   hi = w >= 32 ? 0xFFFF : w <= 16 ? 0 : (__mmask16)((1u << (w - 16)) - 1);
 }
 
+/// r[c] <- column c of the 16 x 16 matrix of 32-bit words whose row i is
+/// r[i]: three stages of in-lane unpacks and cross-lane shuffles. Packs
+/// the keys of attention's scores (Kᵀ) into the f32 GEMM's panels
+/// (gemm.cpp) and, as bf16 pairs, into the bf16 GEMM's (gemm_bf16.cpp).
+__attribute__((target("avx512f"))) inline void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    __m512i ab0 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0x44),
+            ab1 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0xEE),
+            cd0 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0x44),
+            cd1 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0xEE);
+    r[k] = _mm512_shuffle_i32x4(ab0, cd0, 0x88);
+    r[4 + k] = _mm512_shuffle_i32x4(ab0, cd0, 0xDD);
+    r[8 + k] = _mm512_shuffle_i32x4(ab1, cd1, 0x88);
+    r[12 + k] = _mm512_shuffle_i32x4(ab1, cd1, 0xDD);
+  }
+}
+
 /// Decode: a product with at most kStreamRows rows of A multiplies them by
 /// kStreamPanels adjacent 32-column panels of B at once, each panel its own
 /// stream from DRAM (gemm.cpp's kernelStreams, gemm_bf16.cpp's dpStreams):

@@ -267,33 +267,6 @@ bRow(const Desc2D &b, int64_t p, int64_t j, __mmask16 lanes, __m512i cols) {
                                                       sizeof(float));
 }
 
-/// r[c] <- column c of the 16 x 16 matrix of 32-bit words whose row i is
-/// r[i]: three stages of in-lane unpacks and cross-lane shuffles.
-__attribute__((target("avx512f"))) inline void transpose16(__m512i r[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  // u[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k.
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int k = 0; k < 4; ++k) {
-    __m512i ab0 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0x44),
-            ab1 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0xEE),
-            cd0 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0x44),
-            cd1 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0xEE);
-    r[k] = _mm512_shuffle_i32x4(ab0, cd0, 0x88);
-    r[4 + k] = _mm512_shuffle_i32x4(ab0, cd0, 0xDD);
-    r[8 + k] = _mm512_shuffle_i32x4(ab1, cd1, 0x88);
-    r[12 + k] = _mm512_shuffle_i32x4(ab1, cd1, 0xDD);
-  }
-}
-
 /// packBPanel for a B whose columns are contiguous (attention's K^T, a
 /// transposed view of K's rows): each column's 32 K values of a block,
 /// rounded, are 16 words (pairs of rows 2q, 2q + 1), and a tile's 16
