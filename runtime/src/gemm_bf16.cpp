@@ -603,6 +603,22 @@ void matmulTiledOn(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
           int64_t i = ip * kRows, h = std::min<int64_t>(rp * kRows, m - i);
           const uint16_t *ap = aData + ip * aNext + kb0 * 512;
           float *cij = c.at(i, j);
+          // The block of C the next call finishes (the next row panels',
+          // else the next column panel's first) prefetched into L2 while
+          // this one is computed, as in gemm.cpp: its C (unless only its
+          // panels are written) and its residual.
+          if (final && unitColumns) {
+            int64_t ni = ip + 2 < ip1 ? i + 2 * kRows : ip0 * kRows,
+                    nj = ip + 2 < ip1 ? j : j + 32,
+                    nh = std::min<int64_t>(2 * kRows, m - ni);
+            if (nj < std::min<int64_t>(n, jp1 * 32)) {
+              if (!(cPanels && io.panelsOnly))
+                prefetchTile(c.at(ni, nj), c.strides[0], nh);
+              if (ep && ep->residual && ep->residual->strides[1] == 1)
+                prefetchTile(ep->residual->at(ni, nj), ep->residual->strides[0],
+                             nh);
+            }
+          }
           // run(in, ldIn, dst, ld): the block's C from `in` (unless this
           // is its first pass and nothing accumulates), to dst.
           auto run = [&](const float *in, int64_t ldIn, float *dst,
