@@ -44,6 +44,7 @@
 //===----------------------------------------------------------------------===//
 #include "approx_math.h"
 #include "gemm.h"
+#include "profile.h"
 
 #include "transfuse/bf16_panels.h"
 
@@ -447,6 +448,9 @@ _mlir_ciface_transfuse_attention_f32(Desc4D *q, Desc4D *k, Desc4D *v,
                                      int64_t flags) {
   int64_t batch = q->sizes[0], heads = q->sizes[1], sq = q->sizes[2],
           sk = k->sizes[2], dv = v->sizes[3];
+  profile::Scope scope((flags & 1) ? "attention_bf16" : "attention_f32",
+                       {batch, heads, sq, sk, dv},
+                       2.0 * batch * heads * sq * sk * (q->sizes[3] + dv));
   if (batch == 0 || heads == 0 || sq == 0 || dv == 0)
     return;
   Call call{*q,

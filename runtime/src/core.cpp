@@ -4,8 +4,9 @@
 // it links into every model.so. Nothing here may abort on bad input.
 //
 //===----------------------------------------------------------------------===//
-#include "transfuse/runtime_core.h"
 #include "alloc.h"
+#include "profile.h"
+#include "transfuse/runtime_core.h"
 
 #include <csetjmp>
 #include <cstdarg>
@@ -39,7 +40,9 @@ bool callEntry(tf_entry_fn entry, void **args) {
     currentRun = outer;
     return false;
   }
+  double start = transfuse::runtime::profile::runStart();
   entry(args);
+  transfuse::runtime::profile::runEnd(start);
   currentRun = outer;
   return true;
 }

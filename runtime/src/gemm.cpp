@@ -52,6 +52,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "gemm.h"
+#include "profile.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -62,6 +63,7 @@
 
 using namespace transfuse::runtime::gemm;
 using transfuse::runtime::numThreads;
+namespace profile = transfuse::runtime::profile;
 
 namespace {
 
@@ -706,6 +708,8 @@ bool transfuse::runtime::gemm::bf16OnF32() {
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
                                   int64_t accumulate) {
+  profile::Scope scope("matmul_f32", {a->sizes[0], a->sizes[1], c->sizes[1]},
+                       2.0 * a->sizes[0] * a->sizes[1] * c->sizes[1]);
   if (!needsProduct(*a, *c, accumulate))
     return;
   PackedProduct product = packedProduct();
@@ -727,6 +731,9 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
                                          int64_t accumulate) {
+  profile::Scope scope("matmul_f32_packed",
+                       {a->sizes[0], a->sizes[1], c->sizes[1]},
+                       2.0 * a->sizes[0] * a->sizes[1] * c->sizes[1]);
   if (!needsProduct(*a, *c, accumulate))
     return;
   const float *packed = b->data + b->offset;
@@ -743,6 +750,9 @@ extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_linear_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
                                          Desc1D *bias, Desc2D *residual,
                                          int64_t flags) {
+  profile::Scope scope("linear_f32_packed",
+                       {a->sizes[0], a->sizes[1], c->sizes[1]},
+                       2.0 * a->sizes[0] * a->sizes[1] * c->sizes[1]);
   Epilogue ep = Epilogue::fromFlags(flags, bias, residual);
   // An empty K: C = 0, then the epilogue (nothing for an empty C).
   if (!needsProduct(*a, *c, false))

@@ -13,6 +13,7 @@
 // that, one memcpy per row on the calling thread.
 //
 //===----------------------------------------------------------------------===//
+#include "profile.h"
 #include "thread_pool.h"
 
 #include <algorithm>
@@ -155,6 +156,8 @@ extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_copy_f32(UnrankedDesc *src, UnrankedDesc *dst) {
   int64_t rank = src->rank;
   View s = viewOf(src, sizeof(float)), d = viewOf(dst, sizeof(float));
+  transfuse::runtime::profile::Scope scope("copy_f32", s.sizes,
+                                           (int)std::min<int64_t>(rank, 5));
   for (int64_t i = 0; i < rank; ++i)
     if (s.sizes[i] == 0)
       return;

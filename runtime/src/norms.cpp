@@ -33,6 +33,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "gemm.h"
+#include "profile.h"
 
 #include "transfuse/bf16_panels.h"
 
@@ -214,6 +215,7 @@ void norm(Desc4D *x, Desc4D *r, Desc1D *scale, Desc1D *bias, Desc4D *y,
   int64_t d0 = y->sizes[0], d1 = y->sizes[1], d2 = y->sizes[2],
           n = y->sizes[3];
   int64_t rows = d0 * d1 * d2;
+  profile::Scope scope(panels ? "norm_f32_panels" : "norm_f32", {rows, n});
   if (rows == 0 || n == 0)
     return;
   // Panels only where the products read them (and, as the compiler

@@ -112,6 +112,8 @@ private:
 
 } // namespace
 
+bool inPoolTask() { return inTask; }
+
 void parallelFor(int64_t n, void (*task)(void *, int64_t), void *ctx) {
   if (n <= 1 || inTask || numThreads() == 1) {
     for (int64_t i = 0; i < n; ++i)

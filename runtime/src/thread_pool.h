@@ -23,6 +23,10 @@ int numThreads();
 /// called from inside a task.
 void parallelFor(int64_t n, void (*task)(void *ctx, int64_t i), void *ctx);
 
+/// Whether this thread is running a task of parallelFor (a worker, or the
+/// caller while it takes part).
+bool inPoolTask();
+
 /// parallelFor with a callable.
 template <typename Fn> void parallelFor(int64_t n, Fn &fn) {
   parallelFor(

@@ -3,6 +3,8 @@
 //   transfuse-run MODEL.so --test-data DIR [--rtol R --atol A --range-tol F]
 //                 [--repeat K --threads N]   (N: the runtime's thread pool;
 //                  default TRANSFUSE_NUM_THREADS, else every CPU)
+//                 [--profile]   (TRANSFUSE_PROFILE=1: at exit, the time of
+//                  each runtime kernel and shape per run, on stderr)
 //   transfuse-run MODEL.onnx --jit --test-data DIR ...
 //
 // DIR holds ONNX test data (input_N.pb, output_N.pb). Exits 0 only when
@@ -40,7 +42,7 @@ namespace {
 struct Args {
   std::string modelPath;
   std::vector<std::string> testDirs;
-  bool jit = false, quiet = false, noFusion = false;
+  bool jit = false, quiet = false, noFusion = false, profile = false;
   std::optional<bool> bf16Attention; // --jit: --bf16-attention[=false]
   std::string attention = "auto"; // --jit: the attention algorithm
   int64_t kvBlock = 64;           // --jit: keys per memory-efficient block
@@ -53,7 +55,7 @@ struct Args {
 const char *kUsage =
     "usage: transfuse-run MODEL.so --test-data DIR [--test-data DIR2 ...]\n"
     "                     [--rtol R] [--atol A] [--range-tol F]\n"
-    "                     [--repeat K] [--threads N] [--quiet]\n"
+    "                     [--repeat K] [--threads N] [--profile] [--quiet]\n"
     "       transfuse-run MODEL.onnx --jit [--no-fusion]\n"
     "                     [--attention auto|materialized|memory_efficient]\n"
     "                     [--attention-kv-block N] [--precision f32|bf16]\n"
@@ -85,6 +87,8 @@ bool parseArgs(int argc, char **argv) {
     double d;
     if (a == "--jit")
       args.jit = true;
+    else if (a == "--profile")
+      args.profile = true;
     else if (a == "--quiet")
       args.quiet = true;
     else if (a == "--no-fusion")
@@ -220,6 +224,10 @@ int main(int argc, char **argv) {
   // The runtime's thread pool reads its size once, on first use.
   if (args.threads > 0)
     setenv("TRANSFUSE_NUM_THREADS", std::to_string(args.threads).c_str(), 1);
+  // The runtime times its kernels and prints the table at exit
+  // (runtime/src/profile.h), also read once.
+  if (args.profile)
+    setenv("TRANSFUSE_PROFILE", "1", 1);
 
   Runner runner;
   void *lib = nullptr;
