@@ -413,6 +413,7 @@ def gemm_peak(work):
                     os.path.join(ROOT, "runtime", "src", "gemm_bf16.cpp"),
                     os.path.join(ROOT, "runtime", "src", "thread_pool.cpp"),
                     os.path.join(ROOT, "runtime", "src", "alloc.cpp"),
+                    os.path.join(ROOT, "runtime", "src", "profile.cpp"),
                     "-lpthread", "-o", exe], check=True)
     # One core: the peak is per core, and so is this table.
     out = subprocess.run([exe, "20"], capture_output=True, text=True,
