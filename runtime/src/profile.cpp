@@ -186,8 +186,8 @@ void report(FILE *out, const char *title) {
     fprintf(out, "%8.1f %10.3f %10s %9s  %s\n",
             whole > 0 ? 100 * (whole - kernels) / whole : 0.0,
             1e3 * (whole - kernels) / per, "", "",
-            "rest: generated code (elementwise loops, reductions, copies), "
-            "calls");
+            "rest: generated code (elementwise loops, reductions, copies) "
+            "and the calls' overhead");
 }
 
 void reset() {

@@ -8,7 +8,7 @@
 // run time, time and calls per run and, for products, GFLOP/s; a last row
 // holds the rest (generated code: elementwise loops, reductions, copies
 // left in the graph, plus the calls' own overhead). Without it, a kernel
-// call costs one load and branch more.
+// call costs a call and a branch more.
 //
 // Only the outermost kernel of a call chain counts (the attention kernel's
 // own products are in its row), and only calls from outside the thread
