@@ -403,18 +403,11 @@ def cpu_model():
                                          fields.get("model", "?"))
 
 
-def gemm_peak(work):
-    exe = os.path.join(work, "gemm_bench")
-    subprocess.run(["clang++-22", "-O3", "-I", os.path.join(ROOT, "runtime",
-                                                            "include"),
-                    os.path.join(HERE, "gemm_bench.cpp"),
-                    os.path.join(ROOT, "runtime", "src", "gemm.cpp"),
-                    os.path.join(ROOT, "runtime", "src", "epilogue.cpp"),
-                    os.path.join(ROOT, "runtime", "src", "gemm_bf16.cpp"),
-                    os.path.join(ROOT, "runtime", "src", "thread_pool.cpp"),
-                    os.path.join(ROOT, "runtime", "src", "alloc.cpp"),
-                    os.path.join(ROOT, "runtime", "src", "profile.cpp"),
-                    "-lpthread", "-o", exe], check=True)
+def gemm_peak():
+    # Built with the runtime (runtime/CMakeLists.txt).
+    exe = os.path.join(BIN, "gemm_bench")
+    if not os.path.exists(exe):
+        raise SystemExit("%s is missing: run scripts/build.sh" % exe)
     # One core: the peak is per core, and so is this table.
     out = subprocess.run([exe, "20"], capture_output=True, text=True,
                          check=True,
@@ -501,7 +494,7 @@ def main():
     if args.only:
         configs = [c for c in configs if c[0] == args.only]
     log("measuring the FMA peak and the GEMM microkernel")
-    peak, gemm_table = gemm_peak(args.work)
+    peak, gemm_table = gemm_peak()
     print(gemm_table)
     log("the same f32 products in ONNX Runtime and PyTorch (1 thread)")
     peers, peer_table = peer_gemm(gemm_table, peak, args.repeat)

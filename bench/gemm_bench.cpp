@@ -12,7 +12,8 @@
 // reads its weights.
 // Each row names its shape as [MxKxN]; bench.py times ONNX Runtime's and
 // PyTorch's f32 products on the same shapes after it (peer_gemm).
-// usage: TRANSFUSE_NUM_THREADS=1 gemm_bench [repeats]   (bench.py does this)
+// usage: TRANSFUSE_NUM_THREADS=1 build/bin/gemm_bench [repeats]   (bench.py
+// does this; built with the runtime, runtime/CMakeLists.txt)
 //
 //===----------------------------------------------------------------------===//
 #include <algorithm>
