@@ -203,6 +203,11 @@ int main(int argc, char **argv) {
   // else AVX2 (also with TRANSFUSE_GEMM=avx2). bf16 (gemm_bf16.cpp): AMX,
   // else AVX512-BF16, unless TRANSFUSE_GEMM puts the bf16 product on f32.
   std::string mode = getenv("TRANSFUSE_GEMM") ? getenv("TRANSFUSE_GEMM") : "";
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    // The runtime's portable loops: no peak to compare them with.
+    printf("FMA peak: not measured, this CPU has no AVX2 and FMA\n");
+    return 0;
+  }
   bool avx512 = __builtin_cpu_supports("avx512f") && mode != "avx2";
   double peak =
       avx512 ? bestOf5(2.0 * 16 * 16 * peakIters,
