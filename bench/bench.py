@@ -412,8 +412,10 @@ def gemm_peak():
     out = subprocess.run([exe, "20"], capture_output=True, text=True,
                          check=True,
                          env=dict(os.environ, TRANSFUSE_NUM_THREADS="1")).stdout
-    peak = float(re.search(r"FMA peak .*: ([0-9.]+) GFLOP/s", out).group(1))
-    return peak, out
+    found = re.search(r"FMA peak .*: ([0-9.]+) GFLOP/s", out)
+    if not found:
+        raise SystemExit("gemm_bench measured no FMA peak:\n" + out)
+    return float(found.group(1)), out
 
 
 def peer_gemm(gemm_table, peak, repeat):
