@@ -708,8 +708,8 @@ bool transfuse::runtime::gemm::bf16OnF32() {
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
                                   int64_t accumulate) {
-  profile::Scope scope("matmul_f32", {a->sizes[0], a->sizes[1], c->sizes[1]},
-                       2.0 * a->sizes[0] * a->sizes[1] * c->sizes[1]);
+  auto scope = profile::Scope::product("matmul_f32", a->sizes[0], a->sizes[1],
+                                       c->sizes[1]);
   if (!needsProduct(*a, *c, accumulate))
     return;
   PackedProduct product = packedProduct();
@@ -731,9 +731,8 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_matmul_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
                                          int64_t accumulate) {
-  profile::Scope scope("matmul_f32_packed",
-                       {a->sizes[0], a->sizes[1], c->sizes[1]},
-                       2.0 * a->sizes[0] * a->sizes[1] * c->sizes[1]);
+  auto scope = profile::Scope::product("matmul_f32_packed", a->sizes[0],
+                                       a->sizes[1], c->sizes[1]);
   if (!needsProduct(*a, *c, accumulate))
     return;
   const float *packed = b->data + b->offset;
@@ -750,9 +749,8 @@ extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_linear_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
                                          Desc1D *bias, Desc2D *residual,
                                          int64_t flags) {
-  profile::Scope scope("linear_f32_packed",
-                       {a->sizes[0], a->sizes[1], c->sizes[1]},
-                       2.0 * a->sizes[0] * a->sizes[1] * c->sizes[1]);
+  auto scope = profile::Scope::product("linear_f32_packed", a->sizes[0],
+                                       a->sizes[1], c->sizes[1]);
   Epilogue ep = Epilogue::fromFlags(flags, bias, residual);
   // An empty K: C = 0, then the epilogue (nothing for an empty C).
   if (!needsProduct(*a, *c, false))

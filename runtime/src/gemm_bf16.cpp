@@ -743,9 +743,8 @@ Product bf16Product() {
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_matmul_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
                                           int64_t accumulate) {
-  profile::Scope scope("matmul_bf16_packed",
-                       {a->sizes[0], a->sizes[1], c->sizes[1]},
-                       2.0 * a->sizes[0] * a->sizes[1] * c->sizes[1]);
+  auto scope = profile::Scope::product("matmul_bf16_packed", a->sizes[0],
+                                       a->sizes[1], c->sizes[1]);
   if (!needsProduct(*a, *c, accumulate))
     return;
   bf16Product()(*a, b->data + b->offset, *c, accumulate, nullptr, {});
@@ -780,9 +779,8 @@ extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
                                           Desc1D *bias, Desc2D *residual,
                                           int64_t flags) {
-  profile::Scope scope("linear_bf16_packed",
-                       {a->sizes[0], a->sizes[1], c->sizes[1]},
-                       2.0 * a->sizes[0] * a->sizes[1] * c->sizes[1]);
+  auto scope = profile::Scope::product("linear_bf16_packed", a->sizes[0],
+                                       a->sizes[1], c->sizes[1]);
   Epilogue ep = Epilogue::fromFlags(flags, bias, residual);
   // An empty K: C = 0, then the epilogue (nothing for an empty C).
   if (!needsProduct(*a, *c, false))
@@ -804,9 +802,8 @@ _mlir_ciface_transfuse_linear_bf16_panels(Desc2D *a, Desc1DBf16 *aPanels,
                                           Desc3DBf16 *b, Desc2D *c,
                                           Desc1D *bias, Desc2D *residual,
                                           int64_t flags, Desc1DBf16 *cPanels) {
-  profile::Scope scope("linear_bf16_panels",
-                       {a->sizes[0], a->sizes[1], c->sizes[1]},
-                       2.0 * a->sizes[0] * a->sizes[1] * c->sizes[1]);
+  auto scope = profile::Scope::product("linear_bf16_panels", a->sizes[0],
+                                       a->sizes[1], c->sizes[1]);
   constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11,
                     kPanelsOnly = 1 << 12;
   Epilogue ep = Epilogue::fromFlags(flags & 0x3ff, bias, residual);

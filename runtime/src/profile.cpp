@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
@@ -57,8 +58,10 @@ std::atomic<int> state{-1};
 // Kernel scopes open on this thread.
 thread_local int depth = 0;
 
-double seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since)
+/// Seconds on the steady clock.
+double now() {
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -92,7 +95,7 @@ Scope::Scope(const char *kernel, const int64_t *ds, int n, double flop)
   for (int i = 0; i < n && rank < 5; ++i)
     dims[rank++] = ds[i];
   recording = true;
-  start = std::chrono::steady_clock::now();
+  start = now();
 }
 
 Scope::~Scope() {
@@ -101,7 +104,7 @@ Scope::~Scope() {
   --depth;
   if (!recording)
     return;
-  double s = seconds(start);
+  double s = now() - start;
   std::string shape;
   for (int i = 0; i < rank; ++i)
     shape += (i ? "x" : "") + std::to_string(dims[i]);
@@ -113,21 +116,12 @@ Scope::~Scope() {
   ++row.calls;
 }
 
-double runStart() {
-  if (!enabled())
-    return -1;
-  return std::chrono::duration<double>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+double runStart() { return enabled() ? now() : -1; }
 
 void runEnd(double start) {
   if (start < 0)
     return;
-  double s = std::chrono::duration<double>(
-                 std::chrono::steady_clock::now().time_since_epoch())
-                 .count() -
-             start;
+  double s = now() - start;
   Table &t = table();
   std::lock_guard<std::mutex> lock(t.mu);
   if (!t.firstDone) {

@@ -19,7 +19,6 @@
 #ifndef TRANSFUSE_RUNTIME_PROFILE_H
 #define TRANSFUSE_RUNTIME_PROFILE_H
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <initializer_list>
@@ -42,6 +41,10 @@ public:
         double flop = 0)
       : Scope(kernel, dims.begin(), (int)dims.size(), flop) {}
   Scope(const char *kernel, const int64_t *dims, int rank, double flop = 0);
+  /// A product C (m x n) = A (m x k) * B: dims m x k x n, 2mkn flop.
+  static Scope product(const char *kernel, int64_t m, int64_t k, int64_t n) {
+    return Scope(kernel, {m, k, n}, 2.0 * m * k * n);
+  }
   ~Scope();
   Scope(const Scope &) = delete;
   Scope &operator=(const Scope &) = delete;
@@ -52,7 +55,7 @@ private:
   int rank = 0;
   double flop;
   bool counted = false, recording = false;
-  std::chrono::steady_clock::time_point start;
+  double start = 0; // seconds
 };
 
 /// One model run (tf_run), timed around the call of the model's entry: the
