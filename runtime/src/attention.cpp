@@ -12,9 +12,11 @@
 // per (batch, head), query head h reading K/V head h / (H / Hkv); a row
 // whose scores are all -inf gives zeros. `flags` bit 0 (--precision bf16,
 // unless --bf16-attention=false) rounds both operands of the two products
-// to bf16 (K and V once per head; Q, unscaled, and the probabilities,
-// normalized, as the bf16 GEMM packs its A operand) and runs them on the
-// bf16 GEMM (AMX or AVX512-BF16), accumulating in f32; where that GEMM has
+// to bf16 (K and V once per head; Q, unscaled, as the bf16 GEMM packs its
+// A operand; the probabilities unnormalized, exp(s - max), as the softmax
+// pass writes them, the output's rows divided by their sums after the
+// product) and runs them on the bf16 GEMM (AMX or AVX512-BF16),
+// accumulating in f32; where that GEMM has
 // no bf16 kernels, the same rounded operands go through the f32 GEMM, so
 // the results do not depend on the CPU beyond accumulation order
 // (test/models/bf16_reference.py --attention reproduces this rounding).
@@ -22,19 +24,24 @@
 //
 // The generated alternative (LowerFused.cpp) makes several passes over
 // B x H x Sq x block scores in memory per block of keys. Here each task
-// takes one head: it packs K^T and V once into the f32 GEMM's panel layout,
-// then for each block of kRowBlock query rows computes the block's scores
-// (kRowBlock x Sk, in L2) with the GEMM, turns them into probabilities in
-// place (scale, masks, row max, exp, row sum: one pass to scale and add the
-// masks, one to find the max, one to exponentiate and sum), multiplies them
-// by V with the GEMM into O and divides each row by its sum. Memory per
-// task is linear in Sk: the packed K and V and one block of scores. A head
-// with fewer than kRowBlock / 4 query rows (decode) reads K and V in place
-// instead: a dot product per key, then a weighted sum of V's rows.
+// takes one head: it packs K^T and V once into the GEMM's panel layout
+// (f32, or bf16), then for each block of kRowBlock query rows
+// (kBf16RowBlock on the bf16 kernels) computes the block's scores (in L2)
+// with the GEMM and turns them into unnormalized probabilities in place:
+// one pass scales them, adds the masks and finds the row max, one
+// exponentiates and sums (on the bf16 kernels it writes P straight into
+// the GEMM's A panels). It multiplies them by V with the GEMM into O and
+// divides each row by its sum. Memory per task is linear in Sk: the packed
+// K and V and one block of scores. A head with fewer than kFewRows query
+// rows (decode) reads K and V in place instead: a dot product per key,
+// then a weighted sum of V's rows. A mask whose query rows are all the
+// same (an exporter's expanded padding mask) is read as one row
+// (rowsRepeat).
 //
 // The row passes and the decode path's dot products and weighted sums are
 // one scalar source compiled for AVX-512, AVX2 and baseline x86-64 (as
-// f32Path() picks), which the compiler vectorizes.
+// f32Path() picks), which the compiler vectorizes; the row max on AVX-512
+// and the bf16 kernels' exponentials are AVX-512 intrinsics.
 //
 // Threads: one task per (batch, head) on the pool (each head's products
 // then run on its thread); with fewer heads than four per thread, the
@@ -51,6 +58,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 
@@ -59,7 +67,13 @@ using namespace transfuse::runtime::gemm;
 
 namespace {
 
-constexpr int64_t kRowBlock = 48;
+/// Query rows per block of scores: 48 on the f32 GEMM (its panels hold 12
+/// rows), 64 on the bf16 kernels (four 16-row AMX panels, so no half-used
+/// tile pair: the attention alone, 12 heads of 512 tokens on one thread,
+/// 2.45 -> 2.35 ms, and 220 -> 212 us at 128; f32 level or slower at 64).
+/// A head with fewer than kFewRows query rows per task takes the few-row
+/// path.
+constexpr int64_t kRowBlock = 48, kBf16RowBlock = 64, kFewRows = 12;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 /// One additive mask term as seen from row i of head (b, h): a pointer to
@@ -111,15 +125,16 @@ scaleAndMask(float *__restrict s, int64_t n, float scale,
   }
 }
 
-/// s[j] = s[j] * scale + sum of the masks at key j, for j < n; returns the
-/// row's max. Masks of unit or zero key stride (all that models give) are
-/// added in the pass that scales (scaleAndMask), others in a pass each.
+/// s[j] = s[j] * scale + sum of the masks at key j, for j < n. Masks of
+/// unit or zero key stride (all that models give) are added in the pass
+/// that scales (scaleAndMask), others in a pass each.
 /// With expRow's exponentials and sum in one pass too: bert-base bf16 at
 /// 512 tokens, paired runs of 4 rounds, 143.6 -> 140.0 ms at one thread,
 /// 80.6 -> 80.2 at two.
-__attribute__((always_inline)) inline float
-addMasksRow(float *s, int64_t n, float scale, const MaskRow *masks,
-            int64_t count) {
+__attribute__((always_inline)) inline void addMasksRow(float *s, int64_t n,
+                                                       float scale,
+                                                       const MaskRow *masks,
+                                                       int64_t count) {
   auto kind = [&](int64_t t) {
     if (t >= count)
       return kNoMask;
@@ -160,6 +175,10 @@ addMasksRow(float *s, int64_t n, float scale, const MaskRow *masks,
           s[j] += m[j * step];
     }
   }
+}
+
+/// The max of s[0, n) (-inf for none), in kLanes partial maxima.
+__attribute__((always_inline)) inline float rowMax(const float *s, int64_t n) {
   float mx[kLanes];
   for (int l = 0; l < kLanes; ++l)
     mx[l] = kNegInf;
@@ -173,6 +192,29 @@ addMasksRow(float *s, int64_t n, float scale, const MaskRow *masks,
   for (int l = 0; l < kLanes; ++l)
     m = mx[l] > m ? mx[l] : m;
   return m;
+}
+
+/// rowMax in AVX-512 intrinsics: four vectors of partial maxima, folded as
+/// a tree at the end (a max is exact in any order). The compiler kept
+/// rowMax's sixteen lanes in order at the end, a chain of sixteen scalar
+/// steps per row that took a third of this pass at 512 keys (perf); told
+/// to fold them as a tree, it vectorized the loop two lanes wide.
+__attribute__((target("avx512f"), always_inline)) inline float
+rowMaxAvx512(const float *s, int64_t n) {
+  __m512 m[4];
+  for (__m512 &v : m)
+    v = _mm512_set1_ps(kNegInf);
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64)
+    for (int v = 0; v < 4; ++v)
+      m[v] = _mm512_max_ps(m[v], _mm512_loadu_ps(s + j + 16 * v));
+  for (; j < n; j += 16) {
+    __mmask16 lanes = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+    m[0] = _mm512_mask_max_ps(m[0], lanes, m[0],
+                              _mm512_maskz_loadu_ps(lanes, s + j));
+  }
+  return _mm512_reduce_max_ps(
+      _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3])));
 }
 
 /// s[j] = exp(s[j] - mx), for j < n; returns their sum (in kLanes partial
@@ -229,10 +271,11 @@ struct RowOps {
   void (*axpy)(float *, float, const float *, int64_t);
 };
 
-#define TF_ROW_OPS(NAME, ATTR)                                                 \
+#define TF_ROW_OPS(NAME, ATTR, MAX)                                            \
   ATTR float addMasks##NAME(float *s, int64_t n, float scale,                  \
                             const MaskRow *masks, int64_t count) {             \
-    return addMasksRow(s, n, scale, masks, count);                             \
+    addMasksRow(s, n, scale, masks, count);                                    \
+    return MAX(s, n);                                                          \
   }                                                                            \
   ATTR float exp##NAME(float *s, int64_t n, float mx) {                        \
     return expRow(s, n, mx);                                                   \
@@ -245,9 +288,9 @@ struct RowOps {
   }                                                                            \
   constexpr RowOps kRowOps##NAME{addMasks##NAME, exp##NAME, dot##NAME,         \
                                  axpy##NAME};
-TF_ROW_OPS(Avx512, __attribute__((target("avx512f"))))
-TF_ROW_OPS(Avx2, __attribute__((target("avx2,fma"))))
-TF_ROW_OPS(Portable, )
+TF_ROW_OPS(Avx512, __attribute__((target("avx512f"))), rowMaxAvx512)
+TF_ROW_OPS(Avx2, __attribute__((target("avx2,fma"))), rowMax)
+TF_ROW_OPS(Portable, , rowMax)
 #undef TF_ROW_OPS
 
 const RowOps &rowOps(F32Path path) {
@@ -269,10 +312,85 @@ float softmaxRow(float *s, int64_t n, float scale, const MaskRow *masks,
   return sum > 0.0f ? 1.0f / sum : 0.0f;
 }
 
+/// expRowToBf16Panel's exponentials of the `lanes` of at[0, 16) minus
+/// `max`, the other lanes zero.
+__attribute__((target("avx512f"), always_inline)) inline __m512
+expLanes(__mmask16 lanes, const float *at, __m512 max) {
+  const __m512 floor = _mm512_set1_ps(-87.0f);
+  __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, at), max);
+  __mmask16 keep = _mm512_mask_cmp_ps_mask(lanes, x, floor, _CMP_NLT_US);
+  x = _mm512_max_ps(x, floor);
+  __m512 n = _mm512_roundscale_ps(
+      _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+      _MM_FROUND_CUR_DIRECTION);
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693145751953125f), x);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(-1.42860682030941723e-6f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_scalef_ps(keep, p, n);
+}
+
+/// The bf16 products' softmax pass, on the CPUs whose bf16 GEMM kernels
+/// (AMX, AVX512-BF16) it feeds: e[j] = exp(s[j] - mx) for j < n, rounded
+/// to bf16 into one row of P's A panels (bf16_panels.h: 32 keys at each
+/// of `dst`, dst + 512, ...; keys from n to kp zero), in one pass that
+/// also returns the f32 sum of the unrounded values. The exponentials are
+/// expApprox's arithmetic step by step (the same values as expRow's AVX-512
+/// build), with p * 2^n as one VSCALEFPS. P stays unnormalized: the
+/// product's rows are divided by the sums after, as in f32. (Normalizing
+/// before rounding took a second pass over the scores: 15% of the
+/// attention's time at 512 tokens, perf.) mx is the row's finite max, so
+/// every s[j] - mx <= 0 and expApprox's upper clamp never applies.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) float
+expRowToBf16Panel(const float *s, int64_t n, float mx, int64_t kp,
+                  uint16_t *dst) {
+  const __m512 max = _mm512_set1_ps(mx);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < kp; j += transfuse::bf16::kBlockK, dst += 512) {
+    __mmask16 lo, hi;
+    laneMasks(std::clamp<int64_t>(n - j, 0, 32), lo, hi);
+    __m512 e0 = expLanes(lo, s + j, max), e1 = expLanes(hi, s + j + 16, max);
+    sum = _mm512_add_ps(sum, _mm512_add_ps(e0, e1));
+    _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+  }
+  return _mm512_reduce_add_ps(sum);
+}
+
 /// x[0, n) rounded to bf16 (nearest, ties to even), kept as f32.
 void roundToBf16(float *x, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
     x[i] = transfuse::bf16::rounded(x[i]);
+}
+
+/// Whether every query row of mask `m` (per batch and head slice) holds
+/// the same bits as the slice's first, so that the kernel may read it as
+/// one row (sizes[2] = 1). Exporters expand a padding mask [B, 1, 1, Sk]
+/// to [B, 1, Sq, Sk] (transformers builds it from the keys' padding and an
+/// always-true test on the query's position); read as it is, each head
+/// reads all of it again, 1 MiB at 512 tokens. Comparing its rows reads it
+/// once per call and stops at the first row that differs (a causal mask's
+/// second). The attention alone, 12 heads of 512 tokens, bf16, one
+/// thread, with the expanded mask: 2.52 ms read as it is, 2.22 with this
+/// (2.19 given one row).
+bool rowsRepeat(const Desc4D &m) {
+  if (m.sizes[2] <= 1 || m.strides[3] != 1)
+    return false;
+  for (int64_t b = 0; b < m.sizes[0]; ++b)
+    for (int64_t h = 0; h < m.sizes[1]; ++h) {
+      const float *first =
+          m.data + m.offset + b * m.strides[0] + h * m.strides[1];
+      for (int64_t i = 1; i < m.sizes[2]; ++i)
+        if (std::memcmp(first + i * m.strides[2], first,
+                        m.sizes[3] * sizeof(float)) != 0)
+          return false;
+    }
+  return true;
 }
 
 struct Call {
@@ -345,7 +463,7 @@ struct Call {
   }
 
   /// Rows [i0, i1) of head (b, h) on the GEMM: K^T and V packed once, then
-  /// kRowBlock rows at a time.
+  /// kRowBlock (bf16 kernels: kBf16RowBlock) rows at a time.
   void packedRows(int64_t b, int64_t h, int64_t i0, int64_t i1) const {
     int64_t sk = k.sizes[2], d = q.sizes[3], dv = v.sizes[3];
     constexpr int64_t w = kF32PanelWidth;
@@ -364,6 +482,7 @@ struct Call {
     Scratch<float> kPack(onBf16 ? 0 : kPanels * d * w),
         vPack(onBf16 ? 0 : vPanels * sk * w),
         qRounded(rounded ? kRowBlock * d : 0);
+    int64_t rowBlock = onBf16 ? kBf16RowBlock : kRowBlock;
     if (!onBf16) {
       packF32Panels(kt, kPack.data);
       packF32Panels(vv, vPack.data);
@@ -383,17 +502,16 @@ struct Call {
     // Scores rows padded to a multiple of 16 floats, plus 16 so that rows
     // do not fall on the same cache sets.
     int64_t ld = (sk + 15) / 16 * 16 + 16;
-    Scratch<float> scores(kRowBlock * ld);
-    // On the bf16 kernels, P goes from the scores to the GEMM's A panels in
-    // one pass that also normalizes it (packBf16ScaledRows), instead of a
-    // pass to normalize and the GEMM's own packing: paired runs of
-    // bert-base bf16, 20.7 -> 19.9 ms at two threads (7 rounds) and 148.1
-    // -> 144.6 at 512 tokens, one thread (4 rounds).
-    Scratch<uint16_t> pPack(onBf16 ? transfuse::bf16::aPanelsSize(kRowBlock, sk)
+    Scratch<float> scores(rowBlock * ld);
+    // On the bf16 kernels, P goes from the scores straight into the GEMM's
+    // A panels, unnormalized, in the pass that exponentiates it
+    // (expRowToBf16Panel).
+    int64_t kpP = transfuse::bf16::paddedK(sk);
+    Scratch<uint16_t> pPack(onBf16 ? transfuse::bf16::aPanelsSize(rowBlock, sk)
                                    : 0);
-    float inv[kRowBlock];
-    for (int64_t r0 = i0; r0 < i1; r0 += kRowBlock) {
-      int64_t rows = std::min(kRowBlock, i1 - r0);
+    float inv[kBf16RowBlock];
+    for (int64_t r0 = i0; r0 < i1; r0 += rowBlock) {
+      int64_t rows = std::min(rowBlock, i1 - r0);
       Desc2D qb{q.base, q.data,
                 q.offset + b * q.strides[0] + h * q.strides[1] +
                     r0 * q.strides[2],
@@ -413,28 +531,38 @@ struct Call {
         MaskRow mr[2];
         maskRows(b, h, r0 + r, mr);
         float *row = scores.data + r * ld;
-        inv[r] = softmaxRow(row, sk, scale, mr, maskCount, ops);
-        if (rounded) {
-          // bf16 rounds the probabilities themselves: normalized first.
-          for (int64_t j = 0; j < sk; ++j)
-            row[j] *= inv[r];
-          roundToBf16(row, sk);
+        if (!onBf16) {
+          inv[r] = softmaxRow(row, sk, scale, mr, maskCount, ops);
+          if (rounded) // the unnormalized probabilities, as on bf16 kernels
+            roundToBf16(row, sk);
+          continue;
         }
+        uint16_t *panelRow = pPack.data + transfuse::bf16::aIndex(kpP, r, 0);
+        float mx = ops.addMasks(row, sk, scale, mr, maskCount);
+        if (mx == kNegInf) { // a fully masked row: zeros
+          for (int64_t p = 0; p < kpP; p += transfuse::bf16::kBlockK)
+            std::fill_n(panelRow + p * transfuse::bf16::kPanelRows,
+                        transfuse::bf16::kBlockK, uint16_t(0));
+          inv[r] = 0.0f;
+          continue;
+        }
+        float sum = expRowToBf16Panel(row, sk, mx, kpP, panelRow);
+        inv[r] = sum > 0.0f ? 1.0f / sum : 0.0f;
       }
       Desc2D ob{o.base, o.data,
                 o.offset + b * o.strides[0] + h * o.strides[1] +
                     r0 * o.strides[2],
                 {rows, dv}, {o.strides[2], o.strides[3]}};
       if (onBf16) {
-        packBf16ScaledRows(scores.data, ld, rows, sk, inv, pPack.data);
+        zeroBf16PanelTail(rows, kpP, pPack.data);
         matmulBf16PrepackedA(pPack.data, rows, sk, vBf16.data, ob, false);
       } else {
         product(s, /*keys=*/false, ob);
       }
-      if (!bf16) // P was not normalized: the rows' sums divide the output
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t t = 0; t < dv; ++t)
-            *ob.at(r, t) *= inv[r];
+      // P was not normalized: the rows' sums divide the output.
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t t = 0; t < dv; ++t)
+          *ob.at(r, t) *= inv[r];
     }
   }
 };
@@ -453,12 +581,19 @@ _mlir_ciface_transfuse_attention_f32(Desc4D *q, Desc4D *k, Desc4D *v,
                        2.0 * batch * heads * sq * sk * (q->sizes[3] + dv));
   if (batch == 0 || heads == 0 || sq == 0 || dv == 0)
     return;
+  masks = std::clamp<int64_t>(masks, 0, 2);
+  Desc4D maskViews[2];
+  for (int64_t t = 0; t < masks; ++t) {
+    maskViews[t] = *(t == 0 ? m0 : m1);
+    if (rowsRepeat(maskViews[t]))
+      maskViews[t].sizes[2] = 1;
+  }
   Call call{*q,
             *k,
             *v,
             *o,
-            {m0, m1},
-            std::clamp<int64_t>(masks, 0, 2),
+            {&maskViews[0], &maskViews[1]},
+            masks,
             scale,
             heads / std::max<int64_t>(k->sizes[1], 1),
             rowOps(f32Path()),
@@ -481,7 +616,7 @@ _mlir_ciface_transfuse_attention_f32(Desc4D *q, Desc4D *k, Desc4D *v,
                                  (4 * threads + bh - 1) / bh);
   split = std::max<int64_t>(split, 1);
   int64_t rowsPerTask = (sq + split - 1) / split;
-  bool packed = rowsPerTask >= kRowBlock / 4;
+  bool packed = rowsPerTask >= kFewRows;
   auto task = [&](int64_t t) {
     int64_t head = t / split, part = t % split;
     int64_t b = head / heads, h = head % heads;

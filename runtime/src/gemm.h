@@ -339,16 +339,9 @@ void zeroBf16PanelTail(int64_t m, int64_t kp, uint16_t *panels);
 void matmulBf16Packed(const Desc2D &a, const uint16_t *packed,
                       const Desc2D &c, bool accumulate);
 
-/// bf16(A[i][j] * rowScale[i]) as A panels (transfuse/bf16_panels.h,
-/// bf16::aPanelsSize(m, k) elements; rows of A `lda` floats apart, unit
-/// column stride), on the calling thread, where packBf16Panels packs; the
-/// product is rounded from the f32 product, as if A had been scaled in
-/// place and then packed.
-void packBf16ScaledRows(const float *a, int64_t lda, int64_t m, int64_t k,
-                        const float *rowScale, uint16_t *out);
-
-/// C = (accumulate ? C : 0) + A * B, A (m x k) as panels (as
-/// packBf16ScaledRows writes them), B from packBf16Panels.
+/// C = (accumulate ? C : 0) + A * B, A (m x k) as bf16 panels
+/// (transfuse/bf16_panels.h, rows past m zero), B from packBf16Panels;
+/// only where packBf16Panels packs.
 void matmulBf16PrepackedA(const uint16_t *aPacked, int64_t m, int64_t k,
                           const uint16_t *packed, const Desc2D &c,
                           bool accumulate);

@@ -10,8 +10,8 @@
 // `--bf16-attention=false`, the fused attention (attention.cpp) rounds K and
 // V into the same layout once per head (packBf16Panels, through packBPanel)
 // and multiplies its scores and probabilities by them on the same kernels
-// (matmulBf16Packed; the probabilities packed as they are normalized,
-// packBf16ScaledRows, then matmulBf16PrepackedA).
+// (matmulBf16Packed; the probabilities, which its softmax pass writes as
+// A panels itself, through matmulBf16PrepackedA).
 //
 // AMX (TDPBF16PS): A is packed into panels of 16 rows, [Kp / 32][16][32]
 // each, so that every tile load is 1 KiB of contiguous memory. A block of
@@ -176,27 +176,21 @@ void matmulOnF32(const Desc2D &a, const uint16_t *packed, const Desc2D &c,
 }
 
 /// One row of an A tile's 32-deep block: the first w (1 to 32) floats at
-/// src (unit stride), times `scale`, rounded to bf16 into dst's 32 words;
-/// the rest zero.
-__attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline void
-roundBlockRow(const float *src, int64_t w, const float *scale, uint16_t *dst) {
+/// src (unit stride) rounded to bf16 into dst's 32 words; the rest zero.
+__attribute__((target("avx512f,avx512bw,avx512bf16"),
+               always_inline)) inline void
+roundBlockRow(const float *src, int64_t w, uint16_t *dst) {
   __mmask16 m0, m1;
   laneMasks(w, m0, m1);
   __m512 lo = _mm512_maskz_loadu_ps(m0, src);
   __m512 hi = _mm512_maskz_loadu_ps(m1, src + 16);
-  if (scale) {
-    lo = _mm512_mul_ps(lo, _mm512_set1_ps(*scale));
-    hi = _mm512_mul_ps(hi, _mm512_set1_ps(*scale));
-  }
   _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
 }
 
 /// Row panel `ip` of A rounded to bf16: 16 rows of each 32-deep block kb at
-/// out[kb * 512], rows past M and K past its end zero. With `rowScale`,
-/// row i is multiplied by rowScale[i] (in f32) before it is rounded.
+/// out[kb * 512], rows past M and K past its end zero.
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void
-packAPanel(const Desc2D &a, int64_t ip, uint16_t *out,
-           const float *rowScale = nullptr) {
+packAPanel(const Desc2D &a, int64_t ip, uint16_t *out) {
   int64_t m = a.sizes[0], k = a.sizes[1];
   int64_t blocks = bf16::paddedK(k) / bf16::kBlockK;
   for (int64_t r = 0; r < kRows; ++r) {
@@ -209,26 +203,23 @@ packAPanel(const Desc2D &a, int64_t ip, uint16_t *out,
         continue;
       }
       const float *src = a.at(i, p0);
-      float sc = rowScale ? rowScale[i] : 1.0f;
       if (a.strides[1] != 1) {
         for (int64_t x = 0; x < 32; ++x)
-          dst[x] = x < w ? bf16::fromFloat(src[x * a.strides[1]] * sc) : 0;
+          dst[x] = x < w ? bf16::fromFloat(src[x * a.strides[1]]) : 0;
         continue;
       }
-      roundBlockRow(src, w, rowScale ? rowScale + i : nullptr, dst);
+      roundBlockRow(src, w, dst);
     }
   }
 }
 
 /// A rounded to bf16, as panels of 16 rows: panel ip is
-/// out[ip * 16 * Kp], [Kp / 32][16][32]; rowScale as in packAPanel.
-void packA(const Desc2D &a, uint16_t *out, bool parallel,
-           const float *rowScale = nullptr) {
+/// out[ip * 16 * Kp], [Kp / 32][16][32].
+void packA(const Desc2D &a, uint16_t *out, bool parallel) {
   int64_t kp = bf16::paddedK(a.sizes[1]);
   int64_t panels = (a.sizes[0] + kRows - 1) / kRows;
-  forEach(panels, parallel, [&](int64_t ip) {
-    packAPanel(a, ip, out + ip * kRows * kp, rowScale);
-  });
+  forEach(panels, parallel,
+          [&](int64_t ip) { packAPanel(a, ip, out + ip * kRows * kp); });
 }
 
 } // namespace
@@ -240,7 +231,7 @@ transfuse::runtime::gemm::storeBf16PanelRows(const float *src, int64_t ld,
                                              uint16_t *panels) {
   for (int64_t r = 0; r < h; ++r)
     for (int64_t x = 0; x < w; x += bf16::kBlockK)
-      roundBlockRow(src + r * ld + x, std::min<int64_t>(32, w - x), nullptr,
+      roundBlockRow(src + r * ld + x, std::min<int64_t>(32, w - x),
                     panels + bf16::aIndex(kp, i + r, j + x));
 }
 
@@ -826,14 +817,6 @@ _mlir_ciface_transfuse_linear_bf16_panels(Desc2D *a, Desc1DBf16 *aPanels,
     return;
   }
   bf16Product()(*a, b->data + b->offset, *c, false, &ep, io);
-}
-
-void transfuse::runtime::gemm::packBf16ScaledRows(const float *a, int64_t lda,
-                                                  int64_t m, int64_t k,
-                                                  const float *rowScale,
-                                                  uint16_t *out) {
-  Desc2D d{const_cast<float *>(a), const_cast<float *>(a), 0, {m, k}, {lda, 1}};
-  packA(d, out, false, rowScale);
 }
 
 void transfuse::runtime::gemm::matmulBf16PrepackedA(const uint16_t *aPacked,

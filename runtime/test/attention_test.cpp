@@ -76,6 +76,11 @@ enum class Keys {
   Strided, // one per key, stored key-major (a non-unit key step)
   Unit,    // one per key, contiguous
   One,     // key dim 1: one value for every key
+  // The padding mask only: contiguous per key, expanded to [B, 1, Sq, Sk]
+  // with every row the same (read as one row: rowsRepeat), or the same
+  // but for the last row of the last batch (read as it is).
+  Expanded,
+  ExpandedButLastRow,
 };
 
 struct Case {
@@ -98,10 +103,21 @@ void check(const Case &c) {
   // key-major (key stride Sq), so that it is read with a non-unit step, or
   // row-major, or [1, H, Sq, 1].
   const float inf = std::numeric_limits<float>::infinity();
-  Tensor4 pad({c.batch, 1, 1, c.padKeys == Keys::One ? 1 : c.sk}, plain, 5.0f,
-              -0.5f, 0.5f);
+  bool expanded =
+      c.padKeys == Keys::Expanded || c.padKeys == Keys::ExpandedButLastRow;
+  Tensor4 pad(
+      {c.batch, 1, expanded ? c.sq : 1, c.padKeys == Keys::One ? 1 : c.sk},
+      plain, 5.0f, -0.5f, 0.5f);
   if (c.sk > 0 && c.padKeys != Keys::One)
     pad.at(0, 0, 0, c.sk - 1) = -inf;
+  if (expanded) {
+    for (int64_t b = 0; b < c.batch; ++b)
+      for (int64_t i = 1; i < c.sq; ++i)
+        for (int64_t j = 0; j < c.sk; ++j)
+          pad.at(b, 0, i, j) = pad.at(b, 0, 0, j);
+    if (c.padKeys == Keys::ExpandedButLastRow)
+      pad.at(c.batch - 1, 0, c.sq - 1, 0) += 1.0f;
+  }
   Tensor4 bias({1, c.heads, c.sq, c.biasKeys == Keys::One ? 1 : c.sk},
                c.biasKeys == Keys::Strided ? std::array<int, 4>{0, 1, 3, 2}
                                            : plain,
@@ -114,9 +130,10 @@ void check(const Case &c) {
   _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &pad.d, &bias.d,
                                        &o.d, c.masks, scale, c.bf16 ? 1 : 0);
   // With bf16, heads of 12 rows or more (the packed path) round Q, K, V
-  // and the normalized probabilities to bf16; the reference does the same,
-  // so what is left is f32 accumulation and a probability rounded the
-  // other way at a tie of bf16 values (2^-9 of it).
+  // and the unnormalized probabilities (exp(s - max)) to bf16 and divide
+  // by the row's sum after the product; the reference does the same, so
+  // what is left is f32 accumulation and a probability rounded the other
+  // way at a tie of bf16 values (2^-9 of it).
   bool rounds = c.bf16 && c.sq >= 12;
   auto r = [&](double x) {
     return rounds ? double(transfuse::bf16::rounded(float(x))) : x;
@@ -148,7 +165,7 @@ void check(const Case &c) {
         for (int64_t t = 0; t < c.dv; ++t) {
           double ref = 0;
           for (int64_t j = 0; j < c.sk && sum > 0; ++j)
-            ref += r(s[j] / sum) * r(v.at(b, h / group, j, t));
+            ref += r(s[j]) * r(v.at(b, h / group, j, t)) / sum;
           ASSERT_NEAR(o.at(b, h, i, t), ref, tol)
               << "b " << b << " h " << h << " row " << i << " col " << t;
         }
@@ -208,6 +225,11 @@ TEST(Attention, MaskKinds) {
     check({1, 2, 2, 50, 70, 16, 16, 2, false, bf16, K::One, K::One});
     check({1, 2, 2, 50, 70, 16, 16, 2, false, bf16, K::One, K::Strided});
   }
+  // A padding mask expanded over the query rows, its rows all equal or
+  // all but the last.
+  for (bool bf16 : {false, true})
+    for (K pad : {K::Expanded, K::ExpandedButLastRow})
+      check({2, 2, 2, 50, 70, 16, 16, 2, false, bf16, pad, K::Unit});
   // The few-row path takes the same row passes.
   check({1, 2, 2, 1, 70, 16, 16, 2, false, false, K::One, K::Unit});
 }

@@ -15,9 +15,10 @@ With --attention (`--precision bf16`'s default, the fused attention's
 products on bf16 operands too), the operands of attention's two products
 are rounded as well, as Transfuse's kernel rounds them: Q and K before a
 scale the graph applies to them (Transfuse applies it to the scores), the
-probabilities normalized, and only in products of at least FEW_ROWS query
+probabilities unnormalized (exp(s - max); the kernel divides the product's
+rows by their sums after), and only in products of at least FEW_ROWS query
 rows (a decode step stays f32). Over every fixture the two then agree to
-0.6% of each output's range (run_bf16.sh's tolerance is 1%).
+0.8% of each output's range (run_bf16.sh's tolerance is 1%).
 
 usage: bf16_reference.py [--attention] MODEL.onnx OUT_DIR SET_DIR [SET_DIR ...]
        (writes OUT_DIR/<basename of SET_DIR>/{input,output}_N.pb)
@@ -46,6 +47,24 @@ def rounding(x, out):
                              to=TensorProto.BFLOAT16),
             helper.make_node("Cast", [out + "__bf16"], [out],
                              to=TensorProto.FLOAT)]
+
+
+def unnormalized_rounding(x, out, tag, opset):
+    """Nodes that write the probabilities `x` to `out` rounded as Transfuse's
+    kernel rounds them: unnormalized. Each row's max is 1 / its sum, so x
+    divided by it is exp(s - max) (to a few f32 ulps), which is rounded to
+    bf16 and multiplied back. A row of zeros (all of it masked after the
+    Softmax) divides by a floor below any row's max instead."""
+    axes = {"axes": [-1]} if opset < 18 else {}
+    inputs = [x] if opset < 18 else [x, "__bf16_last_axis"]
+    return [helper.make_node("ReduceMax", inputs, [tag + "__rowmax"],
+                             keepdims=1, **axes),
+            helper.make_node("Max", [tag + "__rowmax", "__bf16_floor"],
+                             [tag + "__rowscale"]),
+            helper.make_node("Div", [x, tag + "__rowscale"], [tag + "__exp"]),
+            *rounding(tag + "__exp", tag + "__exp_rounded"),
+            helper.make_node("Mul", [tag + "__exp_rounded", tag + "__rowscale"],
+                             [out])]
 
 
 def emulate(model):
@@ -100,7 +119,7 @@ def emulate(model):
 
 
 # Query rows below which Transfuse's attention kernel keeps its products f32
-# (runtime/src/attention.cpp: kRowBlock / 4).
+# (runtime/src/attention.cpp: kFewRows).
 FEW_ROWS = 12
 
 # Ops between attention's score product and its Softmax, or between the
@@ -117,7 +136,7 @@ def producers(model):
 def attention_products(model):
     """The MatMul nodes of attention's Q K^T and P V products: the MatMul
     that reaches a Softmax's input, and one whose A the Softmax's output
-    reaches, through PASS_THROUGH ops."""
+    reaches, through PASS_THROUGH ops; as two lists, Q K^T's and P V's."""
     producer = producers(model)
 
     def back(name, depth, stop):
@@ -136,11 +155,11 @@ def attention_products(model):
                 return hit
         return None
 
-    found = [back(n.input[0], 0, "MatMul") for n in model.graph.node
-             if n.op_type == "Softmax"]
-    found += [n for n in model.graph.node if n.op_type == "MatMul"
-              and back(n.input[0], 0, "Softmax") is not None]
-    return [n for n in found if n is not None]
+    scores = [back(n.input[0], 0, "MatMul") for n in model.graph.node
+              if n.op_type == "Softmax"]
+    pv = [n for n in model.graph.node if n.op_type == "MatMul"
+          and back(n.input[0], 0, "Softmax") is not None]
+    return [n for n in scores if n is not None], pv
 
 
 def constant_names(model):
@@ -149,22 +168,29 @@ def constant_names(model):
             {n.output[0] for n in model.graph.node if n.op_type == "Constant"})
 
 
-def round_activations(model, products):
-    """Both operands of each node in `products` (matched by output name:
-    emulate() copies the nodes) rounded to bf16 when the product has at
-    least FEW_ROWS rows (Transfuse's kernel computes a head with fewer
-    query rows, a decode step, in f32): Where(rows >= FEW_ROWS,
-    Cast(Cast(x, bfloat16), float), x), rows from dim -2 of A. An operand
-    that is x times or over a constant (a scale applied to Q and K before
-    their product, which Transfuse applies to the scores instead) has x
-    rounded, and the scaling redone after."""
+def round_activations(model, scores, pv):
+    """Both operands of each node in `scores` and `pv` (attention_products;
+    matched by output name: emulate() copies the nodes) rounded to bf16
+    when the product has at least FEW_ROWS rows (Transfuse's kernel
+    computes a head with fewer query rows, a decode step, in f32):
+    Where(rows >= FEW_ROWS, Cast(Cast(x, bfloat16), float), x), rows from
+    dim -2 of A; a P V product's A, the probabilities, as
+    unnormalized_rounding writes them. An operand that is x times or over a
+    constant (a scale applied to Q and K before their product, which
+    Transfuse applies to the scores instead) has x rounded, and the scaling
+    redone after."""
     consts = constant_names(model)
     producer = producers(model)
-    targets = {n.output[0] for n in products}
+    targets = {n.output[0] for n in scores + pv}
+    probabilities = {n.output[0] for n in pv}
+    opset = next(o.version for o in model.opset_import
+                 if o.domain in ("", "ai.onnx"))
     model.graph.initializer.extend([
         numpy_helper.from_array(np.array([-2], np.int64), "__bf16_dim"),
         numpy_helper.from_array(np.array([FEW_ROWS], np.int64),
-                                "__bf16_few_rows")])
+                                "__bf16_few_rows"),
+        numpy_helper.from_array(np.array([-1], np.int64), "__bf16_last_axis"),
+        numpy_helper.from_array(np.array(1e-30, np.float32), "__bf16_floor")])
     nodes = []
     for node in model.graph.node:
         if node.output[0] in targets:
@@ -186,7 +212,11 @@ def round_activations(model, products):
                     x, scaling = p.input[0], p
                 y = "%s__in%d" % (tag, k)
                 operand = y + "__operand" if scaling is not None else y
-                nodes += rounding(x, y + "__rounded")
+                if k == 0 and tag in probabilities:
+                    nodes += unnormalized_rounding(x, y + "__rounded", y,
+                                                   opset)
+                else:
+                    nodes += rounding(x, y + "__rounded")
                 nodes.append(helper.make_node(
                     "Where", [tag + "__round", y + "__rounded", x], [operand]))
                 if scaling is not None:
@@ -215,15 +245,15 @@ def main():
     model = onnx.load(args[0])
     if attention:
         # Found before emulate() puts casts between the ops.
-        products = attention_products(model)
-        if not products:
+        scores, pv = attention_products(model)
+        if not scores + pv:
             sys.exit("bf16_reference.py: --attention: %s has no product "
                      "next to a Softmax" % args[0])
     if emulate(model) == 0:
         sys.exit("bf16_reference.py: %s has no product by a constant weight"
                  % args[0])
     if attention:
-        round_activations(model, products)
+        round_activations(model, scores, pv)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(model.SerializeToString(), options,
