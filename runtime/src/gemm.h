@@ -90,9 +90,12 @@ enum class F32Path { Portable, Avx2, Avx512 };
 F32Path f32Path();
 
 /// Whether an m x k x n product pays for the pool: below 2^18
-/// multiply-adds (a few microseconds) it runs on the calling thread.
+/// multiply-adds (a few microseconds) it runs on the calling thread, and so
+/// does a product called from a pool task (the fused attention's, one head
+/// per task), whose parallelFor would run inline anyway: planned for one
+/// thread, it is not cut into the pool's smaller chunks and tasks.
 inline bool parallel(int64_t m, int64_t n, int64_t k) {
-  return numThreads() > 1 && m * n * k >= (int64_t(1) << 18);
+  return numThreads() > 1 && !inPoolTask() && m * n * k >= (int64_t(1) << 18);
 }
 
 /// fn(i) for i in [0, n): on the pool when `parallel`, else here.
@@ -107,12 +110,14 @@ template <typename Fn> void forEach(int64_t n, bool parallel, Fn fn) {
 
 /// A packing buffer of `count` T from the runtime's caching allocator
 /// (alloc.cpp), so that a model's products do not map fresh pages on every
-/// call.
+/// call; none (null) for a count of 0, which the kernels ask for where a
+/// path does not need the buffer.
 template <typename T> struct Scratch {
   T *data;
   explicit Scratch(int64_t count)
-      : data(static_cast<T *>(
-            _mlir_memref_to_llvm_alloc(count * sizeof(T)))) {}
+      : data(count > 0 ? static_cast<T *>(
+                             _mlir_memref_to_llvm_alloc(count * sizeof(T)))
+                       : nullptr) {}
   ~Scratch() { _mlir_memref_to_llvm_free(data); }
   Scratch(const Scratch &) = delete;
   Scratch &operator=(const Scratch &) = delete;
