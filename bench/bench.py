@@ -43,8 +43,9 @@ usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
   128-token encoder memory.
 Writes DIR/results.json (results-MODEL.json with --only), a bar chart of
 the median latencies next to it (.png; needs matplotlib, which
-`scripts/setup.sh --fixtures` installs) and prints the markdown tables of
-docs/benchmarks.md.
+`scripts/setup.sh --fixtures` installs), and the markdown tables of
+docs/benchmarks.md, which it prints and writes next to it (.md) under the
+command, date, CPU and commit that produced them.
 """
 import argparse
 import json
@@ -473,6 +474,21 @@ def peer_gemm(gemm_table, peak, repeat):
     return rows, "\n".join(table)
 
 
+def git_commit():
+    """", at <commit>" of the checkout bench.py runs from (" with local
+    changes" when its tracked files differ), or "" outside a git checkout."""
+    def git(*args):
+        return subprocess.run(["git", "-C", ROOT] + list(args),
+                              capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return ", at %s%s" % (head, " with local changes" if dirty else "")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -495,15 +511,23 @@ def main():
         ("t5-base-decode", 128)]
     if args.only:
         configs = [c for c in configs if c[0] == args.only]
+    # What this run prints to stdout goes to DIR/results[-MODEL].md too,
+    # under the command that produced it.
+    md = []
+
+    def out(text=""):
+        print(text)
+        md.append(text)
+
     log("measuring the FMA peak and the GEMM microkernel")
     peak, gemm_table = gemm_peak()
-    print(gemm_table)
+    out("```\n" + gemm_table.rstrip("\n") + "\n```\n")
     log("the same f32 products in ONNX Runtime and PyTorch (1 thread)")
     peers, peer_table = peer_gemm(gemm_table, peak, args.repeat)
-    print(peer_table)
+    out(peer_table + "\n")
     results = {"cpu": cpu_model(), "fma_peak_gflops_1core": peak,
                "gemm": gemm_table, "gemm_peers": peers, "runs": []}
-    print("CPU: " + results["cpu"])
+    out("CPU: " + results["cpu"] + "\n")
     for name, seq in configs:
         d, onnx_path, data, model, in_names, inputs, flops = export(
             name, seq, args.work)
@@ -549,11 +573,11 @@ def main():
     out_name = "results.json" if not args.only else "results-%s.json" % args.only
     with open(os.path.join(args.work, out_name), "w") as f:
         json.dump(results, f, indent=2)
-    print("| model | seq | threads | Transfuse median (min) | ORT median (min)"
-          " | PyTorch eager median | torch.compile median (compile) "
-          "| Transfuse / ORT | Transfuse / torch.compile "
-          "| Transfuse GFLOP/s (% peak) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    out("| model | seq | threads | Transfuse median (min) | ORT median (min)"
+        " | PyTorch eager median | torch.compile median (compile) "
+        "| Transfuse / ORT | Transfuse / torch.compile "
+        "| Transfuse GFLOP/s (% peak) |")
+    out("|---|---|---|---|---|---|---|---|---|---|")
     for r in results["runs"]:
         t, o, p = r["transfuse"], r["onnxruntime"], r["pytorch_eager"]
         pc = r["pytorch_compile"]
@@ -562,37 +586,46 @@ def main():
         else:
             compiled = "%.1f ms (%.0f s)" % (pc["median_ms"], pc["compile_s"])
             vs_compiled = "%.2f" % (t["median_ms"] / pc["median_ms"])
-        print("| %s | %d | %d | %.1f ms (%.1f) | %.1f ms (%.1f) | %.1f ms | "
-              "%s | %.2f | %s | %.0f (%.0f%%) |" % (
-                  r["model"], r["seq"], r["threads"], t["median_ms"],
-                  t["min_ms"], o["median_ms"], o["min_ms"], p["median_ms"],
-                  compiled, t["median_ms"] / o["median_ms"], vs_compiled,
-                  t["gflops"], t["pct_of_peak"]))
-    print()
-    print("| model | seq | threads | Transfuse bf16 median (min) | "
-          "PyTorch bf16 median | ORT f32 median | ORT f32 / Transfuse bf16 | "
-          "Transfuse bf16 / PyTorch bf16 | max abs err vs ORT f32 "
-          "(of output range) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+        out("| %s | %d | %d | %.1f ms (%.1f) | %.1f ms (%.1f) | %.1f ms | "
+            "%s | %.2f | %s | %.0f (%.0f%%) |" % (
+                r["model"], r["seq"], r["threads"], t["median_ms"],
+                t["min_ms"], o["median_ms"], o["min_ms"], p["median_ms"],
+                compiled, t["median_ms"] / o["median_ms"], vs_compiled,
+                t["gflops"], t["pct_of_peak"]))
+    out()
+    out("| model | seq | threads | Transfuse bf16 median (min) | "
+        "PyTorch bf16 median | ORT f32 median | ORT f32 / Transfuse bf16 | "
+        "Transfuse bf16 / PyTorch bf16 | max abs err vs ORT f32 "
+        "(of output range) |")
+    out("|---|---|---|---|---|---|---|---|---|")
     for r in results["runs"]:
         for key, how in (("transfuse_bf16", ""),
                          ("transfuse_bf16_f32att", " (f32 attention)")):
             b, pb, o = r[key], r["pytorch_eager_bf16"], r["onnxruntime"]
-            print("| %s%s | %d | %d | %.1f ms (%.1f) | %.1f ms | %.1f ms | "
-                  "%.2f× | %.2f | %.3g (%.2g) |" % (
-                      r["model"], how, r["seq"], r["threads"],
-                      b["median_ms"], b["min_ms"], pb["median_ms"],
-                      o["median_ms"], o["median_ms"] / b["median_ms"],
-                      b["median_ms"] / pb["median_ms"],
-                      b["max_abs_err_vs_ort"], b["max_err_of_range_vs_ort"]))
+            out("| %s%s | %d | %d | %.1f ms (%.1f) | %.1f ms | %.1f ms | "
+                "%.2f× | %.2f | %.3g (%.2g) |" % (
+                    r["model"], how, r["seq"], r["threads"],
+                    b["median_ms"], b["min_ms"], pb["median_ms"],
+                    o["median_ms"], o["median_ms"] / b["median_ms"],
+                    b["median_ms"] / pb["median_ms"],
+                    b["max_abs_err_vs_ort"], b["max_err_of_range_vs_ort"]))
+    out()
     for name, seq in configs:
         r = next(x for x in results["runs"]
                  if x["model"] == name and x["seq"] == seq)
-        print("%s seq %d: transfuse compile %.1f s (bf16 %.1f s), max abs err "
-              "vs ORT %s" % (name, seq, r["transfuse_compile_s"],
-                             r["transfuse_bf16_compile_s"],
-                             r["transfuse"]["max_abs_err_vs_ort"]))
+        out("- %s seq %d: transfuse compile %.1f s (bf16 %.1f s), max abs err "
+            "vs ORT %s" % (name, seq, r["transfuse_compile_s"],
+                           r["transfuse_bf16_compile_s"],
+                           r["transfuse"]["max_abs_err_vs_ort"]))
+    md_path = os.path.join(args.work, out_name[:-len(".json")] + ".md")
+    with open(md_path, "w") as f:
+        f.write("Command: `bench/run.sh %s` (%s, %s%s)\n\n" % (
+            " ".join(sys.argv[1:]), time.strftime("%Y-%m-%d %H:%M UTC",
+                                                   time.gmtime()),
+            results["cpu"], git_commit()))
+        f.write("\n".join(md) + "\n")
     print("results: " + os.path.join(args.work, out_name))
+    print("tables: " + md_path)
     chart = os.path.join(args.work, out_name[:-len(".json")] + ".png")
     if write_chart(results, chart):
         print("chart: " + chart)
