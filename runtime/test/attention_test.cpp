@@ -202,6 +202,8 @@ TEST(Attention, FewRowsDecode) {
   // (masked tails in the vector loops).
   check({2, 4, 1, 1, 300, 37, 37, 2, false});
   check({1, 2, 2, 5, 33, 64, 64, 1, true});
+  // A value dim past 64 (the weighted sum's chunks of 64 and a tail).
+  check({1, 2, 2, 3, 50, 16, 80, 1, false});
 }
 
 TEST(Attention, Bf16Products) {
