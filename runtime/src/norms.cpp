@@ -65,8 +65,8 @@ Row rowOf(const Desc4D &d, const int64_t idx[3], int64_t n) {
 /// One row with unit strides, in one scalar source for every instruction
 /// set (as epilogue.cpp's tiles): the wrappers below compile it for
 /// AVX-512, AVX2 and baseline x86-64, and the compiler vectorizes it. The
-/// sums run in kLanes partial results, so that vectorizing them reorders
-/// no float additions. x = X (+ R) is kept in the sum output (or in `out`
+/// sums run in partial results (laneSum), so that vectorizing them
+/// reorders no float additions. x = X (+ R) is kept in the sum output (or in `out`
 /// until the last pass) so that the later passes read one row.
 constexpr int kLanes = 16;
 
