@@ -16,10 +16,10 @@
 // A operand; the probabilities unnormalized, exp(s - max), as the softmax
 // pass writes them, the output's rows divided by their sums after the
 // product) and runs them on the bf16 GEMM (AMX or AVX512-BF16),
-// accumulating in f32; where that GEMM has
-// no bf16 kernels, the same rounded operands go through the f32 GEMM, so
-// the results do not depend on the CPU beyond accumulation order
-// (test/models/bf16_reference.py --attention reproduces this rounding).
+// accumulating in f32; where that GEMM has no bf16 kernels, the same
+// rounded operands go through the f32 GEMM, so the results do not depend
+// on the CPU beyond accumulation order (test/models/bf16_reference.py
+// --attention reproduces this rounding).
 // The few-row path (a decode step) stays f32.
 //
 // The generated alternative (LowerFused.cpp) makes several passes over

@@ -66,8 +66,8 @@ Row rowOf(const Desc4D &d, const int64_t idx[3], int64_t n) {
 /// set (as epilogue.cpp's tiles): the wrappers below compile it for
 /// AVX-512, AVX2 and baseline x86-64, and the compiler vectorizes it. The
 /// sums run in partial results (laneSum), so that vectorizing them
-/// reorders no float additions. x = X (+ R) is kept in the sum output (or in `out`
-/// until the last pass) so that the later passes read one row.
+/// reorders no float additions. x = X (+ R) is kept in the sum output (or
+/// in `out` until the last pass) so that the later passes read one row.
 constexpr int kLanes = 16;
 
 /// sum_j f(xv[j]), j < n, in 4 x kLanes partial sums (four vector
