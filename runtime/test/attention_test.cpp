@@ -213,6 +213,8 @@ TEST(Attention, Bf16Products) {
   check({2, 3, 3, 50, 130, 32, 40, 2, true, true});
   check({1, 4, 2, 64, 64, 16, 16, 2, false, true});
   check({2, 4, 1, 1, 300, 37, 37, 2, false, true});
+  // Fewer keys than a vector (one partial 32-key block of P's panels).
+  check({1, 2, 2, 20, 5, 16, 16, 1, false, true});
 }
 
 TEST(Attention, MaskKinds) {
