@@ -241,6 +241,12 @@ TEST(Attention, MaskKinds) {
 TEST(Attention, NoMasksNoKeys) {
   check({1, 2, 2, 20, 20, 8, 8, 0, false});
   check({1, 2, 2, 3, 0, 8, 8, 1, false});
+  // An empty head dim: every score 0, the output V's mean (no buffer for
+  // an empty K or Q block; Scratch gives none for a count of 0).
+  for (bool bf16 : {false, true}) {
+    check({1, 2, 2, 20, 10, 0, 8, 1, false, bf16});
+    check({1, 2, 2, 1, 10, 0, 8, 1, false, bf16});
+  }
 }
 
 } // namespace
