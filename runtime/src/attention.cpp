@@ -210,7 +210,7 @@ rowMaxAvx512(const float *s, int64_t n) {
     for (int v = 0; v < 4; ++v)
       m[v] = _mm512_max_ps(m[v], _mm512_loadu_ps(s + j + 16 * v));
   for (; j < n; j += 16) {
-    __mmask16 lanes = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+    __mmask16 lanes = firstLanes(n - j);
     m[0] = _mm512_mask_max_ps(m[0], lanes, m[0],
                               _mm512_maskz_loadu_ps(lanes, s + j));
   }
@@ -264,6 +264,26 @@ __attribute__((always_inline)) inline void axpyRow(float *out, float w,
     out[d] += w * v[d];
 }
 
+/// The few-row path's two products for one query row, K's and V's rows
+/// with unit strides (kv and vv: their first rows, ldk and ldv floats
+/// apart): s[j] = q . K[j] for j < sk, a dot product per key.
+__attribute__((always_inline)) inline void
+scoresRows(const float *q, const float *kv, int64_t ldk, int64_t sk,
+           int64_t d, float *s) {
+  for (int64_t j = 0; j < sk; ++j)
+    s[j] = dotRow(q, kv + j * ldk, d);
+}
+
+/// o = sum_j w * s[j] * V[j], j < sk, an axpy per key.
+__attribute__((always_inline)) inline void
+weightedSumRows(const float *s, float w, const float *vv, int64_t ldv,
+                int64_t sk, int64_t dv, float *o) {
+  for (int64_t t = 0; t < dv; ++t)
+    o[t] = 0.0f;
+  for (int64_t j = 0; j < sk; ++j)
+    axpyRow(o, s[j] * w, vv + j * ldv, dv);
+}
+
 /// exp(x - max) for the `lanes` of x = at[0, 16), the other lanes zero:
 /// expApprox's arithmetic step by step (the same values as its AVX-512
 /// build), with p * 2^n as one VSCALEFPS, for x - max <= 0 (a row's
@@ -299,8 +319,7 @@ expRowAvx512(float *s, int64_t n, float mx) {
   const __m512 max = _mm512_set1_ps(mx);
   __m512 sum = _mm512_setzero_ps();
   for (int64_t j = 0; j < n; j += 16) {
-    __mmask16 lanes =
-        n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+    __mmask16 lanes = firstLanes(n - j);
     __m512 e = expLanes(lanes, s + j, max);
     _mm512_mask_storeu_ps(s + j, lanes, e);
     sum = _mm512_add_ps(sum, e);
@@ -308,42 +327,15 @@ expRowAvx512(float *s, int64_t n, float mx) {
   return _mm512_reduce_add_ps(sum);
 }
 
-/// The row passes compiled for one instruction set.
+/// The row passes compiled for one instruction set (TF_ROW_OPS below).
 struct RowOps {
   float (*addMasks)(float *, int64_t, float, const MaskRow *, int64_t);
   float (*exp)(float *, int64_t, float);
-  float (*dot)(const float *, const float *, int64_t);
-  void (*axpy)(float *, float, const float *, int64_t);
+  void (*scores)(const float *, const float *, int64_t, int64_t, int64_t,
+                 float *);
+  void (*weightedSum)(const float *, float, const float *, int64_t, int64_t,
+                      int64_t, float *);
 };
-
-#define TF_ROW_OPS(NAME, ATTR, MAX, EXP)                                       \
-  ATTR float addMasks##NAME(float *s, int64_t n, float scale,                  \
-                            const MaskRow *masks, int64_t count) {             \
-    addMasksRow(s, n, scale, masks, count);                                    \
-    return MAX(s, n);                                                          \
-  }                                                                            \
-  ATTR float exp##NAME(float *s, int64_t n, float mx) {                        \
-    return EXP(s, n, mx);                                                      \
-  }                                                                            \
-  ATTR float dot##NAME(const float *a, const float *b, int64_t n) {            \
-    return dotRow(a, b, n);                                                    \
-  }                                                                            \
-  ATTR void axpy##NAME(float *out, float w, const float *v, int64_t n) {       \
-    axpyRow(out, w, v, n);                                                     \
-  }                                                                            \
-  constexpr RowOps kRowOps##NAME{addMasks##NAME, exp##NAME, dot##NAME,         \
-                                 axpy##NAME};
-TF_ROW_OPS(Avx512, __attribute__((target("avx512f"))), rowMaxAvx512,
-           expRowAvx512)
-TF_ROW_OPS(Avx2, __attribute__((target("avx2,fma"))), rowMax, expRow)
-TF_ROW_OPS(Portable, , rowMax, expRow)
-#undef TF_ROW_OPS
-
-const RowOps &rowOps(F32Path path) {
-  return path == F32Path::Avx512 ? kRowOpsAvx512
-         : path == F32Path::Avx2 ? kRowOpsAvx2
-                                 : kRowOpsPortable;
-}
 
 /// One row of scores in place: s = exp(s * scale + masks - max), 0 where
 /// the whole row is -inf; returns 1 / the row sum (0 for such a row).
@@ -374,7 +366,7 @@ expRowToBf16Panel(const float *s, int64_t n, float mx, int64_t kp,
   __m512 sum = _mm512_setzero_ps();
   for (int64_t j = 0; j < kp; j += transfuse::bf16::kBlockK, dst += 512) {
     __mmask16 lo, hi;
-    laneMasks(std::clamp<int64_t>(n - j, 0, 32), lo, hi);
+    laneMasks(n - j, lo, hi);
     __m512 e0 = expLanes(lo, s + j, max), e1 = expLanes(hi, s + j + 16, max);
     sum = _mm512_add_ps(sum, _mm512_add_ps(e0, e1));
     _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
@@ -388,30 +380,26 @@ void roundToBf16(float *x, int64_t n) {
     x[i] = transfuse::bf16::rounded(x[i]);
 }
 
-/// The few-row path's two products for one query row on AVX-512, K's and
-/// V's rows with unit strides (kv and vv: their first rows, ldk and ldv
-/// floats apart). scoresAvx512: s[j] = q . K[j] for j < sk, sixteen keys
+/// scoresRows and weightedSumRows on AVX-512. scoresAvx512: sixteen keys
 /// at a time, each in one vector of partial sums (d in steps of 16), the
 /// sixteen vectors transposed and added into one vector of sixteen
 /// scores. dotRow's ordered fold of sixteen lanes was a chain of sixteen
-/// dependent additions per key. weightedSumAvx512: o = sum_j w * s[j] *
-/// V[j], 64 of o's elements at a time in registers over all keys (two
-/// sets, even and odd keys, summed at the end), where axpyRow loaded and
-/// stored o for every key. gpt2 decode at a 1023-token past, one thread:
+/// dependent additions per key. weightedSumAvx512: 64 of o's elements at a
+/// time in registers over all keys (two sets, even and odd keys, summed at
+/// the end), where axpyRow loaded and stored o for every key. gpt2 decode
+/// at a 1023-token past, one thread:
 /// the attention 7.84 -> 5.90 ms per run (profile), the model 43.2 -> 40.9
 /// ms (7 paired rounds; 22.4 -> 21.5 at two threads).
-__attribute__((target("avx512f"))) void scoresAvx512(const float *q,
-                                                    const float *kv,
-                                                    int64_t ldk, int64_t sk,
-                                                    int64_t d, float *s) {
+__attribute__((target("avx512f"), always_inline)) inline void
+scoresAvx512(const float *q, const float *kv, int64_t ldk, int64_t sk,
+             int64_t d, float *s) {
   for (int64_t j0 = 0; j0 < sk; j0 += 16) {
     int64_t keys = std::min<int64_t>(16, sk - j0);
     __m512 acc[16];
     for (__m512 &a : acc)
       a = _mm512_setzero_ps();
     for (int64_t t = 0; t < d; t += 16) {
-      __mmask16 m =
-          d - t >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (d - t)) - 1);
+      __mmask16 m = firstLanes(d - t);
       __m512 qv = _mm512_maskz_loadu_ps(m, q + t);
       for (int kk = 0; kk < 16; ++kk) // absent keys: nothing loaded
         acc[kk] = _mm512_fmadd_ps(
@@ -427,19 +415,17 @@ __attribute__((target("avx512f"))) void scoresAvx512(const float *q,
     __m512 sum = _mm512_castsi512_ps(r[0]);
     for (int c = 1; c < 16; ++c)
       sum = _mm512_add_ps(sum, _mm512_castsi512_ps(r[c]));
-    _mm512_mask_storeu_ps(s + j0, __mmask16((1u << keys) - 1), sum);
+    _mm512_mask_storeu_ps(s + j0, firstLanes(keys), sum);
   }
 }
 
-__attribute__((target("avx512f"))) void
+__attribute__((target("avx512f"), always_inline)) inline void
 weightedSumAvx512(const float *s, float w, const float *vv, int64_t ldv,
                   int64_t sk, int64_t dv, float *o) {
   for (int64_t t0 = 0; t0 < dv; t0 += 64) {
     __mmask16 m[4];
-    for (int c = 0; c < 4; ++c) {
-      int64_t left = std::clamp<int64_t>(dv - t0 - 16 * c, 0, 16);
-      m[c] = left == 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-    }
+    for (int c = 0; c < 4; ++c)
+      m[c] = firstLanes(dv - t0 - 16 * c);
     __m512 even[4], odd[4];
     for (int c = 0; c < 4; ++c)
       even[c] = odd[c] = _mm512_setzero_ps();
@@ -465,6 +451,38 @@ weightedSumAvx512(const float *s, float w, const float *vv, int64_t ldv,
       _mm512_mask_storeu_ps(o + t0 + 16 * c, m[c],
                             _mm512_add_ps(even[c], odd[c]));
   }
+}
+
+#define TF_ROW_OPS(NAME, ATTR, MAX, EXP, SCORES, WEIGHTED_SUM)                 \
+  ATTR float addMasks##NAME(float *s, int64_t n, float scale,                  \
+                            const MaskRow *masks, int64_t count) {             \
+    addMasksRow(s, n, scale, masks, count);                                    \
+    return MAX(s, n);                                                          \
+  }                                                                            \
+  ATTR float exp##NAME(float *s, int64_t n, float mx) {                        \
+    return EXP(s, n, mx);                                                      \
+  }                                                                            \
+  ATTR void fewScores##NAME(const float *q, const float *kv, int64_t ldk,      \
+                         int64_t sk, int64_t d, float *s) {                    \
+    SCORES(q, kv, ldk, sk, d, s);                                              \
+  }                                                                            \
+  ATTR void fewWeightedSum##NAME(const float *s, float w, const float *vv,     \
+                              int64_t ldv, int64_t sk, int64_t dv, float *o) { \
+    WEIGHTED_SUM(s, w, vv, ldv, sk, dv, o);                                    \
+  }                                                                            \
+  constexpr RowOps kRowOps##NAME{addMasks##NAME, exp##NAME, fewScores##NAME,   \
+                                 fewWeightedSum##NAME};
+TF_ROW_OPS(Avx512, __attribute__((target("avx512f"))), rowMaxAvx512,
+           expRowAvx512, scoresAvx512, weightedSumAvx512)
+TF_ROW_OPS(Avx2, __attribute__((target("avx2,fma"))), rowMax, expRow,
+           scoresRows, weightedSumRows)
+TF_ROW_OPS(Portable, , rowMax, expRow, scoresRows, weightedSumRows)
+#undef TF_ROW_OPS
+
+const RowOps &rowOps(F32Path path) {
+  return path == F32Path::Avx512 ? kRowOpsAvx512
+         : path == F32Path::Avx2 ? kRowOpsAvx2
+                                 : kRowOpsPortable;
 }
 
 /// Whether every query row of mask `m` (per batch and head slice) holds
@@ -529,31 +547,25 @@ struct Call {
     Scratch<float> row(std::max<int64_t>(sk, 1));
     bool unit = q.strides[3] == 1 && k.strides[3] == 1 &&
                 v.strides[3] == 1 && o.strides[3] == 1;
-    bool avx512 = unit && &ops == &kRowOpsAvx512;
     for (int64_t i = i0; i < i1; ++i) {
       const float *qi = qAt(b, h, i);
-      if (avx512) {
-        scoresAvx512(qi, kv.at(0, 0), kv.strides[0], sk, d, row.data);
-        MaskRow mr[2];
-        maskRows(b, h, i, mr);
+      MaskRow mr[2];
+      maskRows(b, h, i, mr);
+      if (unit) {
+        ops.scores(qi, kv.at(0, 0), kv.strides[0], sk, d, row.data);
         float inv = softmaxRow(row.data, sk, scale, mr, maskCount, ops);
-        weightedSumAvx512(row.data, inv, vv.at(0, 0), vv.strides[0], sk, dv,
-                          oAt(b, h, i));
+        ops.weightedSum(row.data, inv, vv.at(0, 0), vv.strides[0], sk, dv,
+                        oAt(b, h, i));
         continue;
       }
+      // Strided operands, one float at a time.
       for (int64_t j = 0; j < sk; ++j) {
         const float *kj = kv.at(j, 0);
-        if (unit) {
-          row.data[j] = ops.dot(qi, kj, d);
-          continue;
-        }
         float acc = 0.0f;
         for (int64_t t = 0; t < d; ++t)
           acc += qi[t * q.strides[3]] * kj[t * k.strides[3]];
         row.data[j] = acc;
       }
-      MaskRow mr[2];
-      maskRows(b, h, i, mr);
       float inv = softmaxRow(row.data, sk, scale, mr, maskCount, ops);
       float *oi = oAt(b, h, i);
       for (int64_t t = 0; t < dv; ++t)
@@ -561,10 +573,6 @@ struct Call {
       for (int64_t j = 0; j < sk; ++j) {
         float w = row.data[j] * inv;
         const float *vj = vv.at(j, 0);
-        if (unit) {
-          ops.axpy(oi, w, vj, dv);
-          continue;
-        }
         for (int64_t t = 0; t < dv; ++t)
           oi[t * o.strides[3]] += w * vj[t * v.strides[3]];
       }

@@ -623,8 +623,7 @@ fewRowsBlockTransposed(const Desc2D &a, const Desc2D &b, const Desc2D &c,
                              _mm512_loadu_ps(bcol + p + 16), s1);
       }
       for (; p < k; p += 16) {
-        __mmask16 mk =
-            k - p >= 16 ? 0xFFFF : (__mmask16)((1u << (k - p)) - 1);
+        __mmask16 mk = firstLanes(k - p);
         s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, arow + p),
                              _mm512_maskz_loadu_ps(mk, bcol + p), s0);
       }

@@ -164,17 +164,27 @@ inline void prefetchTile(const float *p, int64_t ld, int64_t rows) {
   }
 }
 
-/// Masks of the first w of 32 lanes (w > 0), as two 16-lane halves: edge
-/// columns of a 32-wide panel, a K tail of a 32-deep block.
+/// The mask of the first w of 16 lanes: none for w <= 0, all from 16 on
+/// (a vector loop's tail).
+inline __mmask16 firstLanes(int64_t w) {
+  return w >= 16  ? __mmask16(0xFFFF)
+         : w <= 0 ? __mmask16(0)
+                  : __mmask16((1u << w) - 1);
+}
+
+/// Masks of the first w of 32 lanes, as two 16-lane halves: edge columns
+/// of a 32-wide panel, a K tail of a 32-deep block.
 inline void laneMasks(int64_t w, __mmask16 &lo, __mmask16 &hi) {
-  lo = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1);
-  hi = w >= 32 ? 0xFFFF : w <= 16 ? 0 : (__mmask16)((1u << (w - 16)) - 1);
+  lo = firstLanes(w);
+  hi = firstLanes(w - 16);
 }
 
 /// r[c] <- column c of the 16 x 16 matrix of 32-bit words whose row i is
 /// r[i]: three stages of in-lane unpacks and cross-lane shuffles. Packs
 /// the keys of attention's scores (Kᵀ) into the f32 GEMM's panels
-/// (gemm.cpp) and, as bf16 pairs, into the bf16 GEMM's (gemm_bf16.cpp).
+/// (gemm.cpp) and, as bf16 pairs, into the bf16 GEMM's (gemm_bf16.cpp),
+/// and turns the decode attention's sixteen dot products' partial sums
+/// into one vector of them (attention.cpp).
 __attribute__((target("avx512f"))) inline void transpose16(__m512i r[16]) {
   __m512i t[16], u[16];
   for (int i = 0; i < 8; ++i) {

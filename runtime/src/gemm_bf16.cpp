@@ -312,8 +312,7 @@ packBPanel(const Desc2D &b, int64_t jp, uint16_t *out) {
       _mm512_set1_epi32(int32_t(b.strides[1])));
   for (int64_t t = 0; t < 2; ++t) {
     int64_t j = jp * bf16::kPanelCols + t * 16;
-    __mmask16 lanes =
-        j < n ? __mmask16((1u << std::min<int64_t>(16, n - j)) - 1) : 0;
+    __mmask16 lanes = firstLanes(n - j);
     for (int64_t p0 = 0; p0 < kp; p0 += 2) {
       __m512i v = (__m512i)_mm512_cvtne2ps_pbh(bRow(b, p0 + 1, j, lanes, cols),
                                                bRow(b, p0, j, lanes, cols));
