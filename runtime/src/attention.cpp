@@ -387,9 +387,9 @@ void roundToBf16(float *x, int64_t n) {
 /// dependent additions per key. weightedSumAvx512: 64 of o's elements at a
 /// time in registers over all keys (two sets, even and odd keys, summed at
 /// the end), where axpyRow loaded and stored o for every key. gpt2 decode
-/// at a 1023-token past, one thread:
-/// the attention 7.84 -> 5.90 ms per run (profile), the model 43.2 -> 40.9
-/// ms (7 paired rounds; 22.4 -> 21.5 at two threads).
+/// at a 1023-token past, one thread: the attention 7.84 -> 5.90 ms per run
+/// (profile), the model 43.2 -> 40.9 ms (7 paired rounds; 22.4 -> 21.5 at
+/// two threads).
 __attribute__((target("avx512f"), always_inline)) inline void
 scoresAvx512(const float *q, const float *kv, int64_t ldk, int64_t sk,
              int64_t d, float *s) {

@@ -1,5 +1,4 @@
-//===- profile.h - TRANSFUSE_PROFILE: the runtime's kernels timed -*- C++
-//-*-===//
+//===- profile.h - TRANSFUSE_PROFILE: kernels timed --------*- C++ -*-===//
 //
 // With TRANSFUSE_PROFILE=1 in the environment (read once), each call of a
 // runtime kernel (the GEMMs, attention, norms, layout copies) and each model
