@@ -338,6 +338,38 @@ def StreamLargeCopies : Pass<"transfuse-cpu-stream-large-copies",
                            "mlir::memref::MemRefDialect"];
 }
 
+def FuseKvAppend : Pass<"transfuse-cpu-fuse-kv-append", "mlir::ModuleOp"> {
+  let summary = "The attention kernel copies a KV cache's past rows in itself";
+  let description = [{
+    Runs after `transfuse-cpu-stream-large-copies`, on buffers. A decode
+    step's attention reads K = concat(past, new) (the same for V), which is
+    also the step's `present` output: bufferized, a buffer X that a copy
+    of the past (a function argument) fills at rows [0, Sp) of the key dim,
+    and a copy of the new tokens at rows from Sp on, before the call of
+    the runtime's `transfuse_attention_f32` reads it. The past's copy
+    streamed it to DRAM (`transfuse_copy_f32`'s non-temporal stores),
+    from where the attention read it again.
+
+    When, walking back from the attention call, the only ops that touch X
+    are copies into rows starting at the past copy's end, and then the
+    past copy itself (a `memref.copy` or a `transfuse_copy_f32` call into a
+    subview of X at offset 0 that covers every element of the other dims,
+    from a view of a function argument), the past copy is erased and the
+    call becomes `transfuse_attention_f32_past` with the past as two more
+    operands (K's, then V's; an empty 0x0x0x0 buffer where only one of
+    them qualifies). The runtime copies each head's past rows right before
+    the task that reads them, with plain stores, so the attention reads
+    them from L1 or L2. X is left as the copies would have left it.
+
+    Nothing changes when the attention reads X through another operand
+    too, when another op reads or writes X in between, when the past's
+    subview is strided, partial or not at offset 0, or when its source is
+    not a function argument.
+  }];
+  let dependentDialects = ["mlir::func::FuncDialect",
+                           "mlir::memref::MemRefDialect"];
+}
+
 def PromoteReductions : Pass<"transfuse-cpu-promote-reductions"> {
   let summary = "Carry a reduction loop's accumulator in the loop, not in memory";
   let description = [{

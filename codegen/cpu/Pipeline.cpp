@@ -58,6 +58,10 @@ extern "C" void _mlir_ciface_transfuse_linear_bf16_panels(void *, void *,
 extern "C" void _mlir_ciface_transfuse_attention_f32(void *, void *, void *,
                                                      void *, void *, void *,
                                                      int64_t, float, int64_t);
+extern "C" void
+_mlir_ciface_transfuse_attention_f32_past(void *, void *, void *, void *,
+                                          void *, void *, void *, void *,
+                                          int64_t, float, int64_t);
 extern "C" void _mlir_ciface_transfuse_norm_f32(void *, void *, void *, void *,
                                                 void *, void *, float, int64_t);
 extern "C" void _mlir_ciface_transfuse_norm_f32_panels(void *, void *, void *,
@@ -236,7 +240,8 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "attention-kernel=" +
       std::string(options.attentionKernel ? "true" : "false") +
       (options.bf16Attention ? " bf16-attention=true" : "") +
-      (options.normKernel ? " norm-kernel=true" : "") + "},"
+      (options.normKernel ? " norm-kernel=true" : "") +
+      "},"
       "canonicalize,cse,"
       "func.func(transfuse-cpu-fuse-elementwise),canonicalize,"
       "func.func(transfuse-cpu-split-empty-tensors),"
@@ -245,14 +250,15 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "function-boundary-type-conversion=identity-layout-map "
       "unknown-type-conversion=identity-layout-map},"
       "canonicalize,transfuse-cpu-matmul-to-microkernel{precision=" +
-      options.precision + "},transfuse-cpu-bf16-panels,"
+      options.precision +
+      "},transfuse-cpu-bf16-panels,"
       // buffer-deallocation-pipeline, with buffers freed after their last
       // use instead of at the end of their block.
       "expand-realloc,canonicalize,ownership-based-buffer-deallocation,"
       "canonicalize,buffer-deallocation-simplification,"
       "transfuse-cpu-early-dealloc,bufferization-lower-deallocations,cse,"
       "canonicalize,transfuse-cpu-plan-buffers,"
-      "transfuse-cpu-stream-large-copies,"
+      "transfuse-cpu-stream-large-copies,transfuse-cpu-fuse-kv-append,"
       "func.func(transfuse-cpu-copy-to-linalg,scf-forall-to-parallel,"
       "convert-linalg-to-parallel-loops,transfuse-cpu-promote-reductions,"
       "transfuse-cpu-approximate-math),"
@@ -566,6 +572,8 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
         &_mlir_ciface_transfuse_matmul_bf16_packed);
     add("_mlir_ciface_transfuse_attention_f32",
         &_mlir_ciface_transfuse_attention_f32);
+    add("_mlir_ciface_transfuse_attention_f32_past",
+        &_mlir_ciface_transfuse_attention_f32_past);
     add("_mlir_ciface_transfuse_norm_f32", &_mlir_ciface_transfuse_norm_f32);
     add("_mlir_ciface_transfuse_linear_bf16_panels",
         &_mlir_ciface_transfuse_linear_bf16_panels);

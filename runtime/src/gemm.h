@@ -361,6 +361,12 @@ void matmulBf16PrepackedA(const uint16_t *aPacked, int64_t m, int64_t k,
                           const uint16_t *packed, const Desc2D &c,
                           bool accumulate);
 
+/// n floats from src to dst (memref_copy.cpp): with AVX-512, non-temporal
+/// stores past dst's first 64-byte boundary, so that dst is not read into
+/// the cache before it is overwritten (then _mm_sfence before another
+/// thread reads dst); else memcpy.
+void streamFloats(float *dst, const float *src, int64_t n);
+
 } // namespace transfuse::runtime::gemm
 
 /// The f32 GEMM's entry points (gemm.cpp), for the runtime's own callers:

@@ -13,6 +13,7 @@
 // that, one memcpy per row on the calling thread.
 //
 //===----------------------------------------------------------------------===//
+#include "gemm.h"
 #include "profile.h"
 #include "thread_pool.h"
 
@@ -151,6 +152,15 @@ __attribute__((target("avx512f"))) void streamRow(float *dst, const float *src,
 }
 
 } // namespace
+
+void transfuse::runtime::gemm::streamFloats(float *dst, const float *src,
+                                            int64_t n) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512)
+    streamRow(dst, src, n);
+  else
+    std::memcpy(dst, src, n * sizeof(float));
+}
 
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_copy_f32(UnrankedDesc *src, UnrankedDesc *dst) {

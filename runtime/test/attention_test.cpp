@@ -31,6 +31,9 @@ extern "C" void _mlir_ciface_transfuse_attention_f32(Desc4D *, Desc4D *,
                                                      Desc4D *, Desc4D *,
                                                      Desc4D *, Desc4D *,
                                                      int64_t, float, int64_t);
+extern "C" void _mlir_ciface_transfuse_attention_f32_past(
+    Desc4D *, Desc4D *, Desc4D *, Desc4D *, Desc4D *, Desc4D *, Desc4D *,
+    Desc4D *, int64_t, float, int64_t);
 
 namespace {
 
@@ -89,6 +92,12 @@ struct Case {
   bool transposed; // Q, K, V, O laid out [B, S, H, D] (a view)
   bool bf16 = false; // flags bit 0: the products on the bf16 GEMM
   Keys padKeys = Keys::Unit, biasKeys = Keys::Strided;
+  // Through transfuse_attention_f32_past: K's and V's first `past` rows
+  // come from a separate past tensor (laid out as K), which the kernel
+  // copies in; the rows it must overwrite start out as NaN. With
+  // pastKOnly, V's past is empty (V is whole already).
+  int64_t past = 0;
+  bool pastKOnly = false;
 };
 
 void check(const Case &c) {
@@ -127,8 +136,42 @@ void check(const Case &c) {
     for (int64_t j = 0; j < bias.d.sizes[3]; ++j)
       bias.at(0, 0, 0, j) = -inf;
   float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
-  _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &pad.d, &bias.d,
-                                       &o.d, c.masks, scale, c.bf16 ? 1 : 0);
+  Tensor4 kPast({c.batch, c.kvHeads, c.past, c.d}, order, 7.0f);
+  int64_t vRows = c.pastKOnly ? 0 : c.past;
+  Tensor4 vPast({c.batch, c.kvHeads, vRows, c.dv}, order, 8.0f);
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t h = 0; h < c.kvHeads; ++h)
+      for (int64_t j = 0; j < c.past; ++j) {
+        for (int64_t t = 0; t < c.d; ++t)
+          std::swap(k.at(b, h, j, t), kPast.at(b, h, j, t));
+        for (int64_t t = 0; t < c.dv && j < vRows; ++t)
+          std::swap(v.at(b, h, j, t), vPast.at(b, h, j, t));
+      }
+  std::vector<float> kWant = k.v, vWant = v.v;
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t h = 0; h < c.kvHeads; ++h)
+      for (int64_t j = 0; j < c.past; ++j) {
+        for (int64_t t = 0; t < c.d; ++t) {
+          kWant[&k.at(b, h, j, t) - k.v.data()] = kPast.at(b, h, j, t);
+          k.at(b, h, j, t) = std::nanf("");
+        }
+        for (int64_t t = 0; t < c.dv && j < vRows; ++t) {
+          vWant[&v.at(b, h, j, t) - v.v.data()] = vPast.at(b, h, j, t);
+          v.at(b, h, j, t) = std::nanf("");
+        }
+      }
+  if (c.past > 0)
+    _mlir_ciface_transfuse_attention_f32_past(&q.d, &k.d, &v.d, &pad.d, &bias.d,
+                                              &o.d, &kPast.d, &vPast.d, c.masks,
+                                              scale, c.bf16 ? 1 : 0);
+  else
+    _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &pad.d, &bias.d,
+                                         &o.d, c.masks, scale, c.bf16 ? 1 : 0);
+  // The past rows were copied in; nothing else of K or V changed.
+  for (size_t x = 0; x < kWant.size(); ++x)
+    ASSERT_EQ(k.v[x], kWant[x]) << "K element " << x;
+  for (size_t x = 0; x < vWant.size(); ++x)
+    ASSERT_EQ(v.v[x], vWant[x]) << "V element " << x;
   // With bf16, heads of 12 rows or more (the packed path) round Q, K, V
   // and the unnormalized probabilities (exp(s - max)) to bf16 and divide
   // by the row's sum after the product; the reference does the same, so
@@ -236,6 +279,31 @@ TEST(Attention, MaskKinds) {
       check({2, 2, 2, 50, 70, 16, 16, 2, false, bf16, pad, K::Unit});
   // The few-row path takes the same row passes.
   check({1, 2, 2, 1, 70, 16, 16, 2, false, false, K::One, K::Unit});
+}
+
+TEST(Attention, PastRowsCopiedIn) {
+  using K = Keys;
+  for (bool bf16 : {false, true}) {
+    // Decode: a task per head copies its rows (one query row, as many
+    // K/V heads as query heads, one row split).
+    check({1, 4, 4, 1, 130, 64, 64, 1, false, bf16, K::Unit, K::Strided, 129});
+    check({2, 6, 6, 1, 33, 16, 24, 2, false, bf16, K::Unit, K::Strided, 32});
+    // Grouped K/V heads, and a head's rows split over tasks: the copies
+    // first, one task per K/V head.
+    check({2, 4, 2, 1, 70, 16, 16, 1, false, bf16, K::Unit, K::Strided, 60});
+    check(
+        {1, 2, 2, 100, 120, 16, 16, 1, false, bf16, K::Unit, K::Strided, 100});
+    // Transposed views (rows not contiguous per head), the whole of K
+    // from the past, and no query rows (the copies still happen).
+    check({1, 2, 2, 50, 70, 16, 16, 2, true, bf16, K::Unit, K::Strided, 20});
+    check({1, 3, 3, 5, 40, 8, 8, 1, false, bf16, K::Unit, K::Strided, 40});
+    check({1, 2, 2, 0, 10, 8, 8, 1, false, bf16, K::Unit, K::Strided, 10});
+    // Only K has a past (V's is empty): decode, and several rows a head.
+    check({1, 4, 4, 1, 50, 16, 16, 1, false, bf16, K::Unit, K::Strided, 30,
+           true});
+    check({1, 2, 2, 30, 50, 16, 16, 1, false, bf16, K::Unit, K::Strided, 30,
+           true});
+  }
 }
 
 TEST(Attention, NoMasksNoKeys) {
