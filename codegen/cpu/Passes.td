@@ -326,7 +326,9 @@ def StreamLargeCopies : Pass<"transfuse-cpu-stream-large-copies",
     stores, which skip reading the destination into the cache first;
     smaller copies are one `memcpy` per row. This is for a KV cache's
     concatenation: a GPT-2 decode step at a 1023-token past copies 75 MB
-    (it was a quarter of the step at one thread). A copy into a buffer the
+    (it was a quarter of the step at one thread); the past's copy then
+    usually goes into the attention kernel
+    (`transfuse-cpu-fuse-kv-append`). A copy into a buffer the
     function reads again and frees stays: streamed, that read would come
     from DRAM (bert-base's Q, K and V, copied out of the merged
     projection, 393 KiB each: bf16 bert-base 44.5 -> 38.7 ms at one thread
