@@ -35,11 +35,11 @@ usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
   a median is the median of the
   round medians and a min the min over all runs (torch.compile: one round
   of N runs, after its compile).
-  --quick: bert-base at seq 128 only (a few minutes). Otherwise bert-base at
-  128 and 512 tokens, GPT-2 (124M) prefill at 128, one GPT-2 decode step
-  (with its LM head) on a 128- and a 1023-token past ("seq" is the past
-  length; 1023 + the new token fill GPT-2's 1024 positions), t5-base's
-  encoder at 128, and one t5-base decoder step on a 128-token past and a
+  --quick: bert-base at seq 128 only (a few minutes). Otherwise bert-base,
+  GPT-2 (124M) prefill and t5-base's encoder at 128 and 512 tokens, one
+  GPT-2 decode step (with its LM head) on a 128- and a 1023-token past
+  ("seq" is the past length; 1023 + the new token fill GPT-2's 1024
+  positions), and one t5-base decoder step on a 128-token past and a
   128-token encoder memory.
 Writes DIR/results.json (results-MODEL.json with --only), a bar chart of
 the median latencies next to it (.png; needs matplotlib, which
@@ -506,9 +506,9 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     threads = [int(t) for t in args.threads.split(",")]
     configs = [("bert-base", 128)] if args.quick else [
-        ("bert-base", 128), ("bert-base", 512), ("gpt2", 128),
+        ("bert-base", 128), ("bert-base", 512), ("gpt2", 128), ("gpt2", 512),
         ("gpt2-decode", 128), ("gpt2-decode", 1023), ("t5-base-encoder", 128),
-        ("t5-base-decode", 128)]
+        ("t5-base-encoder", 512), ("t5-base-decode", 128)]
     if args.only:
         configs = [c for c in configs if c[0] == args.only]
     # What this run prints to stdout goes to DIR/results[-MODEL].md too,
