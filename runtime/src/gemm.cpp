@@ -20,8 +20,9 @@
 // [K][32] (a weight comes so; any other B is packed so first); A is packed
 // into panels of kMr = 12 rows, each [K][12]. A register-blocked R x 32
 // kernel (AVX-512: R <= 12 rows, 2R accumulators) runs over kKc-deep slices
-// of one A panel and one B panel; the B slice stays in L1 while the kernel
-// walks down a block of kMc rows, and the next B slice is prefetched into
+// of one A panel and one B panel (on AVX-512 all of a K up to kWholeK); the
+// B slice stays in L1 (or L2) while the kernel walks down a block of kMc
+// rows, and the next B slice is prefetched into
 // L2 meanwhile (weights come from DRAM), as is the next tile of C (and of
 // a residual) before the call that first touches it; a single row panel
 // (decode) takes whole panels, K unsplit: with at most 3 rows (AVX-512)
@@ -68,6 +69,18 @@ namespace profile = transfuse::runtime::profile;
 namespace {
 
 constexpr int64_t kMr = 12, kNr = 32, kKc = 256, kMc = 240;
+/// On AVX-512, a K up to this is one pass, its B slice (96 KiB) read from
+/// L2 by each row panel, so that C's tiles are written once instead of
+/// read and written again on every later pass: a cold C (a model's output
+/// buffer, out of cache) cost the most of a product's operands. Paired
+/// runs on a Xeon (alternated `.so`s, 5 rounds): bert-base f32 at 128
+/// tokens 113.7 -> 110.7 ms at one thread, 62.2 -> 61.5 at two; gpt2
+/// prefill 112.8 -> 111.0 and 63.3 -> 62.9; the t5-base encoder and
+/// bert-base at 512 tokens level. A driver on 512 x 768 x 3072 (one
+/// thread): 212-213 -> 216-217 GFLOP/s warm, 203 -> 206-207 cold.
+/// The AVX2 kernels sweep B once per group of three rows and keep K
+/// passes of kKc.
+constexpr int64_t kWholeK = 768;
 
 /// C[i][j] = (accumulate ? C[i][j] : 0) + sum_k A[i][k] B[k][j], any strides.
 void matmulPortable(const Desc2D &a, const Desc2D &b, const Desc2D &c,
@@ -410,9 +423,10 @@ struct Isa {
   const Kernel *streamKernels; // a single row panel's (AVX2: the same)
   void (*packA)(const Desc2D &, float *, bool);
   bool multiStream; // kernelStreams for decode with few rows (AVX-512)
+  int64_t wholeK;   // a K up to this is one pass (see matmulPanels)
 };
-constexpr Isa kAvx512{kKernels, kStreamKernels, packA, true},
-    kAvx2{kKernelsAvx2, kKernelsAvx2, packAScalar, false};
+constexpr Isa kAvx512{kKernels, kStreamKernels, packA, true, kWholeK},
+    kAvx2{kKernelsAvx2, kKernelsAvx2, packAScalar, false, 0};
 
 /// C = (accumulate ? C : 0) + A * B, B in panel layout (packed), A and C
 /// any strides, on `isa`'s kernels; then `ep`, when given, on each tile of C
@@ -438,21 +452,21 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   int64_t rowBlocks = (m + kMc - 1) / kMc;
   ColumnChunks chunks(colPanels, threads,
                       kChunkBytes / (std::min(m, kMc) * 32 * sizeof(float)));
-  // K is split so that a B slice stays in L1 while the row panels pass it.
-  // A single row panel (decode) reuses nothing: it reads whole panels in
-  // one contiguous sweep each (gpt2 decode, past 128, on an AMD EPYC at one
-  // thread: 20.4 -> 17.7 ms with whole panels, -> 15.6 ms without the
-  // slice prefetch below), on the stream kernels, which prefetch a fixed
-  // distance ahead in that sweep (on a Xeon with AMX, paired runs: gpt2
-  // decode past 128 39.2 -> 36.7 ms, past 1023 52.4 -> 49.6, t5 decoder
-  // step 42.7 -> 40.1 at one thread; 3-6% at two; not measured on AMD).
-  // With at most kStreamRows rows (one token per sequence), kernelStreams
-  // reads four panels side by side instead (same Xeon, paired runs: gpt2
-  // decode past 128 38.6 -> 34.4 ms at one thread, 20.4 -> 18.2 at two;
-  // past 1023 51.3 -> 46.8, 27.6 -> 25.2; t5 decoder step 43.2 -> 37.0,
+  // K is split so that a B slice stays in L1 while the row panels pass it,
+  // unless it is at most isa.wholeK (kWholeK). A single row panel (decode)
+  // reuses nothing: it reads whole panels in one contiguous sweep each (gpt2
+  // decode, past 128, on an AMD EPYC at one thread: 20.4 -> 17.7 ms with whole
+  // panels, -> 15.6 ms without the slice prefetch below), on the stream
+  // kernels, which prefetch a fixed distance ahead in that sweep (on a Xeon
+  // with AMX, paired runs: gpt2 decode past 128 39.2 -> 36.7 ms, past 1023 52.4
+  // -> 49.6, t5 decoder step 42.7 -> 40.1 at one thread; 3-6% at two; not
+  // measured on AMD). With at most kStreamRows rows (one token per sequence),
+  // kernelStreams reads four panels side by side instead (same Xeon, paired
+  // runs: gpt2 decode past 128 38.6 -> 34.4 ms at one thread, 20.4 -> 18.2 at
+  // two; past 1023 51.3 -> 46.8, 27.6 -> 25.2; t5 decoder step 43.2 -> 37.0,
   // 23.9 -> 20.8).
   bool decode = rowPanels == 1;
-  int64_t kBlock = decode ? k : kKc;
+  int64_t kBlock = decode || k <= isa.wholeK ? k : kKc;
   auto task = [&](int64_t t) {
     // The large chunks of every row block first, then the smaller ones.
     int64_t rb = t % rowBlocks, cc = t / rowBlocks;
