@@ -22,9 +22,9 @@
 // kernel (AVX-512: R <= 12 rows, 2R accumulators) runs over kKc-deep slices
 // of one A panel and one B panel (on AVX-512 all of a K up to kWholeK); the
 // B slice stays in L1 (or L2) while the kernel walks down a block of kMc
-// rows, and the next B slice is prefetched into
-// L2 meanwhile (weights come from DRAM), as is the next tile of C (and of
-// a residual) before the call that first touches it; a single row panel
+// rows, and the next B slice is prefetched into L2 meanwhile (weights come
+// from DRAM), as is the next tile of C (and of a residual) before the call
+// that first touches it; a single row panel
 // (decode) takes whole panels, K unsplit: with at most 3 rows (AVX-512)
 // four panels at a time, as four streams from DRAM, else one stream
 // prefetched 4 KiB ahead. Edge rows take a kernel with fewer rows, edge
@@ -454,17 +454,17 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
                       kChunkBytes / (std::min(m, kMc) * 32 * sizeof(float)));
   // K is split so that a B slice stays in L1 while the row panels pass it,
   // unless it is at most isa.wholeK (kWholeK). A single row panel (decode)
-  // reuses nothing: it reads whole panels in one contiguous sweep each (gpt2
-  // decode, past 128, on an AMD EPYC at one thread: 20.4 -> 17.7 ms with whole
-  // panels, -> 15.6 ms without the slice prefetch below), on the stream
-  // kernels, which prefetch a fixed distance ahead in that sweep (on a Xeon
-  // with AMX, paired runs: gpt2 decode past 128 39.2 -> 36.7 ms, past 1023 52.4
-  // -> 49.6, t5 decoder step 42.7 -> 40.1 at one thread; 3-6% at two; not
-  // measured on AMD). With at most kStreamRows rows (one token per sequence),
-  // kernelStreams reads four panels side by side instead (same Xeon, paired
-  // runs: gpt2 decode past 128 38.6 -> 34.4 ms at one thread, 20.4 -> 18.2 at
-  // two; past 1023 51.3 -> 46.8, 27.6 -> 25.2; t5 decoder step 43.2 -> 37.0,
-  // 23.9 -> 20.8).
+  // reuses nothing: it reads whole panels in one contiguous sweep each
+  // (gpt2 decode, past 128, on an AMD EPYC at one thread: 20.4 -> 17.7 ms
+  // with whole panels, -> 15.6 ms without the slice prefetch below), on the
+  // stream kernels, which prefetch a fixed distance ahead in that sweep (on
+  // a Xeon with AMX, paired runs: gpt2 decode past 128 39.2 -> 36.7 ms,
+  // past 1023 52.4 -> 49.6, t5 decoder step 42.7 -> 40.1 at one thread;
+  // 3-6% at two; not measured on AMD). With at most kStreamRows rows (one
+  // token per sequence), kernelStreams reads four panels side by side
+  // instead (same Xeon, paired runs: gpt2 decode past 128 38.6 -> 34.4 ms
+  // at one thread, 20.4 -> 18.2 at two; past 1023 51.3 -> 46.8, 27.6 ->
+  // 25.2; t5 decoder step 43.2 -> 37.0, 23.9 -> 20.8).
   bool decode = rowPanels == 1;
   int64_t kBlock = decode || k <= isa.wholeK ? k : kKc;
   auto task = [&](int64_t t) {
