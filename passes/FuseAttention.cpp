@@ -2,6 +2,13 @@
 #include "passes/FusionUtils.h"
 #include "passes/Passes.h"
 
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/Matchers.h"
+
+#include <cmath>
+#include <optional>
+
 namespace transfuse {
 #define GEN_PASS_DEF_FUSEATTENTION
 #include "passes/Passes.h.inc"
@@ -108,6 +115,73 @@ Value unrepeatHeads(Value v) {
       return v;
   }
   return src;
+}
+
+/// Whether the constant `v` holds only finite values of magnitude at most
+/// `bound` (a dense or a resource f32 tensor).
+bool boundedConstant(Value v, double bound) {
+  ElementsAttr attr;
+  if (!matchPattern(v, m_Constant(&attr)))
+    return false;
+  auto within = [&](float x) {
+    return std::isfinite(x) && std::fabs(x) <= bound;
+  };
+  if (auto dense = dyn_cast<DenseElementsAttr>(attr)) {
+    if (!dense.getElementType().isF32())
+      return false;
+    return llvm::all_of(dense.getValues<float>(), within);
+  }
+  if (auto res = dyn_cast<DenseF32ResourceElementsAttr>(attr)) {
+    std::optional<ArrayRef<float>> values = res.tryGetAsArrayRef();
+    return values && llvm::all_of(*values, within);
+  }
+  return false;
+}
+
+/// A scalar f32 constant (any shape of one element): its value.
+std::optional<float> scalarConstant(Value v) {
+  DenseElementsAttr attr;
+  if (!matchPattern(v, m_Constant(&attr)) || !attr.isSplat() ||
+      !attr.getElementType().isF32() || attr.getNumElements() != 1)
+    return std::nullopt;
+  return attr.getSplatValue<float>();
+}
+
+/// A mask where(m, x, c) whose c lies below any score (transformers' masking
+/// value, finfo(f32).min, or -inf) and whose x is rows of a constant table
+/// of moderate values (T5's relative position bias: a gather from its
+/// [buckets, heads] embedding, transposed and unsqueezed): x and where(m, 0,
+/// c) as two masks, so that the [B, H, Sq, Sk] `where` is never built (the
+/// kernel adds both). The same scores: unmasked, s + x; masked, (s + x) + c,
+/// which rounds to c (as s + c does) while |s + x| < 1e31.
+std::optional<std::pair<Value, Value>> splitMaskedBias(PatternRewriter &rw,
+                                                       Location loc, Value m) {
+  auto where = m.getDefiningOp<WhereOp>();
+  if (!where)
+    return std::nullopt;
+  std::optional<float> c = scalarConstant(where.getY());
+  if (!c || *c > -1e37f)
+    return std::nullopt;
+  Value x = where.getX();
+  Value table = x;
+  while (Operation *def = table.getDefiningOp()) {
+    if (isa<UnsqueezeOp, TransposeOp, ReshapeOp>(def)) {
+      table = def->getOperand(0);
+      continue;
+    }
+    if (auto g = dyn_cast<GatherOp>(def))
+      table = g.getData();
+    break;
+  }
+  if (table == x || !boundedConstant(table, 1e6))
+    return std::nullopt;
+  auto scalar = RankedTensorType::get({}, rw.getF32Type());
+  Value zero = ConstantOp::create(
+      rw, loc, scalar,
+      DenseElementsAttr::get(scalar, rw.getF32FloatAttr(0.0f)));
+  Value masked = createInferred<WhereOp>(
+      rw, loc, rw.getF32Type(), where.getCondition(), zero, where.getY());
+  return std::make_pair(x, masked);
 }
 
 /// The 4-D [B, H, S, D] tensor a 3-D [B*H, S, D] one was reshaped from
@@ -320,6 +394,10 @@ struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
       for (ShapeOp sh : pv3Shapes)
         rw.replaceOp(sh, shape);
     }
+    // A masked position bias as two masks, while the kernel's two suffice.
+    if (masks.size() == 1 && st.getElementType().isF32())
+      if (auto parts = splitMaskedBias(rw, loc, masks.front()))
+        masks = {parts->first, parts->second};
     auto attn = AttentionOp::create(
         rw, loc, root->getResult(0).getType(), q, key, value, masks,
         rw.getF32FloatAttr(scale), rw.getStringAttr("unselected"),

@@ -142,3 +142,61 @@ func.func @wrong_axis(%q: tensor<1x2x3x4xf32>, %kt: tensor<1x2x4x3xf32>, %v: ten
   %o = transformer.matmul %p, %v : (tensor<1x2x3x3xf32>, tensor<1x2x3x4xf32>) -> tensor<1x2x3x4xf32>
   return %o : tensor<1x2x3x4xf32>
 }
+
+// -----
+
+// T5's relative position bias masked as transformers writes it, where(m,
+// bias, finfo(f32).min), the bias rows of a constant [buckets, heads] table
+// (gathered, transposed, unsqueezed): the bias and where(m, 0, min) go in
+// as two masks, so that no [B, H, Sq, Sk] `where` is built.
+// CHECK-LABEL: func @t5_masked_bias
+// CHECK-DAG: %[[MIN:.*]] = transformer.constant dense<-3.40282347E+38> : tensor<f32>
+// CHECK-DAG: %[[ZERO:.*]] = transformer.constant dense<0.000000e+00> : tensor<f32>
+// CHECK-DAG: %[[BIAS:.*]] = transformer.unsqueeze
+// CHECK-DAG: %[[M:.*]] = transformer.where %arg3, %[[ZERO]], %[[MIN]] : (tensor<1x1x1x4xi1>, tensor<f32>, tensor<f32>) -> tensor<1x1x1x4xf32>
+// CHECK: transformer.attention %arg0, %{{.*}}, %arg2, %[[BIAS]], %[[M]] {scale = 1.000000e+00 : f32}
+func.func @t5_masked_bias(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>, %m: tensor<1x1x1x4xi1>, %idx: tensor<4x4xi64>) -> tensor<1x2x4x8xf32> {
+  %table = transformer.constant dense<[[0.5, -0.5], [1.0, 2.0], [0.0, 3.0]]> : tensor<3x2xf32>
+  %min = transformer.constant dense<-3.40282347E+38> : tensor<f32>
+  %g = transformer.gather %table, %idx {axis = 0 : i64} : (tensor<3x2xf32>, tensor<4x4xi64>) -> tensor<4x4x2xf32>
+  %t = transformer.transpose %g {perm = array<i64: 2, 0, 1>} : (tensor<4x4x2xf32>) -> tensor<2x4x4xf32>
+  %b = transformer.unsqueeze %t {axes = array<i64: 0>} : (tensor<2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %mask = transformer.where %m, %b, %min : (tensor<1x1x1x4xi1>, tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %kt = transformer.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<1x2x4x8xf32>) -> tensor<1x2x8x4xf32>
+  %s = transformer.matmul %q, %kt : (tensor<1x2x4x8xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x4x4xf32>
+  %sm = transformer.add %s, %mask : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %p = transformer.softmax %sm {axis = -1 : i64} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %o = transformer.matmul %p, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  return %o : tensor<1x2x4x8xf32>
+}
+
+// -----
+
+// A masked bias that stays one mask: its x is not rows of a constant table
+// (a bound on it is not known), or its masking value is not below every
+// score.
+// CHECK-LABEL: func @masked_bias_kept
+// CHECK: %[[W0:.*]] = transformer.where %arg3, %arg4, %{{.*}} :
+// CHECK: %[[W1:.*]] = transformer.where %arg3, %{{.*}}, %{{.*}} :
+// CHECK: transformer.attention %arg0, %{{.*}}, %arg2, %[[W0]] {scale = 1.000000e+00 : f32}
+// CHECK: transformer.attention %arg0, %{{.*}}, %arg2, %[[W1]] {scale = 1.000000e+00 : f32}
+func.func @masked_bias_kept(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>, %m: tensor<1x1x1x4xi1>, %bias: tensor<1x2x4x4xf32>, %idx: tensor<4x4xi64>) -> (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) {
+  %min = transformer.constant dense<-3.40282347E+38> : tensor<f32>
+  %mask0 = transformer.where %m, %bias, %min : (tensor<1x1x1x4xi1>, tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %table = transformer.constant dense<[[0.5, -0.5], [1.0, 2.0], [0.0, 3.0]]> : tensor<3x2xf32>
+  %minus1 = transformer.constant dense<-1.0> : tensor<f32>
+  %g = transformer.gather %table, %idx {axis = 0 : i64} : (tensor<3x2xf32>, tensor<4x4xi64>) -> tensor<4x4x2xf32>
+  %t = transformer.transpose %g {perm = array<i64: 2, 0, 1>} : (tensor<4x4x2xf32>) -> tensor<2x4x4xf32>
+  %b = transformer.unsqueeze %t {axes = array<i64: 0>} : (tensor<2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %mask1 = transformer.where %m, %b, %minus1 : (tensor<1x1x1x4xi1>, tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %kt = transformer.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<1x2x4x8xf32>) -> tensor<1x2x8x4xf32>
+  %s0 = transformer.matmul %q, %kt : (tensor<1x2x4x8xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x4x4xf32>
+  %sm0 = transformer.add %s0, %mask0 : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %p0 = transformer.softmax %sm0 {axis = -1 : i64} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %o0 = transformer.matmul %p0, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  %s1 = transformer.matmul %q, %kt : (tensor<1x2x4x8xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x4x4xf32>
+  %sm1 = transformer.add %s1, %mask1 : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %p1 = transformer.softmax %sm1 {axis = -1 : i64} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %o1 = transformer.matmul %p1, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  return %o0, %o1 : tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>
+}
