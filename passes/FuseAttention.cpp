@@ -2,12 +2,10 @@
 #include "passes/FusionUtils.h"
 #include "passes/Passes.h"
 
-#include "mlir/IR/BuiltinAttributes.h"
-#include "mlir/IR/DialectResourceBlobManager.h"
-#include "mlir/IR/Matchers.h"
-
 #include <cmath>
+#include <cstring>
 #include <optional>
+#include <vector>
 
 namespace transfuse {
 #define GEN_PASS_DEF_FUSEATTENTION
@@ -117,34 +115,21 @@ Value unrepeatHeads(Value v) {
   return src;
 }
 
-/// Whether the constant `v` holds only finite values of magnitude at most
-/// `bound` (a dense or a resource f32 tensor).
+/// Whether `v` is an f32 constant holding only finite values of magnitude
+/// at most `bound`.
 bool boundedConstant(Value v, double bound) {
-  ElementsAttr attr;
-  if (!matchPattern(v, m_Constant(&attr)))
+  if (!tensorType(v).getElementType().isF32())
     return false;
-  auto within = [&](float x) {
-    return std::isfinite(x) && std::fabs(x) <= bound;
-  };
-  if (auto dense = dyn_cast<DenseElementsAttr>(attr)) {
-    if (!dense.getElementType().isF32())
+  std::optional<std::vector<char>> bytes = constantBytes(v);
+  if (!bytes)
+    return false;
+  for (size_t i = 0; i + sizeof(float) <= bytes->size(); i += sizeof(float)) {
+    float x;
+    std::memcpy(&x, bytes->data() + i, sizeof x);
+    if (!std::isfinite(x) || std::fabs(x) > bound)
       return false;
-    return llvm::all_of(dense.getValues<float>(), within);
   }
-  if (auto res = dyn_cast<DenseF32ResourceElementsAttr>(attr)) {
-    std::optional<ArrayRef<float>> values = res.tryGetAsArrayRef();
-    return values && llvm::all_of(*values, within);
-  }
-  return false;
-}
-
-/// A scalar f32 constant (any shape of one element): its value.
-std::optional<float> scalarConstant(Value v) {
-  DenseElementsAttr attr;
-  if (!matchPattern(v, m_Constant(&attr)) || !attr.isSplat() ||
-      !attr.getElementType().isF32() || attr.getNumElements() != 1)
-    return std::nullopt;
-  return attr.getSplatValue<float>();
+  return true;
 }
 
 /// A mask where(m, x, c) whose c lies below any score (transformers' masking
@@ -159,8 +144,8 @@ std::optional<std::pair<Value, Value>> splitMaskedBias(PatternRewriter &rw,
   auto where = m.getDefiningOp<WhereOp>();
   if (!where)
     return std::nullopt;
-  std::optional<float> c = scalarConstant(where.getY());
-  if (!c || *c > -1e37f)
+  std::optional<double> c = scalarValue(where.getY());
+  if (!c || *c > -1e37)
     return std::nullopt;
   Value x = where.getX();
   Value table = x;
@@ -175,10 +160,9 @@ std::optional<std::pair<Value, Value>> splitMaskedBias(PatternRewriter &rw,
   }
   if (table == x || !boundedConstant(table, 1e6))
     return std::nullopt;
-  auto scalar = RankedTensorType::get({}, rw.getF32Type());
   Value zero = ConstantOp::create(
-      rw, loc, scalar,
-      DenseElementsAttr::get(scalar, rw.getF32FloatAttr(0.0f)));
+      rw, loc,
+      DenseElementsAttr::get(RankedTensorType::get({}, rw.getF32Type()), 0.0f));
   Value masked = createInferred<WhereOp>(
       rw, loc, rw.getF32Type(), where.getCondition(), zero, where.getY());
   return std::make_pair(x, masked);

@@ -106,8 +106,7 @@ std::optional<LastAxisSlice> asLastAxisSlice(Value v) {
                        s.getSteps()[0]};
 }
 
-/// The row-major bytes of a float constant (a splat expanded).
-static std::optional<std::vector<char>> constantBytes(Value v) {
+std::optional<std::vector<char>> constantBytes(Value v) {
   auto cst = v.getDefiningOp<ConstantOp>();
   if (!cst)
     return std::nullopt;
