@@ -85,6 +85,7 @@ namespace {
 /// A head with fewer than kFewRows query rows per task takes the few-row
 /// path.
 constexpr int64_t kRowBlock = 48, kBf16RowBlock = 64, kFewRows = 12;
+static_assert(kBf16RowBlock >= kRowBlock); // packedRows' inv[]
 /// How many rows ahead of the mask pass a mask's rows are prefetched
 /// (Call::prefetchMaskRows).
 constexpr int64_t kMaskRowsAhead = 4;
@@ -828,11 +829,15 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
     Past::copyHead(past.k, *k, b, h, stream);
     Past::copyHead(past.v, *v, b, h, stream);
   };
+  // Every K/V head's past rows, a task each, with plain stores.
+  auto copyAllPast = [&] {
+    forEach(k->sizes[0] * kvHeads, threads > 1,
+            [&](int64_t t) { copyPast(t / kvHeads, t % kvHeads, false); });
+  };
   if (batch == 0 || heads == 0 || sq == 0 || dv == 0) {
     // No output, but the cache's rows are still the call's to write.
     if (copies)
-      forEach(k->sizes[0] * kvHeads, threads > 1,
-              [&](int64_t t) { copyPast(t / kvHeads, t % kvHeads, false); });
+      copyAllPast();
     return;
   }
   masks = std::clamp<int64_t>(masks, 0, 2);
@@ -866,8 +871,7 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
   // first, one task per K/V head.
   bool copyInTask = copies && group == 1 && split == 1;
   if (copies && !copyInTask)
-    forEach(batch * kvHeads, threads > 1,
-            [&](int64_t t) { copyPast(t / kvHeads, t % kvHeads, false); });
+    copyAllPast();
   if (sk == 0) {
     // No keys: every row is empty, and gives zeros.
     for (int64_t b = 0; b < batch; ++b)
