@@ -50,6 +50,10 @@ Report collect(ModuleOp module, bool attentionKernel) {
         e.algorithm = a.getAlgorithm().str();
         e.reason = a.getReason().str();
       }
+      if (llvm::any_of(a.getMasks(), [](Value m) {
+            return m.getDefiningOp<ToeplitzOp>() != nullptr;
+          }))
+        e.epilogue.push_back("relative position bias per diagonal");
     } else if (isa<LayerNormOp>(op)) {
       e.kind = "layer_norm";
       if (cast<LayerNormOp>(op).getResidual())

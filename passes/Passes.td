@@ -97,6 +97,22 @@ def FuseAttention : FusionPass<"transfuse-fuse-attention", "softmax"> {
   }];
 }
 
+def CompactRelativeBias : FusionPass<"transfuse-compact-relative-bias",
+                                     "attention with a gathered bias"> {
+  let summary = "Compute a relative position bias once per diagonal";
+  let description = [{
+    Anchors on `attention`. A mask that is a gather from a table (through
+    transposes and unsqueezes, its last two dims the gather's two index
+    dims), whose [Sq, Sk] index is an elementwise function (with scalars
+    and splats of its shape) of range(k0, k1)[None, :] -
+    range(q0, q1)[:, None] or its negation, each range of step 1: T5's
+    bucketed relative position bias. That index depends on j - i only, so
+    the pass computes it over the Sq + Sk - 1 differences, gathers that
+    many rows, and passes `toeplitz` of the result as the mask. The values
+    are those of the original at every position.
+  }];
+}
+
 def FuseLinear : FusionPass<"transfuse-fuse-linear", "matmul"> {
   let summary = "Raise MatMul by a matrix plus its epilogue into `linear`";
   let description = [{

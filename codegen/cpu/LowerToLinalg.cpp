@@ -994,6 +994,48 @@ struct LowerTrilu : OpRewritePattern<TriluOp> {
   }
 };
 
+/// out[..., i, j] = input[..., j - i + rows - 1], materialized. Left for
+/// later while an `attention` reads it: the runtime kernel's lowering reads
+/// the input through a view instead (LowerFused.cpp), and the op then goes
+/// unless something else reads it.
+struct LowerToeplitz : OpRewritePattern<ToeplitzOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ToeplitzOp op,
+                                PatternRewriter &rw) const override {
+    if (llvm::any_of(op->getUsers(), llvm::IsaPred<AttentionOp>))
+      return rw.notifyMatchFailure(op, "an attention reads it");
+    Location loc = op.getLoc();
+    Value in = op.getInput();
+    auto t = cast<RankedTensorType>(op.getType());
+    int64_t r = t.getRank();
+    SmallVector<Value> dims = getDimValues(rw, loc, in);
+    Value rows = extractIndex(rw, loc, op.getSizes(), 0);
+    dims.back() = rows;
+    dims.push_back(extractIndex(rw, loc, op.getSizes(), 1));
+    Value init = createEmpty(rw, loc, t, dims);
+    SmallVector<utils::IteratorType> iters(r, utils::IteratorType::parallel);
+    Value out =
+        linalg::GenericOp::create(
+            rw, loc, TypeRange{t}, ValueRange{}, ValueRange{init},
+            ArrayRef<AffineMap>{rw.getMultiDimIdentityMap(r)}, iters,
+            [&](OpBuilder &b, Location l, ValueRange) {
+              SmallVector<Value> at;
+              for (int64_t d = 0; d < r - 2; ++d)
+                at.push_back(linalg::IndexOp::create(b, l, d));
+              Value i = linalg::IndexOp::create(b, l, r - 2);
+              Value j = linalg::IndexOp::create(b, l, r - 1);
+              Value last = arith::SubIOp::create(b, l, rows, cIdx(b, l, 1));
+              at.push_back(arith::AddIOp::create(
+                  b, l, arith::SubIOp::create(b, l, j, i), last));
+              linalg::YieldOp::create(
+                  b, l, tensor::ExtractOp::create(b, l, in, at).getResult());
+            })
+            .getResult(0);
+    rw.replaceOp(op, out);
+    return success();
+  }
+};
+
 struct LowerCumSum : OpRewritePattern<CumSumOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(CumSumOp op, PatternRewriter &rw) const override {
@@ -1121,9 +1163,9 @@ void transfuse::cpu::populateLowerToLinalgPatterns(RewritePatternSet &patterns) 
   patterns.add<LowerReduce<ReduceMeanOp>, LowerReduce<ReduceSumOp>,
                LowerReduce<ReduceMaxOp>, LowerSoftmax, LowerLayerNorm,
                LowerMatMul, LowerGather, LowerGatherElements, LowerGatherND,
-               LowerTranspose, LowerReshape,
-               LowerSqueezeLike<SqueezeOp>, LowerSqueezeLike<UnsqueezeOp>,
-               LowerConcat, LowerSlice, LowerExpand, LowerShape,
-               LowerConstantOfShape, LowerRange, LowerTrilu, LowerCumSum,
-               LowerConstant>(patterns.getContext());
+               LowerTranspose, LowerReshape, LowerSqueezeLike<SqueezeOp>,
+               LowerSqueezeLike<UnsqueezeOp>, LowerConcat, LowerSlice,
+               LowerExpand, LowerShape, LowerConstantOfShape, LowerRange,
+               LowerTrilu, LowerToeplitz, LowerCumSum, LowerConstant>(
+      patterns.getContext());
 }

@@ -841,6 +841,32 @@ LogicalResult Inferer::infer(Operation *op) {
         push({n}, elem);
         return success();
       })
+      .Case([&](ToeplitzOp op) -> LogicalResult {
+        auto t = tensorType(op.getInput());
+        auto s = tensorType(op.getSizes());
+        if (t.getRank() < 1)
+          return fail("input must have rank >= 1");
+        if (s.getRank() != 1 || s.getDimSize(0) != 2)
+          return fail("sizes must be a 2-entry 1-D tensor (rows, cols)");
+        Shape out(t.getShape().drop_back());
+        int64_t rows = kDyn, cols = kDyn;
+        if (auto v = getPartialIntValues(op.getSizes())) {
+          rows = (*v)[0];
+          cols = (*v)[1];
+        }
+        if ((rows != kDyn && rows < 0) || (cols != kDyn && cols < 0))
+          return fail("sizes must not be negative");
+        int64_t l = t.getShape().back();
+        if (rows != kDyn && cols != kDyn && l != kDyn &&
+            l != std::max<int64_t>(rows + cols - 1, 0))
+          return fail(llvm::formatv(
+              "the input's last dim is {0}, not rows + cols - 1 = {1}", l,
+              rows + cols - 1));
+        out.push_back(rows);
+        out.push_back(cols);
+        push(out, t.getElementType());
+        return success();
+      })
       .Case([&](TriluOp op) -> LogicalResult {
         auto t = tensorType(op.getInput());
         if (t.getRank() < 2)

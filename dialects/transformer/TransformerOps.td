@@ -276,6 +276,22 @@ def Transformer_RangeOp : Transformer_Op<"range"> {
   let results = (outs Transformer_Tensor:$result);
 }
 
+def Transformer_ToeplitzOp : Transformer_Op<"toeplitz"> {
+  let summary = "Spread diagonals over [rows, cols]: out[..., i, j] = input[..., j - i + rows - 1]";
+  let description = [{
+    `input` is [..., L] with L = rows + cols - 1 (rows and cols from the
+    2-entry i64 `sizes`); the result is [..., rows, cols], constant along
+    each diagonal. Never imported: `transfuse-compact-relative-bias` builds
+    it for a relative position bias, which depends on the key's position
+    less the query's only, so that the bias is computed and read at
+    rows + cols - 1 positions instead of rows x cols. The CPU lowering of
+    an attention that takes it as a mask reads it as a strided view of
+    `input` (row stride -1); any other reader gets it materialized.
+  }];
+  let arguments = (ins Transformer_Tensor:$input, Transformer_I64Tensor:$sizes);
+  let results = (outs Transformer_Tensor:$result);
+}
+
 def Transformer_TriluOp : Transformer_Op<"trilu"> {
   let summary = "Keep the upper or lower triangle of the last two dims";
   let arguments = (ins Transformer_Tensor:$input, Transformer_I64Tensor:$k,

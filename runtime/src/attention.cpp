@@ -619,11 +619,14 @@ struct Call {
   /// encoder at 512 tokens (profile, two runs each): the attention 97.4 /
   /// 95.4 -> 92.3 / 91.6 ms per run at one thread, 44.7 / 44.1 -> 41.5 /
   /// 41.7 at two; level at 128 tokens. All of a block's rows before its
-  /// product instead: about half of that (the prefetches stalled).
+  /// product instead: about half of that (the prefetches stalled). Not a
+  /// mask whose rows overlap (a relative position bias read through a view
+  /// of its diagonals: a few KB per head, in cache).
   void prefetchMaskRows(int64_t b, int64_t h, int64_t i0, int64_t i1) const {
     for (int64_t t = 0; t < maskCount; ++t) {
       const Desc4D &m = *masks[t];
-      if (m.sizes[2] == 1 || m.sizes[3] == 1 || m.strides[3] != 1)
+      if (m.sizes[2] == 1 || m.sizes[3] == 1 || m.strides[3] != 1 ||
+          std::abs(m.strides[2]) < m.sizes[3])
         continue;
       for (int64_t i = i0; i < i1; ++i) {
         const char *row =

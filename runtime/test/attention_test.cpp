@@ -63,7 +63,7 @@ struct Tensor4 {
          {strides[0], strides[1], strides[2], strides[3]}};
   }
   float &at(int64_t a, int64_t b, int64_t c, int64_t e) {
-    return v[a * d.strides[0] + b * d.strides[1] + c * d.strides[2] +
+    return v[d.offset + a * d.strides[0] + b * d.strides[1] + c * d.strides[2] +
              e * d.strides[3]];
   }
   /// Element [a, b, c, e] of the scores' shape with size-1 dims broadcast.
@@ -84,6 +84,10 @@ enum class Keys {
   // but for the last row of the last batch (read as it is).
   Expanded,
   ExpandedButLastRow,
+  // The bias only: [1, H, Sq, Sk] as a view of [1, H, Sq + Sk - 1]
+  // diagonals, row i starting at element Sq - 1 - i (row stride -1), as
+  // the lowering passes a relative position bias (`toeplitz`).
+  Diagonals,
 };
 
 struct Case {
@@ -127,10 +131,21 @@ void check(const Case &c) {
     if (c.padKeys == Keys::ExpandedButLastRow)
       pad.at(c.batch - 1, 0, c.sq - 1, 0) += 1.0f;
   }
-  Tensor4 bias({1, c.heads, c.sq, c.biasKeys == Keys::One ? 1 : c.sk},
+  bool diagonals = c.biasKeys == Keys::Diagonals;
+  int64_t diags = c.sq + c.sk - 1;
+  Tensor4 bias({1, c.heads, diagonals ? 1 : c.sq,
+                diagonals                 ? diags
+                : c.biasKeys == Keys::One ? 1
+                                          : c.sk},
                c.biasKeys == Keys::Strided ? std::array<int, 4>{0, 1, 3, 2}
                                            : plain,
                6.0f, -2.0f, 2.0f);
+  if (diagonals)
+    bias.d = {bias.v.data(),
+              bias.v.data(),
+              c.sq - 1,
+              {1, c.heads, c.sq, c.sk},
+              {c.heads * diags, diags, -1, 1}};
   // Row 0 of head 0 fully masked: zeros out.
   if (c.masks == 2)
     for (int64_t j = 0; j < bias.d.sizes[3]; ++j)
@@ -277,8 +292,15 @@ TEST(Attention, MaskKinds) {
   for (bool bf16 : {false, true})
     for (K pad : {K::Expanded, K::ExpandedButLastRow})
       check({2, 2, 2, 50, 70, 16, 16, 2, false, bf16, pad, K::Unit});
+  // A relative position bias read through a view of its diagonals, with
+  // more keys than queries and fewer.
+  for (bool bf16 : {false, true}) {
+    check({1, 2, 2, 50, 70, 16, 16, 2, false, bf16, K::Unit, K::Diagonals});
+    check({1, 3, 3, 97, 20, 16, 16, 2, true, bf16, K::One, K::Diagonals});
+  }
   // The few-row path takes the same row passes.
   check({1, 2, 2, 1, 70, 16, 16, 2, false, false, K::One, K::Unit});
+  check({1, 2, 2, 3, 70, 16, 16, 2, false, false, K::Unit, K::Diagonals});
 }
 
 TEST(Attention, PastRowsCopiedIn) {

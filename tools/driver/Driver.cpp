@@ -117,6 +117,7 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
     fpm.addPass(createFuseNorms({explain}));
     fpm.addPass(createFuseRotary({explain}));
     fpm.addPass(createFuseAttention({explain}));
+    fpm.addPass(createCompactRelativeBias({explain}));
     fpm.addPass(createFuseLinear({explain}));
     fpm.addPass(createMergeProjections({explain}));
     SelectAttentionOptions select;

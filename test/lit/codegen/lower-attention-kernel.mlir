@@ -51,6 +51,35 @@ func.func @two_masks(%q: tensor<1x8x?x32xf32>, %k: tensor<1x2x?x32xf32>, %bias: 
 
 // -----
 
+// A relative position bias as `toeplitz` of its [1, H, L] diagonals: the
+// kernel reads it through a view of that buffer, row i starting at element
+// Sq - 1 - i (offset + (Sq - 1) * stride, row stride -stride); no
+// [1, H, Sq, Sk] tensor is built. Without the kernel (LOOPS), the attention
+// reads the bias materialized by a linalg.generic.
+// CHECK-LABEL: func.func @toeplitz_bias
+// CHECK: %[[D:.*]] = bufferization.to_buffer %arg1 read_only
+// CHECK: %[[BASE:.*]], %[[OFF:.*]], %[[SIZES:.*]]:3, %[[STRIDES:.*]]:3 = memref.extract_strided_metadata %[[D]]
+// CHECK: %[[ROWS:.*]] = arith.index_cast
+// CHECK: %[[COLS:.*]] = arith.index_cast
+// CHECK: %[[LAST:.*]] = arith.subi %[[ROWS]], %c1
+// CHECK: %[[SKIP:.*]] = arith.muli %[[LAST]], %[[STRIDES]]#2
+// CHECK: %[[START:.*]] = arith.addi %[[OFF]], %[[SKIP]]
+// CHECK: %[[BACK:.*]] = arith.subi %c0, %[[STRIDES]]#2
+// CHECK: %[[VIEW:.*]] = memref.reinterpret_cast %[[D]] to offset: [%[[START]]], sizes: [%c1, %c2, %[[ROWS]], %[[COLS]]], strides: [%[[STRIDES]]#0, %[[STRIDES]]#1, %[[BACK]], %[[STRIDES]]#2]
+// CHECK: call @transfuse_attention_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[VIEW]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
+// CHECK-NOT: linalg.generic
+// LOOPS-LABEL: func.func @toeplitz_bias
+// LOOPS: linalg.generic
+// LOOPS: arith.subi
+// LOOPS: tensor.extract %arg1
+func.func @toeplitz_bias(%q: tensor<1x2x?x8xf32>, %diag: tensor<1x2x?xf32>, %sizes: tensor<2xi64>) -> tensor<1x2x?x8xf32> {
+  %b = transformer.toeplitz %diag, %sizes : (tensor<1x2x?xf32>, tensor<2xi64>) -> tensor<1x2x?x?xf32>
+  %0 = transformer.attention %q, %q, %q, %b {scale = 1.0 : f32, algorithm = "by_length"} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x?xf32>) -> tensor<1x2x?x8xf32>
+  return %0 : tensor<1x2x?x8xf32>
+}
+
+// -----
+
 // Negative: three masks do not fit the kernel's two; generated loops.
 // CHECK-LABEL: func.func @three_masks
 // CHECK-NOT: call @transfuse_attention_f32

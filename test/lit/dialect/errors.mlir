@@ -127,3 +127,20 @@ func.func @linear_gated_odd(%x: tensor<2x32xf32>, %w: tensor<32x7xf32>) {
   %0 = transformer.linear %x, %w {activation = "silu", gated = true} : (tensor<2x32xf32>, tensor<32x7xf32>) -> tensor<2x3xf32>
   return
 }
+
+// -----
+
+func.func @toeplitz_sizes(%d: tensor<2x7xf32>, %s: tensor<3xi64>) {
+  // expected-error @+1 {{sizes must be a 2-entry 1-D tensor (rows, cols)}}
+  %0 = transformer.toeplitz %d, %s : (tensor<2x7xf32>, tensor<3xi64>) -> tensor<2x?x?xf32>
+  return
+}
+
+// -----
+
+func.func @toeplitz_length(%d: tensor<2x7xf32>) {
+  %s = transformer.constant dense<[4, 5]> : tensor<2xi64>
+  // expected-error @+1 {{the input's last dim is 7, not rows + cols - 1 = 8}}
+  %0 = transformer.toeplitz %d, %s : (tensor<2x7xf32>, tensor<2xi64>) -> tensor<2x4x5xf32>
+  return
+}

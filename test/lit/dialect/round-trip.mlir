@@ -33,6 +33,13 @@ func.func @shapes(%x: tensor<?x?x88xf32>) -> tensor<3xi64> {
   return %0 : tensor<3xi64>
 }
 
+// CHECK-LABEL: func @toeplitz
+func.func @toeplitz(%d: tensor<1x12x?xf32>, %s: tensor<2xi64>) -> tensor<1x12x?x?xf32> {
+  // CHECK: transformer.toeplitz %arg0, %arg1 : (tensor<1x12x?xf32>, tensor<2xi64>) -> tensor<1x12x?x?xf32>
+  %0 = transformer.toeplitz %d, %s : (tensor<1x12x?xf32>, tensor<2xi64>) -> tensor<1x12x?x?xf32>
+  return %0 : tensor<1x12x?x?xf32>
+}
+
 // CHECK-LABEL: func @matmul_broadcast
 func.func @matmul_broadcast(%q: tensor<?x4x?x22xf32>, %k: tensor<?x4x22x?xf32>, %v: tensor<88x88xf32>, %h: tensor<?x?x88xf32>) -> tensor<?x?x88xf32> {
   // CHECK: transformer.matmul {{.*}} -> tensor<?x4x?x?xf32>
