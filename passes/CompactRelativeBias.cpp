@@ -289,9 +289,10 @@ private:
 /// unsqueeze added.
 constexpr int64_t kRow = -1, kCol = -2, kUnit = -3;
 
-/// The gather from a constant table, with a [Sq, Sk] index, that `mask` is
-/// through transposes and unsqueezes, and which gather dim each of the
-/// mask's dims is; nullopt when the mask is not such a value.
+/// The gather (axis 0, a [Sq, Sk] index) that `mask` is through transposes
+/// and unsqueezes, and which gather dim each of the mask's dims is; nullopt
+/// when the mask is not such a value. The table may be any tensor: a
+/// gather by an index that depends on j - i only does too.
 struct BiasSource {
   GatherOp gather;
   SmallVector<int64_t> dims;
