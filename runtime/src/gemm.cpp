@@ -37,6 +37,9 @@
 // score product, K^T), dot products of A's rows with those columns
 // (matmulFewRowsTransposed).
 //
+// matmulF32PackedA takes an A already in its panels (the attention's
+// probabilities, written there by its softmax pass).
+//
 // Threads: the pool in thread_pool.cpp. Packing A is split by row panels;
 // the product by (row block, column chunk) tasks, several per thread and
 // shrinking toward the end (ColumnChunks in gemm.h), taken dynamically.
@@ -69,6 +72,7 @@ namespace profile = transfuse::runtime::profile;
 namespace {
 
 constexpr int64_t kMr = 12, kNr = 32, kKc = 256, kMc = 240;
+static_assert(kMr == kF32PanelRows); // matmulF32PackedA's panels
 /// On AVX-512, a K up to this is one pass, its B slice (96 KiB) read from
 /// L2 by each row panel, so that C's tiles are written once instead of
 /// read and written again on every later pass: a cold C (a model's output
@@ -435,7 +439,8 @@ constexpr Isa kAvx512{kKernels, kStreamKernels, packA, true, kWholeK},
 /// generic x86-64 code the driver cost bert-base 3-6%.
 __attribute__((always_inline)) inline void
 matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
-             bool accumulate, const Epilogue *ep, const Isa &isa) {
+             bool accumulate, const Epilogue *ep, const Isa &isa,
+             const float *aPanels = nullptr) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t rowPanels = (m + kMr - 1) / kMr, colPanels = (n + kNr - 1) / kNr;
   // Tasks: row blocks of kMc rows x column chunks (ColumnChunks: large ones
@@ -444,11 +449,12 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   int64_t threads = parallel(m, n, k) ? numThreads() : 1;
   bool unitColumns = c.strides[1] == 1;
   // Decode with few rows: kernelStreams, on A in place.
-  bool streams = rowPanels == 1 && isa.multiStream && unitColumns &&
+  bool streams = !aPanels && rowPanels == 1 && isa.multiStream && unitColumns &&
                  m <= kStreamRows;
-  Scratch<float> aPack(streams ? 0 : rowPanels * kMr * k);
-  if (!streams)
+  Scratch<float> aPack(streams || aPanels ? 0 : rowPanels * kMr * k);
+  if (!streams && !aPanels)
     isa.packA(a, aPack.data, threads > 1);
+  const float *aBase = aPanels ? aPanels : aPack.data;
   int64_t rowBlocks = (m + kMc - 1) / kMc;
   ColumnChunks chunks(colPanels, threads,
                       kChunkBytes / (std::min(m, kMc) * 32 * sizeof(float)));
@@ -510,7 +516,7 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
         laneMasks(w, m0, m1);
         for (int64_t ip = ip0; ip < ip1; ++ip) {
           int64_t h = std::min(kMr, m - ip * kMr);
-          const float *ap = aPack.data + ip * k * kMr + p0 * kMr;
+          const float *ap = aBase + ip * k * kMr + p0 * kMr;
           float *cij = c.at(ip * kMr, j);
           if (unitColumns) {
             // The tile of C this task computes next (the next row panel's,
@@ -738,6 +744,15 @@ _mlir_ciface_transfuse_matmul_f32(Desc2D *a, Desc2D *b, Desc2D *c,
   Scratch<float> bPack((n + kNr - 1) / kNr * kNr * k);
   packB(*b, bPack.data, parallel(a->sizes[0], n, k));
   product(*a, bPack.data, *c, accumulate, nullptr);
+}
+
+__attribute__((target("avx512f"))) void
+transfuse::runtime::gemm::matmulF32PackedA(const float *aPanels, int64_t m,
+                                           int64_t k, const float *packed,
+                                           const Desc2D &c) {
+  Desc2D a{nullptr, nullptr, 0, {m, k}, {k, 1}};
+  if (needsProduct(a, c, false))
+    matmulPanels(a, packed, c, false, nullptr, kAvx512, aPanels);
 }
 
 /// B prepacked at compile time: [ceil(N / 32)][K][32].

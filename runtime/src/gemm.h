@@ -361,6 +361,14 @@ void matmulBf16PrepackedA(const uint16_t *aPacked, int64_t m, int64_t k,
                           const uint16_t *packed, const Desc2D &c,
                           bool accumulate);
 
+/// C = A * B on AVX-512 (f32Path() == Avx512 only), A (m x k) already in
+/// the f32 GEMM's A panels: ceil(m / 12) panels of [k][12] floats, row r
+/// of panel i at aPanels + i * 12 * k + p * 12 + r for K step p (rows past
+/// m unread); B from packF32Panels.
+void matmulF32PackedA(const float *aPanels, int64_t m, int64_t k,
+                      const float *packed, const Desc2D &c);
+constexpr int64_t kF32PanelRows = 12;
+
 /// n floats from src to dst (memref_copy.cpp): with AVX-512, non-temporal
 /// stores past dst's first 64-byte boundary, so that dst is not read into
 /// the cache before it is overwritten (then _mm_sfence before another
