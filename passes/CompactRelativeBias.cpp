@@ -31,15 +31,6 @@ using namespace transfuse::transformer;
 
 namespace {
 
-/// Ops whose result element [i, j] is a function of their operands'
-/// elements [i, j] alone (with ONNX broadcasting).
-bool isElementwise(Operation *op) {
-  return isa<AddOp, SubOp, MulOp, DivOp, PowOp, MinOp, MaxOp, EqualOp, LessOp,
-             GreaterOp, AndOp, OrOp, ModOp, SqrtOp, ReciprocalOp, ErfOp, TanhOp,
-             ExpOp, LogOp, NegOp, AbsOp, ReluOp, SigmoidOp, SinOp, CosOp,
-             FloorOp, CeilOp, NotOp, IsNaNOp, CastOp, WhereOp>(op);
-}
-
 /// A 1-D integer `range` with a constant step of +1 (its start and limit
 /// are any scalars).
 RangeOp unitRange(Value v) {
@@ -193,7 +184,7 @@ private:
       return Kind::Diagonals;
     }
     Operation *def = v.getDefiningOp();
-    if (!def || !isElementwise(def)) {
+    if (!def || !isElementwiseOp(def)) {
       why = "a term of the position index is " +
             (def ? nodeName(def) : std::string("a function argument")) +
             ", not an elementwise op of the positions and scalars";

@@ -179,10 +179,7 @@ struct LowerElementwiseOp : RewritePattern {
 
   LogicalResult matchAndRewrite(Operation *op,
                                 PatternRewriter &rewriter) const override {
-    if (!isa<AddOp, SubOp, MulOp, DivOp, PowOp, MinOp, MaxOp, EqualOp, LessOp,
-             GreaterOp, AndOp, OrOp, NotOp, SqrtOp, ReciprocalOp, ErfOp,
-             TanhOp, ExpOp, LogOp, SinOp, CosOp, FloorOp, CeilOp, NegOp, AbsOp,
-             ReluOp, SigmoidOp, CastOp, WhereOp, IsNaNOp, ModOp>(op))
+    if (!isElementwiseOp(op))
       return failure();
     auto outType = cast<RankedTensorType>(op->getResult(0).getType());
     Type outElem = outType.getElementType();

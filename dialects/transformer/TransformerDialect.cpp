@@ -27,3 +27,10 @@ Operation *TransformerDialect::materializeConstant(OpBuilder &builder,
 
 #define GET_OP_CLASSES
 #include "dialects/transformer/TransformerOps.cpp.inc"
+
+bool transfuse::transformer::isElementwiseOp(Operation *op) {
+  return isa<AddOp, SubOp, MulOp, DivOp, PowOp, MinOp, MaxOp, EqualOp, LessOp,
+             GreaterOp, AndOp, OrOp, NotOp, SqrtOp, ReciprocalOp, ErfOp, TanhOp,
+             ExpOp, LogOp, SinOp, CosOp, FloorOp, CeilOp, NegOp, AbsOp, ReluOp,
+             SigmoidOp, CastOp, WhereOp, IsNaNOp, ModOp>(op);
+}

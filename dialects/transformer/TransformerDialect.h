@@ -16,4 +16,11 @@
 #define GET_OP_CLASSES
 #include "dialects/transformer/TransformerOps.h.inc"
 
+namespace transfuse::transformer {
+/// The elementwise graph ops: one result, whose every element is a
+/// function of the same element of each operand after ONNX broadcasting
+/// (the binary and unary ops, cast, where, is_nan, mod).
+bool isElementwiseOp(mlir::Operation *op);
+} // namespace transfuse::transformer
+
 #endif
