@@ -394,17 +394,17 @@ expRowToBf16Panel(const float *s, int64_t n, float mx, int64_t kp,
 /// e = exp(s - mx) (expLanes) goes to row r of the panels (gemm.h,
 /// matmulF32PackedA: K step p of row r at panels + (r / 12) * 12 * n +
 /// p * 12 + r % 12), and sums[r] gets its sum (as expRowAvx512 sums); a
-/// row whose max is -inf gets zeros. Four rows at a time are transposed
-/// in registers as the GEMM's own packing does (four 4 x 4 blocks per
-/// 128-bit lane), so P is written once, already in the product's layout,
-/// instead of exponentiated in place and then packed. The attention alone
-/// (12 heads, 512 tokens, a T5-like bias, one thread): 5.52-5.81 ->
-/// 5.03-5.53 ms, 2.89 -> 2.63-2.65 at two threads; the t5-base encoder at
-/// 512 tokens (profile, one thread) 71.2 / 73.1 -> 64.3 / 67.3 ms of
-/// attention per run, and paired runs 499.5 -> 492.6 ms; bert-base at 512
-/// tokens 545.2 -> 520.4 ms (4 rounds, faster in each).
+/// row whose max is -inf gets zeros. Four rows at a time go through the
+/// GEMM's own transposing store (storeRows4), so P is written once,
+/// already in the product's layout, instead of exponentiated in place and
+/// then packed. The attention alone (12 heads, 512 tokens, a T5-like bias,
+/// one thread): 5.52-5.81 -> 5.03-5.53 ms, 2.89 -> 2.63-2.65 at two
+/// threads; the t5-base encoder at 512 tokens (profile, one thread) 71.2 /
+/// 73.1 -> 64.3 / 67.3 ms of attention per run, and paired runs 499.5 ->
+/// 492.6 ms; bert-base at 512 tokens 545.2 -> 520.4 ms (4 rounds, faster
+/// in each).
 __attribute__((target("avx512f"))) void
-expRowsToF32Panels(const float *s, int64_t ld, int64_t rows, int64_t n,
+expRowsToF32Panels(float *s, int64_t ld, int64_t rows, int64_t n,
                    const float *mx, float *panels, float *sums) {
   constexpr int64_t kR = kF32PanelRows;
   static_assert(kR % 4 == 0);
@@ -415,77 +415,40 @@ expRowsToF32Panels(const float *s, int64_t ld, int64_t rows, int64_t n,
     bool whole = g == 4;
     for (int64_t q = 0; q < g; ++q)
       whole &= mx[r0 + q] != kNegInf;
-    if (whole) {
-      __m512 max[4], acc[4];
-      for (int q = 0; q < 4; ++q) {
-        max[q] = _mm512_set1_ps(mx[r0 + q]);
-        acc[q] = _mm512_setzero_ps();
-      }
-      for (int64_t p = 0; p < vecN; p += 16) {
-        __m512 e[4];
-        for (int q = 0; q < 4; ++q) {
-          e[q] = expLanes(0xFFFF, s + (r0 + q) * ld + p, max[q]);
-          acc[q] = _mm512_add_ps(acc[q], e[q]);
-        }
-        __m512 t0 = _mm512_unpacklo_ps(e[0], e[1]),
-               t1 = _mm512_unpackhi_ps(e[0], e[1]),
-               t2 = _mm512_unpacklo_ps(e[2], e[3]),
-               t3 = _mm512_unpackhi_ps(e[2], e[3]);
-        // u[q], lane L: rows r0..r0+3 of K step p + 4 L + q.
-        __m512 u[4] = {
-            _mm512_castpd_ps(
-                _mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
-            _mm512_castpd_ps(
-                _mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
-            _mm512_castpd_ps(
-                _mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
-            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1),
-                                                _mm512_castps_pd(t3)))};
-        for (int q = 0; q < 4; ++q) {
-          float *d = dst + (p + q) * kR;
-          _mm_storeu_ps(d, _mm512_castps512_ps128(u[q]));
-          _mm_storeu_ps(d + 4 * kR, _mm512_extractf32x4_ps(u[q], 1));
-          _mm_storeu_ps(d + 8 * kR, _mm512_extractf32x4_ps(u[q], 2));
-          _mm_storeu_ps(d + 12 * kR, _mm512_extractf32x4_ps(u[q], 3));
-        }
-      }
-      if (vecN < n) {
-        __mmask16 lanes = firstLanes(n - vecN);
-        for (int q = 0; q < 4; ++q) {
-          __m512 e = expLanes(lanes, s + (r0 + q) * ld + vecN, max[q]);
-          acc[q] = _mm512_add_ps(acc[q], e);
-          alignas(64) float v[16];
-          _mm512_store_ps(v, e);
-          for (int64_t p = vecN; p < n; ++p)
-            dst[p * kR + q] = v[p - vecN];
-        }
-      }
-      for (int q = 0; q < 4; ++q)
-        sums[r0 + q] = _mm512_reduce_add_ps(acc[q]);
-      continue;
-    }
     // Fewer than four rows, or a fully masked one among them: a row at a
-    // time.
-    for (int64_t q = 0; q < g; ++q) {
-      float m = mx[r0 + q];
-      if (m == kNegInf) {
-        for (int64_t p = 0; p < n; ++p)
-          dst[p * kR + q] = 0.0f;
-        sums[r0 + q] = 0.0f;
-        continue;
-      }
-      const __m512 max = _mm512_set1_ps(m);
-      __m512 acc = _mm512_setzero_ps();
-      for (int64_t p = 0; p < n; p += 16) {
-        __m512 e = expLanes(firstLanes(n - p), s + (r0 + q) * ld + p, max);
-        acc = _mm512_add_ps(acc, e);
-        alignas(64) float v[16];
-        _mm512_store_ps(v, e);
-        for (int64_t t = p; t < std::min(n, p + 16); ++t)
-          dst[t * kR + q] = v[t - p];
-      }
-      sums[r0 + q] = _mm512_reduce_add_ps(acc);
+    // time, exponentiated in place, then copied down the panel.
+    for (int64_t q = 0; q < g && !whole; ++q) {
+      float *row = s + (r0 + q) * ld;
+      bool masked = mx[r0 + q] == kNegInf;
+      sums[r0 + q] = masked ? 0.0f : expRowAvx512(row, n, mx[r0 + q]);
+      for (int64_t p = 0; p < n; ++p)
+        dst[p * kR + q] = masked ? 0.0f : row[p];
     }
+    if (!whole)
+      continue;
+    __m512 max[4], acc[4], e[4];
+    for (int q = 0; q < 4; ++q) {
+      max[q] = _mm512_set1_ps(mx[r0 + q]);
+      acc[q] = _mm512_setzero_ps();
+    }
+    for (int64_t p = 0; p < vecN; p += 16) {
+      for (int q = 0; q < 4; ++q) {
+        e[q] = expLanes(0xFFFF, s + (r0 + q) * ld + p, max[q]);
+        acc[q] = _mm512_add_ps(acc[q], e[q]);
+      }
+      storeRows4(e, dst + p * kR);
+    }
+    for (int q = 0; q < 4 && vecN < n; ++q) {
+      __m512 tail =
+          expLanes(firstLanes(n - vecN), s + (r0 + q) * ld + vecN, max[q]);
+      acc[q] = _mm512_add_ps(acc[q], tail);
+      alignas(64) float v[16];
+      _mm512_store_ps(v, tail);
+      for (int64_t p = vecN; p < n; ++p)
+        dst[p * kR + q] = v[p - vecN];
+    }
+    for (int q = 0; q < 4; ++q)
+      sums[r0 + q] = _mm512_reduce_add_ps(acc[q]);
   }
 }
 
@@ -832,7 +795,7 @@ struct Call {
         qRounded(rounded ? kRowBlock * d : 0);
     int64_t rowBlock = onBf16 ? kBf16RowBlock : kRowBlock;
     // f32 on AVX-512: P straight into the GEMM's A panels.
-    bool direct = !bf16 && &ops == &kRowOpsAvx512;
+    bool direct = !bf16 && f32Path() == F32Path::Avx512;
     Scratch<float> pPanels(direct ? (kRowBlock + kF32PanelRows - 1) /
                                         kF32PanelRows * kF32PanelRows * sk
                                   : 0);

@@ -181,32 +181,14 @@ inline void packRow(const Desc2D &a, int64_t ip, int64_t r, int64_t p0,
 }
 
 /// K steps [p, p + 16) of four rows of A with unit column stride (src[q],
-/// q < 4) into a panel's columns r0..r0+3 (dst = panel + r0), transposed in
-/// registers as four 4 x 4 blocks per 128-bit lane, so that every store
-/// writes the four rows of one K step (one store instead of four).
+/// q < 4) into a panel's columns r0..r0+3 (dst = panel + r0), through
+/// storeRows4.
 __attribute__((target("avx512f"))) inline void
 packRows4(const float *const src[4], int64_t p, float *dst) {
-  __m512 v0 = _mm512_loadu_ps(src[0] + p), v1 = _mm512_loadu_ps(src[1] + p),
-         v2 = _mm512_loadu_ps(src[2] + p), v3 = _mm512_loadu_ps(src[3] + p);
-  __m512 t0 = _mm512_unpacklo_ps(v0, v1), t1 = _mm512_unpackhi_ps(v0, v1),
-         t2 = _mm512_unpacklo_ps(v2, v3), t3 = _mm512_unpackhi_ps(v2, v3);
-  // u[q], lane L: rows 0-3 of K step p + 4 L + q.
-  __m512 u[4] = {
-      _mm512_castpd_ps(
-          _mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
-      _mm512_castpd_ps(
-          _mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
-      _mm512_castpd_ps(
-          _mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
-      _mm512_castpd_ps(
-          _mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
-  for (int q = 0; q < 4; ++q) {
-    float *d = dst + (p + q) * kMr;
-    _mm_storeu_ps(d, _mm512_castps512_ps128(u[q]));
-    _mm_storeu_ps(d + 4 * kMr, _mm512_extractf32x4_ps(u[q], 1));
-    _mm_storeu_ps(d + 8 * kMr, _mm512_extractf32x4_ps(u[q], 2));
-    _mm_storeu_ps(d + 12 * kMr, _mm512_extractf32x4_ps(u[q], 3));
-  }
+  __m512 v[4];
+  for (int q = 0; q < 4; ++q)
+    v[q] = _mm512_loadu_ps(src[q] + p);
+  storeRows4(v, dst + p * kMr);
 }
 
 /// A as panels of kMr rows, each [K][kMr] (see packRow). With unit

@@ -369,6 +369,36 @@ void matmulF32PackedA(const float *aPanels, int64_t m, int64_t k,
                       const float *packed, const Desc2D &c);
 constexpr int64_t kF32PanelRows = 12;
 
+/// Rows q < 4 of 16 K steps each (v[q]) into four adjacent rows of an f32
+/// A panel ([K][kF32PanelRows]; dst: the first row's element of the first
+/// K step), transposed in registers as four 4 x 4 blocks per 128-bit lane,
+/// so that each store writes the four rows of one K step (one store
+/// instead of four).
+__attribute__((target("avx512f"), always_inline)) inline void
+storeRows4(const __m512 v[4], float *dst) {
+  constexpr int64_t kR = kF32PanelRows;
+  __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]),
+         t1 = _mm512_unpackhi_ps(v[0], v[1]),
+         t2 = _mm512_unpacklo_ps(v[2], v[3]),
+         t3 = _mm512_unpackhi_ps(v[2], v[3]);
+  // u[q], lane L: rows 0-3 of K step 4 L + q.
+  __m512 u[4] = {_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0),
+                                                     _mm512_castps_pd(t2))),
+                 _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0),
+                                                     _mm512_castps_pd(t2))),
+                 _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1),
+                                                     _mm512_castps_pd(t3))),
+                 _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1),
+                                                     _mm512_castps_pd(t3)))};
+  for (int q = 0; q < 4; ++q) {
+    float *d = dst + q * kR;
+    _mm_storeu_ps(d, _mm512_castps512_ps128(u[q]));
+    _mm_storeu_ps(d + 4 * kR, _mm512_extractf32x4_ps(u[q], 1));
+    _mm_storeu_ps(d + 8 * kR, _mm512_extractf32x4_ps(u[q], 2));
+    _mm_storeu_ps(d + 12 * kR, _mm512_extractf32x4_ps(u[q], 3));
+  }
+}
+
 /// n floats from src to dst (memref_copy.cpp): with AVX-512, non-temporal
 /// stores past dst's first 64-byte boundary, so that dst is not read into
 /// the cache before it is overwritten (then _mm_sfence before another
