@@ -157,6 +157,16 @@ private:
   llvm::DenseMap<Value, Kind> kinds;
   llvm::DenseMap<Value, Value> built;
 
+  /// The scalar `v` repeats (splatOf), when it has the shape of a term
+  /// that is rebuilt: the same everywhere.
+  std::optional<PointerUnion<Attribute, Value>> splat(Value v) {
+    return splatOf(v, index, [&](Value x) {
+      std::string ignored;
+      return tensorType(x).getRank() == 2 &&
+             check(x, ignored) == Kind::Diagonals;
+    });
+  }
+
   std::optional<Kind> classify(Value v, std::string &why) {
     auto t = tensorType(v);
     if (isScalarShaped(t))
@@ -166,13 +176,7 @@ private:
             std::to_string(t.getRank());
       return std::nullopt;
     }
-    // A splat the shape of a term that is rebuilt: the same everywhere.
-    auto sameShape = [&](Value x) {
-      std::string ignored;
-      return tensorType(x).getRank() == 2 &&
-             check(x, ignored) == Kind::Diagonals;
-    };
-    if (splatOf(v, index, sameShape))
+    if (splat(v))
       return Kind::Scalar;
     if (auto rel = relativePositions(v)) {
       if (positions &&
@@ -205,18 +209,13 @@ private:
     auto t = tensorType(v);
     if (isScalarShaped(t))
       return v;
-    std::string ignored;
-    auto sameShape = [&](Value x) {
-      return tensorType(x).getRank() == 2 &&
-             check(x, ignored) == Kind::Diagonals;
-    };
-    if (auto splat = splatOf(v, index, sameShape)) {
-      if (auto scalar = dyn_cast<Value>(*splat))
+    if (auto repeated = splat(v)) {
+      if (auto scalar = dyn_cast<Value>(*repeated))
         return scalar;
       return ConstantOp::create(
           rw, loc,
           DenseElementsAttr::get(RankedTensorType::get({}, t.getElementType()),
-                                 cast<Attribute>(*splat)));
+                                 cast<Attribute>(*repeated)));
     }
     if (relativePositions(v))
       return differences(*positions);
