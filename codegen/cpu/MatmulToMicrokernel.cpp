@@ -459,7 +459,7 @@ struct MatmulToMicrokernelPass
         ep = matchEpilogue(mm, c);
       // A bf16 product that writes C afresh without an epilogue is a linear
       // with none (flags 0): every bf16 product by a weight that writes C
-      // goes through one entry, which transfuse-cpu-bf16-panels rewrites.
+      // goes through one entry, which transfuse-cpu-a-panels rewrites.
       if (ep || (packed && bf16 && !accumulate)) {
         // The epilogue goes into the call, which takes its place (nothing
         // in between writes memory) and writes its output as [M, N].

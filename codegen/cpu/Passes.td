@@ -22,7 +22,7 @@ def OutlineKernels : Pass<"transfuse-cpu-outline-kernels", "mlir::ModuleOp"> {
     With `norm-kernel` (as transfuse-cpu-lower-to-linalg's), the norms that
     the runtime's norm kernel will take (codegen/cpu/RuntimeKernels.h) stay
     inline: their lowering is a call of the runtime already, and inline
-    their output buffer is visible to transfuse-cpu-bf16-panels. With
+    their output buffer is visible to transfuse-cpu-a-panels. With
     `attention-kernel`, so do the attentions the runtime's attention kernel
     takes: inline, its operands can be strided views (a function argument
     is an identity-layout buffer, so each view was copied at the call).
@@ -144,7 +144,7 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     body, output or op in between leaves the pass as it is. With bf16
     weights, a product that writes C afresh without such an epilogue is a
     `transfuse_linear_bf16_packed` too (flags 0, an empty bias, C as the
-    unread residual), so that transfuse-cpu-bf16-panels sees one entry.
+    unread residual), so that transfuse-cpu-a-panels sees one entry.
   }];
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
@@ -155,32 +155,42 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
                            "mlir::memref::MemRefDialect"];
 }
 
-def Bf16Panels : Pass<"transfuse-cpu-bf16-panels", "mlir::ModuleOp"> {
-  let summary = "bf16 products read A as panels that its producer wrote";
+def APanels : Pass<"transfuse-cpu-a-panels", "mlir::ModuleOp"> {
+  let summary = "Products by a weight read A as panels that its producer "
+                "wrote";
   let description = [{
     Runs right after transfuse-cpu-matmul-to-microkernel, on buffers. A
-    bf16 product by a weight rounds its f32 A into AMX tile panels before
-    multiplying, a pass over A (5-8% of bert-base bf16's time). The
-    products here are `transfuse_linear_bf16_packed` calls: every bf16
-    product by a weight that writes C afresh (a plain one has flags 0, see
-    transfuse-cpu-matmul-to-microkernel); one that accumulates into C
-    (`transfuse_matmul_bf16_packed`) is left as it is. When a product's A
-    is the output of the runtime's norm kernel (`transfuse_norm_f32`) or of
-    another such product, that producer writes the panels instead, as each
-    row (norm) or block of C (product) leaves it, and the product reads
-    them:
-      - the producer becomes `transfuse_norm_f32_panels(..., P)` or
-        `transfuse_linear_bf16_panels(A, -, B, C, bias, residual,
-        flags | 2048, P)`, P a fresh `memref<?xbf16>` of
-        bf16_panels.h's A layout for its output's rows;
+    product by a weight first packs its A into the panels its kernels
+    read: rounded into AMX tile panels for bf16 (a pass over A, 5-8% of
+    bert-base bf16's time), in panels of 12 rows for f32 (the FFN-down
+    product's A, [rows, 3072] on t5-base, 6 MiB read and written again).
+    The products here are the calls of the linear entry points:
+      - bf16: `transfuse_linear_bf16_packed`, every bf16 product by a
+        weight that writes C afresh (a plain one has flags 0, see
+        transfuse-cpu-matmul-to-microkernel);
+      - f32: `transfuse_linear_f32_packed`, an f32 product by a weight
+        with an epilogue (a plain one stays
+        `transfuse_matmul_f32_packed`, left as it is).
+    A product that accumulates into C (`transfuse_matmul_bf16_packed`) is
+    left as it is. When a product's A is the output of another product of
+    its kind, or for bf16 of the runtime's norm kernel
+    (`transfuse_norm_f32`), that producer writes the panels instead, as
+    each block of C (product) or row (norm) leaves it, and the product
+    reads them:
+      - the producer becomes `transfuse_linear_{f32,bf16}_panels(A, -, B,
+        C, bias, residual, flags | 2048, P)` or
+        `transfuse_norm_f32_panels(..., P)`, P a fresh `memref<?xf32>`
+        (f32_panels.h's layout) or `memref<?xbf16>` (bf16_panels.h's) for
+        its output's rows;
       - each product reading that output becomes
-        `transfuse_linear_bf16_panels(A, P, B, C, bias, residual,
+        `transfuse_linear_{f32,bf16}_panels(A, P, B, C, bias, residual,
         flags | 1024, -)` (a product can be both);
-      - a producing product whose output nothing else reads (bert-base's
-        FFN-up, read only by FFN-down) writes only the panels
+      - a producing product whose output nothing else reads (the FFN-up
+        product, read only by FFN-down) writes only the panels
         (flags | 4096).
-    The f32 output is still written (other ops read it, and a CPU without
-    the bf16 kernels ignores the panels), so results do not change.
+    The output is still written where other ops read it (and where the
+    runtime does not use panels: decode steps' few rows, a CPU without
+    the kernels that read them), so results do not change.
 
     A product qualifies when its A reaches a `memref.alloc` with the
     identity layout through `memref.cast`, `memref.collapse_shape` and
@@ -189,9 +199,10 @@ def Bf16Panels : Pass<"transfuse-cpu-bf16-panels", "mlir::ModuleOp"> {
     dims but the last, row-major). The producer is the last op before the
     product, in the same block, that uses the buffer (through such views)
     at all other than as another such product's A, and it must be a
-    producer above writing the whole buffer as its output. Anything else
-    (another view, another writer or reader in between, a producer in
-    another block) leaves the product as it is.
+    producer above of the product's kind writing the whole buffer as its
+    output. Anything else (another view, another writer or reader in
+    between, a producer in another block or of the other kind) leaves the
+    product as it is.
   }];
   let dependentDialects = ["mlir::arith::ArithDialect",
                            "mlir::func::FuncDialect",

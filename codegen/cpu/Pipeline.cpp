@@ -51,6 +51,9 @@ extern "C" void _mlir_ciface_transfuse_linear_f32_packed(void *, void *,
 extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(void *, void *,
                                                           void *, void *,
                                                           void *, int64_t);
+extern "C" void _mlir_ciface_transfuse_linear_f32_panels(void *, void *, void *,
+                                                         void *, void *, void *,
+                                                         int64_t, void *);
 extern "C" void _mlir_ciface_transfuse_linear_bf16_panels(void *, void *,
                                                           void *, void *,
                                                           void *, void *,
@@ -251,7 +254,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "unknown-type-conversion=identity-layout-map},"
       "canonicalize,transfuse-cpu-matmul-to-microkernel{precision=" +
       options.precision +
-      "},transfuse-cpu-bf16-panels,"
+      "},transfuse-cpu-a-panels,"
       // buffer-deallocation-pipeline, with buffers freed after their last
       // use instead of at the end of their block.
       "expand-realloc,canonicalize,ownership-based-buffer-deallocation,"
@@ -575,6 +578,8 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
     add("_mlir_ciface_transfuse_attention_f32_past",
         &_mlir_ciface_transfuse_attention_f32_past);
     add("_mlir_ciface_transfuse_norm_f32", &_mlir_ciface_transfuse_norm_f32);
+    add("_mlir_ciface_transfuse_linear_f32_panels",
+        &_mlir_ciface_transfuse_linear_f32_panels);
     add("_mlir_ciface_transfuse_linear_bf16_panels",
         &_mlir_ciface_transfuse_linear_bf16_panels);
     add("_mlir_ciface_transfuse_norm_f32_panels",

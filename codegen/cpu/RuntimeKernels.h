@@ -7,7 +7,7 @@
 // them, the fusion report (passes/FusionReport.cpp) says "kernel" by the
 // first, and transfuse-cpu-outline-kernels leaves the ops the kernels take
 // inline (a call of the runtime has nothing to share; inline, a norm's
-// output can be seen by transfuse-cpu-bf16-panels and the attention's
+// output can be seen by transfuse-cpu-a-panels and the attention's
 // operands can be strided views).
 //
 //===----------------------------------------------------------------------===//

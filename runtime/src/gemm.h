@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "thread_pool.h"
+#include "transfuse/f32_panels.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -324,7 +325,7 @@ bool packBf16Panels(const Desc2D &b, uint16_t *out);
 /// A memref<?xbf16> descriptor: the panels (transfuse/bf16_panels.h) of a
 /// product's A, written by the op that produces A (the norm kernel, a
 /// linear's epilogue) and read by the product
-/// (transfuse-cpu-bf16-panels).
+/// (transfuse-cpu-a-panels).
 struct Desc1DBf16 {
   uint16_t *base, *data;
   int64_t offset, sizes[1], strides[1];
@@ -361,13 +362,27 @@ void matmulBf16PrepackedA(const uint16_t *aPacked, int64_t m, int64_t k,
                           const uint16_t *packed, const Desc2D &c,
                           bool accumulate);
 
+/// The flags of transfuse_linear_{f32,bf16}_panels beyond those of
+/// Epilogue::fromFlags (bits 0-9), as transfuse-cpu-a-panels sets them:
+/// A is read from its panels; C's panels are written; only those.
+constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11,
+                  kPanelsOnly = 1 << 12;
+
+/// Whether an A of m rows goes from its producer to an f32 product as
+/// panels (transfuse_linear_f32_panels): where the packed products run on
+/// AVX-512 or AVX2 (not on the portable loops) and for more rows than a
+/// decode step's (kStreamRows: those products read A in place).
+/// Elsewhere producers write no panels and products read their A, which
+/// is always written then.
+bool f32PanelsUsed(int64_t m);
+
 /// C = A * B on AVX-512 (f32Path() == Avx512 only), A (m x k) already in
 /// the f32 GEMM's A panels: ceil(m / 12) panels of [k][12] floats, row r
 /// of panel i at aPanels + i * 12 * k + p * 12 + r for K step p (rows past
 /// m unread); B from packF32Panels.
 void matmulF32PackedA(const float *aPanels, int64_t m, int64_t k,
                       const float *packed, const Desc2D &c);
-constexpr int64_t kF32PanelRows = 12;
+constexpr int64_t kF32PanelRows = transfuse::f32::kPanelRows;
 
 /// Rows q < 4 of 16 K steps each (v[q]) into four adjacent rows of an f32
 /// A panel ([K][kF32PanelRows]; dst: the first row's element of the first

@@ -36,7 +36,7 @@
 // every round; the FFN's down product with its weight from DRAM (K =
 // 3072, 12 passes) 456 -> 394 us at two.
 // The same buffer in gemm.cpp's f32 product was level (t5-base encoder).
-// Where the compiler asks (transfuse-cpu-bf16-panels), A comes as panels
+// Where the compiler asks (transfuse-cpu-a-panels), A comes as panels
 // its producer wrote, and a block's final values are also rounded into
 // the panels of the product C feeds; where nothing else reads C, only
 // those: bert-base's FFN-up, whose C rows lie 12 KiB apart (the same L1
@@ -778,8 +778,8 @@ _mlir_ciface_transfuse_linear_bf16_packed(Desc2D *a, Desc3DBf16 *b, Desc2D *c,
   bf16Product()(*a, b->data + b->offset, *c, false, &ep, {});
 }
 
-/// transfuse_linear_bf16_packed with A's panels and C's (transfuse-cpu-
-/// bf16-panels): flags as there, plus bit 10: A is read from `aPanels`,
+/// transfuse_linear_bf16_packed with A's panels and C's (transfuse-cpu-a-
+/// panels): flags as there, plus bit 10: A is read from `aPanels`,
 /// which its producer wrote (A's f32 sizes give its shape); bit 11: C's
 /// final values are also rounded into `cPanels` for the product C feeds;
 /// bit 12 (with 11): only the panels need to be written, as nothing else
@@ -794,8 +794,6 @@ _mlir_ciface_transfuse_linear_bf16_panels(Desc2D *a, Desc1DBf16 *aPanels,
                                           int64_t flags, Desc1DBf16 *cPanels) {
   auto scope = profile::Scope::product("linear_bf16_panels", a->sizes[0],
                                        a->sizes[1], c->sizes[1]);
-  constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11,
-                    kPanelsOnly = 1 << 12;
   Epilogue ep = Epilogue::fromFlags(flags & 0x3ff, bias, residual);
   int64_t m = c->sizes[0], k = a->sizes[1], n = c->sizes[1];
   bool usable = bf16PanelsUsed(m);

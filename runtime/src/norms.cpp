@@ -18,7 +18,7 @@
 // _mlir_ciface_transfuse_norm_f32_panels takes one more operand, P
 // (memref<?xbf16>): Y's rows (all dims but the last, in order) are also
 // rounded into the bf16 panels of a product's A there (bf16_panels.h;
-// transfuse-cpu-bf16-panels passes them to the product Y feeds), each row
+// transfuse-cpu-a-panels passes them to the product Y feeds), each row
 // as it is written, while it is in L1.
 //
 // The generated alternative (LowerToLinalg.cpp buildLayerNorm) takes

@@ -4,6 +4,7 @@
 // in double precision.
 #include "gemm.h"
 #include "transfuse/bf16_panels.h"
+#include "transfuse/f32_panels.h"
 
 #include <gtest/gtest.h>
 
@@ -23,6 +24,10 @@ using transfuse::runtime::gemm::Desc3D;
 extern "C" void _mlir_ciface_transfuse_linear_f32_packed(Desc2D *, Desc3D *,
                                                          Desc2D *, Desc1D *,
                                                          Desc2D *, int64_t);
+extern "C" void _mlir_ciface_transfuse_linear_f32_panels(Desc2D *, Desc1D *,
+                                                         Desc3D *, Desc2D *,
+                                                         Desc1D *, Desc2D *,
+                                                         int64_t, Desc1D *);
 
 struct Desc3DBf16 {
   uint16_t *base, *data;
@@ -401,7 +406,7 @@ struct Bf16Weight {
   }
 };
 
-/// Two linears chained through panels, as transfuse-cpu-bf16-panels
+/// Two linears chained through panels, as transfuse-cpu-a-panels
 /// compiles a linear feeding another: the first (GELU, bias) writes its C
 /// and C's panels (with `panelsOnly`, flags | 4096, perhaps only the
 /// panels), the second reads its A from those panels. C1 must be the plain
@@ -469,6 +474,80 @@ TEST(Gemm, Bf16PanelsChain) {
     checkPanelsChain(4, 96, 77, 40, only);  // the fewest rows with panels
     checkPanelsChain(37, 600, 77, 45, only); // edge rows and columns
     checkPanelsChain(250, 520, 2400, 300, only); // several tasks, row blocks
+  }
+}
+
+/// The f32 linears chained through panels, as transfuse-cpu-a-panels
+/// compiles a linear feeding another: the first (ReLU, bias, residual)
+/// writes its C and C's panels (with `panelsOnly`, perhaps only the
+/// panels), the second (bias) reads its A from those panels. C1 must be
+/// the plain linear's (unless panelsOnly), the panels f32_panels.h's
+/// layout of the plain C1 exactly, and the second product, whose A is NaN
+/// where the panels are read, must equal the same linear on the plain C1
+/// bit for bit. C1 may have strided columns (`cstride` 2: the product's
+/// tile-buffer path). Where the panels are not used (TRANSFUSE_GEMM=
+/// portable, a decode step's few rows), none are written or read and C1
+/// is written whatever the flags.
+void checkF32PanelsChain(int64_t m, int64_t k, int64_t n1, int64_t n2,
+                         bool panelsOnly, int64_t cstride = 1) {
+  namespace f32 = transfuse::f32;
+  bool usable = transfuse::runtime::gemm::f32PanelsUsed(m);
+  Matrix a(m, k, k, 1.0f), b1(k, n1, n1, 2.0f), b2(n1, n2, n2, 3.0f),
+      bias(1, n1, n1, 4.0f), res(m, n1, n1, 5.0f);
+  Packed w1(b1), w2(b2);
+  Desc1D bd{bias.v.data(), bias.v.data(), 0, {n1}, {1}};
+  std::vector<float> c1v(m * n1 * cstride, 7.0f);
+  Desc2D c1{c1v.data(), c1v.data(), 0, {m, n1}, {n1 * cstride, cstride}};
+  int64_t size = f32::aPanelsSize(m, n1);
+  std::vector<float> panels(size, NAN);
+  Desc1D pd{panels.data(), panels.data(), 0, {size}, {1}};
+  Desc1D none{nullptr, nullptr, 0, {0}, {1}};
+  int64_t flags1 = Relu | 1 << 8 | 1 << 9;
+  _mlir_ciface_transfuse_linear_f32_panels(
+      &a.d, &none, &w1.d, &c1, &bd, &res.d,
+      flags1 | 1 << 11 | (panelsOnly ? 1 << 12 : 0), &pd);
+  std::vector<float> plain1(m * n1);
+  Desc2D p1{plain1.data(), plain1.data(), 0, {m, n1}, {n1, 1}};
+  _mlir_ciface_transfuse_linear_f32_packed(&a.d, &w1.d, &p1, &bd, &res.d,
+                                           flags1);
+  for (int64_t i = 0; i < m && (!panelsOnly || !usable); ++i)
+    for (int64_t p = 0; p < n1; ++p)
+      ASSERT_EQ(c1v[i * n1 * cstride + p * cstride], plain1[i * n1 + p])
+          << "C1 (" << i << ", " << p << ") of " << m << "x" << k << "x" << n1;
+  for (int64_t i = 0; i < m && usable; ++i)
+    for (int64_t p = 0; p < n1; ++p) {
+      int64_t at = i / f32::kPanelRows * f32::kPanelRows * n1 +
+                   p * f32::kPanelRows + i % f32::kPanelRows;
+      ASSERT_EQ(panels[at], plain1[i * n1 + p])
+          << "panel element (" << i << ", " << p << ") of " << m << "x" << n1;
+    }
+  if (!usable)
+    ASSERT_TRUE(std::all_of(panels.begin(), panels.end(),
+                            [](float x) { return std::isnan(x); }))
+        << "panels written where they are not used (" << m << " rows)";
+  std::vector<float> expect2(m * n2), got2(m * n2);
+  Desc2D e2{expect2.data(), expect2.data(), 0, {m, n2}, {n2, 1}},
+      g2{got2.data(), got2.data(), 0, {m, n2}, {n2, 1}};
+  _mlir_ciface_transfuse_linear_f32_packed(&p1, &w2.d, &e2, &bd, nullptr,
+                                           1 << 8);
+  if (usable)
+    std::fill(c1v.begin(), c1v.end(), NAN);
+  _mlir_ciface_transfuse_linear_f32_panels(&c1, &pd, &w2.d, &g2, &bd, nullptr,
+                                           1 << 8 | 1 << 10, &none);
+  ASSERT_EQ(got2, expect2) << m << "x" << n1 << "x" << n2;
+}
+
+TEST(Gemm, F32PanelsChain) {
+  for (bool only : {false, true}) {
+    checkF32PanelsChain(1, 96, 77, 40, only);     // decode: no panels
+    checkF32PanelsChain(3, 900, 64, 33, only);    // decode, 4 K passes: none
+    checkF32PanelsChain(4, 96, 77, 40, only);     // the fewest rows with panels
+    checkF32PanelsChain(37, 900, 77, 45, only);   // edge rows and columns,
+                                                  // 4 K passes of the first
+    checkF32PanelsChain(30, 64, 96, 40, only, 2); // C1 with strided columns
+    checkF32PanelsChain(250, 520, 2400, 800, only); // several tasks, row
+                                                    // blocks; 4 K passes of
+                                                    // the second
   }
 }
 

@@ -133,7 +133,7 @@ TEST(Norm, ManyRowsSeveralTasks) {
 }
 
 /// The norm writing its rows also as a product's A panels
-/// (transfuse-cpu-bf16-panels): Y must equal the plain kernel's bit for
+/// (transfuse-cpu-a-panels): Y must equal the plain kernel's bit for
 /// bit, and the panels bf16_panels.h's layout of Y's rows (all dims but the
 /// last, in order) rounded by the header's scalar rounding, padding zero;
 /// where the bf16 kernels are not used (TRANSFUSE_GEMM=portable), or for a

@@ -16,7 +16,7 @@
 // split into panels of 16 rows, each Kp / 32 blocks of one AMX A tile: 16
 // rows of 32 consecutive K values (64 bytes), rows past M and K past its
 // end zero. The GEMM packs A so itself, or reads it so from a producer
-// (transfuse-cpu-bf16-panels: the norm kernel or a linear's epilogue writes
+// (transfuse-cpu-a-panels: the norm kernel or a linear's epilogue writes
 // the panels of the product it feeds). As a memref: [ceil(M / 16) * 16 *
 // Kp] bf16.
 //

@@ -27,7 +27,7 @@ func.func @constant_weight(%a: memref<5x3xf32>, %c: memref<5x2xf32>) {
 
 // A product by a weight that writes C afresh (C filled with +0 first) and
 // has no epilogue is passed as a linear without one: flags 0, an empty
-// bias, C as the unread residual (the one entry transfuse-cpu-bf16-panels
+// bias, C as the unread residual (the one entry transfuse-cpu-a-panels
 // rewrites).
 // CHECK-LABEL: func @fresh_c
 // CHECK-NOT: linalg.fill

@@ -1,4 +1,4 @@
-// RUN: transfuse-opt %s -split-input-file -transfuse-cpu-bf16-panels | FileCheck %s
+// RUN: transfuse-opt %s -split-input-file -transfuse-cpu-a-panels | FileCheck %s
 
 // The calls as transfuse-cpu-matmul-to-microkernel and the norm kernel's
 // lowering leave them: a norm's output feeds a bf16 linear (GELU, bias)
@@ -210,5 +210,79 @@ func.func @plain_products(%x: memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: 
   call @transfuse_linear_bf16_packed(%ac, %w, %hc, %nobias, %hc, %c0) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
   call @transfuse_linear_bf16_packed(%hc, %w, %o, %nobias, %o, %c0) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
   call @transfuse_matmul_bf16_packed(%ac, %w, %o, %c1) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  return
+}
+
+// -----
+
+// f32: FFN-up (ReLU, flags 1) feeding FFN-down (residual, flags 512), with
+// dynamic rows: the panels are f32, ceil(rows / 12) * 12 * 3072 floats
+// (36864 = 12 * 3072), and as nothing else reads FFN-up's output it writes
+// only them (1 | 2048 | 4096 = 6145); FFN-down reads them (512 | 1024).
+// CHECK-LABEL: func @f32_ffn
+// CHECK: %[[R:.*]] = memref.dim %{{.*}}, %{{.*}} : memref<?x3072xf32>
+// CHECK: %[[C11:.*]] = arith.constant 11 : index
+// CHECK: %[[R1:.*]] = arith.addi %[[R]], %[[C11]] : index
+// CHECK: %[[C12:.*]] = arith.constant 12 : index
+// CHECK: %[[R2:.*]] = arith.divui %[[R1]], %[[C12]] : index
+// CHECK: %[[C36864:.*]] = arith.constant 36864 : index
+// CHECK: %[[SIZE:.*]] = arith.muli %[[R2]], %[[C36864]] : index
+// CHECK: %[[P:.*]] = memref.alloc(%[[SIZE]]) {alignment = 64 : i64} : memref<?xf32>
+// CHECK: %[[F1:.*]] = arith.constant 6145 : i64
+// CHECK: %[[NONE:.*]] = memref.alloca() : memref<0xf32>
+// CHECK: %[[NONEC:.*]] = memref.cast %[[NONE]] : memref<0xf32> to memref<?xf32>
+// CHECK: call @transfuse_linear_f32_panels(%{{.*}}, %[[NONEC]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[F1]], %[[P]]) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32>, memref<?x?x32xf32>,
+// CHECK: %[[F2:.*]] = arith.constant 1536 : i64
+// CHECK: call @transfuse_linear_f32_panels(%{{.*}}, %[[P]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[F2]], %{{.*}}) :
+// CHECK-NOT: call @transfuse_linear_f32_packed
+func.func private @transfuse_linear_f32_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
+func.func @f32_ffn(%x: memref<?x?xf32, strided<[?, ?], offset: ?>>, %w1: memref<?x?x32xf32>, %w2: memref<?x?x32xf32>, %nobias: memref<?xf32, strided<[?], offset: ?>>, %out: memref<?x?xf32, strided<[?, ?], offset: ?>>, %rows: index) {
+  %h = memref.alloc(%rows) {alignment = 64 : i64} : memref<?x3072xf32>
+  %hc = memref.cast %h : memref<?x3072xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  %relu = arith.constant 1 : i64
+  call @transfuse_linear_f32_packed(%x, %w1, %hc, %nobias, %hc, %relu) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  %res = arith.constant 512 : i64
+  call @transfuse_linear_f32_packed(%hc, %w2, %out, %nobias, %x, %res) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  return
+}
+
+// -----
+
+// f32 producers are f32 linears only: the norm kernel's output read by an
+// f32 linear, and a plain f32 product (transfuse_matmul_f32_packed) read
+// by one, are left as they are; so are a bf16 linear's output read by an
+// f32 linear and an f32 linear's read by a bf16 one (kinds differ). The
+// bf16 linear that reads the norm's output is left too: the f32 linear
+// reads that output before it.
+// CHECK-LABEL: func @f32_kept
+// CHECK-NOT: _panels
+// CHECK: return
+func.func private @transfuse_norm_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, f32, i64) attributes {llvm.emit_c_interface}
+func.func private @transfuse_linear_f32_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
+func.func private @transfuse_matmul_f32_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
+func.func private @transfuse_linear_bf16_packed(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) attributes {llvm.emit_c_interface}
+func.func @f32_kept(%x: memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, %g: memref<?xf32, strided<[?], offset: ?>>, %w: memref<?x?x32xf32>, %wb: memref<?x?x32xbf16>, %o: memref<?x?xf32, strided<[?, ?], offset: ?>>, %nobias: memref<?xf32, strided<[?], offset: ?>>) {
+  %eps = arith.constant 1.0e-5 : f32
+  %c8 = arith.constant 8 : i64
+  %c0 = arith.constant 0 : i64
+  %c1 = arith.constant 1 : i64
+  %y = memref.alloc() {alignment = 64 : i64} : memref<1x1x64x64xf32>
+  %yc = memref.cast %y : memref<1x1x64x64xf32> to memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>
+  call @transfuse_norm_f32(%x, %x, %g, %g, %yc, %yc, %eps, %c8) : (memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, f32, i64) -> ()
+  %a = memref.collapse_shape %y [[0, 1, 2], [3]] : memref<1x1x64x64xf32> into memref<64x64xf32>
+  %ac = memref.cast %a : memref<64x64xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  call @transfuse_linear_f32_packed(%ac, %w, %o, %nobias, %o, %c1) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  %m = memref.alloc() {alignment = 64 : i64} : memref<64x64xf32>
+  %mc = memref.cast %m : memref<64x64xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  call @transfuse_matmul_f32_packed(%o, %w, %mc, %c0) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  call @transfuse_linear_f32_packed(%mc, %w, %o, %nobias, %o, %c1) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  %b = memref.alloc() {alignment = 64 : i64} : memref<64x64xf32>
+  %bc = memref.cast %b : memref<64x64xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  call @transfuse_linear_bf16_packed(%ac, %wb, %bc, %nobias, %bc, %c1) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  call @transfuse_linear_f32_packed(%bc, %w, %o, %nobias, %o, %c1) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  %f = memref.alloc() {alignment = 64 : i64} : memref<64x64xf32>
+  %fc = memref.cast %f : memref<64x64xf32> to memref<?x?xf32, strided<[?, ?], offset: ?>>
+  call @transfuse_linear_f32_packed(%ac, %w, %fc, %nobias, %fc, %c1) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
+  call @transfuse_linear_bf16_packed(%fc, %wb, %o, %nobias, %o, %c1) : (memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?x32xbf16>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64) -> ()
   return
 }

@@ -1,10 +1,11 @@
-//===- Bf16Panels.cpp - producers write a bf16 product's A panels ---------===//
+//===- APanels.cpp - producers write a product's A panels -----------------===//
 //
 // See the pass's description in Passes.td. Runs on buffers, after
-// transfuse-cpu-matmul-to-microkernel has turned bf16 products into calls
-// of the runtime; the runtime's side is in gemm_bf16.cpp
+// transfuse-cpu-matmul-to-microkernel has turned products into calls of
+// the runtime; the runtime's side is in gemm.cpp
+// (transfuse_linear_f32_panels), gemm_bf16.cpp
 // (transfuse_linear_bf16_panels) and norms.cpp (transfuse_norm_f32_panels),
-// the layout in runtime/include/transfuse/bf16_panels.h.
+// the layouts in runtime/include/transfuse/f32_panels.h and bf16_panels.h.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/cpu/BufferAliasing.h"
@@ -12,6 +13,7 @@
 #include "codegen/cpu/Passes.h"
 
 #include "transfuse/bf16_panels.h"
+#include "transfuse/f32_panels.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -22,7 +24,7 @@
 #include "llvm/ADT/MapVector.h"
 
 namespace transfuse::cpu {
-#define GEN_PASS_DEF_BF16PANELS
+#define GEN_PASS_DEF_APANELS
 #include "codegen/cpu/Passes.h.inc"
 } // namespace transfuse::cpu
 
@@ -30,8 +32,6 @@ using namespace mlir;
 
 namespace {
 
-constexpr llvm::StringLiteral kLinear = "transfuse_linear_bf16_packed";
-constexpr llvm::StringLiteral kLinearPanels = "transfuse_linear_bf16_panels";
 constexpr llvm::StringLiteral kNorm = "transfuse_norm_f32";
 constexpr llvm::StringLiteral kNormPanels = "transfuse_norm_f32_panels";
 // Operands of the calls (MatmulToMicrokernel.cpp, LowerFused.cpp).
@@ -40,7 +40,7 @@ constexpr unsigned kLinearA = 0, kLinearC = 2, kLinearResidual = 4,
 // Their flags' bits for the operands those may leave unread: the linear's
 // residual (gemm.h Epilogue::fromFlags), the norm's sum output (norms.cpp).
 constexpr int64_t kLinearHasResidual = 1 << 9, kNormWritesSum = 4;
-// transfuse_linear_bf16_panels' flags (gemm_bf16.cpp).
+// transfuse_linear_*_panels' flags (runtime/src/gemm.h).
 constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11,
                   kPanelsOnly = 1 << 12;
 
@@ -49,12 +49,39 @@ bool isCallOf(Operation *op, StringRef callee) {
   return call && call.getCallee() == callee;
 }
 
-/// A bf16 product transfuse_linear_bf16_panels can stand for: a linear
-/// with constant flags (MatmulToMicrokernel makes every bf16 product that
-/// writes C afresh one). Its A is operand 0, its C operand 2.
-bool isProduct(Operation *op) {
-  return isCallOf(op, kLinear) &&
-         matchPattern(op->getOperand(kLinearFlags), m_Constant());
+/// The products whose A can come as panels, and their panels' layout.
+struct Kind {
+  StringRef linear, linearPanels;
+  bool bf16;
+  int64_t panelRows;
+  int64_t paddedK(int64_t k) const {
+    return bf16 ? transfuse::bf16::paddedK(k) : k;
+  }
+  /// Elements of the panels of `rows` rows of K = k.
+  int64_t size(int64_t rows, int64_t k) const {
+    return bf16 ? transfuse::bf16::aPanelsSize(rows, k)
+                : transfuse::f32::aPanelsSize(rows, k);
+  }
+  Type element(MLIRContext *ctx) const {
+    return bf16 ? Type(BFloat16Type::get(ctx)) : Type(Float32Type::get(ctx));
+  }
+};
+const Kind kBf16{"transfuse_linear_bf16_packed", "transfuse_linear_bf16_panels",
+                 true, transfuse::bf16::kPanelRows},
+    kF32{"transfuse_linear_f32_packed", "transfuse_linear_f32_panels", false,
+         transfuse::f32::kPanelRows};
+
+/// The kind of product `op` is, when transfuse_linear_*_panels can stand
+/// for it: a linear with constant flags (MatmulToMicrokernel makes every
+/// bf16 product that writes C afresh one; an f32 one is a linear when it
+/// has an epilogue). Its A is operand 0, its C operand 2.
+const Kind *productKind(Operation *op) {
+  auto call = dyn_cast<func::CallOp>(op);
+  for (const Kind *kind : {&kBf16, &kF32})
+    if (call && call.getCallee() == kind->linear)
+      return matchPattern(op->getOperand(kLinearFlags), m_Constant()) ? kind
+                                                                      : nullptr;
+  return nullptr;
 }
 
 /// Whether `view` (a cast, collapse_shape, expand_shape or reshape of its
@@ -133,20 +160,23 @@ SmallVector<unsigned> operandsUsing(ArrayRef<std::pair<OpOperand *, bool>> uses,
 }
 
 /// Whether a call with the buffer's uses `uses` reads it only as its A: a
-/// product that can take the panels.
-bool readsAsA(Operation *op, ArrayRef<std::pair<OpOperand *, bool>> uses) {
+/// product of `kind`, which can take the panels.
+bool readsAsA(Operation *op, ArrayRef<std::pair<OpOperand *, bool>> uses,
+              const Kind *kind) {
   bool rows;
   SmallVector<unsigned> numbers = operandsUsing(uses, rows);
-  return isProduct(op) && rows &&
+  return productKind(op) == kind && rows &&
          llvm::all_of(numbers, [](unsigned n) { return n == kLinearA; });
 }
 
 /// Whether a call with the buffer's uses `uses` writes all of it as its
-/// output, rows kept, and does not otherwise read or write it: the norm
-/// kernel's Y, a bf16 linear's C. The operand its flags say it does not
-/// read (the norm's sum output, the linear's residual), which the
-/// lowerings fill with the output, does not count.
-bool writesAll(Operation *op, ArrayRef<std::pair<OpOperand *, bool>> uses) {
+/// output, rows kept, and does not otherwise read or write it, and can
+/// write `kind`'s panels: the norm kernel's Y (bf16 panels only), a
+/// linear's C of that kind. The operand its flags say it does not read
+/// (the norm's sum output, the linear's residual), which the lowerings
+/// fill with the output, does not count.
+bool writesAll(Operation *op, ArrayRef<std::pair<OpOperand *, bool>> uses,
+               const Kind *kind) {
   bool rows;
   SmallVector<unsigned> numbers = operandsUsing(uses, rows);
   auto only = [&](unsigned out, unsigned flagsAt, unsigned unread,
@@ -160,23 +190,29 @@ bool writesAll(Operation *op, ArrayRef<std::pair<OpOperand *, bool>> uses) {
              return n == out || (n == unread && ignored);
            });
   };
-  if (isCallOf(op, kNorm))
+  if (isCallOf(op, kNorm) && kind->bf16)
     return only(kNormY, kNormFlags, kNormSum, kNormWritesSum);
-  if (isProduct(op))
+  if (productKind(op) == kind)
     return only(kLinearC, kLinearFlags, kLinearResidual, kLinearHasResidual);
   return false;
 }
 
-struct Bf16PanelsPass
-    : transfuse::cpu::impl::Bf16PanelsBase<Bf16PanelsPass> {
+/// A producer's buffer and the kind of panels it writes.
+struct Produced {
+  memref::AllocOp buffer;
+  const Kind *kind;
+};
+
+struct APanelsPass : transfuse::cpu::impl::APanelsBase<APanelsPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     // Producer -> its buffer; product -> its producer.
-    llvm::MapVector<Operation *, memref::AllocOp> producers;
+    llvm::MapVector<Operation *, Produced> producers;
     llvm::MapVector<Operation *, Operation *> products;
     DenseMap<Operation *, std::unique_ptr<Accesses>> accessesOf;
     module.walk([&](func::CallOp call) {
-      if (!isProduct(call))
+      const Kind *kind = productKind(call);
+      if (!kind)
         return;
       memref::AllocOp buffer = rowsRoot(call.getOperand(kLinearA));
       if (!buffer)
@@ -190,14 +226,15 @@ struct Bf16PanelsPass
       Block *block = call->getBlock();
       DenseMap<Operation *, SmallVector<std::pair<OpOperand *, bool>>> byOp;
       for (auto use : acc->uses)
-        if (Operation *op = block->findAncestorOpInBlock(*use.first->getOwner()))
+        if (Operation *op =
+                block->findAncestorOpInBlock(*use.first->getOwner()))
           byOp[op].push_back(use);
       for (Operation *op = call->getPrevNode(); op; op = op->getPrevNode()) {
         auto it = byOp.find(op);
-        if (it == byOp.end() || readsAsA(op, it->second))
+        if (it == byOp.end() || readsAsA(op, it->second, kind))
           continue;
-        if (writesAll(op, it->second)) {
-          producers.insert({op, buffer});
+        if (writesAll(op, it->second, kind)) {
+          producers.insert({op, {buffer, kind}});
           products.insert({call, op});
         }
         return;
@@ -208,15 +245,16 @@ struct Bf16PanelsPass
     // Products whose output nothing reads but the products of their
     // panels: they need not write it (flags | 4096).
     DenseSet<Operation *> panelsOnly;
-    for (auto [op, buffer] : producers) {
-      bool only = isProduct(op) &&
-                  llvm::all_of(accessesOf[buffer]->uses, [&](auto use) {
-                    Operation *user = use.first->getOwner();
-                    auto it = products.find(user);
-                    return user == op ||
-                           (it != products.end() && it->second == op &&
-                            use.first->getOperandNumber() == kLinearA);
-                  });
+    for (auto &entry : producers) {
+      Operation *op = entry.first;
+      bool only =
+          productKind(op) &&
+          llvm::all_of(accessesOf[entry.second.buffer]->uses, [&](auto use) {
+            Operation *user = use.first->getOwner();
+            auto it = products.find(user);
+            return user == op || (it != products.end() && it->second == op &&
+                                  use.first->getOperandNumber() == kLinearA);
+          });
       if (only)
         panelsOnly.insert(op);
     }
@@ -224,15 +262,17 @@ struct Bf16PanelsPass
   }
 
   void rewrite(ModuleOp module,
-               llvm::MapVector<Operation *, memref::AllocOp> &producers,
+               llvm::MapVector<Operation *, Produced> &producers,
                llvm::MapVector<Operation *, Operation *> &products,
                const DenseSet<Operation *> &panelsOnly) {
     MLIRContext *ctx = &getContext();
-    auto panelsType = MemRefType::get({ShapedType::kDynamic},
-                                      BFloat16Type::get(ctx));
+    auto panelsType = [&](const Kind *kind) {
+      return MemRefType::get({ShapedType::kDynamic}, kind->element(ctx));
+    };
     // Each producer's panels, allocated right before it.
     DenseMap<Operation *, Value> panels;
-    for (auto [op, buffer] : producers) {
+    for (auto [op, produced] : producers) {
+      auto [buffer, kind] = produced;
       OpBuilder b(op);
       Location loc = op->getLoc();
       MemRefType t = buffer.getType();
@@ -246,11 +286,10 @@ struct Bf16PanelsPass
         int64_t rows = 1;
         for (int64_t d : t.getShape().drop_back())
           rows *= d;
-        auto type = MemRefType::get({transfuse::bf16::aPanelsSize(rows, k)},
-                                    BFloat16Type::get(ctx));
+        auto type = MemRefType::get({kind->size(rows, k)}, kind->element(ctx));
         alloc = memref::AllocOp::create(b, loc, type, ValueRange{}, align);
       } else {
-        // ceil(rows / 16) * 16 * Kp, as aPanelsSize.
+        // ceil(rows / R) * R * Kp, as aPanelsSize (R rows a panel).
         int64_t staticRows = 1;
         Value rowsValue;
         for (int64_t d = 0; d + 1 < t.getRank(); ++d) {
@@ -259,24 +298,24 @@ struct Bf16PanelsPass
             continue;
           }
           Value dim = memref::DimOp::create(b, loc, buffer, d);
-          rowsValue = rowsValue ? arith::MulIOp::create(b, loc, rowsValue, dim)
-                                : dim;
+          rowsValue =
+              rowsValue ? arith::MulIOp::create(b, loc, rowsValue, dim) : dim;
         }
         if (staticRows != 1)
           rowsValue = arith::MulIOp::create(b, loc, rowsValue, c(staticRows));
-        int64_t panelRows = transfuse::bf16::kPanelRows;
+        int64_t panelRows = kind->panelRows;
         Value whole = arith::DivUIOp::create(
             b, loc, arith::AddIOp::create(b, loc, rowsValue, c(panelRows - 1)),
             c(panelRows));
-        Value size = arith::MulIOp::create(
-            b, loc, whole,
-            c(panelRows * transfuse::bf16::paddedK(k)));
-        alloc = memref::AllocOp::create(b, loc, panelsType, ValueRange{size},
-                                        align);
+        Value size = arith::MulIOp::create(b, loc, whole,
+                                           c(panelRows * kind->paddedK(k)));
+        alloc = memref::AllocOp::create(b, loc, panelsType(kind),
+                                        ValueRange{size}, align);
       }
-      panels[op] = alloc.getType() == panelsType
-                       ? alloc
-                       : memref::CastOp::create(b, loc, panelsType, alloc);
+      panels[op] =
+          alloc.getType() == panelsType(kind)
+              ? alloc
+              : memref::CastOp::create(b, loc, panelsType(kind), alloc);
     }
     OpBuilder top(ctx);
     auto declare = [&](StringRef name, ValueRange operands) {
@@ -285,7 +324,7 @@ struct Bf16PanelsPass
     };
     // Every call that takes or writes panels, once.
     llvm::SetVector<Operation *> calls;
-    for (auto [op, buffer] : producers)
+    for (auto [op, produced] : producers)
       calls.insert(op);
     for (auto [op, producer] : products)
       calls.insert(op);
@@ -301,14 +340,15 @@ struct Bf16PanelsPass
         call.erase();
         continue;
       }
+      const Kind *kind = productKind(call);
       auto none = [&]() -> Value {
         Value empty = memref::AllocaOp::create(
-            b, loc, MemRefType::get({0}, BFloat16Type::get(ctx)));
-        return memref::CastOp::create(b, loc, panelsType, empty);
+            b, loc, MemRefType::get({0}, kind->element(ctx)));
+        return memref::CastOp::create(b, loc, panelsType(kind), empty);
       };
       auto product = products.find(op);
-      Value in = product != products.end() ? panels.lookup(product->second)
-                                           : Value();
+      Value in =
+          product != products.end() ? panels.lookup(product->second) : Value();
       APInt flags;
       matchPattern(call.getOperand(kLinearFlags), m_ConstantInt(&flags));
       int64_t bits = flags.getSExtValue() | (in ? kPanelsIn : 0) |
@@ -317,7 +357,7 @@ struct Bf16PanelsPass
       args[kLinearFlags] = arith::ConstantIntOp::create(b, loc, bits, 64);
       args.insert(args.begin() + kLinearA + 1, in ? in : none());
       args.push_back(out ? out : none());
-      func::CallOp::create(b, loc, declare(kLinearPanels, args), args);
+      func::CallOp::create(b, loc, declare(kind->linearPanels, args), args);
       call.erase();
     }
   }
