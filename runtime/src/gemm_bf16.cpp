@@ -446,6 +446,12 @@ dpBlock(int64_t blocks, const uint16_t *a, const uint16_t *b, const float *in,
   }
 }
 
+/// How far ahead dpStreams prefetches: 2 blocks of 2 KiB per stream. It
+/// prefetched nothing before; paired runs, one / two threads (4 and 3
+/// rounds, faster in each): bf16 gpt2 decode at a 128-token past 17.5 ->
+/// 13.9 ms, 9.3 -> 7.2; the bf16 t5 decoder step 17.9 -> 16.6, 10.1 -> 9.1.
+constexpr int64_t kStreamAheadBlocks = 2;
+
 /// Decode (at most kStreamRows rows of A, one row panel; see gemm.h), on
 /// AMX and AVX512-BF16 CPUs alike: C (R rows x P adjacent panels, row
 /// stride ldc, masked by `masks`) = (load ? C : 0) + A's rows times the P
@@ -460,6 +466,11 @@ dpStreams(int64_t blocks, const uint16_t *a, const uint16_t *b,
   loadStreamTiles(acc, c, ldc, masks, load);
   for (int64_t kb = 0; kb < blocks; ++kb) {
     const uint16_t *ak = a + kb * 512;
+    // Each stream's block 4 KiB on, into the L2, two lines a step; past a
+    // panel's end, the next group's panel of this stream (as gemm.cpp's
+    // kernelStreams).
+    int64_t ahead = kb + kStreamAheadBlocks,
+            skip = ahead < blocks ? 0 : P * panelStride - blocks * 1024;
 #pragma clang loop unroll(full)
     for (int q = 0; q < 16; ++q) {
       __m512bh av[R];
@@ -472,6 +483,10 @@ dpStreams(int64_t blocks, const uint16_t *a, const uint16_t *b,
 #pragma GCC unroll 4
       for (int i = 0; i < P; ++i) {
         const uint16_t *bk = b + i * panelStride + kb * 1024;
+        const char *pf =
+            (const char *)(b + i * panelStride + ahead * 1024 + skip) + q * 128;
+        _mm_prefetch(pf, _MM_HINT_T1);
+        _mm_prefetch(pf + 64, _MM_HINT_T1);
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(bk + q * 32);
         __m512bh b1 = (__m512bh)_mm512_loadu_si512(bk + 512 + q * 32);
 #pragma GCC unroll 3
