@@ -130,21 +130,24 @@ constexpr int64_t kChunkBytes = 256 << 10;
 
 /// Column panels [start[c], start[c + 1]) of task chunk c, c < count: each
 /// at most maxPanels (at least one); on one thread that is all, else each
-/// takes 1 / (2 threads) of the panels still left, so the first tasks are
+/// takes 1 / threads of the panels still left, so the first tasks are
 /// large and the last small, and the thread that finishes last waits
 /// little (a product's tasks are claimed in order). Which panels a chunk
 /// holds changes no result: every element of C is summed by one kernel
-/// call sequence in a fixed order.
+/// call sequence in a fixed order. 1 / threads rather than 1 / (2 threads)
+/// (fewer, larger chunks; paired runs, 4 rounds, two threads): on a Xeon
+/// bert-base f32 at 128 tokens 59.3 -> 57.4 ms, the t5-base encoder 58.9
+/// -> 57.1 at 128 tokens and 243.2 -> 241.1 at 512; on a Zen 4 level in
+/// f32 (104.4 -> 104.3) and bf16 (54.2 -> 53.9).
 struct ColumnChunks {
   static constexpr int64_t kMax = 64;
   int64_t start[kMax + 1], count = 0;
   ColumnChunks(int64_t panels, int64_t threads, int64_t maxPanels) {
     start[0] = 0;
     for (int64_t left = panels; left > 0 && count < kMax; ++count) {
-      int64_t take =
-          threads <= 1
-              ? left
-              : std::max<int64_t>(1, (left + 2 * threads - 1) / (2 * threads));
+      int64_t take = threads <= 1
+                         ? left
+                         : std::max<int64_t>(1, (left + threads - 1) / threads);
       if (count + 1 < kMax)
         take = std::min(take, std::max<int64_t>(1, maxPanels));
       else
