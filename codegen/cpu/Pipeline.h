@@ -88,11 +88,10 @@ translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &ctx,
                   std::string &error, ExternalWeights *weights = nullptr);
 
 /// An object file defining the symbols of `weights` (64-byte aligned,
-/// read-only, hidden), from a module holding only those bytes, emitted as
-/// emitObjectFile does.
+/// read-only, hidden): an x86-64 ELF relocatable object holding their bytes
+/// in .rodata, written directly, without LLVM's code generation.
 llvm::LogicalResult emitWeightsObject(const ExternalWeights &weights,
                                       llvm::StringRef path,
-                                      const CodegenOptions &options,
                                       std::string &error);
 
 /// Writes an object file for the host (or options.cpu).

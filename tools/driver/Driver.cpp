@@ -234,8 +234,7 @@ bool compileModel(const std::string &input, const std::string &output,
     if (!weights.symbols.empty()) {
       PhaseTimer t(options, "write weights");
       objects.push_back(objPath + ".weights.o");
-      if (failed(cpu::emitWeightsObject(weights, objects.back(),
-                                         options.codegen, error))) {
+      if (failed(cpu::emitWeightsObject(weights, objects.back(), error))) {
         llvm::sys::fs::remove(objPath);
         return false;
       }
