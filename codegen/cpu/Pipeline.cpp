@@ -440,6 +440,13 @@ translateToLLVMIR(ModuleOp module, llvm::LLVMContext &ctx,
     error = "translation to LLVM IR failed";
     return nullptr;
   }
+  // The weights' references go through 64-bit addresses (the GOT): they
+  // lie in .lrodata (emitWeightsObject), which may reach past 2 GiB of
+  // the code, where 32-bit PC-relative ones would not link.
+  if (weights)
+    for (const ExternalWeights::Symbol &w : weights->symbols)
+      if (llvm::GlobalVariable *g = m->getGlobalVariable(w.name, true))
+        g->setCodeModel(llvm::CodeModel::Large);
   if (failed(addEntryPoint(*m, sig.inputs.size(), error)))
     return nullptr;
   addMetadata(*m, sig, module);
@@ -483,8 +490,11 @@ static std::string linkerDriver() {
 LogicalResult emitWeightsObject(const ExternalWeights &weights,
                                 llvm::StringRef path, std::string &error) {
   // An x86-64 ELF relocatable object written directly from the blobs: one
-  // .rodata section holding the weights at 64-byte aligned offsets, and a
-  // hidden symbol for each. Emitted by LLVM from a module of
+  // .lrodata section (large data: the linker keeps it apart from the
+  // code's 32-bit reach, translateToLLVMIR makes the code address it with
+  // 64 bits) holding the weights at 64-byte aligned offsets, and a hidden
+  // symbol for each. Past 2 GiB of weights in .rodata, the code's
+  // PC-relative references to its own constants did not link. Emitted by LLVM from a module of
   // ConstantDataArrays instead, the bytes were copied into the constants
   // and again into the object's buffers first: the t5-base decoder step
   // (594 MB of weights) on a Zen 4, alternated compiles, "write weights"
@@ -517,9 +527,13 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
     offsets.push_back(rodataSize);
     rodataSize += w.bytes.size();
   }
-  const char shstrtab[] = "\0.rodata\0.symtab\0.strtab\0.shstrtab";
-  enum : uint32_t { kRodataName = 1, kSymtabName = 9, kStrtabName = 17,
-                    kShstrtabName = 25 };
+  const char shstrtab[] = "\0.lrodata\0.symtab\0.strtab\0.shstrtab";
+  enum : uint32_t {
+    kRodataName = 1,
+    kSymtabName = 10,
+    kStrtabName = 18,
+    kShstrtabName = 26
+  };
   // File: header, .rodata, .symtab, .strtab, .shstrtab, section headers.
   uint64_t rodataOff = 64, symtabOff = alignTo(rodataOff + rodataSize, 8),
            symtabSize = syms.size() * sizeof(elf::Elf64_Sym),
@@ -541,8 +555,9 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
   eh.e_shnum = 5;
   eh.e_shstrndx = 4;
   elf::Elf64_Shdr sh[5] = {};
-  sh[1] = {kRodataName, elf::SHT_PROGBITS, elf::SHF_ALLOC, 0, rodataOff,
-           rodataSize, 0, 0, 64, 0};
+  sh[1] = {kRodataName, elf::SHT_PROGBITS,
+           elf::SHF_ALLOC | elf::SHF_X86_64_LARGE, 0, rodataOff, rodataSize,
+           0, 0, 64, 0};
   sh[2] = {kSymtabName, elf::SHT_SYMTAB, 0, 0, symtabOff, symtabSize,
            /*link: .strtab*/ 3, /*info: first global*/ 1, 8,
            sizeof(elf::Elf64_Sym)};

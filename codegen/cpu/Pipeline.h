@@ -89,7 +89,7 @@ translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &ctx,
 
 /// An object file defining the symbols of `weights` (64-byte aligned,
 /// read-only, hidden): an x86-64 ELF relocatable object holding their bytes
-/// in .rodata, written directly, without LLVM's code generation.
+/// in .lrodata, written directly, without LLVM's code generation.
 llvm::LogicalResult emitWeightsObject(const ExternalWeights &weights,
                                       llvm::StringRef path,
                                       std::string &error);
