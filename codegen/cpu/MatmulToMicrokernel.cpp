@@ -41,82 +41,80 @@ constexpr llvm::StringLiteral kLinearBf16Microkernel =
 constexpr int64_t kPanel = 32;
 static_assert(kPanel == transfuse::bf16::kPanelCols);
 
-/// The f32 values of a constant global's initializer (a splat expanded).
-std::optional<std::vector<float>> globalValues(memref::GlobalOp g) {
+/// The f32 values of a constant global's initializer: its resource blob's
+/// bytes in place, or a dense attribute's values (a splat expanded) copied
+/// into `storage`. Null where there are none.
+const float *globalValues(memref::GlobalOp g, std::vector<float> &storage) {
   auto init = g.getInitialValue();
   if (!g.getConstant() || !init)
-    return std::nullopt;
-  auto type = g.getType();
-  int64_t n = type.getNumElements();
+    return nullptr;
+  int64_t n = g.getType().getNumElements();
   if (auto r = dyn_cast<DenseResourceElementsAttr>(*init)) {
     AsmResourceBlob *blob = r.getRawHandle().getBlob();
-    if (!blob || blob->getData().size() != (size_t)n * sizeof(float))
-      return std::nullopt;
-    std::vector<float> v(n);
-    std::memcpy(v.data(), blob->getData().data(), n * sizeof(float));
-    return v;
+    if (!blob || blob->getData().size() != (size_t)n * sizeof(float) ||
+        reinterpret_cast<uintptr_t>(blob->getData().data()) % alignof(float))
+      return nullptr;
+    return reinterpret_cast<const float *>(blob->getData().data());
   }
   if (auto d = dyn_cast<DenseFPElementsAttr>(*init)) {
-    std::vector<float> v;
-    v.reserve(n);
+    storage.reserve(n);
     for (float x : d.getValues<float>())
-      v.push_back(x);
-    return v;
+      storage.push_back(x);
+    return storage.data();
   }
-  return std::nullopt;
-}
-
-/// A private constant global `name` of `type` holding `values`, inserted
-/// before `next`.
-template <typename T>
-memref::GlobalOp createConstant(memref::GlobalOp next, StringRef name,
-                                MemRefType type, const std::vector<T> &values,
-                                SymbolTable &symbols) {
-  ArrayRef<char> bytes(reinterpret_cast<const char *>(values.data()),
-                       values.size() * sizeof(T));
-  auto tensorType =
-      RankedTensorType::get(type.getShape(), type.getElementType());
-  auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
-      bytes, /*dataIsMutable=*/false);
-  auto value =
-      DenseResourceElementsAttr::get(tensorType, name, std::move(blob));
-  OpBuilder b(next);
-  auto global = memref::GlobalOp::create(
-      b, next.getLoc(), name, b.getStringAttr("private"), type, value,
-      /*constant=*/true, b.getI64IntegerAttr(64));
-  symbols.insert(global);
-  return global;
+  return nullptr;
 }
 
 /// The global holding `g` ([K, N]) in the microkernel's layout, created once
 /// per weight: f32 panels [ceil(N / 32)][K][32], zero padded, or with
 /// `bf16` the AMX tile layout of bf16_panels.h, [ceil(N / 32)][Kp][32].
+/// The layout is written straight into the new global's blob, a panel at a
+/// time (rows of 32 values copied whole). Through a copy of the values, a
+/// zeroed vector filled element by element across the panels and a copy
+/// into the blob, a 2.4 GB weight's lowering took 13.7 s and the compiler
+/// peaked at 9.6 GB; this way 1.8-2.0 s and 4.9 GB. bert-base's .so is the
+/// same to the byte.
 memref::GlobalOp packedGlobal(memref::GlobalOp g, bool bf16,
                               SymbolTable &symbols) {
   std::string name =
       (g.getSymName() + (bf16 ? "_packed_bf16" : "_packed")).str();
   if (auto existing = symbols.lookup<memref::GlobalOp>(name))
     return existing;
-  auto values = globalValues(g);
+  std::vector<float> storage;
+  const float *values = globalValues(g, storage);
   if (!values)
     return {};
   int64_t k = g.getType().getDimSize(0), n = g.getType().getDimSize(1);
   int64_t panels = (n + kPanel - 1) / kPanel;
+  int64_t kp = bf16 ? transfuse::bf16::paddedK(k) : k;
   MLIRContext *ctx = g.getContext();
+  Type elem = bf16 ? Type(BFloat16Type::get(ctx)) : Float32Type::get(ctx);
+  size_t elemBytes = bf16 ? sizeof(uint16_t) : sizeof(float);
+  AsmResourceBlob blob =
+      HeapAsmResourceBlob::allocate(panels * kp * kPanel * elemBytes, 64);
+  char *out = blob.getMutableData().data();
   if (bf16) {
-    int64_t kp = transfuse::bf16::paddedK(k);
-    std::vector<uint16_t> packed(panels * kp * kPanel);
-    transfuse::bf16::pack(values->data(), k, n, n, packed.data());
-    auto type = MemRefType::get({panels, kp, kPanel}, BFloat16Type::get(ctx));
-    return createConstant(g, name, type, packed, symbols);
+    transfuse::bf16::pack(values, k, n, n, reinterpret_cast<uint16_t *>(out));
+  } else {
+    auto *dst = reinterpret_cast<float *>(out);
+    for (int64_t jp = 0; jp < panels; ++jp) {
+      int64_t j0 = jp * kPanel, w = std::min(kPanel, n - j0);
+      for (int64_t p = 0; p < k; ++p) {
+        float *row = dst + (jp * k + p) * kPanel;
+        std::memcpy(row, values + p * n + j0, w * sizeof(float));
+        std::fill(row + w, row + kPanel, 0.0f);
+      }
+    }
   }
-  std::vector<float> packed(panels * k * kPanel, 0.0f);
-  for (int64_t p = 0; p < k; ++p)
-    for (int64_t j = 0; j < n; ++j)
-      packed[(j / kPanel) * k * kPanel + p * kPanel + j % kPanel] =
-          (*values)[p * n + j];
-  auto type = MemRefType::get({panels, k, kPanel}, Float32Type::get(ctx));
-  return createConstant(g, name, type, packed, symbols);
+  auto type = MemRefType::get({panels, kp, kPanel}, elem);
+  auto value = DenseResourceElementsAttr::get(
+      RankedTensorType::get(type.getShape(), elem), name, std::move(blob));
+  OpBuilder b(g);
+  auto global = memref::GlobalOp::create(
+      b, g.getLoc(), name, b.getStringAttr("private"), type, value,
+      /*constant=*/true, b.getI64IntegerAttr(64));
+  symbols.insert(global);
+  return global;
 }
 
 /// A `linear`'s epilogue as LowerLinear writes it: an elementwise
