@@ -14,6 +14,7 @@
 
 #include "transfuse/bf16_panels.h"
 #include "transfuse/f32_panels.h"
+#include "transfuse/linear_flags.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -37,12 +38,13 @@ constexpr llvm::StringLiteral kNormPanels = "transfuse_norm_f32_panels";
 // Operands of the calls (MatmulToMicrokernel.cpp, LowerFused.cpp).
 constexpr unsigned kLinearA = 0, kLinearC = 2, kLinearResidual = 4,
                    kLinearFlags = 5, kNormY = 4, kNormSum = 5, kNormFlags = 7;
-// Their flags' bits for the operands those may leave unread: the linear's
-// residual (gemm.h Epilogue::fromFlags), the norm's sum output (norms.cpp).
-constexpr int64_t kLinearHasResidual = 1 << 9, kNormWritesSum = 4;
-// transfuse_linear_*_panels' flags (runtime/src/gemm.h).
-constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11,
-                  kPanelsOnly = 1 << 12;
+// The norm's flag bit for its sum output, which it may leave unwritten
+// (norms.cpp); the linear's are in transfuse/linear_flags.h.
+constexpr int64_t kNormWritesSum = 4;
+using transfuse::linear::kHasResidual;
+using transfuse::linear::kPanelsIn;
+using transfuse::linear::kPanelsOnly;
+using transfuse::linear::kPanelsOut;
 
 bool isCallOf(Operation *op, StringRef callee) {
   auto call = dyn_cast<func::CallOp>(op);
@@ -193,7 +195,7 @@ bool writesAll(Operation *op, ArrayRef<std::pair<OpOperand *, bool>> uses,
   if (isCallOf(op, kNorm) && kind->bf16)
     return only(kNormY, kNormFlags, kNormSum, kNormWritesSum);
   if (productKind(op) == kind)
-    return only(kLinearC, kLinearFlags, kLinearResidual, kLinearHasResidual);
+    return only(kLinearC, kLinearFlags, kLinearResidual, kHasResidual);
   return false;
 }
 

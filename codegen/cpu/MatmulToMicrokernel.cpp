@@ -3,6 +3,8 @@
 #include "codegen/cpu/Passes.h"
 
 #include "transfuse/bf16_panels.h"
+#include "transfuse/f32_panels.h"
+#include "transfuse/linear_flags.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -39,7 +41,8 @@ constexpr llvm::StringLiteral kLinearBf16Microkernel =
 /// Columns per panel of the microkernels (kNr in runtime/src/gemm.cpp; the
 /// bf16 layout's panels are as wide).
 constexpr int64_t kPanel = 32;
-static_assert(kPanel == transfuse::bf16::kPanelCols);
+static_assert(kPanel == transfuse::bf16::kPanelCols &&
+              kPanel == transfuse::f32::kPanelCols);
 
 /// The f32 values of a constant global's initializer: its resource blob's
 /// bytes in place, or a dense attribute's values (a splat expanded) copied
@@ -69,7 +72,7 @@ const float *globalValues(memref::GlobalOp g, std::vector<float> &storage) {
 /// per weight: f32 panels [ceil(N / 32)][K][32], zero padded, or with
 /// `bf16` the AMX tile layout of bf16_panels.h, [ceil(N / 32)][Kp][32].
 /// The layout is written straight into the new global's blob, a panel at a
-/// time (rows of 32 values copied whole). Through a copy of the values, a
+/// time (f32::packB, bf16::pack). Through a copy of the values, a
 /// zeroed vector filled element by element across the panels and a copy
 /// into the blob, a 2.4 GB weight's lowering took 13.7 s and the compiler
 /// peaked at 9.6 GB; this way 1.8-2.0 s and 4.9 GB. bert-base's .so is the
@@ -96,15 +99,7 @@ memref::GlobalOp packedGlobal(memref::GlobalOp g, bool bf16,
   if (bf16) {
     transfuse::bf16::pack(values, k, n, n, reinterpret_cast<uint16_t *>(out));
   } else {
-    auto *dst = reinterpret_cast<float *>(out);
-    for (int64_t jp = 0; jp < panels; ++jp) {
-      int64_t j0 = jp * kPanel, w = std::min(kPanel, n - j0);
-      for (int64_t p = 0; p < k; ++p) {
-        float *row = dst + (jp * k + p) * kPanel;
-        std::memcpy(row, values + p * n + j0, w * sizeof(float));
-        std::fill(row + w, row + kPanel, 0.0f);
-      }
-    }
+    transfuse::f32::packB(values, k, n, n, reinterpret_cast<float *>(out));
   }
   auto type = MemRefType::get({panels, kp, kPanel}, elem);
   auto value = DenseResourceElementsAttr::get(
@@ -480,8 +475,9 @@ struct MatmulToMicrokernelPass
           bias = memref::AllocaOp::create(
               b, loc, MemRefType::get({0}, Float32Type::get(ctx)));
         Value residual = ep && ep->residual ? flat(ep->residual) : out;
-        int64_t flags = ep ? ep->act | (ep->bias ? 1 << 8 : 0) |
-                                 (ep->residual ? 1 << 9 : 0)
+        namespace flag = transfuse::linear;
+        int64_t flags = ep ? ep->act | (ep->bias ? flag::kHasBias : 0) |
+                                 (ep->residual ? flag::kHasResidual : 0)
                            : 0;
         Value p = memref::GetGlobalOp::create(b, loc, packed.getType(),
                                               packed.getSymName());

@@ -494,12 +494,12 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
   // code's 32-bit reach, translateToLLVMIR makes the code address it with
   // 64 bits) holding the weights at 64-byte aligned offsets, and a hidden
   // symbol for each. Past 2 GiB of weights in .rodata, the code's
-  // PC-relative references to its own constants did not link. Emitted by LLVM from a module of
-  // ConstantDataArrays instead, the bytes were copied into the constants
-  // and again into the object's buffers first: the t5-base decoder step
-  // (594 MB of weights) on a Zen 4, alternated compiles, "write weights"
-  // 1.8 -> 1.0 s and the compiler's peak RSS 2.61 -> 1.55 GB; bert-base
-  // (440 MB) 0.65-0.73 -> 0.62-0.67 s and 1.97 -> 1.04 GB.
+  // PC-relative references to its own constants did not link. Emitted by
+  // LLVM from a module of ConstantDataArrays instead, the bytes were
+  // copied into the constants and again into the object's buffers first: the
+  // t5-base decoder step (594 MB of weights) on a Zen 4, alternated compiles,
+  // "write weights" 1.8 -> 1.0 s and the compiler's peak RSS 2.61 -> 1.55 GB;
+  // bert-base (440 MB) 0.65-0.73 -> 0.62-0.67 s and 1.97 -> 1.04 GB.
   llvm::Triple host(llvm::sys::getDefaultTargetTriple());
   if (host.getArch() != llvm::Triple::x86_64 || !host.isOSBinFormatELF()) {
     error = "weights object: only x86-64 ELF is supported, not " + host.str();

@@ -172,13 +172,13 @@ void Epilogue::applyAll(const Desc2D &c) const {
 Epilogue Epilogue::fromFlags(int64_t flags, const Desc1D *bias,
                              const Desc2D *residual) {
   Epilogue ep;
-  int64_t act = flags & 0xff;
+  int64_t act = flags & transfuse::linear::kActMask;
   ep.act = act < NumActs ? (Act)act : None;
-  if (flags & (1 << 8)) {
+  if (flags & transfuse::linear::kHasBias) {
     ep.bias = bias->data + bias->offset;
     ep.biasStride = bias->strides[0];
   }
-  if (flags & (1 << 9))
+  if (flags & transfuse::linear::kHasResidual)
     ep.residual = residual;
   // The vector loops on unit strides (f32Path(), as the GEMM's kernels),
   // the portable ones otherwise.

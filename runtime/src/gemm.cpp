@@ -914,7 +914,8 @@ _mlir_ciface_transfuse_linear_f32_panels(Desc2D *a, Desc1D *aPanels, Desc3D *b,
                                          Desc1D *cPanels) {
   auto scope = profile::Scope::product("linear_f32_panels", a->sizes[0],
                                        a->sizes[1], c->sizes[1]);
-  Epilogue ep = Epilogue::fromFlags(flags & 0x3ff, bias, residual);
+  Epilogue ep = Epilogue::fromFlags(flags & transfuse::linear::kEpilogueMask,
+                                    bias, residual);
   int64_t m = c->sizes[0], k = a->sizes[1], n = c->sizes[1];
   bool usable = f32PanelsUsed(m);
   PanelsIO io;

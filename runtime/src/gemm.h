@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "thread_pool.h"
 #include "transfuse/f32_panels.h"
+#include "transfuse/linear_flags.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -315,7 +316,7 @@ bool bf16OnF32();
 /// the right, on the calling thread: the layout
 /// _mlir_ciface_transfuse_matmul_f32_packed takes.
 void packF32Panels(const Desc2D &b, float *out);
-constexpr int64_t kF32PanelWidth = 32;
+constexpr int64_t kF32PanelWidth = transfuse::f32::kPanelCols;
 
 /// B (K x N, f32, any strides) rounded to bf16 into the bf16 GEMM's panel
 /// layout (transfuse/bf16_panels.h), on the calling thread: true when done;
@@ -366,10 +367,10 @@ void matmulBf16PrepackedA(const uint16_t *aPacked, int64_t m, int64_t k,
                           bool accumulate);
 
 /// The flags of transfuse_linear_{f32,bf16}_panels beyond those of
-/// Epilogue::fromFlags (bits 0-9), as transfuse-cpu-a-panels sets them:
-/// A is read from its panels; C's panels are written; only those.
-constexpr int64_t kPanelsIn = 1 << 10, kPanelsOut = 1 << 11,
-                  kPanelsOnly = 1 << 12;
+/// Epilogue::fromFlags, as transfuse-cpu-a-panels sets them.
+using transfuse::linear::kPanelsIn;
+using transfuse::linear::kPanelsOnly;
+using transfuse::linear::kPanelsOut;
 
 /// Whether an A of m rows goes from its producer to an f32 product as
 /// panels (transfuse_linear_f32_panels): where the packed products run on

@@ -811,7 +811,8 @@ _mlir_ciface_transfuse_linear_bf16_panels(Desc2D *a, Desc1DBf16 *aPanels,
                                           int64_t flags, Desc1DBf16 *cPanels) {
   auto scope = profile::Scope::product("linear_bf16_panels", a->sizes[0],
                                        a->sizes[1], c->sizes[1]);
-  Epilogue ep = Epilogue::fromFlags(flags & 0x3ff, bias, residual);
+  Epilogue ep = Epilogue::fromFlags(flags & transfuse::linear::kEpilogueMask,
+                                    bias, residual);
   int64_t m = c->sizes[0], k = a->sizes[1], n = c->sizes[1];
   bool usable = bf16PanelsUsed(m);
   PanelsIO io;

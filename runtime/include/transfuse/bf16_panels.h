@@ -86,9 +86,11 @@ inline void pack(const float *b, int64_t k, int64_t n, int64_t ldb,
   std::memset(out, 0,
               (n + kPanelCols - 1) / kPanelCols * kp * kPanelCols *
                   sizeof(uint16_t));
-  for (int64_t p = 0; p < k; ++p)
-    for (int64_t j = 0; j < n; ++j)
-      out[index(kp, p, j)] = fromFloat(b[p * ldb + j]);
+  // A panel at a time, so that `out` is written a panel after another.
+  for (int64_t j0 = 0; j0 < n; j0 += kPanelCols)
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t j = j0; j < n && j < j0 + kPanelCols; ++j)
+        out[index(kp, p, j)] = fromFloat(b[p * ldb + j]);
 }
 
 } // namespace transfuse::bf16
