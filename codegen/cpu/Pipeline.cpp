@@ -218,6 +218,18 @@ ModelSignature collectSignature(func::FuncOp func) {
   return sig;
 }
 
+void enableIRPrintingAfterAll(PassManager &pm) {
+  pm.getContext()->disableMultithreading();
+  pm.enableIRPrinting(
+      [](Pass *, Operation *) { return false; },
+      [](Pass *, Operation *) { return true; },
+      /*printModuleScope=*/true,
+      /*printAfterOnlyOnChange=*/false,
+      /*printAfterOnlyOnFailure=*/false, llvm::errs(),
+      OpPrintingFlags().elideLargeElementsAttrs(16).elideLargeResourceString(
+          64));
+}
+
 LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options) {
   // Inputs belong to the caller: never bufferize in place into them.
   module.walk([](func::FuncOp f) {
@@ -227,13 +239,8 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
     f->setAttr("llvm.emit_c_interface", UnitAttr::get(f.getContext()));
   });
   PassManager pm(module.getContext());
-  if (options.printIRAfterAll) {
-    module.getContext()->disableMultithreading();
-    pm.enableIRPrinting([](Pass *, Operation *) { return false; },
-                        [](Pass *, Operation *) { return true; },
-                        /*printModuleScope=*/true,
-                        /*printAfterOnlyOnChange=*/false);
-  }
+  if (options.printIRAfterAll)
+    enableIRPrintingAfterAll(pm);
   if (options.timePasses)
     pm.enableTiming();
   std::string pipeline =

@@ -7,6 +7,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/IR/Module.h"
 
 #include <memory>
@@ -20,8 +21,9 @@ struct CodegenOptions {
   bool timePasses = false;
   std::string cpu;      // LLVM CPU name; empty: the host's
   unsigned optLevel = 2;
-  /// f32, or bf16: constant weights of products packed as bf16 and
-  /// multiplied on AMX tiles (transfuse-cpu-matmul-to-microkernel).
+  /// f32, or bf16: constant weights of products packed as bf16
+  /// (transfuse-cpu-matmul-to-microkernel), multiplied by the runtime's bf16
+  /// GEMM (runtime/src/gemm_bf16.cpp: AMX or AVX512-BF16).
   std::string precision = "f32";
   /// f32 attention (at most two masks) on the runtime's fused kernel
   /// (runtime/src/attention.cpp); false: the generated loops of the
@@ -59,6 +61,11 @@ int32_t onnxDtypeOf(mlir::Type elem);
 /// arguments and results, and finds inputs used as Gather indices (token
 /// ids) to bound-check at run time. Call before lowering.
 ModelSignature collectSignature(mlir::func::FuncOp func);
+
+/// Prints the IR after every pass of `pm` to stderr, the whole module each
+/// time, with constants and resource blobs (the weights) elided: a
+/// bert-base printed in full after each pass would be gigabytes.
+void enableIRPrintingAfterAll(mlir::PassManager &pm);
 
 /// transformer dialect -> linalg -> buffers -> LLVM dialect, in place.
 llvm::LogicalResult lowerToLLVMDialect(mlir::ModuleOp module,

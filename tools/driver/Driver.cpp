@@ -98,12 +98,8 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
   PhaseTimer t(options, options.fusion ? "fold shapes and fuse"
                                        : "fold shape computations");
   PassManager pm(&ctx);
-  if (options.codegen.printIRAfterAll) {
-    ctx.disableMultithreading();
-    pm.enableIRPrinting([](Pass *, Operation *) { return false; },
-                        [](Pass *, Operation *) { return true; }, true,
-                        /*printAfterOnlyOnChange=*/false);
-  }
+  if (options.codegen.printIRAfterAll)
+    cpu::enableIRPrintingAfterAll(pm);
   if (options.codegen.timePasses)
     pm.enableTiming();
   OpPassManager &fpm = pm.nest<func::FuncOp>();

@@ -54,8 +54,9 @@ static cl::opt<unsigned> optLevel(
 static cl::opt<std::string> precision(
     "precision",
     cl::desc("f32 (default), or bf16: products by constant weights take "
-             "bf16 weights and activations on AMX tiles, accumulating in "
-             "f32; everything else stays f32"),
+             "bf16 weights and activations (on AMX tiles, else AVX512-BF16 "
+             "dot products, else the f32 GEMM), accumulating in f32; "
+             "everything else stays f32"),
     cl::init("f32"), cl::sub(compileCmd));
 static cl::opt<bool> bf16Attention(
     "bf16-attention",
@@ -203,6 +204,10 @@ static int generate(const char *argv0) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  // `transfuse --help` lists the subcommands, not the hundreds of options
+  // LLVM's backends register at the top level (they still parse).
+  static cl::OptionCategory none("none");
+  cl::HideUnrelatedOptions(none);
   cl::ParseCommandLineOptions(argc, argv, "Transfuse: a compiler for transformer models\n");
   if (compileCmd)
     return compile(argv[0]);
