@@ -225,6 +225,9 @@ def t5_base_decode(past):
 
 
 def bert_flops(layers, h, inter, s):
+    # Every score counted, as the peers compute them: Transfuse's attention
+    # skips a causal mask's upper triangle (LiveKeys in attention.cpp), so
+    # its GFLOP/s on gpt2 prefill are nominal, a little over what it does.
     per_layer = 2 * s * (4 * h * h + 2 * h * inter) + 2 * 2 * s * s * h
     return layers * per_layer
 

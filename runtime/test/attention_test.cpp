@@ -328,6 +328,85 @@ TEST(Attention, PastRowsCopiedIn) {
   }
 }
 
+/// A causal mask [1, 1, S, S] and a right-padding mask [B, 1, 1, S] whose
+/// dead keys are -inf (LiveKeys: each block of query rows stops at its
+/// last live key) give the same bits as the same masks with -1e30 there
+/// (every key read: exp of such a score is 0 all the same), and match the
+/// double-precision softmax. Batch 1's last 40 keys are padding, and its
+/// first 50 query rows (a padded query's) fully masked: zeros, and a
+/// whole block of rows with no live key.
+void checkCausal(int64_t s, int64_t heads, int64_t dv, bool bf16,
+                 bool transposed) {
+  SCOPED_TRACE(::testing::Message() << "S " << s << " bf16 " << bf16);
+  constexpr std::array<int, 4> plain{0, 1, 2, 3}, bshd{0, 2, 1, 3};
+  auto order = transposed ? bshd : plain;
+  const int64_t batch = 2, d = 64, padded = 40, deadRows = 50;
+  Tensor4 q({batch, heads, s, d}, order, 1.0f);
+  Tensor4 k({batch, heads, s, d}, order, 2.0f);
+  Tensor4 v({batch, heads, s, dv}, order, 3.0f);
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> out[2];
+  for (float dead : {-inf, -1e30f}) {
+    // The causal term [1, 1, S, S], and the padding term [B, 1, S, S]:
+    // random where live, `dead` at batch 1's padded keys, and -inf in all
+    // of its first deadRows query rows.
+    Tensor4 causal({1, 1, s, s}, plain, 5.0f, -0.5f, 0.5f);
+    Tensor4 padRows({batch, 1, s, s}, plain, 6.0f, -0.5f, 0.5f);
+    for (int64_t i = 0; i < s; ++i)
+      for (int64_t j = i + 1; j < s; ++j)
+        causal.at(0, 0, i, j) = dead;
+    for (int64_t i = 0; i < s; ++i)
+      for (int64_t j = 0; j < s; ++j)
+        if (i < deadRows)
+          padRows.at(1, 0, i, j) = -inf;
+        else if (j >= s - padded)
+          padRows.at(1, 0, i, j) = dead;
+    Tensor4 o({batch, heads, s, dv}, order, 4.0f);
+    _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &causal.d,
+                                         &padRows.d, &o.d, 2, 1.0f / 8.0f,
+                                         bf16 ? 1 : 0);
+    out[dead == -inf ? 0 : 1] = o.v;
+    if (dead != -inf)
+      continue;
+    // The reference (f32 only: bf16 rounds as Bf16Products checks).
+    for (int64_t b = 0; b < batch && !bf16; ++b)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < s; ++i) {
+          std::vector<double> p(s, 0.0);
+          double mx = -INFINITY, sum = 0;
+          for (int64_t j = 0; j < s; ++j) {
+            double acc = 0;
+            for (int64_t t = 0; t < d; ++t)
+              acc += double(q.at(b, h, i, t)) * k.at(b, h, j, t);
+            p[j] = acc / 8.0 + causal.at(0, 0, i, j) + padRows.at(b, 0, i, j);
+            mx = std::max(mx, p[j]);
+          }
+          for (double &x : p) {
+            x = mx == -INFINITY ? 0 : std::exp(x - mx);
+            sum += x;
+          }
+          for (int64_t t = 0; t < dv; ++t) {
+            double ref = 0;
+            for (int64_t j = 0; j < s && sum > 0; ++j)
+              ref += p[j] * v.at(b, h, j, t) / sum;
+            ASSERT_NEAR(o.at(b, h, i, t), ref, 2e-5)
+                << "b " << b << " h " << h << " row " << i << " col " << t;
+          }
+        }
+  }
+  for (size_t x = 0; x < out[0].size(); ++x)
+    ASSERT_EQ(out[0][x], out[1][x]) << "element " << x;
+}
+
+TEST(Attention, CausalBlocksStopAtLiveKeys) {
+  for (bool bf16 : {false, true}) {
+    // Row blocks of 48 (64 on bf16 kernels) and an edge, V's edge panel
+    // (40 columns: two panels, a product each), transposed views.
+    checkCausal(150, 3, 40, bf16, false);
+    checkCausal(100, 2, 64, bf16, true);
+  }
+}
+
 TEST(Attention, NoMasksNoKeys) {
   check({1, 2, 2, 20, 20, 8, 8, 0, false});
   check({1, 2, 2, 3, 0, 8, 8, 1, false});
