@@ -120,8 +120,9 @@ Type GraphImporter::elementType(int32_t dtype) {
 FailureOr<Value> GraphImporter::constantFromProto(const onnx::TensorProto &t) {
   HostTensor host;
   std::string err;
-  if (!decodeTensor(t, baseDir, host, err))
+  if (!decodeTensor(t, baseDir, host, err, /*borrow=*/true))
     return fail(err);
+  std::string_view bytes = host.bytes();
   Type elem = elementType(host.dtype);
   if (!elem)
     return fail("tensor '" + t.name() + "' has unsupported data type " +
@@ -131,7 +132,7 @@ FailureOr<Value> GraphImporter::constantFromProto(const onnx::TensorProto &t) {
   ElementsAttr value;
   if (elem.isInteger(1)) {
     SmallVector<bool> bits;
-    for (char c : host.data)
+    for (char c : bytes)
       bits.push_back(c != 0);
     value = DenseElementsAttr::get(type, ArrayRef<bool>(bits));
   } else if (host.numElements() > 64) {
@@ -143,12 +144,14 @@ FailureOr<Value> GraphImporter::constantFromProto(const onnx::TensorProto &t) {
     value = DenseResourceElementsAttr::get(
         type, blobName,
         HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
-            ArrayRef<char>(host.data), /*dataIsMutable=*/false));
+            ArrayRef<char>(bytes.data(), bytes.size()),
+            /*dataIsMutable=*/false));
   } else {
     bool splat = false;
-    if (!DenseElementsAttr::isValidRawBuffer(type, host.data, splat))
+    ArrayRef<char> raw(bytes.data(), bytes.size());
+    if (!DenseElementsAttr::isValidRawBuffer(type, raw, splat))
       return fail("tensor '" + t.name() + "' has malformed data");
-    value = DenseElementsAttr::getFromRawBuffer(type, host.data);
+    value = DenseElementsAttr::getFromRawBuffer(type, raw);
   }
   return (Value)transformer::ConstantOp::create(b, loc, type, value);
 }
@@ -276,7 +279,10 @@ OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
   for (auto [i, name] : llvm::enumerate(argNames))
     imp.values[name] = body->getArgument(i);
 
-  for (const auto &t : g.initializer()) {
+  // Each initializer's bytes leave the parsed model once its constant holds
+  // a copy, so that the weights are not held twice (gpt2: the import
+  // peaked at 1.09 GB of RSS for 498 MB of weights).
+  for (onnx::TensorProto &t : *model.mutable_graph()->mutable_initializer()) {
     imp.loc = NameLoc::get(imp.b.getStringAttr(t.name()));
     auto c = imp.constantFromProto(t);
     if (failed(c)) {
@@ -284,6 +290,7 @@ OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
       return nullptr;
     }
     imp.values[t.name()] = *c;
+    delete t.release_raw_data();
   }
 
   for (const auto &n : g.node()) {

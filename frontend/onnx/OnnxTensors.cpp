@@ -37,7 +37,7 @@ static void copyField(const google::protobuf::RepeatedField<Src> &field,
 }
 
 bool decodeTensor(const onnx::TensorProto &proto, const std::string &baseDir,
-                  HostTensor &out, std::string &error) {
+                  HostTensor &out, std::string &error, bool borrow) {
   using TP = onnx::TensorProto;
   out.name = proto.name();
   out.dtype = proto.data_type();
@@ -103,7 +103,10 @@ bool decodeTensor(const onnx::TensorProto &proto, const std::string &baseDir,
               std::to_string(bytes);
       return false;
     }
-    out.data.assign(proto.raw_data().begin(), proto.raw_data().end());
+    if (borrow)
+      out.borrowed = &proto.raw_data();
+    else
+      out.data.assign(proto.raw_data().begin(), proto.raw_data().end());
     return true;
   }
   switch (out.dtype) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace onnx {
@@ -18,7 +19,15 @@ struct HostTensor {
   int32_t dtype = 0; // ONNX TensorProto code
   std::vector<int64_t> shape;
   std::vector<char> data;
+  /// Instead of `data`, when decodeTensor was told to borrow them: the
+  /// proto's inline raw_data bytes (valid while the proto is).
+  const std::string *borrowed = nullptr;
   int64_t numElements() const;
+  /// The tensor's bytes: the borrowed ones, else `data`.
+  std::string_view bytes() const {
+    return borrowed ? std::string_view(*borrowed)
+                    : std::string_view(data.data(), data.size());
+  }
 };
 
 /// Size of one element of an ONNX dtype; 0 for unsupported ones (string,
@@ -26,9 +35,10 @@ struct HostTensor {
 size_t onnxElementSize(int32_t dtype);
 
 /// Decodes `proto` (raw_data, typed fields, or external data resolved
-/// against `baseDir`). On failure returns false and sets `error`.
+/// against `baseDir`). On failure returns false and sets `error`. With
+/// `borrow`, inline raw_data is not copied (HostTensor::borrowed).
 bool decodeTensor(const onnx::TensorProto &proto, const std::string &baseDir,
-                  HostTensor &out, std::string &error);
+                  HostTensor &out, std::string &error, bool borrow = false);
 
 /// Reads a serialized TensorProto file (ONNX test-data `input_0.pb`).
 bool readTensorFile(const std::string &path, HostTensor &out,
