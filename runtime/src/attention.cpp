@@ -36,8 +36,9 @@
 // K and V and one block of scores. A head with fewer than kFewRows query
 // rows (decode) reads K and V in place instead: a dot product per key,
 // then a weighted sum of V's rows. A block of query rows reads keys only
-// up to the last one that a row of it can attend to, its masks not -inf
-// there (LiveKeys: a causal mask's upper triangle, right padding). A mask
+// up to the last one that a row of it can attend to, no mask term -inf or
+// finfo.min there (LiveKeys: a causal mask's upper triangle, right
+// padding). A mask
 // whose query rows are all the
 // same (an exporter's expanded padding mask) is read as one row
 // (rowsRepeat).
@@ -648,30 +649,37 @@ struct Past {
   }
 };
 
-/// Where a block of query rows can stop reading keys. A key with a -inf
-/// term among a row's masks has probability exactly 0 in that row, and
-/// adds exactly nothing to its sum and to its row of P V (a 0 added to a
-/// sum, in order). So where every row of a block has only such keys from
-/// key e on (a causal mask's upper triangle, right padding), both of the
-/// block's products and its softmax pass stop at e, and give the same
-/// results to the bit: a decoder's prefill does about half the work. On a
-/// Zen 4, gpt2 prefill at 512 tokens (profile, one thread): the attention
-/// 123.5 -> 77-85 ms per run; paired runs of the model 999 -> 951 ms (3
-/// rounds), 2-3% at two threads; at 128 tokens 10.3 -> 8.2 ms. The
-/// profile's GFLOP/s still count every key. The ends are found once per call,
-/// per query row of the masks (when they do not differ by head), by scanning
-/// each row back from its last key to its last live one; a block's end is the
-/// largest of its rows'. Only -inf: a finite stand-in (-3.4e38, finfo.min) is
-/// left alone, as a row of nothing but such keys is a uniform softmax, not
-/// zeros.
+/// Where a block of query rows can stop reading keys. A key with a mask
+/// term of -inf, or of at most kDeadMask (-1e30; exporters' finite "minus
+/// infinity" is finfo.min, -3.4e38), scores at least 1e30 below any key
+/// whose terms are all above it, so in a row that has such a live key its
+/// exponential is exactly 0 (expApprox: below -87), and it adds exactly
+/// nothing to the row's sum and to its row of P V (a 0 added to a sum, in
+/// order). So where every row of a block has only such keys from key e on
+/// (a causal mask's upper triangle, right padding), both of the block's
+/// products and its softmax pass stop at e, and give the same results to
+/// the bit (for scores and other mask terms below 1e22 in magnitude). A
+/// row with no live key gives zeros whatever is read when each key has a
+/// -inf term; else (finfo.min) it is a uniform softmax over all keys, and
+/// its block reads them all. On
+/// a Zen 4, gpt2 prefill at 512 tokens (profile, one thread): the
+/// attention 123.5 -> 77-85 ms per run; paired runs of the model 999 ->
+/// 951 ms (3 rounds), 2-3% at two threads; at 128 tokens 10.3 -> 8.2 ms.
+/// The profile's GFLOP/s still count every key. The ends are found once
+/// per call, per query row of the masks (when they do not differ by head),
+/// by scanning each row back from its last key to its last live one; a
+/// block's end is the largest of its rows'.
+constexpr float kDeadMask = -1e30f;
+
 struct LiveKeys {
   /// One past the last key of mask row `rows` (MaskRow, one per term) that
-  /// no term makes -inf, at most `sk`; 0 when every key is dead.
+  /// no term kills (at most kDeadMask; a NaN is live). With none: 0 when
+  /// every key has a -inf term, else `sk`.
   static int64_t rowEnd(const MaskRow *rows, int64_t count, int64_t sk) {
     auto live = [&](int64_t j) {
       bool l = true;
       for (int64_t t = 0; t < count; ++t)
-        l &= rows[t].at[j * rows[t].step] != kNegInf;
+        l &= !(rows[t].at[j * rows[t].step] <= kDeadMask);
       return l;
     };
     int64_t j = sk;
@@ -686,7 +694,18 @@ struct LiveKeys {
     }
     while (j > 0 && !live(j - 1))
       --j;
-    return j;
+    if (j > 0)
+      return j;
+    // No live key: zeros whatever is read when every key has a -inf term;
+    // else (finfo.min) a uniform softmax over all of them.
+    for (int64_t x = 0; x < sk; ++x) {
+      bool inf = false;
+      for (int64_t t = 0; t < count; ++t)
+        inf |= rows[t].at[x * rows[t].step] == kNegInf;
+      if (!inf)
+        return sk;
+    }
+    return 0;
   }
 
   /// The ends of every query row of every batch (or of batch 0 alone, when
@@ -746,7 +765,7 @@ struct Call {
   bool bf16; // the products on bf16 operands (flags bit 0)
   Past past;
   /// LiveKeys: for each batch (or only the first) and query row, one past
-  /// its last key without a -inf mask term; null: all Sk keys.
+  /// its last live key; null: all Sk keys.
   const int64_t *rowEnds = nullptr;
   int64_t rowEndsBatch = 0; // 1: the masks broadcast over the batch
 
@@ -940,7 +959,7 @@ struct Call {
     for (int64_t r0 = i0; r0 < i1; r0 += rowBlock) {
       int64_t rows = std::min(rowBlock, i1 - r0);
       // The block's keys: [0, n) (LiveKeys; at least one, so that a block
-      // of rows with no live key still gives its zeros).
+      // of rows whose every key is -inf still gives its zeros).
       int64_t n = sk;
       if (rowEnds) {
         const int64_t *ends =

@@ -328,45 +328,54 @@ TEST(Attention, PastRowsCopiedIn) {
   }
 }
 
-/// A causal mask [1, 1, S, S] and a right-padding mask [B, 1, 1, S] whose
-/// dead keys are -inf (LiveKeys: each block of query rows stops at its
-/// last live key) give the same bits as the same masks with -1e30 there
-/// (every key read: exp of such a score is 0 all the same), and match the
-/// double-precision softmax. Batch 1's last 40 keys are padding, and its
-/// first 50 query rows (a padded query's) fully masked: zeros, and a
-/// whole block of rows with no live key.
-void checkCausal(int64_t s, int64_t heads, int64_t dv, bool bf16,
-                 bool transposed) {
-  SCOPED_TRACE(::testing::Message() << "S " << s << " bf16 " << bf16);
+/// A causal mask [1, 1, S, S] (or zeros) and a padding mask whose dead
+/// keys are -inf or finfo.min (LiveKeys: each block of query rows stops at
+/// its last live key) give the same bits as the same masks with -1e29
+/// there, which LiveKeys reads (exp of such a score is 0 all the same);
+/// the -inf ones match the double-precision softmax. Batch 1's last 40
+/// keys are padding, and its first 50 query rows see only -inf keys:
+/// zeros, and a whole block of rows with no live key. Its query rows 60-62
+/// see only dead keys: zeros with -inf, and with the finite values a
+/// uniform softmax over all keys (without the causal mask), so their
+/// block reads every key, past the padding.
+void checkLiveKeys(int64_t s, int64_t heads, int64_t dv, bool bf16,
+                   bool transposed, bool causalMask) {
+  SCOPED_TRACE(::testing::Message()
+               << "S " << s << " bf16 " << bf16 << " causal " << causalMask);
   constexpr std::array<int, 4> plain{0, 1, 2, 3}, bshd{0, 2, 1, 3};
   auto order = transposed ? bshd : plain;
-  const int64_t batch = 2, d = 64, padded = 40, deadRows = 50;
+  const int64_t batch = 2, d = 64, padded = 40, infRows = 50;
+  const int64_t deadRow0 = 60, deadRow1 = 63;
   Tensor4 q({batch, heads, s, d}, order, 1.0f);
   Tensor4 k({batch, heads, s, d}, order, 2.0f);
   Tensor4 v({batch, heads, s, dv}, order, 3.0f);
   const float inf = std::numeric_limits<float>::infinity();
-  std::vector<float> out[2];
-  for (float dead : {-inf, -1e30f}) {
+  const float deads[] = {-inf, std::numeric_limits<float>::lowest(), -1e29f};
+  std::vector<float> out[3];
+  for (int variant = 0; variant < 3; ++variant) {
+    float dead = deads[variant];
     // The causal term [1, 1, S, S], and the padding term [B, 1, S, S]:
-    // random where live, `dead` at batch 1's padded keys, and -inf in all
-    // of its first deadRows query rows.
+    // random where live, `dead` at batch 1's padded keys and in its dead
+    // rows, -inf in its first infRows rows.
     Tensor4 causal({1, 1, s, s}, plain, 5.0f, -0.5f, 0.5f);
-    Tensor4 padRows({batch, 1, s, s}, plain, 6.0f, -0.5f, 0.5f);
+    Tensor4 pad({batch, 1, s, s}, plain, 6.0f, -0.5f, 0.5f);
     for (int64_t i = 0; i < s; ++i)
-      for (int64_t j = i + 1; j < s; ++j)
+      for (int64_t j = i + 1; j < s && causalMask; ++j)
         causal.at(0, 0, i, j) = dead;
     for (int64_t i = 0; i < s; ++i)
-      for (int64_t j = 0; j < s; ++j)
-        if (i < deadRows)
-          padRows.at(1, 0, i, j) = -inf;
+      for (int64_t j = 0; j < s; ++j) {
+        if (i < infRows)
+          pad.at(1, 0, i, j) = -inf;
         else if (j >= s - padded)
-          padRows.at(1, 0, i, j) = dead;
+          pad.at(1, 0, i, j) = dead;
+        if (i >= deadRow0 && i < deadRow1)
+          pad.at(1, 0, i, j) = dead;
+      }
     Tensor4 o({batch, heads, s, dv}, order, 4.0f);
-    _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &causal.d,
-                                         &padRows.d, &o.d, 2, 1.0f / 8.0f,
-                                         bf16 ? 1 : 0);
-    out[dead == -inf ? 0 : 1] = o.v;
-    if (dead != -inf)
+    _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &causal.d, &pad.d,
+                                         &o.d, 2, 1.0f / 8.0f, bf16 ? 1 : 0);
+    out[variant] = o.v;
+    if (variant != 0)
       continue;
     // The reference (f32 only: bf16 rounds as Bf16Products checks).
     for (int64_t b = 0; b < batch && !bf16; ++b)
@@ -378,7 +387,7 @@ void checkCausal(int64_t s, int64_t heads, int64_t dv, bool bf16,
             double acc = 0;
             for (int64_t t = 0; t < d; ++t)
               acc += double(q.at(b, h, i, t)) * k.at(b, h, j, t);
-            p[j] = acc / 8.0 + causal.at(0, 0, i, j) + padRows.at(b, 0, i, j);
+            p[j] = acc / 8.0 + causal.at(0, 0, i, j) + pad.at(b, 0, i, j);
             mx = std::max(mx, p[j]);
           }
           for (double &x : p) {
@@ -394,16 +403,30 @@ void checkCausal(int64_t s, int64_t heads, int64_t dv, bool bf16,
           }
         }
   }
-  for (size_t x = 0; x < out[0].size(); ++x)
-    ASSERT_EQ(out[0][x], out[1][x]) << "element " << x;
+  Tensor4 where({batch, heads, s, dv}, order, 0.0f);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < s; ++i)
+        for (int64_t t = 0; t < dv; ++t) {
+          size_t x = &where.at(b, h, i, t) - where.v.data();
+          ASSERT_EQ(out[1][x], out[2][x])
+              << "finfo.min: b " << b << " h " << h << " row " << i;
+          if (b == 1 && i >= deadRow0 && i < deadRow1) {
+            ASSERT_EQ(out[0][x], 0.0f);
+            continue;
+          }
+          ASSERT_EQ(out[0][x], out[2][x])
+              << "-inf: b " << b << " h " << h << " row " << i;
+        }
 }
 
 TEST(Attention, CausalBlocksStopAtLiveKeys) {
   for (bool bf16 : {false, true}) {
     // Row blocks of 48 (64 on bf16 kernels) and an edge, V's edge panel
     // (40 columns: two panels, a product each), transposed views.
-    checkCausal(150, 3, 40, bf16, false);
-    checkCausal(100, 2, 64, bf16, true);
+    checkLiveKeys(150, 3, 40, bf16, false, true);
+    checkLiveKeys(100, 2, 64, bf16, true, true);
+    checkLiveKeys(150, 3, 40, bf16, false, false);
   }
 }
 
