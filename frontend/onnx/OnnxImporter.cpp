@@ -141,11 +141,20 @@ FailureOr<Value> GraphImporter::constantFromProto(const onnx::TensorProto &t) {
     for (char &c : blobName)
       if (!isalnum((unsigned char)c) && c != '_' && c != '.')
         c = '_';
-    value = DenseResourceElementsAttr::get(
-        type, blobName,
-        HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
-            ArrayRef<char>(bytes.data(), bytes.size()),
-            /*dataIsMutable=*/false));
+    // Bytes the decoding owns (external data, typed fields) become the
+    // blob's without a copy: a weight of several GB is held once.
+    AsmResourceBlob blob;
+    if (host.borrowed) {
+      blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
+          ArrayRef<char>(bytes.data(), bytes.size()), /*dataIsMutable=*/false);
+    } else {
+      auto *owned = new std::vector<char>(std::move(host.data));
+      blob = AsmResourceBlob(
+          ArrayRef<char>(owned->data(), owned->size()), alignof(char),
+          [owned](void *, size_t, size_t) { delete owned; },
+          /*dataIsMutable=*/false);
+    }
+    value = DenseResourceElementsAttr::get(type, blobName, std::move(blob));
   } else {
     bool splat = false;
     ArrayRef<char> raw(bytes.data(), bytes.size());
