@@ -666,7 +666,7 @@ struct Past {
 /// attention 123.5 -> 77-85 ms per run; paired runs of the model 999 ->
 /// 951 ms (3 rounds), 2-3% at two threads; at 128 tokens 10.3 -> 8.2 ms.
 /// The profile's GFLOP/s still count every key. The ends are found once
-/// per call, per query row of the masks (when they do not differ by head),
+/// per call, per query row of the mask terms that do not differ by head,
 /// by scanning each row back from its last key to its last live one; a
 /// block's end is the largest of its rows'.
 constexpr float kDeadMask = -1e30f;
@@ -709,20 +709,46 @@ struct LiveKeys {
   }
 
   /// The ends of every query row of every batch (or of batch 0 alone, when
-  /// all masks broadcast over it), or none when a mask differs by head or
-  /// there is no mask.
+  /// the masks broadcast over it), from the mask terms that do not differ
+  /// by head; none when no such term has a value per key. A term that
+  /// differs by head (a position bias, ALiBi) is left out: finite, it
+  /// cannot make a dead key live.
   Scratch<int64_t> ends;
   int64_t batches = 0;
 
   LiveKeys(const Desc4D *masks[2], int64_t count, int64_t batch, int64_t sq,
            int64_t sk)
-      : ends(needed(masks, count) ? batchesOf(masks, count, batch) * sq : 0) {
+      : LiveKeys(sharedTerms(masks, count), batch, sq, sk) {}
+
+private:
+  struct Terms {
+    const Desc4D *masks[2];
+    int64_t count = 0;
+  };
+  /// The terms that broadcast over the heads.
+  static Terms sharedTerms(const Desc4D *masks[2], int64_t count) {
+    Terms shared;
+    for (int64_t t = 0; t < count; ++t)
+      if (masks[t]->sizes[1] == 1)
+        shared.masks[shared.count++] = masks[t];
+    return shared;
+  }
+  static bool needed(const Terms &terms) {
+    bool perKey = false;
+    for (int64_t t = 0; t < terms.count; ++t)
+      perKey |= terms.masks[t]->sizes[3] != 1;
+    return perKey;
+  }
+
+  LiveKeys(const Terms &terms, int64_t batch, int64_t sq, int64_t sk)
+      : ends(needed(terms) ? batchesOf(terms.masks, terms.count, batch) * sq
+                           : 0) {
     if (!ends.data)
       return;
-    batches = batchesOf(masks, count, batch);
-    bool oneRow = true; // every mask the same for all query rows
-    for (int64_t t = 0; t < count; ++t)
-      oneRow &= masks[t]->sizes[2] == 1;
+    batches = batchesOf(terms.masks, terms.count, batch);
+    bool oneRow = true; // every term the same for all query rows
+    for (int64_t t = 0; t < terms.count; ++t)
+      oneRow &= terms.masks[t]->sizes[2] == 1;
     for (int64_t b = 0; b < batches; ++b)
       for (int64_t i = 0; i < sq; ++i) {
         if (oneRow && i > 0) {
@@ -730,23 +756,13 @@ struct LiveKeys {
           continue;
         }
         MaskRow rows[2];
-        for (int64_t t = 0; t < count; ++t)
-          rows[t] = maskRow(*masks[t], b, 0, i);
-        ends.data[b * sq + i] = rowEnd(rows, count, sk);
+        for (int64_t t = 0; t < terms.count; ++t)
+          rows[t] = maskRow(*terms.masks[t], b, 0, i);
+        ends.data[b * sq + i] = rowEnd(rows, terms.count, sk);
       }
   }
 
-private:
-  static bool needed(const Desc4D *masks[2], int64_t count) {
-    bool perKey = false;
-    for (int64_t t = 0; t < count; ++t) {
-      if (masks[t]->sizes[1] != 1)
-        return false;
-      perKey |= masks[t]->sizes[3] != 1;
-    }
-    return perKey;
-  }
-  static int64_t batchesOf(const Desc4D *masks[2], int64_t count,
+  static int64_t batchesOf(const Desc4D *const masks[2], int64_t count,
                            int64_t batch) {
     for (int64_t t = 0; t < count; ++t)
       if (masks[t]->sizes[0] != 1)

@@ -337,11 +337,14 @@ TEST(Attention, PastRowsCopiedIn) {
 /// zeros, and a whole block of rows with no live key. Its query rows 60-62
 /// see only dead keys: zeros with -inf, and with the finite values a
 /// uniform softmax over all keys (without the causal mask), so their
-/// block reads every key, past the padding.
+/// block reads every key, past the padding. With the padding term per
+/// head, LiveKeys leaves it out, and only the causal term bounds blocks.
 void checkLiveKeys(int64_t s, int64_t heads, int64_t dv, bool bf16,
-                   bool transposed, bool causalMask) {
+                   bool transposed, bool causalMask, bool padPerHead = false) {
   SCOPED_TRACE(::testing::Message()
-               << "S " << s << " bf16 " << bf16 << " causal " << causalMask);
+               << "S " << s << " bf16 " << bf16 << " causal " << causalMask
+               << " per head " << padPerHead);
+  const int64_t padHeads = padPerHead ? heads : 1;
   constexpr std::array<int, 4> plain{0, 1, 2, 3}, bshd{0, 2, 1, 3};
   auto order = transposed ? bshd : plain;
   const int64_t batch = 2, d = 64, padded = 40, infRows = 50;
@@ -358,19 +361,20 @@ void checkLiveKeys(int64_t s, int64_t heads, int64_t dv, bool bf16,
     // random where live, `dead` at batch 1's padded keys and in its dead
     // rows, -inf in its first infRows rows.
     Tensor4 causal({1, 1, s, s}, plain, 5.0f, -0.5f, 0.5f);
-    Tensor4 pad({batch, 1, s, s}, plain, 6.0f, -0.5f, 0.5f);
+    Tensor4 pad({batch, padHeads, s, s}, plain, 6.0f, -0.5f, 0.5f);
     for (int64_t i = 0; i < s; ++i)
       for (int64_t j = i + 1; j < s && causalMask; ++j)
         causal.at(0, 0, i, j) = dead;
-    for (int64_t i = 0; i < s; ++i)
-      for (int64_t j = 0; j < s; ++j) {
-        if (i < infRows)
-          pad.at(1, 0, i, j) = -inf;
-        else if (j >= s - padded)
-          pad.at(1, 0, i, j) = dead;
-        if (i >= deadRow0 && i < deadRow1)
-          pad.at(1, 0, i, j) = dead;
-      }
+    for (int64_t h = 0; h < padHeads; ++h)
+      for (int64_t i = 0; i < s; ++i)
+        for (int64_t j = 0; j < s; ++j) {
+          if (i < infRows)
+            pad.at(1, h, i, j) = -inf;
+          else if (j >= s - padded)
+            pad.at(1, h, i, j) = dead;
+          if (i >= deadRow0 && i < deadRow1)
+            pad.at(1, h, i, j) = dead;
+        }
     Tensor4 o({batch, heads, s, dv}, order, 4.0f);
     _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &causal.d, &pad.d,
                                          &o.d, 2, 1.0f / 8.0f, bf16 ? 1 : 0);
@@ -387,7 +391,7 @@ void checkLiveKeys(int64_t s, int64_t heads, int64_t dv, bool bf16,
             double acc = 0;
             for (int64_t t = 0; t < d; ++t)
               acc += double(q.at(b, h, i, t)) * k.at(b, h, j, t);
-            p[j] = acc / 8.0 + causal.at(0, 0, i, j) + pad.at(b, 0, i, j);
+            p[j] = acc / 8.0 + causal.at(0, 0, i, j) + pad.bcast(b, h, i, j);
             mx = std::max(mx, p[j]);
           }
           for (double &x : p) {
@@ -427,6 +431,8 @@ TEST(Attention, CausalBlocksStopAtLiveKeys) {
     checkLiveKeys(150, 3, 40, bf16, false, true);
     checkLiveKeys(100, 2, 64, bf16, true, true);
     checkLiveKeys(150, 3, 40, bf16, false, false);
+    // The padding term per head: only the causal one bounds the blocks.
+    checkLiveKeys(150, 3, 40, bf16, false, true, true);
   }
 }
 
