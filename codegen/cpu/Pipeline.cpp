@@ -514,35 +514,35 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
   }
   namespace elf = llvm::ELF;
   auto alignTo = [](uint64_t v, uint64_t a) { return (v + a - 1) / a * a; };
-  // .rodata's layout, the symbol and string tables.
+  // .lrodata's layout, the symbol and string tables.
   std::vector<uint64_t> offsets;
-  uint64_t rodataSize = 0;
+  uint64_t sectionSize = 0;
   std::string strtab(1, '\0');
   std::vector<elf::Elf64_Sym> syms(1); // [0]: the null symbol
   for (const ExternalWeights::Symbol &w : weights.symbols) {
-    rodataSize = alignTo(rodataSize, 64);
+    sectionSize = alignTo(sectionSize, 64);
     elf::Elf64_Sym sym{};
     sym.st_name = strtab.size();
     sym.setBindingAndType(elf::STB_GLOBAL, elf::STT_OBJECT);
     sym.st_other = elf::STV_HIDDEN;
-    sym.st_shndx = 1; // .rodata
-    sym.st_value = rodataSize;
+    sym.st_shndx = 1; // .lrodata
+    sym.st_value = sectionSize;
     sym.st_size = w.bytes.size();
     syms.push_back(sym);
     strtab += w.name;
     strtab += '\0';
-    offsets.push_back(rodataSize);
-    rodataSize += w.bytes.size();
+    offsets.push_back(sectionSize);
+    sectionSize += w.bytes.size();
   }
   const char shstrtab[] = "\0.lrodata\0.symtab\0.strtab\0.shstrtab";
   enum : uint32_t {
-    kRodataName = 1,
+    kSectionName = 1,
     kSymtabName = 10,
     kStrtabName = 18,
     kShstrtabName = 26
   };
-  // File: header, .rodata, .symtab, .strtab, .shstrtab, section headers.
-  uint64_t rodataOff = 64, symtabOff = alignTo(rodataOff + rodataSize, 8),
+  // File: header, .lrodata, .symtab, .strtab, .shstrtab, section headers.
+  uint64_t sectionOff = 64, symtabOff = alignTo(sectionOff + sectionSize, 8),
            symtabSize = syms.size() * sizeof(elf::Elf64_Sym),
            strtabOff = symtabOff + symtabSize,
            shstrtabOff = strtabOff + strtab.size(),
@@ -562,9 +562,16 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
   eh.e_shnum = 5;
   eh.e_shstrndx = 4;
   elf::Elf64_Shdr sh[5] = {};
-  sh[1] = {kRodataName, elf::SHT_PROGBITS,
-           elf::SHF_ALLOC | elf::SHF_X86_64_LARGE, 0, rodataOff, rodataSize,
-           0, 0, 64, 0};
+  sh[1] = {kSectionName,
+           elf::SHT_PROGBITS,
+           elf::SHF_ALLOC | elf::SHF_X86_64_LARGE,
+           0,
+           sectionOff,
+           sectionSize,
+           0,
+           0,
+           64,
+           0};
   sh[2] = {kSymtabName, elf::SHT_SYMTAB, 0, 0, symtabOff, symtabSize,
            /*link: .strtab*/ 3, /*info: first global*/ 1, 8,
            sizeof(elf::Elf64_Sym)};
@@ -586,7 +593,7 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
   };
   out.write(reinterpret_cast<const char *>(&eh), sizeof(eh));
   for (size_t i = 0; i < weights.symbols.size(); ++i) {
-    pad(rodataOff + offsets[i]);
+    pad(sectionOff + offsets[i]);
     out.write(weights.symbols[i].bytes.data(), weights.symbols[i].bytes.size());
   }
   pad(symtabOff);
