@@ -36,12 +36,11 @@
 // K and V and one block of scores. A head with fewer than kFewRows query
 // rows (decode) reads K and V in place instead: a dot product per key,
 // then a weighted sum of V's rows. A block of query rows reads keys only
-// up to the last one that a row of it can attend to, no mask term -inf or
-// finfo.min there (LiveKeys: a causal mask's upper triangle, right
-// padding). A mask
-// whose query rows are all the
-// same (an exporter's expanded padding mask) is read as one row
-// (rowsRepeat).
+// from the first to the last one that a row of it can attend to, no mask
+// term -inf or finfo.min there (LiveKeys: a causal mask's upper triangle,
+// right and left padding, a sliding window's start). A mask whose query
+// rows are all the same (an exporter's expanded padding mask) is read as
+// one row (rowsRepeat).
 //
 // transfuse-cpu-fuse-kv-append turns a decode step's attention, whose K
 // and V a copy of the KV cache's past (rows [0, Sp)) and one of the new
@@ -649,27 +648,43 @@ struct Past {
   }
 };
 
-/// Where a block of query rows can stop reading keys. A key with a mask
-/// term of -inf, or of at most kDeadMask (-1e30; exporters' finite "minus
+/// Which keys a block of query rows must read. A key with a mask term of
+/// -inf, or of at most kDeadMask (-1e30; exporters' finite "minus
 /// infinity" is finfo.min, -3.4e38), scores at least 1e30 below any key
 /// whose terms are all above it, so in a row that has such a live key its
 /// exponential is exactly 0 (expApprox: below -87), and it adds exactly
 /// nothing to the row's sum and to its row of P V (a 0 added to a sum, in
-/// order). So where every row of a block has only such keys from key e on
-/// (a causal mask's upper triangle, right padding), both of the block's
-/// products and its softmax pass stop at e, and give the same results to
-/// the bit (for scores and other mask terms below 1e22 in magnitude). A
-/// row with no live key gives zeros whatever is read when each key has a
-/// -inf term; else (finfo.min) it is a uniform softmax over all keys, and
-/// its block reads them all. On
-/// a Zen 4, gpt2 prefill at 512 tokens (profile, one thread): the
-/// attention 123.5 -> 77-85 ms per run; paired runs of the model 999 ->
-/// 951 ms (3 rounds), 2-3% at two threads; at 128 tokens 10.3 -> 8.2 ms.
-/// The profile's GFLOP/s still count every key. The ends are found once
-/// per call, per query row of the mask terms that do not differ by head,
-/// by scanning each row back from its last key to its last live one; a
-/// block's end is the largest of its rows'.
+/// order). So where every row of a block has only such keys before key b
+/// and from key e on (a causal mask's upper triangle, right padding; left
+/// padding, a sliding window), both of the block's products and its
+/// softmax pass read keys [b, e) only, b rounded down to a whole panel of
+/// K^T (kKeyAlign keys), and give the same results to the bit (for scores
+/// and other mask terms below 1e22 in magnitude): the row sums' lanes and
+/// the products' K steps are the same from key b on, and before b they
+/// only added zeros. A row with no live key gives zeros whatever is read
+/// when each key has a -inf term, and does not widen its block; else
+/// (finfo.min: a padded query row) it is a uniform softmax over the keys
+/// whose dead terms are the largest, which on the f32 GEMM Call::uniformRow
+/// computes from the masks alone, to the same bits, after its block (on
+/// the bf16 kernels its block reads every key). On a Zen 4, one thread
+/// (profile): gpt2 prefill at 512 tokens, the attention 123.5 -> 77-85 ms
+/// per run with the causal mask's ends (paired runs of the model 999 ->
+/// 951 ms, 3 rounds); a batch of 4 left-padded to 512 tokens (512, 384,
+/// 256 and 128 live), 241 / 249 -> 180 / 191 ms with the starts too. The
+/// profile's GFLOP/s still count every key.
+///
+/// The ranges are found once per call for the mask terms that do not
+/// differ by head, per query row, by scanning each row from its ends
+/// inwards to its first and last live keys. A term that differs by head
+/// with a value per key (a position bias; the t5 fixtures' exports add the
+/// causal mask into it) is scanned in the head's task, row by row, inside
+/// the range the shared terms left (a finite bias, as ALiBi, costs a check
+/// at each end). A block's range spans its rows'.
 constexpr float kDeadMask = -1e30f;
+constexpr int64_t kKeyAlign = kF32PanelWidth;
+static_assert(kKeyAlign == transfuse::bf16::kPanelCols &&
+              kKeyAlign % transfuse::bf16::kBlockK == 0 &&
+              kKeyAlign % kLanes == 0);
 
 /// Which of keys [x, x + 16) no term of `rows` kills (LiveKeys), a bit per
 /// key, on AVX-512 for terms of unit or zero key step. Every layer's call
@@ -690,34 +705,54 @@ liveLanesAvx512(const MaskRow *rows, int64_t count, int64_t x) {
   return live;
 }
 
+/// Keys [begin, end) of a query row: outside them every key is dead.
+/// Empty ({0, 0}): the row gives zeros. `uniform`: no key is live, and
+/// not every key has a -inf term; all keys ([0, Sk)), as the row is a
+/// uniform softmax over the keys whose dead terms are the largest
+/// (Call::uniformRow).
+struct KeyRange {
+  int64_t begin = 0, end = 0;
+  bool uniform = false;
+};
+
 struct LiveKeys {
-  /// One past the last key of mask row `rows` (MaskRow, one per term) that
-  /// no term kills (at most kDeadMask; a NaN is live). With none: 0 when
-  /// every key has a -inf term, else `sk`. `simd`: liveLanesAvx512 applies.
-  static int64_t rowEnd(const MaskRow *rows, int64_t count, int64_t sk,
-                        bool simd) {
+  /// The keys of mask row `rows` (MaskRow, one per term) from its first to
+  /// its last that no term kills (at most kDeadMask; a NaN is live),
+  /// looked for inside `within` (every key outside it is dead). With none:
+  /// empty when every key has a -inf term, else all `sk`. `simd`:
+  /// liveLanesAvx512 applies.
+  static KeyRange rowRange(const MaskRow *rows, int64_t count, int64_t sk,
+                           bool simd, KeyRange within) {
     auto live = [&](int64_t j) {
       bool l = true;
       for (int64_t t = 0; t < count; ++t)
         l &= !(rows[t].at[j * rows[t].step] <= kDeadMask);
       return l;
     };
-    int64_t j = sk;
-    // Sixteen keys at a time while all are dead, then one at a time.
-    for (; j >= kLanes; j -= kLanes) {
-      bool any = false;
+    auto anyLive = [&](int64_t x) { // in [x, x + kLanes)
       if (simd)
-        any = liveLanesAvx512(rows, count, j - kLanes) != 0;
-      else
-        for (int64_t x = j - kLanes; x < j; ++x)
-          any |= live(x);
-      if (any)
-        break;
+        return liveLanesAvx512(rows, count, x) != 0;
+      bool any = false;
+      for (int64_t j = x; j < x + kLanes; ++j)
+        any |= live(j);
+      return any;
+    };
+    if (within.begin >= within.end)
+      return {};
+    // From each end inwards, sixteen keys at a time while all are dead,
+    // then one at a time.
+    int64_t b = within.begin, e = within.end;
+    while (e - b >= kLanes && !anyLive(e - kLanes))
+      e -= kLanes;
+    while (e > b && !live(e - 1))
+      --e;
+    if (e > b) {
+      while (e - b >= kLanes && !anyLive(b))
+        b += kLanes;
+      while (!live(b)) // key e - 1 is live
+        ++b;
+      return {b, e};
     }
-    while (j > 0 && !live(j - 1))
-      --j;
-    if (j > 0)
-      return j;
     // No live key: zeros whatever is read when every key has a -inf term;
     // else (finfo.min) a uniform softmax over all of them.
     for (int64_t x = 0; x < sk; ++x) {
@@ -725,25 +760,34 @@ struct LiveKeys {
       for (int64_t t = 0; t < count; ++t)
         inf |= rows[t].at[x * rows[t].step] == kNegInf;
       if (!inf)
-        return sk;
+        return {0, sk, true};
     }
-    return 0;
+    return {};
   }
 
-  /// The ends of every query row of every batch (or of batch 0 alone, when
-  /// the masks broadcast over it), from the mask terms that do not differ
-  /// by head; none (batches 0) when no such term has a value per key. A
-  /// term that differs by head (a position bias, ALiBi) is left out:
-  /// finite, it cannot make a dead key live.
-  Scratch<int64_t> ends;
+  /// The ranges of every query row of every batch (or of batch 0 alone,
+  /// when the masks broadcast over it), from the mask terms that do not
+  /// differ by head; none (batches 0) when no such term has a value per
+  /// key.
+  Scratch<KeyRange> ranges;
   int64_t batches;
+  /// A term that differs by head has a value per key: each head's task
+  /// scans its rows (Call::blockKeys).
+  bool perHead = false;
+  /// Every term has unit or zero key step, on AVX-512: liveLanesAvx512.
+  bool simd;
 
   LiveKeys(const Desc4D *masks[2], int64_t count, int64_t batch, int64_t sq,
            int64_t sk)
-      : LiveKeys(Terms(masks, count, batch), sq, sk) {}
+      : LiveKeys(Terms(masks, count, batch), sq, sk) {
+    for (int64_t t = 0; t < count; ++t) {
+      perHead |= masks[t]->sizes[1] != 1 && masks[t]->sizes[3] != 1;
+      simd &= masks[t]->sizes[3] == 1 || masks[t]->strides[3] == 1;
+    }
+  }
 
 private:
-  /// The terms shared by all heads, and the batches their ends cover: 1
+  /// The terms shared by all heads, and the batches their ranges cover: 1
   /// when they broadcast over the batch, 0 when none has a value per key.
   struct Terms {
     const Desc4D *masks[2];
@@ -762,22 +806,24 @@ private:
   };
 
   LiveKeys(const Terms &terms, int64_t sq, int64_t sk)
-      : ends(terms.batches * sq), batches(terms.batches) {
+      : ranges(terms.batches * sq), batches(terms.batches),
+        simd(f32Path() == F32Path::Avx512) {
     bool oneRow = true; // every term the same for all query rows
-    bool simd = f32Path() == F32Path::Avx512;
+    bool shared = simd;
     for (int64_t t = 0; t < terms.count; ++t) {
       oneRow &= terms.masks[t]->sizes[2] == 1;
-      simd &= terms.masks[t]->sizes[3] == 1 || terms.masks[t]->strides[3] == 1;
+      shared &=
+          terms.masks[t]->sizes[3] == 1 || terms.masks[t]->strides[3] == 1;
     }
     auto row = [&](int64_t b, int64_t i) {
       MaskRow rows[2];
       for (int64_t t = 0; t < terms.count; ++t)
         rows[t] = maskRow(*terms.masks[t], b, 0, i);
-      return rowEnd(rows, terms.count, sk, simd);
+      return rowRange(rows, terms.count, sk, shared, {0, sk});
     };
     if (oneRow) {
       for (int64_t b = 0; b < batches; ++b)
-        std::fill_n(ends.data + b * sq, sq, row(b, 0));
+        std::fill_n(ranges.data + b * sq, sq, row(b, 0));
       return;
     }
     // Rows in chunks of 64 over the threads (the attention's tasks wait on
@@ -786,7 +832,7 @@ private:
     int64_t total = batches * sq;
     forEach((total + kChunk - 1) / kChunk, numThreads() > 1, [&](int64_t c) {
       for (int64_t r = c * kChunk; r < std::min(total, (c + 1) * kChunk); ++r)
-        ends.data[r] = row(r / sq, r % sq);
+        ranges.data[r] = row(r / sq, r % sq);
     });
   }
 };
@@ -800,10 +846,8 @@ struct Call {
   const RowOps &ops;
   bool bf16; // the products on bf16 operands (flags bit 0)
   Past past;
-  /// LiveKeys: for each batch (or only the first) and query row, one past
-  /// its last live key; null: all Sk keys.
-  const int64_t *rowEnds = nullptr;
-  int64_t rowEndsBatch = 0; // 1: the masks broadcast over the batch
+  /// Where the rows' live keys are; null: all Sk keys.
+  const LiveKeys *live = nullptr;
 
   const float *qAt(int64_t b, int64_t h, int64_t i) const {
     return q.data + q.offset + b * q.strides[0] + h * q.strides[1] +
@@ -851,6 +895,81 @@ struct Call {
           _mm_prefetch(row + x, _MM_HINT_T1);
       }
     }
+  }
+
+  /// The keys that rows [r0, r0 + rows) (at most 64) of head (b, h) read
+  /// (LiveKeys): from the first live key of any of them, rounded down to
+  /// kKeyAlign, to one past the last; at least one, so that a block of
+  /// rows whose every key is -inf still gives its zeros. With `uniform`,
+  /// the rows with no live key whose softmax is uniform (KeyRange) are
+  /// left out, a bit each (bit r - r0), for uniformRow.
+  KeyRange blockKeys(int64_t b, int64_t h, int64_t r0, int64_t rows,
+                     uint64_t *uniform) const {
+    int64_t sq = q.sizes[2], sk = k.sizes[2];
+    if (!live || (live->batches == 0 && !live->perHead))
+      return {0, sk};
+    int64_t lo = sk, hi = 0;
+    for (int64_t r = r0; r < r0 + rows; ++r) {
+      KeyRange keys{0, sk};
+      if (live->batches)
+        keys = live->ranges.data[(live->batches == 1 ? 0 : b) * sq + r];
+      if (live->perHead) {
+        MaskRow mr[2];
+        maskRows(b, h, r, mr);
+        keys = LiveKeys::rowRange(mr, maskCount, sk, live->simd, keys);
+      }
+      if (keys.uniform && uniform) {
+        *uniform |= uint64_t(1) << (r - r0);
+        continue;
+      }
+      if (keys.begin < keys.end) {
+        lo = std::min(lo, keys.begin);
+        hi = std::max(hi, keys.end);
+      }
+    }
+    if (hi == 0)
+      return {0, 1};
+    return {lo / kKeyAlign * kKeyAlign, hi};
+  }
+
+  /// Row i of head (b, h) when it has no live key and its softmax is
+  /// uniform (KeyRange), from the masks alone: the scores drop out of each
+  /// key's sum, as they are below 1e22 and a dead term at most -1e30
+  /// (LiveKeys), leaving D_j = (0 + M0_j) + M1_j (the terms, added in the
+  /// softmax pass's order); exp(D_j - max D) is exactly 1 where D_j is the
+  /// max and 0 elsewhere (two dead values differ by more than 87). So the
+  /// row of P V is the sum, in key order, of the rows of V (the packed
+  /// panels `vPack`, Sk deep, as the product reads them) at those keys,
+  /// times one over their count: the same bits as the product over every
+  /// key (f32 adds of 1 * V and 0 * V), without it.
+  void uniformRow(int64_t b, int64_t h, int64_t i, const float *vPack,
+                  float *out, int64_t outStride) const {
+    int64_t sk = k.sizes[2], dv = v.sizes[3];
+    constexpr int64_t w = kF32PanelWidth;
+    MaskRow mr[2];
+    maskRows(b, h, i, mr);
+    auto dead = [&](int64_t j) {
+      float x = 0.0f;
+      for (int64_t t = 0; t < maskCount; ++t)
+        x += mr[t].at[j * mr[t].step];
+      return x;
+    };
+    float mx = kNegInf;
+    for (int64_t j = 0; j < sk; ++j)
+      mx = std::max(mx, dead(j));
+    Scratch<float> acc(dv);
+    std::fill_n(acc.data, dv, 0.0f);
+    float count = 0.0f;
+    for (int64_t j = 0; j < sk; ++j) {
+      if (dead(j) != mx)
+        continue;
+      count += 1.0f;
+      for (int64_t t = 0; t < dv; ++t)
+        acc.data[t] += vPack[(t / w * sk + j) * w + t % w];
+    }
+    float inv = 1.0f / count;
+    for (int64_t t = 0; t < dv; ++t)
+      out[t * outStride] = acc.data[t] * inv;
   }
 
   /// Whether fewRows can read keys [0, Sp) from the past: unit strides.
@@ -962,18 +1081,25 @@ struct Call {
       roundToBf16(kPack.data, kPanels * d * w);
       roundToBf16(vPack.data, vPanels * sk * w);
     }
-    // The scores of a block's first n keys: Q K^T on K^T's first panels.
-    auto scoresProduct = [&](Desc2D &a, Desc2D &c) {
+    // The scores of a block's keys [k0, k0 + n) (k0 a multiple of w): Q K^T
+    // on K^T's panels from k0 / w.
+    auto scoresProduct = [&](Desc2D &a, Desc2D &c, int64_t k0) {
       if (onBf16)
-        return matmulBf16Packed(a, kBf16.data, c, false);
-      Desc3D kDesc{kPack.data, kPack.data, 0, {kPanels, d, w}, {d * w, w, 1}};
+        return matmulBf16Packed(
+            a, kBf16.data + k0 / w * transfuse::bf16::paddedK(d) * w, c, false);
+      Desc3D kDesc{kPack.data,
+                   kPack.data,
+                   k0 / w * d * w,
+                   {kPanels - k0 / w, d, w},
+                   {d * w, w, 1}};
       _mlir_ciface_transfuse_matmul_f32_packed(&a, &kDesc, &c, 0);
     };
-    // P V over the block's first n keys (a's columns): V's panels are
-    // Sk deep, so with n < Sk a product per panel of V (and of C's
-    // columns), each reading the first n rows of its panel.
-    auto valuesProduct = [&](auto &&product, int64_t n, const Desc2D &c) {
-      if (n == sk)
+    // P V over the block's keys [k0, k0 + n) (a's columns): V's panels are
+    // Sk deep, so unless those are all Sk a product per panel of V (and of
+    // C's columns), each reading rows [k0, k0 + n) of its panel.
+    auto valuesProduct = [&](auto &&product, int64_t k0, int64_t n,
+                             const Desc2D &c) {
+      if (k0 == 0 && n == sk)
         return product(0, c);
       for (int64_t jp = 0; jp < vPanels; ++jp) {
         Desc2D cj = c;
@@ -994,16 +1120,11 @@ struct Call {
     float inv[kBf16RowBlock];
     for (int64_t r0 = i0; r0 < i1; r0 += rowBlock) {
       int64_t rows = std::min(rowBlock, i1 - r0);
-      // The block's keys: [0, n) (LiveKeys; at least one, so that a block
-      // of rows whose every key is -inf still gives its zeros).
-      int64_t n = sk;
-      if (rowEnds) {
-        const int64_t *ends =
-            rowEnds + (rowEndsBatch == 1 ? 0 : b) * q.sizes[2];
-        n = 1;
-        for (int64_t r = r0; r < r0 + rows; ++r)
-          n = std::max(n, ends[r]);
-      }
+      // The block's keys: [k0, k0 + n). On the f32 GEMM, rows whose softmax
+      // is uniform are left out of them, and computed alone at the end.
+      uint64_t uniform = 0;
+      KeyRange keys = blockKeys(b, h, r0, rows, onBf16 ? nullptr : &uniform);
+      int64_t k0 = keys.begin, n = keys.end - keys.begin;
       int64_t kpP = transfuse::bf16::paddedK(n);
       Desc2D qb{q.base, q.data,
                 q.offset + b * q.strides[0] + h * q.strides[1] +
@@ -1020,13 +1141,15 @@ struct Call {
       }
       Desc2D s{scores.data, scores.data, 0, {rows, n}, {ld, 1}};
       prefetchMaskRows(b, h, r0, r0 + std::min(rows, kMaskRowsAhead));
-      scoresProduct(qb, s);
+      scoresProduct(qb, s, k0);
       for (int64_t r = 0; r < rows; ++r) {
         if (r + kMaskRowsAhead < rows)
           prefetchMaskRows(b, h, r0 + r + kMaskRowsAhead,
                            r0 + r + kMaskRowsAhead + 1);
         MaskRow mr[2];
         maskRows(b, h, r0 + r, mr);
+        for (int64_t t = 0; t < maskCount; ++t)
+          mr[t].at += k0 * mr[t].step;
         float *row = scores.data + r * ld;
         if (direct) {
           mx[r] = ops.addMasks(row, n, scale, mr, maskCount);
@@ -1059,9 +1182,9 @@ struct Call {
         valuesProduct(
             [&](int64_t jp, const Desc2D &c) {
               matmulBf16PrepackedA(pPack.data, rows, n,
-                                   vBf16.data + jp * kpV * w, c, false);
+                                   vBf16.data + (jp * kpV + k0) * w, c, false);
             },
-            n, ob);
+            k0, n, ob);
       } else if (direct) {
         float sums[kRowBlock];
         expRowsToF32Panels(scores.data, ld, rows, n, mx, pPanels.data, sums);
@@ -1069,26 +1192,29 @@ struct Call {
           inv[r] = sums[r] > 0.0f ? 1.0f / sums[r] : 0.0f;
         valuesProduct(
             [&](int64_t jp, const Desc2D &c) {
-              matmulF32PackedA(pPanels.data, rows, n, vPack.data + jp * sk * w,
-                               c);
+              matmulF32PackedA(pPanels.data, rows, n,
+                               vPack.data + (jp * sk + k0) * w, c);
             },
-            n, ob);
+            k0, n, ob);
       } else {
         valuesProduct(
             [&](int64_t jp, Desc2D c) {
               Desc3D vDesc{vPack.data,
                            vPack.data,
-                           jp * sk * w,
-                           {vPanels - jp, sk, w},
+                           (jp * sk + k0) * w,
+                           {vPanels - jp, sk - k0, w},
                            {sk * w, w, 1}};
               _mlir_ciface_transfuse_matmul_f32_packed(&s, &vDesc, &c, 0);
             },
-            n, ob);
+            k0, n, ob);
       }
       // P was not normalized: the rows' sums divide the output.
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t t = 0; t < dv; ++t)
           *ob.at(r, t) *= inv[r];
+      for (int64_t r = 0; r < rows; ++r)
+        if (uniform >> r & 1)
+          uniformRow(b, h, r0 + r, vPack.data, ob.at(r, 0), ob.strides[1]);
     }
   }
 };
@@ -1166,8 +1292,7 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
   // rows may stop reading keys.
   const Desc4D *maskPtrs[2] = {&maskViews[0], &maskViews[1]};
   LiveKeys live(maskPtrs, packed ? masks : 0, batch, sq, sk);
-  call.rowEnds = live.ends.data;
-  call.rowEndsBatch = live.batches;
+  call.live = &live;
   // A decode step's task streams its head's past rows into K and V and
   // reads them from the past.
   bool fromPast = copyInTask && !packed && call.pastReadable();

@@ -328,61 +328,98 @@ TEST(Attention, PastRowsCopiedIn) {
   }
 }
 
-/// A causal mask [1, 1, S, S] (or zeros) and a padding mask whose dead
-/// keys are -inf or finfo.min (LiveKeys: each block of query rows stops at
-/// its last live key) give the same bits as the same masks with -1e29
-/// there, which LiveKeys reads (exp of such a score is 0 all the same);
-/// the -inf ones match the double-precision softmax. Batch 1's last 40
-/// keys are padding, and its first 50 query rows see only -inf keys:
-/// zeros, and a whole block of rows with no live key. Its query rows 60-62
-/// see only dead keys: zeros with -inf, and with the finite values a
-/// uniform softmax over all keys (without the causal mask), so their
-/// block reads every key, past the padding. With the padding term per
-/// head, LiveKeys leaves it out, and only the causal term bounds blocks.
-void checkLiveKeys(int64_t s, int64_t heads, int64_t dv, bool bf16,
-                   bool transposed, bool causalMask, bool padPerHead = false) {
+/// How checkLiveKeys masks the keys.
+struct LiveCase {
+  int64_t s, heads, dv;
+  bool bf16 = false, transposed = false;
+  bool causal = true;         // the first term kills keys past the row
+  int64_t window = 0;         // and, if > 0, keys `window` or more before it
+  bool causalPerHead = false; // the first term [1, H, S, S] (t5: bias + mask)
+  bool padPerHead = false;    // the padding term [B, H, S, S]
+};
+
+/// Two mask terms whose dead keys are -inf or finfo.min (LiveKeys: each
+/// block of query rows reads keys only from the first live key of any of
+/// its rows, rounded down to a panel of 32, to the last) give the same
+/// bits as the same masks with -1e29 there, which LiveKeys reads (exp of
+/// such a score is 0 all the same); the -inf ones match the
+/// double-precision softmax. The first term is causal (a sliding window
+/// too, with `window`), the second padding: batch 0's first 63 keys (63 +
+/// 32 h with the term per head: per-head ranges), batch 1's last 40; a
+/// block that started reading one key late, at key 64 (96, 128), would
+/// miss a live key (as would windows of 66 keys in blocks of rows 96, 128
+/// or 192). Batch
+/// 1's first 50 query rows see only -inf keys: zeros, and a whole block of
+/// rows with no live key. Its query rows 60-62 see only dead keys, their
+/// padding term at odd keys a greater dead value (-1e30; -5e28 in the
+/// -1e29 run): zeros with -inf, and with the finite values a uniform
+/// softmax over the odd keys not dead twice over (with a causal mask,
+/// finfo.min - 1e30 rounds to finfo.min). Batch 0's rows before its first
+/// live key are likewise uniform with a causal mask.
+void checkLiveKeys(const LiveCase &c) {
   SCOPED_TRACE(::testing::Message()
-               << "S " << s << " bf16 " << bf16 << " causal " << causalMask
-               << " per head " << padPerHead);
-  const int64_t padHeads = padPerHead ? heads : 1;
+               << "S " << c.s << " bf16 " << c.bf16 << " causal " << c.causal
+               << " window " << c.window << " causal per head "
+               << c.causalPerHead << " padding per head " << c.padPerHead);
+  const int64_t s = c.s, heads = c.heads, dv = c.dv;
+  const int64_t padHeads = c.padPerHead ? heads : 1,
+                causalHeads = c.causalPerHead ? heads : 1;
   constexpr std::array<int, 4> plain{0, 1, 2, 3}, bshd{0, 2, 1, 3};
-  auto order = transposed ? bshd : plain;
+  auto order = c.transposed ? bshd : plain;
   const int64_t batch = 2, d = 64, padded = 40, infRows = 50;
   const int64_t deadRow0 = 60, deadRow1 = 63;
+  auto leftPad = [&](int64_t h) { return 63 + (c.padPerHead ? 32 * h : 0); };
   Tensor4 q({batch, heads, s, d}, order, 1.0f);
   Tensor4 k({batch, heads, s, d}, order, 2.0f);
   Tensor4 v({batch, heads, s, dv}, order, 3.0f);
   const float inf = std::numeric_limits<float>::infinity();
   const float deads[] = {-inf, std::numeric_limits<float>::lowest(), -1e29f};
+  // A second dead value, greater than the first (-inf in the -inf run).
+  const float deads2[] = {-inf, -1e30f, -5e28f};
   std::vector<float> out[3];
+  // Rows (b, h, i) each of whose keys has a -inf term in the -inf run.
+  std::vector<char> zeroRow(batch * heads * s);
   for (int variant = 0; variant < 3; ++variant) {
-    float dead = deads[variant];
-    // The causal term [1, 1, S, S], and the padding term [B, 1, S, S]:
-    // random where live, `dead` at batch 1's padded keys and in its dead
-    // rows, -inf in its first infRows rows.
-    Tensor4 causal({1, 1, s, s}, plain, 5.0f, -0.5f, 0.5f);
+    float dead = deads[variant], dead2 = deads2[variant];
+    // The causal term [1, 1 or H, S, S], and the padding term [B, 1 or H,
+    // S, S]: random where live, `dead` where dead, -inf in batch 1's first
+    // infRows rows.
+    Tensor4 causal({1, causalHeads, s, s}, plain, 5.0f, -0.5f, 0.5f);
     Tensor4 pad({batch, padHeads, s, s}, plain, 6.0f, -0.5f, 0.5f);
-    for (int64_t i = 0; i < s; ++i)
-      for (int64_t j = i + 1; j < s && causalMask; ++j)
-        causal.at(0, 0, i, j) = dead;
+    for (int64_t h = 0; h < causalHeads; ++h)
+      for (int64_t i = 0; i < s; ++i)
+        for (int64_t j = 0; j < s; ++j)
+          if (c.causal && (j > i || (c.window > 0 && j <= i - c.window)))
+            causal.at(0, h, i, j) = dead;
     for (int64_t h = 0; h < padHeads; ++h)
       for (int64_t i = 0; i < s; ++i)
         for (int64_t j = 0; j < s; ++j) {
+          if (j < leftPad(h))
+            pad.at(0, h, i, j) = dead;
           if (i < infRows)
             pad.at(1, h, i, j) = -inf;
           else if (j >= s - padded)
             pad.at(1, h, i, j) = dead;
           if (i >= deadRow0 && i < deadRow1)
-            pad.at(1, h, i, j) = dead;
+            pad.at(1, h, i, j) = j % 2 ? dead2 : dead;
         }
     Tensor4 o({batch, heads, s, dv}, order, 4.0f);
     _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &causal.d, &pad.d,
-                                         &o.d, 2, 1.0f / 8.0f, bf16 ? 1 : 0);
+                                         &o.d, 2, 1.0f / 8.0f, c.bf16 ? 1 : 0);
     out[variant] = o.v;
     if (variant != 0)
       continue;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < s; ++i) {
+          bool zeros = true;
+          for (int64_t j = 0; j < s; ++j)
+            zeros &= causal.bcast(b, h, i, j) == -inf ||
+                     pad.bcast(b, h, i, j) == -inf;
+          zeroRow[(b * heads + h) * s + i] = zeros;
+        }
     // The reference (f32 only: bf16 rounds as Bf16Products checks).
-    for (int64_t b = 0; b < batch && !bf16; ++b)
+    for (int64_t b = 0; b < batch && !c.bf16; ++b)
       for (int64_t h = 0; h < heads; ++h)
         for (int64_t i = 0; i < s; ++i) {
           std::vector<double> p(s, 0.0);
@@ -391,7 +428,7 @@ void checkLiveKeys(int64_t s, int64_t heads, int64_t dv, bool bf16,
             double acc = 0;
             for (int64_t t = 0; t < d; ++t)
               acc += double(q.at(b, h, i, t)) * k.at(b, h, j, t);
-            p[j] = acc / 8.0 + causal.at(0, 0, i, j) + pad.bcast(b, h, i, j);
+            p[j] = acc / 8.0 + causal.bcast(b, h, i, j) + pad.bcast(b, h, i, j);
             mx = std::max(mx, p[j]);
           }
           for (double &x : p) {
@@ -415,7 +452,7 @@ void checkLiveKeys(int64_t s, int64_t heads, int64_t dv, bool bf16,
           size_t x = &where.at(b, h, i, t) - where.v.data();
           ASSERT_EQ(out[1][x], out[2][x])
               << "finfo.min: b " << b << " h " << h << " row " << i;
-          if (b == 1 && i >= deadRow0 && i < deadRow1) {
+          if (zeroRow[(b * heads + h) * s + i]) {
             ASSERT_EQ(out[0][x], 0.0f);
             continue;
           }
@@ -424,15 +461,20 @@ void checkLiveKeys(int64_t s, int64_t heads, int64_t dv, bool bf16,
         }
 }
 
-TEST(Attention, CausalBlocksStopAtLiveKeys) {
+TEST(Attention, BlocksReadOnlyLiveKeys) {
   for (bool bf16 : {false, true}) {
     // Row blocks of 48 (64 on bf16 kernels) and an edge, V's edge panel
     // (40 columns: two panels, a product each), transposed views.
-    checkLiveKeys(150, 3, 40, bf16, false, true);
-    checkLiveKeys(100, 2, 64, bf16, true, true);
-    checkLiveKeys(150, 3, 40, bf16, false, false);
-    // The padding term per head: only the causal one bounds the blocks.
-    checkLiveKeys(150, 3, 40, bf16, false, true, true);
+    checkLiveKeys({150, 3, 40, bf16});
+    checkLiveKeys({100, 2, 64, bf16, true});
+    checkLiveKeys({150, 3, 40, bf16, false, false});
+    // A sliding window: blocks start past the first keys too.
+    checkLiveKeys({200, 2, 40, bf16, false, true, 66});
+    // Terms per head (t5's bias with its causal mask added in; per-head
+    // padding), scanned in the heads' tasks.
+    checkLiveKeys({150, 3, 40, bf16, false, true, 0, false, true});
+    checkLiveKeys({150, 3, 40, bf16, false, true, 0, true, false});
+    checkLiveKeys({200, 3, 40, bf16, true, true, 66, true, true});
   }
 }
 
