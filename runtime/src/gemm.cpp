@@ -413,7 +413,7 @@ constexpr Kernel kStreamKernels[kMr] = {
     kernel<5, true>,  kernel<6, true>,  kernel<7, true>,  kernel<8, true>,
     kernel<9, true>,  kernel<10, true>, kernel<11, true>, kernel<12, true>};
 
-/// Decode (a single row panel of at most kStreamRows rows, see gemm.h):
+/// Decode (a single row panel of at most kF32StreamRows rows, see gemm.h):
 /// the R rows of A (read in place: A[r][p] at a[r * aRow + p * aCol])
 /// times P adjacent B panels at once, whole K. Each element of C is summed
 /// in the same order as by `kernel`, so either gives the same result.
@@ -433,7 +433,7 @@ kernelStreams(int64_t k, const float *a, int64_t aRow, int64_t aCol,
   loadStreamTiles(c, out, ldo, masks, load);
   for (int64_t p = 0; p < k; ++p) {
     __m512 av[R];
-#pragma GCC unroll 3
+#pragma GCC unroll 6
     for (int r = 0; r < R; ++r)
       av[r] = _mm512_set1_ps(a[r * aRow + p * aCol]);
     // Each stream's two lines kStreamAhead steps on, into the L2; past a
@@ -448,7 +448,7 @@ kernelStreams(int64_t k, const float *a, int64_t aRow, int64_t aCol,
       _mm_prefetch(pf, _MM_HINT_T1);
       _mm_prefetch(pf + 64, _MM_HINT_T1);
       __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 3
+#pragma GCC unroll 6
       for (int r = 0; r < R; ++r) {
         c[i][r][0] = _mm512_fmadd_ps(av[r], b0, c[i][r][0]);
         c[i][r][1] = _mm512_fmadd_ps(av[r], b1, c[i][r][1]);
@@ -461,13 +461,19 @@ kernelStreams(int64_t k, const float *a, int64_t aRow, int64_t aCol,
 using StreamsKernel = void (*)(int64_t, const float *, int64_t, int64_t,
                                const float *, int64_t, float *, int64_t,
                                const __mmask16 *, bool);
-constexpr StreamsKernel kStreamsKernels[kStreamRows][kStreamPanels] = {
+/// By rows and panels (streamPanels(rows) at most; null past that).
+constexpr StreamsKernel kStreamsKernels[kF32StreamRows][kStreamPanels] = {
     {kernelStreams<1, 1>, kernelStreams<1, 2>, kernelStreams<1, 3>,
      kernelStreams<1, 4>},
     {kernelStreams<2, 1>, kernelStreams<2, 2>, kernelStreams<2, 3>,
      kernelStreams<2, 4>},
     {kernelStreams<3, 1>, kernelStreams<3, 2>, kernelStreams<3, 3>,
-     kernelStreams<3, 4>}};
+     kernelStreams<3, 4>},
+    {kernelStreams<4, 1>, kernelStreams<4, 2>, kernelStreams<4, 3>, nullptr},
+    {kernelStreams<5, 1>, kernelStreams<5, 2>, nullptr, nullptr},
+    {kernelStreams<6, 1>, kernelStreams<6, 2>, nullptr, nullptr}};
+static_assert(streamPanels(4) == 3 && streamPanels(5) == 2 &&
+              streamPanels(kF32StreamRows) == 2);
 
 /// The instruction sets the packed product runs on: its kernels and A's
 /// packing.
@@ -518,7 +524,7 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   bool unitColumns = c.strides[1] == 1;
   // Decode with few rows: kernelStreams, on A in place.
   bool streams = !io.a && !io.c && rowPanels == 1 && isa.multiStream &&
-                 unitColumns && m <= kStreamRows;
+                 unitColumns && m <= kF32StreamRows;
   Scratch<float> aPack(streams || io.a ? 0 : rowPanels * kMr * k);
   if (!streams && !io.a)
     isa.packA(a, aPack.data, threads > 1);
@@ -542,11 +548,12 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   // stream kernels, which prefetch a fixed distance ahead in that sweep (on
   // a Xeon with AMX, paired runs: gpt2 decode past 128 39.2 -> 36.7 ms,
   // past 1023 52.4 -> 49.6, t5 decoder step 42.7 -> 40.1 at one thread;
-  // 3-6% at two; not measured on AMD). With at most kStreamRows rows (one
-  // token per sequence), kernelStreams reads four panels side by side
-  // instead (same Xeon, paired runs: gpt2 decode past 128 38.6 -> 34.4 ms
-  // at one thread, 20.4 -> 18.2 at two; past 1023 51.3 -> 46.8, 27.6 ->
-  // 25.2; t5 decoder step 43.2 -> 37.0, 23.9 -> 20.8).
+  // 3-6% at two; not measured on AMD). With at most kF32StreamRows rows
+  // (one token per sequence), kernelStreams reads several panels side by
+  // side instead (streamPanels; with up to three rows, four: same Xeon,
+  // paired runs: gpt2 decode past 128 38.6 -> 34.4 ms at one thread, 20.4
+  // -> 18.2 at two; past 1023 51.3 -> 46.8, 27.6 -> 25.2; t5 decoder step
+  // 43.2 -> 37.0, 23.9 -> 20.8).
   bool decode = rowPanels == 1;
   int64_t kBlock = decode || k <= isa.wholeK ? k : isa.kPass;
   auto task = [&](int64_t t) {
@@ -895,7 +902,7 @@ _mlir_ciface_transfuse_linear_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
 }
 
 bool transfuse::runtime::gemm::f32PanelsUsed(int64_t m) {
-  return m > kStreamRows && packedProduct() != nullptr;
+  return m > kF32StreamRows && packedProduct() != nullptr;
 }
 
 /// transfuse_linear_f32_packed with A's panels and C's (transfuse-cpu-a-

@@ -215,13 +215,34 @@ __attribute__((target("avx512f"))) inline void transpose16(__m512i r[16]) {
   }
 }
 
-/// Decode: a product with at most kStreamRows rows of A multiplies them by
-/// kStreamPanels adjacent 32-column panels of B at once, each panel its own
-/// stream from DRAM (gemm.cpp's kernelStreams, gemm_bf16.cpp's dpStreams):
-/// one core reads DRAM faster with several streams in flight than with
-/// one (on the Xeon of docs/benchmarks.md, 15-16 GB/s from one sequential
-/// stream, 18 from four).
+/// Decode: a product with at most kStreamRows rows of A (kF32StreamRows on
+/// the f32 GEMM) multiplies them by up to kStreamPanels adjacent 32-column
+/// panels of B at once (streamPanels), each panel its own stream from DRAM
+/// (gemm.cpp's kernelStreams, gemm_bf16.cpp's dpStreams): one core reads
+/// DRAM faster with several streams in flight than with one (on the Xeon
+/// of docs/benchmarks.md, 15-16 GB/s from one sequential stream, 18 from
+/// four).
 constexpr int kStreamRows = 3, kStreamPanels = 4;
+
+/// The f32 kernelStreams take up to 6 rows (a decode step of 4-6
+/// sequences), in fewer panels at once as the rows grow (24 accumulators
+/// at most: streamPanels). Before, 4 to 12 rows went panel by panel
+/// through the 12-row kernel's single stream: on a Zen 4 at one thread,
+/// gpt2 decode on a 128-token past at batch 4 spent 26.9 ms per step in
+/// its products against 19.7 at batch 1, for the same weights from DRAM.
+/// Paired runs (3 rounds, faster in each): batch 4 27.4 -> 24.3 ms per step
+/// at one thread, 17.6 -> 16.6 at two; batch 5 and 6 10-20% faster at one
+/// thread; batch 1 and the t5 decoder step level.
+/// More rows are bound by their FMAs more than by DRAM: at batch 8, rows
+/// in groups of six, the rest reading the same panels again from L2, were
+/// level with the single stream (28.6 against 29.0 ms per step).
+constexpr int kF32StreamRows = 6;
+
+/// Panels at once for `rows` rows: four up to three rows, then as many as
+/// 24 accumulators (rows x panels x two halves) allow.
+constexpr int streamPanels(int64_t rows) {
+  return rows <= kStreamRows ? kStreamPanels : int(12 / rows);
+}
 
 /// Those kernels' accumulators: C's R rows x P panels x two halves of 16
 /// columns, row stride ldc, panel i's columns masked by masks[2 i] and
@@ -232,7 +253,7 @@ loadStreamTiles(__m512 (&acc)[P][R][2], const float *c, int64_t ldc,
                 const __mmask16 *masks, bool load) {
 #pragma GCC unroll 4
   for (int i = 0; i < P; ++i)
-#pragma GCC unroll 3
+#pragma GCC unroll 6
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h)
@@ -245,7 +266,7 @@ storeStreamTiles(const __m512 (&acc)[P][R][2], float *c, int64_t ldc,
                  const __mmask16 *masks) {
 #pragma GCC unroll 4
   for (int i = 0; i < P; ++i)
-#pragma GCC unroll 3
+#pragma GCC unroll 6
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h)
@@ -254,15 +275,15 @@ storeStreamTiles(const __m512 (&acc)[P][R][2], float *c, int64_t ldc,
 }
 
 /// Column panels [jp0, jp1) of C (m rows, unit column stride) for those
-/// kernels, kStreamPanels at a time: run(jp, panels, masks) computes the
+/// kernels, streamPanels(m) at a time: run(jp, panels, masks) computes the
 /// group from panel jp (masks as above, for C's edge), then `ep`, when
 /// given, goes over each of its panels.
 template <typename Run>
 void forStreamGroups(int64_t jp0, int64_t jp1, const Desc2D &c, int64_t m,
                      const Epilogue *ep, Run run) {
-  int64_t n = c.sizes[1];
-  for (int64_t jp = jp0; jp < jp1; jp += kStreamPanels) {
-    int64_t panels = std::min<int64_t>(kStreamPanels, jp1 - jp);
+  int64_t n = c.sizes[1], group = streamPanels(m);
+  for (int64_t jp = jp0; jp < jp1; jp += group) {
+    int64_t panels = std::min<int64_t>(group, jp1 - jp);
     __mmask16 masks[2 * kStreamPanels];
     for (int64_t i = 0; i < panels; ++i)
       laneMasks(std::min<int64_t>(32, n - (jp + i) * 32), masks[2 * i],

@@ -121,6 +121,11 @@ void checkAll(bool packed) {
     check(1, 1024, 64, 0, packed, acc); // one query row x a cache's V
     check(2, 33, 130, 1, packed, acc);  // few rows, 64-column edge
     check(5, 40, 70, 0, packed, acc);   // just past the few-row path
+    // Decode's streams (packed): 4 rows three panels at a time (a group of
+    // one at the edge), 6 rows two at a time, 7 rows past them.
+    check(4, 768, 300, 0, packed, acc);
+    check(6, 96, 200, 3, packed, acc);
+    check(7, 64, 130, 0, packed, acc);
     check(12, 64, 32, 0, packed, acc);  // one full register tile
     check(66, 64, 96, 0, packed, acc);  // edge rows
     check(37, 300, 77, 3, packed, acc); // edge rows and columns, strided,
@@ -263,6 +268,8 @@ TEST(Gemm, LinearEpilogueMatchesReference) {
         // Decode (one panel); edges and 2 K blocks; strided C; strided
         // residual.
         checkLinear(Weights::F32, 1, 768, 300, act, bias, residual);
+        checkLinear(Weights::F32, 4, 768, 300, act, bias, residual);
+        checkLinear(Weights::F32, 6, 100, 200, act, bias, residual);
         checkLinear(Weights::F32, 37, 300, 77, act, bias, residual);
         checkLinear(Weights::F32, 13, 40, 45, act, bias, residual, 2);
         checkLinear(Weights::F32, 13, 40, 45, act, bias, residual, 1, 2);
@@ -541,7 +548,8 @@ TEST(Gemm, F32PanelsChain) {
   for (bool only : {false, true}) {
     checkF32PanelsChain(1, 96, 77, 40, only);     // decode: no panels
     checkF32PanelsChain(3, 900, 64, 33, only);    // decode, 4 K passes: none
-    checkF32PanelsChain(4, 96, 77, 40, only);     // the fewest rows with panels
+    checkF32PanelsChain(6, 96, 77, 40, only);     // decode's streams: none
+    checkF32PanelsChain(7, 96, 77, 40, only);     // the fewest rows with panels
     checkF32PanelsChain(37, 900, 77, 45, only);   // edge rows and columns,
                                                   // 4 K passes of the first
     checkF32PanelsChain(30, 64, 96, 40, only, 2); // C1 with strided columns
