@@ -413,7 +413,7 @@ constexpr Kernel kStreamKernels[kMr] = {
     kernel<5, true>,  kernel<6, true>,  kernel<7, true>,  kernel<8, true>,
     kernel<9, true>,  kernel<10, true>, kernel<11, true>, kernel<12, true>};
 
-/// Decode (a single row panel of at most kF32StreamRows rows, see gemm.h):
+/// Decode (a single row panel of at most kStreamRows rows, see gemm.h):
 /// the R rows of A (read in place: A[r][p] at a[r * aRow + p * aCol])
 /// times P adjacent B panels at once, whole K. Each element of C is summed
 /// in the same order as by `kernel`, so either gives the same result.
@@ -462,7 +462,7 @@ using StreamsKernel = void (*)(int64_t, const float *, int64_t, int64_t,
                                const float *, int64_t, float *, int64_t,
                                const __mmask16 *, bool);
 /// By rows and panels (streamPanels(rows) at most; null past that).
-constexpr StreamsKernel kStreamsKernels[kF32StreamRows][kStreamPanels] = {
+constexpr StreamsKernel kStreamsKernels[kStreamRows][kStreamPanels] = {
     {kernelStreams<1, 1>, kernelStreams<1, 2>, kernelStreams<1, 3>,
      kernelStreams<1, 4>},
     {kernelStreams<2, 1>, kernelStreams<2, 2>, kernelStreams<2, 3>,
@@ -473,7 +473,7 @@ constexpr StreamsKernel kStreamsKernels[kF32StreamRows][kStreamPanels] = {
     {kernelStreams<5, 1>, kernelStreams<5, 2>, nullptr, nullptr},
     {kernelStreams<6, 1>, kernelStreams<6, 2>, nullptr, nullptr}};
 static_assert(streamPanels(4) == 3 && streamPanels(5) == 2 &&
-              streamPanels(kF32StreamRows) == 2);
+              streamPanels(kStreamRows) == 2);
 
 /// The instruction sets the packed product runs on: its kernels and A's
 /// packing.
@@ -524,7 +524,7 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   bool unitColumns = c.strides[1] == 1;
   // Decode with few rows: kernelStreams, on A in place.
   bool streams = !io.a && !io.c && rowPanels == 1 && isa.multiStream &&
-                 unitColumns && m <= kF32StreamRows;
+                 unitColumns && m <= kStreamRows;
   Scratch<float> aPack(streams || io.a ? 0 : rowPanels * kMr * k);
   if (!streams && !io.a)
     isa.packA(a, aPack.data, threads > 1);
@@ -548,7 +548,7 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   // stream kernels, which prefetch a fixed distance ahead in that sweep (on
   // a Xeon with AMX, paired runs: gpt2 decode past 128 39.2 -> 36.7 ms,
   // past 1023 52.4 -> 49.6, t5 decoder step 42.7 -> 40.1 at one thread;
-  // 3-6% at two; not measured on AMD). With at most kF32StreamRows rows
+  // 3-6% at two; not measured on AMD). With at most kStreamRows rows
   // (one token per sequence), kernelStreams reads several panels side by
   // side instead (streamPanels; with up to three rows, four: same Xeon,
   // paired runs: gpt2 decode past 128 38.6 -> 34.4 ms at one thread, 20.4
@@ -902,7 +902,7 @@ _mlir_ciface_transfuse_linear_f32_packed(Desc2D *a, Desc3D *b, Desc2D *c,
 }
 
 bool transfuse::runtime::gemm::f32PanelsUsed(int64_t m) {
-  return m > kF32StreamRows && packedProduct() != nullptr;
+  return m > kStreamRows && packedProduct() != nullptr;
 }
 
 /// transfuse_linear_f32_packed with A's panels and C's (transfuse-cpu-a-

@@ -215,33 +215,35 @@ __attribute__((target("avx512f"))) inline void transpose16(__m512i r[16]) {
   }
 }
 
-/// Decode: a product with at most kStreamRows rows of A (kF32StreamRows on
-/// the f32 GEMM) multiplies them by up to kStreamPanels adjacent 32-column
-/// panels of B at once (streamPanels), each panel its own stream from DRAM
-/// (gemm.cpp's kernelStreams, gemm_bf16.cpp's dpStreams): one core reads
-/// DRAM faster with several streams in flight than with one (on the Xeon
-/// of docs/benchmarks.md, 15-16 GB/s from one sequential stream, 18 from
+/// Decode: a product with at most kStreamRows rows of A multiplies them by
+/// up to kStreamPanels adjacent 32-column panels of B at once
+/// (streamPanels), each panel its own stream from DRAM (gemm.cpp's
+/// kernelStreams, gemm_bf16.cpp's dpStreams): one core reads DRAM faster
+/// with several streams in flight than with one (on the Xeon of
+/// docs/benchmarks.md, 15-16 GB/s from one sequential stream, 18 from
 /// four).
-constexpr int kStreamRows = 3, kStreamPanels = 4;
-
-/// The f32 kernelStreams take up to 6 rows (a decode step of 4-6
-/// sequences), in fewer panels at once as the rows grow (24 accumulators
-/// at most: streamPanels). Before, 4 to 12 rows went panel by panel
-/// through the 12-row kernel's single stream: on a Zen 4 at one thread,
-/// gpt2 decode on a 128-token past at batch 4 spent 26.9 ms per step in
-/// its products against 19.7 at batch 1, for the same weights from DRAM.
-/// Paired runs (3 rounds, faster in each): batch 4 27.4 -> 24.3 ms per step
-/// at one thread, 17.6 -> 16.6 at two; batch 5 and 6 10-20% faster at one
-/// thread; batch 1 and the t5 decoder step level.
-/// More rows are bound by their FMAs more than by DRAM: at batch 8, rows
-/// in groups of six, the rest reading the same panels again from L2, were
-/// level with the single stream (28.6 against 29.0 ms per step).
-constexpr int kF32StreamRows = 6;
+///
+/// Up to 6 rows (a decode step of up to 6 sequences), in fewer panels at
+/// once as the rows grow (24 accumulators at most). Before, 4 or more rows
+/// went panel by panel through the row-panel kernels: on a Zen 4 at one
+/// thread, gpt2 decode on a 128-token past at batch 4 spent 26.9 ms per
+/// step in its f32 products against 19.7 at batch 1, and 14.9 against 9.9
+/// in bf16, for the same weights from DRAM. Paired runs (3 rounds, faster
+/// in each), f32: batch 4 27.4 -> 24.3 ms per step at one thread, 17.6 ->
+/// 16.6 at two; batch 5 and 6 10-20% faster at one thread; batch 1 and the
+/// t5 decoder step level. bf16 (VDPBF16PS; no AMX there): batch 4 18.1 ->
+/// 14.3 ms at one thread, 11.4 -> 9.9 at two, batch 6 19.4 -> 14.5; on an
+/// AMX CPU 4-6 rows now take these kernels instead of 16-row tiles, not
+/// measured there. More rows are bound by their FMAs more than by
+/// DRAM: at batch 8, f32 rows in groups of six, the rest reading the same
+/// panels again from L2, were level with the single stream (28.6 against
+/// 29.0 ms per step).
+constexpr int kStreamRows = 6, kStreamPanels = 4;
 
 /// Panels at once for `rows` rows: four up to three rows, then as many as
 /// 24 accumulators (rows x panels x two halves) allow.
 constexpr int streamPanels(int64_t rows) {
-  return rows <= kStreamRows ? kStreamPanels : int(12 / rows);
+  return rows <= 3 ? kStreamPanels : int(12 / rows);
 }
 
 /// Those kernels' accumulators: C's R rows x P panels x two halves of 16

@@ -476,7 +476,7 @@ dpStreams(int64_t blocks, const uint16_t *a, const uint16_t *b,
 #pragma clang loop unroll(full)
     for (int q = 0; q < 16; ++q) {
       __m512bh av[R];
-#pragma GCC unroll 3
+#pragma GCC unroll 6
       for (int r = 0; r < R; ++r) {
         int32_t pair;
         std::memcpy(&pair, ak + r * 32 + 2 * q, sizeof pair);
@@ -491,7 +491,7 @@ dpStreams(int64_t blocks, const uint16_t *a, const uint16_t *b,
         _mm_prefetch(pf + 64, _MM_HINT_T1);
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(bk + q * 32);
         __m512bh b1 = (__m512bh)_mm512_loadu_si512(bk + 512 + q * 32);
-#pragma GCC unroll 3
+#pragma GCC unroll 6
         for (int r = 0; r < R; ++r) {
           acc[i][r][0] = _mm512_dpbf16_ps(acc[i][r][0], av[r], b0);
           acc[i][r][1] = _mm512_dpbf16_ps(acc[i][r][1], av[r], b1);
@@ -505,10 +505,14 @@ dpStreams(int64_t blocks, const uint16_t *a, const uint16_t *b,
 using StreamsKernel = void (*)(int64_t, const uint16_t *, const uint16_t *,
                                int64_t, float *, int64_t, const __mmask16 *,
                                bool);
+/// By rows and panels (streamPanels(rows) at most; null past that).
 constexpr StreamsKernel kStreamsKernels[kStreamRows][kStreamPanels] = {
     {dpStreams<1, 1>, dpStreams<1, 2>, dpStreams<1, 3>, dpStreams<1, 4>},
     {dpStreams<2, 1>, dpStreams<2, 2>, dpStreams<2, 3>, dpStreams<2, 4>},
-    {dpStreams<3, 1>, dpStreams<3, 2>, dpStreams<3, 3>, dpStreams<3, 4>}};
+    {dpStreams<3, 1>, dpStreams<3, 2>, dpStreams<3, 3>, dpStreams<3, 4>},
+    {dpStreams<4, 1>, dpStreams<4, 2>, dpStreams<4, 3>, nullptr},
+    {dpStreams<5, 1>, dpStreams<5, 2>, nullptr, nullptr},
+    {dpStreams<6, 1>, dpStreams<6, 2>, nullptr, nullptr}};
 
 /// Which kernel computes the bf16 products.
 enum class Kernel { Amx, Avx512Bf16 };

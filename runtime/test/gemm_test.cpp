@@ -324,6 +324,8 @@ TEST(Gemm, Bf16MatchesReference) {
   for (bool acc : {true, false}) {
     checkBf16(1, 768, 300, 0, acc);    // one row: an edge block
     checkBf16(2, 64, 96, 0, acc);      // two rows (AVX512-BF16: 2-row kernel)
+    checkBf16(4, 768, 300, 0, acc);    // decode's streams, three panels at
+    checkBf16(6, 96, 200, 2, acc);     // a time (an edge group), then two
     checkBf16(19, 96, 64, 0, acc);     // 16 + 3 rows (the 4-row kernel)
     checkBf16(22, 96, 64, 0, acc);     // 16 + 6 rows (8 rows, 2 discarded)
     checkBf16(3, 17, 40, 5, acc);      // K below one tile block, strided
@@ -394,6 +396,7 @@ TEST(Gemm, Bf16LinearEpilogueMatchesReference) {
       for (bool residual : {false, true}) {
         // An edge block; 3 K passes.
         checkLinear(Weights::Bf16, 1, 768, 300, act, bias, residual);
+        checkLinear(Weights::Bf16, 5, 768, 300, act, bias, residual);
         checkLinear(Weights::Bf16, 47, 1700, 77, act, bias, residual);
       }
   // Several tasks.
@@ -478,7 +481,8 @@ TEST(Gemm, Bf16PanelsChain) {
   for (bool only : {false, true}) {
     checkPanelsChain(1, 96, 77, 40, only);  // decode: no panels
     checkPanelsChain(3, 600, 64, 33, only); // decode, 3 K passes: none
-    checkPanelsChain(4, 96, 77, 40, only);  // the fewest rows with panels
+    checkPanelsChain(6, 96, 77, 40, only);  // decode's streams: none
+    checkPanelsChain(7, 96, 77, 40, only);  // the fewest rows with panels
     checkPanelsChain(37, 600, 77, 45, only); // edge rows and columns
     checkPanelsChain(250, 520, 2400, 300, only); // several tasks, row blocks
   }
