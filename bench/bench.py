@@ -39,7 +39,8 @@ usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
   GPT-2 (124M) prefill and t5-base's encoder at 128 and 512 tokens, one
   GPT-2 decode step (with its LM head) on a 128- and a 1023-token past
   ("seq" is the past length; 1023 + the new token fill GPT-2's 1024
-  positions), and one t5-base decoder step on a 128-token past and a
+  positions), the same step for a batch of 4 sequences on a 128-token past
+  (gpt2-decode-b4), and one t5-base decoder step on a 128-token past and a
   128-token encoder memory.
 Writes DIR/results.json (results-MODEL.json with --only), a bar chart of
 the median latencies next to it (.png; needs matplotlib, which
@@ -113,11 +114,12 @@ def gpt2(seq):
     return encoder_like(model, 50257, seq, bert_flops(12, 768, 3072, seq))
 
 
-def gpt2_decode(past):
+def gpt2_decode(past, batch=1):
     """GPT-2 small with its LM head: one new token on a `past`-token KV
-    cache (inputs input_ids [1, 1], attention_mask [1, past + 1], then key
-    and value [1, 12, past, 64] per layer; outputs logits and the present
-    key/values). The past length and batch are dynamic in the export."""
+    cache, for `batch` sequences (inputs input_ids [B, 1], attention_mask
+    [B, past + 1], then key and value [B, 12, past, 64] per layer; outputs
+    logits and the present key/values). The past length and batch are
+    dynamic in the export."""
     import torch
     from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel
     torch.manual_seed(0)
@@ -152,17 +154,18 @@ def gpt2_decode(past):
     out_names = ("logits",) + tuple(
         n.replace("past_key_values", "present") for n in past_names)
     g = torch.Generator().manual_seed(past)
-    inputs = (torch.randint(0, config.vocab_size, (1, 1), generator=g),
-              torch.ones(1, past + 1, dtype=torch.int64)) + tuple(
-        torch.randn(1, config.n_head, past, 64, generator=g)
+    inputs = (torch.randint(0, config.vocab_size, (batch, 1), generator=g),
+              torch.ones(batch, past + 1, dtype=torch.int64)) + tuple(
+        torch.randn(batch, config.n_head, past, 64, generator=g)
         for _ in past_names)
     axes = {"input_ids": {0: "batch"},
             "attention_mask": {0: "batch", 1: "total"}}
     axes.update({n: {0: "batch", 2: "past"} for n in past_names})
     axes.update({n: {0: "batch", 2: "total"} for n in out_names[1:]})
     h, inter = 768, 3072
-    flops = 12 * (2 * (4 * h * h + 2 * h * inter) + 4 * (past + 1) * h) \
-        + 2 * h * config.vocab_size
+    flops = batch * (12 * (2 * (4 * h * h + 2 * h * inter)
+                           + 4 * (past + 1) * h)
+                     + 2 * h * config.vocab_size)
     return WithCache().eval(), in_names, inputs, out_names, flops, axes
 
 
@@ -232,7 +235,14 @@ def bert_flops(layers, h, inter, s):
     return layers * per_layer
 
 
+def gpt2_decode_batch4(past):
+    """One GPT-2 decode step for a batch of 4 sequences (gpt2_decode): the
+    products' A has 4 rows, each weight still read once from DRAM."""
+    return gpt2_decode(past, batch=4)
+
+
 MODELS = {"bert-base": bert_base, "gpt2": gpt2, "gpt2-decode": gpt2_decode,
+          "gpt2-decode-b4": gpt2_decode_batch4,
           "t5-base-encoder": t5_base_encoder, "t5-base-decode": t5_base_decode}
 
 
@@ -510,7 +520,8 @@ def main():
     threads = [int(t) for t in args.threads.split(",")]
     configs = [("bert-base", 128)] if args.quick else [
         ("bert-base", 128), ("bert-base", 512), ("gpt2", 128), ("gpt2", 512),
-        ("gpt2-decode", 128), ("gpt2-decode", 1023), ("t5-base-encoder", 128),
+        ("gpt2-decode", 128), ("gpt2-decode", 1023), ("gpt2-decode-b4", 128),
+        ("t5-base-encoder", 128),
         ("t5-base-encoder", 512), ("t5-base-decode", 128)]
     if args.only:
         configs = [c for c in configs if c[0] == args.only]
@@ -545,7 +556,8 @@ def main():
         for n in threads:
             log("%s seq %d at %d thread(s)" % (name, seq, n))
             rep = -(-args.repeat // args.rounds)  # runs per round
-            row = {"model": name, "seq": seq, "batch": 1, "threads": n,
+            row = {"model": name, "seq": seq,
+                   "batch": int(inputs[0].shape[0]), "threads": n,
                    "gflop": flops / 1e9,
                    "transfuse_compile_s": compile_s,
                    "transfuse_compile_log": compile_log,
