@@ -35,7 +35,9 @@ using driver::Emit;
 static cl::opt<Emit> emit(
     "emit", cl::desc("What to write"), cl::init(Emit::So),
     cl::values(clEnumValN(Emit::Mlir, "mlir", "transformer-dialect IR"),
-               clEnumValN(Emit::Llvm, "llvm", "optimized LLVM IR"),
+               clEnumValN(Emit::Llvm, "llvm",
+                          "optimized LLVM IR (the weights, external there, "
+                          "in OUTPUT.weights.o)"),
                clEnumValN(Emit::Obj, "obj", "an object file"),
                clEnumValN(Emit::So, "so", "a self-contained shared library")),
     cl::sub(compileCmd));
