@@ -39,8 +39,9 @@
 // rows, and the next B slice is prefetched into L2 meanwhile (weights come
 // from DRAM), as is the next tile of C (and of a residual) before the call
 // that first touches it; a single row panel
-// (decode) takes whole panels, K unsplit: with at most 3 rows (AVX-512)
-// four panels at a time, as four streams from DRAM, else one stream
+// (decode) takes whole panels, K unsplit: with at most 6 rows (AVX-512)
+// several panels at a time (four up to 3 rows, three at 4, two at 5-6:
+// streamPanels), as that many streams from DRAM, else one stream
 // prefetched 4 KiB ahead. Edge rows take a kernel with fewer rows, edge
 // columns masked loads and stores; only a C with strided columns goes
 // through a tile buffer. Packing buffers come from alloc.cpp's cache.

@@ -47,10 +47,12 @@
 // Threads take (row block, column chunk) tasks as in gemm.cpp, after
 // tasks that pack A's row panels in the same parallel loop; a thread
 // configures its tiles at its first task of a product (amxProducts).
-// Decode (at most 3 rows of A) skips the tiles: `dpStreams` reads four
-// panels side by side with VDPBF16PS, four streams from DRAM (paired runs
-// on that Xeon, one thread: gpt2 decode past 128 23.9 -> 17.9 ms, t5
-// decoder step 25.8 -> 21.5; 12.3 -> 9.4 and 15.0 -> 12.3 at two).
+// Decode (at most kStreamRows = 6 rows of A) skips the tiles: `dpStreams`
+// reads several panels side by side with VDPBF16PS (four up to 3 rows,
+// then fewer: streamPanels), as many streams from DRAM (paired runs on
+// that Xeon, one thread, up to 3 rows: gpt2 decode past 128 23.9 -> 17.9
+// ms, t5 decoder step 25.8 -> 21.5; 12.3 -> 9.4 and 15.0 -> 12.3 at two;
+// 4-6 rows measured on a Zen 4 only, gemm.h).
 //
 // Without AMX (CPUID, and Linux granting the tile state with
 // arch_prctl(ARCH_REQ_XCOMP_PERM)), or with TRANSFUSE_GEMM=no-amx, the same
