@@ -218,16 +218,19 @@ ModelSignature collectSignature(func::FuncOp func) {
   return sig;
 }
 
+OpPrintingFlags weightsElided() {
+  return OpPrintingFlags().elideLargeElementsAttrs(16).elideLargeResourceString(
+      16);
+}
+
 void enableIRPrintingAfterAll(PassManager &pm) {
   pm.getContext()->disableMultithreading();
-  pm.enableIRPrinting(
-      [](Pass *, Operation *) { return false; },
-      [](Pass *, Operation *) { return true; },
-      /*printModuleScope=*/true,
-      /*printAfterOnlyOnChange=*/false,
-      /*printAfterOnlyOnFailure=*/false, llvm::errs(),
-      OpPrintingFlags().elideLargeElementsAttrs(16).elideLargeResourceString(
-          64));
+  pm.enableIRPrinting([](Pass *, Operation *) { return false; },
+                      [](Pass *, Operation *) { return true; },
+                      /*printModuleScope=*/true,
+                      /*printAfterOnlyOnChange=*/false,
+                      /*printAfterOnlyOnFailure=*/false, llvm::errs(),
+                      weightsElided());
 }
 
 LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options) {

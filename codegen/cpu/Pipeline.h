@@ -62,9 +62,14 @@ int32_t onnxDtypeOf(mlir::Type elem);
 /// ids) to bound-check at run time. Call before lowering.
 ModelSignature collectSignature(mlir::func::FuncOp func);
 
+/// How the driver prints MLIR (--emit=mlir, --print-ir-after-all): with
+/// constants of more than 16 elements and resource blobs (the weights) of
+/// more than 16 bytes elided; a bert-base printed in full would be
+/// gigabytes.
+mlir::OpPrintingFlags weightsElided();
+
 /// Prints the IR after every pass of `pm` to stderr, the whole module each
-/// time, with constants and resource blobs (the weights) elided: a
-/// bert-base printed in full after each pass would be gigabytes.
+/// time, weightsElided().
 void enableIRPrintingAfterAll(mlir::PassManager &pm);
 
 /// transformer dialect -> linalg -> buffers -> LLVM dialect, in place.

@@ -773,30 +773,30 @@ struct LiveKeys {
   int64_t batches;
   /// A term that differs by head has a value per key: each head's task
   /// scans its rows (Call::blockKeys).
-  bool perHead = false;
+  bool perHead;
   /// Every term has unit or zero key step, on AVX-512: liveLanesAvx512.
   bool simd;
 
   LiveKeys(const Desc4D *masks[2], int64_t count, int64_t batch, int64_t sq,
            int64_t sk)
-      : LiveKeys(Terms(masks, count, batch), sq, sk) {
-    for (int64_t t = 0; t < count; ++t) {
-      perHead |= masks[t]->sizes[1] != 1 && masks[t]->sizes[3] != 1;
-      simd &= masks[t]->sizes[3] == 1 || masks[t]->strides[3] == 1;
-    }
-  }
+      : LiveKeys(Terms(masks, count, batch), sq, sk) {}
 
 private:
   /// The terms shared by all heads, and the batches their ranges cover: 1
-  /// when they broadcast over the batch, 0 when none has a value per key.
+  /// when they broadcast over the batch, 0 when none has a value per key;
+  /// over all terms, `perHead` and `simd` as above.
   struct Terms {
     const Desc4D *masks[2];
     int64_t count = 0, batches = 0;
+    bool perHead = false, simd = f32Path() == F32Path::Avx512;
     Terms(const Desc4D *all[2], int64_t n, int64_t batch) {
       bool perKey = false, perBatch = false;
       for (int64_t t = 0; t < n; ++t) {
-        if (all[t]->sizes[1] != 1)
+        simd &= all[t]->sizes[3] == 1 || all[t]->strides[3] == 1;
+        if (all[t]->sizes[1] != 1) {
+          perHead |= all[t]->sizes[3] != 1;
           continue;
+        }
         masks[count++] = all[t];
         perKey |= all[t]->sizes[3] != 1;
         perBatch |= all[t]->sizes[0] != 1;
@@ -807,19 +807,15 @@ private:
 
   LiveKeys(const Terms &terms, int64_t sq, int64_t sk)
       : ranges(terms.batches * sq), batches(terms.batches),
-        simd(f32Path() == F32Path::Avx512) {
+        perHead(terms.perHead), simd(terms.simd) {
     bool oneRow = true; // every term the same for all query rows
-    bool shared = simd;
-    for (int64_t t = 0; t < terms.count; ++t) {
+    for (int64_t t = 0; t < terms.count; ++t)
       oneRow &= terms.masks[t]->sizes[2] == 1;
-      shared &=
-          terms.masks[t]->sizes[3] == 1 || terms.masks[t]->strides[3] == 1;
-    }
     auto row = [&](int64_t b, int64_t i) {
       MaskRow rows[2];
       for (int64_t t = 0; t < terms.count; ++t)
         rows[t] = maskRow(*terms.masks[t], b, 0, i);
-      return rowRange(rows, terms.count, sk, shared, {0, sk});
+      return rowRange(rows, terms.count, sk, simd, {0, sk});
     };
     if (oneRow) {
       for (int64_t b = 0; b < batches; ++b)

@@ -178,9 +178,7 @@ bool compileModel(const std::string &input, const std::string &output,
     llvm::ToolOutputFile out(output, ec, llvm::sys::fs::OF_Text);
     if (ec)
       return error = "cannot write " + output + ": " + ec.message(), false;
-    module->print(out.os(), OpPrintingFlags()
-                                .elideLargeElementsAttrs(16)
-                                .elideLargeResourceString(16));
+    module->print(out.os(), cpu::weightsElided());
     out.keep();
     return true;
   }
