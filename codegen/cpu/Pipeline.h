@@ -91,13 +91,13 @@ struct ExternalWeights {
   std::vector<Symbol> symbols;
 };
 
-/// With `weights`, every constant global of at least 64 KiB held as raw
-/// bytes is moved there first (emitWeightsObject then provides the
-/// symbols).
+/// Every constant global of at least 64 KiB held as raw bytes is moved to
+/// `weights` first: emitWeightsObject then provides the symbols (the JIT
+/// their addresses).
 std::unique_ptr<llvm::Module>
 translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &ctx,
                   const ModelSignature &sig, const CodegenOptions &options,
-                  std::string &error, ExternalWeights *weights = nullptr);
+                  std::string &error, ExternalWeights &weights);
 
 /// An object file defining the symbols of `weights` (64-byte aligned,
 /// read-only, hidden): an x86-64 ELF relocatable object holding their bytes
@@ -117,7 +117,16 @@ llvm::LogicalResult linkSharedLibrary(llvm::ArrayRef<std::string> objects,
                                       llvm::StringRef output,
                                       std::string &error);
 
-/// A model compiled in-process with MLIR's ExecutionEngine.
+/// Merges `objects` into one relocatable object (the linker's -r): the
+/// generated code's and emitWeightsObject's, for --emit=obj.
+llvm::LogicalResult linkRelocatable(llvm::ArrayRef<std::string> objects,
+                                    llvm::StringRef output, std::string &error);
+
+/// A model compiled in-process with MLIR's ExecutionEngine. As for a .so,
+/// the weights stay out of LLVM (ExternalWeights): the generated code
+/// reads them where the MLIR module's context holds them, so that context
+/// must outlive the model. (A weight whose bytes are not 64-byte aligned,
+/// as the code assumes, is copied into the model.)
 class JitModel {
 public:
   static std::unique_ptr<JitModel> create(mlir::ModuleOp module,
@@ -128,6 +137,12 @@ public:
 
 private:
   std::unique_ptr<mlir::ExecutionEngine> engine_;
+  ExternalWeights weights_;
+  struct FreeDeleter {
+    void operator()(void *p) const;
+  };
+  /// Aligned copies of the weights whose bytes were not 64-byte aligned.
+  std::vector<std::unique_ptr<char, FreeDeleter>> alignedCopies_;
   tf_model_desc desc_{};
 };
 

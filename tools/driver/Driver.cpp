@@ -14,6 +14,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
@@ -192,20 +193,19 @@ bool compileModel(const std::string &input, const std::string &output,
   printMemoryPlan(*module, options);
   llvm::LLVMContext llvmCtx;
   std::unique_ptr<llvm::Module> llvmModule;
-  // A .so gets its weights from a separate object, so that LLVM never
-  // optimizes or emits them (most of the compile time of a large model).
-  // So does LLVM IR: printed inline, bert-base's 440 MB of weights were
-  // 2.87 GB of text, and --emit=llvm took 391 s and 10.9 GB of memory (3.4
-  // s and 0.7 GB without them). The object goes beside it
-  // (OUTPUT.weights.o), from which, with the IR's object and the runtime,
-  // a .so links as the driver links it.
+  // The weights stay out of LLVM, which would optimize and emit them (most
+  // of the compile time of a large model): emitWeightsObject writes them
+  // into an object of their own (OUTPUT.weights.o beside LLVM IR), which is
+  // linked with the code's into a .so, or merged with it into one object
+  // for --emit=obj. Printed inline in LLVM IR, bert-base's 440 MB of
+  // weights were 2.87 GB of text, and --emit=llvm took 391 s and 10.9 GB of
+  // memory (3.4 s and 0.7 GB without them); its --emit=obj took 9.8-10.9 s
+  // and 1.86 GB (3.2-4.9 s and 0.91 GB merged).
   cpu::ExternalWeights weights;
-  bool externalWeights = emit == Emit::So || emit == Emit::Llvm;
   {
     PhaseTimer t(options, "translate and optimize LLVM IR");
-    llvmModule =
-        cpu::translateToLLVMIR(*module, llvmCtx, sig, options.codegen, error,
-                               externalWeights ? &weights : nullptr);
+    llvmModule = cpu::translateToLLVMIR(*module, llvmCtx, sig, options.codegen,
+                                        error, weights);
     if (!llvmModule)
       return false;
   }
@@ -226,33 +226,65 @@ bool compileModel(const std::string &input, const std::string &output,
     return succeeded(
         cpu::emitWeightsObject(weights, output + ".weights.o", error));
   }
-  std::string objPath = output;
-  llvm::SmallString<128> tmpObj;
-  if (emit == Emit::So) {
-    if (auto e = llvm::sys::fs::createTemporaryFile("transfuse-model", "o", tmpObj))
-      return error = "cannot create a temporary file: " + e.message(), false;
-    objPath = std::string(tmpObj);
-  }
+  // The code's object goes straight to OUTPUT only as an object without
+  // weights; else to a temporary file, linked or merged with theirs.
+  bool link = emit == Emit::So || !weights.symbols.empty();
+  std::vector<std::string> temps;
+  auto removeTemps = [&] {
+    for (const std::string &t : temps)
+      llvm::sys::fs::remove(t);
+  };
+  auto tempFile = [&](llvm::StringRef suffix) -> std::string {
+    llvm::SmallString<128> path;
+    if (auto e = llvm::sys::fs::createTemporaryFile("transfuse-model", suffix,
+                                                    path)) {
+      error = "cannot create a temporary file: " + e.message();
+      return "";
+    }
+    temps.push_back(std::string(path));
+    return temps.back();
+  };
+  std::string objPath = link ? tempFile("o") : output;
+  if (objPath.empty())
+    return false;
   {
     PhaseTimer t(options, "emit object");
-    if (failed(cpu::emitObjectFile(*llvmModule, objPath, options.codegen, error)))
-      return false;
+    if (failed(
+            cpu::emitObjectFile(*llvmModule, objPath, options.codegen, error)))
+      return removeTemps(), false;
   }
-  if (emit == Emit::So) {
+  if (link) {
     std::vector<std::string> objects{objPath};
     if (!weights.symbols.empty()) {
       PhaseTimer t(options, "write weights");
-      objects.push_back(objPath + ".weights.o");
-      if (failed(cpu::emitWeightsObject(weights, objects.back(), error))) {
-        llvm::sys::fs::remove(objPath);
-        return false;
+      objects.push_back(tempFile("o"));
+      if (objects.back().empty() ||
+          failed(cpu::emitWeightsObject(weights, objects.back(), error)))
+        return removeTemps(), false;
+    }
+    PhaseTimer t(options, emit == Emit::So ? "link " + output
+                                           : std::string("merge objects"));
+    LogicalResult linked = failure();
+    if (emit == Emit::So) {
+      linked = cpu::linkSharedLibrary(objects, runtimeArchive, output, error);
+    } else if (output != "-") {
+      linked = cpu::linkRelocatable(objects, output, error);
+    } else {
+      // The linker writes a file: through one, to stdout.
+      std::string merged = tempFile("o");
+      if (!merged.empty() &&
+          succeeded(linked = cpu::linkRelocatable(objects, merged, error))) {
+        auto buffer = llvm::MemoryBuffer::getFile(merged);
+        if (!buffer) {
+          error = "cannot read " + merged + ": " + buffer.getError().message();
+          linked = failure();
+        } else {
+          llvm::outs() << (*buffer)->getBuffer();
+          llvm::outs().flush();
+        }
       }
     }
-    PhaseTimer t(options, "link " + output);
-    LogicalResult linked =
-        cpu::linkSharedLibrary(objects, runtimeArchive, output, error);
-    for (const std::string &o : objects)
-      llvm::sys::fs::remove(o);
+    removeTemps();
     if (failed(linked))
       return false;
   }

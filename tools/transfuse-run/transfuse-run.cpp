@@ -232,8 +232,10 @@ int main(int argc, char **argv) {
   Runner runner;
   void *lib = nullptr;
   tf_core_session *core = nullptr;
-  std::unique_ptr<cpu::JitModel> jitModel;
+  // Before the JIT's model: the generated code reads the weights the
+  // context holds.
   mlir::MLIRContext ctx;
+  std::unique_ptr<cpu::JitModel> jitModel;
   bool isOnnx = StringRef(modelPath).ends_with(".onnx");
   if (isOnnx && !jit)
     return fail("'" + modelPath +

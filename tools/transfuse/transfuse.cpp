@@ -38,7 +38,9 @@ static cl::opt<Emit> emit(
                clEnumValN(Emit::Llvm, "llvm",
                           "optimized LLVM IR (the weights, external there, "
                           "in OUTPUT.weights.o)"),
-               clEnumValN(Emit::Obj, "obj", "an object file"),
+               clEnumValN(Emit::Obj, "obj",
+                          "one object file, code and weights (link it "
+                          "with libtransfuse_model_runtime.a)"),
                clEnumValN(Emit::So, "so", "a self-contained shared library")),
     cl::sub(compileCmd));
 static cl::opt<bool> printIRAfterAll("print-ir-after-all",
