@@ -356,8 +356,10 @@ struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
                                  rw.getI64IntegerAttr(3));
       Value shape = ConcatOp::create(rw, loc, i64({4}), ValueRange{bh, ab},
                                      rw.getI64IntegerAttr(0));
+      // allowzero: the target's sizes are dims, so a 0 is an empty dim,
+      // not "copy the input's" (a [B, 0] mask broke inference here).
       masks.push_back(createInferred<ReshapeOp>(rw, loc, elem, m, shape,
-                                                rw.getBoolAttr(false)));
+                                                rw.getBoolAttr(true)));
     }
     // Shape([B*H, Sq, Dv]) from the 4-D operands, so the 3-D product dies.
     if (!pv3Shapes.empty()) {

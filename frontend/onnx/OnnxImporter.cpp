@@ -314,6 +314,16 @@ OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
         error = imp.error;
         return nullptr;
       }
+    // ONNX graphs are SSA: a second definition would silently replace the
+    // first for every later reader.
+    for (const std::string &out : n.output())
+      if (!out.empty() && imp.values.count(out)) {
+        (void)imp.fail("output '" + out +
+                       "' is already defined by an earlier node, a graph "
+                       "input or an initializer (each name is defined once)");
+        error = imp.error;
+        return nullptr;
+      }
     if (failed(imp.importNode(n))) {
       error = imp.error;
       return nullptr;

@@ -2,13 +2,17 @@
 //
 // Faithful translation, no fusion. Sugar (Gemm, Clip, Split, Einsum,
 // LessOrEqual, Identity) is desugared here into the dialect's small op set.
-// To add an op: add a case to importNode and, if it needs a new graph op,
-// an op in TransformerOps.td with a shape rule in ShapeInference.cpp.
+// To add an op: add its inputs to `arity` and a case to importNode and, if
+// it needs a new graph op, an op in TransformerOps.td with a shape rule in
+// ShapeInference.cpp.
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/GraphImporter.h"
 
 #include "mlir/IR/Matchers.h"
+#include "llvm/ADT/StringSwitch.h"
+
+#include <optional>
 
 using namespace mlir;
 using namespace transfuse::transformer;
@@ -112,6 +116,9 @@ LogicalResult importSlice(Importer &imp) {
   } else {
     starts = imp.input(1);
     ends = imp.input(2);
+    if (!starts || !ends)
+      return imp.fail("Slice-10 and later take starts and ends as inputs 1 "
+                      "and 2");
     if (Value a = imp.input(3)) {
       auto v = imp.constInts(a, "the axes input");
       if (failed(v)) return failure();
@@ -473,6 +480,49 @@ LogicalResult importOrEqual(Importer &imp) {
   if (failed(strict) || failed(eq)) return failure();
   return one(imp, binary<OrOp>(imp, *strict, *eq));
 }
+
+/// The inputs an op takes, as the ONNX (or com.microsoft) schema says: the
+/// first `required` must be given (a name, not ""), and there are at most
+/// `max` (-1: any number). The op importers read inputs by position, so
+/// importNode checks this first.
+struct Arity {
+  int required, max;
+};
+
+std::optional<Arity> arity(StringRef op, bool microsoft) {
+  if (microsoft)
+    return llvm::StringSwitch<std::optional<Arity>>(op)
+        .Case("Attention", Arity{2, 7})
+        .Case("MultiHeadAttention", Arity{1, 10})
+        .Default(std::nullopt);
+  return llvm::StringSwitch<std::optional<Arity>>(op)
+      .Case("Constant", Arity{0, 0})
+      .Cases({"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Equal", "Less",
+              "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "MatMul",
+              "Gather", "GatherElements", "GatherND", "Expand", "CumSum"},
+             Arity{2, 2})
+      .Cases({"Identity", "Sqrt",      "Reciprocal", "Erf",
+              "Tanh",     "Exp",       "Log",        "Neg",
+              "Abs",      "Relu",      "Sigmoid",    "Sin",
+              "Cos",      "Floor",     "Ceil",       "Not",
+              "IsNaN",    "Flatten",   "Cast",       "Softmax",
+              "Gelu",     "Transpose", "Shape",      "ConstantOfShape"},
+             Arity{1, 1})
+      .Cases({"Min", "Max", "Concat", "Einsum"}, Arity{1, -1})
+      .Case("Dropout", Arity{1, 3})
+      .Cases({"Where", "Range"}, Arity{3, 3})
+      .Case("LayerNormalization", Arity{2, 3})
+      .Case("Attention", Arity{3, 7})
+      .Case("RMSNormalization", Arity{2, 2})
+      .Case("RotaryEmbedding", Arity{3, 4})
+      .Cases({"ReduceMean", "ReduceSum", "ReduceMax", "Reshape", "Unsqueeze",
+              "Squeeze", "Split", "Trilu"},
+             Arity{1, 2})
+      .Case("Gemm", Arity{2, 3})
+      .Case("Slice", Arity{1, 5})
+      .Case("Clip", Arity{1, 3})
+      .Default(std::nullopt);
+}
 } // namespace
 
 LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
@@ -483,6 +533,25 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
     if (!n.input(i).empty() && !isa<RankedTensorType>(values.lookup(n.input(i)).getType()))
       return fail("input '" + n.input(i) + "' is not a ranked tensor");
   const std::string &op = n.op_type();
+  if (n.output_size() == 0 || n.output(0).empty())
+    return fail("the node has no first output");
+  if (std::optional<Arity> a = arity(op, microsoft)) {
+    int given = n.input_size();
+    if (given < a->required || (a->max >= 0 && given > a->max)) {
+      std::string expected =
+          a->max < 0 ? "at least " + std::to_string(a->required)
+          : a->max == a->required
+              ? std::to_string(a->required)
+              : std::to_string(a->required) + " to " + std::to_string(a->max);
+      return fail("takes " + expected + " input" +
+                  (a->max == 1 && a->required == 1 ? "" : "s") + ", not " +
+                  std::to_string(given));
+    }
+    for (int i = 0; i < a->required; ++i)
+      if (n.input(i).empty())
+        return fail("input " + std::to_string(i) +
+                    " is required, but its name is empty");
+  }
   if (microsoft) {
     if (op == "Attention") return importMsAttention(*this);
     if (op == "MultiHeadAttention") return importMsMultiHeadAttention(*this);

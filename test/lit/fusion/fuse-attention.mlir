@@ -95,7 +95,7 @@ func.func @probabilities_used(%q: tensor<1x2x3x4xf32>, %kt: tensor<1x2x4x3xf32>,
 // a Reshape to 4-D for the mask, and a 3-D bmm with V. The 4-D Q/K/V are
 // used directly; ALiBi is reshaped to [B, H, 1, Sk], a second mask.
 // CHECK-LABEL: func @bloom_merged_heads
-// CHECK: %[[ALIBI:.*]] = transformer.reshape %arg3
+// CHECK: %[[ALIBI:.*]] = transformer.reshape %arg3, %{{.*}} {allowzero = true}
 // CHECK-SAME: -> tensor<?x6x1x?xf32>
 // CHECK: %[[A:.*]] = transformer.attention %arg0, %arg1, %arg2, %arg4, %[[ALIBI]] {scale = 2.500000e-01 : f32}
 // CHECK-NEXT: return %[[A]]
@@ -108,6 +108,34 @@ func.func @bloom_merged_heads(%q: tensor<?x6x?x16xf32>, %k: tensor<?x6x?x16xf32>
   %s = transformer.matmul %q3, %kt : (tensor<?x?x16xf32>, tensor<?x16x?xf32>) -> tensor<?x?x?xf32>
   %ss = transformer.mul %s, %c : (tensor<?x?x?xf32>, tensor<f32>) -> tensor<?x?x?xf32>
   %sa = transformer.add %ss, %alibi : (tensor<?x?x?xf32>, tensor<?x1x?xf32>) -> tensor<?x?x?xf32>
+  %s4d = transformer.reshape %sa, %s4 {allowzero = false} : (tensor<?x?x?xf32>, tensor<4xi64>) -> tensor<?x6x?x?xf32>
+  %sm = transformer.add %s4d, %mask : (tensor<?x6x?x?xf32>, tensor<?x1x?x?xf32>) -> tensor<?x6x?x?xf32>
+  %p = transformer.softmax %sm {axis = -1 : i64} : (tensor<?x6x?x?xf32>) -> tensor<?x6x?x?xf32>
+  %p3 = transformer.reshape %p, %s3 {allowzero = false} : (tensor<?x6x?x?xf32>, tensor<3xi64>) -> tensor<?x?x?xf32>
+  %o3 = transformer.matmul %p3, %v3 : (tensor<?x?x?xf32>, tensor<?x?x16xf32>) -> tensor<?x?x16xf32>
+  %o = transformer.reshape %o3, %s4 {allowzero = false} : (tensor<?x?x16xf32>, tensor<4xi64>) -> tensor<?x6x?x16xf32>
+  return %o : tensor<?x6x?x16xf32>
+}
+
+// -----
+
+// The same with an empty key dim in ALiBi ([B*H, 1, 0]): its reshape to
+// [B, H, 1, 0] takes the 0 as a size (allowzero), not as "copy the input's
+// dim 3", which the 3-D bias does not have (the compiler aborted there).
+// CHECK-LABEL: func @bloom_empty_bias
+// CHECK: %[[ALIBI:.*]] = transformer.reshape %arg3, %{{.*}} {allowzero = true}
+// CHECK-SAME: -> tensor<?x6x1x0xf32>
+// CHECK: %[[A:.*]] = transformer.attention %arg0, %arg1, %arg2, %arg4, %[[ALIBI]] {scale = 2.500000e-01 : f32}
+// CHECK-NEXT: return %[[A]]
+func.func @bloom_empty_bias(%q: tensor<?x6x?x16xf32>, %k: tensor<?x6x?x16xf32>, %v: tensor<?x6x?x16xf32>, %alibi: tensor<?x1x0xf32>, %mask: tensor<?x1x?x?xf32>, %s3: tensor<3xi64>, %s4: tensor<4xi64>) -> tensor<?x6x?x16xf32> {
+  %c = transformer.constant dense<0.25> : tensor<f32>
+  %q3 = transformer.reshape %q, %s3 {allowzero = false} : (tensor<?x6x?x16xf32>, tensor<3xi64>) -> tensor<?x?x16xf32>
+  %k3 = transformer.reshape %k, %s3 {allowzero = false} : (tensor<?x6x?x16xf32>, tensor<3xi64>) -> tensor<?x?x16xf32>
+  %v3 = transformer.reshape %v, %s3 {allowzero = false} : (tensor<?x6x?x16xf32>, tensor<3xi64>) -> tensor<?x?x16xf32>
+  %kt = transformer.transpose %k3 {perm = array<i64: 0, 2, 1>} : (tensor<?x?x16xf32>) -> tensor<?x16x?xf32>
+  %s = transformer.matmul %q3, %kt : (tensor<?x?x16xf32>, tensor<?x16x?xf32>) -> tensor<?x?x?xf32>
+  %ss = transformer.mul %s, %c : (tensor<?x?x?xf32>, tensor<f32>) -> tensor<?x?x?xf32>
+  %sa = transformer.add %ss, %alibi : (tensor<?x?x?xf32>, tensor<?x1x0xf32>) -> tensor<?x?x?xf32>
   %s4d = transformer.reshape %sa, %s4 {allowzero = false} : (tensor<?x?x?xf32>, tensor<4xi64>) -> tensor<?x6x?x?xf32>
   %sm = transformer.add %s4d, %mask : (tensor<?x6x?x?xf32>, tensor<?x1x?x?xf32>) -> tensor<?x6x?x?xf32>
   %p = transformer.softmax %sm {axis = -1 : i64} : (tensor<?x6x?x?xf32>) -> tensor<?x6x?x?xf32>

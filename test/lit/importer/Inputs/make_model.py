@@ -123,6 +123,30 @@ def build(name, out):
                   [vi("qkv", F, ["b", "s", 2, 3, 8])], [vi("y", F, ["b", "s", 16])])
         m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
         return m
+    # Nodes whose inputs or outputs do not fit their op's schema.
+    if name == "where_two_inputs":
+        return model([helper.make_node("Where", ["c", "x"], ["y"], name="pick")],
+                     [vi("c", TensorProto.BOOL, [2]), vi("x", F, [2])], [vi("y", F, [2])])
+    if name == "add_no_inputs":
+        return model([helper.make_node("Add", [], ["y"], name="sum")],
+                     [vi("x", F, [2])], [vi("y", F, [2])])
+    if name == "gather_empty_input":
+        return model([helper.make_node("Gather", ["", "i"], ["y"], name="lookup")],
+                     [vi("i", I64, [2])], [vi("y", F, [2])])
+    if name == "relu_no_output":
+        return model([helper.make_node("Relu", ["x"], [], name="act")],
+                     [vi("x", F, [2])], [vi("x", F, [2])])
+    if name == "slice_no_ends":
+        starts = numpy_helper.from_array(np.array([0], np.int64), "starts")
+        return model([helper.make_node("Slice", ["x", "starts"], ["y"], name="cut")],
+                     [vi("x", F, [4])], [vi("y", F, [2])], [starts])
+    if name == "softmax_two_inputs":
+        return model([helper.make_node("Softmax", ["x", "x"], ["y"], name="probs")],
+                     [vi("x", F, [2])], [vi("y", F, [2])])
+    if name == "defined_twice":
+        return model([helper.make_node("Relu", ["x"], ["y"], name="first"),
+                      helper.make_node("Neg", ["x"], ["y"], name="second")],
+                     [vi("x", F, [2])], [vi("y", F, [2])])
     raise SystemExit("unknown model " + name)
 
 
