@@ -937,6 +937,16 @@ struct LowerRange : OpRewritePattern<RangeOp> {
     Value s = tensor::ExtractOp::create(rw, loc, op.getStart(), ValueRange{});
     Value l = tensor::ExtractOp::create(rw, loc, op.getLimit(), ValueRange{});
     Value d = tensor::ExtractOp::create(rw, loc, op.getDelta(), ValueRange{});
+    // A delta of 0 (known only at run time here) has no element count: the
+    // integer division trapped, the float one sized a buffer from inf.
+    Value zero = scalarConstant(rw, loc, elem, 0);
+    emitRuntimeCheck(rw, loc,
+                     isa<FloatType>(elem)
+                         ? (Value)arith::CmpFOp::create(
+                               rw, loc, arith::CmpFPredicate::ONE, d, zero)
+                         : (Value)arith::CmpIOp::create(
+                               rw, loc, arith::CmpIPredicate::ne, d, zero),
+                     "Range's delta is 0");
     Value n;
     if (isa<FloatType>(elem)) {
       Value q = arith::DivFOp::create(rw, loc, arith::SubFOp::create(rw, loc, l, s), d);

@@ -836,7 +836,9 @@ LogicalResult Inferer::infer(Operation *op) {
         };
         auto st = constScalar(op.getStart()), li = constScalar(op.getLimit()),
              de = constScalar(op.getDelta());
-        if (st && li && de && *de != 0)
+        if (de && *de == 0)
+          return fail("delta is 0");
+        if (st && li && de)
           n = std::max<int64_t>(0, (int64_t)std::ceil((*li - *st) / *de));
         push({n}, elem);
         return success();

@@ -19,12 +19,24 @@
 // per layer; paired runs at two threads (7 rounds): t5-base encoder f32
 // 72.0 -> 69.9 ms, bert-base f32 70.7 -> 68.9, bert-base bf16 19.1 -> 16.1.
 //
+// A block the system cannot give ends the run with an out-of-memory error
+// (failRunOutOfMemory, core.cpp) where it can be unwound: on the run's own
+// thread, outside the pool's tasks. In a pool task, where the other threads
+// still work on the same loop, it aborts with a message; outside a run
+// (the runtime allocating outputs) the allocation returns null. A size of
+// 2^48 bytes or more fails without asking: generated code computes sizes
+// in 64 bits, and one that overflowed would look small.
+//
 // transfuse_scratch_peak_bytes() reports the most bytes live at once, which
 // is the scratch memory a model's runs need.
 //
 //===----------------------------------------------------------------------===//
+#include "alloc.h"
+#include "thread_pool.h"
+
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -100,6 +112,8 @@ thread_local Local local;
 /// holds the block and its size.
 void *allocate(size_t bytes, size_t align) {
   align = align < 64 ? 64 : align;
+  if (bytes >= (size_t(1) << 48) || align >= (size_t(1) << 20))
+    return nullptr;
   size_t size = (bytes + align + 4095) / 4096 * 4096;
   Cache &c = cache();
   size_t live = c.live.fetch_add(size) + size;
@@ -116,8 +130,10 @@ void *allocate(size_t bytes, size_t align) {
       c.cached -= size;
     }
   }
-  if (!block && !(block = std::aligned_alloc(64, size)))
+  if (!block && !(block = std::aligned_alloc(64, size))) {
+    c.live.fetch_sub(size);
     return nullptr;
+  }
   uintptr_t at = (reinterpret_cast<uintptr_t>(block) + 16 + align - 1) /
                  align * align;
   void **header = reinterpret_cast<void **>(at) - 2;
@@ -126,16 +142,31 @@ void *allocate(size_t bytes, size_t align) {
   return reinterpret_cast<void *>(at);
 }
 
+/// allocate(), or the run's end when it fails (see the top of the file).
+void *allocateOrFail(size_t bytes, size_t align) {
+  if (void *p = allocate(bytes, align))
+    return p;
+  transfuse::runtime::failRunOutOfMemory(bytes);
+  if (transfuse::runtime::inPoolTask()) {
+    std::fprintf(stderr,
+                 "transfuse: out of memory: a buffer of %zu bytes in a "
+                 "parallel task\n",
+                 bytes);
+    std::abort();
+  }
+  return nullptr;
+}
+
 } // namespace
 
 extern "C" __attribute__((visibility("default"))) void *
 _mlir_memref_to_llvm_alloc(size_t bytes) {
-  return allocate(bytes, 64);
+  return allocateOrFail(bytes, 64);
 }
 
 extern "C" __attribute__((visibility("default"))) void *
 _mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t bytes) {
-  return allocate(bytes, alignment);
+  return allocateOrFail(bytes, alignment);
 }
 
 extern "C" __attribute__((visibility("default"))) void

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "alloc.h"
 #include "profile.h"
+#include "thread_pool.h"
 #include "transfuse/runtime_core.h"
 
 #include <csetjmp>
@@ -30,6 +31,9 @@ struct TensorSpec {
 // The run in progress on this thread, for __transfuse_fail to unwind to.
 thread_local jmp_buf *currentRun = nullptr;
 thread_local int64_t failedSite = -1;
+// failRunOutOfMemory's site, and the size it failed on.
+constexpr int64_t kOutOfMemorySite = -2;
+thread_local size_t failedBytes = 0;
 
 /// Calls the model; false when generated code reported a failed check.
 bool callEntry(tf_entry_fn entry, void **args) {
@@ -62,6 +66,13 @@ __transfuse_fail(int64_t site) {
   failedSite = site;
   if (currentRun)
     longjmp(*currentRun, 1);
+}
+
+void transfuse::runtime::failRunOutOfMemory(size_t bytes) {
+  if (!currentRun || inPoolTask())
+    return;
+  failedBytes = bytes;
+  __transfuse_fail(kOutOfMemorySite);
 }
 
 struct tf_core_session {
@@ -296,10 +307,16 @@ extern "C" tf_status tf_core_run(tf_core_session *s, const tf_tensor *inputs,
     desc += 3 + 2 * spec.rank;
   }
 
-  if (!callEntry(s->desc->entry, args.data()))
+  if (!callEntry(s->desc->entry, args.data())) {
+    if (failedSite == kOutOfMemorySite)
+      return s->fail(TF_ERROR_OUT_OF_MEMORY,
+                     "out of memory: the run needed a buffer of %zu bytes "
+                     "(%.1f GiB)",
+                     failedBytes, failedBytes / double(1 << 30));
     return s->fail(TF_ERROR_INVALID_ARGUMENT,
                    "the model cannot run on these input shapes: %s",
                    siteMessage(s->desc->fail_sites, failedSite));
+  }
 
   // Take the results: copy into caller buffers, or hand the model's own
   // buffer over when the runtime is to allocate the output and the buffer

@@ -66,6 +66,19 @@ TEST(Alloc, LargeBlocksShared) {
   _mlir_memref_to_llvm_free(again);
 }
 
+// Outside a run, a block the system cannot give is null (the runtime
+// allocating outputs checks); sizes of 2^48 bytes and more, which an
+// overflowed size computation would make, fail without asking. In a run
+// the model returns an out-of-memory error instead (run-time-checks.test).
+TEST(Alloc, ImpossibleSizesAreNullOutsideARun) {
+  EXPECT_EQ(_mlir_memref_to_llvm_alloc(size_t(1) << 48), nullptr);
+  EXPECT_EQ(_mlir_memref_to_llvm_alloc(SIZE_MAX - 100), nullptr);
+  EXPECT_EQ(_mlir_memref_to_llvm_aligned_alloc(64, size_t(1) << 60), nullptr);
+  void *p = _mlir_memref_to_llvm_alloc(1000);
+  ASSERT_NE(p, nullptr);
+  _mlir_memref_to_llvm_free(p);
+}
+
 TEST(Alloc, PeakCountsLiveBytes) {
   void *blocks[3];
   for (void *&b : blocks)

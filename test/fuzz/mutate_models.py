@@ -7,8 +7,11 @@ initializer's dims, values or presence, a graph input's dim or dtype, a
 node's op type, input, output name or presence. Compiles each mutant with
 `transfuse compile` and fails when the compiler dies on a signal, prints an
 LLVM crash report or assertion, exits with a status other than 0 or 1,
-exits 1 without an `error:` line, or runs past the timeout. A mutant that
-still compiles is fine: many mutations leave a valid model. Crashing
+exits 1 without an `error:` line, or runs past the timeout. Many mutations
+leave a valid model, or one whose shapes only fail at run time: a mutant
+that compiles is run on its fixture's first test-data set with
+`transfuse-run`, where a different result (exit 1) or an error (exit 2)
+are fine and a signal, another status or the timeout are not. Crashing
 mutants are kept in --out, with the mutations that made them.
 
 usage: mutate_models.py --bin BUILD/bin --models test/models --out DIR
@@ -164,19 +167,31 @@ MUTATIONS = [mutate_attribute, mutate_attribute, mutate_attribute,
              duplicate_output]
 
 
-def crashed(rc, err):
+def crashed(rc, err, statuses, error_status):
+    """Why a run of the compiler (statuses 0, 1) or of transfuse-run (0, 1,
+    2) counts as a crash, or None. `error_status` must come with an
+    `error:` line."""
     if rc is None:
         return "timed out"
     if rc < 0:
         return "killed by signal %d" % -rc
-    if rc not in (0, 1):
+    if rc not in statuses:
         return "exit status %d" % rc
     for sign in ("Stack dump", "LLVM ERROR", "Assertion", "PLEASE submit"):
         if sign in err:
             return "crash report (%s)" % sign
-    if rc == 1 and "error:" not in err:
-        return "exit 1 without an error message"
+    if rc == error_status and "error:" not in err:
+        return "exit %d without an error message" % rc
     return None
+
+
+def run(cmd, timeout):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=timeout)
+        return p.returncode, p.stdout + p.stderr
+    except subprocess.TimeoutExpired:
+        return None, ""
 
 
 def main():
@@ -199,7 +214,9 @@ def main():
         sys.exit("no fixtures under " + args.models)
     os.makedirs(args.out, exist_ok=True)
     compiler = os.path.join(args.bin, "transfuse")
+    runner = os.path.join(args.bin, "transfuse-run")
     counts = {"rejected": 0, "compiled": 0, "crashed": 0}
+    ran = {0: 0, 1: 0, 2: 0}
     for i in range(args.count):
         src = rng.choice(fixtures)
         m = onnx.load(src)
@@ -212,14 +229,18 @@ def main():
             continue
         path = os.path.join(args.out, "mutant_%d.onnx" % i)
         onnx.save(m, path)
-        try:
-            p = subprocess.run([compiler, "compile", path, "-o", path + ".so",
-                                "-quiet"], capture_output=True, text=True,
-                               timeout=args.timeout)
-            rc, err = p.returncode, p.stderr
-        except subprocess.TimeoutExpired:
-            rc, err = None, ""
-        why = crashed(rc, err)
+        rc, err = run([compiler, "compile", path, "-o", path + ".so",
+                       "-quiet"], args.timeout)
+        why = crashed(rc, err, (0, 1), 1)
+        if not why and rc == 0:
+            data = os.path.join(os.path.dirname(src), "test_data_set_0")
+            run_rc, out = run([runner, path + ".so", "--test-data", data,
+                               "--repeat", "1", "--quiet"], args.timeout)
+            why = crashed(run_rc, out, (0, 1, 2), 2)
+            if why:
+                why, err = "transfuse-run: " + why, out
+            else:
+                ran[run_rc] += 1
         name = os.path.relpath(src, args.models)
         if why:
             counts["crashed"] += 1
@@ -236,9 +257,11 @@ def main():
             if os.path.exists(f):
                 os.remove(f)
     print("%d mutants of %d fixtures (seed %d): %d rejected with an error, "
-          "%d compiled, %d crashed" % (sum(counts.values()), len(fixtures),
-                                       args.seed, counts["rejected"],
-                                       counts["compiled"], counts["crashed"]))
+          "%d compiled (run: %d passed, %d gave other results, %d stopped "
+          "with an error), %d crashed"
+          % (sum(counts.values()), len(fixtures), args.seed,
+             counts["rejected"], counts["compiled"], ran[0], ran[1], ran[2],
+             counts["crashed"]))
     sys.exit(1 if counts["crashed"] else 0)
 
 

@@ -143,6 +143,30 @@ def build(name, out):
     if name == "softmax_two_inputs":
         return model([helper.make_node("Softmax", ["x", "x"], ["y"], name="probs")],
                      [vi("x", F, [2])], [vi("y", F, [2])])
+    if name == "range_delta":
+        # Range with its delta an input: 0 in one test-data set (the
+        # division that counts the elements trapped).
+        m = model([helper.make_node("Range", ["start", "limit", "delta"], ["y"],
+                                    name="steps")],
+                  [vi("start", I64, []), vi("limit", I64, []), vi("delta", I64, [])],
+                  [vi("y", I64, ["n"])])
+        # And 2^46 elements (2^49 bytes): more memory than any machine has.
+        for sub, limit, delta in (("range_delta_data", 5, 0),
+                                  ("range_huge_data", 1 << 46, 1)):
+            data = os.path.join(os.path.dirname(out), sub)
+            os.makedirs(data, exist_ok=True)
+            for i, (n, v) in enumerate([("start", 0), ("limit", limit),
+                                        ("delta", delta)]):
+                with open(os.path.join(data, "input_%d.pb" % i), "wb") as f:
+                    f.write(numpy_helper.from_array(np.array(v, np.int64), n)
+                            .SerializeToString())
+        return m
+    if name == "range_zero_delta":
+        zero = numpy_helper.from_array(np.array(0, np.int64), "zero")
+        return model([helper.make_node("Range", ["start", "limit", "zero"], ["y"],
+                                       name="steps")],
+                     [vi("start", I64, []), vi("limit", I64, [])],
+                     [vi("y", I64, ["n"])], [zero])
     if name == "defined_twice":
         return model([helper.make_node("Relu", ["x"], ["y"], name="first"),
                       helper.make_node("Neg", ["x"], ["y"], name="second")],
