@@ -5,9 +5,10 @@ Mutates the committed fixtures (test/models) at the ONNX level, one or two
 mutations per model, with a fixed seed: an attribute's value, an
 initializer's dims, values or presence, a graph input's dim or dtype, a
 node's op type, input, output name or presence. Compiles each mutant with
-`transfuse compile` and fails when the compiler dies on a signal, prints an
-LLVM crash report or assertion, exits with a status other than 0 or 1,
-exits 1 without an `error:` line, or runs past the timeout. Many mutations
+`transfuse compile` (every other one with --precision bf16) and fails when
+the compiler dies on a signal, prints an LLVM crash report or assertion,
+exits with a status other than 0 or 1, exits 1 without an `error:` line,
+or runs past the timeout. Many mutations
 leave a valid model, or one whose shapes only fail at run time: a mutant
 that compiles is run on its fixture's first test-data set with
 `transfuse-run`, where a different result (exit 1) or an error (exit 2)
@@ -229,8 +230,10 @@ def main():
             continue
         path = os.path.join(args.out, "mutant_%d.onnx" % i)
         onnx.save(m, path)
+        # Every other mutant in bf16: its own lowering and kernels.
+        precision = "bf16" if i % 2 else "f32"
         rc, err = run([compiler, "compile", path, "-o", path + ".so",
-                       "-quiet"], args.timeout)
+                       "-quiet", "--precision", precision], args.timeout)
         why = crashed(rc, err, (0, 1), 1)
         if not why and rc == 0:
             data = os.path.join(os.path.dirname(src), "test_data_set_0")
@@ -245,9 +248,10 @@ def main():
         if why:
             counts["crashed"] += 1
             with open(path + ".txt", "w") as f:
-                f.write("%s: %s\n%s\n" % (name, "; ".join(done), err))
-            print("CRASH %s: %s, from %s: %s" % (path, why, name,
-                                                 "; ".join(done)))
+                f.write("%s, --precision %s: %s\n%s\n"
+                        % (name, precision, "; ".join(done), err))
+            print("CRASH %s (%s): %s, from %s: %s"
+                  % (path, precision, why, name, "; ".join(done)))
             continue
         counts["compiled" if rc == 0 else "rejected"] += 1
         if rc and args.show_errors:
