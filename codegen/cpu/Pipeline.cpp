@@ -490,11 +490,16 @@ LogicalResult emitObjectFile(llvm::Module &module, llvm::StringRef path,
   return success();
 }
 
-/// The compiler driver used to link (clang++ by default).
+/// The compiler driver used to link (clang++ by default; TRANSFUSE_LINKER,
+/// a path or a name looked up in PATH).
 static std::string linkerDriver() {
-  if (const char *env = getenv("TRANSFUSE_LINKER"))
+  const char *env = getenv("TRANSFUSE_LINKER");
+  if (!env || !*env)
+    return TRANSFUSE_DEFAULT_LINKER;
+  if (llvm::StringRef(env).contains('/'))
     return env;
-  return TRANSFUSE_DEFAULT_LINKER;
+  llvm::ErrorOr<std::string> found = llvm::sys::findProgramByName(env);
+  return found ? *found : env;
 }
 
 LogicalResult emitWeightsObject(const ExternalWeights &weights,
@@ -537,12 +542,16 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
     offsets.push_back(sectionSize);
     sectionSize += w.bytes.size();
   }
-  const char shstrtab[] = "\0.lrodata\0.symtab\0.strtab\0.shstrtab";
+  // .note.GNU-stack, empty: the stack need not be executable (without it,
+  // GNU ld warned and made a .so's stack executable).
+  const char shstrtab[] =
+      "\0.lrodata\0.symtab\0.strtab\0.shstrtab\0.note.GNU-stack";
   enum : uint32_t {
     kSectionName = 1,
     kSymtabName = 10,
     kStrtabName = 18,
-    kShstrtabName = 26
+    kShstrtabName = 26,
+    kNoteName = 36
   };
   // File: header, .lrodata, .symtab, .strtab, .shstrtab, section headers.
   uint64_t sectionOff = 64, symtabOff = alignTo(sectionOff + sectionSize, 8),
@@ -562,9 +571,9 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
   eh.e_shoff = shOff;
   eh.e_ehsize = sizeof(elf::Elf64_Ehdr);
   eh.e_shentsize = sizeof(elf::Elf64_Shdr);
-  eh.e_shnum = 5;
+  eh.e_shnum = 6;
   eh.e_shstrndx = 4;
-  elf::Elf64_Shdr sh[5] = {};
+  elf::Elf64_Shdr sh[6] = {};
   sh[1] = {kSectionName,
            elf::SHT_PROGBITS,
            elf::SHF_ALLOC | elf::SHF_X86_64_LARGE,
@@ -582,6 +591,7 @@ LogicalResult emitWeightsObject(const ExternalWeights &weights,
            0, 0, 1, 0};
   sh[4] = {kShstrtabName, elf::SHT_STRTAB, 0, 0, shstrtabOff,
            sizeof(shstrtab), 0, 0, 1, 0};
+  sh[5] = {kNoteName, elf::SHT_PROGBITS, 0, 0, shOff, 0, 0, 0, 1, 0};
 
   std::error_code ec;
   llvm::raw_fd_ostream out(path, ec, llvm::sys::fs::OF_None);

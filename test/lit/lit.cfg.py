@@ -1,4 +1,5 @@
 import os
+import shutil
 import lit.formats
 
 config.name = "Transfuse"
@@ -19,3 +20,6 @@ config.substitutions.append(("%models", os.path.join(config.transfuse_src_root,
 # The runtime archive a model's objects link with (the driver's own link).
 config.substitutions.append(("%transfuse_lib", os.path.join(
     os.path.dirname(config.transfuse_bin_dir), "lib")))
+# GNU's C++ driver, for the tests of linking with GNU ld.
+if shutil.which("g++"):
+    config.available_features.add("g++")
