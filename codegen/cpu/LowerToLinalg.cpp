@@ -678,13 +678,23 @@ struct LowerReshape : OpRewritePattern<ReshapeOp> {
       }
       dims.push_back(v);
     }
-    // Infer a -1 from the product of the others.
-    Value known = one;
+    // Infer a -1 from the product of the others; where that is 0 (another
+    // dim is 0), the -1 could be anything, and the check below fails, as
+    // ONNX Runtime does (a zero-length sequence through BERT's heads
+    // reshape [1, 0, 88] -> [1, 0, -1, 22] made -1 a 0, and the error came
+    // from a product further on).
+    Value known = one, anyMinus1 = arith::ConstantIntOp::create(rw, loc, 0, 1);
     for (Value d : dims) {
       Value isM = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, d, minus1);
+      anyMinus1 = arith::OrIOp::create(rw, loc, anyMinus1, isM);
       known = arith::MulIOp::create(rw, loc, known,
                                     arith::SelectOp::create(rw, loc, isM, one, d));
     }
+    Value inferable = arith::OrIOp::create(
+        rw, loc,
+        arith::XOrIOp::create(rw, loc, anyMinus1,
+                              arith::ConstantIntOp::create(rw, loc, 1, 1)),
+        arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ne, known, zero));
     Value safeKnown = arith::MaxSIOp::create(rw, loc, known, one);
     Value inferred = arith::DivSIOp::create(rw, loc, total, safeKnown);
     Value product = one, nonNegative = arith::ConstantIntOp::create(rw, loc, 1, 1);
@@ -696,6 +706,9 @@ struct LowerReshape : OpRewritePattern<ReshapeOp> {
           rw, loc, nonNegative,
           arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::sge, d, zero));
     }
+    emitRuntimeCheck(rw, loc, inferable,
+                     "the reshape target's -1 cannot be inferred: another "
+                     "of its dims is 0");
     Value ok = arith::AndIOp::create(
         rw, loc, nonNegative,
         arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, product, total));

@@ -8,10 +8,10 @@ node's op type, input, output name or presence. Compiles each mutant with
 `transfuse compile` (every other one with --precision bf16) and fails when
 the compiler dies on a signal, prints an LLVM crash report or assertion,
 exits with a status other than 0 or 1, exits 1 without an `error:` line,
-or runs past the timeout. Many mutations
-leave a valid model, or one whose shapes only fail at run time: a mutant
-that compiles is run on its fixture's first test-data set with
-`transfuse-run`, where a different result (exit 1) or an error (exit 2)
+or runs past the timeout. Many mutations leave a valid model, or one whose
+shapes only fail at run time: a mutant that compiles is run on its
+fixture's first test-data set with `transfuse-run` (every third one also
+through the JIT), where a different result (exit 1) or an error (exit 2)
 are fine and a signal, another status or the timeout are not. Crashing
 mutants are kept in --out, with the mutations that made them.
 
@@ -237,12 +237,21 @@ def main():
         why = crashed(rc, err, (0, 1), 1)
         if not why and rc == 0:
             data = os.path.join(os.path.dirname(src), "test_data_set_0")
-            run_rc, out = run([runner, path + ".so", "--test-data", data,
-                               "--repeat", "1", "--quiet"], args.timeout)
-            why = crashed(run_rc, out, (0, 1, 2), 2)
-            if why:
-                why, err = "transfuse-run: " + why, out
-            else:
+            runs = [("transfuse-run", [path + ".so"])]
+            # Every third one through the JIT too (its own code path).
+            if i % 3 == 0:
+                runs.append(("transfuse-run --jit",
+                             [path, "--jit", "--precision", precision]))
+            for what, target in runs:
+                run_rc, out = run([runner] + target + ["--test-data", data,
+                                                        "--repeat", "1",
+                                                        "--quiet"],
+                                  args.timeout)
+                why = crashed(run_rc, out, (0, 1, 2), 2)
+                if why:
+                    why, err = what + ": " + why, out
+                    break
+            if not why:
                 ran[run_rc] += 1
         name = os.path.relpath(src, args.models)
         if why:

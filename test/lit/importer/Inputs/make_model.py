@@ -83,6 +83,20 @@ def build(name, out):
         with open(os.path.join(data, "output_0.pb"), "wb") as f:
             f.write(numpy_helper.from_array(np.zeros((3, 2), np.float32), "y").SerializeToString())
         return m
+    if name == "reshape_empty":
+        # [0, 4] to [0, -1, 2] (the 0 copies the input's dim): no size of the
+        # -1 is right, and ONNX Runtime fails here too.
+        m = model([helper.make_node("Reshape", ["x", "shape"], ["y"], name="heads")],
+                  [vi("x", F, ["n", 4]), vi("shape", I64, [3])],
+                  [vi("y", F, ["a", "b", "c"])])
+        data = os.path.join(os.path.dirname(out), "reshape_empty_data")
+        os.makedirs(data, exist_ok=True)
+        for i, a in enumerate([numpy_helper.from_array(np.zeros((0, 4), np.float32), "x"),
+                               numpy_helper.from_array(np.array([0, -1, 2], np.int64),
+                                                       "shape")]):
+            with open(os.path.join(data, "input_%d.pb" % i), "wb") as f:
+                f.write(a.SerializeToString())
+        return m
     if name in ("attention23", "attention23_softcap"):
         # Opset-23 Attention, 3-D layout, GQA, causal, with a past KV cache.
         attrs = dict(q_num_heads=4, kv_num_heads=2, is_causal=1)
