@@ -232,6 +232,30 @@ def FuseElementwise : Pass<"transfuse-cpu-fuse-elementwise",
                            "mlir::tensor::TensorDialect"];
 }
 
+def CheckRefinedCasts : Pass<"transfuse-cpu-check-refined-casts",
+                              "mlir::ModuleOp"> {
+  let summary = "Check at run time each size a cast takes as static";
+  let description = [{
+    Runs on tensors, after the last canonicalization before bufferization.
+    Linalg's canonicalization infers static sizes from an op's other
+    operands (InferStaticShapeOfOperands) and gives its producers a
+    `tensor.cast` from a dynamic size to that static one, assuming the
+    sizes agree. A malformed model breaks that assumption only at run time:
+    a transpose feeding a product whose K is static then ran over the
+    static size, past its input's rows, before the product's own check
+    (found by test/fuzz/mutate_models.py: a Gemm with transA set on a
+    dynamic batch). Before each such cast in a function's body, this pass
+    inserts a run-time check (`__transfuse_fail`, naming the cast's ONNX
+    node) that the dynamic size is the static one. Casts inside loops are
+    left alone: a check there would keep the loop from going parallel. A
+    module pass: each check adds its message to the module's list.
+  }];
+  let dependentDialects = ["mlir::arith::ArithDialect",
+                           "mlir::scf::SCFDialect",
+                           "mlir::func::FuncDialect",
+                           "mlir::tensor::TensorDialect"];
+}
+
 def SplitEmptyTensors : Pass<"transfuse-cpu-split-empty-tensors"> {
   let summary = "Give each use of a shared tensor.empty its own copy";
   let description = [{

@@ -260,6 +260,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "},"
       "canonicalize,cse,"
       "func.func(transfuse-cpu-fuse-elementwise),canonicalize,"
+      "transfuse-cpu-check-refined-casts,"
       "func.func(transfuse-cpu-split-empty-tensors),"
       "one-shot-bufferize{bufferize-function-boundaries "
       "allow-return-allocs-from-loops "

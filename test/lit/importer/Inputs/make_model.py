@@ -97,6 +97,19 @@ def build(name, out):
             with open(os.path.join(data, "input_%d.pb" % i), "wb") as f:
                 f.write(a.SerializeToString())
         return m
+    if name == "gemm_transa":
+        # A^T [4, n] by a [3, 5] weight: n must be 3, which linalg's
+        # canonicalization assumes, making the transpose of A run over 3 of
+        # its rows. The test data has n = 2.
+        w = numpy_helper.from_array(np.ones((3, 5), np.float32), "w")
+        m = model([helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transA=1)],
+                  [vi("x", F, ["n", 4])], [vi("y", F, [4, 5])], [w])
+        data = os.path.join(os.path.dirname(out), "gemm_transa_data")
+        os.makedirs(data, exist_ok=True)
+        with open(os.path.join(data, "input_0.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(np.ones((2, 4), np.float32), "x")
+                    .SerializeToString())
+        return m
     if name in ("attention23", "attention23_softcap"):
         # Opset-23 Attention, 3-D layout, GQA, causal, with a past KV cache.
         attrs = dict(q_num_heads=4, kv_num_heads=2, is_causal=1)
