@@ -24,8 +24,9 @@
 // thread, outside the pool's tasks. In a pool task, where the other threads
 // still work on the same loop, it aborts with a message; outside a run
 // (the runtime allocating outputs) the allocation returns null. A size of
-// 2^48 bytes or more fails without asking: generated code computes sizes
-// in 64 bits, and one that overflowed would look small.
+// 2^48 bytes or more fails without asking the system: no machine has that
+// much, a negative size computed at run time arrives as one, and near
+// SIZE_MAX the rounding below would wrap to a small block.
 //
 // transfuse_scratch_peak_bytes() reports the most bytes live at once, which
 // is the scratch memory a model's runs need.
@@ -112,7 +113,7 @@ thread_local Local local;
 /// holds the block and its size.
 void *allocate(size_t bytes, size_t align) {
   align = align < 64 ? 64 : align;
-  if (bytes >= (size_t(1) << 48) || align >= (size_t(1) << 20))
+  if (bytes >= (size_t(1) << 48))
     return nullptr;
   size_t size = (bytes + align + 4095) / 4096 * 4096;
   Cache &c = cache();

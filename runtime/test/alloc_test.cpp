@@ -67,8 +67,8 @@ TEST(Alloc, LargeBlocksShared) {
 }
 
 // Outside a run, a block the system cannot give is null (the runtime
-// allocating outputs checks); sizes of 2^48 bytes and more, which an
-// overflowed size computation would make, fail without asking. In a run
+// allocating outputs checks); sizes of 2^48 bytes and more (a negative
+// size computed at run time arrives as one) fail without asking. In a run
 // the model returns an out-of-memory error instead (run-time-checks.test).
 TEST(Alloc, ImpossibleSizesAreNullOutsideARun) {
   EXPECT_EQ(_mlir_memref_to_llvm_alloc(size_t(1) << 48), nullptr);

@@ -25,7 +25,6 @@ import random
 import subprocess
 import sys
 
-import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
@@ -207,7 +206,6 @@ def main():
                     help="print each rejected mutant's error")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    np.random.seed(args.seed)
     fixtures = sorted(glob.glob(os.path.join(args.models, "*", "model.onnx")) +
                       glob.glob(os.path.join(args.models, "*", "*",
                                              "model.onnx")))

@@ -264,24 +264,21 @@ bool compileModel(const std::string &input, const std::string &output,
     }
     PhaseTimer t(options, emit == Emit::So ? "link " + output
                                            : std::string("merge objects"));
-    LogicalResult linked = failure();
-    if (emit == Emit::So) {
-      linked = cpu::linkSharedLibrary(objects, runtimeArchive, output, error);
-    } else if (output != "-") {
-      linked = cpu::linkRelocatable(objects, output, error);
-    } else {
-      // The linker writes a file: through one, to stdout.
-      std::string merged = tempFile("o");
-      if (!merged.empty() &&
-          succeeded(linked = cpu::linkRelocatable(objects, merged, error))) {
-        auto buffer = llvm::MemoryBuffer::getFile(merged);
-        if (!buffer) {
-          error = "cannot read " + merged + ": " + buffer.getError().message();
-          linked = failure();
-        } else {
-          llvm::outs() << (*buffer)->getBuffer();
-          llvm::outs().flush();
-        }
+    // The linker writes a file: for stdout, a temporary one, copied after.
+    std::string target = output == "-" ? tempFile("o") : output;
+    LogicalResult linked =
+        target.empty() ? failure()
+        : emit == Emit::So
+            ? cpu::linkSharedLibrary(objects, runtimeArchive, target, error)
+            : cpu::linkRelocatable(objects, target, error);
+    if (succeeded(linked) && target != output) {
+      auto buffer = llvm::MemoryBuffer::getFile(target);
+      if (!buffer) {
+        error = "cannot read " + target + ": " + buffer.getError().message();
+        linked = failure();
+      } else {
+        llvm::outs() << (*buffer)->getBuffer();
+        llvm::outs().flush();
       }
     }
     removeTemps();
