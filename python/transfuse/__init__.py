@@ -144,6 +144,16 @@ def _error(status, message):
     return cls(message)
 
 
+def _known_names(kind, given, infos):
+    """The model's names of `kind`; an error for one in `given` it lacks."""
+    names = [i.name for i in infos]
+    unknown = [n for n in given if n not in names]
+    if unknown:
+        raise InvalidArgumentError("unknown %s %r; the model's %ss are %s"
+                                   % (kind, unknown[0], kind, ", ".join(names)))
+    return names
+
+
 class Model:
     """A model compiled by Transfuse (a ``.so``), loaded into this process.
 
@@ -214,12 +224,7 @@ class Session:
     def _input_arrays(self, inputs):
         infos = self.model.inputs
         if isinstance(inputs, collections.abc.Mapping):
-            names = [i.name for i in infos]
-            unknown = [n for n in inputs if n not in names]
-            if unknown:
-                raise InvalidArgumentError(
-                    "unknown input %r; the model's inputs are %s"
-                    % (unknown[0], ", ".join(names)))
+            names = _known_names("input", inputs, infos)
             missing = [n for n in names if n not in inputs]
             if missing:
                 raise InvalidArgumentError("missing input %r" % missing[0])
@@ -254,12 +259,7 @@ class Session:
         infos = self.model.outputs
         if outputs is None:
             return [None] * len(infos)
-        names = [o.name for o in infos]
-        unknown = [n for n in outputs if n not in names]
-        if unknown:
-            raise InvalidArgumentError(
-                "unknown output %r; the model's outputs are %s"
-                % (unknown[0], ", ".join(names)))
+        _known_names("output", outputs, infos)
         arrays = []
         for info in infos:
             array = outputs.get(info.name)
