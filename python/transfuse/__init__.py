@@ -238,8 +238,8 @@ class Session:
                        len(values)))
         arrays = []
         for info, value in zip(infos, values):
-            if isinstance(value, np.ndarray):  # (ascontiguousarray makes
-                # a 0-d array 1-d)
+            if isinstance(value, np.ndarray):  # (not ascontiguousarray,
+                # which makes a 0-d array 1-d)
                 array = (value if value.flags.c_contiguous
                          else value.copy(order="C"))
             else:  # lists and scalars take the input's dtype
@@ -315,6 +315,9 @@ class Session:
         for info, t, a in zip(self.model.outputs, c_out, out_arrays):
             if a is not None:
                 results[info.name] = a
+                # An empty caller's array passes no data, which asks the
+                # runtime for a buffer.
+                self._lib.tf_tensor_release(ctypes.byref(t))
             elif t.owned_by_runtime:
                 results[info.name] = self._adopt(t)
         if status != _OK:
