@@ -17,6 +17,9 @@ config.substitutions.append(("%inputs", os.path.join(config.test_source_root,
                                                       "importer", "Inputs")))
 config.substitutions.append(("%models", os.path.join(config.transfuse_src_root,
                                                       "test", "models")))
+# The public C API's headers (transfuse/transfuse.h).
+config.substitutions.append(("%transfuse_include", os.path.join(
+    config.transfuse_src_root, "runtime", "include")))
 # The runtime archive a model's objects link with (the driver's own link).
 config.substitutions.append(("%transfuse_lib", os.path.join(
     os.path.dirname(config.transfuse_bin_dir), "lib")))

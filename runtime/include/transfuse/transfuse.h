@@ -57,8 +57,11 @@ typedef struct {
 typedef struct tf_session tf_session;
 
 /* Names, dtypes and symbolic shapes of inputs and outputs, as JSON:
- * {"inputs":[{"name":"input_ids","dtype":"int64","shape":["batch","seq"]}],
- *  "outputs":[...]} -- a dim is an integer or the name of a symbolic dim. */
+ * {"inputs":[{"name":"input_ids","dtype":"int64","shape":["batch","seq"],
+ *             "index_bound":30522}],
+ *  "outputs":[...]} -- a dim is an integer or the name of a symbolic dim;
+ * an integer input that indexes a table (token ids) has "index_bound", and
+ * tf_run rejects a value outside [0, index_bound). */
 TF_EXPORT const char *tf_model_signature(void);
 TF_EXPORT size_t tf_model_num_inputs(void);
 TF_EXPORT size_t tf_model_num_outputs(void);
