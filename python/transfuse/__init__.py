@@ -86,9 +86,12 @@ class _Tensor(ctypes.Structure):
                 ("owned_by_runtime", ctypes.c_int32)]
 
 
-TensorInfo = collections.namedtuple("TensorInfo", "name dtype shape")
+TensorInfo = collections.namedtuple("TensorInfo",
+                                    "name dtype shape index_bound")
 TensorInfo.__doc__ = """An input or output of a model: its name, NumPy
-dtype, and shape (a tuple of ints and names of symbolic dims)."""
+dtype, shape (a tuple of ints and names of symbolic dims), and for an input
+that indexes a table (token ids) the bound its values must stay under, else
+None."""
 
 
 def _load(path):
@@ -123,7 +126,8 @@ def _infos(entries):
     for e in entries:
         code = _BY_NAME.get(e["dtype"])
         dtype = _DTYPES[code] if code else e["dtype"]
-        infos.append(TensorInfo(e["name"], dtype, tuple(e["shape"])))
+        infos.append(TensorInfo(e["name"], dtype, tuple(e["shape"]),
+                                e.get("index_bound")))
     return infos
 
 

@@ -117,6 +117,8 @@ class Api(unittest.TestCase):
                          ["input_ids", "attention_mask", "token_type_ids"])
         self.assertEqual(self.m.inputs[0].dtype, np.int64)
         self.assertEqual(self.m.inputs[0].shape, ("batch", "sequence"))
+        self.assertEqual(self.m.inputs[0].index_bound, 1000)  # vocabulary
+        self.assertIsNone(self.m.inputs[1].index_bound)
         self.assertEqual(self.m.outputs[0].shape, ("batch", "sequence", 88))
         self.assertGreaterEqual(self.m.arena_bytes, 0)
 
