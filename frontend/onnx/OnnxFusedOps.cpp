@@ -7,8 +7,12 @@
 // report then counts like any fused op).
 //
 // ONNX Runtime's com.microsoft Attention (BERT's fused QKV projection plus
-// attention) and MultiHeadAttention contrib ops import the same way; their
-// expected outputs in the tests come from ONNX Runtime itself.
+// attention) and MultiHeadAttention contrib ops import the same way, and so
+// do the other ops its transformer optimizer writes (SkipLayerNormalization,
+// SkipSimplifiedLayerNormalization, SimplifiedLayerNormalization and the
+// GELUs), into graph ops the fusion passes take up as they would an
+// export's; their expected outputs in the tests come from ONNX Runtime
+// itself.
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/GraphImporter.h"
@@ -568,6 +572,66 @@ LogicalResult importMsAttention(Importer &imp) {
     results.push_back(*present);
   }
   return imp.setOutputs(results);
+}
+
+/// com.microsoft SkipLayerNormalization (input, skip, gamma, beta?, bias?)
+/// and SkipSimplifiedLayerNormalization (input, skip, gamma, bias?), which
+/// ONNX Runtime's transformer optimizer writes for a residual add and the
+/// norm after it: sum = input + skip (+ bias), then LayerNorm(sum) * gamma
+/// (+ beta), or RMSNorm(sum) * gamma, over the last axis. Outputs: the
+/// norm; mean and inv_std_var (an error when used); the sum
+/// (input_skip_bias_sum). epsilon defaults to 1e-12, as in ONNX Runtime.
+LogicalResult importMsSkipNorm(Importer &imp, bool simplified) {
+  const onnx::NodeProto &n = *imp.node;
+  for (int i = 1; i <= 2 && i < n.output_size(); ++i)
+    if (!n.output(i).empty())
+      return imp.fail("the mean and inv_std_var outputs are not supported");
+  Value x = imp.input(0), skip = imp.input(1), gamma = imp.input(2);
+  Value beta = simplified ? Value() : imp.input(3);
+  Value bias = imp.input(simplified ? 3 : 4);
+  for (Value v : {gamma, beta, bias})
+    if (v && Importer::rankOf(v) != 1)
+      return imp.fail("gamma, beta and bias must be 1-D");
+  Type elem = Importer::elemOf(x);
+  VResult sum = imp.make<AddOp>(elem, x, skip);
+  if (succeeded(sum) && bias)
+    sum = imp.make<AddOp>(elem, *sum, bias);
+  if (failed(sum))
+    return failure();
+  FloatAttr eps = imp.b.getF32FloatAttr(imp.attrFloat("epsilon", 1e-12f));
+  VResult y =
+      simplified
+          ? imp.make<RmsNormOp>(elem, *sum, gamma, eps)
+          : imp.make<LayerNormalizationOp>(elem, *sum, gamma, beta,
+                                           imp.b.getI64IntegerAttr(-1), eps);
+  if (failed(y))
+    return failure();
+  return imp.setOutputs({*y, Value(), Value(), *sum});
+}
+
+/// com.microsoft's GELUs, which ONNX Runtime's transformer optimizer fuses
+/// a model's GELU (and the bias add before it) into: Gelu (x), BiasGelu
+/// (x, bias), both exact (erf); FastGelu (x, bias?), the tanh
+/// approximation; QuickGelu (x), x * sigmoid(alpha x), alpha 1.702 unless
+/// given.
+LogicalResult importMsGelu(Importer &imp, StringRef op) {
+  Value x = imp.input(0);
+  Type elem = Importer::elemOf(x);
+  VResult in = x;
+  if ((op == "BiasGelu" || op == "FastGelu") && imp.input(1))
+    in = imp.make<AddOp>(elem, x, imp.input(1));
+  if (failed(in))
+    return failure();
+  if (op == "QuickGelu") {
+    auto ax = imp.make<MulOp>(
+        elem, *in, imp.constScalar(elem, imp.attrFloat("alpha", 1.702f)));
+    auto sig = succeeded(ax) ? imp.make<SigmoidOp>(elem, *ax) : ax;
+    auto y = succeeded(sig) ? imp.make<MulOp>(elem, *in, *sig) : sig;
+    return failed(y) ? failure() : imp.setOutputs(*y);
+  }
+  auto y = imp.make<GeluOp>(
+      elem, *in, imp.b.getStringAttr(op == "FastGelu" ? "tanh" : "none"));
+  return failed(y) ? failure() : imp.setOutputs(*y);
 }
 
 } // namespace transfuse::onnx_frontend

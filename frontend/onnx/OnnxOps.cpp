@@ -494,6 +494,11 @@ std::optional<Arity> arity(StringRef op, bool microsoft) {
     return llvm::StringSwitch<std::optional<Arity>>(op)
         .Case("Attention", Arity{2, 7})
         .Case("MultiHeadAttention", Arity{1, 10})
+        .Case("SkipLayerNormalization", Arity{3, 5})
+        .Case("SkipSimplifiedLayerNormalization", Arity{3, 4})
+        .Cases({"Gelu", "QuickGelu"}, Arity{1, 1})
+        .Case("BiasGelu", Arity{2, 2})
+        .Case("FastGelu", Arity{1, 2})
         .Default(std::nullopt);
   return llvm::StringSwitch<std::optional<Arity>>(op)
       .Case("Constant", Arity{0, 0})
@@ -513,7 +518,7 @@ std::optional<Arity> arity(StringRef op, bool microsoft) {
       .Cases({"Where", "Range"}, Arity{3, 3})
       .Case("LayerNormalization", Arity{2, 3})
       .Case("Attention", Arity{3, 7})
-      .Case("RMSNormalization", Arity{2, 2})
+      .Cases({"RMSNormalization", "SimplifiedLayerNormalization"}, Arity{2, 2})
       .Case("RotaryEmbedding", Arity{3, 4})
       .Cases({"ReduceMean", "ReduceSum", "ReduceMax", "Reshape", "Unsqueeze",
               "Squeeze", "Split", "Trilu"},
@@ -555,8 +560,17 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
   if (microsoft) {
     if (op == "Attention") return importMsAttention(*this);
     if (op == "MultiHeadAttention") return importMsMultiHeadAttention(*this);
-    return fail("com.microsoft ops other than Attention and "
-                "MultiHeadAttention are not supported");
+    if (op == "SkipLayerNormalization")
+      return importMsSkipNorm(*this, false);
+    if (op == "SkipSimplifiedLayerNormalization")
+      return importMsSkipNorm(*this, true);
+    if (op == "Gelu" || op == "BiasGelu" || op == "FastGelu" ||
+        op == "QuickGelu")
+      return importMsGelu(*this, op);
+    return fail("com.microsoft op " + op +
+                " is not supported (supported: Attention, MultiHeadAttention, "
+                "SkipLayerNormalization, SkipSimplifiedLayerNormalization, "
+                "Gelu, BiasGelu, FastGelu, QuickGelu)");
   }
   if (attr("broadcast"))
     return fail("the legacy 'broadcast' attribute (opset < 7) is not supported");
@@ -663,7 +677,11 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
                         b.getF32FloatAttr(attrFloat("epsilon", 1e-5f))));
   }
   if (op == "Attention") return importOnnxAttention(imp);
-  if (op == "RMSNormalization") return importOnnxRmsNorm(imp);
+  // ONNX Runtime's SimplifiedLayerNormalization (its own op in the ONNX
+  // domain, which its optimizer writes for RMSNorm): RMSNormalization's
+  // inputs and attributes; its inv_std_var output is not supported.
+  if (op == "RMSNormalization" || op == "SimplifiedLayerNormalization")
+    return importOnnxRmsNorm(imp);
   if (op == "RotaryEmbedding") return importOnnxRotaryEmbedding(imp);
   if (op == "ReduceMean") return importReduce<ReduceMeanOp>(imp, 18);
   if (op == "ReduceSum") return importReduce<ReduceSumOp>(imp, 13);

@@ -31,7 +31,8 @@ from onnx import TensorProto, numpy_helper
 OP_TYPES = ["Add", "MatMul", "Reshape", "Transpose", "Softmax", "Gather",
             "Concat", "Slice", "Where", "Cast", "Unsqueeze", "Split",
             "LayerNormalization", "Expand", "ReduceMean", "Gemm", "Einsum",
-            "Range", "Trilu", "CumSum", "ConstantOfShape", "Attention"]
+            "Range", "Trilu", "CumSum", "ConstantOfShape", "Attention",
+            "SimplifiedLayerNormalization"]
 DTYPES = [TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64,
           TensorProto.FLOAT16, TensorProto.BOOL, TensorProto.DOUBLE]
 ODD_INTS = [-100, -5, -1, 0, 1, 2, 3, 7, 100, 1 << 33]

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Writes test cases for ONNX Runtime's com.microsoft Attention and
-MultiHeadAttention contrib ops, with expected outputs from ONNX Runtime.
+"""Writes test cases for ONNX Runtime's contrib ops (com.microsoft
+Attention, MultiHeadAttention, SkipLayerNormalization,
+SkipSimplifiedLayerNormalization, the GELUs, and SimplifiedLayerNormalization
+in the ONNX domain), with expected outputs from ONNX Runtime.
 
 ONNX ships no cases for contrib ops, so each case here is a one-node model
 with seeded random inputs; ONNX Runtime's CPU implementation computes the
@@ -73,6 +75,46 @@ def _cases(rng):
            _attn("attn", ["x", "w", "b"], ["y"],
                  qkv_hidden_sizes=[HID, HID, 2 * HID]),
            {"x": r(B, S, HID), "w": r(HID, 4 * HID), "b": r(4 * HID)}, ["y"])
+    # What ONNX Runtime's transformer optimizer writes besides Attention.
+    ms = dict(domain="com.microsoft")
+    x, skip = r(B, S, HID), r(B, S, HID)
+    gamma, beta, bias = r(HID), r(HID), r(HID)
+    yield ("skiplayernorm_beta_bias_sum",
+           helper.make_node("SkipLayerNormalization",
+                            ["x", "skip", "gamma", "beta", "bias"],
+                            ["y", "", "", "sum"], name="sln", epsilon=1e-5,
+                            **ms),
+           {"x": x, "skip": skip, "gamma": gamma, "beta": beta, "bias": bias},
+           ["y", "sum"])
+    yield ("skiplayernorm_2d_skip",
+           helper.make_node("SkipLayerNormalization", ["x", "skip", "gamma"],
+                            ["y"], name="sln", **ms),
+           {"x": x, "skip": r(S, HID), "gamma": gamma}, ["y"])
+    yield ("skipsimplifiedlayernorm_bias_sum",
+           helper.make_node("SkipSimplifiedLayerNormalization",
+                            ["x", "skip", "gamma", "bias"],
+                            ["y", "", "", "sum"], name="ssln", epsilon=1e-6,
+                            **ms),
+           {"x": x, "skip": skip, "gamma": gamma, "bias": bias}, ["y", "sum"])
+    yield ("simplifiedlayernorm",
+           helper.make_node("SimplifiedLayerNormalization", ["x", "gamma"],
+                            ["y"], name="rms", epsilon=1e-6),
+           {"x": x, "gamma": gamma}, ["y"])
+    yield ("biasgelu", helper.make_node("BiasGelu", ["x", "bias"], ["y"],
+                                        name="bg", **ms),
+           {"x": x, "bias": bias}, ["y"])
+    yield ("fastgelu_bias", helper.make_node("FastGelu", ["x", "bias"], ["y"],
+                                             name="fg", **ms),
+           {"x": x, "bias": bias}, ["y"])
+    yield ("fastgelu", helper.make_node("FastGelu", ["x"], ["y"], name="fg",
+                                        **ms), {"x": x}, ["y"])
+    yield ("gelu", helper.make_node("Gelu", ["x"], ["y"], name="g", **ms),
+           {"x": x}, ["y"])
+    yield ("quickgelu", helper.make_node("QuickGelu", ["x"], ["y"], name="qg",
+                                         **ms), {"x": x}, ["y"])
+    yield ("quickgelu_alpha", helper.make_node("QuickGelu", ["x"], ["y"],
+                                               name="qg", alpha=1.0, **ms),
+           {"x": x}, ["y"])
     yield ("attention_past_unidirectional",
            _attn("attn", ["x", "w", "b", "", "past"], ["y", "present"],
                  unidirectional=1),

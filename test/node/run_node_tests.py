@@ -13,7 +13,7 @@ libonnx-testdata; `--generate attention,rmsnormalization,rotaryembedding`
 writes ONNX's own cases for them from the installed onnx package
 (gen_onnx_case_data.py, expected outputs from ONNX's reference
 implementation) and runs those, with exclusions_fused_ops.txt. `ort_contrib`
-among them adds the com.microsoft Attention/MultiHeadAttention cases of
+among them adds the ONNX Runtime contrib-op cases of
 gen_ort_contrib_cases.py (expected outputs from ONNX Runtime).
 
 usage: run_node_tests.py --mode aot|jit --bin BUILD/bin [--data DIR |
@@ -42,8 +42,11 @@ CLAIMED = {
     "Abs", "Sin", "Cos", "Floor", "Ceil", "Dropout", "GatherElements",
     "GatherND", "Gelu",
     # Opset 23, imported straight into fused ops (cases from --generate),
-    # and ONNX Runtime's com.microsoft Attention / MultiHeadAttention.
+    # and ONNX Runtime's contrib ops (com.microsoft, and its
+    # SimplifiedLayerNormalization in the ONNX domain).
     "Attention", "RMSNormalization", "RotaryEmbedding", "MultiHeadAttention",
+    "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
+    "SimplifiedLayerNormalization", "BiasGelu", "FastGelu", "QuickGelu",
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 
