@@ -8,9 +8,9 @@ attention skips keys by reading the mask, so other sizes and other padding
 can break where those do not. This compiles each fixture (AOT, f32, through
 the Python binding), then, for CASES random cases each:
 - batch 1-5, a length among edge sizes up to the model's positions;
-- an attention mask with some rows padded (on the left in decoder-only
-  models, as batched prompts are; else on the right), at least one live
-  token per row;
+- an attention mask with some rows padded, at least one live token per
+  row: on the left (as batched prompts are) in models without token types
+  or a decoder (the decoder-only ones, and RoBERTa), else on the right;
 - for KV-cache decode exports, a past of random length and values, and a
   mask over past and new tokens; for encoder-decoder ones, encoder states.
 It runs the model in ONNX Runtime and in Transfuse on the same inputs and
@@ -84,7 +84,7 @@ def make_case(rng, inputs):
     names = [n for n, _ in inputs]
     has_past = any("past" in n for n in names)
     seq2seq = "encoder_hidden_states" in names or "decoder_input_ids" in names
-    decoder_only = not seq2seq and "token_type_ids" not in names
+    left = not seq2seq and "token_type_ids" not in names  # padding side
     batch = int(rng.integers(1, 6))
     if has_past:
         # Decoder-only decode exports take one new token (ONNX Runtime
@@ -110,7 +110,7 @@ def make_case(rng, inputs):
             feeds[name] = rng.integers(0, 3, (batch, length))
         elif name == "attention_mask":
             total = past + length if has_past and not seq2seq else length
-            feeds[name] = mask_rows(rng, batch, total, decoder_only)
+            feeds[name] = mask_rows(rng, batch, total, left)
         elif name == "encoder_hidden_states":
             feeds[name] = rng.standard_normal(
                 (batch, length, dims[2])).astype(np.float32)
