@@ -84,6 +84,7 @@ mlir::LogicalResult importMsAttention(GraphImporter &imp);
 mlir::LogicalResult importMsMultiHeadAttention(GraphImporter &imp);
 mlir::LogicalResult importMsSkipNorm(GraphImporter &imp, bool simplified);
 mlir::LogicalResult importMsGelu(GraphImporter &imp, llvm::StringRef op);
+mlir::LogicalResult importMsEmbedLayerNorm(GraphImporter &imp);
 
 } // namespace transfuse::onnx_frontend
 

@@ -9,10 +9,10 @@
 // ONNX Runtime's com.microsoft Attention (BERT's fused QKV projection plus
 // attention) and MultiHeadAttention contrib ops import the same way, and so
 // do the other ops its transformer optimizer writes (SkipLayerNormalization,
-// SkipSimplifiedLayerNormalization, SimplifiedLayerNormalization and the
-// GELUs), into graph ops the fusion passes take up as they would an
-// export's; their expected outputs in the tests come from ONNX Runtime
-// itself.
+// SkipSimplifiedLayerNormalization, SimplifiedLayerNormalization,
+// EmbedLayerNormalization and the GELUs), into graph ops the fusion passes take
+// up as they would an export's; their expected outputs in the tests come from
+// ONNX Runtime itself.
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/GraphImporter.h"
@@ -607,6 +607,79 @@ LogicalResult importMsSkipNorm(Importer &imp, bool simplified) {
   if (failed(y))
     return failure();
   return imp.setOutputs({*y, Value(), Value(), *sum});
+}
+
+/// com.microsoft EmbedLayerNormalization, which ONNX Runtime's optimizer
+/// writes for BERT's embeddings (exports of older transformers): inputs
+/// input_ids, segment_ids?, word_embedding, position_embedding,
+/// segment_embedding?, gamma, beta, mask?, position_ids?. The word
+/// embeddings of the ids, plus the position embeddings (of position_ids,
+/// else of 0..S-1), plus the segment embeddings when both segment inputs
+/// are given, layer-normalized over the last axis (epsilon 1e-12 unless
+/// given). Outputs: that, mask_index (each row's mask sum as int32, zeros
+/// without a mask, as ONNX Runtime's CPU kernel gives), and the sum before
+/// the norm (embedding_sum).
+LogicalResult importMsEmbedLayerNorm(Importer &imp) {
+  Value ids = imp.input(0), segIds = imp.input(1), word = imp.input(2),
+        pos = imp.input(3), segEmb = imp.input(4), gamma = imp.input(5),
+        beta = imp.input(6), mask = imp.input(7), posIds = imp.input(8);
+  if (!word || !pos || !gamma || !beta)
+    return imp.fail("word_embedding, position_embedding, gamma and beta are "
+                    "required");
+  Type elem = Importer::elemOf(word);
+  IntegerAttr axis0 = imp.b.getI64IntegerAttr(0);
+  VResult sum = imp.make<GatherOp>(elem, word, ids, axis0);
+  VResult positions;
+  if (posIds) {
+    positions = imp.make<GatherOp>(elem, pos, posIds, axis0);
+  } else {
+    // Rows [0, S) of the table, S the ids' second dim.
+    auto len =
+        imp.make<ShapeOp>(imp.b.getI64Type(), ids, imp.b.getI64IntegerAttr(1),
+                          imp.b.getI64IntegerAttr(2));
+    if (failed(len))
+      return failure();
+    positions = imp.make<SliceOp>(elem, pos, imp.constI64({0}), *len,
+                                  imp.b.getDenseI64ArrayAttr({0}),
+                                  imp.b.getDenseI64ArrayAttr({1}));
+  }
+  if (succeeded(sum) && succeeded(positions))
+    sum = imp.make<AddOp>(elem, *sum, *positions);
+  if (succeeded(sum) && segIds && segEmb) {
+    auto segments = imp.make<GatherOp>(elem, segEmb, segIds, axis0);
+    sum =
+        succeeded(segments) ? imp.make<AddOp>(elem, *sum, *segments) : segments;
+  }
+  if (failed(sum))
+    return failure();
+  auto y = imp.make<LayerNormalizationOp>(
+      elem, *sum, gamma, beta, imp.b.getI64IntegerAttr(-1),
+      imp.b.getF32FloatAttr(imp.attrFloat("epsilon", 1e-12f)));
+  if (failed(y))
+    return failure();
+  Type i32 = imp.b.getI32Type();
+  VResult maskIndex = failure();
+  if (mask) {
+    // Summed in f32: exact for any row shorter than 2^24.
+    Type f32 = imp.b.getF32Type();
+    auto m = imp.make<CastOp>(f32, mask);
+    auto rows =
+        succeeded(m)
+            ? imp.make<ReduceSumOp>(f32, *m, imp.b.getDenseI64ArrayAttr({1}),
+                                    imp.b.getBoolAttr(false))
+            : m;
+    maskIndex = succeeded(rows) ? imp.make<CastOp>(i32, *rows) : rows;
+  } else {
+    auto batch =
+        imp.make<ShapeOp>(imp.b.getI64Type(), ids, imp.b.getI64IntegerAttr(0),
+                          imp.b.getI64IntegerAttr(1));
+    maskIndex = succeeded(batch) ? imp.make<ConstantOfShapeOp>(
+                                       i32, *batch, imp.b.getI32IntegerAttr(0))
+                                 : batch;
+  }
+  if (failed(maskIndex))
+    return failure();
+  return imp.setOutputs({*y, *maskIndex, *sum});
 }
 
 /// com.microsoft's GELUs, which ONNX Runtime's transformer optimizer fuses

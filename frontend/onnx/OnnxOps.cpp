@@ -499,6 +499,7 @@ std::optional<Arity> arity(StringRef op, bool microsoft) {
         .Cases({"Gelu", "QuickGelu"}, Arity{1, 1})
         .Case("BiasGelu", Arity{2, 2})
         .Case("FastGelu", Arity{1, 2})
+        .Case("EmbedLayerNormalization", Arity{1, 9})
         .Default(std::nullopt);
   return llvm::StringSwitch<std::optional<Arity>>(op)
       .Case("Constant", Arity{0, 0})
@@ -564,13 +565,16 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
       return importMsSkipNorm(*this, false);
     if (op == "SkipSimplifiedLayerNormalization")
       return importMsSkipNorm(*this, true);
+    if (op == "EmbedLayerNormalization")
+      return importMsEmbedLayerNorm(*this);
     if (op == "Gelu" || op == "BiasGelu" || op == "FastGelu" ||
         op == "QuickGelu")
       return importMsGelu(*this, op);
     return fail("com.microsoft op " + op +
                 " is not supported (supported: Attention, MultiHeadAttention, "
                 "SkipLayerNormalization, SkipSimplifiedLayerNormalization, "
-                "Gelu, BiasGelu, FastGelu, QuickGelu)");
+                "EmbedLayerNormalization, Gelu, BiasGelu, FastGelu, "
+                "QuickGelu)");
   }
   if (attr("broadcast"))
     return fail("the legacy 'broadcast' attribute (opset < 7) is not supported");

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes test cases for ONNX Runtime's contrib ops (com.microsoft
 Attention, MultiHeadAttention, SkipLayerNormalization,
-SkipSimplifiedLayerNormalization, the GELUs, and SimplifiedLayerNormalization
-in the ONNX domain), with expected outputs from ONNX Runtime.
+SkipSimplifiedLayerNormalization, EmbedLayerNormalization, the GELUs, and
+SimplifiedLayerNormalization in the ONNX domain), with expected outputs from
+ONNX Runtime.
 
 ONNX ships no cases for contrib ops, so each case here is a one-node model
 with seeded random inputs; ONNX Runtime's CPU implementation computes the
@@ -115,6 +116,28 @@ def _cases(rng):
     yield ("quickgelu_alpha", helper.make_node("QuickGelu", ["x"], ["y"],
                                                name="qg", alpha=1.0, **ms),
            {"x": x}, ["y"])
+    vocab, positions, types = 30, 16, 2
+    emb = dict(word=r(vocab, HID), pos=r(positions, HID), segemb=r(types, HID),
+               gamma=gamma, beta=beta)
+    ids = rng.integers(0, vocab, (B, S)).astype(np.int32)
+    segs = rng.integers(0, types, (B, S)).astype(np.int32)
+    yield ("embedlayernorm_segments_mask",
+           helper.make_node("EmbedLayerNormalization",
+                            ["ids", "segs", "word", "pos", "segemb", "gamma",
+                             "beta", "mask"],
+                            ["y", "mask_index", "embedding_sum"], name="eln",
+                            epsilon=1e-5, **ms),
+           dict(ids=ids, segs=segs, mask=key_mask, **emb),
+           ["y", "mask_index", "embedding_sum"])
+    yield ("embedlayernorm_position_ids",
+           helper.make_node("EmbedLayerNormalization",
+                            ["ids", "", "word", "pos", "", "gamma", "beta", "",
+                             "position_ids"], ["y", "mask_index"], name="eln",
+                            **ms),
+           dict(ids=ids, position_ids=rng.integers(
+               0, positions, (1, S)).astype(np.int32),
+               **{k: v for k, v in emb.items() if k != "segemb"}),
+           ["y", "mask_index"])
     yield ("attention_past_unidirectional",
            _attn("attn", ["x", "w", "b", "", "past"], ["y", "present"],
                  unidirectional=1),
@@ -128,7 +151,8 @@ def write_cases(out_dir):
         inputs = [helper.make_tensor_value_info(
             k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
             for k, v in feeds.items()]
-        outputs = [helper.make_tensor_value_info(o, F, None) for o in outs]
+        outputs = [helper.make_tensor_value_info(
+            o, I32 if o == "mask_index" else F, None) for o in outs]
         graph = helper.make_graph([node], name, inputs, outputs)
         model = helper.make_model(graph, opset_imports=[
             helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
