@@ -83,7 +83,7 @@ mlir::LogicalResult importOnnxRotaryEmbedding(GraphImporter &imp);
 mlir::LogicalResult importMsAttention(GraphImporter &imp);
 mlir::LogicalResult importMsMultiHeadAttention(GraphImporter &imp);
 mlir::LogicalResult importMsSkipNorm(GraphImporter &imp, bool simplified);
-mlir::LogicalResult importMsGelu(GraphImporter &imp, llvm::StringRef op);
+mlir::LogicalResult importMsGelu(GraphImporter &imp);
 mlir::LogicalResult importMsEmbedLayerNorm(GraphImporter &imp);
 
 } // namespace transfuse::onnx_frontend

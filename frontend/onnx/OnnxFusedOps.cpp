@@ -579,13 +579,9 @@ LogicalResult importMsAttention(Importer &imp) {
 /// ONNX Runtime's transformer optimizer writes for a residual add and the
 /// norm after it: sum = input + skip (+ bias), then LayerNorm(sum) * gamma
 /// (+ beta), or RMSNorm(sum) * gamma, over the last axis. Outputs: the
-/// norm; mean and inv_std_var (an error when used); the sum
+/// norm; mean and inv_std_var (not given: an error when used); the sum
 /// (input_skip_bias_sum). epsilon defaults to 1e-12, as in ONNX Runtime.
 LogicalResult importMsSkipNorm(Importer &imp, bool simplified) {
-  const onnx::NodeProto &n = *imp.node;
-  for (int i = 1; i <= 2 && i < n.output_size(); ++i)
-    if (!n.output(i).empty())
-      return imp.fail("the mean and inv_std_var outputs are not supported");
   Value x = imp.input(0), skip = imp.input(1), gamma = imp.input(2);
   Value beta = simplified ? Value() : imp.input(3);
   Value bias = imp.input(simplified ? 3 : 4);
@@ -623,9 +619,6 @@ LogicalResult importMsEmbedLayerNorm(Importer &imp) {
   Value ids = imp.input(0), segIds = imp.input(1), word = imp.input(2),
         pos = imp.input(3), segEmb = imp.input(4), gamma = imp.input(5),
         beta = imp.input(6), mask = imp.input(7), posIds = imp.input(8);
-  if (!word || !pos || !gamma || !beta)
-    return imp.fail("word_embedding, position_embedding, gamma and beta are "
-                    "required");
   Type elem = Importer::elemOf(word);
   IntegerAttr axis0 = imp.b.getI64IntegerAttr(0);
   VResult sum = imp.make<GatherOp>(elem, word, ids, axis0);
@@ -687,7 +680,8 @@ LogicalResult importMsEmbedLayerNorm(Importer &imp) {
 /// (x, bias), both exact (erf); FastGelu (x, bias?), the tanh
 /// approximation; QuickGelu (x), x * sigmoid(alpha x), alpha 1.702 unless
 /// given.
-LogicalResult importMsGelu(Importer &imp, StringRef op) {
+LogicalResult importMsGelu(Importer &imp) {
+  StringRef op = imp.node->op_type();
   Value x = imp.input(0);
   Type elem = Importer::elemOf(x);
   VResult in = x;

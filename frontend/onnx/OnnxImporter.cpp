@@ -67,7 +67,8 @@ LogicalResult GraphImporter::setOutputs(ValueRange results) {
   for (int i = 0; i < node->output_size(); ++i) {
     if (node->output(i).empty())
       continue;
-    if (i >= (int)results.size())
+    // An importer passes a null value for an output it does not give.
+    if (i >= (int)results.size() || !results[i])
       return fail("output " + std::to_string(i) + " ('" + node->output(i) +
                   "') is not supported");
     values[node->output(i)] = results[i];

@@ -2,9 +2,9 @@
 //
 // Faithful translation, no fusion. Sugar (Gemm, Clip, Split, Einsum,
 // LessOrEqual, Identity) is desugared here into the dialect's small op set.
-// To add an op: add its inputs to `arity` and a case to importNode and, if
-// it needs a new graph op, an op in TransformerOps.td with a shape rule in
-// ShapeInference.cpp.
+// To add an op: add its inputs to `arity` and a case to importNode (a
+// com.microsoft op: a row in kMicrosoftOps) and, if it needs a new graph op,
+// an op in TransformerOps.td with a shape rule in ShapeInference.cpp.
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/GraphImporter.h"
@@ -482,25 +482,54 @@ LogicalResult importOrEqual(Importer &imp) {
 }
 
 /// The inputs an op takes, as the ONNX (or com.microsoft) schema says: the
-/// first `required` must be given (a name, not ""), and there are at most
-/// `max` (-1: any number). The op importers read inputs by position, so
-/// importNode checks this first.
+/// first `required` must be given (a name, not ""), except those whose bit
+/// is set in `optional` (a schema's optional input between required ones),
+/// and there are at most `max` (-1: any number). The op importers read
+/// inputs by position, so importNode checks this first.
 struct Arity {
   int required, max;
+  uint32_t optional = 0;
 };
 
+/// The com.microsoft ops that import (OnnxFusedOps.cpp): their inputs and
+/// their importer.
+struct MicrosoftOp {
+  StringRef name;
+  Arity arity;
+  LogicalResult (*import)(Importer &);
+};
+const MicrosoftOp kMicrosoftOps[] = {
+    {"Attention", {2, 7}, importMsAttention},
+    {"MultiHeadAttention", {1, 10}, importMsMultiHeadAttention},
+    {"SkipLayerNormalization",
+     {3, 5},
+     [](Importer &imp) { return importMsSkipNorm(imp, false); }},
+    {"SkipSimplifiedLayerNormalization",
+     {3, 4},
+     [](Importer &imp) { return importMsSkipNorm(imp, true); }},
+    // input_ids, segment_ids?, word, position, segment_embedding?, gamma,
+    // beta, then mask? and position_ids?.
+    {"EmbedLayerNormalization",
+     {7, 9, 1u << 1 | 1u << 4},
+     importMsEmbedLayerNorm},
+    {"Gelu", {1, 1}, importMsGelu},
+    {"BiasGelu", {2, 2}, importMsGelu},
+    {"FastGelu", {1, 2}, importMsGelu},
+    {"QuickGelu", {1, 1}, importMsGelu},
+};
+
+const MicrosoftOp *microsoftOp(StringRef op) {
+  for (const MicrosoftOp &m : kMicrosoftOps)
+    if (m.name == op)
+      return &m;
+  return nullptr;
+}
+
 std::optional<Arity> arity(StringRef op, bool microsoft) {
-  if (microsoft)
-    return llvm::StringSwitch<std::optional<Arity>>(op)
-        .Case("Attention", Arity{2, 7})
-        .Case("MultiHeadAttention", Arity{1, 10})
-        .Case("SkipLayerNormalization", Arity{3, 5})
-        .Case("SkipSimplifiedLayerNormalization", Arity{3, 4})
-        .Cases({"Gelu", "QuickGelu"}, Arity{1, 1})
-        .Case("BiasGelu", Arity{2, 2})
-        .Case("FastGelu", Arity{1, 2})
-        .Case("EmbedLayerNormalization", Arity{1, 9})
-        .Default(std::nullopt);
+  if (microsoft) {
+    const MicrosoftOp *m = microsoftOp(op);
+    return m ? std::optional<Arity>(m->arity) : std::nullopt;
+  }
   return llvm::StringSwitch<std::optional<Arity>>(op)
       .Case("Constant", Arity{0, 0})
       .Cases({"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Equal", "Less",
@@ -554,27 +583,18 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
                   std::to_string(given));
     }
     for (int i = 0; i < a->required; ++i)
-      if (n.input(i).empty())
+      if (n.input(i).empty() && !(a->optional >> i & 1))
         return fail("input " + std::to_string(i) +
                     " is required, but its name is empty");
   }
   if (microsoft) {
-    if (op == "Attention") return importMsAttention(*this);
-    if (op == "MultiHeadAttention") return importMsMultiHeadAttention(*this);
-    if (op == "SkipLayerNormalization")
-      return importMsSkipNorm(*this, false);
-    if (op == "SkipSimplifiedLayerNormalization")
-      return importMsSkipNorm(*this, true);
-    if (op == "EmbedLayerNormalization")
-      return importMsEmbedLayerNorm(*this);
-    if (op == "Gelu" || op == "BiasGelu" || op == "FastGelu" ||
-        op == "QuickGelu")
-      return importMsGelu(*this, op);
+    if (const MicrosoftOp *m = microsoftOp(op))
+      return m->import(*this);
+    std::string supported;
+    for (const MicrosoftOp &m : kMicrosoftOps)
+      supported += (supported.empty() ? "" : ", ") + m.name.str();
     return fail("com.microsoft op " + op +
-                " is not supported (supported: Attention, MultiHeadAttention, "
-                "SkipLayerNormalization, SkipSimplifiedLayerNormalization, "
-                "EmbedLayerNormalization, Gelu, BiasGelu, FastGelu, "
-                "QuickGelu)");
+                " is not supported (supported: " + supported + ")");
   }
   if (attr("broadcast"))
     return fail("the legacy 'broadcast' attribute (opset < 7) is not supported");

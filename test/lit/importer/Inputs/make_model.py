@@ -189,6 +189,17 @@ def build(name, out):
                 helper.make_node("QuickGelu", ["d"], ["y"], name="qg",
                                  alpha=1.5, **ms)]
             outs = [vi("y", F, ["b", "s", 16])]
+        elif name == "ms_skipnorm_no_word":
+            # EmbedLayerNormalization may leave segment_ids and the segment
+            # table out (inputs 1 and 4), not the word table (input 2).
+            nodes = [helper.make_node("EmbedLayerNormalization",
+                                      ["ids", "", "", "pos", "", "g", "bias"],
+                                      ["y", "mask_index"], name="eln", **ms)]
+            m = model(nodes, [vi("ids", TensorProto.INT32, ["b", "s"]),
+                              vi("pos", F, [8, 16])],
+                      [vi("y", F, ["b", "s", 16])], [g, bias])
+            m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+            return m
         else:  # ms_gelus_unsupported: a contrib op Transfuse does not take
             nodes = [helper.make_node("BiasSoftmax", ["x", "skip"], ["y"],
                                       name="bsm", **ms)]
