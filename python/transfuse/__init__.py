@@ -73,10 +73,10 @@ _DTYPES = {1: np.dtype(np.float32), 2: np.dtype(np.uint8),
            9: np.dtype(np.bool_), 10: np.dtype(np.float16),
            11: np.dtype(np.float64), 16: _bfloat16()}
 _CODES = {dt: code for code, dt in _DTYPES.items()}
-# The signature's dtype names (tf_dtype_name in runtime/src/core.cpp).
-_BY_NAME = {"float32": 1, "uint8": 2, "int8": 3, "int16": 5, "int32": 6,
-            "int64": 7, "bool": 9, "float16": 10, "float64": 11,
-            "bfloat16": 16}
+# The signature's dtype names (tf_dtype_name in runtime/src/core.cpp) are
+# NumPy's.
+_BY_NAME = {dt.name: code for code, dt in _DTYPES.items()}
+_BY_NAME["bfloat16"] = 16  # also without ml_dtypes
 
 
 class _Tensor(ctypes.Structure):
