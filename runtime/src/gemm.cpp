@@ -33,9 +33,8 @@
 // [K][32] (a weight comes so; any other B is packed so first); A is packed
 // into panels of kMr = 12 rows, each [K][12]. A register-blocked R x 32
 // kernel (AVX-512: R <= 12 rows, 2R accumulators) runs over K slices of
-// one A panel and one B panel (all of a K up to kWholeK, else kKc deep on
-// AVX-512 and kWholeK deep on AVX2); the
-// B slice stays in L1 (or L2) while the kernel walks down a block of kMc
+// one A panel and one B panel (all of a K up to kWholeK, else kWholeK
+// deep); the B slice stays in L2 while the kernel walks down a block of kMc
 // rows, and the next B slice is prefetched into L2 meanwhile (weights come
 // from DRAM), as is the next tile of C (and of a residual) before the call
 // that first touches it; a single row panel
@@ -86,29 +85,42 @@ namespace profile = transfuse::runtime::profile;
 
 namespace {
 
-constexpr int64_t kMr = 12, kNr = 32, kKc = 256, kMc = 240;
+constexpr int64_t kMr = 12, kNr = 32, kMc = 240;
 static_assert(kMr == kF32PanelRows); // matmulF32PackedA's panels
-/// On AVX-512, a K up to this is one pass, its B slice (96 KiB) read from
-/// L2 by each row panel, so that C's tiles are written once instead of
-/// read and written again on every later pass: a cold C (a model's output
-/// buffer, out of cache) cost the most of a product's operands. Paired
-/// runs on a Xeon (alternated `.so`s, 5 rounds): bert-base f32 at 128
-/// tokens 113.7 -> 110.7 ms at one thread, 62.2 -> 61.5 at two; gpt2
-/// prefill 112.8 -> 111.0 and 63.3 -> 62.9; the t5-base encoder and
-/// bert-base at 512 tokens level. A driver on 512 x 768 x 3072 (one
-/// thread): 212-213 -> 216-217 GFLOP/s warm, 203 -> 206-207 cold.
+/// A K up to this is one pass, its B slice (96 KiB) read from L2 by each
+/// row panel, so that C's tiles are written once instead of read and
+/// written again on every later pass: a cold C (a model's output buffer,
+/// out of cache) cost the most of a product's operands. Paired runs on a
+/// Xeon (alternated `.so`s, 5 rounds): bert-base f32 at 128 tokens 113.7
+/// -> 110.7 ms at one thread, 62.2 -> 61.5 at two; gpt2 prefill 112.8 ->
+/// 111.0 and 63.3 -> 62.9; the t5-base encoder and bert-base at 512 tokens
+/// level. A driver on 512 x 768 x 3072 (one thread): 212-213 -> 216-217
+/// GFLOP/s warm, 203 -> 206-207 cold.
+///
+/// A larger K goes in passes of kWholeK. On AVX-512 these were passes of
+/// 256 (a 32 KiB B slice, in L1) until the products with K = 3072 (the FFN
+/// down products: 12 passes, each loading and storing C's tiles, instead
+/// of 4) were measured on a Zen 4 (1 MiB of L2 per core). That product in
+/// the models (TRANSFUSE_PROFILE=1, passes of 256 against 768, alternated,
+/// 3 rounds each, faster in each): bert-base at 128 tokens 100.4-106.7 ->
+/// 105.8-110.3 GFLOP/s at one thread (1536 and 3072: 106.7-109.6),
+/// 204.7-213.2 -> 213.9-217.5 at two; the t5-base encoder at 512 tokens
+/// 104.7-106.9 -> 109.2-109.8 at one. The sums are the same to the bit: a
+/// pass starts from the tile the last one stored, so each element adds its
+/// K terms in the same order either way. Not measured on the Xeon that
+/// chose 256.
+///
 /// The AVX2 kernels, which sweep the B slice once per group of three rows,
-/// take a larger K in passes of kWholeK too (not of kKc): each pass loads
-/// and stores the C tile, which for a 3-row group costs as much as several
-/// K steps. On a Zen 4 (AVX2's FMA peak the same as AVX-512's there),
-/// bench/gemm_bench.cpp with TRANSFUSE_GEMM=avx2: 79-85% of the peak with
-/// passes of 256 (64 and 128 were slower), 87-88% with 512, 89-93% with
-/// 768; 1024 and 3072 no better. In the models (same Zen 4, alternated
-/// `.so`s, TRANSFUSE_GEMM=avx2, faster in every round): bert-base at 128
-/// tokens 241.6 -> 225.0 ms at one thread (4 rounds), 127.3 -> 119.8 at
-/// two (3); the t5-base encoder at 512 tokens 1061 -> 993 ms (3). Not
-/// measured on an AVX2-only CPU (smaller L2s: the 96 KiB slice still fits
-/// a 256 KiB one).
+/// gain more: each pass loads and stores the C tile, which for a 3-row
+/// group costs as much as several K steps. On a Zen 4 (AVX2's FMA peak the
+/// same as AVX-512's there), bench/gemm_bench.cpp with TRANSFUSE_GEMM=avx2:
+/// 79-85% of the peak with passes of 256 (64 and 128 were slower), 87-88%
+/// with 512, 89-93% with 768; 1024 and 3072 no better. In the models (same
+/// Zen 4, alternated `.so`s, TRANSFUSE_GEMM=avx2, faster in every round):
+/// bert-base at 128 tokens 241.6 -> 225.0 ms at one thread (4 rounds),
+/// 127.3 -> 119.8 at two (3); the t5-base encoder at 512 tokens 1061 ->
+/// 993 ms (3). Not measured on an AVX2-only CPU (smaller L2s: the 96 KiB
+/// slice still fits a 256 KiB one).
 constexpr int64_t kWholeK = 768;
 
 /// C[i][j] = (accumulate ? C[i][j] : 0) + sum_k A[i][k] B[k][j], any strides.
@@ -484,13 +496,9 @@ struct Isa {
   void (*packA)(const Desc2D &, float *, bool);
   void (*storePanel)(const float *, int64_t, int64_t, int64_t, float *);
   bool multiStream; // kernelStreams for decode with few rows (AVX-512)
-  int64_t wholeK;   // a K up to this is one pass (see matmulPanels)
-  int64_t kPass;    // a larger K: passes of this
 };
-constexpr Isa kAvx512{kKernels,         kStreamKernels, packA,
-                      storePanelAvx512, true,           kWholeK, kKc},
-    kAvx2{kKernelsAvx2,     kKernelsAvx2, packAScalar, storePanelScalar,
-          false,            kWholeK,      kWholeK};
+constexpr Isa kAvx512{kKernels, kStreamKernels, packA, storePanelAvx512, true},
+    kAvx2{kKernelsAvx2, kKernelsAvx2, packAScalar, storePanelScalar, false};
 
 /// What a product reads and writes besides its operands
 /// (transfuse_linear_f32_panels): A as panels its producer wrote, instead
@@ -540,10 +548,9 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   int64_t blockPanels = (rowPanels + rowBlocks - 1) / rowBlocks;
   ColumnChunks chunks(colPanels, threads,
                       kChunkBytes / (std::min(m, kMc) * 32 * sizeof(float)));
-  // K is split into passes of isa.kPass (on AVX-512 kKc, so that a B slice
-  // stays in L1 while the row panels pass it), unless it is at most
-  // isa.wholeK (kWholeK). A single row panel (decode)
-  // reuses nothing: it reads whole panels in one contiguous sweep each
+  // K is split into passes of kWholeK (so that a B slice stays in L2 while
+  // the row panels pass it), unless it is at most that. A single row panel
+  // (decode) reuses nothing: it reads whole panels in one contiguous sweep each
   // (gpt2 decode, past 128, on an AMD EPYC at one thread: 20.4 -> 17.7 ms
   // with whole panels, -> 15.6 ms without the slice prefetch below), on the
   // stream kernels, which prefetch a fixed distance ahead in that sweep (on
@@ -556,7 +563,7 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   // -> 18.2 at two; past 1023 51.3 -> 46.8, 27.6 -> 25.2; t5 decoder step
   // 43.2 -> 37.0, 23.9 -> 20.8).
   bool decode = rowPanels == 1;
-  int64_t kBlock = decode || k <= isa.wholeK ? k : isa.kPass;
+  int64_t kBlock = decode || k <= kWholeK ? k : kWholeK;
   auto task = [&](int64_t t) {
     // The large chunks of every row block first, then the smaller ones.
     int64_t rb = t % rowBlocks, cc = t / rowBlocks;
