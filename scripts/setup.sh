@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Transfuse needs to build and test, idempotently:
 # Debian packages (LLVM/MLIR 22, ONNX, protobuf, test data, ccache) and a
-# Python venv (.venv) with onnx, onnxruntime and numpy for reference numerics.
+# Python venv (.venv) with onnx, onnxruntime and numpy for reference numerics
+# (and setuptools, with which test/install pip-installs the binding).
 #   scripts/setup.sh            -- build + test dependencies
 #   scripts/setup.sh --fixtures -- also torch + transformers (fixture generator,
 #                                   bench/) and matplotlib (the bench chart)
@@ -33,7 +34,7 @@ fi
 # module=pip requirement. ONNX Runtime and PyTorch are pinned: they are the
 # references of the tests and the peers of bench/, whose numbers in
 # docs/benchmarks.md name these versions.
-want="numpy=numpy onnx=onnx onnxruntime=onnxruntime==1.32.0"
+want="numpy=numpy onnx=onnx onnxruntime=onnxruntime==1.32.0 setuptools=setuptools"
 [ "${1:-}" = "--fixtures" ] &&
   want="$want torch=torch==2.15.0 transformers=transformers onnxscript=onnxscript matplotlib=matplotlib"
 need=()

@@ -23,6 +23,9 @@ Errors raise ``transfuse.Error`` subclasses with the runtime's message:
 ``InvalidArgumentError`` (also a ValueError) for a wrong input count, name,
 rank, shape, dtype or value, ``OutOfMemoryError`` (also a MemoryError),
 ``CompileError`` for ``compile``.
+
+Install it with ``pip install python/`` (python/pyproject.toml), or put
+``python/`` on ``PYTHONPATH``.
 """
 import collections.abc
 import ctypes
@@ -34,6 +37,8 @@ import tempfile
 import threading
 
 import numpy as np
+
+__version__ = "0.1.0"
 
 __all__ = ["Model", "Session", "TensorInfo", "compile", "Error",
            "InvalidArgumentError", "OutOfMemoryError", "CompileError"]
