@@ -20,10 +20,14 @@
 // 72.0 -> 69.9 ms, bert-base f32 70.7 -> 68.9, bert-base bf16 19.1 -> 16.1.
 //
 // A block the system cannot give ends the run with an out-of-memory error
-// (failRunOutOfMemory, core.cpp) where it can be unwound: on the run's own
-// thread, outside the pool's tasks. In a pool task, where the other threads
-// still work on the same loop, it aborts with a message; outside a run
-// (the runtime allocating outputs) the allocation returns null. A size of
+// (failRunOutOfMemory, core.cpp). On the run's own thread, outside the
+// pool's tasks, that unwinds the run at once; in a pool task (any thread)
+// the task unwinds first (failTask, thread_pool.cpp), the loop's other
+// tasks finish or never start, and the run ends when the loop returns.
+// Blocks that the unwound frames held are not given back (as after a
+// failed check). Outside a run (the runtime allocating outputs) the
+// allocation returns null; a pool loop outside a run aborts with a
+// message. A size of
 // 2^48 bytes or more fails without asking the system: no machine has that
 // much, a negative size computed at run time arrives as one, and near
 // SIZE_MAX the rounding below would wrap to a small block.
@@ -149,6 +153,7 @@ void *allocateOrFail(size_t bytes, size_t align) {
     return p;
   transfuse::runtime::failRunOutOfMemory(bytes);
   if (transfuse::runtime::inPoolTask()) {
+    transfuse::runtime::failTask(bytes);
     std::fprintf(stderr,
                  "transfuse: out of memory: a buffer of %zu bytes in a "
                  "parallel task\n",

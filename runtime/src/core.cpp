@@ -39,9 +39,11 @@ thread_local size_t failedBytes = 0;
 bool callEntry(tf_entry_fn entry, void **args) {
   jmp_buf buf;
   jmp_buf *outer = currentRun;
+  int scopes = transfuse::runtime::profile::openScopes();
   currentRun = &buf;
   if (setjmp(buf) != 0) {
     currentRun = outer;
+    transfuse::runtime::profile::setOpenScopes(scopes);
     return false;
   }
   double start = transfuse::runtime::profile::runStart();

@@ -118,6 +118,10 @@ Scope::~Scope() {
 
 double runStart() { return enabled() ? now() : -1; }
 
+int openScopes() { return depth; }
+
+void setOpenScopes(int n) { depth = n; }
+
 void runEnd(double start) {
   if (start < 0)
     return;

@@ -65,6 +65,11 @@ private:
 double runStart();
 /// The end of the run that runStart(), which returned `start`, began.
 void runEnd(double start);
+/// Scopes open on this thread. A run left by longjmp (a failed check, out
+/// of memory in a kernel) skips the destructors of the scopes it had open;
+/// core.cpp puts back the count from before the run.
+int openScopes();
+void setOpenScopes(int n);
 
 /// The table as the exit prints it (nothing when nothing was timed);
 /// `title` heads it.

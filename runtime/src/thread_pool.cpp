@@ -1,9 +1,12 @@
 //===- thread_pool.cpp - the runtime's one pool of worker threads ---------===//
 #include "thread_pool.h"
+#include "alloc.h"
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <csetjmp>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string_view>
@@ -28,6 +31,9 @@ int numThreads() {
 namespace {
 
 thread_local bool inTask = false;
+// Where failTask unwinds to on this thread: its claim() of the loop it
+// takes part in.
+thread_local jmp_buf *taskExit = nullptr;
 
 void pause() {
 #if defined(__x86_64__)
@@ -54,11 +60,14 @@ public:
       w.join();
   }
 
-  void run(int64_t n, void (*fn)(void *, int64_t), void *c) {
+  /// Runs the loop; returns the size of a buffer a task could not
+  /// allocate (failTask), the loop then left unfinished, or 0.
+  size_t run(int64_t n, void (*fn)(void *, int64_t), void *c) {
     std::lock_guard<std::mutex> one(dispatch); // one loop at a time
     task = fn;
     ctx = c;
     count = n;
+    failedBytes.store(0);
     next.store(0);
     busy.store((int)workers.size());
     {
@@ -70,13 +79,26 @@ public:
     // Workers finish their last task; spin, as tasks are short.
     while (busy.load(std::memory_order_acquire) != 0)
       pause();
+    return failedBytes.load();
+  }
+
+  /// A task of this loop could not allocate `bytes`: no task starts after
+  /// this, and run() reports the size.
+  void abandon(size_t bytes) {
+    size_t none = 0;
+    failedBytes.compare_exchange_strong(none, bytes);
+    next.store(count);
   }
 
 private:
   void claim() {
     inTask = true;
-    for (int64_t i; (i = next.fetch_add(1)) < count;)
-      task(ctx, i);
+    jmp_buf exit;
+    taskExit = &exit;
+    if (setjmp(exit) == 0)
+      for (int64_t i; (i = next.fetch_add(1)) < count;)
+        task(ctx, i);
+    taskExit = nullptr;
     inTask = false;
   }
 
@@ -104,15 +126,28 @@ private:
   std::atomic<uint64_t> generation{0};
   std::atomic<int64_t> next{0};
   std::atomic<int> busy{0};
+  std::atomic<size_t> failedBytes{0};
   int64_t count = 0;
   void (*task)(void *, int64_t) = nullptr;
   void *ctx = nullptr;
   bool stopping = false;
 };
 
+Pool &pool() {
+  static Pool p(numThreads());
+  return p;
+}
+
 } // namespace
 
 bool inPoolTask() { return inTask; }
+
+void failTask(size_t bytes) {
+  if (!taskExit)
+    return;
+  pool().abandon(bytes);
+  longjmp(*taskExit, 1);
+}
 
 void parallelFor(int64_t n, void (*task)(void *, int64_t), void *ctx) {
   if (n <= 1 || inTask || numThreads() == 1) {
@@ -120,8 +155,15 @@ void parallelFor(int64_t n, void (*task)(void *, int64_t), void *ctx) {
       task(ctx, i);
     return;
   }
-  static Pool pool(numThreads());
-  pool.run(n, task, ctx);
+  if (size_t bytes = pool().run(n, task, ctx)) {
+    // On the run's thread, out of the loop: the run ends with the error.
+    failRunOutOfMemory(bytes);
+    std::fprintf(stderr,
+                 "transfuse: out of memory: a buffer of %zu bytes in a "
+                 "parallel task, outside a model's run\n",
+                 bytes);
+    std::abort();
+  }
 }
 
 } // namespace transfuse::runtime

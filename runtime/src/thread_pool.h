@@ -10,6 +10,7 @@
 #ifndef TRANSFUSE_RUNTIME_THREAD_POOL_H
 #define TRANSFUSE_RUNTIME_THREAD_POOL_H
 
+#include <cstddef>
 #include <cstdint>
 
 namespace transfuse::runtime {
@@ -26,6 +27,14 @@ void parallelFor(int64_t n, void (*task)(void *ctx, int64_t i), void *ctx);
 /// Whether this thread is running a task of parallelFor (a worker, or the
 /// caller while it takes part).
 bool inPoolTask();
+
+/// Called in a task of the pool's loop when a buffer of `bytes` could not
+/// be allocated (alloc.cpp): unwinds the task (longjmp, as a failed check
+/// unwinds a run), no further task of the loop starts, the other threads
+/// finish the ones they hold, and parallelFor then ends the run on its own
+/// thread with the out-of-memory error (failRunOutOfMemory). Returns only
+/// where there is no pool loop to unwind to (a loop run inline).
+void failTask(size_t bytes);
 
 /// parallelFor with a callable.
 template <typename Fn> void parallelFor(int64_t n, Fn &fn) {

@@ -1,8 +1,12 @@
 //===- core_test.cpp - runtime core: validation and calling convention ----===//
 #include "transfuse/runtime_core.h"
 
+#include "alloc.h"
+#include "thread_pool.h"
+
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -38,6 +42,21 @@ const tf_model_desc kDesc = {fakeEntry, kMeta, "{}", kNames, "site zero\0"};
 extern "C" void failingEntry(void **) { __transfuse_fail(0); }
 const tf_model_desc kFailing = {failingEntry, kMeta, "{}", kNames,
                                 "node 'r' (Reshape): target does not match\0"};
+
+// A model whose parallel loop cannot allocate: tasks 8 and on ask for
+// 2^50 bytes, which the allocator refuses without asking the system, on
+// whichever threads take them.
+std::atomic<int> tasksStarted{0};
+extern "C" void oomInTaskEntry(void **) {
+  auto task = [](int64_t i) {
+    ++tasksStarted;
+    void *p = _mlir_memref_to_llvm_alloc(i >= 8 ? size_t(1) << 50 : 64);
+    _mlir_memref_to_llvm_free(p);
+  };
+  transfuse::runtime::parallelFor(64, task);
+  std::abort(); // the run ends in the loop
+}
+const tf_model_desc kOomInTask = {oomInTaskEntry, kMeta, "{}", kNames, ""};
 
 struct CoreTest : ::testing::Test {
   tf_core_session *s = nullptr;
@@ -130,6 +149,34 @@ TEST_F(CoreTest, FailedCheckIsAnErrorNotACrash) {
             std::string::npos);
   EXPECT_EQ(out.data, nullptr);
   // The session stays usable.
+  EXPECT_EQ(tf_core_run(s, in, 2, &out, 1), TF_OK);
+  tf_tensor_release(&out);
+  tf_core_session_destroy(f);
+}
+
+// Out of memory in a task of the thread pool ends the run with the error,
+// on every thread count (runtime.gemm_threads runs this at three), and
+// leaves the pool and the sessions usable.
+TEST_F(CoreTest, OutOfMemoryInAParallelTaskIsAnError) {
+  tf_core_session *f = nullptr;
+  ASSERT_EQ(tf_core_session_create(&kOomInTask, &f), TF_OK);
+  tf_tensor out{};
+  for (int round = 0; round < 3; ++round) {
+    tasksStarted = 0;
+    EXPECT_EQ(tf_core_run(f, in, 2, &out, 1), TF_ERROR_OUT_OF_MEMORY);
+    EXPECT_NE(std::string(tf_core_error(f)).find("buffer of 1125899906842624"),
+              std::string::npos)
+        << tf_core_error(f);
+    EXPECT_EQ(out.data, nullptr);
+    // The loop stopped handing out tasks at the first failure (task 8;
+    // each other thread may have started one more).
+    EXPECT_LE(tasksStarted.load(), 8 + transfuse::runtime::numThreads());
+    EXPECT_FALSE(transfuse::runtime::inPoolTask());
+  }
+  std::atomic<int> done{0};
+  auto count = [&](int64_t) { ++done; };
+  transfuse::runtime::parallelFor(100, count);
+  EXPECT_EQ(done.load(), 100);
   EXPECT_EQ(tf_core_run(s, in, 2, &out, 1), TF_OK);
   tf_tensor_release(&out);
   tf_core_session_destroy(f);
