@@ -34,16 +34,16 @@
 // into panels of kMr = 12 rows, each [K][12]. A register-blocked R x 32
 // kernel (AVX-512: R <= 12 rows, 2R accumulators) runs over K slices of
 // one A panel and one B panel (all of a K up to kWholeK, else kWholeK
-// deep); the B slice stays in L2 while the kernel walks down a block of kMc
-// rows, and the next B slice is prefetched into L2 meanwhile (weights come
-// from DRAM), as is the next tile of C (and of a residual) before the call
-// that first touches it; a single row panel
-// (decode) takes whole panels, K unsplit: with at most 6 rows (AVX-512)
-// several panels at a time (four up to 3 rows, three at 4, two at 5-6:
-// streamPanels), as that many streams from DRAM, else one stream
-// prefetched 4 KiB ahead. Edge rows take a kernel with fewer rows, edge
-// columns masked loads and stores; only a C with strided columns goes
-// through a tile buffer. Packing buffers come from alloc.cpp's cache.
+// deep); the B slice stays in L2 while the kernel walks down a block of
+// rows (rowBlockRows), and the next B slice is prefetched into L2 meanwhile
+// (weights come from DRAM), as is the next tile of C (and of a residual) before
+// the call that first touches it; a single row panel (decode) takes whole
+// panels, K unsplit: with at most 6 rows (AVX-512) several panels at a time
+// (four up to 3 rows, three at 4, two at 5-6: streamPanels), as that many
+// streams from DRAM, else one stream prefetched 4 KiB ahead. Edge rows take a
+// kernel with fewer rows, edge columns masked loads and stores; only a C with
+// strided columns goes through a tile buffer. Packing buffers come from
+// alloc.cpp's cache.
 //
 // A product by a B that is not prepacked, with at most kFewRows rows of A
 // (decode attention), reads B directly instead: its rows (matmulFewRows),
@@ -78,6 +78,7 @@
 #include <cstring>
 
 #include <immintrin.h>
+#include <unistd.h>
 
 using namespace transfuse::runtime::gemm;
 using transfuse::runtime::numThreads;
@@ -85,7 +86,7 @@ namespace profile = transfuse::runtime::profile;
 
 namespace {
 
-constexpr int64_t kMr = 12, kNr = 32, kMc = 240;
+constexpr int64_t kMr = 12, kNr = 32;
 static_assert(kMr == kF32PanelRows); // matmulF32PackedA's panels
 /// A K up to this is one pass, its B slice (96 KiB) read from L2 by each
 /// row panel, so that C's tiles are written once instead of read and
@@ -122,6 +123,30 @@ static_assert(kMr == kF32PanelRows); // matmulF32PackedA's panels
 /// 993 ms (3). Not measured on an AVX2-only CPU (smaller L2s: the 96 KiB
 /// slice still fits a 256 KiB one).
 constexpr int64_t kWholeK = 768;
+
+/// The most rows of A a row block has (tasks are row blocks x column
+/// chunks): A's block, kWholeK deep, stays in L2 while the kernel sweeps it
+/// once per B slice, so it takes at most half of L2 (the rest: the B slice,
+/// the next one being prefetched, C's tiles), and at most 240 rows. 240
+/// was tuned on a Xeon with 2 MiB of L2 (a 720 KiB block); on a Zen 4
+/// with 1 MiB, that block left too little room, and 168 rows (4 blocks of
+/// 132 at 512 tokens instead of 3 of 180; measured as 144, which splits
+/// 512 rows the same way) was faster in every pair at one thread
+/// (TRANSFUSE_PROFILE=1, alternated, 4 pairs each, ms per run): the t5-base
+/// encoder at 512 tokens 888.7-896.2 against 890.3-900.2, bert-base 897.0-906.6
+/// against 902.7-926.0; at two threads level within the noise (452-509 ms
+/// against 486-504). L2's size comes from sysconf (240 rows when it is not
+/// known).
+int64_t rowBlockRows() {
+  static const int64_t rows = [] {
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (l2 <= 0)
+      return int64_t(240);
+    int64_t fit = l2 / 2 / int64_t(kWholeK * sizeof(float)) / kMr * kMr;
+    return std::clamp<int64_t>(fit, 4 * kMr, 240);
+  }();
+  return rows;
+}
 
 /// C[i][j] = (accumulate ? C[i][j] : 0) + sum_k A[i][k] B[k][j], any strides.
 void matmulPortable(const Desc2D &a, const Desc2D &b, const Desc2D &c,
@@ -526,7 +551,8 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
              const PanelsIO &io = {}) {
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t rowPanels = (m + kMr - 1) / kMr, colPanels = (n + kNr - 1) / kNr;
-  // Tasks: row blocks of kMc rows x column chunks (ColumnChunks: large ones
+  // Tasks: row blocks of at most rowBlockRows() rows x column chunks
+  // (ColumnChunks: large ones
   // first, shrinking, so that a slowed core takes fewer and no thread waits
   // long at the end).
   int64_t threads = parallel(m, n, k) ? numThreads() : 1;
@@ -538,16 +564,17 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   if (!streams && !io.a)
     isa.packA(a, aPack.data, threads > 1);
   const float *aBase = io.a ? io.a : aPack.data;
-  int64_t rowBlocks = (m + kMc - 1) / kMc;
+  int64_t mc = rowBlockRows();
+  int64_t rowBlocks = (m + mc - 1) / mc;
   // Row panels per block: as many in each (the last may have fewer), not
-  // kMc rows then the rest: 512 rows were 240 + 240 + 32, and the last
+  // the most rows then the rest: 512 rows were 240 + 240 + 32, and the last
   // block's tasks read each B slice for 3 row panels. Paired runs (4 and
   // 3 rounds, faster in each at one thread): t5-base encoder at 512
   // tokens 469.0 -> 464.7 ms, bert-base 471.7 -> 468.1; level at two
   // threads (245.3 / 245.9, 245.7 / 245.4).
   int64_t blockPanels = (rowPanels + rowBlocks - 1) / rowBlocks;
   ColumnChunks chunks(colPanels, threads,
-                      kChunkBytes / (std::min(m, kMc) * 32 * sizeof(float)));
+                      kChunkBytes / (std::min(m, mc) * 32 * sizeof(float)));
   // K is split into passes of kWholeK (so that a B slice stays in L2 while
   // the row panels pass it), unless it is at most that. A single row panel
   // (decode) reuses nothing: it reads whole panels in one contiguous sweep each
