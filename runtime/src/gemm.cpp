@@ -132,11 +132,11 @@ constexpr int64_t kWholeK = 768;
 /// with 1 MiB, that block left too little room, and 168 rows (4 blocks of
 /// 132 at 512 tokens instead of 3 of 180; measured as 144, which splits
 /// 512 rows the same way) was faster in every pair at one thread
-/// (TRANSFUSE_PROFILE=1, alternated, 4 pairs each, ms per run): the t5-base
-/// encoder at 512 tokens 888.7-896.2 against 890.3-900.2, bert-base 897.0-906.6
-/// against 902.7-926.0; at two threads level within the noise (452-509 ms
-/// against 486-504). L2's size comes from sysconf (240 rows when it is not
-/// known).
+/// (TRANSFUSE_PROFILE=1, alternated, 4 pairs each, ms per run): the
+/// t5-base encoder at 512 tokens 888.7-896.2 against 890.3-900.2,
+/// bert-base 897.0-906.6 against 902.7-926.0; at two threads level within
+/// the noise (t5: 485.6-503.6 against 452.6-508.5). L2's size comes from
+/// sysconf (240 rows when it is not known).
 int64_t rowBlockRows() {
   static const int64_t rows = [] {
     long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
