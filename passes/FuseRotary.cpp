@@ -43,6 +43,36 @@ Value mulPartner(Operation *m, Value x) {
   return {};
 }
 
+/// The dims [start, end) of the interleaved stack of x's pairs, [..., d/2,
+/// 2] (`sh` reads them), from x's shape [..., d] and constants.
+Value stackShape(PatternRewriter &rw, ShapeOp sh, Value x, int64_t d) {
+  OpBuilder::InsertionGuard guard(rw);
+  rw.setInsertionPoint(sh);
+  Location loc = sh.getLoc();
+  auto i64 = [&](int64_t n) {
+    return RankedTensorType::get({n}, rw.getI64Type());
+  };
+  int64_t lead = tensorType(x).getRank() - 1; // dims shared with x
+  auto [start, end] = shapeOpRange(sh);
+  SmallVector<Value> parts;
+  if (start < lead)
+    parts.push_back(ShapeOp::create(rw, loc, i64(std::min(end, lead) - start),
+                                    x, rw.getI64IntegerAttr(start),
+                                    rw.getI64IntegerAttr(std::min(end, lead))));
+  SmallVector<int64_t> tail;
+  for (int64_t i = std::max(start, lead); i < end; ++i)
+    tail.push_back(i == lead ? d / 2 : 2);
+  if (!tail.empty() || parts.empty()) {
+    auto t = i64(tail.size());
+    parts.push_back(ConstantOp::create(
+        rw, loc, DenseIntElementsAttr::get(t, ArrayRef(tail))));
+  }
+  if (parts.size() == 1)
+    return parts.front();
+  return ConcatOp::create(rw, loc, i64(end - start), parts,
+                          rw.getI64IntegerAttr(0));
+}
+
 struct FuseRope : OpRewritePattern<NegOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(NegOp neg, PatternRewriter &rw) const override {
@@ -55,6 +85,7 @@ struct FuseRope : OpRewritePattern<NegOp> {
     Value x = hi->input;
     int64_t d = tensorType(x).getShape().back();
     SmallVector<Operation *> ops{neg.getInput().getDefiningOp(), neg};
+    SmallVector<ShapeOp> stackShapes;
     bool interleaved = hi->step == 2;
     Value rot;
     if (!interleaved) {
@@ -91,7 +122,19 @@ struct FuseRope : OpRewritePattern<NegOp> {
       if (!lo || lo->input != x || lo->step != 2 || lo->start != 0 ||
           lo->end < d - 1)
         return fail("the stack's second entry is not the even channels");
-      auto rs = dyn_cast_or_null<ReshapeOp>(singleUser(cat.getResult()));
+      // Besides the flattening, the stack may be read for its shape (the
+      // TorchScript exporter's flatten(-2) takes its target from it): those
+      // reads are rebuilt from x's shape below, so that the stack dies.
+      ReshapeOp rs;
+      for (Operation *user : cat.getResult().getUsers()) {
+        if (auto sh = dyn_cast<ShapeOp>(user)) {
+          stackShapes.push_back(sh);
+          continue;
+        }
+        if (rs || !isa<ReshapeOp>(user))
+          return fail("the stacked pairs are not flattened back to [..., d]");
+        rs = cast<ReshapeOp>(user);
+      }
       auto xt = tensorType(x);
       if (!rs || tensorType(rs.getResult()).getRank() != xt.getRank() ||
           tensorType(rs.getResult()).getShape().back() != d)
@@ -153,6 +196,8 @@ struct FuseRope : OpRewritePattern<NegOp> {
     // The root's type may be more static than the inferred one.
     rope->setType(root->getResult(0).getType());
     rw.replaceOp(root, *rope);
+    for (ShapeOp sh : stackShapes)
+      rw.replaceOp(sh, stackShape(rw, sh, x, d));
     return success();
   }
 };

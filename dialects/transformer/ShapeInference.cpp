@@ -90,6 +90,13 @@ DimRef dimOrigin(Value v, int64_t index) {
                 [&](Operation *op) -> std::optional<DimRef> {
                   return DimRef{op->getOperand(0), index};
                 })
+            .Case([&](MatMulOp op) -> std::optional<DimRef> {
+              // By a 2-D B, every dim but the last is A's.
+              int64_t r = rankOf(op.getLhs());
+              if (rankOf(op.getRhs()) != 2 || r < 2 || index + 1 >= r)
+                return std::nullopt;
+              return DimRef{op.getLhs(), index};
+            })
             .Case([&](LinearOp op) -> std::optional<DimRef> {
               if (index + 1 >= rankOf(op.getInput()))
                 return std::nullopt;
@@ -157,6 +164,22 @@ std::optional<DimRef> shapeEntryDim(Value shape, int64_t i) {
       i -= t.getDimSize(0);
     }
     return std::nullopt;
+  }
+  if (auto op = dyn_cast<SliceOp>(def)) {
+    // A stretch of a shape (x.shape[:-2]), at unit step.
+    auto data = dyn_cast<RankedTensorType>(op.getInput().getType());
+    auto starts = constantInts(op.getStarts());
+    if (!data || data.getRank() != 1 || data.isDynamicDim(0) || !starts ||
+        starts->size() != 1 || op.getSteps().size() != 1 ||
+        op.getSteps()[0] != 1 || i < 0)
+      return std::nullopt;
+    int64_t d = data.getDimSize(0);
+    int64_t start = std::clamp<int64_t>(
+        (*starts)[0] < 0 ? (*starts)[0] + d : (*starts)[0], 0, d);
+    auto out = dyn_cast<RankedTensorType>(op.getType());
+    if (!out || out.isDynamicDim(0) || i >= out.getDimSize(0) || start + i >= d)
+      return std::nullopt;
+    return shapeEntryDim(op.getInput(), start + i);
   }
   if (auto op = dyn_cast<UnsqueezeOp>(def)) {
     // A scalar made a 1-element list.
@@ -627,12 +650,32 @@ LogicalResult Inferer::infer(Operation *op) {
         Shape out = *getPartialIntValues(op.getShape());
         int64_t minus = -1, knownProduct = 1;
         bool allKnown = true;
+        // Input dims that a run-time entry provably copies (a 0, or a dim
+        // read from the shape of a tensor with the same dim): the two cancel
+        // out of the -1's equation. Exports write a head split as
+        // view(*x.shape[:-1], -1, d): [B, S, 96] to [B, S, -1, 16] gives
+        // -1 = 6 though B and S are not known.
+        SmallVector<bool> copied(t.getRank(), false);
+        auto copiesInputDim = [&](int64_t i) {
+          std::optional<DimRef> src = shapeEntryDim(op.getShape(), i);
+          for (int64_t j = 0; src && j < t.getRank(); ++j)
+            if (!copied[j] && t.isDynamicDim(j) &&
+                provablyEqualDims(src->value, src->index, op.getInput(), j)) {
+              copied[j] = true;
+              return true;
+            }
+          return false;
+        };
         for (int64_t i = 0; i < (int64_t)out.size(); ++i) {
           int64_t &d = out[i];
           if (d == 0 && !op.getAllowzero()) {
             if (i >= t.getRank())
               return fail("a 0 in the shape has no input dim to copy");
             d = t.getDimSize(i);
+            if (d == kDyn && !copied[i]) {
+              copied[i] = true;
+              continue;
+            }
           }
           if (d == -1) {
             if (minus >= 0)
@@ -640,17 +683,26 @@ LogicalResult Inferer::infer(Operation *op) {
             minus = i;
             continue;
           }
-          if (d == kDyn)
-            allKnown = false;
-          else if (d < -1)
+          if (d == kDyn) {
+            if (!copiesInputDim(i))
+              allKnown = false;
+          } else if (d < -1) {
             return fail(llvm::formatv("invalid dim {0} in shape", d));
-          else
+          } else {
             knownProduct *= d;
+          }
         }
+        // The input dims no entry copies: all static, or the -1 stays
+        // unknown.
+        int64_t rest = 1;
+        for (int64_t j = 0; j < t.getRank() && rest >= 0; ++j)
+          if (!copied[j])
+            rest = t.isDynamicDim(j) ? -1 : rest * t.getDimSize(j);
         if (minus >= 0) {
           out[minus] = kDyn;
-          if (allKnown && t.hasStaticShape() && knownProduct > 0)
-            out[minus] = t.getNumElements() / knownProduct;
+          if (allKnown && rest >= 0 && knownProduct > 0 &&
+              rest % knownProduct == 0)
+            out[minus] = rest / knownProduct;
         } else if (allKnown && t.hasStaticShape() &&
                    knownProduct != t.getNumElements()) {
           return fail(llvm::formatv("cannot reshape {0} elements into {1}",

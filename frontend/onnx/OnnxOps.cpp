@@ -414,6 +414,73 @@ LogicalResult importFlatten(Importer &imp) {
                                       imp.b.getBoolAttr(false)));
 }
 
+/// Tile as the graph ops it is: x viewed as [1, d0, 1, d1, ...] (unsqueeze),
+/// broadcast to [r0, d0, r1, d1, ...] (expand) and merged to [r0 d0, r1 d1,
+/// ...] (reshape), so that out[i] = x[i mod d] per dim, each repeat outside
+/// the input's dim. Constant repeats (GPT-J's rotary tables) give a constant
+/// broadcast shape; run-time ones are interleaved with ones by graph ops.
+LogicalResult importTile(Importer &imp) {
+  Value x = imp.input(0), repeats = imp.input(1);
+  Type elem = Importer::elemOf(x), i64 = imp.b.getI64Type();
+  int64_t n = Importer::rankOf(x);
+  auto rt = cast<RankedTensorType>(repeats.getType());
+  if (rt.getRank() != 1 || (!rt.isDynamicDim(0) && rt.getDimSize(0) != n))
+    return imp.fail("repeats must be 1-D with one value per input dim (" +
+                    std::to_string(n) + ")");
+  if (!rt.getElementType().isInteger(64))
+    return imp.fail("repeats must be int64");
+  if (n == 0)
+    return imp.setOutputs(x);
+  SmallVector<int64_t> unitAxes;
+  for (int64_t i = 0; i < n; ++i)
+    unitAxes.push_back(2 * i);
+  auto spread =
+      imp.make<UnsqueezeOp>(elem, x, imp.b.getDenseI64ArrayAttr(unitAxes));
+  if (failed(spread))
+    return failure();
+  VResult wideShape = failure();
+  if (auto constant = getConstantIntValues(repeats)) {
+    SmallVector<int64_t> shape;
+    for (int64_t v : *constant) {
+      if (v < 0)
+        return imp.fail("repeats must not be negative, got " +
+                        std::to_string(v));
+      shape.append({v, 1});
+    }
+    wideShape = imp.constI64(shape);
+  } else {
+    // [n, 1] repeats beside [n, 1] ones, read row-major: [r0, 1, r1, 1, ...].
+    auto column = imp.b.getDenseI64ArrayAttr({1});
+    auto counts = imp.make<UnsqueezeOp>(i64, repeats, column);
+    if (failed(counts))
+      return failure();
+    auto ones = imp.make<UnsqueezeOp>(
+        i64, imp.constI64(SmallVector<int64_t>(n, 1)), column);
+    if (failed(ones))
+      return failure();
+    auto pairs = imp.make<ConcatOp>(i64, ValueRange{*counts, *ones},
+                                    imp.b.getI64IntegerAttr(1));
+    if (failed(pairs))
+      return failure();
+    wideShape = imp.make<ReshapeOp>(i64, *pairs, imp.constI64({2 * n}),
+                                    imp.b.getBoolAttr(false));
+  }
+  if (failed(wideShape))
+    return failure();
+  auto wide = imp.make<ExpandOp>(elem, *spread, *wideShape);
+  if (failed(wide))
+    return failure();
+  auto dims = imp.make<ShapeOp>(i64, x, imp.b.getI64IntegerAttr(0),
+                                imp.b.getI64IntegerAttr(INT64_MAX));
+  if (failed(dims))
+    return failure();
+  auto outShape = binary<MulOp>(imp, *dims, repeats);
+  if (failed(outShape))
+    return failure();
+  return one(imp, imp.make<ReshapeOp>(elem, *wide, *outShape,
+                                      imp.b.getBoolAttr(false)));
+}
+
 /// LayerNormalization whose Mean and InvStdDev outputs are used: spelled out
 /// in graph ops so that the statistics are values of their own.
 LogicalResult importLayerNormWithStats(Importer &imp) {
@@ -536,6 +603,7 @@ std::optional<Arity> arity(StringRef op, bool microsoft) {
               "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "MatMul",
               "Gather", "GatherElements", "GatherND", "Expand", "CumSum"},
              Arity{2, 2})
+      .Case("Tile", Arity{2, 2})
       .Cases({"Identity", "Sqrt",      "Reciprocal", "Erf",
               "Tanh",     "Exp",       "Log",        "Neg",
               "Abs",      "Relu",      "Sigmoid",    "Sin",
@@ -757,6 +825,8 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
   }
   if (op == "Slice") return importSlice(imp);
   if (op == "Split") return importSplit(imp);
+  if (op == "Tile")
+    return importTile(imp);
   if (op == "Expand") {
     Value x = input(0);
     return one(imp, make<ExpandOp>(elemOf(x), x, input(1)));

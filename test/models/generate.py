@@ -594,12 +594,63 @@ def bart():
             "BartForConditionalGeneration: post-LN, learned positions (offset 2), final_logits_bias")
 
 
+def opt():
+    decoder("opt_tiny", "OPTConfig", "OPTForCausalLM",
+            dict(vocab_size=1000, hidden_size=88, num_hidden_layers=2, ffn_dim=176,
+                 num_attention_heads=4, max_position_embeddings=128,
+                 word_embed_proj_dim=88),
+            "OPTForCausalLM: learned positions (offset 2), ReLU, tied head")
+
+
+def gpt_neox():
+    decoder("gpt_neox_tiny", "GPTNeoXConfig", "GPTNeoXForCausalLM",
+            dict(vocab_size=1000, hidden_size=96, num_hidden_layers=2,
+                 num_attention_heads=6, intermediate_size=176, rotary_pct=0.25,
+                 max_position_embeddings=128),
+            "GPTNeoXForCausalLM: parallel residual, partial rotary (4 of 16)")
+
+
+def gptj():
+    decoder("gptj_tiny", "GPTJConfig", "GPTJForCausalLM",
+            dict(vocab_size=1000, n_embd=96, n_layer=2, n_head=6, rotary_dim=8,
+                 n_positions=128, bos_token_id=0, eos_token_id=0),
+            "GPTJForCausalLM: parallel residual, interleaved partial rotary "
+            "(8 of 16) with Tile-repeated tables, gelu_new")
+
+
+def roformer():
+    encoder("roformer_tiny", "RoFormerConfig", "RoFormerModel",
+            dict(vocab_size=1000, hidden_size=96, embedding_size=96,
+                 num_hidden_layers=2, num_attention_heads=6,
+                 intermediate_size=176, max_position_embeddings=128),
+            True, "RoFormerModel: interleaved rotary on q and k, post-LN encoder")
+
+
+def mistral():
+    decoder("mistral_tiny", "MistralConfig", "MistralForCausalLM",
+            dict(vocab_size=1000, hidden_size=96, intermediate_size=160,
+                 num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
+                 max_position_embeddings=128, sliding_window=8),
+            "MistralForCausalLM: sliding-window causal mask (8), GQA 6/2")
+
+
+def qwen2():
+    decoder("qwen2_tiny", "Qwen2Config", "Qwen2ForCausalLM",
+            dict(vocab_size=1000, hidden_size=96, intermediate_size=160,
+                 num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
+                 max_position_embeddings=128),
+            "Qwen2ForCausalLM: q/k/v biases, GQA 6/2")
+
+
 FIXTURES = {"bert_tiny": bert, "bert_mlm_tiny": bert_mlm, "ernie_tiny": ernie, "gpt2_tiny": gpt2, "roberta_tiny": roberta,
             "albert_tiny": albert, "electra_tiny": electra, "bloom_tiny": bloom,
             "llama_tiny": llama, "glm_tiny": glm, "t5_tiny": t5,
             "t5v11_tiny": mt5, "bart_tiny": bart, "gpt2_kv": gpt2_kv,
             "bloom_kv": bloom_kv, "llama_kv": llama_kv, "glm_kv": glm_kv,
-            "t5_kv": t5_kv, "t5v11_kv": t5v11_kv, "bart_kv": bart_kv}
+            "t5_kv": t5_kv, "t5v11_kv": t5v11_kv, "bart_kv": bart_kv,
+            "opt_tiny": opt, "gpt_neox_tiny": gpt_neox, "gptj_tiny": gptj,
+            "roformer_tiny": roformer, "mistral_tiny": mistral,
+            "qwen2_tiny": qwen2}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

@@ -40,7 +40,7 @@ CLAIMED = {
     # Beyond the foundation list: ops that real exports were seen to use.
     "Mod", "Flatten", "IsNaN", "LessOrEqual", "GreaterOrEqual", "Or", "Log",
     "Abs", "Sin", "Cos", "Floor", "Ceil", "Dropout", "GatherElements",
-    "GatherND", "Gelu",
+    "GatherND", "Gelu", "Tile",
     # Opset 23, imported straight into fused ops (cases from --generate),
     # and ONNX Runtime's contrib ops (com.microsoft, and its
     # SimplifiedLayerNormalization in the ONNX domain).

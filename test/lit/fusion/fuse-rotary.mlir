@@ -72,6 +72,63 @@ func.func @glm_interleaved_partial(%q: tensor<1x2x5x16xf32>, %cos: tensor<1x1x5x
 
 // -----
 
+// GPT-J as the TorchScript exporter writes it: flatten(-2)'s target comes
+// from the stack's own shape (its first three dims and -1). That read is
+// rebuilt from x's shape, so the stack dies with the rest.
+// CHECK-LABEL: func @gptj_flatten_reads_stack_shape
+// CHECK-DAG: %[[R:.*]] = transformer.rotary_embedding %arg0, %arg1, %arg2 {interleaved = true, rotary_dim = 8 : i64}
+// CHECK-DAG: %[[S:.*]] = transformer.shape %arg0 {end = 3 : i64, start = 0 : i64} : (tensor<?x?x6x8xf32>) -> tensor<3xi64>
+// CHECK-NOT: transformer.concat
+// CHECK-NOT: transformer.neg
+// CHECK: return %[[R]], %[[S]]
+func.func @gptj_flatten_reads_stack_shape(%x: tensor<?x?x6x8xf32>, %cos: tensor<1x?x1x8xf32>, %sin: tensor<1x?x1x8xf32>) -> (tensor<?x?x6x8xf32>, tensor<3xi64>) {
+  %c0 = transformer.constant dense<0> : tensor<1xi64>
+  %c1 = transformer.constant dense<1> : tensor<1xi64>
+  %c3 = transformer.constant dense<3> : tensor<1xi64>
+  %m1 = transformer.constant dense<-1> : tensor<1xi64>
+  %big = transformer.constant dense<9223372036854775807> : tensor<1xi64>
+  %m0 = transformer.mul %x, %cos : (tensor<?x?x6x8xf32>, tensor<1x?x1x8xf32>) -> tensor<?x?x6x8xf32>
+  %even = transformer.slice %x, %c0, %big {axes = array<i64: 3>, steps = array<i64: 2>} : (tensor<?x?x6x8xf32>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x?x6x4xf32>
+  %odd = transformer.slice %x, %c1, %big {axes = array<i64: 3>, steps = array<i64: 2>} : (tensor<?x?x6x8xf32>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x?x6x4xf32>
+  %neg = transformer.neg %odd : (tensor<?x?x6x4xf32>) -> tensor<?x?x6x4xf32>
+  %u0 = transformer.unsqueeze %neg {axes = array<i64: -1>} : (tensor<?x?x6x4xf32>) -> tensor<?x?x6x4x1xf32>
+  %u1 = transformer.unsqueeze %even {axes = array<i64: -1>} : (tensor<?x?x6x4xf32>) -> tensor<?x?x6x4x1xf32>
+  %st = transformer.concat %u0, %u1 {axis = -1 : i64} : (tensor<?x?x6x4x1xf32>, tensor<?x?x6x4x1xf32>) -> tensor<?x?x6x4x2xf32>
+  %sh = transformer.shape %st {end = 3 : i64, start = 0 : i64} : (tensor<?x?x6x4x2xf32>) -> tensor<3xi64>
+  %target = transformer.concat %sh, %m1 {axis = 0 : i64} : (tensor<3xi64>, tensor<1xi64>) -> tensor<4xi64>
+  %flat = transformer.reshape %st, %target {allowzero = false} : (tensor<?x?x6x4x2xf32>, tensor<4xi64>) -> tensor<?x?x6x8xf32>
+  %m2 = transformer.mul %flat, %sin : (tensor<?x?x6x8xf32>, tensor<1x?x1x8xf32>) -> tensor<?x?x6x8xf32>
+  %sum = transformer.add %m0, %m2 : (tensor<?x?x6x8xf32>, tensor<?x?x6x8xf32>) -> tensor<?x?x6x8xf32>
+  return %sum, %sh : tensor<?x?x6x8xf32>, tensor<3xi64>
+}
+
+// -----
+
+// Negative: the stack is read by something other than its flattening and
+// shape reads.
+// CHECK-LABEL: func @stack_read_elsewhere
+// CHECK-NOT: rotary_embedding
+func.func @stack_read_elsewhere(%x: tensor<2x8xf32>, %cos: tensor<2x8xf32>, %sin: tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<2x4x2xf32>) {
+  %c0 = transformer.constant dense<0> : tensor<1xi64>
+  %c1 = transformer.constant dense<1> : tensor<1xi64>
+  %big = transformer.constant dense<9223372036854775807> : tensor<1xi64>
+  %shape = transformer.constant dense<[2, 8]> : tensor<2xi64>
+  %m0 = transformer.mul %x, %cos : (tensor<2x8xf32>, tensor<2x8xf32>) -> tensor<2x8xf32>
+  %even = transformer.slice %x, %c0, %big {axes = array<i64: 1>, steps = array<i64: 2>} : (tensor<2x8xf32>, tensor<1xi64>, tensor<1xi64>) -> tensor<2x4xf32>
+  %odd = transformer.slice %x, %c1, %big {axes = array<i64: 1>, steps = array<i64: 2>} : (tensor<2x8xf32>, tensor<1xi64>, tensor<1xi64>) -> tensor<2x4xf32>
+  // expected-remark @+1 {{not fused as rotary_embedding: the stacked pairs are not flattened back to [..., d]}}
+  %neg = transformer.neg %odd : (tensor<2x4xf32>) -> tensor<2x4xf32>
+  %u0 = transformer.unsqueeze %neg {axes = array<i64: -1>} : (tensor<2x4xf32>) -> tensor<2x4x1xf32>
+  %u1 = transformer.unsqueeze %even {axes = array<i64: -1>} : (tensor<2x4xf32>) -> tensor<2x4x1xf32>
+  %st = transformer.concat %u0, %u1 {axis = -1 : i64} : (tensor<2x4x1xf32>, tensor<2x4x1xf32>) -> tensor<2x4x2xf32>
+  %flat = transformer.reshape %st, %shape {allowzero = false} : (tensor<2x4x2xf32>, tensor<2xi64>) -> tensor<2x8xf32>
+  %m2 = transformer.mul %flat, %sin : (tensor<2x8xf32>, tensor<2x8xf32>) -> tensor<2x8xf32>
+  %sum = transformer.add %m0, %m2 : (tensor<2x8xf32>, tensor<2x8xf32>) -> tensor<2x8xf32>
+  return %sum, %st : tensor<2x8xf32>, tensor<2x4x2xf32>
+}
+
+// -----
+
 // Negative: the negated slice is not the upper half.
 // CHECK-LABEL: func @not_half
 // CHECK-NOT: rotary_embedding

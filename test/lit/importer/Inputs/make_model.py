@@ -53,6 +53,37 @@ def build(name, out):
         ]
         return model(nodes, [vi("x", F, ["batch", "seq", 88])],
                      [vi("y", F, ["batch", "seq", 4, 22])])
+    if name in ("view_minus_one", "flatten_last_two"):
+        # x.view(*x.shape[:-1], -1, 22) and x.flatten(-2), as TorchScript
+        # exports them: the target reads the input's own leading dims.
+        x_shape = ["batch", "seq", 88] if name == "view_minus_one" else \
+            ["batch", "seq", 4, 2]
+        tail = [-1, 22] if name == "view_minus_one" else [-1]
+        keep = len(x_shape) - 1 if name == "view_minus_one" else 2
+        nodes = [
+            helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+            helper.make_node("Constant", [], ["lo"], name="c0",
+                             value=numpy_helper.from_array(np.array([0], np.int64))),
+            helper.make_node("Constant", [], ["hi"], name="c1",
+                             value=numpy_helper.from_array(np.array([keep], np.int64))),
+            helper.make_node("Slice", ["shape", "lo", "hi"], ["lead"], name="lead"),
+            helper.make_node("Constant", [], ["tail"], name="c2",
+                             value=numpy_helper.from_array(np.array(tail, np.int64))),
+            helper.make_node("Concat", ["lead", "tail"], ["target"], name="cat", axis=0),
+            helper.make_node("Reshape", ["x", "target"], ["y"], name="view"),
+        ]
+        return model(nodes, [vi("x", F, x_shape)], [vi("y", F, None)])
+    if name.startswith("tile"):
+        # Tile: constant repeats, repeats as a graph input, and the errors.
+        repeats = {"tile": [1, 2], "tile_rank": [1, 2, 3],
+                   "tile_negative": [2, -1]}.get(name)
+        inits = [] if repeats is None else \
+            [numpy_helper.from_array(np.array(repeats, np.int64), "repeats")]
+        inputs = [vi("x", F, ["batch", 3])]
+        if repeats is None:
+            inputs.append(vi("repeats", I64, [2]))
+        return model([helper.make_node("Tile", ["x", "repeats"], ["y"], name="tile")],
+                     inputs, [vi("y", F, None)], inits)
     if name == "unsupported_op":
         return model([helper.make_node("LpNormalization", ["x"], ["y"], name="my_norm")],
                      [vi("x", F, [2, 3])], [vi("y", F, [2, 3])])
