@@ -90,6 +90,25 @@ DimRef dimOrigin(Value v, int64_t index) {
                 [&](Operation *op) -> std::optional<DimRef> {
                   return DimRef{op->getOperand(0), index};
                 })
+            .Case<AddOp, SubOp, MulOp, DivOp>(
+                [&](Operation *op) -> std::optional<DimRef> {
+                  // Broadcasting: the dim is the one operand's that has it
+                  // at a size other than 1 (a bias lacks the leading dims).
+                  int64_t r = rankOf(op->getResult(0));
+                  std::optional<DimRef> from;
+                  for (Value in : op->getOperands()) {
+                    auto t = dyn_cast<RankedTensorType>(in.getType());
+                    if (!t || r < 0)
+                      return std::nullopt;
+                    int64_t k = index - (r - t.getRank());
+                    if (k < 0 || t.getDimSize(k) == 1)
+                      continue;
+                    if (from)
+                      return std::nullopt;
+                    from = DimRef{in, k};
+                  }
+                  return from;
+                })
             .Case([&](MatMulOp op) -> std::optional<DimRef> {
               // By a 2-D B, every dim but the last is A's.
               int64_t r = rankOf(op.getLhs());

@@ -53,6 +53,20 @@ def build(name, out):
         ]
         return model(nodes, [vi("x", F, ["batch", "seq", 88])],
                      [vi("y", F, ["batch", "seq", 4, 22])])
+    if name == "view_minus_one_bias":
+        # The head split of a projection with a bias: the target reads the
+        # projection's input, the reshape reads input + bias.
+        bias = numpy_helper.from_array(np.zeros(88, np.float32), "bias")
+        nodes = [
+            helper.make_node("Add", ["x", "bias"], ["xb"], name="add_bias"),
+            helper.make_node("Shape", ["x"], ["shape"], name="shape", end=2),
+            helper.make_node("Constant", [], ["tail"], name="c2",
+                             value=numpy_helper.from_array(np.array([-1, 22], np.int64))),
+            helper.make_node("Concat", ["shape", "tail"], ["target"], name="cat", axis=0),
+            helper.make_node("Reshape", ["xb", "target"], ["y"], name="view"),
+        ]
+        return model(nodes, [vi("x", F, ["batch", "seq", 88])],
+                     [vi("y", F, None)], [bias], opset=17)
     if name in ("view_minus_one", "flatten_last_two"):
         # x.view(*x.shape[:-1], -1, 22) and x.flatten(-2), as TorchScript
         # exports them: the target reads the input's own leading dims.
