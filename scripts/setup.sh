@@ -2,7 +2,8 @@
 # Installs everything Transfuse needs to build and test, idempotently:
 # Debian packages (LLVM/MLIR 22, ONNX, protobuf, test data, ccache) and a
 # Python venv (.venv) with onnx, onnxruntime and numpy for reference numerics
-# (and setuptools, with which test/install pip-installs the binding).
+# (and setuptools and wheel, with which test/install pip-installs the binding;
+# the setuptools a new venv comes with may predate its own bdist_wheel).
 #   scripts/setup.sh            -- build + test dependencies
 #   scripts/setup.sh --fixtures -- also torch + transformers (fixture generator,
 #                                   bench/) and matplotlib (the bench chart)
@@ -34,7 +35,7 @@ fi
 # module=pip requirement. ONNX Runtime and PyTorch are pinned: they are the
 # references of the tests and the peers of bench/, whose numbers in
 # docs/benchmarks.md name these versions.
-want="numpy=numpy onnx=onnx onnxruntime=onnxruntime==1.32.0 setuptools=setuptools"
+want="numpy=numpy onnx=onnx onnxruntime=onnxruntime==1.32.0 setuptools=setuptools wheel=wheel"
 [ "${1:-}" = "--fixtures" ] &&
   want="$want torch=torch==2.15.0 transformers=transformers onnxscript=onnxscript matplotlib=matplotlib"
 need=()
