@@ -417,8 +417,9 @@ LogicalResult importFlatten(Importer &imp) {
 /// Tile as the graph ops it is: x viewed as [1, d0, 1, d1, ...] (unsqueeze),
 /// broadcast to [r0, d0, r1, d1, ...] (expand) and merged to [r0 d0, r1 d1,
 /// ...] (reshape), so that out[i] = x[i mod d] per dim, each repeat outside
-/// the input's dim. Constant repeats (GPT-J's rotary tables) give a constant
-/// broadcast shape; run-time ones are interleaved with ones by graph ops.
+/// the input's dim. The broadcast shape interleaves the repeats with ones
+/// as 1-D shape values, which fold to a constant when the repeats are one
+/// (GPT-J's rotary tables).
 LogicalResult importTile(Importer &imp) {
   Value x = imp.input(0), repeats = imp.input(1);
   Type elem = Importer::elemOf(x), i64 = imp.b.getI64Type();
@@ -429,42 +430,31 @@ LogicalResult importTile(Importer &imp) {
                     std::to_string(n) + ")");
   if (!rt.getElementType().isInteger(64))
     return imp.fail("repeats must be int64");
+  if (auto constant = getConstantIntValues(repeats))
+    for (int64_t v : *constant)
+      if (v < 0)
+        return imp.fail("repeats must not be negative, got " +
+                        std::to_string(v));
   if (n == 0)
     return imp.setOutputs(x);
   SmallVector<int64_t> unitAxes;
-  for (int64_t i = 0; i < n; ++i)
+  SmallVector<Value> wideDims;
+  auto axis0 = imp.b.getDenseI64ArrayAttr({0}),
+       step1 = imp.b.getDenseI64ArrayAttr({1});
+  for (int64_t i = 0; i < n; ++i) {
     unitAxes.push_back(2 * i);
+    auto r = imp.make<SliceOp>(i64, repeats, imp.constI64({i}),
+                               imp.constI64({i + 1}), axis0, step1);
+    if (failed(r))
+      return failure();
+    wideDims.append({*r, imp.constI64({1})});
+  }
   auto spread =
       imp.make<UnsqueezeOp>(elem, x, imp.b.getDenseI64ArrayAttr(unitAxes));
   if (failed(spread))
     return failure();
-  VResult wideShape = failure();
-  if (auto constant = getConstantIntValues(repeats)) {
-    SmallVector<int64_t> shape;
-    for (int64_t v : *constant) {
-      if (v < 0)
-        return imp.fail("repeats must not be negative, got " +
-                        std::to_string(v));
-      shape.append({v, 1});
-    }
-    wideShape = imp.constI64(shape);
-  } else {
-    // [n, 1] repeats beside [n, 1] ones, read row-major: [r0, 1, r1, 1, ...].
-    auto column = imp.b.getDenseI64ArrayAttr({1});
-    auto counts = imp.make<UnsqueezeOp>(i64, repeats, column);
-    if (failed(counts))
-      return failure();
-    auto ones = imp.make<UnsqueezeOp>(
-        i64, imp.constI64(SmallVector<int64_t>(n, 1)), column);
-    if (failed(ones))
-      return failure();
-    auto pairs = imp.make<ConcatOp>(i64, ValueRange{*counts, *ones},
-                                    imp.b.getI64IntegerAttr(1));
-    if (failed(pairs))
-      return failure();
-    wideShape = imp.make<ReshapeOp>(i64, *pairs, imp.constI64({2 * n}),
-                                    imp.b.getBoolAttr(false));
-  }
+  auto wideShape =
+      imp.make<ConcatOp>(i64, wideDims, imp.b.getI64IntegerAttr(0));
   if (failed(wideShape))
     return failure();
   auto wide = imp.make<ExpandOp>(elem, *spread, *wideShape);

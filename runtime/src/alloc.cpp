@@ -41,7 +41,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -152,14 +151,8 @@ void *allocateOrFail(size_t bytes, size_t align) {
   if (void *p = allocate(bytes, align))
     return p;
   transfuse::runtime::failRunOutOfMemory(bytes);
-  if (transfuse::runtime::inPoolTask()) {
+  if (transfuse::runtime::inPoolTask())
     transfuse::runtime::failTask(bytes);
-    std::fprintf(stderr,
-                 "transfuse: out of memory: a buffer of %zu bytes in a "
-                 "parallel task\n",
-                 bytes);
-    std::abort();
-  }
   return nullptr;
 }
 

@@ -552,9 +552,8 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t rowPanels = (m + kMr - 1) / kMr, colPanels = (n + kNr - 1) / kNr;
   // Tasks: row blocks of at most rowBlockRows() rows x column chunks
-  // (ColumnChunks: large ones
-  // first, shrinking, so that a slowed core takes fewer and no thread waits
-  // long at the end).
+  // (ColumnChunks: large ones first, shrinking, so that a slowed core takes
+  // fewer and no thread waits long at the end).
   int64_t threads = parallel(m, n, k) ? numThreads() : 1;
   bool unitColumns = c.strides[1] == 1;
   // Decode with few rows: kernelStreams, on A in place.

@@ -143,8 +143,6 @@ Pool &pool() {
 bool inPoolTask() { return inTask; }
 
 void failTask(size_t bytes) {
-  if (!taskExit)
-    return;
   pool().abandon(bytes);
   longjmp(*taskExit, 1);
 }

@@ -32,9 +32,9 @@ bool inPoolTask();
 /// be allocated (alloc.cpp): unwinds the task (longjmp, as a failed check
 /// unwinds a run), no further task of the loop starts, the other threads
 /// finish the ones they hold, and parallelFor then ends the run on its own
-/// thread with the out-of-memory error (failRunOutOfMemory). Returns only
-/// where there is no pool loop to unwind to (a loop run inline).
-void failTask(size_t bytes);
+/// thread with the out-of-memory error (failRunOutOfMemory). Only in a
+/// pool task (inPoolTask()).
+[[noreturn]] void failTask(size_t bytes);
 
 /// parallelFor with a callable.
 template <typename Fn> void parallelFor(int64_t n, Fn &fn) {
