@@ -82,6 +82,7 @@ mlir::LogicalResult importOnnxRmsNorm(GraphImporter &imp);
 mlir::LogicalResult importOnnxRotaryEmbedding(GraphImporter &imp);
 mlir::LogicalResult importMsAttention(GraphImporter &imp);
 mlir::LogicalResult importMsMultiHeadAttention(GraphImporter &imp);
+mlir::LogicalResult importMsGroupQueryAttention(GraphImporter &imp);
 mlir::LogicalResult importMsSkipNorm(GraphImporter &imp, bool simplified);
 mlir::LogicalResult importMsGelu(GraphImporter &imp);
 mlir::LogicalResult importMsEmbedLayerNorm(GraphImporter &imp);

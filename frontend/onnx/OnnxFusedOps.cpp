@@ -226,6 +226,43 @@ VResult attend(Importer &imp, Value q, Value k, Value v,
     return y;
   return mergeHeads(imp, *y);
 }
+
+/// x4 [B, S, heads, D] with its first `rot` dims rotated by the [B, S,
+/// rot/2] caches: each entry widened to rot (the [c, c] halves, or c0 c0 c1
+/// c1 ... interleaved) and broadcast over the heads.
+VResult rotate(Importer &imp, Value x4, Value cosBS, Value sinBS, int64_t rot,
+               bool interleaved) {
+  Type elem = Importer::elemOf(x4);
+  SmallVector<Value> caches;
+  for (Value c : {cosBS, sinBS}) {
+    VResult wide;
+    if (interleaved) {
+      auto u = imp.make<UnsqueezeOp>(elem, c, imp.b.getDenseI64ArrayAttr({3}));
+      if (failed(u))
+        return failure();
+      auto pair = imp.make<ConcatOp>(elem, ValueRange{*u, *u},
+                                     imp.b.getI64IntegerAttr(3));
+      if (failed(pair))
+        return failure();
+      int64_t half = cast<RankedTensorType>(c.getType()).getDimSize(2);
+      wide = reshape(imp, *pair,
+                     {0, 0, half == ShapedType::kDynamic ? -1 : 2 * half});
+    } else {
+      wide = imp.make<ConcatOp>(elem, ValueRange{c, c},
+                                imp.b.getI64IntegerAttr(2));
+    }
+    if (failed(wide))
+      return failure();
+    auto u =
+        imp.make<UnsqueezeOp>(elem, *wide, imp.b.getDenseI64ArrayAttr({2}));
+    if (failed(u))
+      return failure();
+    caches.push_back(*u);
+  }
+  return imp.make<RotaryEmbeddingOp>(elem, x4, caches[0], caches[1],
+                                     imp.b.getI64IntegerAttr(rot),
+                                     imp.b.getBoolAttr(interleaved));
+}
 } // namespace
 
 LogicalResult importOnnxAttention(Importer &imp) {
@@ -357,10 +394,8 @@ LogicalResult importOnnxRotaryEmbedding(Importer &imp) {
   if (rot == ShapedType::kDynamic)
     return imp.fail("RotaryEmbedding needs a static head size or "
                     "rotary_embedding_dim");
-  // The caches as [B, S, 1, rot]: gathered by position, widened from rot/2
-  // (each entry twice: [c, c] halves, or c0 c0 c1 c1 ... interleaved).
-  SmallVector<Value> caches;
-  for (Value c : {cosCache, sinCache}) {
+  Value caches[2] = {cosCache, sinCache};
+  for (Value &c : caches) {
     if (positions) {
       auto g =
           imp.make<GatherOp>(elem, c, positions, imp.b.getI64IntegerAttr(0));
@@ -371,33 +406,8 @@ LogicalResult importOnnxRotaryEmbedding(Importer &imp) {
     if (Importer::rankOf(c) != 3)
       return imp.fail("RotaryEmbedding needs [B, S, rot/2] caches (or "
                       "[max_pos, rot/2] with position_ids)");
-    VResult wide;
-    if (interleaved) {
-      auto u = imp.make<UnsqueezeOp>(elem, c, imp.b.getDenseI64ArrayAttr({3}));
-      if (failed(u))
-        return failure();
-      auto pair = imp.make<ConcatOp>(elem, ValueRange{*u, *u},
-                                     imp.b.getI64IntegerAttr(3));
-      if (failed(pair))
-        return failure();
-      int64_t half = cast<RankedTensorType>(c.getType()).getDimSize(2);
-      wide = reshape(imp, *pair,
-                     {0, 0, half == ShapedType::kDynamic ? -1 : 2 * half});
-    } else {
-      wide = imp.make<ConcatOp>(elem, ValueRange{c, c},
-                                imp.b.getI64IntegerAttr(2));
-    }
-    if (failed(wide))
-      return failure();
-    auto u =
-        imp.make<UnsqueezeOp>(elem, *wide, imp.b.getDenseI64ArrayAttr({2}));
-    if (failed(u))
-      return failure();
-    caches.push_back(*u);
   }
-  auto y = imp.make<RotaryEmbeddingOp>(elem, x4, caches[0], caches[1],
-                                       imp.b.getI64IntegerAttr(rot),
-                                       imp.b.getBoolAttr(interleaved));
+  auto y = rotate(imp, x4, caches[0], caches[1], rot, interleaved);
   if (failed(y))
     return failure();
   VResult out = rank == 4 ? transpose(imp, *y, {0, 2, 1, 3})
@@ -478,6 +488,241 @@ LogicalResult importMsMultiHeadAttention(Importer &imp) {
   if (failed(out))
     return failure();
   return imp.setOutputs({*out, k, v});
+}
+
+/// com.microsoft GroupQueryAttention, which onnxruntime-genai's model
+/// builder writes for every decoder layer: Q, K, V as [B, S, N * H] (or
+/// packed in the query input, K and V empty), the KV cache as BNSH
+/// past_key / past_value, seqlens_k ([B] int32, each sequence's total
+/// length minus one) and total_sequence_length (int32 scalar), and the
+/// rotary caches when do_rotary. The semantics are ONNX Runtime's CPU
+/// kernel's (checked against it for first prompts, decode steps with
+/// batch entries of different lengths, a later prompt with a past, packed
+/// QKV, rotary and local windows):
+///  - sequence b's past length is p_b = max(seqlens_k[b] + 1 - S, 0): 0 on
+///    a first prompt (S = total_sequence_length), else its tokens before
+///    this call's;
+///  - do_rotary rotates Q and K at positions p_b + s;
+///  - present (T = max(total_sequence_length, past length P) rows) holds
+///    the past's first p_b rows, then this call's S, then zeros (the past
+///    is right-padded);
+///  - query s attends the present's keys j <= p_b + s, and with
+///    local_window_size W > 0 only those with j > p_b + s - W.
+/// Without a past the call is a first prompt and present is this call's K
+/// and V. The query rows of a first prompt that lie past a sequence's
+/// length are padding (ONNX Runtime leaves them undefined).
+LogicalResult importMsGroupQueryAttention(Importer &imp) {
+  const onnx::NodeProto &n = *imp.node;
+  Value q = imp.input(0), k = imp.input(1), v = imp.input(2),
+        pastK = imp.input(3), pastV = imp.input(4), seqlens = imp.input(5),
+        total = imp.input(6), cosCache = imp.input(7), sinCache = imp.input(8);
+  static const char *const kExtra[] = {"position_ids", "attention_bias",
+                                       "head_sink"};
+  for (int i = 9; i < 12; ++i)
+    if (imp.input(i))
+      return imp.fail(Twine("GroupQueryAttention's ") + kExtra[i - 9] +
+                      " input is not supported");
+  if (n.output_size() > 3 && !n.output(3).empty())
+    return imp.fail("GroupQueryAttention's output_qk is not supported");
+  if (imp.attrFloat("softcap", 0.0f) != 0.0f)
+    return imp.fail("GroupQueryAttention with softcap is not supported");
+  if (imp.attrInt("smooth_softmax", 0) != 0)
+    return imp.fail("GroupQueryAttention with smooth_softmax is not "
+                    "supported");
+  int64_t heads = imp.attrInt("num_heads", 0),
+          kvHeads = imp.attrInt("kv_num_heads", 0);
+  if (heads <= 0 || kvHeads <= 0 || heads % kvHeads)
+    return imp.fail("GroupQueryAttention needs num_heads and kv_num_heads, "
+                    "num_heads a multiple of kv_num_heads");
+  if ((bool)k != (bool)v)
+    return imp.fail("GroupQueryAttention needs both key and value, or "
+                    "neither (QKV packed in the query)");
+  if ((bool)pastK != (bool)pastV)
+    return imp.fail("GroupQueryAttention needs both past_key and "
+                    "past_value, or neither");
+  bool rotary = imp.attrInt("do_rotary", 0) != 0;
+  if (rotary && (!cosCache || !sinCache))
+    return imp.fail("GroupQueryAttention with do_rotary needs cos_cache and "
+                    "sin_cache");
+  Type elem = Importer::elemOf(q);
+  if (!isa<FloatType>(elem) || Importer::rankOf(q) != 3 ||
+      (k && (Importer::rankOf(k) != 3 || Importer::rankOf(v) != 3)))
+    return imp.fail("GroupQueryAttention needs floating-point [B, S, hidden] "
+                    "query, key and value");
+  if (!isa<IntegerType>(Importer::elemOf(seqlens)) ||
+      !isa<IntegerType>(Importer::elemOf(total)))
+    return imp.fail("GroupQueryAttention needs integer seqlens_k and "
+                    "total_sequence_length");
+  if (!k) {
+    // [Q | K | V] on the last axis, the head size from the total width.
+    int64_t width = cast<RankedTensorType>(q.getType()).getDimSize(2);
+    int64_t parts = heads + 2 * kvHeads;
+    if (width == ShapedType::kDynamic || width % parts)
+      return imp.fail("packed QKV needs a static width that is a multiple "
+                      "of num_heads + 2 * kv_num_heads");
+    int64_t d = width / parts;
+    auto qs = lastAxisSlice(imp, q, 0, heads * d),
+         ks = lastAxisSlice(imp, q, heads * d, kvHeads * d),
+         vs = lastAxisSlice(imp, q, (heads + kvHeads) * d, kvHeads * d);
+    if (failed(qs) || failed(ks) || failed(vs))
+      return failure();
+    q = *qs, k = *ks, v = *vs;
+  }
+  Type i64 = imp.b.getI64Type(), i1 = imp.b.getI1Type();
+  auto i64Of = [&](Value x) -> VResult {
+    return Importer::elemOf(x).isInteger(64) ? VResult(x)
+                                             : imp.make<CastOp>(i64, x);
+  };
+  Value zero = imp.constI64({0}, true), one = imp.constI64({1}, true);
+  // p_b as [B, 1], and the positions p_b + s of this call's tokens, [B, S].
+  auto s = dimOf(imp, q, 1);
+  auto lens = i64Of(seqlens);
+  if (failed(s) || failed(lens))
+    return failure();
+  auto past = imp.make<AddOp>(i64, *lens, one);
+  if (succeeded(past))
+    past = imp.make<SubOp>(i64, *past, *s);
+  if (succeeded(past))
+    past = imp.make<MaxOp>(i64, *past, zero);
+  if (succeeded(past))
+    past = imp.make<UnsqueezeOp>(i64, *past, imp.b.getDenseI64ArrayAttr({1}));
+  auto steps = imp.make<RangeOp>(i64, zero, *s, one);
+  if (failed(past) || failed(steps))
+    return failure();
+  auto positions = imp.make<AddOp>(i64, *past, *steps);
+  if (failed(positions))
+    return failure();
+  // Q, K, V as [B, S, heads, D]; rotated; then [B, heads, S, D].
+  SmallVector<Value> qkv;
+  for (auto [x, nh] : {std::pair{q, heads}, {k, kvHeads}, {v, kvHeads}}) {
+    auto x4 = headsLast(imp, x, nh);
+    if (failed(x4))
+      return failure();
+    qkv.push_back(*x4);
+  }
+  if (rotary) {
+    for (Value c : {cosCache, sinCache})
+      if (Importer::rankOf(c) != 2 ||
+          cast<RankedTensorType>(c.getType()).isDynamicDim(1))
+        return imp.fail("GroupQueryAttention needs [max_pos, rot/2] caches "
+                        "with a static rot/2");
+    int64_t rot = 2 * cast<RankedTensorType>(cosCache.getType()).getDimSize(1);
+    auto c = imp.make<GatherOp>(elem, cosCache, *positions,
+                                imp.b.getI64IntegerAttr(0));
+    auto sn = imp.make<GatherOp>(elem, sinCache, *positions,
+                                 imp.b.getI64IntegerAttr(0));
+    if (failed(c) || failed(sn))
+      return failure();
+    bool interleaved = imp.attrInt("rotary_interleaved", 0) != 0;
+    for (int i : {0, 1}) {
+      auto r = rotate(imp, qkv[i], *c, *sn, rot, interleaved);
+      if (failed(r))
+        return failure();
+      qkv[i] = *r;
+    }
+  }
+  for (Value &x : qkv) {
+    auto t = transpose(imp, x, {0, 2, 1, 3});
+    if (failed(t))
+      return failure();
+    x = *t;
+  }
+  Value q4 = qkv[0], presentK = qkv[1], presentV = qkv[2];
+  // The present's key positions j: [0, T).
+  VResult keys = s;
+  if (pastK) {
+    // T = max(total_sequence_length, P) rows: row j < p_b from the past,
+    // row j in [p_b, p_b + S) this call's row j - p_b (row P + j - p_b of
+    // past ++ new), zeros after.
+    auto p = dimOf(imp, pastK, 2);
+    auto t = i64Of(total);
+    if (succeeded(t) && Importer::rankOf(*t) != 0) // a 1-element vector
+      t = imp.make<ReshapeOp>(i64, *t, imp.constI64({}, /*scalar=*/false),
+                              imp.b.getBoolAttr(false));
+    if (succeeded(t) && succeeded(p))
+      keys = imp.make<MaxOp>(i64, *t, *p);
+    if (failed(keys))
+      return failure();
+    auto j = imp.make<RangeOp>(i64, zero, *keys, one);
+    if (failed(j))
+      return failure();
+    auto fromPast = imp.make<LessOp>(i1, *j, *past);
+    auto end = imp.make<AddOp>(i64, *past, *s);
+    auto shifted = imp.make<SubOp>(i64, *j, *past);
+    if (succeeded(shifted))
+      shifted = imp.make<AddOp>(i64, *shifted, *p);
+    if (failed(fromPast) || failed(end) || failed(shifted))
+      return failure();
+    auto valid = imp.make<LessOp>(i1, *j, *end);
+    auto idx = imp.make<WhereOp>(i64, *fromPast, *j, *shifted);
+    if (succeeded(valid) && succeeded(idx))
+      idx = imp.make<WhereOp>(i64, *valid, *idx, zero);
+    if (failed(valid) || failed(idx))
+      return failure();
+    // [B, 1, T, 1], broadcast to [B, Hkv, T, D] for gather_elements.
+    auto idx4 = reshape(imp, *idx, {0, 1, -1, 1});
+    auto valid4 =
+        imp.make<UnsqueezeOp>(i1, *valid, imp.b.getDenseI64ArrayAttr({1, 3}));
+    auto rows = imp.make<ReshapeOp>(i64, *keys, imp.constI64({1}),
+                                    imp.b.getBoolAttr(false));
+    if (failed(idx4) || failed(valid4) || failed(rows))
+      return failure();
+    for (auto [present, pastOf] :
+         {std::pair{&presentK, pastK}, std::pair{&presentV, pastV}}) {
+      auto all = imp.make<ConcatOp>(elem, ValueRange{pastOf, *present},
+                                    imp.b.getI64IntegerAttr(2));
+      if (failed(all))
+        return failure();
+      auto head = imp.make<ShapeOp>(i64, *all, imp.b.getI64IntegerAttr(0),
+                                    imp.b.getI64IntegerAttr(2));
+      auto tail = imp.make<ShapeOp>(i64, *all, imp.b.getI64IntegerAttr(3),
+                                    imp.b.getI64IntegerAttr(4));
+      if (failed(head) || failed(tail))
+        return failure();
+      auto shape = imp.make<ConcatOp>(i64, ValueRange{*head, *rows, *tail},
+                                      imp.b.getI64IntegerAttr(0));
+      auto wide =
+          succeeded(shape) ? imp.make<ExpandOp>(i64, *idx4, *shape) : shape;
+      auto g = succeeded(wide)
+                   ? imp.make<GatherElementsOp>(elem, *all, *wide,
+                                                imp.b.getI64IntegerAttr(2))
+                   : wide;
+      auto kept = succeeded(g) ? imp.make<WhereOp>(elem, *valid4, *g,
+                                                   imp.constScalar(elem, 0.0))
+                               : g;
+      if (failed(kept))
+        return failure();
+      *present = *kept;
+    }
+  }
+  // Query s of sequence b attends keys j <= p_b + s (and > p_b + s - W).
+  auto j = imp.make<RangeOp>(i64, zero, *keys, one);
+  auto at =
+      imp.make<UnsqueezeOp>(i64, *positions, imp.b.getDenseI64ArrayAttr({2}));
+  if (failed(j) || failed(at))
+    return failure();
+  auto dead = imp.make<LessOp>(i1, *at, *j);
+  if (int64_t w = imp.attrInt("local_window_size", -1); w > 0) {
+    auto first = imp.make<SubOp>(i64, *at, imp.constI64({w - 1}, true));
+    auto before = succeeded(first) ? imp.make<LessOp>(i1, *j, *first) : first;
+    if (succeeded(dead) && succeeded(before))
+      dead = imp.make<OrOp>(i1, *dead, *before);
+  }
+  if (failed(dead))
+    return failure();
+  auto mask = imp.make<WhereOp>(
+      elem, *dead,
+      imp.constScalar(elem, -std::numeric_limits<double>::infinity()),
+      imp.constScalar(elem, 0.0));
+  if (succeeded(mask))
+    mask = imp.make<UnsqueezeOp>(elem, *mask, imp.b.getDenseI64ArrayAttr({1}));
+  if (failed(mask))
+    return failure();
+  auto out = attend(imp, q4, presentK, presentV, {*mask}, /*causal=*/false,
+                    Value(), /*mergeOut=*/true);
+  if (failed(out))
+    return failure();
+  return imp.setOutputs({*out, presentK, presentV});
 }
 
 /// com.microsoft Attention: the QKV projection (input x weights + bias,

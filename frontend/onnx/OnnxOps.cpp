@@ -558,6 +558,10 @@ struct MicrosoftOp {
 const MicrosoftOp kMicrosoftOps[] = {
     {"Attention", {2, 7}, importMsAttention},
     {"MultiHeadAttention", {1, 10}, importMsMultiHeadAttention},
+    // query, key?, value?, past_key?, past_value?, seqlens_k,
+    // total_sequence_length, then cos_cache? and sin_cache? (and inputs
+    // the importer rejects by name).
+    {"GroupQueryAttention", {7, 12, 0b11110}, importMsGroupQueryAttention},
     {"SkipLayerNormalization",
      {3, 5},
      [](Importer &imp) { return importMsSkipNorm(imp, false); }},

@@ -12,7 +12,12 @@ the Python binding), then, for CASES random cases each:
   row: on the left (as batched prompts are) in models without token types
   or a decoder (the decoder-only ones, and RoBERTa), else on the right;
 - for KV-cache decode exports, a past of random length and values, and a
-  mask over past and new tokens; for encoder-decoder ones, encoder states.
+  mask over past and new tokens; for encoder-decoder ones, encoder states;
+- for onnxruntime-genai's exports (GroupQueryAttention: one model for
+  prompts and decode steps), a first prompt (no padding: ONNX Runtime
+  leaves a padded prompt's rows undefined), a decode step whose sequences
+  have pasts of their own lengths (right-padded, as seqlens_k implies), or
+  a later prompt after a past (batch 1, as ONNX Runtime requires).
 It runs the model in ONNX Runtime and in Transfuse on the same inputs and
 compares every output (tolerances in TOLERANCES below). A case ONNX Runtime
 rejects, or whose reference is not finite (a row whose every key is -inf),
@@ -23,7 +28,8 @@ With --precision bf16 the model is compiled so, and the reference is ONNX
 Runtime running the same bf16 rounding (test/models/bf16_reference.py
 --attention), held to run_bf16.sh's tolerance: 1% of each output's range.
 Only the fixtures with one export (not the KV-cache ones, in
-subdirectories) take part: the KV-cache fixtures' weights (init std 0.3)
+subdirectories, nor onnxruntime-genai's, whose attention products the
+reference cannot see inside GroupQueryAttention) take part: the KV-cache fixtures' weights (init std 0.3)
 make softmax so sharp that bf16's rounding alone moves their outputs by
 3-41% of the range from f32 at these shapes, and the last-bit differences
 between the kernel and the emulation (accumulation order, exp) by up to 4%
@@ -63,6 +69,58 @@ def graph_inputs(path):
     return [(i.name, [d.dim_value if d.HasField("dim_value") else None
                       for d in i.type.tensor_type.shape.dim])
             for i in g.input if i.name not in inits]
+
+
+def genai_cache(path):
+    """For an onnxruntime-genai export: (head size, positions), from its
+    first GroupQueryAttention (packed QKV from a MatMul by a weight of
+    (heads + 2 KV heads) x head size columns) and its cos_cache rows; None
+    for other models."""
+    g = onnx.load(path).graph
+    gqa = [n for n in g.node if n.op_type == "GroupQueryAttention"]
+    if not gqa:
+        return None
+    attrs = {a.name: onnx.helper.get_attribute_value(a)
+             for a in gqa[0].attribute}
+    inits = {i.name: i for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}[gqa[0].input[0]]
+    width = inits[producer.input[1]].dims[1]
+    head = width // (attrs["num_heads"] + 2 * attrs["kv_num_heads"])
+    return head, inits[gqa[0].input[7]].dims[0]
+
+
+def make_genai_case(rng, inputs, head, positions):
+    """Feeds for an onnxruntime-genai export: a first prompt, a decode step
+    with right-padded pasts, or a later prompt (above)."""
+    kind = rng.choice(["prompt", "decode", "later prompt"])
+    batch = 1 if kind == "later prompt" else int(rng.integers(1, 6))
+    if kind == "prompt":
+        past = 0
+        new = int(rng.choice([n for n in LENGTHS if n <= positions]))
+    elif kind == "decode":
+        past, new = int(rng.integers(1, positions)), 1
+    else:
+        new = int(rng.choice([2, 3, 7, 12, 13]))
+        past = int(rng.integers(1, positions - new + 1))
+    mask = np.ones((batch, past + new), np.int64)
+    if kind == "decode":
+        for b in range(batch):  # this row's past: its first `live` rows
+            if rng.random() < 0.6:
+                mask[b, int(rng.integers(0, past)) + 1:] = 0
+    feeds = {}
+    for name, dims in inputs:
+        if name == "input_ids":
+            feeds[name] = rng.integers(0, VOCAB, (batch, new)).astype(np.int64)
+        elif name == "attention_mask":
+            feeds[name] = mask
+        elif "past" in name:
+            feeds[name] = rng.standard_normal(
+                (batch, dims[1], past, head)).astype(np.float32)
+        else:
+            raise SystemExit("no rule for input %r" % name)
+    label = "%s, batch %d, new %d, past %d, padded rows %d" % (
+        kind, batch, new, past, int((mask.min(axis=1) == 0).sum()))
+    return feeds, label
 
 
 def mask_rows(rng, batch, length, left):
@@ -181,7 +239,8 @@ def main():
     rng = np.random.default_rng(args.seed)
     passed, failed, skipped = 0, 0, 0
     for name, path in fixtures(args.models, args.only):
-        if args.precision == "bf16" and os.sep in name:
+        genai = genai_cache(path)
+        if args.precision == "bf16" and (os.sep in name or genai):
             continue  # a KV-cache export (above)
         so = os.path.join(args.work, name.replace("/", ".") + ".so")
         try:
@@ -197,7 +256,8 @@ def main():
                                         providers=["CPUExecutionProvider"])
         inputs = graph_inputs(path)
         for _ in range(args.cases):
-            feeds, label = make_case(rng, inputs)
+            feeds, label = (make_genai_case(rng, inputs, *genai) if genai
+                            else make_case(rng, inputs))
             try:
                 expected = sess.run(None, feeds)
             except Exception:  # a shape this export cannot take

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes test cases for ONNX Runtime's contrib ops (com.microsoft
-Attention, MultiHeadAttention, SkipLayerNormalization,
+Attention, MultiHeadAttention, GroupQueryAttention, SkipLayerNormalization,
 SkipSimplifiedLayerNormalization, EmbedLayerNormalization, the GELUs, and
 SimplifiedLayerNormalization in the ONNX domain), with expected outputs from
 ONNX Runtime.
@@ -145,9 +145,62 @@ def _cases(rng):
             "past": r(2, B, N, 4, HEAD)}, ["y", "present"])
 
 
+def _gqa_cases(rng):
+    """GroupQueryAttention as onnxruntime-genai's builder uses it and
+    beyond: first prompts, decode steps whose batch entries have different
+    past lengths (the past right-padded, its dead rows nonzero), a past
+    buffer longer than the total, a later prompt after a past; separate or
+    packed QKV; rotary, interleaved or not; local windows. Head size 16
+    (ONNX Runtime's rotary needs a multiple of 16). A first prompt's rows
+    past a sequence's length are undefined in ONNX Runtime, so first
+    prompts here have none."""
+    r = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+    heads, kv, head = 4, 2, 16
+    angles = rng.uniform(0.0, 6.0, (16, head // 2))
+    cos, sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+    def case(name, b, s, past, lens, total, packed=False, rotary=False,
+             **attrs):
+        feeds = {}
+        if packed:
+            feeds["qkv"] = r(b, s, (heads + 2 * kv) * head)
+            names = ["qkv", "", ""]
+        else:
+            feeds.update(q=r(b, s, heads * head), k=r(b, s, kv * head),
+                         v=r(b, s, kv * head))
+            names = ["q", "k", "v"]
+        if past is None:
+            names += ["", ""]
+        else:
+            feeds.update(pk=r(b, kv, past, head), pv=r(b, kv, past, head))
+            names += ["pk", "pv"]
+        feeds.update(seqlens=np.array(lens, np.int32),
+                     total=np.array(total, np.int32))
+        names += ["seqlens", "total"]
+        if rotary:
+            feeds.update(cos=cos, sin=sin)
+            names += ["cos", "sin"]
+        node = helper.make_node(
+            "GroupQueryAttention", names, ["y", "present_k", "present_v"],
+            name="gqa", domain="com.microsoft", num_heads=heads,
+            kv_num_heads=kv, do_rotary=int(rotary), **attrs)
+        return (name, node, feeds, ["y", "present_k", "present_v"])
+
+    yield case("gqa_first_prompt", 2, 5, None, [4, 4], 5)
+    yield case("gqa_first_prompt_empty_past_rotary", 2, 5, 0, [4, 4], 5,
+               rotary=True)
+    yield case("gqa_decode_padded_past_packed_rotary", 2, 1, 6, [6, 3], 7,
+               packed=True, rotary=True)
+    yield case("gqa_decode_long_past_buffer", 2, 1, 12, [6, 3], 7,
+               scale=0.2)
+    yield case("gqa_decode_window", 2, 1, 8, [8, 5], 9, local_window_size=4)
+    yield case("gqa_later_prompt_window_interleaved", 1, 3, 4, [6], 7,
+               rotary=True, rotary_interleaved=1, local_window_size=3)
+
+
 def write_cases(out_dir):
     rng = np.random.default_rng(0)
-    for name, node, feeds, outs in _cases(rng):
+    for name, node, feeds, outs in (*_cases(rng), *_gqa_cases(rng)):
         inputs = [helper.make_tensor_value_info(
             k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
             for k, v in feeds.items()]

@@ -195,6 +195,38 @@ def build(name, out):
                   [vi("qkv", F, ["b", "s", 2, 3, 8])], [vi("y", F, ["b", "s", 16])])
         m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
         return m
+    # com.microsoft GroupQueryAttention as onnxruntime-genai's builder
+    # writes it (packed QKV, a past, rotary), and variants it rejects.
+    if name.startswith("ms_gqa"):
+        I32 = TensorProto.INT32
+        attrs = dict(num_heads=4, kv_num_heads=2, do_rotary=1)
+        names = ["qkv", "", "", "pk", "pv", "lens", "total", "cos", "sin"]
+        width = 128
+        if name == "ms_gqa_softcap":
+            attrs["softcap"] = 30.0
+        elif name == "ms_gqa_heads":
+            attrs["kv_num_heads"] = 3
+        elif name == "ms_gqa_width":
+            width = 100
+        elif name == "ms_gqa_position_ids":
+            names += ["pos"]
+        elif name == "ms_gqa_window":
+            attrs["local_window_size"] = 4
+        cache = numpy_helper.from_array(np.ones((64, 8), np.float32), "cos")
+        sin = numpy_helper.from_array(np.zeros((64, 8), np.float32), "sin")
+        m = model([helper.make_node("GroupQueryAttention", names,
+                                    ["y", "present_k", "present_v"],
+                                    name="gqa", domain="com.microsoft",
+                                    **attrs)],
+                  [vi("qkv", F, ["b", "s", width]),
+                   vi("pk", F, ["b", 2, "p", 16]),
+                   vi("pv", F, ["b", 2, "p", 16]), vi("lens", I32, ["b"]),
+                   vi("total", I32, []), vi("pos", I64, ["b", "s"])],
+                  [vi("y", F, ["b", "s", 64]),
+                   vi("present_k", F, ["b", 2, "t", 16]),
+                   vi("present_v", F, ["b", 2, "t", 16])], [cache, sin])
+        m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        return m
     # The ops ONNX Runtime's transformer optimizer writes (variant: what
     # the lit test checks).
     if name.startswith("ms_skipnorm") or name.startswith("ms_gelus"):
