@@ -785,6 +785,104 @@ struct LowerConcat : OpRewritePattern<ConcatOp> {
   }
 };
 
+/// kv_cache_update: an empty [B, H, T, D] result, then per sequence b (an
+/// scf.for that carries it) the past's rows [0, p), the update's first n =
+/// min(S, T - p) rows at [p, p + n) and zeros after, each an insert_slice,
+/// so that bufferization makes them strided copies of whole rows into the
+/// result's buffer (memrefCopy, or transfuse_copy_f32 for a large one).
+struct LowerKvCacheUpdate : OpRewritePattern<KvCacheUpdateOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(KvCacheUpdateOp op,
+                                PatternRewriter &rw) const override {
+    Location loc = op.getLoc();
+    auto outType = cast<RankedTensorType>(op.getType());
+    Value past = op.getPast(), update = op.getUpdate(),
+          lens = op.getPastLengths();
+    SmallVector<Value> pd = getDimValues(rw, loc, past),
+                       ud = getDimValues(rw, loc, update);
+    auto eq = [&](OpBuilder &b, Location l, Value a, Value c) {
+      return arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, a, c);
+    };
+    Value ok = eq(rw, loc, tensor::DimOp::create(rw, loc, lens, 0), pd[0]);
+    for (int64_t i : {0, 1, 3})
+      ok = arith::AndIOp::create(rw, loc, ok, eq(rw, loc, pd[i], ud[i]));
+    emitRuntimeCheck(
+        rw, loc, ok,
+        "kv_cache_update: past, update and past_lengths disagree on batch, "
+        "heads or head size");
+    Value rows = extractIndex(rw, loc, op.getRows(), 0);
+    Value zero = cIdx(rw, loc, 0), one = cIdx(rw, loc, 1);
+    emitRuntimeCheck(
+        rw, loc,
+        arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::sge, rows, zero),
+        "kv_cache_update: a negative number of rows");
+    Value out = createEmpty(rw, loc, outType, {pd[0], pd[1], rows, pd[3]});
+    // The body is built in place (not by a body builder): a run-time check
+    // needs the module.
+    auto loop = scf::ForOp::create(rw, loc, zero, pd[0], one, ValueRange{out});
+    OpBuilder::InsertionGuard guard(rw);
+    rw.setInsertionPointToStart(loop.getBody());
+    Value b = loop.getInductionVar();
+    Value p = toIndex(rw, loc,
+                      tensor::ExtractOp::create(rw, loc, lens, ValueRange{b}));
+    Value inRange = arith::AndIOp::create(
+        rw, loc,
+        arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::sge, p, zero),
+        arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::sle, p, pd[2]));
+    emitRuntimeCheck(
+        rw, loc, inRange,
+        "kv_cache_update: a past length is negative or beyond the past's rows");
+    p = arith::MinSIOp::create(rw, loc, p, rows);
+    Value left = arith::SubIOp::create(rw, loc, rows, p);
+    Value n = arith::MinSIOp::create(rw, loc, ud[2], left);
+    Value after = arith::AddIOp::create(rw, loc, p, n);
+    Value rest = arith::SubIOp::create(rw, loc, left, n);
+    OpFoldResult i0 = rw.getIndexAttr(0), i1 = rw.getIndexAttr(1);
+    SmallVector<OpFoldResult> unit(4, i1);
+    auto rowsOf = [&](Value count) -> SmallVector<OpFoldResult> {
+      return {i1, getAsOpFoldResult(pd[1]), getAsOpFoldResult(count),
+              getAsOpFoldResult(pd[3])};
+    };
+    // Rows [0, count) of sequence b of `from` (zeros when null) into `acc`
+    // at row `at`.
+    auto put = [&](Value acc, Value from, Value at, Value count) -> Value {
+      SmallVector<OpFoldResult> first{b, i0, i0, i0},
+          offs{b, i0, getAsOpFoldResult(at), i0};
+      Value rowsFrom =
+          from ? tensor::ExtractSliceOp::create(rw, loc, from, first,
+                                                rowsOf(count), unit)
+                     .getResult()
+               : linalg::FillOp::create(
+                     rw, loc,
+                     scalarConstant(rw, loc, outType.getElementType(), 0),
+                     tensor::EmptyOp::create(rw, loc, rowsOf(count),
+                                             outType.getElementType())
+                         .getResult())
+                     .getResult(0);
+      return tensor::InsertSliceOp::create(rw, loc, rowsFrom, acc, offs,
+                                           rowsOf(count), unit);
+    };
+    // A slice of a dim that is 0 by its type does not verify even when it
+    // is empty, so such operands take no part.
+    auto empty = [](Value t) { return tensorType(t).getDimSize(2) == 0; };
+    Value acc = loop.getRegionIterArgs()[0];
+    if (!empty(out)) {
+      if (!empty(past))
+        acc = put(acc, past, zero, p);
+      if (!empty(update))
+        acc = put(acc, update, p, n);
+      acc = put(acc, Value(), after, rest);
+    }
+    scf::YieldOp::create(rw, loc, acc);
+    rw.setInsertionPointAfter(loop);
+    Value result = loop.getResult(0);
+    if (result.getType() != outType)
+      result = tensor::CastOp::create(rw, loc, outType, result);
+    rw.replaceOp(op, result);
+    return success();
+  }
+};
+
 struct LowerSlice : OpRewritePattern<SliceOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(SliceOp op, PatternRewriter &rw) const override {
@@ -1183,12 +1281,13 @@ struct LowerToLinalgPass : cpu::impl::LowerToLinalgBase<LowerToLinalgPass> {
 } // namespace
 
 void transfuse::cpu::populateLowerToLinalgPatterns(RewritePatternSet &patterns) {
-  patterns.add<LowerReduce<ReduceMeanOp>, LowerReduce<ReduceSumOp>,
-               LowerReduce<ReduceMaxOp>, LowerSoftmax, LowerLayerNorm,
-               LowerMatMul, LowerGather, LowerGatherElements, LowerGatherND,
-               LowerTranspose, LowerReshape, LowerSqueezeLike<SqueezeOp>,
-               LowerSqueezeLike<UnsqueezeOp>, LowerConcat, LowerSlice,
-               LowerExpand, LowerShape, LowerConstantOfShape, LowerRange,
-               LowerTrilu, LowerToeplitz, LowerCumSum, LowerConstant>(
-      patterns.getContext());
+  patterns
+      .add<LowerReduce<ReduceMeanOp>, LowerReduce<ReduceSumOp>,
+           LowerReduce<ReduceMaxOp>, LowerSoftmax, LowerLayerNorm, LowerMatMul,
+           LowerGather, LowerGatherElements, LowerGatherND, LowerTranspose,
+           LowerReshape, LowerSqueezeLike<SqueezeOp>,
+           LowerSqueezeLike<UnsqueezeOp>, LowerConcat, LowerSlice, LowerExpand,
+           LowerShape, LowerConstantOfShape, LowerRange, LowerTrilu,
+           LowerToeplitz, LowerKvCacheUpdate, LowerCumSum, LowerConstant>(
+          patterns.getContext());
 }

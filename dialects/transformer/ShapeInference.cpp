@@ -914,6 +914,38 @@ LogicalResult Inferer::infer(Operation *op) {
         push({n}, elem);
         return success();
       })
+      .Case([&](KvCacheUpdateOp op) -> LogicalResult {
+        auto past = tensorType(op.getPast()), upd = tensorType(op.getUpdate());
+        auto lens = tensorType(op.getPastLengths()),
+             rows = tensorType(op.getRows());
+        if (past.getRank() != 4 || upd.getRank() != 4)
+          return fail("past and update must be [B, heads, seq, dim]");
+        if (failed(sameElem(op.getPast(), op.getUpdate())))
+          return fail("past and update must share an element type");
+        if (lens.getRank() != 1 || rows.getRank() != 0)
+          return fail("past_lengths must be 1-D ([B]) and rows 0-D");
+        Shape out;
+        for (int64_t i : {0, 1, 3}) {
+          int64_t a = past.getDimSize(i), b = upd.getDimSize(i);
+          if (a != kDyn && b != kDyn && a != b)
+            return fail(llvm::formatv(
+                "past and update differ in dim {0} ({1} vs {2})", i, a, b));
+          out.push_back(a != kDyn ? a : b);
+        }
+        int64_t batch = lens.getDimSize(0);
+        if (batch != kDyn && out[0] != kDyn && batch != out[0])
+          return fail(
+              llvm::formatv("past_lengths has {0} entries for a batch of {1}",
+                            batch, out[0]));
+        int64_t t = kDyn;
+        if (auto v = getPartialIntValues(op.getRows()); v && v->size() == 1)
+          t = (*v)[0];
+        if (t != kDyn && t < 0)
+          return fail("rows must not be negative");
+        out.insert(out.begin() + 2, t);
+        push(out, past.getElementType());
+        return success();
+      })
       .Case([&](ToeplitzOp op) -> LogicalResult {
         auto t = tensorType(op.getInput());
         auto s = tensorType(op.getSizes());

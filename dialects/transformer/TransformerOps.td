@@ -292,6 +292,25 @@ def Transformer_ToeplitzOp : Transformer_Op<"toeplitz"> {
   let results = (outs Transformer_Tensor:$result);
 }
 
+def Transformer_KvCacheUpdateOp : Transformer_Op<"kv_cache_update"> {
+  let summary = "A KV cache's present: each sequence's past rows, then its new ones, then zeros";
+  let description = [{
+    `past` is [B, H, P, D], `update` [B, H, S, D], `past_lengths` [B] (i64)
+    and `rows` a 0-D i64 T. Row j of the [B, H, T, D] result, for sequence
+    b with p = past_lengths[b], is past row j when j < p, update row
+    j - p when p <= j < p + S, and zeros after; a p outside [0, P] is an
+    error at run time. This is the present of ONNX Runtime's
+    GroupQueryAttention, whose sequences each have a past of their own
+    length (right-padded to P): the importer builds it from seqlens_k. The
+    CPU lowering copies each sequence's rows (strided memref copies), so
+    no index tensor or gather is built.
+  }];
+  let arguments = (ins Transformer_Tensor:$past, Transformer_Tensor:$update,
+                       Transformer_I64Tensor:$past_lengths,
+                       Transformer_I64Tensor:$rows);
+  let results = (outs Transformer_Tensor:$result);
+}
+
 def Transformer_TriluOp : Transformer_Op<"trilu"> {
   let summary = "Keep the upper or lower triangle of the last two dims";
   let arguments = (ins Transformer_Tensor:$input, Transformer_I64Tensor:$k,

@@ -505,7 +505,7 @@ LogicalResult importMsMultiHeadAttention(Importer &imp) {
 ///  - do_rotary rotates Q and K at positions p_b + s;
 ///  - present (T = max(total_sequence_length, past length P) rows) holds
 ///    the past's first p_b rows, then this call's S, then zeros (the past
-///    is right-padded);
+///    is right-padded): `kv_cache_update`;
 ///  - query s attends the present's keys j <= p_b + s, and with
 ///    local_window_size W > 0 only those with j > p_b + s - W.
 /// Without a past the call is a first prompt and present is this call's K
@@ -579,13 +579,15 @@ LogicalResult importMsGroupQueryAttention(Importer &imp) {
   auto lens = i64Of(seqlens);
   if (failed(s) || failed(lens))
     return failure();
-  auto past = imp.make<AddOp>(i64, *lens, one);
-  if (succeeded(past))
-    past = imp.make<SubOp>(i64, *past, *s);
-  if (succeeded(past))
-    past = imp.make<MaxOp>(i64, *past, zero);
-  if (succeeded(past))
-    past = imp.make<UnsqueezeOp>(i64, *past, imp.b.getDenseI64ArrayAttr({1}));
+  auto pastLens = imp.make<AddOp>(i64, *lens, one);
+  if (succeeded(pastLens))
+    pastLens = imp.make<SubOp>(i64, *pastLens, *s);
+  if (succeeded(pastLens))
+    pastLens = imp.make<MaxOp>(i64, *pastLens, zero);
+  auto past = succeeded(pastLens)
+                  ? imp.make<UnsqueezeOp>(i64, *pastLens,
+                                          imp.b.getDenseI64ArrayAttr({1}))
+                  : pastLens;
   auto steps = imp.make<RangeOp>(i64, zero, *s, one);
   if (failed(past) || failed(steps))
     return failure();
@@ -631,9 +633,8 @@ LogicalResult importMsGroupQueryAttention(Importer &imp) {
   // The present's key positions j: [0, T).
   VResult keys = s;
   if (pastK) {
-    // T = max(total_sequence_length, P) rows: row j < p_b from the past,
-    // row j in [p_b, p_b + S) this call's row j - p_b (row P + j - p_b of
-    // past ++ new), zeros after.
+    // T = max(total_sequence_length, P) rows: per sequence the past's
+    // first p_b, this call's S, zeros after.
     auto p = dimOf(imp, pastK, 2);
     auto t = i64Of(total);
     if (succeeded(t) && Importer::rankOf(*t) != 0) // a 1-element vector
@@ -643,56 +644,13 @@ LogicalResult importMsGroupQueryAttention(Importer &imp) {
       keys = imp.make<MaxOp>(i64, *t, *p);
     if (failed(keys))
       return failure();
-    auto j = imp.make<RangeOp>(i64, zero, *keys, one);
-    if (failed(j))
-      return failure();
-    auto fromPast = imp.make<LessOp>(i1, *j, *past);
-    auto end = imp.make<AddOp>(i64, *past, *s);
-    auto shifted = imp.make<SubOp>(i64, *j, *past);
-    if (succeeded(shifted))
-      shifted = imp.make<AddOp>(i64, *shifted, *p);
-    if (failed(fromPast) || failed(end) || failed(shifted))
-      return failure();
-    auto valid = imp.make<LessOp>(i1, *j, *end);
-    auto idx = imp.make<WhereOp>(i64, *fromPast, *j, *shifted);
-    if (succeeded(valid) && succeeded(idx))
-      idx = imp.make<WhereOp>(i64, *valid, *idx, zero);
-    if (failed(valid) || failed(idx))
-      return failure();
-    // [B, 1, T, 1], broadcast to [B, Hkv, T, D] for gather_elements.
-    auto idx4 = reshape(imp, *idx, {0, 1, -1, 1});
-    auto valid4 =
-        imp.make<UnsqueezeOp>(i1, *valid, imp.b.getDenseI64ArrayAttr({1, 3}));
-    auto rows = imp.make<ReshapeOp>(i64, *keys, imp.constI64({1}),
-                                    imp.b.getBoolAttr(false));
-    if (failed(idx4) || failed(valid4) || failed(rows))
-      return failure();
     for (auto [present, pastOf] :
          {std::pair{&presentK, pastK}, std::pair{&presentV, pastV}}) {
-      auto all = imp.make<ConcatOp>(elem, ValueRange{pastOf, *present},
-                                    imp.b.getI64IntegerAttr(2));
-      if (failed(all))
+      auto updated =
+          imp.make<KvCacheUpdateOp>(elem, pastOf, *present, *pastLens, *keys);
+      if (failed(updated))
         return failure();
-      auto head = imp.make<ShapeOp>(i64, *all, imp.b.getI64IntegerAttr(0),
-                                    imp.b.getI64IntegerAttr(2));
-      auto tail = imp.make<ShapeOp>(i64, *all, imp.b.getI64IntegerAttr(3),
-                                    imp.b.getI64IntegerAttr(4));
-      if (failed(head) || failed(tail))
-        return failure();
-      auto shape = imp.make<ConcatOp>(i64, ValueRange{*head, *rows, *tail},
-                                      imp.b.getI64IntegerAttr(0));
-      auto wide =
-          succeeded(shape) ? imp.make<ExpandOp>(i64, *idx4, *shape) : shape;
-      auto g = succeeded(wide)
-                   ? imp.make<GatherElementsOp>(elem, *all, *wide,
-                                                imp.b.getI64IntegerAttr(2))
-                   : wide;
-      auto kept = succeeded(g) ? imp.make<WhereOp>(elem, *valid4, *g,
-                                                   imp.constScalar(elem, 0.0))
-                               : g;
-      if (failed(kept))
-        return failure();
-      *present = *kept;
+      *present = *updated;
     }
   }
   // Query s of sequence b attends keys j <= p_b + s (and > p_b + s - W).

@@ -144,3 +144,28 @@ func.func @toeplitz_length(%d: tensor<2x7xf32>) {
   %0 = transformer.toeplitz %d, %s : (tensor<2x7xf32>, tensor<2xi64>) -> tensor<2x4x5xf32>
   return
 }
+
+// -----
+
+func.func @kv_cache_update_heads(%p: tensor<1x2x5x16xf32>, %u: tensor<1x4x1x16xf32>, %l: tensor<1xi64>, %t: tensor<i64>) {
+  // expected-error @+1 {{past and update differ in dim 1 (2 vs 4)}}
+  %0 = transformer.kv_cache_update %p, %u, %l, %t : (tensor<1x2x5x16xf32>, tensor<1x4x1x16xf32>, tensor<1xi64>, tensor<i64>) -> tensor<1x2x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @kv_cache_update_lengths(%p: tensor<2x2x5x16xf32>, %u: tensor<2x2x1x16xf32>, %l: tensor<3xi64>, %t: tensor<i64>) {
+  // expected-error @+1 {{past_lengths has 3 entries for a batch of 2}}
+  %0 = transformer.kv_cache_update %p, %u, %l, %t : (tensor<2x2x5x16xf32>, tensor<2x2x1x16xf32>, tensor<3xi64>, tensor<i64>) -> tensor<2x2x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @kv_cache_update_rows(%p: tensor<1x2x5x16xf32>, %u: tensor<1x2x1x16xf32>, %l: tensor<1xi64>) {
+  %t = transformer.constant dense<-1> : tensor<i64>
+  // expected-error @+1 {{rows must not be negative}}
+  %0 = transformer.kv_cache_update %p, %u, %l, %t : (tensor<1x2x5x16xf32>, tensor<1x2x1x16xf32>, tensor<1xi64>, tensor<i64>) -> tensor<1x2x?x16xf32>
+  return
+}

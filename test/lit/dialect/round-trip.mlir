@@ -68,3 +68,10 @@ func.func @fused(%x: tensor<?x?x64xf32>, %r: tensor<?x?x64xf32>, %g: tensor<64xf
   %o = transformer.attention %qr, %k, %k, %m {scale = 0.25 : f32, algorithm = "memory_efficient", kv_block = 32 : i64} : (tensor<?x6x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x1x1x?xf32>) -> tensor<?x6x?x16xf32>
   return %o : tensor<?x6x?x16xf32>
 }
+
+// CHECK-LABEL: func @kv_cache_update
+func.func @kv_cache_update(%p: tensor<?x2x?x16xf32>, %u: tensor<?x2x?x16xf32>, %l: tensor<?xi64>, %t: tensor<i64>) -> tensor<?x2x?x16xf32> {
+  // CHECK: transformer.kv_cache_update %arg0, %arg1, %arg2, %arg3 : (tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?xi64>, tensor<i64>) -> tensor<?x2x?x16xf32>
+  %0 = transformer.kv_cache_update %p, %u, %l, %t : (tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?xi64>, tensor<i64>) -> tensor<?x2x?x16xf32>
+  return %0 : tensor<?x2x?x16xf32>
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Transfuse against ONNX Runtime on an onnxruntime-genai export.
+
+onnxruntime-genai's model builder writes one decoder model for prompts and
+decode steps, each layer's attention a com.microsoft GroupQueryAttention
+(packed QKV, rotary, a KV cache whose per-sequence past comes from the
+attention mask). This builds a LlamaForCausalLM with random weights (no
+download) in a small-LLM shape (8 layers, hidden 1024, 16 query / 4 KV
+heads of 64, FFN 2816, vocabulary 32000), runs the builder on it (fp32,
+CPU), and on that one ONNX file, at 1 and 2 threads, times a 128-token
+prompt and one decode step on a 128- and a 1023-token past (random past
+values; the inputs and ONNX Runtime's outputs are a test-data set, which
+`transfuse-run` checks its outputs against):
+  - Transfuse: the AOT .so, `transfuse-run --repeat N`;
+  - ONNX Runtime: CPU EP, all graph optimizations, intra-op threads = N.
+The engines take turns in R rounds (bench.py's `interleaved`); a median is
+the median of the round medians.
+
+Needs the venv with torch and transformers (scripts/setup.sh --fixtures)
+and onnxruntime-genai, installed beside it (its wheel pins no torch):
+    .venv/bin/pip install --no-deps --target DIR onnxruntime-genai
+    PYTHONPATH=DIR .venv/bin/python bench/genai.py [--repeat N] [--rounds R]
+Writes WORK/results-genai.json and prints a markdown table.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, os.pardir, "test", "models"))
+import bench  # noqa: E402  (its timers and helpers)
+
+CONFIG = dict(vocab_size=32000, hidden_size=1024, intermediate_size=2816,
+              num_hidden_layers=8, num_attention_heads=16,
+              num_key_value_heads=4, head_dim=64,
+              max_position_embeddings=2048)
+CASES = [("prompt", 128, 0), ("decode", 1, 128), ("decode", 1, 1023)]
+
+
+def build(work):
+    """The builder's model.onnx (weights beside it) under work/model."""
+    import torch
+    import transformers
+    from genai_builder import word_tokenizer
+    out = os.path.join(work, "model")
+    if os.path.exists(os.path.join(out, "model.onnx")):
+        return os.path.join(out, "model.onnx")
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(
+        transformers.LlamaConfig(**CONFIG)).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(os.path.join(tmp, "hf"))
+        word_tokenizer(os.path.join(tmp, "hf"))
+        bench.log("building the genai export")
+        subprocess.run([sys.executable, "-m",
+                        "onnxruntime_genai.models.builder", "-m", "llama",
+                        "-i", os.path.join(tmp, "hf"), "-o", out,
+                        "-p", "fp32", "-e", "cpu",
+                        "-c", os.path.join(tmp, "cache")],
+                       check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return os.path.join(out, "model.onnx")
+
+
+def write_set(path, sess, feeds):
+    from onnx import numpy_helper
+    os.makedirs(path, exist_ok=True)
+    for k, (n, a) in enumerate(feeds.items()):
+        with open(os.path.join(path, "input_%d.pb" % k), "wb") as f:
+            f.write(numpy_helper.from_array(a, n).SerializeToString())
+    names = [o.name for o in sess.get_outputs()]
+    for k, (n, a) in enumerate(zip(names, sess.run(None, feeds))):
+        with open(os.path.join(path, "output_%d.pb" % k), "wb") as f:
+            f.write(numpy_helper.from_array(a, n).SerializeToString())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", default=os.path.join(bench.ROOT, "build",
+                                                   "bench", "genai"))
+    ap.add_argument("--repeat", type=int, default=21)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", default="1,2")
+    args = ap.parse_args()
+    import onnxruntime as ort
+    os.makedirs(args.work, exist_ok=True)
+    path = build(args.work)
+    so, compile_s, _ = bench.compile_transfuse(path, args.work)
+    bench.log("compiled in %.1f s" % compile_s)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    kv = CONFIG["num_key_value_heads"], CONFIG["head_dim"]
+    per_round = -(-args.repeat // args.rounds)
+    results = {"cpu": bench.cpu_model(), "commit": bench.git_commit(),
+               "config": CONFIG, "compile_s": compile_s, "rows": []}
+    for kind, seq, past in CASES:
+        feeds = {"input_ids": rng.integers(3, CONFIG["vocab_size"],
+                                           (1, seq)).astype(np.int64),
+                 "attention_mask": np.ones((1, past + seq), np.int64)}
+        for i in sess.get_inputs():
+            if i.name.startswith("past_key_values"):
+                feeds[i.name] = (0.5 * rng.standard_normal(
+                    (1, kv[0], past, kv[1]))).astype(np.float32)
+        feeds = {i.name: feeds[i.name] for i in sess.get_inputs()}
+        data = os.path.join(args.work, "%s-%d-%d" % (kind, seq, past))
+        write_set(data, sess, feeds)
+        names = list(feeds)
+        arrays = [feeds[n] for n in names]
+
+        class Feed:  # time_ort takes tensors with .numpy()
+            def __init__(self, a):
+                self.a = a
+
+            def numpy(self):
+                return self.a
+
+        for threads in map(int, args.threads.split(",")):
+            timed = bench.interleaved({
+                "transfuse": lambda: bench.time_transfuse(
+                    so, data, threads, per_round),
+                "ort": lambda: bench.time_ort(
+                    path, names, [Feed(a) for a in arrays], threads,
+                    per_round),
+            }, args.rounds)
+            row = {"case": kind, "seq": seq, "past": past,
+                   "threads": threads, **timed}
+            results["rows"].append(row)
+            bench.log("%s seq %d past %d, %d thread(s): Transfuse %.2f ms, "
+                      "ORT %.2f ms" % (kind, seq, past, threads,
+                                       timed["transfuse"]["median_ms"],
+                                       timed["ort"]["median_ms"]))
+    with open(os.path.join(args.work, "results-genai.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print("| case | threads | Transfuse f32 (min) | ORT f32 (min) | "
+          "Transfuse / ORT |")
+    print("|---|---|---|---|---|")
+    for r in results["rows"]:
+        t, o = r["transfuse"], r["ort"]
+        what = ("prompt of %d tokens" % r["seq"] if r["case"] == "prompt"
+                else "decode step, past of %d" % r["past"])
+        print("| %s | %d | %.1f ms (%.1f) | %.1f ms (%.1f) | %.2f |" % (
+            what, r["threads"], t["median_ms"], t["min_ms"], o["median_ms"],
+            o["min_ms"], t["median_ms"] / o["median_ms"]))
+
+
+if __name__ == "__main__":
+    main()
