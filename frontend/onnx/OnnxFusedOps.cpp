@@ -263,6 +263,65 @@ VResult rotate(Importer &imp, Value x4, Value cosBS, Value sinBS, int64_t rot,
                                      imp.b.getI64IntegerAttr(rot),
                                      imp.b.getBoolAttr(interleaved));
 }
+
+/// Attention whose scaled scores are capped, c * tanh(s / c), before the
+/// mask is added (Gemma 2's GroupQueryAttention softcap), as graph ops:
+/// the fused `attention` has no cap, so the scores are materialized. K and
+/// V's heads are repeated to Q's ([B, Hkv, T, D] -> [B, H, T, D]); the
+/// result is [B, S, H * D].
+VResult softcappedAttention(Importer &imp, Value q4, Value k4, Value v4,
+                            Value mask, float cap) {
+  Type elem = Importer::elemOf(q4), i64 = imp.b.getI64Type();
+  int64_t heads = cast<RankedTensorType>(q4.getType()).getDimSize(1),
+          kvHeads = cast<RankedTensorType>(k4.getType()).getDimSize(1);
+  auto scale = attentionScale(imp, q4);
+  if (failed(scale))
+    return failure();
+  int64_t d = cast<RankedTensorType>(k4.getType()).getDimSize(3);
+  if (heads != kvHeads) {
+    if (heads == ShapedType::kDynamic || kvHeads == ShapedType::kDynamic ||
+        d == ShapedType::kDynamic)
+      return imp.fail("a softcap needs static head counts and head size");
+    int64_t group = heads / kvHeads;
+    for (Value *x : {&k4, &v4}) {
+      auto u = imp.make<UnsqueezeOp>(elem, *x, imp.b.getDenseI64ArrayAttr({2}));
+      auto lead = imp.make<ShapeOp>(i64, *x, imp.b.getI64IntegerAttr(0),
+                                    imp.b.getI64IntegerAttr(2));
+      auto tail = imp.make<ShapeOp>(i64, *x, imp.b.getI64IntegerAttr(2),
+                                    imp.b.getI64IntegerAttr(4));
+      if (failed(u) || failed(lead) || failed(tail))
+        return failure();
+      auto shape = imp.make<ConcatOp>(
+          i64, ValueRange{*lead, imp.constI64({group}), *tail},
+          imp.b.getI64IntegerAttr(0));
+      auto wide =
+          succeeded(shape) ? imp.make<ExpandOp>(elem, *u, *shape) : shape;
+      auto merged =
+          succeeded(wide) ? reshape(imp, *wide, {0, heads, -1, d}) : wide;
+      if (failed(merged))
+        return failure();
+      *x = *merged;
+    }
+  }
+  auto kt = transpose(imp, k4, {0, 1, 3, 2});
+  auto scores = succeeded(kt) ? imp.make<MatMulOp>(elem, q4, *kt) : kt;
+  if (succeeded(scores))
+    scores =
+        imp.make<MulOp>(elem, *scores, imp.constScalar(elem, *scale / cap));
+  if (succeeded(scores))
+    scores = imp.make<TanhOp>(elem, *scores);
+  if (succeeded(scores))
+    scores = imp.make<MulOp>(elem, *scores, imp.constScalar(elem, cap));
+  if (succeeded(scores))
+    scores = imp.make<AddOp>(elem, *scores, mask);
+  auto p = succeeded(scores)
+               ? imp.make<SoftmaxOp>(elem, *scores, imp.b.getI64IntegerAttr(-1))
+               : scores;
+  auto y = succeeded(p) ? imp.make<MatMulOp>(elem, *p, v4) : p;
+  if (failed(y))
+    return failure();
+  return mergeHeads(imp, *y);
+}
 } // namespace
 
 LogicalResult importOnnxAttention(Importer &imp) {
@@ -507,7 +566,9 @@ LogicalResult importMsMultiHeadAttention(Importer &imp) {
 ///    the past's first p_b rows, then this call's S, then zeros (the past
 ///    is right-padded): `kv_cache_update`;
 ///  - query s attends the present's keys j <= p_b + s, and with
-///    local_window_size W > 0 only those with j > p_b + s - W.
+///    local_window_size W > 0 only those with j > p_b + s - W;
+///  - a softcap c > 0 caps the scaled scores at c tanh(s / c) before the
+///    mask (softcappedAttention).
 /// Without a past the call is a first prompt and present is this call's K
 /// and V. The query rows of a first prompt that lie past a sequence's
 /// length are padding (ONNX Runtime leaves them undefined).
@@ -524,8 +585,6 @@ LogicalResult importMsGroupQueryAttention(Importer &imp) {
                       " input is not supported");
   if (n.output_size() > 3 && !n.output(3).empty())
     return imp.fail("GroupQueryAttention's output_qk is not supported");
-  if (imp.attrFloat("softcap", 0.0f) != 0.0f)
-    return imp.fail("GroupQueryAttention with softcap is not supported");
   if (imp.attrInt("smooth_softmax", 0) != 0)
     return imp.fail("GroupQueryAttention with smooth_softmax is not "
                     "supported");
@@ -676,8 +735,12 @@ LogicalResult importMsGroupQueryAttention(Importer &imp) {
     mask = imp.make<UnsqueezeOp>(elem, *mask, imp.b.getDenseI64ArrayAttr({1}));
   if (failed(mask))
     return failure();
-  auto out = attend(imp, q4, presentK, presentV, {*mask}, /*causal=*/false,
-                    Value(), /*mergeOut=*/true);
+  float softcap = imp.attrFloat("softcap", 0.0f);
+  auto out =
+      softcap > 0.0f
+          ? softcappedAttention(imp, q4, presentK, presentV, *mask, softcap)
+          : attend(imp, q4, presentK, presentV, {*mask},
+                   /*causal=*/false, Value(), /*mergeOut=*/true);
   if (failed(out))
     return failure();
   return imp.setOutputs({*out, presentK, presentV});

@@ -4,8 +4,8 @@
 The builder (`python -m onnxruntime_genai.models.builder`) is how many people
 get an ONNX decoder for the CPU: one model for prompt and decode steps, each
 layer's attention a com.microsoft GroupQueryAttention with packed QKV,
-rotary inside it and the KV cache as BNSH past/present, norms as
-(Skip)SimplifiedLayerNormalization. This builds a tiny Hugging Face model
+rotary inside it and the KV cache as BNSH past/present (Gemma 2's with a
+softcap), norms as (Skip)SimplifiedLayerNormalization. This builds a tiny Hugging Face model
 per family (random weights, a word-level tokenizer the builder can load),
 runs the builder (fp32, CPU) on it, and writes NAME_genai/: the model as one
 file, and test-data sets whose expected outputs are ONNX Runtime's on that
@@ -58,6 +58,13 @@ FAMILIES = {
                          max_window_layers=1),
                     "Qwen2ForCausalLM, 4 heads / 1 KV head, q/k/v biases, "
                     "the second layer's sliding window of 4"),
+    # Scores capped at 1.5 * tanh(s / 1.5) (the weights' scale makes the
+    # cap bite), the first layer's window of 4, logits capped too.
+    "gemma2_genai": ("Gemma2Config", "Gemma2ForCausalLM",
+                     dict(num_attention_heads=4, num_key_value_heads=2,
+                          sliding_window=4, attn_logit_softcapping=1.5),
+                     "Gemma2ForCausalLM, 4 heads / 2 KV heads, attention "
+                     "softcap 1.5, sliding window 4 on alternate layers"),
 }
 
 

@@ -150,7 +150,7 @@ def _gqa_cases(rng):
     beyond: first prompts, decode steps whose batch entries have different
     past lengths (the past right-padded, its dead rows nonzero), a past
     buffer longer than the total, a later prompt after a past; separate or
-    packed QKV; rotary, interleaved or not; local windows. Head size 16
+    packed QKV; rotary, interleaved or not; local windows; a softcap. Head size 16
     (ONNX Runtime's rotary needs a multiple of 16). A first prompt's rows
     past a sequence's length are undefined in ONNX Runtime, so first
     prompts here have none."""
@@ -196,6 +196,12 @@ def _gqa_cases(rng):
     yield case("gqa_decode_window", 2, 1, 8, [8, 5], 9, local_window_size=4)
     yield case("gqa_later_prompt_window_interleaved", 1, 3, 4, [6], 7,
                rotary=True, rotary_interleaved=1, local_window_size=3)
+    # Gemma 2's cap on the scores, 2 * tanh(s / 2): scores of unit inputs
+    # reach past it.
+    yield case("gqa_decode_softcap_window", 2, 1, 8, [8, 5], 9, softcap=2.0,
+               local_window_size=4)
+    yield case("gqa_first_prompt_softcap_rotary", 2, 5, 0, [4, 4], 5,
+               rotary=True, softcap=1.0)
 
 
 def write_cases(out_dir):

@@ -204,6 +204,8 @@ def build(name, out):
         width = 128
         if name == "ms_gqa_softcap":
             attrs["softcap"] = 30.0
+        elif name == "ms_gqa_smooth":
+            attrs["smooth_softmax"] = 1
         elif name == "ms_gqa_heads":
             attrs["kv_num_heads"] = 3
         elif name == "ms_gqa_width":
