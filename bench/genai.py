@@ -97,7 +97,8 @@ def main():
     rng = np.random.default_rng(0)
     kv = CONFIG["num_key_value_heads"], CONFIG["head_dim"]
     per_round = -(-args.repeat // args.rounds)
-    results = {"cpu": bench.cpu_model(), "commit": bench.git_commit(),
+    results = {"cpu": bench.cpu_model(),
+               "commit": bench.git_commit().replace(", at ", ""),
                "config": CONFIG, "compile_s": compile_s, "rows": []}
     for kind, seq, past in CASES:
         feeds = {"input_ids": rng.integers(3, CONFIG["vocab_size"],
