@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, os.pardir, "test", "models"))
 import bench  # noqa: E402  (its timers and helpers)
+from genai_builder import save_set, word_tokenizer  # noqa: E402
 
 CONFIG = dict(vocab_size=32000, hidden_size=1024, intermediate_size=2816,
               num_hidden_layers=8, num_attention_heads=16,
@@ -47,7 +48,6 @@ def build(work):
     """The builder's model.onnx (weights beside it) under work/model."""
     import torch
     import transformers
-    from genai_builder import word_tokenizer
     out = os.path.join(work, "model")
     if os.path.exists(os.path.join(out, "model.onnx")):
         return os.path.join(out, "model.onnx")
@@ -66,18 +66,6 @@ def build(work):
                        check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     return os.path.join(out, "model.onnx")
-
-
-def write_set(path, sess, feeds):
-    from onnx import numpy_helper
-    os.makedirs(path, exist_ok=True)
-    for k, (n, a) in enumerate(feeds.items()):
-        with open(os.path.join(path, "input_%d.pb" % k), "wb") as f:
-            f.write(numpy_helper.from_array(a, n).SerializeToString())
-    names = [o.name for o in sess.get_outputs()]
-    for k, (n, a) in enumerate(zip(names, sess.run(None, feeds))):
-        with open(os.path.join(path, "output_%d.pb" % k), "wb") as f:
-            f.write(numpy_helper.from_array(a, n).SerializeToString())
 
 
 def main():
@@ -110,7 +98,8 @@ def main():
                     (1, kv[0], past, kv[1]))).astype(np.float32)
         feeds = {i.name: feeds[i.name] for i in sess.get_inputs()}
         data = os.path.join(args.work, "%s-%d-%d" % (kind, seq, past))
-        write_set(data, sess, feeds)
+        save_set(data, feeds, [o.name for o in sess.get_outputs()],
+                 sess.run(None, feeds))
         names = list(feeds)
         arrays = [feeds[n] for n in names]
 

@@ -272,21 +272,31 @@ struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
         terms.erase(it);
         break;
       }
-    double scale = 1.0;
+    double scale = 1.0, softcap = 0.0;
     MatMulOp qk;
     SmallVector<Value> masks, masks3;
     for (auto [list, rank, out] :
          {std::tuple{&terms, 4, &masks}, std::tuple{&terms3, 3, &masks3}})
       for (Value t : *list) {
         SmallVector<Operation *> scaleOps;
-        double s = 1.0;
+        double s = 1.0, cap = 0.0;
         Value core = stripScale(t, s, scaleOps);
+        // Gemma 2's softcap: c * tanh(Q K^T * s'), c > 0 (HF: scores *
+        // scaling / c, tanh, * c), is the attention's cap c on scores
+        // scaled by s' c.
+        if (auto tanh = core.getDefiningOp<TanhOp>();
+            tanh && core.hasOneUse() && s > 0.0 && rank == 4) {
+          cap = s;
+          scaleOps.push_back(tanh);
+          core = stripScale(tanh.getInput(), s, scaleOps);
+        }
         auto mm = core.getDefiningOp<MatMulOp>();
         if (!qk && mm && core.hasOneUse() &&
             tensorType(mm.getLhs()).getRank() == rank &&
             tensorType(mm.getRhs()).getRank() == rank) {
           qk = mm;
           scale = s;
+          softcap = cap;
           ops.append(scaleOps.begin(), scaleOps.end());
           continue;
         }
@@ -387,8 +397,8 @@ struct FuseSdpa : OpRewritePattern<SoftmaxOp> {
     auto attn = AttentionOp::create(
         rw, loc, root->getResult(0).getType(), q, key, value, masks,
         rw.getF32FloatAttr(scale), rw.getStringAttr("unselected"),
-        rw.getI64IntegerAttr(64), rw.getI64IntegerAttr(0),
-        rw.getStringAttr(""));
+        rw.getI64IntegerAttr(64), rw.getI64IntegerAttr(0), rw.getStringAttr(""),
+        rw.getF32FloatAttr(softcap));
     rw.replaceOp(root, attn.getResult());
     return success();
   }

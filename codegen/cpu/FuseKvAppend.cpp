@@ -29,8 +29,8 @@ constexpr llvm::StringLiteral kAttention = "transfuse_attention_f32";
 constexpr llvm::StringLiteral kAttentionPast = "transfuse_attention_f32_past";
 constexpr llvm::StringLiteral kCopy = "transfuse_copy_f32";
 // transfuse_attention_f32's operands (LowerFused.cpp): Q, K, V, two masks,
-// O, then the mask count, the scale and the flags.
-constexpr unsigned kK = 1, kV = 2, kO = 5, kMemrefs = 6;
+// O, then the mask count, the scale, the softcap and the flags.
+constexpr unsigned kK = 1, kV = 2, kO = 5, kMemrefs = 6, kScalars = 4;
 
 /// `v` through memref.cast ops.
 Value throughCasts(Value v) {
@@ -158,7 +158,7 @@ struct FuseKvAppendPass
     SmallVector<func::CallOp> calls;
     module.walk([&](func::CallOp call) {
       if (call.getCallee() == kAttention &&
-          call.getNumOperands() == kMemrefs + 3)
+          call.getNumOperands() == kMemrefs + kScalars)
         calls.push_back(call);
     });
     MLIRContext *ctx = &getContext();

@@ -662,11 +662,12 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
   bool bf16Products; // the kernel's flags bit 0
 
   /// out = transfuse_attention_f32(q, k, v, masks (rank 4, at most two),
-  /// out, mask count, scale, flags). Q, K and V that are transposes of
-  /// [B, S, H, D] tensors are read through transposed views of those. When
-  /// the output's only reader is its transpose back to [B, Sq, H, Dv], the
-  /// kernel writes that transpose's buffer through a transposed view, the
-  /// transpose is replaced by it, and the result is null.
+  /// out, mask count, scale, softcap, flags). Q, K and V that are
+  /// transposes of [B, S, H, D] tensors are read through transposed views
+  /// of those. When the output's only reader is its transpose back to
+  /// [B, Sq, H, Dv], the kernel writes that transpose's buffer through a
+  /// transposed view, the transpose is replaced by it, and the result is
+  /// null.
   Value callRuntimeKernel(PatternRewriter &rw, Location loc, AttentionOp op,
                           ArrayRef<Value> masks, RankedTensorType accType,
                           ArrayRef<Value> accDims) const {
@@ -689,6 +690,7 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     args.push_back(swap ? k.swapView(out) : k.any(out));
     args.push_back(k.i64(masks.size()));
     args.push_back(k.f32(op.getScale().convertToFloat()));
+    args.push_back(k.f32(op.getSoftcap().convertToFloat()));
     args.push_back(k.i64(bf16Products));
     k.call(op, "transfuse_attention_f32", args);
     if (!swap)
@@ -820,7 +822,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     Value m0 = filled(rw, rowType, {B, H, Sq}, negInf);
     Value l0 = filled(rw, rowType, {B, H, Sq}, zero);
     Value acc0 = filled(rw, accType, {B, H, Sq, Dv}, zero);
-    double scale = op.getScale().convertToDouble();
+    double scale = op.getScale().convertToDouble(),
+           softcap = op.getSoftcap().convertToDouble();
     auto par = utils::IteratorType::parallel,
          red = utils::IteratorType::reduction;
     auto map = [&](unsigned n, ArrayRef<AffineExpr> e) {
@@ -979,6 +982,15 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
               b, l, sEmpty, ins, maps, par4,
               [&](OpBuilder &gb, Location gl, ValueRange a) -> Value {
                 Value x = arith::MulFOp::create(gb, gl, a[0], scaleV);
+                if (softcap > 0.0) // cap * tanh(x / cap)
+                  x = arith::MulFOp::create(
+                      gb, gl,
+                      math::TanhOp::create(
+                          gb, gl,
+                          arith::MulFOp::create(
+                              gb, gl, x,
+                              scalarConstant(gb, gl, elem, 1.0 / softcap))),
+                      scalarConstant(gb, gl, elem, softcap));
                 for (size_t i = 1; i + 1 < a.size(); ++i)
                   x = arith::AddFOp::create(gb, gl, x, a[i]);
                 for (const Mask *mk : extracted) {

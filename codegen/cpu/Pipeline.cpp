@@ -63,11 +63,12 @@ extern "C" void _mlir_ciface_transfuse_linear_bf16_panels(void *, void *,
                                                           int64_t, void *);
 extern "C" void _mlir_ciface_transfuse_attention_f32(void *, void *, void *,
                                                      void *, void *, void *,
-                                                     int64_t, float, int64_t);
+                                                     int64_t, float, float,
+                                                     int64_t);
 extern "C" void
 _mlir_ciface_transfuse_attention_f32_past(void *, void *, void *, void *,
                                           void *, void *, void *, void *,
-                                          int64_t, float, int64_t);
+                                          int64_t, float, float, int64_t);
 extern "C" void _mlir_ciface_transfuse_norm_f32(void *, void *, void *, void *,
                                                 void *, void *, float, int64_t);
 extern "C" void _mlir_ciface_transfuse_norm_f32_panels(void *, void *, void *,

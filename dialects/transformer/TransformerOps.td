@@ -429,7 +429,9 @@ def Transformer_AttentionOp : Transformer_Op<"attention"> {
     [B, 1, 1, Sk] padding mask are never summed into a [B, H, Sq, Sk]
     buffer): padding and causal masks, T5's relative position bias and ALiBi
     all arrive this way. `scale` multiplies the scores (1.0 for T5).
-    A row whose scores are all -inf yields zeros.
+    A `softcap` c > 0 caps the scaled scores at c * tanh(s / c) before the
+    masks are added (Gemma 2; 0, the default, is none). A row whose scores
+    are all -inf yields zeros.
 
     `algorithm` is set by `transfuse-select-attention`:
     - `materialized`: all Sk scores of a row at once;
@@ -445,7 +447,8 @@ def Transformer_AttentionOp : Transformer_Op<"attention"> {
                        DefaultValuedStrAttr<StrAttr, "unselected">:$algorithm,
                        DefaultValuedAttr<I64Attr, "64">:$kv_block,
                        DefaultValuedAttr<I64Attr, "0">:$max_materialized_bytes,
-                       DefaultValuedStrAttr<StrAttr, "">:$reason);
+                       DefaultValuedStrAttr<StrAttr, "">:$reason,
+                       DefaultValuedAttr<F32Attr, "0.0f">:$softcap);
   let results = (outs Transformer_Tensor:$result);
 }
 

@@ -205,10 +205,11 @@ FailureOr<Value> appendPast(Importer &imp, Value pastK, Value pastV, Value &k,
 
 /// The fused op over 4-D q/k/v with `masks`, plus a causal mask offset by
 /// `pastLen` when `causal`, scaled by the `scale` attribute or
-/// 1 / sqrt(head size); with `mergeOut`, the result as [B, S, H * Dv].
+/// 1 / sqrt(head size), the scaled scores capped at `softcap` (0: none);
+/// with `mergeOut`, the result as [B, S, H * Dv].
 VResult attend(Importer &imp, Value q, Value k, Value v,
                SmallVector<Value> masks, bool causal, Value pastLen,
-               bool mergeOut) {
+               bool mergeOut, float softcap = 0.0f) {
   if (causal) {
     auto c = causalMask(imp, q, k, pastLen, Importer::elemOf(q));
     if (failed(c))
@@ -221,7 +222,8 @@ VResult attend(Importer &imp, Value q, Value k, Value v,
   auto y = imp.make<AttentionOp>(
       Importer::elemOf(q), q, k, v, masks, imp.b.getF32FloatAttr(*scale),
       imp.b.getStringAttr("unselected"), imp.b.getI64IntegerAttr(64),
-      imp.b.getI64IntegerAttr(0), imp.b.getStringAttr(""));
+      imp.b.getI64IntegerAttr(0), imp.b.getStringAttr(""),
+      imp.b.getF32FloatAttr(softcap));
   if (failed(y) || !mergeOut)
     return y;
   return mergeHeads(imp, *y);
@@ -264,64 +266,6 @@ VResult rotate(Importer &imp, Value x4, Value cosBS, Value sinBS, int64_t rot,
                                      imp.b.getBoolAttr(interleaved));
 }
 
-/// Attention whose scaled scores are capped, c * tanh(s / c), before the
-/// mask is added (Gemma 2's GroupQueryAttention softcap), as graph ops:
-/// the fused `attention` has no cap, so the scores are materialized. K and
-/// V's heads are repeated to Q's ([B, Hkv, T, D] -> [B, H, T, D]); the
-/// result is [B, S, H * D].
-VResult softcappedAttention(Importer &imp, Value q4, Value k4, Value v4,
-                            Value mask, float cap) {
-  Type elem = Importer::elemOf(q4), i64 = imp.b.getI64Type();
-  int64_t heads = cast<RankedTensorType>(q4.getType()).getDimSize(1),
-          kvHeads = cast<RankedTensorType>(k4.getType()).getDimSize(1);
-  auto scale = attentionScale(imp, q4);
-  if (failed(scale))
-    return failure();
-  int64_t d = cast<RankedTensorType>(k4.getType()).getDimSize(3);
-  if (heads != kvHeads) {
-    if (heads == ShapedType::kDynamic || kvHeads == ShapedType::kDynamic ||
-        d == ShapedType::kDynamic)
-      return imp.fail("a softcap needs static head counts and head size");
-    int64_t group = heads / kvHeads;
-    for (Value *x : {&k4, &v4}) {
-      auto u = imp.make<UnsqueezeOp>(elem, *x, imp.b.getDenseI64ArrayAttr({2}));
-      auto lead = imp.make<ShapeOp>(i64, *x, imp.b.getI64IntegerAttr(0),
-                                    imp.b.getI64IntegerAttr(2));
-      auto tail = imp.make<ShapeOp>(i64, *x, imp.b.getI64IntegerAttr(2),
-                                    imp.b.getI64IntegerAttr(4));
-      if (failed(u) || failed(lead) || failed(tail))
-        return failure();
-      auto shape = imp.make<ConcatOp>(
-          i64, ValueRange{*lead, imp.constI64({group}), *tail},
-          imp.b.getI64IntegerAttr(0));
-      auto wide =
-          succeeded(shape) ? imp.make<ExpandOp>(elem, *u, *shape) : shape;
-      auto merged =
-          succeeded(wide) ? reshape(imp, *wide, {0, heads, -1, d}) : wide;
-      if (failed(merged))
-        return failure();
-      *x = *merged;
-    }
-  }
-  auto kt = transpose(imp, k4, {0, 1, 3, 2});
-  auto scores = succeeded(kt) ? imp.make<MatMulOp>(elem, q4, *kt) : kt;
-  if (succeeded(scores))
-    scores =
-        imp.make<MulOp>(elem, *scores, imp.constScalar(elem, *scale / cap));
-  if (succeeded(scores))
-    scores = imp.make<TanhOp>(elem, *scores);
-  if (succeeded(scores))
-    scores = imp.make<MulOp>(elem, *scores, imp.constScalar(elem, cap));
-  if (succeeded(scores))
-    scores = imp.make<AddOp>(elem, *scores, mask);
-  auto p = succeeded(scores)
-               ? imp.make<SoftmaxOp>(elem, *scores, imp.b.getI64IntegerAttr(-1))
-               : scores;
-  auto y = succeeded(p) ? imp.make<MatMulOp>(elem, *p, v4) : p;
-  if (failed(y))
-    return failure();
-  return mergeHeads(imp, *y);
-}
 } // namespace
 
 LogicalResult importOnnxAttention(Importer &imp) {
@@ -568,7 +512,7 @@ LogicalResult importMsMultiHeadAttention(Importer &imp) {
 ///  - query s attends the present's keys j <= p_b + s, and with
 ///    local_window_size W > 0 only those with j > p_b + s - W;
 ///  - a softcap c > 0 caps the scaled scores at c tanh(s / c) before the
-///    mask (softcappedAttention).
+///    mask (the attention's `softcap`).
 /// Without a past the call is a first prompt and present is this call's K
 /// and V. The query rows of a first prompt that lie past a sequence's
 /// length are padding (ONNX Runtime leaves them undefined).
@@ -735,12 +679,9 @@ LogicalResult importMsGroupQueryAttention(Importer &imp) {
     mask = imp.make<UnsqueezeOp>(elem, *mask, imp.b.getDenseI64ArrayAttr({1}));
   if (failed(mask))
     return failure();
-  float softcap = imp.attrFloat("softcap", 0.0f);
   auto out =
-      softcap > 0.0f
-          ? softcappedAttention(imp, q4, presentK, presentV, *mask, softcap)
-          : attend(imp, q4, presentK, presentV, {*mask},
-                   /*causal=*/false, Value(), /*mergeOut=*/true);
+      attend(imp, q4, presentK, presentV, {*mask}, /*causal=*/false, Value(),
+             /*mergeOut=*/true, std::max(imp.attrFloat("softcap", 0.0f), 0.0f));
   if (failed(out))
     return failure();
   return imp.setOutputs({*out, presentK, presentV});

@@ -4,11 +4,13 @@
 // with at most two masks, when select-attention chose its algorithm (no
 // --attention=...), into one call
 //   _mlir_ciface_transfuse_attention_f32(&Q, &K, &V, &M0, &M1, &O, masks,
-//                                        scale, flags)
+//                                        scale, softcap, flags)
 // on rank-4 strided descriptors: Q [B, H, Sq, D], K [B, Hkv, Sk, D],
 // V [B, Hkv, Sk, Dv], O [B, H, Sq, Dv]; the first `masks` of M0, M1 are
 // additive terms, each dim either the scores' or 1 (broadcast). It computes
-//   O = softmax(Q K^T * scale + M0 + M1) V
+//   O = softmax(cap(Q K^T * scale) + M0 + M1) V
+// where cap(s) = softcap * tanh(s / softcap) when softcap > 0 (Gemma 2),
+// else s,
 // per (batch, head), query head h reading K/V head h / (H / Hkv); a row
 // whose scores are all -inf gives zeros. `flags` bit 0 (--precision bf16,
 // unless --bf16-attention=false) rounds both operands of the two products
@@ -47,7 +49,7 @@
 // tokens just filled, into
 //   _mlir_ciface_transfuse_attention_f32_past(&Q, &K, &V, &M0, &M1, &O,
 //                                             &KPast, &VPast, masks,
-//                                             scale, flags)
+//                                             scale, softcap, flags)
 // without the past's copy: the kernel copies each head's past rows into K
 // and V itself (Past, below), so that they are read from DRAM once. An
 // empty KPast or VPast (sizes[2] = 0) copies nothing.
@@ -368,6 +370,15 @@ float softmaxRow(float *s, int64_t n, float scale, const MaskRow *masks,
   }
   float sum = ops.exp(s, n, mx);
   return sum > 0.0f ? 1.0f / sum : 0.0f;
+}
+
+/// s[j] = cap * tanh(s[j] * scale / cap) for j < n (Gemma 2's softcap),
+/// tanh(y) as 1 - 2 / (e^2y + 1) with expApprox: within a few float ulps
+/// of cap in absolute error, which is what the softmax sees.
+void capRow(float *s, int64_t n, float scale, float cap) {
+  float in = 2.0f * scale / cap;
+  for (int64_t j = 0; j < n; ++j)
+    s[j] = cap * (1.0f - 2.0f / (expApprox(s[j] * in) + 1.0f));
 }
 
 /// The bf16 products' softmax pass, on the CPUs whose bf16 GEMM kernels
@@ -838,6 +849,7 @@ struct Call {
   const Desc4D *masks[2];
   int64_t maskCount;
   float scale;
+  float softcap; // > 0: scores capped at softcap * tanh(s / softcap)
   int64_t group; // query heads per K/V head
   const RowOps &ops;
   bool bf16; // the products on bf16 operands (flags bit 0)
@@ -860,6 +872,21 @@ struct Call {
             x.offset + b * x.strides[0] + head * x.strides[1],
             {x.sizes[2], x.sizes[3]},
             {x.strides[2], x.strides[3]}};
+  }
+  /// A row of scores scaled, capped (softcap) and masked in place (the
+  /// masks from key 0 of `mr`); returns its max.
+  float addMasks(float *row, int64_t n, const MaskRow *mr) const {
+    if (softcap <= 0.0f)
+      return ops.addMasks(row, n, scale, mr, maskCount);
+    capRow(row, n, scale, softcap);
+    return ops.addMasks(row, n, 1.0f, mr, maskCount);
+  }
+  /// softmaxRow on a row of scores, capped first when softcap is set.
+  float softmax(float *row, int64_t n, const MaskRow *mr) const {
+    if (softcap <= 0.0f)
+      return softmaxRow(row, n, scale, mr, maskCount, ops);
+    capRow(row, n, scale, softcap);
+    return softmaxRow(row, n, 1.0f, mr, maskCount, ops);
   }
   void maskRows(int64_t b, int64_t h, int64_t i, MaskRow *out) const {
     for (int64_t t = 0; t < maskCount; ++t)
@@ -1003,7 +1030,7 @@ struct Call {
           ops.scores(qi, kp.at(0, 0), kp.strides[0], spk, d, row.data);
         ops.scores(qi, kv.at(spk, 0), kv.strides[0], sk - spk, d,
                    row.data + spk);
-        float inv = softmaxRow(row.data, sk, scale, mr, maskCount, ops);
+        float inv = softmax(row.data, sk, mr);
         float *oi = oAt(b, h, i);
         if (spv == 0) {
           ops.weightedSum(row.data, inv, vv.at(0, 0), vv.strides[0], sk, dv,
@@ -1027,7 +1054,7 @@ struct Call {
           acc += qi[t * q.strides[3]] * kj[t * k.strides[3]];
         row.data[j] = acc;
       }
-      float inv = softmaxRow(row.data, sk, scale, mr, maskCount, ops);
+      float inv = softmax(row.data, sk, mr);
       float *oi = oAt(b, h, i);
       for (int64_t t = 0; t < dv; ++t)
         oi[t * o.strides[3]] = 0.0f;
@@ -1148,17 +1175,17 @@ struct Call {
           mr[t].at += k0 * mr[t].step;
         float *row = scores.data + r * ld;
         if (direct) {
-          mx[r] = ops.addMasks(row, n, scale, mr, maskCount);
+          mx[r] = addMasks(row, n, mr);
           continue;
         }
         if (!onBf16) {
-          inv[r] = softmaxRow(row, n, scale, mr, maskCount, ops);
+          inv[r] = softmax(row, n, mr);
           if (rounded) // the unnormalized probabilities, as on bf16 kernels
             roundToBf16(row, n);
           continue;
         }
         uint16_t *panelRow = pPack.data + transfuse::bf16::aIndex(kpP, r, 0);
-        float mx = ops.addMasks(row, n, scale, mr, maskCount);
+        float mx = addMasks(row, n, mr);
         if (mx == kNegInf) { // a fully masked row: zeros
           for (int64_t p = 0; p < kpP; p += transfuse::bf16::kBlockK)
             std::fill_n(panelRow + p * transfuse::bf16::kPanelRows,
@@ -1216,8 +1243,8 @@ struct Call {
 };
 
 void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
-               Desc4D *o, int64_t masks, float scale, int64_t flags,
-               Past past) {
+               Desc4D *o, int64_t masks, float scale, float softcap,
+               int64_t flags, Past past) {
   int64_t batch = q->sizes[0], heads = q->sizes[1], sq = q->sizes[2],
           sk = k->sizes[2], dv = v->sizes[3], kvHeads = k->sizes[1];
   profile::Scope scope((flags & 1) ? "attention_bf16" : "attention_f32",
@@ -1255,6 +1282,7 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
             {&maskViews[0], &maskViews[1]},
             masks,
             scale,
+            softcap,
             group,
             rowOps(f32Path()),
             (flags & 1) != 0,
@@ -1313,9 +1341,10 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
 extern "C" __attribute__((visibility("default"))) void
 _mlir_ciface_transfuse_attention_f32(Desc4D *q, Desc4D *k, Desc4D *v,
                                      Desc4D *m0, Desc4D *m1, Desc4D *o,
-                                     int64_t masks, float scale,
+                                     int64_t masks, float scale, float softcap,
                                      int64_t flags) {
-  attention(q, k, v, m0, m1, o, masks, scale, flags, {nullptr, nullptr});
+  attention(q, k, v, m0, m1, o, masks, scale, softcap, flags,
+            {nullptr, nullptr});
 }
 
 /// The attention with a KV cache's past rows to copy into K and V first
@@ -1325,8 +1354,8 @@ _mlir_ciface_transfuse_attention_f32_past(Desc4D *q, Desc4D *k, Desc4D *v,
                                           Desc4D *m0, Desc4D *m1, Desc4D *o,
                                           Desc4D *kPast, Desc4D *vPast,
                                           int64_t masks, float scale,
-                                          int64_t flags) {
-  attention(q, k, v, m0, m1, o, masks, scale, flags,
+                                          float softcap, int64_t flags) {
+  attention(q, k, v, m0, m1, o, masks, scale, softcap, flags,
             {kPast->sizes[2] > 0 ? kPast : nullptr,
              vPast->sizes[2] > 0 ? vPast : nullptr});
 }

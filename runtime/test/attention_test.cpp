@@ -30,10 +30,11 @@ struct Desc4D {
 extern "C" void _mlir_ciface_transfuse_attention_f32(Desc4D *, Desc4D *,
                                                      Desc4D *, Desc4D *,
                                                      Desc4D *, Desc4D *,
-                                                     int64_t, float, int64_t);
+                                                     int64_t, float, float,
+                                                     int64_t);
 extern "C" void _mlir_ciface_transfuse_attention_f32_past(
     Desc4D *, Desc4D *, Desc4D *, Desc4D *, Desc4D *, Desc4D *, Desc4D *,
-    Desc4D *, int64_t, float, int64_t);
+    Desc4D *, int64_t, float, float, int64_t);
 
 namespace {
 
@@ -102,6 +103,9 @@ struct Case {
   // pastKOnly, V's past is empty (V is whole already).
   int64_t past = 0;
   bool pastKOnly = false;
+  // > 0: the scaled scores capped at softcap * tanh(s / softcap) before
+  // the masks (Gemma 2).
+  float softcap = 0.0f;
 };
 
 void check(const Case &c) {
@@ -178,10 +182,11 @@ void check(const Case &c) {
   if (c.past > 0)
     _mlir_ciface_transfuse_attention_f32_past(&q.d, &k.d, &v.d, &pad.d, &bias.d,
                                               &o.d, &kPast.d, &vPast.d, c.masks,
-                                              scale, c.bf16 ? 1 : 0);
+                                              scale, c.softcap, c.bf16 ? 1 : 0);
   else
     _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &pad.d, &bias.d,
-                                         &o.d, c.masks, scale, c.bf16 ? 1 : 0);
+                                         &o.d, c.masks, scale, c.softcap,
+                                         c.bf16 ? 1 : 0);
   // The past rows were copied in; nothing else of K or V changed.
   for (size_t x = 0; x < kWant.size(); ++x)
     ASSERT_EQ(k.v[x], kWant[x]) << "K element " << x;
@@ -208,6 +213,8 @@ void check(const Case &c) {
           for (int64_t t = 0; t < c.d; ++t)
             acc += r(q.at(b, h, i, t)) * r(k.at(b, h / group, j, t));
           acc *= scale;
+          if (c.softcap > 0)
+            acc = c.softcap * std::tanh(acc / c.softcap);
           if (c.masks >= 1)
             acc += pad.bcast(b, h, i, j);
           if (c.masks >= 2)
@@ -253,6 +260,20 @@ TEST(Attention, PackedTwoMasksTransposedViews) {
 
 TEST(Attention, PackedGroupedHeads) {
   check({1, 4, 2, 64, 64, 16, 16, 2, false});
+}
+
+// Gemma 2's softcap, 0.5 tanh(s / 0.5), under the scores of unit inputs
+// (so it bites), on the packed path (f32 and bf16 products) and the
+// decode path's few rows.
+TEST(Attention, Softcap) {
+  Case packed{1, 4, 2, 64, 80, 16, 16, 2, false};
+  packed.softcap = 0.5f;
+  check(packed);
+  packed.bf16 = true;
+  check(packed);
+  Case decode{2, 4, 2, 1, 40, 16, 16, 2, false};
+  decode.softcap = 0.5f;
+  check(decode);
 }
 
 TEST(Attention, FewRowsDecode) {
@@ -405,7 +426,8 @@ void checkLiveKeys(const LiveCase &c) {
         }
     Tensor4 o({batch, heads, s, dv}, order, 4.0f);
     _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &causal.d, &pad.d,
-                                         &o.d, 2, 1.0f / 8.0f, c.bf16 ? 1 : 0);
+                                         &o.d, 2, 1.0f / 8.0f, 0.0f,
+                                         c.bf16 ? 1 : 0);
     out[variant] = o.v;
     if (variant != 0)
       continue;

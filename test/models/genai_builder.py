@@ -69,7 +69,9 @@ FAMILIES = {
 
 
 def save_set(path, feeds, names, outputs):
-    os.makedirs(path)
+    """A test-data set: `feeds` (name -> array, in the model's input order)
+    and the outputs, `names` and `outputs` in the model's output order."""
+    os.makedirs(path, exist_ok=True)
     for i, (n, a) in enumerate(feeds.items()):
         with open(os.path.join(path, "input_%d.pb" % i), "wb") as f:
             f.write(numpy_helper.from_array(a, n).SerializeToString())

@@ -659,6 +659,19 @@ def qwen2():
             "Qwen2ForCausalLM: q/k/v biases, GQA 6/2")
 
 
+def gemma2():
+    # Eager attention (SDPA cannot cap scores): scores * scaling / 1.5,
+    # tanh, * 1.5, then the mask; the init std makes the cap bite.
+    decoder("gemma2_tiny", "Gemma2Config", "Gemma2ForCausalLM",
+            dict(vocab_size=1000, hidden_size=96, intermediate_size=160,
+                 num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
+                 head_dim=16, max_position_embeddings=128, sliding_window=8,
+                 attn_logit_softcapping=1.5, initializer_range=0.3,
+                 attn_implementation="eager"),
+            "Gemma2ForCausalLM: attention softcap 1.5, sliding window 8 on "
+            "alternate layers, GeGLU, GQA 6/2, init std 0.3")
+
+
 FIXTURES = {"bert_tiny": bert, "bert_mlm_tiny": bert_mlm, "ernie_tiny": ernie, "gpt2_tiny": gpt2, "roberta_tiny": roberta,
             "albert_tiny": albert, "electra_tiny": electra, "bloom_tiny": bloom,
             "llama_tiny": llama, "glm_tiny": glm, "t5_tiny": t5,
@@ -667,7 +680,8 @@ FIXTURES = {"bert_tiny": bert, "bert_mlm_tiny": bert_mlm, "ernie_tiny": ernie, "
             "t5_kv": t5_kv, "t5v11_kv": t5v11_kv, "bart_kv": bart_kv,
             "opt_tiny": opt, "gpt_neox_tiny": gpt_neox, "gptj_tiny": gptj,
             "roformer_tiny": roformer, "mistral_tiny": mistral,
-            "qwen2_tiny": qwen2, "mistral_kv": mistral_kv}
+            "qwen2_tiny": qwen2, "mistral_kv": mistral_kv,
+            "gemma2_tiny": gemma2}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

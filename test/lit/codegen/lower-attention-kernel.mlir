@@ -5,10 +5,11 @@
 // With attention-kernel, an f32 attention becomes one call to the runtime's
 // fused kernel: read-only buffers of Q, K, V and each mask (rank 4, any
 // strides), a fresh 64-byte aligned result buffer, the mask count, the
-// scale and the flags (bit 0: bf16 products, with bf16-attention). A mask of lower rank is reshaped to rank 4 first (ONNX broadcasting:
+// scale, the softcap (0: none) and the flags (bit 0: bf16 products, with
+// bf16-attention). A mask of lower rank is reshaped to rank 4 first (ONNX broadcasting:
 // [Sq, Sk] here). A missing second mask is passed as Q and not read (count 1).
 // Without the option: the generated loops.
-// CHECK: func.func private @transfuse_attention_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, i64, f32, i64) attributes {llvm.emit_c_interface}
+// CHECK: func.func private @transfuse_attention_f32(memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, {{.*}}, i64, f32, f32, i64) attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func.func @padding_mask
 // CHECK-DAG: %[[Q:.*]] = bufferization.to_buffer %arg0 read_only
 // CHECK-DAG: %[[QC:.*]] = memref.cast %[[Q]]
@@ -21,14 +22,15 @@
 // CHECK-DAG: %[[OC:.*]] = memref.cast %[[OUT]]
 // CHECK-DAG: %[[N:.*]] = arith.constant 1 : i64
 // CHECK-DAG: %[[S:.*]] = arith.constant 2.500000e-01 : f32
+// CHECK-DAG: %[[C:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK-DAG: %[[F:.*]] = arith.constant 0 : i64
-// CHECK: call @transfuse_attention_f32(%[[QC]], %[[KC]], %{{.*}}, %[[MC]], %[[QC]], %[[OC]], %[[N]], %[[S]], %[[F]])
+// CHECK: call @transfuse_attention_f32(%[[QC]], %[[KC]], %{{.*}}, %[[MC]], %[[QC]], %[[OC]], %[[N]], %[[S]], %[[C]], %[[F]])
 // CHECK: %[[T:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK: return %[[T]]
 // CHECK-NOT: scf.for
 // BF16-LABEL: func.func @padding_mask
 // BF16: %[[ONE:.*]] = arith.constant 1 : i64
-// BF16: call @transfuse_attention_f32({{.*}}, %[[ONE]], %{{.*}}, %[[ONE]])
+// BF16: call @transfuse_attention_f32({{.*}}, %[[ONE]], %{{.*}}, %{{.*}}, %[[ONE]])
 // LOOPS-LABEL: func.func @padding_mask
 // LOOPS-NOT: call @transfuse_attention_f32
 // LOOPS: scf.for
@@ -43,7 +45,7 @@ func.func @padding_mask(%q: tensor<2x4x?x16xf32>, %k: tensor<2x4x?x16xf32>, %mas
 // both masks are passed, the count is 2.
 // CHECK-LABEL: func.func @two_masks
 // CHECK-DAG: %[[N:.*]] = arith.constant 2 : i64
-// CHECK: call @transfuse_attention_f32(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[N]], %{{.*}}, %{{.*}})
+// CHECK: call @transfuse_attention_f32(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[N]], %{{.*}}, %{{.*}}, %{{.*}})
 func.func @two_masks(%q: tensor<1x8x?x32xf32>, %k: tensor<1x2x?x32xf32>, %bias: tensor<1x8x?x?xf32>, %pad: tensor<1x1x1x?xf32>) -> tensor<1x8x?x32xf32> {
   %0 = transformer.attention %q, %k, %k, %bias, %pad {scale = 1.0 : f32, algorithm = "by_length"} : (tensor<1x8x?x32xf32>, tensor<1x2x?x32xf32>, tensor<1x2x?x32xf32>, tensor<1x8x?x?xf32>, tensor<1x1x1x?xf32>) -> tensor<1x8x?x32xf32>
   return %0 : tensor<1x8x?x32xf32>
@@ -66,7 +68,7 @@ func.func @two_masks(%q: tensor<1x8x?x32xf32>, %k: tensor<1x2x?x32xf32>, %bias: 
 // CHECK: %[[START:.*]] = arith.addi %[[OFF]], %[[SKIP]]
 // CHECK: %[[BACK:.*]] = arith.subi %c0, %[[STRIDES]]#2
 // CHECK: %[[VIEW:.*]] = memref.reinterpret_cast %[[D]] to offset: [%[[START]]], sizes: [%c1, %c2, %[[ROWS]], %[[COLS]]], strides: [%[[STRIDES]]#0, %[[STRIDES]]#1, %[[BACK]], %[[STRIDES]]#2]
-// CHECK: call @transfuse_attention_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[VIEW]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
+// CHECK: call @transfuse_attention_f32(%{{.*}}, %{{.*}}, %{{.*}}, %[[VIEW]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
 // CHECK-NOT: linalg.generic
 // LOOPS-LABEL: func.func @toeplitz_bias
 // LOOPS: linalg.generic
@@ -76,6 +78,25 @@ func.func @toeplitz_bias(%q: tensor<1x2x?x8xf32>, %diag: tensor<1x2x?xf32>, %siz
   %b = transformer.toeplitz %diag, %sizes : (tensor<1x2x?xf32>, tensor<2xi64>) -> tensor<1x2x?x?xf32>
   %0 = transformer.attention %q, %q, %q, %b {scale = 1.0 : f32, algorithm = "by_length"} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x?xf32>) -> tensor<1x2x?x8xf32>
   return %0 : tensor<1x2x?x8xf32>
+}
+
+// -----
+
+// Gemma 2's softcap: the kernel gets it after the scale; the loops cap the
+// scaled scores, 30 tanh(s / 30), before the mask is added.
+// CHECK-LABEL: func.func @softcap
+// CHECK-DAG: %[[S:.*]] = arith.constant 2.500000e-01 : f32
+// CHECK-DAG: %[[C:.*]] = arith.constant 3.000000e+01 : f32
+// CHECK: call @transfuse_attention_f32({{.*}}, %[[S]], %[[C]], %{{.*}})
+// LOOPS-LABEL: func.func @softcap
+// LOOPS: %[[X:.*]] = arith.mulf %{{.*}}, %cst
+// LOOPS: %[[Y:.*]] = arith.mulf %[[X]], %{{.*}}
+// LOOPS: %[[T:.*]] = math.tanh %[[Y]]
+// LOOPS: %[[Z:.*]] = arith.mulf %[[T]], %{{.*}}
+// LOOPS: arith.addf %[[Z]]
+func.func @softcap(%q: tensor<1x4x?x16xf32>, %k: tensor<1x2x?x16xf32>, %mask: tensor<1x1x?x?xf32>) -> tensor<1x4x?x16xf32> {
+  %0 = transformer.attention %q, %k, %k, %mask {scale = 0.25 : f32, softcap = 30.0 : f32, algorithm = "materialized"} : (tensor<1x4x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x1x?x?xf32>) -> tensor<1x4x?x16xf32>
+  return %0 : tensor<1x4x?x16xf32>
 }
 
 // -----

@@ -228,3 +228,43 @@ func.func @masked_bias_kept(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v
   %o1 = transformer.matmul %p1, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
   return %o0, %o1 : tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>
 }
+
+// -----
+
+// Gemma 2's eager attention: (Q K^T) * 0.25 / 1.5, tanh, * 1.5 (the
+// softcap), then the mask: the attention's softcap 1.5 on scores scaled
+// by 0.25 (the inner factor 0.25 / 1.5 times the cap).
+// CHECK-LABEL: func @gemma2_softcap
+// CHECK: transformer.attention %arg0, %{{.*}}, %arg2, %arg3 {scale = 2.500000e-01 : f32, softcap = 1.500000e+00 : f32}
+// CHECK-NOT: transformer.tanh
+func.func @gemma2_softcap(%q: tensor<1x4x5x16xf32>, %kt: tensor<1x4x16x5xf32>, %v: tensor<1x4x5x16xf32>, %causal: tensor<1x1x5x5xf32>) -> tensor<1x4x5x16xf32> {
+  %scaling = transformer.constant dense<0.25> : tensor<f32>
+  %cap = transformer.constant dense<1.5> : tensor<f32>
+  %s = transformer.matmul %q, %kt : (tensor<1x4x5x16xf32>, tensor<1x4x16x5xf32>) -> tensor<1x4x5x5xf32>
+  %s1 = transformer.mul %s, %scaling : (tensor<1x4x5x5xf32>, tensor<f32>) -> tensor<1x4x5x5xf32>
+  %s2 = transformer.div %s1, %cap : (tensor<1x4x5x5xf32>, tensor<f32>) -> tensor<1x4x5x5xf32>
+  %t = transformer.tanh %s2 : (tensor<1x4x5x5xf32>) -> tensor<1x4x5x5xf32>
+  %c = transformer.mul %t, %cap : (tensor<1x4x5x5xf32>, tensor<f32>) -> tensor<1x4x5x5xf32>
+  %sm = transformer.add %c, %causal : (tensor<1x4x5x5xf32>, tensor<1x1x5x5xf32>) -> tensor<1x4x5x5xf32>
+  %p = transformer.softmax %sm {axis = 3 : i64} : (tensor<1x4x5x5xf32>) -> tensor<1x4x5x5xf32>
+  %o = transformer.matmul %p, %v : (tensor<1x4x5x5xf32>, tensor<1x4x5x16xf32>) -> tensor<1x4x5x16xf32>
+  return %o : tensor<1x4x5x16xf32>
+}
+
+// -----
+
+// Negative: the capped scores are also read elsewhere (the tanh has a
+// second user), so the scores stay as they are.
+// CHECK-LABEL: func @softcap_shared
+// CHECK-NOT: transformer.attention
+func.func @softcap_shared(%q: tensor<1x4x5x16xf32>, %kt: tensor<1x4x16x5xf32>, %v: tensor<1x4x5x16xf32>) -> (tensor<1x4x5x16xf32>, tensor<1x4x5x5xf32>) {
+  %cap = transformer.constant dense<1.5> : tensor<f32>
+  %s = transformer.matmul %q, %kt : (tensor<1x4x5x16xf32>, tensor<1x4x16x5xf32>) -> tensor<1x4x5x5xf32>
+  %s2 = transformer.div %s, %cap : (tensor<1x4x5x5xf32>, tensor<f32>) -> tensor<1x4x5x5xf32>
+  %t = transformer.tanh %s2 : (tensor<1x4x5x5xf32>) -> tensor<1x4x5x5xf32>
+  %c = transformer.mul %t, %cap : (tensor<1x4x5x5xf32>, tensor<f32>) -> tensor<1x4x5x5xf32>
+  // expected-remark @+1 {{not fused as attention: its input is not MatMul(Q, K^T) (scaled, plus masks)}}
+  %p = transformer.softmax %c {axis = 3 : i64} : (tensor<1x4x5x5xf32>) -> tensor<1x4x5x5xf32>
+  %o = transformer.matmul %p, %v : (tensor<1x4x5x5xf32>, tensor<1x4x5x16xf32>) -> tensor<1x4x5x16xf32>
+  return %o, %t : tensor<1x4x5x16xf32>, tensor<1x4x5x5xf32>
+}
