@@ -7,12 +7,13 @@
 // report then counts like any fused op).
 //
 // ONNX Runtime's com.microsoft Attention (BERT's fused QKV projection plus
-// attention) and MultiHeadAttention contrib ops import the same way, and so
-// do the other ops its transformer optimizer writes (SkipLayerNormalization,
-// SkipSimplifiedLayerNormalization, SimplifiedLayerNormalization,
-// EmbedLayerNormalization and the GELUs), into graph ops the fusion passes take
-// up as they would an export's; their expected outputs in the tests come from
-// ONNX Runtime itself.
+// attention), MultiHeadAttention and GroupQueryAttention (onnxruntime-genai's
+// decoders, with their KV cache: `kv_cache_update`) contrib ops import the
+// same way, and so do the other ops its transformer optimizer writes
+// (SkipLayerNormalization, SkipSimplifiedLayerNormalization,
+// SimplifiedLayerNormalization, EmbedLayerNormalization and the GELUs), into
+// graph ops the fusion passes take up as they would an export's; their
+// expected outputs in the tests come from ONNX Runtime itself.
 //
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/GraphImporter.h"

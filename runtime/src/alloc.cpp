@@ -24,13 +24,14 @@
 // pool's tasks, that unwinds the run at once; in a pool task (any thread)
 // the task unwinds first (failTask, thread_pool.cpp), the loop's other
 // tasks finish or never start, and the run ends when the loop returns.
-// Blocks that the unwound frames held are not given back (as after a
-// failed check). Outside a run (the runtime allocating outputs) the
-// allocation returns null; a pool loop outside a run aborts with a
-// message. A size of
-// 2^48 bytes or more fails without asking the system: no machine has that
-// much, a negative size computed at run time arrives as one, and near
-// SIZE_MAX the rounding below would wrap to a small block.
+// The blocks that the unwound frames held are given back then, as after a
+// failed check: each block a run allocates is in the run's set (RunBlocks,
+// alloc.h) until freed, and a failed run frees what is left in it. Outside
+// a run (the runtime allocating outputs) the allocation returns null; a
+// pool loop outside a run aborts with a message. A size of 2^48 bytes or
+// more fails without asking the system: no machine has that much, a
+// negative size computed at run time arrives as one, and near SIZE_MAX the
+// rounding below would wrap to a small block.
 //
 // transfuse_scratch_peak_bytes() reports the most bytes live at once, which
 // is the scratch memory a model's runs need.
@@ -46,7 +47,18 @@
 #include <mutex>
 #include <vector>
 
+/// What precedes each block's returned pointer.
+struct transfuse::runtime::Header {
+  void *block;         // what the system gave
+  size_t size;         // its bytes
+  RunBlocks *set;      // the run's set it is in, or null
+  Header *prev, *next; // in that set: newer, older
+};
+
 namespace {
+
+using transfuse::runtime::Header;
+using transfuse::runtime::RunBlocks;
 
 constexpr size_t kCacheCap = size_t(2) << 30;
 
@@ -111,9 +123,38 @@ struct Local {
 };
 thread_local Local local;
 
+thread_local RunBlocks *runSet = nullptr; // this thread's current run's
+
+/// Links `h` into `set` (newest first).
+void join(RunBlocks *set, Header *h) {
+  std::lock_guard<std::mutex> lock(set->mu);
+  h->set = set;
+  h->prev = nullptr;
+  h->next = set->newest;
+  if (set->newest)
+    set->newest->prev = h;
+  set->newest = h;
+}
+
+/// Unlinks `h` from its set, when it is in one.
+void leave(Header *h) {
+  RunBlocks *set = h->set;
+  if (!set)
+    return;
+  std::lock_guard<std::mutex> lock(set->mu);
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    set->newest = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
+  h->set = nullptr;
+}
+
 /// A block of at least bytes + align (whole pages), 64-byte aligned; the
-/// returned pointer is the first `align` boundary past a 16-byte header that
-/// holds the block and its size.
+/// returned pointer is the first `align` boundary past a Header (the block,
+/// its size, and its place in a run's set), which joins the thread's
+/// current run's set when there is one.
 void *allocate(size_t bytes, size_t align) {
   align = align < 64 ? 64 : align;
   if (bytes >= (size_t(1) << 48))
@@ -138,12 +179,25 @@ void *allocate(size_t bytes, size_t align) {
     c.live.fetch_sub(size);
     return nullptr;
   }
-  uintptr_t at = (reinterpret_cast<uintptr_t>(block) + 16 + align - 1) /
-                 align * align;
-  void **header = reinterpret_cast<void **>(at) - 2;
-  header[0] = block;
-  header[1] = reinterpret_cast<void *>(size);
+  uintptr_t at =
+      (reinterpret_cast<uintptr_t>(block) + sizeof(Header) + align - 1) /
+      align * align;
+  Header *h = reinterpret_cast<Header *>(at) - 1;
+  h->block = block;
+  h->size = size;
+  h->set = nullptr;
+  if (runSet)
+    join(runSet, h);
   return reinterpret_cast<void *>(at);
+}
+
+/// Gives `h`'s block back (it has left any set).
+void giveBack(Header *h) {
+  void *block = h->block;
+  size_t size = h->size;
+  cache().live.fetch_sub(size);
+  if (!local.keep(block, size))
+    release(block, size);
 }
 
 /// allocate(), or the run's end when it fails (see the top of the file).
@@ -172,12 +226,44 @@ extern "C" __attribute__((visibility("default"))) void
 _mlir_memref_to_llvm_free(void *ptr) {
   if (!ptr)
     return;
-  void **header = static_cast<void **>(ptr) - 2;
-  void *block = header[0];
-  size_t size = reinterpret_cast<size_t>(header[1]);
-  cache().live.fetch_sub(size);
-  if (!local.keep(block, size))
-    release(block, size);
+  Header *h = static_cast<Header *>(ptr) - 1;
+  leave(h);
+  giveBack(h);
+}
+
+namespace transfuse::runtime {
+
+RunBlocks *runBlocks() { return runSet; }
+
+void setRunBlocks(RunBlocks *blocks) { runSet = blocks; }
+
+void freeRunBlocks(RunBlocks &blocks) {
+  Header *h;
+  {
+    std::lock_guard<std::mutex> lock(blocks.mu);
+    h = blocks.newest;
+    blocks.newest = nullptr;
+  }
+  while (h) {
+    Header *next = h->next;
+    h->set = nullptr;
+    giveBack(h);
+    h = next;
+  }
+}
+
+void forgetRunBlocks(RunBlocks &blocks) {
+  std::lock_guard<std::mutex> lock(blocks.mu);
+  for (Header *h = blocks.newest; h; h = h->next)
+    h->set = nullptr;
+  blocks.newest = nullptr;
+}
+
+} // namespace transfuse::runtime
+
+extern "C" __attribute__((visibility("default"))) uint64_t
+transfuse_live_scratch_bytes() {
+  return cache().live.load();
 }
 
 extern "C" __attribute__((visibility("default"))) uint64_t

@@ -35,21 +35,32 @@ thread_local int64_t failedSite = -1;
 constexpr int64_t kOutOfMemorySite = -2;
 thread_local size_t failedBytes = 0;
 
-/// Calls the model; false when generated code reported a failed check.
+/// Calls the model; false when generated code reported a failed check (or
+/// ran out of memory). The blocks the run allocated and did not free are
+/// given back when it fails (its unwound frames never free them), and are
+/// its outputs when it succeeds (RunBlocks, alloc.h).
 bool callEntry(tf_entry_fn entry, void **args) {
+  using namespace transfuse::runtime;
   jmp_buf buf;
   jmp_buf *outer = currentRun;
-  int scopes = transfuse::runtime::profile::openScopes();
+  RunBlocks blocks;
+  RunBlocks *outerBlocks = runBlocks();
+  int scopes = profile::openScopes();
   currentRun = &buf;
+  setRunBlocks(&blocks);
   if (setjmp(buf) != 0) {
     currentRun = outer;
-    transfuse::runtime::profile::setOpenScopes(scopes);
+    setRunBlocks(outerBlocks);
+    freeRunBlocks(blocks);
+    profile::setOpenScopes(scopes);
     return false;
   }
-  double start = transfuse::runtime::profile::runStart();
+  double start = profile::runStart();
   entry(args);
-  transfuse::runtime::profile::runEnd(start);
+  profile::runEnd(start);
   currentRun = outer;
+  setRunBlocks(outerBlocks);
+  forgetRunBlocks(blocks);
   return true;
 }
 

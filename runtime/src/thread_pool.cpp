@@ -66,6 +66,7 @@ public:
     std::lock_guard<std::mutex> one(dispatch); // one loop at a time
     task = fn;
     ctx = c;
+    blocks = runBlocks(); // the tasks' blocks are the caller's run's
     count = n;
     failedBytes.store(0);
     next.store(0);
@@ -93,12 +94,15 @@ public:
 private:
   void claim() {
     inTask = true;
+    RunBlocks *own = runBlocks();
+    setRunBlocks(blocks);
     jmp_buf exit;
     taskExit = &exit;
     if (setjmp(exit) == 0)
       for (int64_t i; (i = next.fetch_add(1)) < count;)
         task(ctx, i);
     taskExit = nullptr;
+    setRunBlocks(own);
     inTask = false;
   }
 
@@ -130,6 +134,7 @@ private:
   int64_t count = 0;
   void (*task)(void *, int64_t) = nullptr;
   void *ctx = nullptr;
+  RunBlocks *blocks = nullptr; // the loop's caller's run's (alloc.h)
   bool stopping = false;
 };
 

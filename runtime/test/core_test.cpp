@@ -20,7 +20,10 @@ extern "C" void fakeEntry(void **args) {
   int64_t *ids = (int64_t *)args[1];
   int64_t b = ids[3], s = ids[4];
   const int64_t *data = (const int64_t *)(intptr_t)ids[1];
-  float *out = (float *)malloc(sizeof(float) * (b * s > 0 ? b * s : 1));
+  // From the runtime's allocator, as generated code's buffers are: the
+  // runtime frees what it does not hand over with it.
+  float *out = (float *)_mlir_memref_to_llvm_alloc(sizeof(float) *
+                                                   (b * s > 0 ? b * s : 1));
   for (int64_t i = 0; i < b * s; ++i)
     out[i] = 2.0f * (float)data[i];
   res[0] = res[1] = (int64_t)(intptr_t)out;
@@ -43,15 +46,26 @@ extern "C" void failingEntry(void **) { __transfuse_fail(0); }
 const tf_model_desc kFailing = {failingEntry, kMeta, "{}", kNames,
                                 "node 'r' (Reshape): target does not match\0"};
 
+// A model that allocates buffers (one on its own thread, one in each task
+// of a parallel loop) and keeps them, as generated code does until a later
+// op frees them, then fails a check.
+extern "C" void leakyFailingEntry(void **) {
+  _mlir_memref_to_llvm_alloc(1 << 20);
+  auto task = [](int64_t) { _mlir_memref_to_llvm_alloc(4096); };
+  transfuse::runtime::parallelFor(16, task);
+  __transfuse_fail(0);
+}
+const tf_model_desc kLeakyFailing = {leakyFailingEntry, kMeta, "{}", kNames,
+                                     "node 'x': a check\0"};
+
 // A model whose parallel loop cannot allocate: tasks 8 and on ask for
 // 2^50 bytes, which the allocator refuses without asking the system, on
-// whichever threads take them.
+// whichever threads take them; tasks 0-7 keep their 64 bytes.
 std::atomic<int> tasksStarted{0};
 extern "C" void oomInTaskEntry(void **) {
   auto task = [](int64_t i) {
     ++tasksStarted;
-    void *p = _mlir_memref_to_llvm_alloc(i >= 8 ? size_t(1) << 50 : 64);
-    _mlir_memref_to_llvm_free(p);
+    _mlir_memref_to_llvm_alloc(i >= 8 ? size_t(1) << 50 : 64);
   };
   transfuse::runtime::parallelFor(64, task);
   std::abort(); // the run ends in the loop
@@ -154,6 +168,26 @@ TEST_F(CoreTest, FailedCheckIsAnErrorNotACrash) {
   tf_core_session_destroy(f);
 }
 
+// A failed run gives back the buffers it held (its frames never free
+// them), on its own thread and in the pool's tasks; runs that succeed keep
+// their outputs.
+TEST_F(CoreTest, FailedRunGivesItsBuffersBack) {
+  tf_core_session *f = nullptr;
+  ASSERT_EQ(tf_core_session_create(&kLeakyFailing, &f), TF_OK);
+  tf_tensor out{};
+  uint64_t before = transfuse_live_scratch_bytes();
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(tf_core_run(f, in, 2, &out, 1), TF_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(transfuse_live_scratch_bytes(), before) << "round " << round;
+  }
+  ASSERT_EQ(tf_core_run(s, in, 2, &out, 1), TF_OK);
+  EXPECT_GT(transfuse_live_scratch_bytes(), before); // the output
+  EXPECT_EQ(((float *)out.data)[5], 12.0f);
+  tf_tensor_release(&out);
+  EXPECT_EQ(transfuse_live_scratch_bytes(), before);
+  tf_core_session_destroy(f);
+}
+
 // Out of memory in a task of the thread pool ends the run with the error,
 // on every thread count (runtime.gemm_threads runs this at three), and
 // leaves the pool and the sessions usable.
@@ -161,9 +195,11 @@ TEST_F(CoreTest, OutOfMemoryInAParallelTaskIsAnError) {
   tf_core_session *f = nullptr;
   ASSERT_EQ(tf_core_session_create(&kOomInTask, &f), TF_OK);
   tf_tensor out{};
+  uint64_t before = transfuse_live_scratch_bytes();
   for (int round = 0; round < 3; ++round) {
     tasksStarted = 0;
     EXPECT_EQ(tf_core_run(f, in, 2, &out, 1), TF_ERROR_OUT_OF_MEMORY);
+    EXPECT_EQ(transfuse_live_scratch_bytes(), before); // tasks' blocks back
     EXPECT_NE(std::string(tf_core_error(f)).find("buffer of 1125899906842624"),
               std::string::npos)
         << tf_core_error(f);
