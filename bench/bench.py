@@ -249,7 +249,8 @@ MODELS = {"bert-base": bert_base, "gpt2": gpt2, "gpt2-decode": gpt2_decode,
 def export(name, seq, work):
     import onnxruntime as ort
     import torch
-    from onnx import numpy_helper
+    sys.path.insert(0, os.path.join(ROOT, "test", "models"))
+    from generate import save_set
     d = os.path.join(work, "%s-s%d" % (name, seq))
     onnx_path = os.path.join(d, "model.onnx")
     data = os.path.join(d, "test_data_set_0")
@@ -264,13 +265,8 @@ def export(name, seq, work):
         feeds = {n: t.numpy() for n, t in zip(in_names, inputs)}
         sess = ort.InferenceSession(onnx_path,
                                     providers=["CPUExecutionProvider"])
-        expected = sess.run(list(out_names), feeds)
-        for i, (n, a) in enumerate(feeds.items()):
-            with open(os.path.join(data, "input_%d.pb" % i), "wb") as f:
-                f.write(numpy_helper.from_array(a, n).SerializeToString())
-        for i, (n, a) in enumerate(zip(out_names, expected)):
-            with open(os.path.join(data, "output_%d.pb" % i), "wb") as f:
-                f.write(numpy_helper.from_array(a, n).SerializeToString())
+        save_set(data, list(feeds), list(feeds.values()), list(out_names),
+                 sess.run(list(out_names), feeds))
     return d, onnx_path, data, model, in_names, inputs, flops
 
 

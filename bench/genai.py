@@ -35,7 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, os.pardir, "test", "models"))
 import bench  # noqa: E402  (its timers and helpers)
-from genai_builder import save_set, word_tokenizer  # noqa: E402
+from generate import save_set  # noqa: E402
+from genai_builder import word_tokenizer  # noqa: E402
 
 CONFIG = dict(vocab_size=32000, hidden_size=1024, intermediate_size=2816,
               num_hidden_layers=8, num_attention_heads=16,
@@ -77,6 +78,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     args = ap.parse_args()
     import onnxruntime as ort
+    import torch
     os.makedirs(args.work, exist_ok=True)
     path = build(args.work)
     so, compile_s, _ = bench.compile_transfuse(path, args.work)
@@ -98,25 +100,17 @@ def main():
                     (1, kv[0], past, kv[1]))).astype(np.float32)
         feeds = {i.name: feeds[i.name] for i in sess.get_inputs()}
         data = os.path.join(args.work, "%s-%d-%d" % (kind, seq, past))
-        save_set(data, feeds, [o.name for o in sess.get_outputs()],
-                 sess.run(None, feeds))
-        names = list(feeds)
-        arrays = [feeds[n] for n in names]
-
-        class Feed:  # time_ort takes tensors with .numpy()
-            def __init__(self, a):
-                self.a = a
-
-            def numpy(self):
-                return self.a
+        save_set(data, list(feeds), list(feeds.values()),
+                 [o.name for o in sess.get_outputs()], sess.run(None, feeds))
+        # time_ort takes the inputs as torch tensors (bench.py's models).
+        tensors = [torch.from_numpy(a) for a in feeds.values()]
 
         for threads in map(int, args.threads.split(",")):
             timed = bench.interleaved({
                 "transfuse": lambda: bench.time_transfuse(
                     so, data, threads, per_round),
                 "ort": lambda: bench.time_ort(
-                    path, names, [Feed(a) for a in arrays], threads,
-                    per_round),
+                    path, list(feeds), tensors, threads, per_round),
             }, args.rounds)
             row = {"case": kind, "seq": seq, "past": past,
                    "threads": threads, **timed}

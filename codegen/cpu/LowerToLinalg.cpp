@@ -800,12 +800,12 @@ struct LowerKvCacheUpdate : OpRewritePattern<KvCacheUpdateOp> {
           lens = op.getPastLengths();
     SmallVector<Value> pd = getDimValues(rw, loc, past),
                        ud = getDimValues(rw, loc, update);
-    auto eq = [&](OpBuilder &b, Location l, Value a, Value c) {
-      return arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, a, c);
+    auto eq = [&](Value a, Value c) {
+      return arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, a, c);
     };
-    Value ok = eq(rw, loc, tensor::DimOp::create(rw, loc, lens, 0), pd[0]);
+    Value ok = eq(tensor::DimOp::create(rw, loc, lens, 0), pd[0]);
     for (int64_t i : {0, 1, 3})
-      ok = arith::AndIOp::create(rw, loc, ok, eq(rw, loc, pd[i], ud[i]));
+      ok = arith::AndIOp::create(rw, loc, ok, eq(pd[i], ud[i]));
     emitRuntimeCheck(
         rw, loc, ok,
         "kv_cache_update: past, update and past_lengths disagree on batch, "

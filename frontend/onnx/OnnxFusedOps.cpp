@@ -78,34 +78,48 @@ VResult additiveMask(Importer &imp, Value mask, Type elem) {
       imp.constScalar(elem, -std::numeric_limits<double>::infinity()));
 }
 
+/// The additive mask of query rows whose last key is `last` ([..., Sq]):
+/// key j of the `keys` (a 0-D count) is -inf after it, and with `window`
+/// W > 0 also at or before last - W (a sliding window of W keys); 0
+/// elsewhere. [..., Sq, Sk].
+VResult lastKeyMask(Importer &imp, Value last, Value keys, int64_t window,
+                    Type elem) {
+  Type i64 = imp.b.getI64Type(), i1 = imp.b.getI1Type();
+  auto cols = imp.make<RangeOp>(i64, imp.constI64({0}, /*scalar=*/true), keys,
+                                imp.constI64({1}, /*scalar=*/true));
+  auto at = imp.make<UnsqueezeOp>(
+      i64, last, imp.b.getDenseI64ArrayAttr({Importer::rankOf(last)}));
+  if (failed(cols) || failed(at))
+    return failure();
+  auto dead = imp.make<LessOp>(i1, *at, *cols);
+  if (window > 0) {
+    auto first = imp.make<SubOp>(i64, *at, imp.constI64({window - 1}, true));
+    auto before =
+        succeeded(first) ? imp.make<LessOp>(i1, *cols, *first) : first;
+    if (succeeded(dead) && succeeded(before))
+      dead = imp.make<OrOp>(i1, *dead, *before);
+  }
+  if (failed(dead))
+    return failure();
+  return imp.make<WhereOp>(
+      elem, *dead,
+      imp.constScalar(elem, -std::numeric_limits<double>::infinity()),
+      imp.constScalar(elem, 0.0));
+}
+
 /// The [Sq, Sk] causal mask: query i attends key j iff j <= i + offset.
 VResult causalMask(Importer &imp, Value q, Value k, Value offset, Type elem) {
   Type i64 = imp.b.getI64Type();
   auto sq = dimOf(imp, q, 2), sk = dimOf(imp, k, 2);
   if (failed(sq) || failed(sk))
     return failure();
-  Value zero = imp.constI64({0}, /*scalar=*/true),
-        one = imp.constI64({1}, /*scalar=*/true);
-  auto rows = imp.make<RangeOp>(i64, zero, *sq, one);
-  auto cols = imp.make<RangeOp>(i64, zero, *sk, one);
-  if (failed(rows) || failed(cols))
-    return failure();
-  VResult last = *rows;
-  if (offset)
-    last = imp.make<AddOp>(i64, *rows, offset);
+  VResult last = imp.make<RangeOp>(i64, imp.constI64({0}, /*scalar=*/true), *sq,
+                                   imp.constI64({1}, /*scalar=*/true));
+  if (succeeded(last) && offset)
+    last = imp.make<AddOp>(i64, *last, offset);
   if (failed(last))
     return failure();
-  auto column =
-      imp.make<UnsqueezeOp>(i64, *last, imp.b.getDenseI64ArrayAttr({1}));
-  if (failed(column))
-    return failure();
-  auto masked = imp.make<LessOp>(imp.b.getI1Type(), *column, *cols);
-  if (failed(masked))
-    return failure();
-  return imp.make<WhereOp>(
-      elem, *masked,
-      imp.constScalar(elem, -std::numeric_limits<double>::infinity()),
-      imp.constScalar(elem, 0.0));
+  return lastKeyMask(imp, *last, *sk, /*window=*/-1, elem);
 }
 
 /// [B, heads, S, Dv] -> [B, S, heads * Dv].
@@ -572,7 +586,7 @@ LogicalResult importMsGroupQueryAttention(Importer &imp) {
       return failure();
     q = *qs, k = *ks, v = *vs;
   }
-  Type i64 = imp.b.getI64Type(), i1 = imp.b.getI1Type();
+  Type i64 = imp.b.getI64Type();
   auto i64Of = [&](Value x) -> VResult {
     return Importer::elemOf(x).isInteger(64) ? VResult(x)
                                              : imp.make<CastOp>(i64, x);
@@ -658,24 +672,8 @@ LogicalResult importMsGroupQueryAttention(Importer &imp) {
     }
   }
   // Query s of sequence b attends keys j <= p_b + s (and > p_b + s - W).
-  auto j = imp.make<RangeOp>(i64, zero, *keys, one);
-  auto at =
-      imp.make<UnsqueezeOp>(i64, *positions, imp.b.getDenseI64ArrayAttr({2}));
-  if (failed(j) || failed(at))
-    return failure();
-  auto dead = imp.make<LessOp>(i1, *at, *j);
-  if (int64_t w = imp.attrInt("local_window_size", -1); w > 0) {
-    auto first = imp.make<SubOp>(i64, *at, imp.constI64({w - 1}, true));
-    auto before = succeeded(first) ? imp.make<LessOp>(i1, *j, *first) : first;
-    if (succeeded(dead) && succeeded(before))
-      dead = imp.make<OrOp>(i1, *dead, *before);
-  }
-  if (failed(dead))
-    return failure();
-  auto mask = imp.make<WhereOp>(
-      elem, *dead,
-      imp.constScalar(elem, -std::numeric_limits<double>::infinity()),
-      imp.constScalar(elem, 0.0));
+  auto mask = lastKeyMask(imp, *positions, *keys,
+                          imp.attrInt("local_window_size", -1), elem);
   if (succeeded(mask))
     mask = imp.make<UnsqueezeOp>(elem, *mask, imp.b.getDenseI64ArrayAttr({1}));
   if (failed(mask))

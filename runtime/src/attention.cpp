@@ -9,9 +9,8 @@
 // V [B, Hkv, Sk, Dv], O [B, H, Sq, Dv]; the first `masks` of M0, M1 are
 // additive terms, each dim either the scores' or 1 (broadcast). It computes
 //   O = softmax(cap(Q K^T * scale) + M0 + M1) V
-// where cap(s) = softcap * tanh(s / softcap) when softcap > 0 (Gemma 2),
-// else s,
-// per (batch, head), query head h reading K/V head h / (H / Hkv); a row
+// (cap(s) = softcap * tanh(s / softcap) when softcap > 0, Gemma 2's; else
+// s) per (batch, head), query head h reading K/V head h / (H / Hkv); a row
 // whose scores are all -inf gives zeros. `flags` bit 0 (--precision bf16,
 // unless --bf16-attention=false) rounds both operands of the two products
 // to bf16 (K and V once per head; Q, unscaled, as the bf16 GEMM packs its
@@ -873,20 +872,13 @@ struct Call {
             {x.sizes[2], x.sizes[3]},
             {x.strides[2], x.strides[3]}};
   }
-  /// A row of scores scaled, capped (softcap) and masked in place (the
-  /// masks from key 0 of `mr`); returns its max.
-  float addMasks(float *row, int64_t n, const MaskRow *mr) const {
+  /// Caps a row of scores in place when softcap is set, which scales
+  /// them; returns the scale the mask pass still applies (1 or `scale`).
+  float cap(float *row, int64_t n) const {
     if (softcap <= 0.0f)
-      return ops.addMasks(row, n, scale, mr, maskCount);
+      return scale;
     capRow(row, n, scale, softcap);
-    return ops.addMasks(row, n, 1.0f, mr, maskCount);
-  }
-  /// softmaxRow on a row of scores, capped first when softcap is set.
-  float softmax(float *row, int64_t n, const MaskRow *mr) const {
-    if (softcap <= 0.0f)
-      return softmaxRow(row, n, scale, mr, maskCount, ops);
-    capRow(row, n, scale, softcap);
-    return softmaxRow(row, n, 1.0f, mr, maskCount, ops);
+    return 1.0f;
   }
   void maskRows(int64_t b, int64_t h, int64_t i, MaskRow *out) const {
     for (int64_t t = 0; t < maskCount; ++t)
@@ -1030,7 +1022,8 @@ struct Call {
           ops.scores(qi, kp.at(0, 0), kp.strides[0], spk, d, row.data);
         ops.scores(qi, kv.at(spk, 0), kv.strides[0], sk - spk, d,
                    row.data + spk);
-        float inv = softmax(row.data, sk, mr);
+        float inv =
+            softmaxRow(row.data, sk, cap(row.data, sk), mr, maskCount, ops);
         float *oi = oAt(b, h, i);
         if (spv == 0) {
           ops.weightedSum(row.data, inv, vv.at(0, 0), vv.strides[0], sk, dv,
@@ -1054,7 +1047,8 @@ struct Call {
           acc += qi[t * q.strides[3]] * kj[t * k.strides[3]];
         row.data[j] = acc;
       }
-      float inv = softmax(row.data, sk, mr);
+      float inv =
+          softmaxRow(row.data, sk, cap(row.data, sk), mr, maskCount, ops);
       float *oi = oAt(b, h, i);
       for (int64_t t = 0; t < dv; ++t)
         oi[t * o.strides[3]] = 0.0f;
@@ -1175,17 +1169,17 @@ struct Call {
           mr[t].at += k0 * mr[t].step;
         float *row = scores.data + r * ld;
         if (direct) {
-          mx[r] = addMasks(row, n, mr);
+          mx[r] = ops.addMasks(row, n, cap(row, n), mr, maskCount);
           continue;
         }
         if (!onBf16) {
-          inv[r] = softmax(row, n, mr);
+          inv[r] = softmaxRow(row, n, cap(row, n), mr, maskCount, ops);
           if (rounded) // the unnormalized probabilities, as on bf16 kernels
             roundToBf16(row, n);
           continue;
         }
         uint16_t *panelRow = pPack.data + transfuse::bf16::aIndex(kpP, r, 0);
-        float mx = addMasks(row, n, mr);
+        float mx = ops.addMasks(row, n, cap(row, n), mr, maskCount);
         if (mx == kNegInf) { // a fully masked row: zeros
           for (int64_t p = 0; p < kpP; p += transfuse::bf16::kBlockK)
             std::fill_n(panelRow + p * transfuse::bf16::kPanelRows,

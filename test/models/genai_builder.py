@@ -37,7 +37,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from onnx import numpy_helper
+
+from generate import save_set
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = 0
@@ -66,18 +67,6 @@ FAMILIES = {
                      "Gemma2ForCausalLM, 4 heads / 2 KV heads, attention "
                      "softcap 1.5, sliding window 4 on alternate layers"),
 }
-
-
-def save_set(path, feeds, names, outputs):
-    """A test-data set: `feeds` (name -> array, in the model's input order)
-    and the outputs, `names` and `outputs` in the model's output order."""
-    os.makedirs(path, exist_ok=True)
-    for i, (n, a) in enumerate(feeds.items()):
-        with open(os.path.join(path, "input_%d.pb" % i), "wb") as f:
-            f.write(numpy_helper.from_array(a, n).SerializeToString())
-    for i, (n, a) in enumerate(zip(names, outputs)):
-        with open(os.path.join(path, "output_%d.pb" % i), "wb") as f:
-            f.write(numpy_helper.from_array(a, n).SerializeToString())
 
 
 def word_tokenizer(path):
@@ -189,7 +178,8 @@ def build(name, config_cls, model_cls, kwargs, description):
         "sets": [],
     }
     for k, (what, feeds, out, seqs, n) in enumerate(sets):
-        save_set(os.path.join(dst, "test_data_set_%d" % k), feeds, names, out)
+        save_set(os.path.join(dst, "test_data_set_%d" % k), list(feeds),
+                 list(feeds.values()), names, out)
         diff = max(float(np.abs(out[0][i] - ref).max())
                    for i, ref in enumerate(hf_last(seqs, n)))
         manifest["sets"].append({"set": what,
