@@ -13,6 +13,11 @@ values; the inputs and ONNX Runtime's outputs are a test-data set, which
 `transfuse-run` checks its outputs against):
   - Transfuse: the AOT .so, `transfuse-run --repeat N`;
   - ONNX Runtime: CPU EP, all graph optimizations, intra-op threads = N.
+Then greedy generation of 128 tokens after a 128-token prompt, per decode
+step (from one token to the next), and whether both generate the same ids:
+  - Transfuse: `transfuse generate` on the builder's directory;
+  - onnxruntime-genai: its Generator (greedy) on the same directory, the
+    decoder's intra-op threads = N.
 The engines take turns in R rounds (bench.py's `interleaved`); a median is
 the median of the round medians.
 
@@ -25,9 +30,11 @@ Writes WORK/results-genai.json and prints a markdown table.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -43,6 +50,48 @@ CONFIG = dict(vocab_size=32000, hidden_size=1024, intermediate_size=2816,
               num_key_value_heads=4, head_dim=64,
               max_position_embeddings=2048)
 CASES = [("prompt", 128, 0), ("decode", 1, 128), ("decode", 1, 1023)]
+GENERATE = (128, 128)  # prompt tokens, new tokens
+EOS = 2  # the word-level tokenizer's "w2", the builder's eos_token_id
+
+
+def generate_transfuse(model_dir, work, prompt, n, threads):
+    """`transfuse generate` (compiled into work/ once): its decode steps'
+    median and min, and the ids."""
+    p = subprocess.run(
+        [os.path.join(bench.BIN, "transfuse"), "generate", model_dir,
+         "--prompt-ids", ",".join(map(str, prompt)),
+         "--max-new-tokens", str(n), "--eos-id", str(EOS),
+         "--cache-dir", work, "--quiet"],
+        env=dict(os.environ, TRANSFUSE_NUM_THREADS=str(threads)),
+        capture_output=True, text=True, check=True)
+    m = re.search(r"median ([0-9.]+), min ([0-9.]+)", p.stderr)
+    return {"median_ms": float(m.group(1)), "min_ms": float(m.group(2)),
+            "ids": [int(x) for x in p.stdout.split(",")]}
+
+
+def generate_genai(model_dir, prompt, n, threads):
+    """onnxruntime-genai's greedy Generator: the time between consecutive
+    tokens (each a decode step of the model and the search), median and
+    min, and the ids."""
+    import onnxruntime_genai as og
+    config = og.Config(model_dir)
+    config.overlay(json.dumps({"model": {"decoder": {"session_options": {
+        "intra_op_num_threads": threads}}}}))
+    model = og.Model(config)
+    params = og.GeneratorParams(model)
+    params.set_search_options(do_sample=False, max_length=len(prompt) + n)
+    gen = og.Generator(model, params)
+    gen.append_tokens([prompt])
+    steps, last = [], None
+    while not gen.is_done():
+        gen.generate_next_token()
+        now = time.perf_counter()
+        if last is not None:
+            steps.append((now - last) * 1000)
+        last = now
+    steps.sort()
+    return {"median_ms": steps[len(steps) // 2], "min_ms": steps[0],
+            "ids": [int(t) for t in gen.get_sequence(0)][len(prompt):]}
 
 
 def build(work):
@@ -119,6 +168,24 @@ def main():
                       "ORT %.2f ms" % (kind, seq, past, threads,
                                        timed["transfuse"]["median_ms"],
                                        timed["ort"]["median_ms"]))
+    model_dir = os.path.dirname(path)
+    prompt = rng.integers(3, CONFIG["vocab_size"], GENERATE[0]).tolist()
+    for threads in map(int, args.threads.split(",")):
+        timed = bench.interleaved({
+            "transfuse": lambda: generate_transfuse(
+                model_dir, args.work, prompt, GENERATE[1], threads),
+            "ort": lambda: generate_genai(model_dir, prompt, GENERATE[1],
+                                          threads),
+        }, args.rounds)
+        same = timed["transfuse"]["ids"] == timed["ort"]["ids"]
+        results["rows"].append({"case": "generate", "seq": GENERATE[1],
+                                "past": GENERATE[0], "threads": threads,
+                                "same_ids": same, **timed})
+        bench.log("generate %d after %d, %d thread(s): Transfuse %.2f ms, "
+                  "onnxruntime-genai %.2f ms per step; same ids: %s" % (
+                      GENERATE[1], GENERATE[0], threads,
+                      timed["transfuse"]["median_ms"],
+                      timed["ort"]["median_ms"], same))
     with open(os.path.join(args.work, "results-genai.json"), "w") as f:
         json.dump(results, f, indent=2)
     print("| case | threads | Transfuse f32 (min) | ORT f32 (min) | "
@@ -127,7 +194,11 @@ def main():
     for r in results["rows"]:
         t, o = r["transfuse"], r["ort"]
         what = ("prompt of %d tokens" % r["seq"] if r["case"] == "prompt"
-                else "decode step, past of %d" % r["past"])
+                else "decode step, past of %d" % r["past"]
+                if r["case"] == "decode" else
+                "generation, %d tokens after %d, per step (peer: "
+                "onnxruntime-genai; same ids: %s)" % (
+                    r["seq"], r["past"], "yes" if r["same_ids"] else "NO"))
         print("| %s | %d | %.1f ms (%.1f) | %.1f ms (%.1f) | %.2f |" % (
             what, r["threads"], t["median_ms"], t["min_ms"], o["median_ms"],
             o["min_ms"], t["median_ms"] / o["median_ms"]))

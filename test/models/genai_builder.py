@@ -18,7 +18,10 @@ model:
      must drop), as the builder's attention_mask -> seqlens_k implies;
   3  a later prompt of 4 tokens after a 5-token one (chunked prefill).
 Each set's logits are also compared with the Hugging Face model's on the
-whole sequence (its manifest records the largest difference).
+whole sequence (its manifest records the largest difference). generate.json
+holds the ids that onnxruntime-genai's own greedy search generates with the
+builder's output for a prompt (`transfuse generate` must match them,
+test/models/run_generate.sh), and whether Hugging Face's generate agrees.
 
 Needs torch, transformers and onnxruntime-genai. The builder's wheel pins
 no torch, so install it beside the venv's packages:
@@ -63,7 +66,8 @@ FAMILIES = {
     # cap bite), the first layer's window of 4, logits capped too.
     "gemma2_genai": ("Gemma2Config", "Gemma2ForCausalLM",
                      dict(num_attention_heads=4, num_key_value_heads=2,
-                          sliding_window=4, attn_logit_softcapping=1.5),
+                          sliding_window=4, attn_logit_softcapping=1.5,
+                          tie_word_embeddings=False),
                      "Gemma2ForCausalLM, 4 heads / 2 KV heads, attention "
                      "softcap 1.5, sliding window 4 on alternate layers"),
 }
@@ -77,6 +81,35 @@ def word_tokenizer(path):
     t.pre_tokenizer = pre_tokenizers.Whitespace()
     PreTrainedTokenizerFast(tokenizer_object=t, unk_token="w0",
                             bos_token="w1", eos_token="w2").save_pretrained(path)
+
+
+GENERATE_PROMPT = [5, 17, 42, 7, 99, 3, 250, 31]
+GENERATE_TOKENS = 12
+
+
+def genai_greedy(out_dir, hf):
+    """onnxruntime-genai's greedy search on the builder's output directory
+    (its genai_config.json: the end-of-sequence id "w2" = 2 stops it), and
+    whether Hugging Face's generate gives the same ids."""
+    import onnxruntime_genai as og
+    model = og.Model(out_dir)
+    params = og.GeneratorParams(model)
+    params.set_search_options(do_sample=False,
+                              max_length=len(GENERATE_PROMPT) + GENERATE_TOKENS)
+    gen = og.Generator(model, params)
+    gen.append_tokens([GENERATE_PROMPT])
+    while not gen.is_done():
+        gen.generate_next_token()
+    ids = [int(t) for t in gen.get_sequence(0)][len(GENERATE_PROMPT):]
+    with torch.no_grad():
+        want = hf.generate(torch.tensor([GENERATE_PROMPT]), do_sample=False,
+                           max_new_tokens=GENERATE_TOKENS, eos_token_id=2,
+                           pad_token_id=0)[0, len(GENERATE_PROMPT):].tolist()
+    return {"prompt_ids": GENERATE_PROMPT, "max_new_tokens": GENERATE_TOKENS,
+            "eos_id": 2, "expected_ids": ids,
+            "reference": "onnxruntime-genai %s greedy search on this model"
+                         % og.__version__,
+            "hf_generate_agrees": want == ids}
 
 
 def build(name, config_cls, model_cls, kwargs, description):
@@ -101,6 +134,7 @@ def build(name, config_cls, model_cls, kwargs, description):
                         "--extra_options", "windowed_kv_cache=false"],
                        check=True, stdout=subprocess.DEVNULL)
         model = onnx.load(os.path.join(tmp, "out", "model.onnx"))
+        generation = genai_greedy(os.path.join(tmp, "out"), hf)
     path = os.path.join(dst, "model.onnx")
     onnx.save(model, path)  # weights inside: one file
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -188,6 +222,9 @@ def build(name, config_cls, model_cls, kwargs, description):
                               for n in model.graph.node})
     with open(os.path.join(dst, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(dst, "generate.json"), "w") as f:
+        json.dump(generation, f, indent=2)
         f.write("\n")
     print("%s: %d bytes; logits vs HF %s" % (
         dst, os.path.getsize(path),

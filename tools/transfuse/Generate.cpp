@@ -4,10 +4,13 @@
 #include "transfuse/transfuse.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 
+#include <algorithm>
 #include <dlfcn.h>
 #include <memory>
+#include <optional>
 
 namespace transfuse {
 namespace {
@@ -34,10 +37,13 @@ public:
     release_ = (decltype(&tf_tensor_release))sym("tf_tensor_release");
     auto nin = (decltype(&tf_model_num_inputs))sym("tf_model_num_inputs");
     auto nout = (decltype(&tf_model_num_outputs))sym("tf_model_num_outputs");
-    if (!create || !destroy_ || !run_ || !error_ || !release_ || !nin || !nout)
+    auto sig = (decltype(&tf_model_signature))sym("tf_model_signature");
+    if (!create || !destroy_ || !run_ || !error_ || !release_ || !nin ||
+        !nout || !sig)
       return error = path + " does not export the Transfuse model API", false;
     numInputs = nin();
     numOutputs = nout();
+    signature = sig();
     if (create(&session_) != TF_OK)
       return error = "cannot create a session for " + path, false;
     return true;
@@ -57,6 +63,9 @@ public:
   }
 
   size_t numInputs = 0, numOutputs = 0;
+  /// tf_model_signature's JSON (names, dtypes, shapes of the model's inputs
+  /// and outputs).
+  std::string signature;
 
 private:
   void *handle_ = nullptr;
@@ -67,13 +76,15 @@ private:
   decltype(&tf_tensor_release) release_ = nullptr;
 };
 
-/// Compiles dir/part/model.onnx to cache/part/model.so unless that is newer
-/// than the model, the compiler and the runtime archive.
+/// Compiles dir/part/model.onnx (dir/model.onnx with an empty part) to
+/// cache/part/model.so unless that is newer than the model, the compiler
+/// and the runtime archive.
 bool ensureCompiled(const GenerateOptions &o, const std::string &part,
                     const std::string &runtimeArchive, std::string &soPath,
                     std::string &error) {
-  std::string onnx = o.modelDir + "/" + part + "/model.onnx";
-  std::string outDir = (o.cacheDir.empty() ? o.modelDir : o.cacheDir) + "/" + part;
+  std::string sub = part.empty() ? "" : "/" + part;
+  std::string onnx = o.modelDir + sub + "/model.onnx";
+  std::string outDir = (o.cacheDir.empty() ? o.modelDir : o.cacheDir) + sub;
   soPath = outDir + "/model.so";
   llvm::sys::fs::file_status src, dst;
   if (llvm::sys::fs::status(onnx, src))
@@ -118,11 +129,206 @@ bool lastArgmax(const tf_tensor &logits, int64_t &token, std::string &error) {
   return true;
 }
 
+/// How generation feeds one model that takes both the prompt and each
+/// decode step (onnxruntime-genai's model builder writes such a model):
+/// which role each input has, in the model's order, and where the outputs
+/// are. Read from the library's signature (tf_model_signature).
+struct SingleModel {
+  enum Role { Ids, Mask, Positions, Past };
+  std::vector<Role> roles;
+  /// Per past input, in order: its name, and its shape with an empty past
+  /// (dim 2 = 0).
+  std::vector<std::string> pastNames;
+  std::vector<std::vector<int64_t>> emptyPast;
+  size_t logits = 0;
+  /// Per past input, in order: the output that is its next value.
+  std::vector<size_t> presents;
+
+  bool parse(const std::string &signature, std::string &error) {
+    auto json = llvm::json::parse(signature);
+    if (!json)
+      return error = "cannot read the model's signature: " +
+                     llvm::toString(json.takeError()),
+             false;
+    const llvm::json::Object *root = json->getAsObject();
+    const llvm::json::Array *ins = root ? root->getArray("inputs") : nullptr;
+    const llvm::json::Array *outs = root ? root->getArray("outputs") : nullptr;
+    if (!ins || !outs)
+      return error = "the model's signature lists no inputs or outputs", false;
+    bool haveIds = false;
+    for (const llvm::json::Value &v : *ins) {
+      const llvm::json::Object *in = v.getAsObject();
+      std::string name = in->getString("name").value_or("").str();
+      std::string dtype = in->getString("dtype").value_or("").str();
+      const llvm::json::Array *shape = in->getArray("shape");
+      size_t rank = shape ? shape->size() : 0;
+      if ((name == "input_ids" || name == "attention_mask" ||
+           name == "position_ids") &&
+          dtype == "int64" && rank == 2) {
+        haveIds |= name == "input_ids";
+        roles.push_back(name == "input_ids"        ? Ids
+                        : name == "attention_mask" ? Mask
+                                                   : Positions);
+        continue;
+      }
+      // A past key or value, [batch, heads, past, head dim].
+      if (name.find("past") == std::string::npos || dtype != "float32" ||
+          rank != 4)
+        return error = "input '" + name + "' (" + dtype + ", rank " +
+                       std::to_string(rank) +
+                       ") is not one that generation can feed: a single model "
+                       "takes input_ids, attention_mask, position_ids (int64 "
+                       "[batch, seq]) and past key/values (float32 [batch, "
+                       "heads, past, head dim])",
+               false;
+      roles.push_back(Past);
+      pastNames.push_back(name);
+      emptyPast.push_back({1, (*shape)[1].getAsInteger().value_or(-1), 0,
+                           (*shape)[3].getAsInteger().value_or(-1)});
+    }
+    if (!haveIds)
+      return error = "the model has no input_ids input", false;
+    if (emptyPast.empty())
+      return error = "the model has no past key/value inputs: generation "
+                     "feeds each step only its new token, so it needs a "
+                     "model that keeps a KV cache",
+             false;
+    bool haveLogits = false;
+    for (size_t i = 0; i < outs->size(); ++i) {
+      const llvm::json::Object *out = (*outs)[i].getAsObject();
+      std::string name = out ? out->getString("name").value_or("").str() : "";
+      if (name == "logits") {
+        logits = i;
+        haveLogits = true;
+      } else if (name.find("present") != std::string::npos) {
+        presents.push_back(i);
+      }
+    }
+    if (!haveLogits)
+      return error = "the model has no output named logits", false;
+    if (presents.size() != emptyPast.size())
+      return error = "the model has " + std::to_string(emptyPast.size()) +
+                     " past inputs but " + std::to_string(presents.size()) +
+                     " present outputs",
+             false;
+    // A past's heads or head dim that the signature leaves symbolic (the
+    // builder's "kv_cache_dim") from its present's, which shape inference
+    // knows.
+    for (size_t k = 0; k < presents.size(); ++k) {
+      const llvm::json::Array *shape =
+          (*outs)[presents[k]].getAsObject()->getArray("shape");
+      for (int d : {1, 3}) {
+        std::optional<int64_t> n;
+        if (shape && shape->size() == 4)
+          n = (*shape)[d].getAsInteger();
+        int64_t &dim = emptyPast[k][d];
+        if (dim < 0 && n)
+          dim = *n;
+        if (dim < 0 || (n && *n != dim))
+          return error = "cannot tell the " +
+                         std::string(d == 1 ? "heads" : "head dim") +
+                         " of an empty '" + pastNames[k] +
+                         "' from the model's signature",
+                 false;
+      }
+    }
+    return true;
+  }
+};
+
+/// Greedy generation with one model for the prompt and the decode steps
+/// (dir/model.onnx): the prompt with empty pasts, then one token at a time
+/// with the last step's presents as pasts; the attention mask covers every
+/// token so far, the positions count from 0.
+bool generateSingle(const GenerateOptions &o, const std::string &runtimeArchive,
+                    std::vector<int64_t> &generated,
+                    std::vector<double> &stepMs, std::string &error) {
+  if (o.decoderStartId >= 0)
+    return error = "--decoder-start-id is for encoder-decoder exports "
+                   "(encoder/, prefill/ and decode/)",
+           false;
+  std::string so;
+  Library model;
+  SingleModel sig;
+  if (!ensureCompiled(o, "", runtimeArchive, so, error) ||
+      !model.load(so, error) || !sig.parse(model.signature, error))
+    return false;
+  if (o.promptIds.empty())
+    return error = "the prompt is empty", false;
+
+  std::vector<int64_t> ids(o.promptIds), mask(ids.size(), 1), positions;
+  for (size_t i = 0; i < ids.size(); ++i)
+    positions.push_back(i);
+  float noData = 0.0f; // an empty past's data pointer
+  std::vector<tf_tensor> pasts;
+  for (const std::vector<int64_t> &shape : sig.emptyPast) {
+    tf_tensor t{};
+    t.data = &noData;
+    t.dtype = TF_FLOAT;
+    t.rank = 4;
+    std::copy(shape.begin(), shape.end(), t.shape);
+    pasts.push_back(t);
+  }
+  std::vector<tf_tensor> out;
+  double last = 0; // when the last token came
+  bool ok = true;
+  generated.clear();
+  stepMs.clear();
+  for (int64_t step = 0; ok; ++step) {
+    std::vector<tf_tensor> in;
+    size_t past = 0;
+    for (SingleModel::Role role : sig.roles) {
+      switch (role) {
+      case SingleModel::Ids:
+        in.push_back(int64Tensor(ids, 1, ids.size()));
+        break;
+      case SingleModel::Mask:
+        in.push_back(int64Tensor(mask, 1, mask.size()));
+        break;
+      case SingleModel::Positions:
+        in.push_back(int64Tensor(positions, 1, positions.size()));
+        break;
+      case SingleModel::Past:
+        in.push_back(pasts[past++]);
+        break;
+      }
+    }
+    std::vector<tf_tensor> newOut;
+    ok = model.run(in, newOut, error);
+    model.release(out); // the last step's outputs, runtime-owned
+    out = std::move(newOut);
+    if (!ok) {
+      error = (step ? "decode step: " : "prompt: ") + error;
+      break;
+    }
+    int64_t token;
+    if (!(ok = lastArgmax(out[sig.logits], token, error)))
+      break;
+    generated.push_back(token);
+    double now = driver::nowMs();
+    if (step > 0)
+      stepMs.push_back(now - last);
+    last = now;
+    if ((int64_t)generated.size() >= o.maxNewTokens || token == o.eosId)
+      break;
+    for (size_t k = 0; k < pasts.size(); ++k)
+      pasts[k] = out[sig.presents[k]];
+    positions = {int64_t(mask.size())};
+    ids = {token};
+    mask.push_back(1);
+  }
+  model.release(out);
+  return ok;
+}
+
 } // namespace
 
 bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
-                    std::vector<int64_t> &generated, double &msPerToken,
-                    std::string &error) {
+                    std::vector<int64_t> &generated,
+                    std::vector<double> &stepMs, std::string &error) {
+  if (!llvm::sys::fs::exists(o.modelDir + "/prefill/model.onnx") &&
+      llvm::sys::fs::exists(o.modelDir + "/model.onnx"))
+    return generateSingle(o, runtimeArchive, generated, stepMs, error);
   bool seq2seq = llvm::sys::fs::exists(o.modelDir + "/encoder/model.onnx");
   if (seq2seq && o.decoderStartId < 0)
     return error = "an encoder-decoder model needs --decoder-start-id", false;
@@ -165,14 +371,19 @@ bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
     encoder.release(states);
     return error = "prefill: " + error, false;
   }
-  double start = driver::nowMs();
+  double last = 0; // when the last token came
   int64_t token;
   bool ok = true;
   generated.clear();
+  stepMs.clear();
   while (ok) {
     if (!(ok = lastArgmax(out[0], token, error)))
       break;
     generated.push_back(token);
+    double now = driver::nowMs();
+    if (generated.size() > 1)
+      stepMs.push_back(now - last);
+    last = now;
     if ((int64_t)generated.size() >= o.maxNewTokens || token == o.eosId)
       break;
     std::vector<int64_t> next{token};
@@ -191,9 +402,6 @@ bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
     if (!ok)
       error = "decode: " + error;
   }
-  msPerToken = generated.size() > 1
-                   ? (driver::nowMs() - start) / (generated.size() - 1)
-                   : 0;
   decode.release(out);
   encoder.release(states);
   return ok;

@@ -11,7 +11,8 @@
 namespace transfuse {
 
 struct GenerateOptions {
-  std::string modelDir;   // holds prefill/model.onnx and decode/model.onnx
+  std::string
+      modelDir; // prefill/ and decode/ (each a model.onnx), or model.onnx
   std::string cacheDir;   // where the compiled .so files go (default: modelDir)
   std::vector<int64_t> promptIds;
   int64_t maxNewTokens = 16;
@@ -25,15 +26,23 @@ struct GenerateOptions {
 /// Compiles (when stale) and loads the prefill and decode libraries, runs
 /// the prompt through prefill, then decodes greedily one token at a time,
 /// feeding each step's present key/values back as the next step's past.
+/// One model for both (modelDir/model.onnx and no prefill/, as
+/// onnxruntime-genai's model builder writes): input_ids, attention_mask,
+/// position_ids as it has them and past key/values (float32 [batch, heads,
+/// past, head dim], empty for the prompt) in, logits and present
+/// key/values out.
 /// Decoder-only: prefill(input_ids, attention_mask), decode(input_ids,
 /// attention_mask, past...). Encoder-decoder (an encoder/ export next to
 /// them): encoder(input_ids, attention_mask) -> states, then
 /// prefill(decoder_input_ids = [start], states, attention_mask) and
 /// decode(decoder_input_ids, states, attention_mask, past...).
-/// Returns false with `error` set on failure.
-bool generateGreedy(const GenerateOptions &options, const std::string &runtimeArchive,
-                    std::vector<int64_t> &generated, double &msPerToken,
-                    std::string &error);
+/// `stepMs`: each decode step's time, from one generated token to the next
+/// (the model's run and the argmax). Returns false with `error` set on
+/// failure.
+bool generateGreedy(const GenerateOptions &options,
+                    const std::string &runtimeArchive,
+                    std::vector<int64_t> &generated,
+                    std::vector<double> &stepMs, std::string &error);
 
 } // namespace transfuse
 

@@ -18,12 +18,16 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
 
+#include <algorithm>
+
 using namespace llvm;
 using namespace transfuse;
 
 static cl::SubCommand compileCmd("compile", "Compile an ONNX model");
-static cl::SubCommand generateCmd(
-    "generate", "Greedy decoding with a model's prefill and decode exports");
+static cl::SubCommand
+    generateCmd("generate",
+                "Greedy decoding with a model's prefill and decode exports, "
+                "or with one model for both (onnxruntime-genai's builder)");
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"),
                                       cl::Required, cl::sub(compileCmd));
 static cl::opt<std::string> outputFile("o", cl::desc("Output file"),
@@ -100,7 +104,8 @@ static cl::list<std::string> dims(
     cl::value_desc("NAME=SIZE"), cl::sub(compileCmd));
 
 static cl::opt<std::string> modelDir(
-    cl::Positional, cl::desc("<model dir with prefill/ and decode/>"),
+    cl::Positional,
+    cl::desc("<model dir with prefill/ and decode/, or with one model.onnx>"),
     cl::Required, cl::sub(generateCmd));
 static cl::list<int64_t> promptIds("prompt-ids", cl::desc("Prompt token ids"),
                                    cl::CommaSeparated, cl::OneOrMore,
@@ -183,15 +188,25 @@ static int generate(const char *argv0) {
   o.decoderStartId = decoderStartId;
   o.compile.verbose = !generateQuiet;
   std::vector<int64_t> ids;
-  double msPerToken = 0;
+  std::vector<double> stepMs;
   std::string error;
-  if (!generateGreedy(o, driver::runtimeArchivePath(argv0), ids, msPerToken, error))
+  if (!generateGreedy(o, driver::runtimeArchivePath(argv0), ids, stepMs, error))
     return fail(error);
   for (size_t i = 0; i < ids.size(); ++i)
     outs() << (i ? "," : "") << ids[i];
   outs() << "\n";
-  errs() << "transfuse: " << ids.size() << " tokens, "
-         << format("%.2f", msPerToken) << " ms per decode step\n";
+  errs() << "transfuse: " << ids.size() << " tokens";
+  if (!stepMs.empty()) {
+    double sum = 0;
+    for (double t : stepMs)
+      sum += t;
+    std::sort(stepMs.begin(), stepMs.end());
+    errs() << ", " << format("%.2f", sum / stepMs.size())
+           << " ms per decode step (median "
+           << format("%.2f", stepMs[stepMs.size() / 2]) << ", min "
+           << format("%.2f", stepMs.front()) << ")";
+  }
+  errs() << "\n";
   if (!expectIds.empty()) {
     std::vector<int64_t> want(expectIds.begin(), expectIds.end());
     if (want != ids) {
