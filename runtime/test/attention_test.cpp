@@ -500,6 +500,125 @@ TEST(Attention, BlocksReadOnlyLiveKeys) {
   }
 }
 
+/// A decode step's few query rows (the few-row path) read only their live
+/// keys too (blockKeys, a row at a time): `sq` query rows at the end of
+/// `sk` keys, a first term causal (and a sliding `window`), a second one
+/// padding (batch 0's first 37 keys, 37 + 13 h with the term per head;
+/// batch 1's last 20, as a cache longer than its sequence), through
+/// transfuse_attention_f32_past when `past` > 0. Dead keys -inf or
+/// finfo.min give the same bits as -1e29 there (which LiveKeys reads: its
+/// exponential is 0 all the same), and the -inf run matches the
+/// double-precision softmax.
+struct DecodeLiveCase {
+  int64_t sq, sk, kvHeads, window = 0, past = 0;
+  bool padPerHead = false;
+};
+
+void checkDecodeLiveKeys(const DecodeLiveCase &c) {
+  SCOPED_TRACE(::testing::Message()
+               << "Sq " << c.sq << " Sk " << c.sk << " K/V heads " << c.kvHeads
+               << " window " << c.window << " past " << c.past
+               << " padding per head " << c.padPerHead);
+  constexpr std::array<int, 4> plain{0, 1, 2, 3};
+  const int64_t batch = 2, heads = 4, d = 64, dv = 40,
+                group = heads / c.kvHeads;
+  const int64_t padHeads = c.padPerHead ? heads : 1;
+  Tensor4 q({batch, heads, c.sq, d}, plain, 1.0f);
+  Tensor4 kAll({batch, c.kvHeads, c.sk, d}, plain, 2.0f);
+  Tensor4 vAll({batch, c.kvHeads, c.sk, dv}, plain, 3.0f);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float deads[] = {-inf, std::numeric_limits<float>::lowest(), -1e29f};
+  std::vector<float> out[3];
+  for (int variant = 0; variant < 3; ++variant) {
+    float dead = deads[variant];
+    Tensor4 causal({1, 1, c.sq, c.sk}, plain, 5.0f, -0.5f, 0.5f);
+    Tensor4 pad({batch, padHeads, 1, c.sk}, plain, 6.0f, -0.5f, 0.5f);
+    for (int64_t i = 0; i < c.sq; ++i) {
+      int64_t pos = c.sk - c.sq + i;
+      for (int64_t j = 0; j < c.sk; ++j)
+        if (j > pos || (c.window > 0 && j <= pos - c.window))
+          causal.at(0, 0, i, j) = dead;
+    }
+    for (int64_t h = 0; h < padHeads; ++h)
+      for (int64_t j = 0; j < c.sk; ++j) {
+        if (j < 37 + (c.padPerHead ? 13 * h : 0))
+          pad.at(0, h, 0, j) = dead;
+        if (j >= c.sk - 20)
+          pad.at(1, h, 0, j) = dead;
+      }
+    // K and V with their first `past` rows NaN, which the kernel copies
+    // in from the past tensors.
+    Tensor4 k = kAll, v = vAll;
+    Tensor4 kPast({batch, c.kvHeads, c.past, d}, plain, 0.0f);
+    Tensor4 vPast({batch, c.kvHeads, c.past, dv}, plain, 0.0f);
+    k.d.base = k.d.data = k.v.data();
+    v.d.base = v.d.data = v.v.data();
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < c.kvHeads; ++h)
+        for (int64_t j = 0; j < c.past; ++j) {
+          for (int64_t t = 0; t < d; ++t) {
+            kPast.at(b, h, j, t) = kAll.at(b, h, j, t);
+            k.at(b, h, j, t) = std::nanf("");
+          }
+          for (int64_t t = 0; t < dv; ++t) {
+            vPast.at(b, h, j, t) = vAll.at(b, h, j, t);
+            v.at(b, h, j, t) = std::nanf("");
+          }
+        }
+    Tensor4 o({batch, heads, c.sq, dv}, plain, 4.0f);
+    if (c.past > 0)
+      _mlir_ciface_transfuse_attention_f32_past(&q.d, &k.d, &v.d, &causal.d,
+                                                &pad.d, &o.d, &kPast.d,
+                                                &vPast.d, 2, 0.125f, 0.0f, 0);
+    else
+      _mlir_ciface_transfuse_attention_f32(&q.d, &k.d, &v.d, &causal.d, &pad.d,
+                                           &o.d, 2, 0.125f, 0.0f, 0);
+    out[variant] = o.v;
+    if (variant != 0)
+      continue;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < c.sq; ++i) {
+          std::vector<double> p(c.sk);
+          double mx = -INFINITY, sum = 0;
+          for (int64_t j = 0; j < c.sk; ++j) {
+            double acc = 0;
+            for (int64_t t = 0; t < d; ++t)
+              acc += double(q.at(b, h, i, t)) * kAll.at(b, h / group, j, t);
+            p[j] = acc / 8.0 + causal.bcast(b, h, i, j) + pad.bcast(b, h, i, j);
+            mx = std::max(mx, p[j]);
+          }
+          for (double &x : p) {
+            x = std::exp(x - mx);
+            sum += x;
+          }
+          for (int64_t t = 0; t < dv; ++t) {
+            double ref = 0;
+            for (int64_t j = 0; j < c.sk; ++j)
+              ref += p[j] * vAll.at(b, h / group, j, t) / sum;
+            ASSERT_NEAR(o.at(b, h, i, t), ref, 2e-5)
+                << "b " << b << " h " << h << " row " << i << " col " << t;
+          }
+        }
+  }
+  for (size_t x = 0; x < out[0].size(); ++x) {
+    ASSERT_EQ(out[0][x], out[2][x]) << "-inf: element " << x;
+    ASSERT_EQ(out[1][x], out[2][x]) << "finfo.min: element " << x;
+  }
+}
+
+TEST(Attention, DecodeReadsOnlyLiveKeys) {
+  // One and three query rows; a window of 50 (keys start past the left
+  // padding) and of 100; K/V heads per query head (the past copied in
+  // the head's task and read from there) and grouped (copied first).
+  checkDecodeLiveKeys({1, 300, 4});
+  checkDecodeLiveKeys({3, 300, 4, 50});
+  checkDecodeLiveKeys({1, 300, 2, 100, 0, true});
+  checkDecodeLiveKeys({1, 300, 4, 50, 290});
+  checkDecodeLiveKeys({3, 300, 4, 100, 150, true});
+  checkDecodeLiveKeys({2, 300, 2, 50, 280});
+}
+
 TEST(Attention, NoMasksNoKeys) {
   check({1, 2, 2, 20, 20, 8, 8, 0, false});
   check({1, 2, 2, 3, 0, 8, 8, 1, false});
