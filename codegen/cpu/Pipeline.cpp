@@ -21,6 +21,7 @@
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Passes/StandardInstrumentations.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
@@ -652,7 +653,11 @@ LogicalResult linkSharedLibrary(llvm::ArrayRef<std::string> objects,
     error = "model runtime not found at " + runtimeArchive.str();
     return failure();
   }
-  std::vector<std::string> args{"-shared", "-o", output.str()};
+  // Its soname is its file name, so that a program linked with it finds
+  // it by that name (its run path, LD_LIBRARY_PATH) wherever it is moved.
+  std::vector<std::string> args{
+      "-shared", "-Wl,-soname," + llvm::sys::path::filename(output).str(), "-o",
+      output.str()};
   args.insert(args.end(), objects.begin(), objects.end());
   args.insert(args.end(), {"-Wl,--whole-archive", runtimeArchive.str(),
                            "-Wl,--no-whole-archive", "-lm"});

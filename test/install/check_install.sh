@@ -2,7 +2,9 @@
 # What `cmake --install` gives a user, used from outside the source and
 # build trees: the installed compiler builds bert_tiny into a .so (finding
 # the runtime archive in PREFIX/lib), the installed runner runs it and the
-# JIT, a C99 client built against PREFIX/include links it, and the Python
+# JIT, a C99 client built against PREFIX/include links it, a CMake project
+# finds the package (find_package(Transfuse)) and builds the client with a
+# model compiled by transfuse_add_model, and the Python
 # binding installed by pip (python/pyproject.toml) compiles and runs it with
 # the compiler found through PATH. Outputs are checked against ONNX
 # Runtime's (the fixture's test data) by transfuse-run, the C client and
@@ -21,7 +23,9 @@ fixture=$src/test/models/bert_tiny
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
 for f in bin/transfuse bin/transfuse-run bin/transfuse-opt \
-         lib/libtransfuse_model_runtime.a include/transfuse/transfuse.h; do
+         lib/libtransfuse_model_runtime.a include/transfuse/transfuse.h \
+         lib/cmake/Transfuse/TransfuseConfig.cmake \
+         lib/cmake/Transfuse/TransfuseConfigVersion.cmake; do
   [ -e "$prefix/$f" ] || { echo "FAIL: $f not installed"; exit 1; }
 done
 
@@ -38,6 +42,23 @@ echo "== a C client against the installed header"
 "$py" "$src/test/lit/runtime/Inputs/dump_test_data.py" \
   "$fixture/test_data_set_1" data
 ./client data
+
+echo "== a CMake project: find_package(Transfuse), transfuse_add_model"
+cmake -S "$src/test/install/consumer" -B consumer -DCMAKE_C_COMPILER="$cc" \
+  -DCMAKE_PREFIX_PATH="$prefix" -DMODEL="$fixture/model.onnx" \
+  -DCLIENT_SOURCE="$src/test/lit/runtime/Inputs/c_api_client.c" >/dev/null
+cmake --build consumer >/dev/null
+./consumer/client data
+# A model that is not there is a configure error naming it.
+if cmake -S "$src/test/install/consumer" -B consumer-bad \
+     -DCMAKE_C_COMPILER="$cc" -DCMAKE_PREFIX_PATH="$prefix" \
+     -DMODEL="$work/missing.onnx" -DCLIENT_SOURCE=x.c >bad.log 2>&1; then
+  echo "FAIL: configuring with a missing model succeeded"; exit 1
+fi
+# (CMake wraps the message's lines.)
+grep -q "transfuse_add_model(bert): no model at" bad.log &&
+  grep -q "$work/missing.onnx" bad.log ||
+  { cat bad.log; echo "FAIL: no error naming the missing model"; exit 1; }
 
 echo "== the Python binding installed by pip"
 # From a copy: an in-tree build would leave build/ and *.egg-info in python/.
