@@ -15,7 +15,8 @@ values; the inputs and ONNX Runtime's outputs are a test-data set, which
   - ONNX Runtime: CPU EP, all graph optimizations, intra-op threads = N.
 Then greedy generation of 128 tokens after a 128-token prompt, per decode
 step (from one token to the next), and whether both generate the same ids:
-  - Transfuse: `transfuse generate` on the builder's directory;
+  - Transfuse: `transfuse generate` on the builder's directory (f32, and
+    --precision bf16: how many leading ids agree is reported);
   - onnxruntime-genai: its Generator (greedy) on the same directory, the
     decoder's intra-op threads = N.
 The engines take turns in R rounds (bench.py's `interleaved`); a median is
@@ -25,6 +26,7 @@ Needs the venv with torch and transformers (scripts/setup.sh --fixtures)
 and onnxruntime-genai, installed beside it (its wheel pins no torch):
     .venv/bin/pip install --no-deps --target DIR onnxruntime-genai
     PYTHONPATH=DIR .venv/bin/python bench/genai.py [--repeat N] [--rounds R]
+        [--threads 1,2] [--generate-only]
 Writes WORK/results-genai.json and prints a markdown table.
 """
 import argparse
@@ -54,14 +56,15 @@ GENERATE = (128, 128)  # prompt tokens, new tokens
 EOS = 2  # the word-level tokenizer's "w2", the builder's eos_token_id
 
 
-def generate_transfuse(model_dir, work, prompt, n, threads):
+def generate_transfuse(model_dir, work, prompt, n, threads,
+                       precision="f32"):
     """`transfuse generate` (compiled into work/ once): its decode steps'
     median and min, and the ids."""
     p = subprocess.run(
         [os.path.join(bench.BIN, "transfuse"), "generate", model_dir,
          "--prompt-ids", ",".join(map(str, prompt)),
          "--max-new-tokens", str(n), "--eos-id", str(EOS),
-         "--cache-dir", work, "--quiet"],
+         "--cache-dir", work, "--quiet", "--precision", precision],
         env=dict(os.environ, TRANSFUSE_NUM_THREADS=str(threads)),
         capture_output=True, text=True, check=True)
     m = re.search(r"median ([0-9.]+), min ([0-9.]+)", p.stderr)
@@ -125,6 +128,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=21)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--generate-only", action="store_true",
+                    help="only the generation rows")
     args = ap.parse_args()
     import onnxruntime as ort
     import torch
@@ -139,7 +144,7 @@ def main():
     results = {"cpu": bench.cpu_model(),
                "commit": bench.git_commit().replace(", at ", ""),
                "config": CONFIG, "compile_s": compile_s, "rows": []}
-    for kind, seq, past in CASES:
+    for kind, seq, past in [] if args.generate_only else CASES:
         feeds = {"input_ids": rng.integers(3, CONFIG["vocab_size"],
                                            (1, seq)).astype(np.int64),
                  "attention_mask": np.ones((1, past + seq), np.int64)}
@@ -174,18 +179,30 @@ def main():
         timed = bench.interleaved({
             "transfuse": lambda: generate_transfuse(
                 model_dir, args.work, prompt, GENERATE[1], threads),
+            "transfuse_bf16": lambda: generate_transfuse(
+                model_dir, args.work, prompt, GENERATE[1], threads, "bf16"),
             "ort": lambda: generate_genai(model_dir, prompt, GENERATE[1],
                                           threads),
         }, args.rounds)
-        same = timed["transfuse"]["ids"] == timed["ort"]["ids"]
+        want = timed["ort"]["ids"]
+        same = timed["transfuse"]["ids"] == want
+        # bf16 rounds the products: how many leading ids agree with
+        # onnxruntime-genai's f32 greedy search.
+        agree = next((i for i, (a, b) in enumerate(
+            zip(timed["transfuse_bf16"]["ids"], want)) if a != b), len(want))
+        bf16 = timed.pop("transfuse_bf16")
         results["rows"].append({"case": "generate", "seq": GENERATE[1],
                                 "past": GENERATE[0], "threads": threads,
-                                "same_ids": same, **timed})
-        bench.log("generate %d after %d, %d thread(s): Transfuse %.2f ms, "
-                  "onnxruntime-genai %.2f ms per step; same ids: %s" % (
+                                "same_ids": same, "bf16_median_ms":
+                                bf16["median_ms"], "bf16_min_ms":
+                                bf16["min_ms"], "bf16_leading_ids_agree":
+                                agree, **timed})
+        bench.log("generate %d after %d, %d thread(s): Transfuse %.2f ms "
+                  "(bf16 %.2f), onnxruntime-genai %.2f ms per step; same "
+                  "ids: %s (bf16: the first %d)" % (
                       GENERATE[1], GENERATE[0], threads,
-                      timed["transfuse"]["median_ms"],
-                      timed["ort"]["median_ms"], same))
+                      timed["transfuse"]["median_ms"], bf16["median_ms"],
+                      timed["ort"]["median_ms"], same, agree))
     with open(os.path.join(args.work, "results-genai.json"), "w") as f:
         json.dump(results, f, indent=2)
     print("| case | threads | Transfuse f32 (min) | ORT f32 (min) | "
@@ -202,6 +219,14 @@ def main():
         print("| %s | %d | %.1f ms (%.1f) | %.1f ms (%.1f) | %.2f |" % (
             what, r["threads"], t["median_ms"], t["min_ms"], o["median_ms"],
             o["min_ms"], t["median_ms"] / o["median_ms"]))
+    for r in results["rows"]:
+        if r["case"] == "generate":
+            print("\nbf16 generation, %d thread(s): %.1f ms per step (min "
+                  "%.1f), %.2fx onnxruntime-genai f32's; its first %d of %d "
+                  "ids agree with onnxruntime-genai's" % (
+                      r["threads"], r["bf16_median_ms"], r["bf16_min_ms"],
+                      r["ort"]["median_ms"] / r["bf16_median_ms"],
+                      r["bf16_leading_ids_agree"], r["seq"]))
 
 
 if __name__ == "__main__":

@@ -77,15 +77,21 @@ private:
 };
 
 /// Compiles dir/part/model.onnx (dir/model.onnx with an empty part) to
-/// cache/part/model.so unless that is newer than the model, the compiler
-/// and the runtime archive.
+/// cache/part/model.so (model-bf16.so with --precision bf16,
+/// model-bf16-f32att.so with its attention f32) unless that is newer than
+/// the model, the compiler and the runtime archive.
 bool ensureCompiled(const GenerateOptions &o, const std::string &part,
                     const std::string &runtimeArchive, std::string &soPath,
                     std::string &error) {
   std::string sub = part.empty() ? "" : "/" + part;
   std::string onnx = o.modelDir + sub + "/model.onnx";
   std::string outDir = (o.cacheDir.empty() ? o.modelDir : o.cacheDir) + sub;
-  soPath = outDir + "/model.so";
+  const cpu::CodegenOptions &c = o.compile.codegen;
+  std::string variant =
+      c.precision == "f32"
+          ? ""
+          : "-" + c.precision + (c.bf16Attention ? "" : "-f32att");
+  soPath = outDir + "/model" + variant + ".so";
   llvm::sys::fs::file_status src, dst;
   if (llvm::sys::fs::status(onnx, src))
     return error = "missing " + onnx, false;

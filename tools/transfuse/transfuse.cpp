@@ -65,14 +65,14 @@ static cl::opt<std::string> precision(
              "bf16 weights and activations (on AMX tiles, else AVX512-BF16 "
              "dot products, else the f32 GEMM), accumulating in f32; "
              "everything else stays f32"),
-    cl::init("f32"), cl::sub(compileCmd));
+    cl::init("f32"), cl::sub(compileCmd), cl::sub(generateCmd));
 static cl::opt<bool> bf16Attention(
     "bf16-attention",
     cl::desc("With --precision bf16 (its default): the fused attention's "
              "products (Q K^T, P V) on bf16 operands too, rounded at run "
              "time, softmax statistics f32; =false keeps them f32 (see "
              "docs/benchmarks.md)"),
-    cl::sub(compileCmd));
+    cl::sub(compileCmd), cl::sub(generateCmd));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress lines"),
                            cl::sub(compileCmd));
 static cl::opt<bool> noFusion("no-fusion",
@@ -187,6 +187,16 @@ static int generate(const char *argv0) {
   o.eosId = eosId;
   o.decoderStartId = decoderStartId;
   o.compile.verbose = !generateQuiet;
+  std::optional<bool> bf16AttentionChoice;
+  if (bf16Attention.getNumOccurrences())
+    bf16AttentionChoice = bf16Attention;
+  if (std::string e =
+          cpu::precisionError(precision, bf16AttentionChoice, "auto");
+      !e.empty())
+    return fail(e);
+  o.compile.codegen.precision = precision;
+  o.compile.codegen.bf16Attention =
+      cpu::bf16AttentionOn(precision, bf16AttentionChoice, "auto");
   std::vector<int64_t> ids;
   std::vector<double> stepMs;
   std::string error;
