@@ -34,6 +34,15 @@ void freeRunBlocks(RunBlocks &blocks);
 /// Takes every block out of `blocks`, allocated still (a run's outputs).
 void forgetRunBlocks(RunBlocks &blocks);
 
+/// A run ended (core.cpp's callEntry, either way): the cached blocks of a
+/// size class no allocation asked for during the last few runs go back to
+/// the system (see alloc.cpp).
+void endRun();
+/// The bytes of the free blocks the cache holds, and how many blocks it
+/// has asked the system for so far (for tests).
+size_t cachedBytes();
+uint64_t blocksFromSystem();
+
 /// core.cpp: a buffer of `bytes` could not be allocated. When a run is in
 /// progress on this thread outside the pool's tasks, ends it (it returns
 /// TF_ERROR_OUT_OF_MEMORY, naming the size) and does not return; else

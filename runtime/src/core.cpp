@@ -53,6 +53,7 @@ bool callEntry(tf_entry_fn entry, void **args) {
     setRunBlocks(outerBlocks);
     freeRunBlocks(blocks);
     profile::setOpenScopes(scopes);
+    endRun();
     return false;
   }
   double start = profile::runStart();
@@ -61,6 +62,7 @@ bool callEntry(tf_entry_fn entry, void **args) {
   currentRun = outer;
   setRunBlocks(outerBlocks);
   forgetRunBlocks(blocks);
+  endRun();
   return true;
 }
 
