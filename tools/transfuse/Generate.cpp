@@ -164,6 +164,8 @@ struct SingleModel {
     bool haveIds = false;
     for (const llvm::json::Value &v : *ins) {
       const llvm::json::Object *in = v.getAsObject();
+      if (!in)
+        return error = "the model's signature has a malformed input", false;
       std::string name = in->getString("name").value_or("").str();
       std::string dtype = in->getString("dtype").value_or("").str();
       const llvm::json::Array *shape = in->getArray("shape");
