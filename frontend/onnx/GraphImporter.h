@@ -86,6 +86,7 @@ mlir::LogicalResult importMsGroupQueryAttention(GraphImporter &imp);
 mlir::LogicalResult importMsSkipNorm(GraphImporter &imp, bool simplified);
 mlir::LogicalResult importMsGelu(GraphImporter &imp);
 mlir::LogicalResult importMsEmbedLayerNorm(GraphImporter &imp);
+mlir::LogicalResult importMsMatMulNBits(GraphImporter &imp);
 
 } // namespace transfuse::onnx_frontend
 

@@ -18,8 +18,13 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/GraphImporter.h"
 
+#include "mlir/IR/DialectResourceBlobManager.h"
+
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <optional>
+#include <vector>
 
 using namespace mlir;
 using namespace transfuse::transformer;
@@ -904,6 +909,136 @@ LogicalResult importMsGelu(Importer &imp) {
   }
   auto y = imp.make<GeluOp>(
       elem, *in, imp.b.getStringAttr(op == "FastGelu" ? "tanh" : "none"));
+  return failed(y) ? failure() : imp.setOutputs(*y);
+}
+
+namespace {
+/// The bytes of a constant tensor (a weight's blob, or a dense attribute
+/// with a splat expanded); nullopt when `v` is not one.
+std::optional<std::vector<char>> constantBytes(Value v) {
+  auto c = v.getDefiningOp<transformer::ConstantOp>();
+  auto type = dyn_cast<RankedTensorType>(v.getType());
+  if (!c || !type || !type.hasStaticShape() ||
+      type.getElementTypeBitWidth() % 8 != 0)
+    return std::nullopt;
+  size_t bytes = type.getNumElements() * (type.getElementTypeBitWidth() / 8);
+  ArrayRef<char> data;
+  if (auto dense = dyn_cast<DenseElementsAttr>(c.getValue())) {
+    data = dense.getRawData();
+    if (dense.isSplat() && !data.empty()) {
+      std::vector<char> out(bytes);
+      for (size_t i = 0; i < bytes; i += data.size())
+        std::copy(data.begin(), data.end(), out.begin() + i);
+      return out;
+    }
+  } else if (auto res = dyn_cast<DenseResourceElementsAttr>(c.getValue())) {
+    if (AsmResourceBlob *blob = res.getRawHandle().getBlob())
+      data = blob->getData();
+  }
+  if (data.size() != bytes)
+    return std::nullopt;
+  return std::vector<char>(data.begin(), data.end());
+}
+} // namespace
+
+/// com.microsoft MatMulNBits (onnxruntime-genai's int4 and int8 exports):
+/// Y = A W + bias, W [K, N] stored as `bits`-bit integers in blocks of
+/// `block_size` along K, each block of a column with its own scale and
+/// zero point: W[k][n] = (q - zero point) * scale, the zero point
+/// 2^(bits - 1) unless given (packed as B is, or as floats). The weights
+/// must be initializers: they are dequantized here, once, into an f32
+/// weight, so the model runs in f32 (or bf16 with --precision bf16),
+/// reading 8 (4) times the bytes of 4-bit weights at run time. g_idx
+/// (act-order quantization) and bit widths other than 4 and 8 are
+/// rejected; accuracy_level, which lets ONNX Runtime round A to int8, is
+/// ignored (A stays f32).
+LogicalResult importMsMatMulNBits(Importer &imp) {
+  Value a = imp.input(0), qb = imp.input(1), scales = imp.input(2),
+        zeros = imp.input(3), bias = imp.input(5);
+  if (imp.input(4))
+    return imp.fail("g_idx (act-order quantization) is not "
+                    "supported");
+  if (!Importer::elemOf(a).isF32())
+    return imp.fail("only a float32 A is supported");
+  int64_t k = imp.attrInt("K", -1), n = imp.attrInt("N", -1),
+          bits = imp.attrInt("bits", 4), block = imp.attrInt("block_size", -1);
+  if (bits != 4 && bits != 8)
+    return imp.fail("bits = " + Twine(bits) + " is not supported (4 or 8)");
+  constexpr int64_t kMax = int64_t(1) << 30; // no product below overflows
+  if (k <= 0 || n <= 0 || k > kMax || n > kMax || block < 16 || block > kMax ||
+      (block & (block - 1)))
+    return imp.fail("K and N must be in [1, 2^30] and block_size a power "
+                    "of two of at least 16 (K " +
+                    Twine(k) + ", N " + Twine(n) + ", block_size " +
+                    Twine(block) + ")");
+  int64_t kDim = cast<RankedTensorType>(a.getType()).getShape().back();
+  if (!ShapedType::isDynamic(kDim) && kDim != k)
+    return imp.fail("A's last dim is " + Twine(kDim) + ", not K = " + Twine(k));
+  int64_t blocks = (k + block - 1) / block, blob = block * bits / 8;
+  int64_t packedZeros = (blocks * bits + 7) / 8;
+  // Each operand's element type and element count (ONNX Runtime takes the
+  // 1-D and 2-D forms of scales and zero points alike).
+  auto typed = [](Value v, Type elem, int64_t count) {
+    auto t = dyn_cast<RankedTensorType>(v.getType());
+    return t && t.getElementType() == elem && t.hasStaticShape() &&
+           t.getNumElements() == count;
+  };
+  Type u8 = IntegerType::get(imp.ctx, 8, IntegerType::Unsigned);
+  Type f32 = imp.b.getF32Type();
+  bool zerosPacked = zeros && typed(zeros, u8, n * packedZeros);
+  if (!typed(qb, u8, n * blocks * blob) || !typed(scales, f32, n * blocks) ||
+      (zeros && !zerosPacked && !typed(zeros, f32, n * blocks)) ||
+      (bias && !typed(bias, f32, n)))
+    return imp.fail(
+        "B must be uint8 [N, K blocks, block bytes], scales "
+        "float32 [N * K blocks], zero_points uint8 [N * packed K blocks] "
+        "or float32 [N * K blocks], bias float32 [N]");
+  auto qBytes = constantBytes(qb), sBytes = constantBytes(scales);
+  std::optional<std::vector<char>> zBytes;
+  if (zeros)
+    zBytes = constantBytes(zeros);
+  if (!qBytes || !sBytes || (zeros && !zBytes))
+    return imp.fail("B, scales and zero_points must be "
+                    "initializers (constants)");
+  auto floatAt = [](const std::vector<char> &bytes, int64_t i) {
+    float f;
+    std::memcpy(&f, bytes.data() + 4 * i, 4);
+    return f;
+  };
+  // The unsigned `bits`-bit value at index i of a packed row (the low
+  // nibble first within each byte).
+  auto unpack = [&](const char *row, int64_t i) -> int {
+    auto byte = static_cast<uint8_t>(row[i * bits / 8]);
+    return bits == 8 ? byte : (i % 2 ? byte >> 4 : byte & 15);
+  };
+  auto zero = [&](int64_t col, int64_t blk) -> float {
+    if (!zeros)
+      return float(1 << (bits - 1));
+    if (zerosPacked)
+      return float(unpack(zBytes->data() + col * packedZeros, blk));
+    return floatAt(*zBytes, col * blocks + blk);
+  };
+  std::vector<float> w(k * n);
+  for (int64_t col = 0; col < n; ++col)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      float s = floatAt(*sBytes, col * blocks + blk), z = zero(col, blk);
+      const char *row = qBytes->data() + (col * blocks + blk) * blob;
+      for (int64_t i = 0; i < block && blk * block + i < k; ++i)
+        w[(blk * block + i) * n + col] = (float(unpack(row, i)) - z) * s;
+    }
+  onnx::TensorProto proto;
+  proto.set_name(imp.node->input(1) + "_dequantized");
+  proto.set_data_type(onnx::TensorProto::FLOAT);
+  proto.add_dims(k);
+  proto.add_dims(n);
+  proto.set_raw_data(reinterpret_cast<const char *>(w.data()),
+                     w.size() * sizeof(float));
+  FailureOr<Value> weight = imp.constantFromProto(proto);
+  if (failed(weight))
+    return failure();
+  VResult y = imp.make<MatMulOp>(f32, a, *weight);
+  if (succeeded(y) && bias)
+    y = imp.make<AddOp>(f32, *y, bias);
   return failed(y) ? failure() : imp.setOutputs(*y);
 }
 

@@ -113,6 +113,10 @@ Type GraphImporter::elementType(int32_t dtype) {
   case TP::INT32: return b.getI32Type();
   case TP::INT16: return b.getI16Type();
   case TP::INT8: return b.getI8Type();
+  // Quantized weights only (MatMulNBits): importNode rejects a uint8 input
+  // of any other op, readValueInfo a uint8 graph input or output.
+  case TP::UINT8:
+    return b.getIntegerType(8, /*isSigned=*/false);
   case TP::BOOL: return b.getI1Type();
   default: return {};
   }
@@ -177,7 +181,8 @@ static LogicalResult readValueInfo(GraphImporter &imp, const onnx::ValueInfoProt
     return imp.fail("graph value '" + vi.name() + "' is not a tensor");
   const auto &tt = vi.type().tensor_type();
   Type elem = imp.elementType(tt.elem_type());
-  if (!elem)
+  // uint8 is for MatMulNBits' weights, never a model's input or output.
+  if (!elem || elem.isUnsignedInteger())
     return imp.fail("graph value '" + vi.name() + "' has unsupported data type " +
                     onnx::TensorProto::DataType_Name(
                         (onnx::TensorProto::DataType)tt.elem_type()));
@@ -338,6 +343,11 @@ OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
     Value v = imp.values.lookup(out.name());
     if (!v) {
       error = "graph output '" + out.name() + "' is not produced by any node";
+      return nullptr;
+    }
+    if (imp.elemOf(v).isUnsignedInteger()) {
+      error =
+          "graph output '" + out.name() + "' has unsupported data type UINT8";
       return nullptr;
     }
     RankedTensorType declared;

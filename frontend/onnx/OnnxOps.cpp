@@ -573,6 +573,8 @@ const MicrosoftOp kMicrosoftOps[] = {
     {"EmbedLayerNormalization",
      {7, 9, 1u << 1 | 1u << 4},
      importMsEmbedLayerNorm},
+    // A, B, scales, then zero_points?, g_idx? and bias?.
+    {"MatMulNBits", {3, 6}, importMsMatMulNBits},
     {"Gelu", {1, 1}, importMsGelu},
     {"BiasGelu", {2, 2}, importMsGelu},
     {"FastGelu", {1, 2}, importMsGelu},
@@ -632,6 +634,14 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &n) {
   const std::string &op = n.op_type();
   if (n.output_size() == 0 || n.output(0).empty())
     return fail("the node has no first output");
+  // uint8 tensors import only as MatMulNBits' quantized weights.
+  if (!(microsoft && op == "MatMulNBits"))
+    for (int i = 0; i < n.input_size(); ++i)
+      if (!n.input(i).empty() &&
+          elemOf(values.lookup(n.input(i))).isUnsignedInteger(8))
+        return fail("input '" + n.input(i) +
+                    "' is uint8, which is supported only as MatMulNBits' "
+                    "quantized weights");
   if (std::optional<Arity> a = arity(op, microsoft)) {
     int given = n.input_size();
     if (given < a->required || (a->max >= 0 && given > a->max)) {

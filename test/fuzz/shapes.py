@@ -73,8 +73,9 @@ def graph_inputs(path):
 
 def genai_cache(path):
     """For an onnxruntime-genai export: (head size, positions), from its
-    first GroupQueryAttention (packed QKV from a MatMul by a weight of
-    (heads + 2 KV heads) x head size columns) and its cos_cache rows; None
+    first GroupQueryAttention (packed QKV from a MatMul, or MatMulNBits, by
+    a weight of (heads + 2 KV heads) x head size columns) and its cos_cache
+    rows; None
     for other models."""
     g = onnx.load(path).graph
     gqa = [n for n in g.node if n.op_type == "GroupQueryAttention"]
@@ -84,7 +85,11 @@ def genai_cache(path):
              for a in gqa[0].attribute}
     inits = {i.name: i for i in g.initializer}
     producer = {o: n for n in g.node for o in n.output}[gqa[0].input[0]]
-    width = inits[producer.input[1]].dims[1]
+    if producer.op_type == "MatMulNBits":  # int4 weights: N columns
+        width = next(onnx.helper.get_attribute_value(a)
+                     for a in producer.attribute if a.name == "N")
+    else:
+        width = inits[producer.input[1]].dims[1]
     head = width // (attrs["num_heads"] + 2 * attrs["kv_num_heads"])
     return head, inits[gqa[0].input[7]].dims[0]
 

@@ -7,7 +7,9 @@ attention's products (see --attention) stays f32. This script makes ONNX
 Runtime compute exactly that: in a copy of the model, each MatMul or Gemm
 whose B is an initializer (directly, or through a Transpose, which
 Transfuse folds into the constant) gets the initializer rounded to bf16 and
-its A passed through Cast(bfloat16) -> Cast(float). ORT then runs the copy,
+its A passed through Cast(bfloat16) -> Cast(float); a com.microsoft
+MatMulNBits first becomes a MatMul by its dequantized weight, as Transfuse
+imports it. ORT then runs the copy,
 with graph optimizations off so that it keeps the casts, on each test set's
 inputs, and the inputs and ORT's outputs are written as a new test set.
 
@@ -65,6 +67,56 @@ def unnormalized_rounding(x, out, tag, opset):
             *rounding(tag + "__exp", tag + "__exp_rounded"),
             helper.make_node("Mul", [tag + "__exp_rounded", tag + "__rowscale"],
                              [out])]
+
+
+def dequantize_matmulnbits(model):
+    """Replaces each com.microsoft MatMulNBits whose weights are
+    initializers with a MatMul by its dequantized f32 weight (then the bias),
+    as Transfuse imports it, so that emulate() rounds that weight: W[k][n] =
+    (q - zero point) * scale per block of K, 4-bit values low nibble first,
+    the zero point 2^(bits - 1) unless given (packed as B, or floats). ONNX
+    Runtime's own MatMulNBits checks the f32 path (e2e.*_int4_genai.*)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        ins = list(node.input) + [""] * (6 - len(node.input))
+        if (node.op_type != "MatMulNBits" or ins[4] or
+                any(x and x not in inits for x in ins[1:4])):
+            nodes.append(node)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        k, n, block = attrs["K"], attrs["N"], attrs["block_size"]
+        bits = attrs.get("bits", 4)
+        blocks = -(-k // block)
+
+        def unpack(x, count):
+            x = x.reshape(n, -1)
+            if bits == 4:
+                x = np.stack([x & 15, x >> 4], -1).reshape(n, -1)
+            return x[:, :count].astype(np.float32)
+
+        q = unpack(numpy_helper.to_array(inits[ins[1]]), blocks * block)
+        scales = numpy_helper.to_array(inits[ins[2]]).reshape(n, blocks)
+        if not ins[3]:
+            zeros = np.full((n, blocks), 2.0 ** (bits - 1), np.float32)
+        elif inits[ins[3]].data_type == TensorProto.UINT8:
+            zeros = unpack(numpy_helper.to_array(inits[ins[3]]), blocks)
+        else:
+            zeros = numpy_helper.to_array(inits[ins[3]]).reshape(n, blocks)
+        w = (q.reshape(n, blocks, block) - zeros[..., None]) * scales[..., None]
+        name = ins[1] + "__dequantized"
+        model.graph.initializer.append(numpy_helper.from_array(
+            np.ascontiguousarray(w.reshape(n, -1)[:, :k].T.astype(np.float32)),
+            name))
+        out = node.output[0]
+        product = out + "__product" if ins[5] else out
+        nodes.append(helper.make_node("MatMul", [ins[0], name], [product],
+                                      name=node.name))
+        if ins[5]:
+            nodes.append(helper.make_node("Add", [product, ins[5]], [out],
+                                          name=node.name + "__bias"))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
 
 
 def emulate(model):
@@ -249,6 +301,7 @@ def main():
         if not scores + pv:
             sys.exit("bf16_reference.py: --attention: %s has no product "
                      "next to a Softmax" % args[0])
+    dequantize_matmulnbits(model)
     if emulate(model) == 0:
         sys.exit("bf16_reference.py: %s has no product by a constant weight"
                  % args[0])

@@ -70,6 +70,16 @@ FAMILIES = {
                           tie_word_embeddings=False),
                      "Gemma2ForCausalLM, 4 heads / 2 KV heads, attention "
                      "softcap 1.5, sliding window 4 on alternate layers"),
+    # The builder's int4 export: every projection a MatMulNBits (4-bit
+    # weights in blocks of 32, a scale each); accuracy level 1 keeps ONNX
+    # Runtime's products in f32 (its default for the CPU, 4, rounds the
+    # activations to int8).
+    "llama_int4_genai": ("LlamaConfig", "LlamaForCausalLM",
+                         dict(num_attention_heads=4, num_key_value_heads=2),
+                         "LlamaForCausalLM, 4 heads / 2 KV heads, int4 "
+                         "weights (MatMulNBits)",
+                         ["-p", "int4", "--extra_options",
+                          "accuracy_level=1", "windowed_kv_cache=false"]),
 }
 
 
@@ -112,7 +122,7 @@ def genai_greedy(out_dir, hf):
             "hf_generate_agrees": want == ids}
 
 
-def build(name, config_cls, model_cls, kwargs, description):
+def build(name, config_cls, model_cls, kwargs, description, options=None):
     import transformers
     torch.manual_seed(SEED)
     cfg = getattr(transformers, config_cls)(
@@ -128,10 +138,11 @@ def build(name, config_cls, model_cls, kwargs, description):
         word_tokenizer(os.path.join(tmp, "hf"))
         subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder",
                         "-m", name, "-i", os.path.join(tmp, "hf"),
-                        "-o", os.path.join(tmp, "out"), "-p", "fp32",
-                        "-e", "cpu", "-c", os.path.join(tmp, "cache"),
+                        "-o", os.path.join(tmp, "out"), "-e", "cpu",
+                        "-c", os.path.join(tmp, "cache")] + (options or [
+                        "-p", "fp32",
                         # Sliding layers' caches as long as the others'.
-                        "--extra_options", "windowed_kv_cache=false"],
+                        "--extra_options", "windowed_kv_cache=false"]),
                        check=True, stdout=subprocess.DEVNULL)
         model = onnx.load(os.path.join(tmp, "out", "model.onnx"))
         generation = genai_greedy(os.path.join(tmp, "out"), hf)
@@ -203,7 +214,7 @@ def build(name, config_cls, model_cls, kwargs, description):
 
     manifest = {
         "description": description + ", through onnxruntime-genai's model "
-                       "builder (fp32, CPU)",
+                       "builder (%s, CPU)" % ("int4" if options else "fp32"),
         "builder": "onnxruntime-genai %s, transformers %s"
                    % (__import__("onnxruntime_genai").__version__,
                       transformers.__version__),

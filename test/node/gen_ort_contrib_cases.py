@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Writes test cases for ONNX Runtime's contrib ops (com.microsoft
 Attention, MultiHeadAttention, GroupQueryAttention, SkipLayerNormalization,
-SkipSimplifiedLayerNormalization, EmbedLayerNormalization, the GELUs, and
-SimplifiedLayerNormalization in the ONNX domain), with expected outputs from
-ONNX Runtime.
+SkipSimplifiedLayerNormalization, EmbedLayerNormalization, the GELUs,
+MatMulNBits, and SimplifiedLayerNormalization in the ONNX domain), with
+expected outputs from ONNX Runtime.
 
 ONNX ships no cases for contrib ops, so each case here is a one-node model
 with seeded random inputs; ONNX Runtime's CPU implementation computes the
@@ -204,15 +204,59 @@ def _gqa_cases(rng):
                rotary=True, softcap=1.0)
 
 
+def _matmulnbits_cases(rng):
+    """MatMulNBits as onnxruntime-genai's int4 and int8 exports use it: the
+    quantized weights, scales and zero points are initializers (a case's
+    fifth element). 4 bits with the default zero point, K a multiple of the
+    block or not (the last block padded), packed uint8 zero points, float
+    zero points, a bias, 8 bits; A of rank 2 and 3."""
+    def case(name, a_shape, k, n, block, bits=4, zeros=None, bias=False):
+        blocks = -(-k // block)
+        blob = block * bits // 8
+        inits = {
+            "qb": rng.integers(0, 256, (n, blocks, blob), dtype=np.uint8),
+            "scales": rng.uniform(0.01, 0.1, n * blocks).astype(np.float32)}
+        names = ["a", "qb", "scales"]
+        if zeros == "packed":
+            inits["zp"] = rng.integers(
+                0, 256, n * -(-blocks * bits // 8), dtype=np.uint8)
+            names.append("zp")
+        elif zeros == "float":
+            inits["zp"] = rng.uniform(0, 2 ** bits - 1,
+                                      n * blocks).astype(np.float32)
+            names.append("zp")
+        if bias:
+            inits["bias"] = rng.standard_normal(n).astype(np.float32)
+            names += [""] * (5 - len(names)) + ["bias"]
+        node = helper.make_node("MatMulNBits", names, ["y"], name="mmnb",
+                                domain="com.microsoft", K=k, N=n, bits=bits,
+                                block_size=block)
+        feeds = {"a": rng.standard_normal((*a_shape, k)).astype(np.float32)}
+        return (name, node, feeds, ["y"], inits)
+
+    yield case("matmulnbits_4bit", (2, 3), 64, 48, 32)
+    yield case("matmulnbits_4bit_padded_block_zero_points_bias", (5,), 80,
+               40, 16, zeros="packed", bias=True)
+    yield case("matmulnbits_4bit_float_zero_points", (1, 4), 64, 24, 32,
+               zeros="float")
+    yield case("matmulnbits_8bit_zero_points", (2, 2), 96, 32, 64, bits=8,
+               zeros="packed")
+
+
 def write_cases(out_dir):
     rng = np.random.default_rng(0)
-    for name, node, feeds, outs in (*_cases(rng), *_gqa_cases(rng)):
+    for name, node, feeds, outs, *rest in (*_cases(rng), *_gqa_cases(rng),
+                                           *_matmulnbits_cases(rng)):
+        inits = rest[0] if rest else {}
         inputs = [helper.make_tensor_value_info(
             k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
             for k, v in feeds.items()]
         outputs = [helper.make_tensor_value_info(
             o, I32 if o == "mask_index" else F, None) for o in outs]
-        graph = helper.make_graph([node], name, inputs, outputs)
+        graph = helper.make_graph(
+            [node], name, inputs, outputs,
+            initializer=[numpy_helper.from_array(v, k)
+                         for k, v in inits.items()])
         model = helper.make_model(graph, opset_imports=[
             helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
             ir_version=8)

@@ -47,7 +47,7 @@ CLAIMED = {
     "Attention", "RMSNormalization", "RotaryEmbedding", "MultiHeadAttention",
     "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
     "SimplifiedLayerNormalization", "BiasGelu", "FastGelu", "QuickGelu",
-    "EmbedLayerNormalization", "GroupQueryAttention",
+    "EmbedLayerNormalization", "GroupQueryAttention", "MatMulNBits",
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 

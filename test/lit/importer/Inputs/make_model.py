@@ -330,6 +330,41 @@ def build(name, out):
                                        name="steps")],
                      [vi("start", I64, []), vi("limit", I64, [])],
                      [vi("y", I64, ["n"])], [zero])
+    # com.microsoft MatMulNBits (4-bit weights, K 40 in blocks of 16, N 8),
+    # and variants it rejects.
+    if name.startswith("ms_matmulnbits"):
+        U8 = TensorProto.UINT8
+        k, n, block, bits = 40, 8, 16, 4
+        names = ["a", "qb", "scales"]
+        ins = [vi("a", F, ["b", k])]
+        if name == "ms_matmulnbits_bits":
+            bits = 2
+        qb = numpy_helper.from_array(
+            np.full((n, 3, block * bits // 8), 0x98, np.uint8), "qb")
+        scales = numpy_helper.from_array(np.full(n * 3, 0.5, np.float32),
+                                         "scales")
+        inits = [qb, scales]
+        if name == "ms_matmulnbits_g_idx":
+            names += ["", "g_idx"]
+            inits.append(numpy_helper.from_array(
+                np.arange(k, dtype=np.int32) // block, "g_idx"))
+        if name == "ms_matmulnbits_scales_input":
+            inits = [qb]
+            ins.append(vi("scales", F, [n * 3]))
+        if name == "ms_matmulnbits_uint8_input":
+            inits = [scales]
+            ins.append(vi("qb", U8, [n, 3, block * bits // 8]))
+        nodes = [helper.make_node("MatMulNBits", names, ["y"], name="mm",
+                                  domain="com.microsoft", K=k, N=n, bits=bits,
+                                  block_size=block)]
+        outs = [vi("y", F, ["b", n])]
+        if name == "ms_matmulnbits_uint8_elsewhere":
+            nodes = [helper.make_node("Cast", ["qb"], ["y"], name="widen",
+                                      to=F)]
+            outs = [vi("y", F, [n, 3, block * bits // 8])]
+        m = model(nodes, ins, outs, inits)
+        m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        return m
     if name == "defined_twice":
         return model([helper.make_node("Relu", ["x"], ["y"], name="first"),
                       helper.make_node("Neg", ["x"], ["y"], name="second")],
