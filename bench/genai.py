@@ -19,6 +19,10 @@ step (from one token to the next), and whether both generate the same ids:
     --precision bf16: how many leading ids agree is reported);
   - onnxruntime-genai: its Generator (greedy) on the same directory, the
     decoder's intra-op threads = N.
+With --int4, the builder's int4 export of the same model (MatMulNBits,
+ONNX Runtime's default accuracy level, which rounds activations to int8)
+instead: the prompt and decode steps, Transfuse f32 and --precision bf16
+(it dequantizes the weights at compile time) against ONNX Runtime.
 The engines take turns in R rounds (bench.py's `interleaved`); a median is
 the median of the round medians.
 
@@ -26,7 +30,7 @@ Needs the venv with torch and transformers (scripts/setup.sh --fixtures)
 and onnxruntime-genai, installed beside it (its wheel pins no torch):
     .venv/bin/pip install --no-deps --target DIR onnxruntime-genai
     PYTHONPATH=DIR .venv/bin/python bench/genai.py [--repeat N] [--rounds R]
-        [--threads 1,2] [--generate-only]
+        [--threads 1,2] [--generate-only | --int4]
 Writes WORK/results-genai.json and prints a markdown table.
 """
 import argparse
@@ -97,11 +101,13 @@ def generate_genai(model_dir, prompt, n, threads):
             "ids": [int(t) for t in gen.get_sequence(0)][len(prompt):]}
 
 
-def build(work):
-    """The builder's model.onnx (weights beside it) under work/model."""
+def build(work, int4=False):
+    """The builder's model.onnx (weights beside it) under work/model; with
+    int4, its int4 export (-p int4: MatMulNBits, ONNX Runtime's default
+    accuracy level) under work/model-int4."""
     import torch
     import transformers
-    out = os.path.join(work, "model")
+    out = os.path.join(work, "model-int4" if int4 else "model")
     if os.path.exists(os.path.join(out, "model.onnx")):
         return os.path.join(out, "model.onnx")
     torch.manual_seed(0)
@@ -114,7 +120,7 @@ def build(work):
         subprocess.run([sys.executable, "-m",
                         "onnxruntime_genai.models.builder", "-m", "llama",
                         "-i", os.path.join(tmp, "hf"), "-o", out,
-                        "-p", "fp32", "-e", "cpu",
+                        "-p", "int4" if int4 else "fp32", "-e", "cpu",
                         "-c", os.path.join(tmp, "cache")],
                        check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
@@ -130,13 +136,26 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--generate-only", action="store_true",
                     help="only the generation rows")
+    ap.add_argument("--int4", action="store_true",
+                    help="the int4 export's steps instead (Transfuse f32 "
+                         "and bf16), in WORK/int4")
     args = ap.parse_args()
     import onnxruntime as ort
     import torch
+    if args.int4:
+        path = build(args.work, int4=True)
+        args.work = os.path.join(args.work, "int4")
     os.makedirs(args.work, exist_ok=True)
-    path = build(args.work)
+    if not args.int4:
+        path = build(args.work)
     so, compile_s, _ = bench.compile_transfuse(path, args.work)
     bench.log("compiled in %.1f s" % compile_s)
+    # The int4 export: ONNX Runtime rounds the activations to int8 (its
+    # accuracy level 4), which Transfuse does not; its outputs are compared
+    # at 10% of each output's range, and the error is reported.
+    tolerance = ("--range-tol", "0.1") if args.int4 else ()
+    if args.int4:
+        so_bf16 = bench.compile_transfuse(path, args.work, "bf16")[0]
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     kv = CONFIG["num_key_value_heads"], CONFIG["head_dim"]
@@ -160,12 +179,16 @@ def main():
         tensors = [torch.from_numpy(a) for a in feeds.values()]
 
         for threads in map(int, args.threads.split(",")):
-            timed = bench.interleaved({
+            timers = {
                 "transfuse": lambda: bench.time_transfuse(
-                    so, data, threads, per_round),
+                    so, data, threads, per_round, tolerance),
                 "ort": lambda: bench.time_ort(
                     path, list(feeds), tensors, threads, per_round),
-            }, args.rounds)
+            }
+            if args.int4:
+                timers["transfuse_bf16"] = lambda: bench.time_transfuse(
+                    so_bf16, data, threads, per_round, tolerance)
+            timed = bench.interleaved(timers, args.rounds)
             row = {"case": kind, "seq": seq, "past": past,
                    "threads": threads, **timed}
             results["rows"].append(row)
@@ -175,7 +198,7 @@ def main():
                                        timed["ort"]["median_ms"]))
     model_dir = os.path.dirname(path)
     prompt = rng.integers(3, CONFIG["vocab_size"], GENERATE[0]).tolist()
-    for threads in map(int, args.threads.split(",")):
+    for threads in [] if args.int4 else map(int, args.threads.split(",")):
         timed = bench.interleaved({
             "transfuse": lambda: generate_transfuse(
                 model_dir, args.work, prompt, GENERATE[1], threads),
@@ -205,8 +228,8 @@ def main():
                       timed["ort"]["median_ms"], same, agree))
     with open(os.path.join(args.work, "results-genai.json"), "w") as f:
         json.dump(results, f, indent=2)
-    print("| case | threads | Transfuse f32 (min) | ORT f32 (min) | "
-          "Transfuse / ORT |")
+    print("| case | threads | Transfuse f32 (min) | ORT %s (min) | "
+          "Transfuse / ORT |" % ("int4" if args.int4 else "f32"))
     print("|---|---|---|---|---|")
     for r in results["rows"]:
         t, o = r["transfuse"], r["ort"]
@@ -220,6 +243,16 @@ def main():
             what, r["threads"], t["median_ms"], t["min_ms"], o["median_ms"],
             o["min_ms"], t["median_ms"] / o["median_ms"]))
     for r in results["rows"]:
+        if "transfuse_bf16" in r:
+            b = r["transfuse_bf16"]
+            print("\nint4 %s, seq %d past %d, %d thread(s): Transfuse bf16 "
+                  "%.1f ms (min %.1f), %.2fx ORT's time; error against ORT "
+                  "(f32 / bf16): %.3g / %.3g of the range" % (
+                      r["case"], r["seq"], r["past"], r["threads"],
+                      b["median_ms"], b["min_ms"],
+                      b["median_ms"] / r["ort"]["median_ms"],
+                      r["transfuse"]["max_err_of_range_vs_ort"],
+                      b["max_err_of_range_vs_ort"]))
         if r["case"] == "generate":
             print("\nbf16 generation, %d thread(s): %.1f ms per step (min "
                   "%.1f), %.2fx onnxruntime-genai f32's; its first %d of %d "
