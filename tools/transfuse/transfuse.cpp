@@ -183,6 +183,9 @@ static int generate(const char *argv0) {
   o.modelDir = modelDir;
   o.cacheDir = cacheDir;
   o.promptIds.assign(promptIds.begin(), promptIds.end());
+  if (maxNewTokens < 1)
+    return fail("--max-new-tokens " + std::to_string(maxNewTokens) +
+                ": generate at least 1 token");
   o.maxNewTokens = maxNewTokens;
   o.eosId = eosId;
   o.decoderStartId = decoderStartId;
