@@ -106,38 +106,12 @@ std::optional<LastAxisSlice> asLastAxisSlice(Value v) {
                        s.getSteps()[0]};
 }
 
-std::optional<std::vector<char>> constantBytes(Value v) {
-  auto cst = v.getDefiningOp<ConstantOp>();
-  if (!cst)
-    return std::nullopt;
-  auto type = cast<RankedTensorType>(cst.getType());
-  if (!isa<FloatType>(type.getElementType()) || !type.hasStaticShape())
-    return std::nullopt;
-  size_t elemBytes = type.getElementTypeBitWidth() / 8;
-  size_t total = elemBytes * type.getNumElements();
-  if (auto r = dyn_cast<DenseResourceElementsAttr>(cst.getValue())) {
-    AsmResourceBlob *blob = r.getRawHandle().getBlob();
-    if (!blob || blob->getData().size() != total)
-      return std::nullopt;
-    return std::vector<char>(blob->getData().begin(), blob->getData().end());
-  }
-  auto d = dyn_cast<DenseElementsAttr>(cst.getValue());
-  if (!d)
-    return std::nullopt;
-  ArrayRef<char> raw = d.getRawData();
-  if (!d.isSplat())
-    return std::vector<char>(raw.begin(), raw.end());
-  std::vector<char> out;
-  out.reserve(total);
-  for (int64_t i = 0; i < type.getNumElements(); ++i)
-    out.insert(out.end(), raw.begin(), raw.begin() + elemBytes);
-  return out;
-}
-
 Value concatConstants(OpBuilder &b, Location loc, ArrayRef<Value> parts) {
   auto first = cast<RankedTensorType>(parts.front().getType());
   int64_t rows =
       first.getNumElements() / std::max<int64_t>(1, first.getShape().back());
+  if (!isa<FloatType>(first.getElementType()))
+    return {};
   size_t elemBytes = first.getElementTypeBitWidth() / 8;
   SmallVector<std::vector<char>> bytes;
   int64_t width = 0;

@@ -35,10 +35,6 @@ std::optional<double> scalarValue(mlir::Value v);
 /// True when `v` is a one-element constant within 1e-6 (relative) of `x`.
 bool isScalar(mlir::Value v, double x);
 
-/// The row-major bytes of a float constant of static shape, dense or a
-/// resource (a splat expanded); nullopt for anything else.
-std::optional<std::vector<char>> constantBytes(mlir::Value v);
-
 /// The ONNX node name of `op` ("name (OpType)"), or its op name.
 std::string nodeName(mlir::Operation *op);
 

@@ -1,6 +1,7 @@
 //===- ShapeInference.cpp - result types of transformer graph ops ---------===//
 #include "dialects/transformer/TransformerDialect.h"
 
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -38,6 +39,36 @@ bool areCompatible(Type a, Type b) {
     if (x != kDyn && y != kDyn && x != y)
       return false;
   return true;
+}
+
+std::optional<std::vector<char>> constantBytes(Value v) {
+  auto cst = v.getDefiningOp<ConstantOp>();
+  if (!cst)
+    return std::nullopt;
+  auto type = cast<RankedTensorType>(cst.getType());
+  unsigned bits = type.getElementTypeBitWidth();
+  if (!type.getElementType().isIntOrFloat() || bits % 8 != 0 ||
+      !type.hasStaticShape())
+    return std::nullopt;
+  size_t elemBytes = bits / 8;
+  size_t total = elemBytes * type.getNumElements();
+  if (auto r = dyn_cast<DenseResourceElementsAttr>(cst.getValue())) {
+    AsmResourceBlob *blob = r.getRawHandle().getBlob();
+    if (!blob || blob->getData().size() != total)
+      return std::nullopt;
+    return std::vector<char>(blob->getData().begin(), blob->getData().end());
+  }
+  auto d = dyn_cast<DenseElementsAttr>(cst.getValue());
+  if (!d)
+    return std::nullopt;
+  ArrayRef<char> raw = d.getRawData();
+  if (!d.isSplat())
+    return std::vector<char>(raw.begin(), raw.end());
+  std::vector<char> out;
+  out.reserve(total);
+  for (int64_t i = 0; i < type.getNumElements(); ++i)
+    out.insert(out.end(), raw.begin(), raw.begin() + elemBytes);
+  return out;
 }
 
 std::optional<SmallVector<int64_t>> getConstantIntValues(Value v) {

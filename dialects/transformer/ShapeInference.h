@@ -15,6 +15,7 @@
 #include "llvm/ADT/SmallVector.h"
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace transfuse::transformer {
 
@@ -61,6 +62,11 @@ std::optional<llvm::SmallVector<int64_t>> getPartialIntValues(mlir::Value v);
 
 /// All values of a 0-D or 1-D integer tensor, when every one is known.
 std::optional<llvm::SmallVector<int64_t>> getConstantIntValues(mlir::Value v);
+
+/// The row-major bytes of a constant of static shape whose elements are
+/// whole bytes (floats, integers but i1), dense or a resource (a splat
+/// expanded); nullopt for anything else.
+std::optional<std::vector<char>> constantBytes(mlir::Value v);
 
 /// Dim `index` of the tensor `value`.
 struct DimRef {

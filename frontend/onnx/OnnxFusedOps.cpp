@@ -18,8 +18,6 @@
 //===----------------------------------------------------------------------===//
 #include "frontend/onnx/GraphImporter.h"
 
-#include "mlir/IR/DialectResourceBlobManager.h"
-
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -911,35 +909,6 @@ LogicalResult importMsGelu(Importer &imp) {
       elem, *in, imp.b.getStringAttr(op == "FastGelu" ? "tanh" : "none"));
   return failed(y) ? failure() : imp.setOutputs(*y);
 }
-
-namespace {
-/// The bytes of a constant tensor (a weight's blob, or a dense attribute
-/// with a splat expanded); nullopt when `v` is not one.
-std::optional<std::vector<char>> constantBytes(Value v) {
-  auto c = v.getDefiningOp<transformer::ConstantOp>();
-  auto type = dyn_cast<RankedTensorType>(v.getType());
-  if (!c || !type || !type.hasStaticShape() ||
-      type.getElementTypeBitWidth() % 8 != 0)
-    return std::nullopt;
-  size_t bytes = type.getNumElements() * (type.getElementTypeBitWidth() / 8);
-  ArrayRef<char> data;
-  if (auto dense = dyn_cast<DenseElementsAttr>(c.getValue())) {
-    data = dense.getRawData();
-    if (dense.isSplat() && !data.empty()) {
-      std::vector<char> out(bytes);
-      for (size_t i = 0; i < bytes; i += data.size())
-        std::copy(data.begin(), data.end(), out.begin() + i);
-      return out;
-    }
-  } else if (auto res = dyn_cast<DenseResourceElementsAttr>(c.getValue())) {
-    if (AsmResourceBlob *blob = res.getRawHandle().getBlob())
-      data = blob->getData();
-  }
-  if (data.size() != bytes)
-    return std::nullopt;
-  return std::vector<char>(data.begin(), data.end());
-}
-} // namespace
 
 /// com.microsoft MatMulNBits (onnxruntime-genai's int4 and int8 exports):
 /// Y = A W + bias, W [K, N] stored as `bits`-bit integers in blocks of
