@@ -9,6 +9,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <vector>
+
 namespace transfuse::onnx_frontend {
 
 /// Translates one ONNX graph node by node. OnnxImporter.cpp handles the
@@ -36,6 +38,10 @@ public:
 
   /// A constant from a TensorProto (weights become dense_resource blobs).
   mlir::FailureOr<mlir::Value> constantFromProto(const onnx::TensorProto &t);
+  /// A weight (a dense_resource blob named after `name`) that takes over
+  /// `bytes`, row-major of `type`, without a copy.
+  mlir::Value weightConstant(llvm::StringRef name, mlir::RankedTensorType type,
+                             std::vector<char> bytes);
 
   // Node inputs and attributes.
   size_t numInputs() const { return node->input_size(); }

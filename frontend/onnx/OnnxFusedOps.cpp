@@ -987,7 +987,8 @@ LogicalResult importMsMatMulNBits(Importer &imp) {
       return float(unpack(zBytes->data() + col * packedZeros, blk));
     return floatAt(*zBytes, col * blocks + blk);
   };
-  std::vector<float> w(k * n);
+  std::vector<char> wBytes(k * n * sizeof(float));
+  auto *w = reinterpret_cast<float *>(wBytes.data());
   for (int64_t col = 0; col < n; ++col)
     for (int64_t blk = 0; blk < blocks; ++blk) {
       float s = floatAt(*sBytes, col * blocks + blk), z = zero(col, blk);
@@ -995,17 +996,10 @@ LogicalResult importMsMatMulNBits(Importer &imp) {
       for (int64_t i = 0; i < block && blk * block + i < k; ++i)
         w[(blk * block + i) * n + col] = (float(unpack(row, i)) - z) * s;
     }
-  onnx::TensorProto proto;
-  proto.set_name(imp.node->input(1) + "_dequantized");
-  proto.set_data_type(onnx::TensorProto::FLOAT);
-  proto.add_dims(k);
-  proto.add_dims(n);
-  proto.set_raw_data(reinterpret_cast<const char *>(w.data()),
-                     w.size() * sizeof(float));
-  FailureOr<Value> weight = imp.constantFromProto(proto);
-  if (failed(weight))
-    return failure();
-  VResult y = imp.make<MatMulOp>(f32, a, *weight);
+  Value weight =
+      imp.weightConstant(imp.node->input(1) + "_dequantized",
+                         RankedTensorType::get({k, n}, f32), std::move(wBytes));
+  VResult y = imp.make<MatMulOp>(f32, a, weight);
   if (succeeded(y) && bias)
     y = imp.make<AddOp>(f32, *y, bias);
   return failed(y) ? failure() : imp.setOutputs(*y);

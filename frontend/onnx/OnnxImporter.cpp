@@ -122,6 +122,30 @@ Type GraphImporter::elementType(int32_t dtype) {
   }
 }
 
+/// A weight's resource blob name: its tensor's name, with characters the
+/// IR's resource keys do not take replaced.
+static std::string blobName(StringRef tensor) {
+  std::string name = tensor.empty() ? "weight" : tensor.str();
+  for (char &c : name)
+    if (!isalnum((unsigned char)c) && c != '_' && c != '.')
+      c = '_';
+  return name;
+}
+
+Value GraphImporter::weightConstant(StringRef name, RankedTensorType type,
+                                    std::vector<char> bytes) {
+  // A resource blob keeps IR printable and parsing fast; it takes the
+  // bytes over without a copy.
+  auto *owned = new std::vector<char>(std::move(bytes));
+  AsmResourceBlob blob(
+      ArrayRef<char>(owned->data(), owned->size()), alignof(char),
+      [owned](void *, size_t, size_t) { delete owned; },
+      /*dataIsMutable=*/false);
+  auto value =
+      DenseResourceElementsAttr::get(type, blobName(name), std::move(blob));
+  return transformer::ConstantOp::create(b, loc, type, value);
+}
+
 FailureOr<Value> GraphImporter::constantFromProto(const onnx::TensorProto &t) {
   HostTensor host;
   std::string err;
@@ -141,25 +165,15 @@ FailureOr<Value> GraphImporter::constantFromProto(const onnx::TensorProto &t) {
       bits.push_back(c != 0);
     value = DenseElementsAttr::get(type, ArrayRef<bool>(bits));
   } else if (host.numElements() > 64) {
-    // Weights: a resource blob keeps IR printable and parsing fast.
-    std::string blobName = t.name().empty() ? "weight" : t.name();
-    for (char &c : blobName)
-      if (!isalnum((unsigned char)c) && c != '_' && c != '.')
-        c = '_';
     // Bytes the decoding owns (external data, typed fields) become the
     // blob's without a copy: a weight of several GB is held once.
-    AsmResourceBlob blob;
-    if (host.borrowed) {
-      blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
-          ArrayRef<char>(bytes.data(), bytes.size()), /*dataIsMutable=*/false);
-    } else {
-      auto *owned = new std::vector<char>(std::move(host.data));
-      blob = AsmResourceBlob(
-          ArrayRef<char>(owned->data(), owned->size()), alignof(char),
-          [owned](void *, size_t, size_t) { delete owned; },
-          /*dataIsMutable=*/false);
-    }
-    value = DenseResourceElementsAttr::get(type, blobName, std::move(blob));
+    if (!host.borrowed)
+      return weightConstant(t.name(), type, std::move(host.data));
+    value = DenseResourceElementsAttr::get(
+        type, blobName(t.name()),
+        HeapAsmResourceBlob::allocateAndCopyInferAlign<char>(
+            ArrayRef<char>(bytes.data(), bytes.size()),
+            /*dataIsMutable=*/false));
   } else {
     bool splat = false;
     ArrayRef<char> raw(bytes.data(), bytes.size());
