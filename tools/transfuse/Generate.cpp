@@ -122,18 +122,48 @@ tf_tensor int64Tensor(std::vector<int64_t> &data, int64_t rows, int64_t cols) {
   return t;
 }
 
-/// argmax over the last position's logits ([1, seq, vocab] float32).
-bool lastArgmax(const tf_tensor &logits, int64_t &token, std::string &error) {
-  if (logits.dtype != TF_FLOAT || logits.rank != 3 || logits.shape[0] != 1)
-    return error = "logits must be float32 [1, seq, vocab]", false;
-  int64_t seq = logits.shape[1], vocab = logits.shape[2];
-  const float *row = (const float *)logits.data + (seq - 1) * vocab;
-  token = 0;
-  for (int64_t v = 1; v < vocab; ++v)
-    if (row[v] > row[token])
-      token = v;
-  return true;
-}
+/// The tokens greedy decoding generates, and the time of each decode step
+/// (from one token to the next).
+class Greedy {
+public:
+  Greedy(const GenerateOptions &o, std::vector<int64_t> &generated,
+         std::vector<double> &stepMs)
+      : o(o), generated(generated), stepMs(stepMs) {
+    generated.clear();
+    stepMs.clear();
+  }
+
+  /// Takes the argmax of the last position's logits ([1, seq, vocab]
+  /// float32) as the next token; false with `error` set when they are not
+  /// such logits.
+  bool take(const tf_tensor &logits, int64_t &token, std::string &error) {
+    if (logits.dtype != TF_FLOAT || logits.rank != 3 || logits.shape[0] != 1)
+      return error = "logits must be float32 [1, seq, vocab]", false;
+    int64_t seq = logits.shape[1], vocab = logits.shape[2];
+    const float *row = (const float *)logits.data + (seq - 1) * vocab;
+    token = 0;
+    for (int64_t v = 1; v < vocab; ++v)
+      if (row[v] > row[token])
+        token = v;
+    generated.push_back(token);
+    double now = driver::nowMs();
+    if (generated.size() > 1)
+      stepMs.push_back(now - last);
+    last = now;
+    return true;
+  }
+
+  /// Whether `token` (the last taken) ends the generation.
+  bool done(int64_t token) const {
+    return (int64_t)generated.size() >= o.maxNewTokens || token == o.eosId;
+  }
+
+private:
+  const GenerateOptions &o;
+  std::vector<int64_t> &generated;
+  std::vector<double> &stepMs;
+  double last = 0; // when the last token came
+};
 
 /// How generation feeds one model that takes both the prompt and each
 /// decode step (onnxruntime-genai's model builder writes such a model):
@@ -261,8 +291,6 @@ bool generateSingle(const GenerateOptions &o, const std::string &runtimeArchive,
   if (!ensureCompiled(o, "", runtimeArchive, so, error) ||
       !model.load(so, error) || !sig.parse(model.signature, error))
     return false;
-  if (o.promptIds.empty())
-    return error = "the prompt is empty", false;
 
   std::vector<int64_t> ids(o.promptIds), mask(ids.size(), 1), positions;
   for (size_t i = 0; i < ids.size(); ++i)
@@ -278,10 +306,8 @@ bool generateSingle(const GenerateOptions &o, const std::string &runtimeArchive,
     pasts.push_back(t);
   }
   std::vector<tf_tensor> out;
-  double last = 0; // when the last token came
+  Greedy greedy(o, generated, stepMs);
   bool ok = true;
-  generated.clear();
-  stepMs.clear();
   for (int64_t step = 0; ok; ++step) {
     std::vector<tf_tensor> in;
     size_t past = 0;
@@ -310,14 +336,8 @@ bool generateSingle(const GenerateOptions &o, const std::string &runtimeArchive,
       break;
     }
     int64_t token;
-    if (!(ok = lastArgmax(out[sig.logits], token, error)))
-      break;
-    generated.push_back(token);
-    double now = driver::nowMs();
-    if (step > 0)
-      stepMs.push_back(now - last);
-    last = now;
-    if ((int64_t)generated.size() >= o.maxNewTokens || token == o.eosId)
+    if (!(ok = greedy.take(out[sig.logits], token, error)) ||
+        greedy.done(token))
       break;
     for (size_t k = 0; k < pasts.size(); ++k)
       pasts[k] = out[sig.presents[k]];
@@ -334,6 +354,8 @@ bool generateSingle(const GenerateOptions &o, const std::string &runtimeArchive,
 bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
                     std::vector<int64_t> &generated,
                     std::vector<double> &stepMs, std::string &error) {
+  if (o.promptIds.empty())
+    return error = "the prompt is empty", false;
   if (!llvm::sys::fs::exists(o.modelDir + "/prefill/model.onnx") &&
       llvm::sys::fs::exists(o.modelDir + "/model.onnx"))
     return generateSingle(o, runtimeArchive, generated, stepMs, error);
@@ -357,8 +379,6 @@ bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
     return error = "unexpected signatures: see `transfuse generate --help` and "
                    "docs/models.md for the prefill/decode conventions",
            false;
-  if (o.promptIds.empty())
-    return error = "the prompt is empty", false;
 
   std::vector<int64_t> prompt(o.promptIds), mask(prompt.size(), 1);
   std::vector<tf_tensor> states; // encoder output, kept for every step
@@ -379,20 +399,11 @@ bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
     encoder.release(states);
     return error = "prefill: " + error, false;
   }
-  double last = 0; // when the last token came
+  Greedy greedy(o, generated, stepMs);
   int64_t token;
   bool ok = true;
-  generated.clear();
-  stepMs.clear();
   while (ok) {
-    if (!(ok = lastArgmax(out[0], token, error)))
-      break;
-    generated.push_back(token);
-    double now = driver::nowMs();
-    if (generated.size() > 1)
-      stepMs.push_back(now - last);
-    last = now;
-    if ((int64_t)generated.size() >= o.maxNewTokens || token == o.eosId)
+    if (!(ok = greedy.take(out[0], token, error)) || greedy.done(token))
       break;
     std::vector<int64_t> next{token};
     std::vector<tf_tensor> step{int64Tensor(next, 1, 1)};
