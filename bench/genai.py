@@ -142,12 +142,11 @@ def main():
     args = ap.parse_args()
     import onnxruntime as ort
     import torch
-    if args.int4:
-        path = build(args.work, int4=True)
-        args.work = os.path.join(args.work, "int4")
     os.makedirs(args.work, exist_ok=True)
-    if not args.int4:
-        path = build(args.work)
+    path = build(args.work, int4=args.int4)
+    if args.int4:
+        args.work = os.path.join(args.work, "int4")
+        os.makedirs(args.work, exist_ok=True)
     so, compile_s, _ = bench.compile_transfuse(path, args.work)
     bench.log("compiled in %.1f s" % compile_s)
     # The int4 export: ONNX Runtime rounds the activations to int8 (its
