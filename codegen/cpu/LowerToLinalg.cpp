@@ -843,8 +843,8 @@ struct LowerKvCacheUpdate : OpRewritePattern<KvCacheUpdateOp> {
       return {i1, getAsOpFoldResult(pd[1]), getAsOpFoldResult(count),
               getAsOpFoldResult(pd[3])};
     };
-    // Rows [0, count) of sequence b of `from` (zeros when null) into `acc`
-    // at row `at`.
+    // Rows [0, count) of sequence b of `from` into `acc` at row `at`; with
+    // no `from`, zeros filled in place there.
     auto put = [&](Value acc, Value from, Value at, Value count) -> Value {
       SmallVector<OpFoldResult> first{b, i0, i0, i0},
           offs{b, i0, getAsOpFoldResult(at), i0};
@@ -855,8 +855,8 @@ struct LowerKvCacheUpdate : OpRewritePattern<KvCacheUpdateOp> {
                : linalg::FillOp::create(
                      rw, loc,
                      scalarConstant(rw, loc, outType.getElementType(), 0),
-                     tensor::EmptyOp::create(rw, loc, rowsOf(count),
-                                             outType.getElementType())
+                     tensor::ExtractSliceOp::create(rw, loc, acc, offs,
+                                                    rowsOf(count), unit)
                          .getResult())
                      .getResult(0);
       return tensor::InsertSliceOp::create(rw, loc, rowsFrom, acc, offs,
