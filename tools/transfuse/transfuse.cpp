@@ -134,6 +134,23 @@ static int fail(const std::string &msg) {
   return 1;
 }
 
+/// --precision and --bf16-attention (with the attention algorithm
+/// `attention`) into `codegen`; the error when they do not go together.
+static std::string setPrecision(cpu::CodegenOptions &codegen,
+                                llvm::StringRef attention) {
+  std::optional<bool> bf16AttentionChoice;
+  if (bf16Attention.getNumOccurrences())
+    bf16AttentionChoice = bf16Attention;
+  if (std::string e =
+          cpu::precisionError(precision, bf16AttentionChoice, attention);
+      !e.empty())
+    return e;
+  codegen.precision = precision;
+  codegen.bf16Attention =
+      cpu::bf16AttentionOn(precision, bf16AttentionChoice, attention);
+  return "";
+}
+
 static int compile(const char *argv0) {
   if (target != "cpu")
     return fail("target '" + target + "' is not available in this build (cpu)");
@@ -144,16 +161,8 @@ static int compile(const char *argv0) {
   if (optLevel > 3)
     return fail("-O" + std::to_string(optLevel) + ": the level is 0 to 3");
   options.codegen.optLevel = optLevel;
-  std::optional<bool> bf16AttentionChoice;
-  if (bf16Attention.getNumOccurrences())
-    bf16AttentionChoice = bf16Attention;
-  if (std::string e =
-          cpu::precisionError(precision, bf16AttentionChoice, attention);
-      !e.empty())
+  if (std::string e = setPrecision(options.codegen, attention); !e.empty())
     return fail(e);
-  options.codegen.precision = precision;
-  options.codegen.bf16Attention =
-      cpu::bf16AttentionOn(precision, bf16AttentionChoice, attention);
   options.codegen.attentionKernel = attention.getValue() == "auto";
   if (precision == "bf16" && mcpu.empty()) {
     llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
@@ -190,16 +199,8 @@ static int generate(const char *argv0) {
   o.eosId = eosId;
   o.decoderStartId = decoderStartId;
   o.compile.verbose = !generateQuiet;
-  std::optional<bool> bf16AttentionChoice;
-  if (bf16Attention.getNumOccurrences())
-    bf16AttentionChoice = bf16Attention;
-  if (std::string e =
-          cpu::precisionError(precision, bf16AttentionChoice, "auto");
-      !e.empty())
+  if (std::string e = setPrecision(o.compile.codegen, "auto"); !e.empty())
     return fail(e);
-  o.compile.codegen.precision = precision;
-  o.compile.codegen.bf16Attention =
-      cpu::bf16AttentionOn(precision, bf16AttentionChoice, "auto");
   std::vector<int64_t> ids;
   std::vector<double> stepMs;
   std::string error;
