@@ -166,4 +166,30 @@ def SelectAttention : Pass<"transfuse-select-attention", "mlir::func::FuncOp"> {
   let dependentDialects = ["transfuse::transformer::TransformerDialect"];
 }
 
+def LastPosition : Pass<"transfuse-last-position", "mlir::func::FuncOp"> {
+  let summary = "Compute one [batch, seq, N] output at the last position only";
+  let description = [{
+    For generation: a prompt's step needs only the last position's logits,
+    and the LM head is a [seq, hidden] x [hidden, vocab] product, the
+    largest of a small model's prompt. Walks back from the function result
+    named `output` through single-use elementwise ops whose other operands
+    are the same at every position (scalars, [N] or [1, N]: Gemma 2's final
+    softcap, div, tanh, mul; BART's logits bias) to the
+    `linear` or `matmul` by a rank-2 weight that computes it, slices that
+    product's [batch, seq, hidden] input to its last position
+    (`slice` starts -1 on axis 1), and gives the ops after it, the result
+    and its `transformer.dims` a seq of 1. The output keeps its rank.
+
+    Leaves the function unchanged, with a warning naming the op where the
+    walk stopped, when the result is missing, is not rank 3, or is
+    computed otherwise (a residual on the linear, an op used twice, an
+    operand that varies along seq).
+  }];
+  let options = [
+    Option<"output", "output", "std::string", /*default=*/"\"logits\"",
+           "The function result (its transformer.name) to slice">
+  ];
+  let dependentDialects = ["transfuse::transformer::TransformerDialect"];
+}
+
 #endif

@@ -86,8 +86,15 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
   // --explain-fusion: the passes' remarks, one line per candidate that did
   // not fuse, naming its ONNX node.
   ScopedDiagnosticHandler remarks(&ctx, [&](Diagnostic &d) {
+    if (d.getSeverity() == DiagnosticSeverity::Warning) {
+      auto names = fusion::onnxNodeNames(d.getLocation());
+      llvm::errs() << "transfuse: warning: "
+                   << (names.empty() ? std::string() : names.front() + ": ")
+                   << d.str() << "\n";
+      return success();
+    }
     if (d.getSeverity() != DiagnosticSeverity::Remark)
-      return failure(); // errors and warnings go to the default handler
+      return failure(); // errors go to the default handler
     if (options.explainFusion) {
       auto names = fusion::onnxNodeNames(d.getLocation());
       llvm::errs() << "remark: "
@@ -123,6 +130,8 @@ OwningOpRef<ModuleOp> importAndOptimize(MLIRContext &ctx,
     fpm.addPass(createSelectAttention(select));
     fpm.addPass(createCSEPass());
   }
+  if (!options.lastPosition.empty())
+    fpm.addPass(createLastPosition({options.lastPosition}));
   if (failed(pm.run(*module))) {
     error = "the transformer-level pipeline failed (see diagnostics above)";
     return nullptr;

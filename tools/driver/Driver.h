@@ -20,6 +20,7 @@ struct Options {
   std::string attention = "auto"; // transfuse-select-attention's algorithm
   int64_t attentionKvBlock = 64;  // keys per block (memory-efficient)
   llvm::StringMap<int64_t> dims;  // --dim NAME=SIZE: symbolic dims made static
+  std::string lastPosition; // this output at the last position only ("": off)
 };
 
 /// Parses a `--dim` value, NAME=SIZE (SIZE ≥ 1), into `dims`; false with

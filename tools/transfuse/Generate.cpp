@@ -78,7 +78,8 @@ private:
 
 /// Compiles dir/part/model.onnx (dir/model.onnx with an empty part) to
 /// cache/part/model.so (model-bf16.so with --precision bf16,
-/// model-bf16-f32att.so with its attention f32) unless that is newer than
+/// model-bf16-f32att.so with its attention f32, a suffix -all-positions
+/// with the logits of every position) unless that is newer than
 /// the model, the compiler and the runtime archive.
 bool ensureCompiled(const GenerateOptions &o, const std::string &part,
                     const std::string &runtimeArchive, std::string &soPath,
@@ -86,11 +87,17 @@ bool ensureCompiled(const GenerateOptions &o, const std::string &part,
   std::string sub = part.empty() ? "" : "/" + part;
   std::string onnx = o.modelDir + sub + "/model.onnx";
   std::string outDir = (o.cacheDir.empty() ? o.modelDir : o.cacheDir) + sub;
-  const cpu::CodegenOptions &c = o.compile.codegen;
+  // An encoder has no logits: every position of its output is read.
+  driver::Options options = o.compile;
+  if (part == "encoder")
+    options.lastPosition.clear();
+  const cpu::CodegenOptions &c = options.codegen;
   std::string variant =
-      c.precision == "f32"
-          ? ""
-          : "-" + c.precision + (c.bf16Attention ? "" : "-f32att");
+      (c.precision == "f32"
+           ? ""
+           : "-" + c.precision + (c.bf16Attention ? "" : "-f32att")) +
+      (part != "encoder" && options.lastPosition.empty() ? "-all-positions"
+                                                         : "");
   soPath = outDir + "/model" + variant + ".so";
   llvm::sys::fs::file_status src, dst;
   if (llvm::sys::fs::status(onnx, src))
@@ -108,7 +115,7 @@ bool ensureCompiled(const GenerateOptions &o, const std::string &part,
     return true;
   if (auto ec = llvm::sys::fs::create_directories(outDir))
     return error = "cannot create " + outDir + ": " + ec.message(), false;
-  return driver::compileModel(onnx, soPath, driver::Emit::So, o.compile,
+  return driver::compileModel(onnx, soPath, driver::Emit::So, options,
                               runtimeArchive, error);
 }
 

@@ -103,6 +103,18 @@ static cl::list<std::string> dims(
              "into one arena"),
     cl::value_desc("NAME=SIZE"), cl::sub(compileCmd));
 
+static cl::opt<std::string> lastPosition(
+    "last-position",
+    cl::desc("Compute this [batch, seq, N] output (a language model's "
+             "logits) at the last position only: its product by the weight "
+             "takes one row per sequence, and the output is [batch, 1, N]"),
+    cl::value_desc("output name"), cl::sub(compileCmd));
+static cl::opt<bool> allPositions(
+    "all-positions",
+    cl::desc("Compute the logits of every prompt position (by default only "
+             "the last one's, the only one greedy decoding reads)"),
+    cl::sub(generateCmd));
+
 static cl::opt<std::string> modelDir(
     cl::Positional,
     cl::desc("<model dir with prefill/ and decode/, or with one model.onnx>"),
@@ -177,6 +189,7 @@ static int compile(const char *argv0) {
   options.fusionReportPath = fusionReport;
   options.attention = attention;
   options.attentionKvBlock = attentionKvBlock;
+  options.lastPosition = lastPosition;
   std::string error;
   for (const std::string &d : dims)
     if (!driver::parseDim(d, options.dims, error))
@@ -199,6 +212,8 @@ static int generate(const char *argv0) {
   o.eosId = eosId;
   o.decoderStartId = decoderStartId;
   o.compile.verbose = !generateQuiet;
+  if (!allPositions)
+    o.compile.lastPosition = "logits";
   if (std::string e = setPrecision(o.compile.codegen, "auto"); !e.empty())
     return fail(e);
   std::vector<int64_t> ids;
