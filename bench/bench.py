@@ -369,7 +369,8 @@ def interleaved(timers, rounds):
     """Each timer run once per round, in turn, so that the machine's load,
     which drifts over minutes, falls on every engine alike. Per timer: the
     min of its rounds' mins, the median of their medians, each round's
-    median (round_medians_ms), and the first round's other fields."""
+    median (round_medians_ms), the median over the rounds of any other
+    field ending in _ms, and the first round's other fields."""
     runs = {k: [] for k in timers}
     for _ in range(rounds):
         for k, fn in timers.items():
@@ -380,6 +381,9 @@ def interleaved(timers, rounds):
         out[k] = dict(rs[0], min_ms=min(r["min_ms"] for r in rs),
                       median_ms=sorted(medians)[len(medians) // 2],
                       round_medians_ms=medians)
+        for f in rs[0]:
+            if f.endswith("_ms") and f not in ("min_ms", "median_ms"):
+                out[k][f] = sorted(r[f] for r in rs)[len(rs) // 2]
     return out
 
 

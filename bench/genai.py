@@ -62,8 +62,8 @@ EOS = 2  # the word-level tokenizer's "w2", the builder's eos_token_id
 
 def generate_transfuse(model_dir, work, prompt, n, threads,
                        precision="f32"):
-    """`transfuse generate` (compiled into work/ once): its decode steps'
-    median and min, and the ids."""
+    """`transfuse generate` (compiled into work/ once): the time to its
+    first token, its decode steps' median and min, and the ids."""
     p = subprocess.run(
         [os.path.join(bench.BIN, "transfuse"), "generate", model_dir,
          "--prompt-ids", ",".join(map(str, prompt)),
@@ -71,15 +71,18 @@ def generate_transfuse(model_dir, work, prompt, n, threads,
          "--cache-dir", work, "--quiet", "--precision", precision],
         env=dict(os.environ, TRANSFUSE_NUM_THREADS=str(threads)),
         capture_output=True, text=True, check=True)
-    m = re.search(r"median ([0-9.]+), min ([0-9.]+)", p.stderr)
-    return {"median_ms": float(m.group(1)), "min_ms": float(m.group(2)),
+    m = re.search(r"the first after ([0-9.]+) ms, .*median ([0-9.]+), "
+                  r"min ([0-9.]+)", p.stderr)
+    return {"first_ms": float(m.group(1)), "median_ms": float(m.group(2)),
+            "min_ms": float(m.group(3)),
             "ids": [int(x) for x in p.stdout.split(",")]}
 
 
 def generate_genai(model_dir, prompt, n, threads):
-    """onnxruntime-genai's greedy Generator: the time between consecutive
-    tokens (each a decode step of the model and the search), median and
-    min, and the ids."""
+    """onnxruntime-genai's greedy Generator: the time to the first token
+    (the prompt's step: append_tokens and the first generate_next_token),
+    the time between consecutive tokens (each a decode step of the model
+    and the search), median and min, and the ids."""
     import onnxruntime_genai as og
     config = og.Config(model_dir)
     config.overlay(json.dumps({"model": {"decoder": {"session_options": {
@@ -88,16 +91,20 @@ def generate_genai(model_dir, prompt, n, threads):
     params = og.GeneratorParams(model)
     params.set_search_options(do_sample=False, max_length=len(prompt) + n)
     gen = og.Generator(model, params)
+    start = time.perf_counter()
     gen.append_tokens([prompt])
-    steps, last = [], None
+    steps, first, last = [], None, None
     while not gen.is_done():
         gen.generate_next_token()
         now = time.perf_counter()
         if last is not None:
             steps.append((now - last) * 1000)
+        else:
+            first = (now - start) * 1000
         last = now
     steps.sort()
-    return {"median_ms": steps[len(steps) // 2], "min_ms": steps[0],
+    return {"first_ms": first, "median_ms": steps[len(steps) // 2],
+            "min_ms": steps[0],
             "ids": [int(t) for t in gen.get_sequence(0)][len(prompt):]}
 
 
@@ -217,7 +224,8 @@ def main():
                                 "past": GENERATE[0], "threads": threads,
                                 "same_ids": same, "bf16_median_ms":
                                 bf16["median_ms"], "bf16_min_ms":
-                                bf16["min_ms"], "bf16_leading_ids_agree":
+                                bf16["min_ms"], "bf16_first_ms":
+                                bf16["first_ms"], "bf16_leading_ids_agree":
                                 agree, **timed})
         bench.log("generate %d after %d, %d thread(s): Transfuse %.2f ms "
                   "(bf16 %.2f), onnxruntime-genai %.2f ms per step; same "
@@ -253,6 +261,11 @@ def main():
                       r["transfuse"]["max_err_of_range_vs_ort"],
                       b["max_err_of_range_vs_ort"]))
         if r["case"] == "generate":
+            print("\ntime to the first token (%d-token prompt), %d "
+                  "thread(s), median of the rounds' runs: Transfuse %.1f ms "
+                  "(bf16 %.1f), onnxruntime-genai %.1f ms" % (
+                      r["past"], r["threads"], r["transfuse"]["first_ms"],
+                      r["bf16_first_ms"], r["ort"]["first_ms"]))
             print("\nbf16 generation, %d thread(s): %.1f ms per step (min "
                   "%.1f), %.2fx onnxruntime-genai f32's; its first %d of %d "
                   "ids agree with onnxruntime-genai's" % (

@@ -129,15 +129,16 @@ tf_tensor int64Tensor(std::vector<int64_t> &data, int64_t rows, int64_t cols) {
   return t;
 }
 
-/// The tokens greedy decoding generates, and the time of each decode step
-/// (from one token to the next).
+/// The tokens greedy decoding generates, and their times: the first from
+/// the construction (made right before the first model runs), the others
+/// from one token to the next.
 class Greedy {
 public:
   Greedy(const GenerateOptions &o, std::vector<int64_t> &generated,
-         std::vector<double> &stepMs)
-      : o(o), generated(generated), stepMs(stepMs) {
+         GenerateTimes &times)
+      : o(o), generated(generated), times(times), last(driver::nowMs()) {
     generated.clear();
-    stepMs.clear();
+    times = {};
   }
 
   /// Takes the argmax of the last position's logits ([1, seq, vocab]
@@ -155,7 +156,9 @@ public:
     generated.push_back(token);
     double now = driver::nowMs();
     if (generated.size() > 1)
-      stepMs.push_back(now - last);
+      times.stepMs.push_back(now - last);
+    else
+      times.firstMs = now - last;
     last = now;
     return true;
   }
@@ -168,8 +171,8 @@ public:
 private:
   const GenerateOptions &o;
   std::vector<int64_t> &generated;
-  std::vector<double> &stepMs;
-  double last = 0; // when the last token came
+  GenerateTimes &times;
+  double last; // when the last token came (at first, the start)
 };
 
 /// How generation feeds one model that takes both the prompt and each
@@ -286,8 +289,8 @@ struct SingleModel {
 /// with the last step's presents as pasts; the attention mask covers every
 /// token so far, the positions count from 0.
 bool generateSingle(const GenerateOptions &o, const std::string &runtimeArchive,
-                    std::vector<int64_t> &generated,
-                    std::vector<double> &stepMs, std::string &error) {
+                    std::vector<int64_t> &generated, GenerateTimes &times,
+                    std::string &error) {
   if (o.decoderStartId >= 0)
     return error = "--decoder-start-id is for encoder-decoder exports "
                    "(encoder/, prefill/ and decode/)",
@@ -313,7 +316,7 @@ bool generateSingle(const GenerateOptions &o, const std::string &runtimeArchive,
     pasts.push_back(t);
   }
   std::vector<tf_tensor> out;
-  Greedy greedy(o, generated, stepMs);
+  Greedy greedy(o, generated, times);
   bool ok = true;
   for (int64_t step = 0; ok; ++step) {
     std::vector<tf_tensor> in;
@@ -359,13 +362,13 @@ bool generateSingle(const GenerateOptions &o, const std::string &runtimeArchive,
 } // namespace
 
 bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
-                    std::vector<int64_t> &generated,
-                    std::vector<double> &stepMs, std::string &error) {
+                    std::vector<int64_t> &generated, GenerateTimes &times,
+                    std::string &error) {
   if (o.promptIds.empty())
     return error = "the prompt is empty", false;
   if (!llvm::sys::fs::exists(o.modelDir + "/prefill/model.onnx") &&
       llvm::sys::fs::exists(o.modelDir + "/model.onnx"))
-    return generateSingle(o, runtimeArchive, generated, stepMs, error);
+    return generateSingle(o, runtimeArchive, generated, times, error);
   bool seq2seq = llvm::sys::fs::exists(o.modelDir + "/encoder/model.onnx");
   if (seq2seq && o.decoderStartId < 0)
     return error = "an encoder-decoder model needs --decoder-start-id", false;
@@ -387,6 +390,7 @@ bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
                    "docs/models.md for the prefill/decode conventions",
            false;
 
+  Greedy greedy(o, generated, times);
   std::vector<int64_t> prompt(o.promptIds), mask(prompt.size(), 1);
   std::vector<tf_tensor> states; // encoder output, kept for every step
   std::vector<int64_t> first;
@@ -406,7 +410,6 @@ bool generateGreedy(const GenerateOptions &o, const std::string &runtimeArchive,
     encoder.release(states);
     return error = "prefill: " + error, false;
   }
-  Greedy greedy(o, generated, stepMs);
   int64_t token;
   bool ok = true;
   while (ok) {

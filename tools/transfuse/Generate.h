@@ -23,6 +23,15 @@ struct GenerateOptions {
   driver::Options compile;
 };
 
+/// How long generation took: the first token (the prompt's step, and an
+/// encoder's run before it, from the call's inputs to the argmax), then
+/// each decode step, from one generated token to the next (the model's
+/// run and the argmax).
+struct GenerateTimes {
+  double firstMs = 0;
+  std::vector<double> stepMs;
+};
+
 /// Compiles (when stale) and loads the prefill and decode libraries, runs
 /// the prompt through prefill, then decodes greedily one token at a time,
 /// feeding each step's present key/values back as the next step's past.
@@ -36,13 +45,11 @@ struct GenerateOptions {
 /// them): encoder(input_ids, attention_mask) -> states, then
 /// prefill(decoder_input_ids = [start], states, attention_mask) and
 /// decode(decoder_input_ids, states, attention_mask, past...).
-/// `stepMs`: each decode step's time, from one generated token to the next
-/// (the model's run and the argmax). Returns false with `error` set on
-/// failure.
+/// Returns false with `error` set on failure.
 bool generateGreedy(const GenerateOptions &options,
                     const std::string &runtimeArchive,
-                    std::vector<int64_t> &generated,
-                    std::vector<double> &stepMs, std::string &error);
+                    std::vector<int64_t> &generated, GenerateTimes &times,
+                    std::string &error);
 
 } // namespace transfuse
 

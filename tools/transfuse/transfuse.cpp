@@ -217,14 +217,16 @@ static int generate(const char *argv0) {
   if (std::string e = setPrecision(o.compile.codegen, "auto"); !e.empty())
     return fail(e);
   std::vector<int64_t> ids;
-  std::vector<double> stepMs;
+  GenerateTimes times;
   std::string error;
-  if (!generateGreedy(o, driver::runtimeArchivePath(argv0), ids, stepMs, error))
+  if (!generateGreedy(o, driver::runtimeArchivePath(argv0), ids, times, error))
     return fail(error);
   for (size_t i = 0; i < ids.size(); ++i)
     outs() << (i ? "," : "") << ids[i];
   outs() << "\n";
-  errs() << "transfuse: " << ids.size() << " tokens";
+  errs() << "transfuse: " << ids.size() << " tokens, the first after "
+         << format("%.2f", times.firstMs) << " ms";
+  std::vector<double> &stepMs = times.stepMs;
   if (!stepMs.empty()) {
     double sum = 0;
     for (double t : stepMs)
