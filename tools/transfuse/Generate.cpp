@@ -78,9 +78,10 @@ private:
 
 /// Compiles dir/part/model.onnx (dir/model.onnx with an empty part) to
 /// cache/part/model.so (model-bf16.so with --precision bf16,
-/// model-bf16-f32att.so with its attention f32, a suffix -all-positions
-/// with the logits of every position) unless that is newer than
-/// the model, the compiler and the runtime archive.
+/// model-bf16-f32att.so with its attention f32; each with -last-position
+/// before .so when it computes its logits there only: the names of
+/// `transfuse compile`'s libraries with the same options) unless that is newer
+/// than the model, the compiler and the runtime archive.
 bool ensureCompiled(const GenerateOptions &o, const std::string &part,
                     const std::string &runtimeArchive, std::string &soPath,
                     std::string &error) {
@@ -96,8 +97,7 @@ bool ensureCompiled(const GenerateOptions &o, const std::string &part,
       (c.precision == "f32"
            ? ""
            : "-" + c.precision + (c.bf16Attention ? "" : "-f32att")) +
-      (part != "encoder" && options.lastPosition.empty() ? "-all-positions"
-                                                         : "");
+      (options.lastPosition.empty() ? "" : "-last-position");
   soPath = outDir + "/model" + variant + ".so";
   llvm::sys::fs::file_status src, dst;
   if (llvm::sys::fs::status(onnx, src))
