@@ -12,7 +12,9 @@ the Python binding), then, for CASES random cases each:
   row: on the left (as batched prompts are) in models without token types
   or a decoder (the decoder-only ones, and RoBERTa), else on the right;
 - for KV-cache decode exports, a past of random length and values, and a
-  mask over past and new tokens; for encoder-decoder ones, encoder states;
+  mask over past and new tokens (a sliding-window export: a past shorter
+  than the window under a mask over a longer history, as its cache keeps
+  it); for encoder-decoder ones, encoder states;
 - for onnxruntime-genai's exports (GroupQueryAttention: one model for
   prompts and decode steps), a first prompt (no padding: ONNX Runtime
   leaves a padded prompt's rows undefined), a decode step whose sequences
@@ -40,7 +42,9 @@ usage: shapes.py --bin BIN --models DIR --work DIR [--cases N] [--seed S]
 """
 import argparse
 import glob
+import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -69,6 +73,21 @@ def graph_inputs(path):
     return [(i.name, [d.dim_value if d.HasField("dim_value") else None
                       for d in i.type.tensor_type.shape.dim])
             for i in g.input if i.name not in inits]
+
+
+def sliding_window(path):
+    """The window of a Hugging Face sliding-window decode export (Mistral's
+    fixture: "sliding window N" in its manifest's description), else None.
+    Its cache holds at most N - 1 past tokens while the attention mask
+    covers the whole history (its committed sets: a past of 7 under masks
+    of 17 and 34), and ONNX Runtime rejects a past of N or more."""
+    manifest = os.path.join(os.path.dirname(path), "manifest.json")
+    if not os.path.exists(manifest):
+        return None
+    with open(manifest) as f:
+        m = re.search(r"sliding window (\d+)",
+                      json.load(f).get("description", ""))
+    return int(m.group(1)) if m else None
 
 
 def genai_cache(path):
@@ -142,8 +161,10 @@ def mask_rows(rng, batch, length, left):
     return mask
 
 
-def make_case(rng, inputs):
-    """Feeds for one case, by each input's role (its name), and a label."""
+def make_case(rng, inputs, window=None):
+    """Feeds for one case, by each input's role (its name), and a label.
+    With a sliding `window` (a decode export), a past of at most window - 1
+    tokens under a mask over a longer history."""
     names = [n for n, _ in inputs]
     has_past = any("past" in n for n in names)
     seq2seq = "encoder_hidden_states" in names or "decoder_input_ids" in names
@@ -154,8 +175,12 @@ def make_case(rng, inputs):
         # rejects more); an encoder-decoder's decoder takes a few.
         new = int(rng.choice([1, 2])) if seq2seq else 1
         past = int(rng.integers(1, MAX_POSITIONS - new + 1))
+        history = past  # the tokens before the new ones, under the mask
+        if window:
+            past = int(rng.integers(1, window))
+            history = int(rng.integers(past, MAX_POSITIONS - new + 1))
     else:
-        new, past = 0, 0
+        new, past, history = 0, 0, 0
     length = int(rng.choice(LENGTHS))  # encoder (or only) sequence
     dec_len = int(rng.choice([1, 2, 5, 17, 33]))
     if has_past and not seq2seq:
@@ -172,7 +197,7 @@ def make_case(rng, inputs):
         elif name == "task_type_ids":
             feeds[name] = rng.integers(0, 3, (batch, length))
         elif name == "attention_mask":
-            total = past + length if has_past and not seq2seq else length
+            total = history + length if has_past and not seq2seq else length
             feeds[name] = mask_rows(rng, batch, total, left)
         elif name == "encoder_hidden_states":
             feeds[name] = rng.standard_normal(
@@ -191,6 +216,8 @@ def make_case(rng, inputs):
         label += ", decoder length %d" % feeds["decoder_input_ids"].shape[1]
     if has_past:
         label += ", past %d" % past
+        if history != past:
+            label += " of a history of %d" % history
     if "attention_mask" in feeds:
         m = feeds["attention_mask"]
         label += ", padded rows %d" % int((m.min(axis=1) == 0).sum())
@@ -260,9 +287,10 @@ def main():
             sess = ort.InferenceSession(path,
                                         providers=["CPUExecutionProvider"])
         inputs = graph_inputs(path)
+        window = sliding_window(path)
         for _ in range(args.cases):
             feeds, label = (make_genai_case(rng, inputs, *genai) if genai
-                            else make_case(rng, inputs))
+                            else make_case(rng, inputs, window))
             try:
                 expected = sess.run(None, feeds)
             except Exception:  # a shape this export cannot take
