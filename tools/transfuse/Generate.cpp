@@ -79,9 +79,10 @@ private:
 /// Compiles dir/part/model.onnx (dir/model.onnx with an empty part) to
 /// cache/part/model.so (model-bf16.so with --precision bf16,
 /// model-bf16-f32att.so with its attention f32; each with -last-position
-/// before .so when it computes its logits there only: the names of
-/// `transfuse compile`'s libraries with the same options) unless that is newer
-/// than the model, the compiler and the runtime archive.
+/// before .so when it computes its logits there only, so that a library of
+/// a plain `transfuse compile -o model.so` there is never taken for one)
+/// unless that is newer than the model, the compiler and the runtime
+/// archive.
 bool ensureCompiled(const GenerateOptions &o, const std::string &part,
                     const std::string &runtimeArchive, std::string &soPath,
                     std::string &error) {
