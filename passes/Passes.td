@@ -169,21 +169,26 @@ def SelectAttention : Pass<"transfuse-select-attention", "mlir::func::FuncOp"> {
 def LastPosition : Pass<"transfuse-last-position", "mlir::func::FuncOp"> {
   let summary = "Compute one [batch, seq, N] output at the last position only";
   let description = [{
-    For generation: a prompt's step needs only the last position's logits,
-    and the LM head is a [seq, hidden] x [hidden, vocab] product, the
-    largest of a small model's prompt. Walks back from the function result
-    named `output` through single-use elementwise ops whose other operands
-    are the same at every position (scalars, [N] or [1, N]: Gemma 2's final
-    softcap, div, tanh, mul; BART's logits bias) to the
-    `linear` or `matmul` by a rank-2 weight that computes it, slices that
-    product's [batch, seq, hidden] input to its last position
-    (`slice` starts -1 on axis 1), and gives the ops after it, the result
-    and its `transformer.dims` a seq of 1. The output keeps its rank.
+    For generation: a prompt's step needs only the last position's logits.
+    The region is every row-wise op that the function result named
+    `output` depends on through [batch, seq, ...] operands and whose
+    results nothing else reads: products by a weight (`linear`, with its
+    residual; `matmul` by a matrix), `rms_norm` / `layer_norm`, and
+    elementwise ops whose other operands are the same at every position
+    (scalars, [N], [1, N]) or are [batch, seq, ...] themselves. In a
+    decoder that is the LM head, the final norm, and the last layer from
+    its attention's output on (output projection, residuals, norm, FFN),
+    plus Gemma 2's final softcap or BART's logits bias after the head.
+    Each [batch, seq, ...] operand that enters the region from outside it
+    (the attention's output, the residual stream that also feeds the
+    attention) is sliced once to its last position (`slice` starts -1 on
+    axis 1), the region's types are re-inferred, and the result and its
+    `transformer.dims` get a seq of 1. The output keeps its rank.
 
-    Leaves the function unchanged, with a warning naming the op where the
-    walk stopped, when the result is missing, is not rank 3, or is
-    computed otherwise (a residual on the linear, an op used twice, an
-    operand that varies along seq).
+    Leaves the function unchanged, with a warning, when the result is
+    missing, is not rank 3, is returned twice, or when no product by a
+    weight is in the region (the product is read elsewhere, or the result
+    is computed by an op over the positions, such as a softmax on axis 1).
   }];
   let options = [
     Option<"output", "output", "std::string", /*default=*/"\"logits\"",

@@ -57,43 +57,86 @@ func.func @bart_bias(%h: tensor<?x?x4xf32>) -> (tensor<?x?x8xf32> {transformer.n
 
 // -----
 
-// Negative: a residual on the head's linear (its [batch, seq, N] operand
-// would need the slice too). Unchanged, with a warning.
-// CHECK-LABEL: func @residual
+// The last layer after its attention: the output projection with its
+// residual, the norm, the gated FFN with its residual, the final norm and
+// the head. Each takes its operands' last rows; the attention's output and
+// the residual stream before it are sliced once each where they are
+// defined (the residual stream also feeds the attention, which keeps every
+// row).
+// CHECK-LABEL: func @last_layer
+// CHECK: %[[H0:.*]] = transformer.slice %arg0, {{.*}} {axes = array<i64: 1>, steps = array<i64: 1>} : (tensor<?x?x4xf32>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x?x4xf32>
+// CHECK: %[[N1:.*]] = transformer.rms_norm %arg0
+// CHECK: %[[A:.*]] = transformer.softmax %[[N1]]
+// CHECK: %[[AL:.*]] = transformer.slice %[[A]]
+// CHECK: %[[H1:.*]] = transformer.linear %[[AL]], %{{.*}} residual %[[H0]]
+// CHECK: %[[N2:.*]] = transformer.rms_norm %[[H1]]
+// CHECK: %[[G:.*]] = transformer.linear %[[N2]], %{{.*}} {activation = "silu", gated = true}
+// CHECK: %[[H2:.*]] = transformer.linear %[[G]], %{{.*}} residual %[[H1]]
+// CHECK: %[[N3:.*]] = transformer.rms_norm %[[H2]]
+// CHECK: %[[L:.*]] = transformer.linear %[[N3]]
+// CHECK: return %[[L]], %[[A]]
 // CHECK-NOT: transformer.slice
-// CHECK: return
-func.func @residual(%h: tensor<?x?x4xf32>, %r: tensor<?x?x4xf32>) -> (tensor<?x?x4xf32> {transformer.name = "logits"}) {
-  %w = transformer.constant dense<0.5> : tensor<4x4xf32>
-  // expected-warning @+1 {{transfuse-last-position: 'logits' is computed through transformer.linear}}
-  %l = transformer.linear %h, %w residual %r : (tensor<?x?x4xf32>, tensor<4x4xf32>, tensor<?x?x4xf32>) -> tensor<?x?x4xf32>
-  return %l : tensor<?x?x4xf32>
+func.func @last_layer(%h0: tensor<?x?x4xf32>) -> (tensor<?x?x8xf32> {transformer.name = "logits"}, tensor<?x?x4xf32>) {
+  %s = transformer.constant dense<1.0> : tensor<4xf32>
+  %wo = transformer.constant dense<0.5> : tensor<4x4xf32>
+  %wg = transformer.constant dense<0.5> : tensor<4x12xf32>
+  %wd = transformer.constant dense<0.5> : tensor<6x4xf32>
+  %wl = transformer.constant dense<0.5> : tensor<4x8xf32>
+  %n1 = transformer.rms_norm %h0, %s {epsilon = 1.0e-6 : f32} : (tensor<?x?x4xf32>, tensor<4xf32>) -> tensor<?x?x4xf32>
+  %a = transformer.softmax %n1 {axis = 1 : i64} : (tensor<?x?x4xf32>) -> tensor<?x?x4xf32>
+  %h1 = transformer.linear %a, %wo residual %h0 : (tensor<?x?x4xf32>, tensor<4x4xf32>, tensor<?x?x4xf32>) -> tensor<?x?x4xf32>
+  %n2 = transformer.rms_norm %h1, %s {epsilon = 1.0e-6 : f32} : (tensor<?x?x4xf32>, tensor<4xf32>) -> tensor<?x?x4xf32>
+  %g = transformer.linear %n2, %wg {activation = "silu", gated = true} : (tensor<?x?x4xf32>, tensor<4x12xf32>) -> tensor<?x?x6xf32>
+  %h2 = transformer.linear %g, %wd residual %h1 : (tensor<?x?x6xf32>, tensor<6x4xf32>, tensor<?x?x4xf32>) -> tensor<?x?x4xf32>
+  %n3 = transformer.rms_norm %h2, %s {epsilon = 1.0e-6 : f32} : (tensor<?x?x4xf32>, tensor<4xf32>) -> tensor<?x?x4xf32>
+  %l = transformer.linear %n3, %wl : (tensor<?x?x4xf32>, tensor<4x8xf32>) -> tensor<?x?x8xf32>
+  return %l, %a : tensor<?x?x8xf32>, tensor<?x?x4xf32>
 }
 
 // -----
 
-// Negative: an elementwise op whose other operand varies along seq.
+// An operand that varies along seq is sliced too; a value that another
+// result reads (the hidden state %h1, returned) stays whole and is sliced
+// for the ops after it.
 // CHECK-LABEL: func @seq_operand
-// CHECK-NOT: transformer.slice
-func.func @seq_operand(%h: tensor<?x?x4xf32>, %bias: tensor<?x?x8xf32>) -> (tensor<?x?x8xf32> {transformer.name = "logits"}) {
-  %w = transformer.constant dense<0.5> : tensor<4x8xf32>
-  %l = transformer.linear %h, %w : (tensor<?x?x4xf32>, tensor<4x8xf32>) -> tensor<?x?x8xf32>
-  // expected-warning @+1 {{'logits' is computed through transformer.add}}
+// CHECK: %[[B:.*]] = transformer.slice %arg1
+// CHECK: %[[H1:.*]] = transformer.linear %arg0
+// CHECK: %[[X:.*]] = transformer.slice %[[H1]]
+// CHECK: %[[L:.*]] = transformer.linear %[[X]]
+// CHECK: %[[R:.*]] = transformer.add %[[L]], %[[B]]
+// CHECK: return %[[R]], %[[H1]]
+func.func @seq_operand(%h: tensor<?x?x4xf32>, %bias: tensor<?x?x8xf32>) -> (tensor<?x?x8xf32> {transformer.name = "logits"}, tensor<?x?x4xf32>) {
+  %w = transformer.constant dense<0.5> : tensor<4x4xf32>
+  %w2 = transformer.constant dense<0.5> : tensor<4x8xf32>
+  %h1 = transformer.linear %h, %w : (tensor<?x?x4xf32>, tensor<4x4xf32>) -> tensor<?x?x4xf32>
+  %l = transformer.linear %h1, %w2 : (tensor<?x?x4xf32>, tensor<4x8xf32>) -> tensor<?x?x8xf32>
   %a = transformer.add %l, %bias : (tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
-  return %a : tensor<?x?x8xf32>
+  return %a, %h1 : tensor<?x?x8xf32>, tensor<?x?x4xf32>
 }
 
 // -----
 
-// Negative: the head's product has another use (every position of it is
-// returned too).
+// Negative: the head's product is returned too, so only the tanh after it
+// could take the last row: no product would, and nothing changes.
 // CHECK-LABEL: func @two_uses
 // CHECK-NOT: transformer.slice
 func.func @two_uses(%h: tensor<?x?x4xf32>) -> (tensor<?x?x8xf32> {transformer.name = "logits"}, tensor<?x?x8xf32>) {
   %w = transformer.constant dense<0.5> : tensor<4x8xf32>
-  // expected-warning @+1 {{the product of 'logits' has other uses}}
   %l = transformer.linear %h, %w : (tensor<?x?x4xf32>, tensor<4x8xf32>) -> tensor<?x?x8xf32>
+  // expected-warning @+1 {{transfuse-last-position: 'logits' is not computed by a product by a weight and row-wise ops}}
   %t = transformer.tanh %l : (tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
   return %t, %l : tensor<?x?x8xf32>, tensor<?x?x8xf32>
+}
+
+// -----
+
+// Negative: computed by a softmax over the positions (not row-wise).
+// CHECK-LABEL: func @softmax_seq
+// CHECK-NOT: transformer.slice
+func.func @softmax_seq(%h: tensor<?x?x4xf32>) -> (tensor<?x?x4xf32> {transformer.name = "logits"}) {
+  // expected-warning @+1 {{'logits' is not computed by a product by a weight}}
+  %s = transformer.softmax %h {axis = 1 : i64} : (tensor<?x?x4xf32>) -> tensor<?x?x4xf32>
+  return %s : tensor<?x?x4xf32>
 }
 
 // -----
@@ -106,7 +149,7 @@ func.func @unnamed(%h: tensor<?x?x4xf32>) -> tensor<?x?x4xf32> {
 
 // -----
 
-// expected-warning @+1 {{result 'logits' is not [batch, seq, N]}}
+// expected-warning @+1 {{result 'logits' is not a [batch, seq, N] tensor returned once}}
 func.func @rank2(%h: tensor<?x4xf32>) -> (tensor<?x8xf32> {transformer.name = "logits"}) {
   %w = transformer.constant dense<0.5> : tensor<4x8xf32>
   %l = transformer.linear %h, %w : (tensor<?x4xf32>, tensor<4x8xf32>) -> tensor<?x8xf32>
