@@ -13,8 +13,9 @@ values; the inputs and ONNX Runtime's outputs are a test-data set, which
 `transfuse-run` checks its outputs against):
   - Transfuse: the AOT .so, `transfuse-run --repeat N`;
   - ONNX Runtime: CPU EP, all graph optimizations, intra-op threads = N.
-Then greedy generation of 128 tokens after a 128-token prompt, per decode
-step (from one token to the next), and whether both generate the same ids:
+Then greedy generation of 128 tokens after a 128-token prompt: the time to
+the first token, each decode step's (from one token to the next), and
+whether both generate the same ids:
   - Transfuse: `transfuse generate` on the builder's directory (f32, and
     --precision bf16: how many leading ids agree is reported);
   - onnxruntime-genai: its Generator (greedy) on the same directory, the
