@@ -106,6 +106,11 @@ std::optional<LastAxisSlice> asLastAxisSlice(Value v) {
                        s.getSteps()[0]};
 }
 
+Value i64Element(OpBuilder &b, Location loc, int64_t v) {
+  auto t = RankedTensorType::get({1}, b.getI64Type());
+  return ConstantOp::create(b, loc, t, DenseElementsAttr::get(t, ArrayRef(v)));
+}
+
 Value concatConstants(OpBuilder &b, Location loc, ArrayRef<Value> parts) {
   auto first = cast<RankedTensorType>(parts.front().getType());
   int64_t rows =

@@ -72,6 +72,9 @@ std::optional<LastAxisSlice> asLastAxisSlice(mlir::Value v);
 mlir::Value concatConstants(mlir::OpBuilder &b, mlir::Location loc,
                             llvm::ArrayRef<mlir::Value> parts);
 
+/// A [1] x i64 constant holding `v` (a slice's start or end).
+mlir::Value i64Element(mlir::OpBuilder &b, mlir::Location loc, int64_t v);
+
 /// Builds a graph op typed by shape inference (createWithInferredType).
 /// Callers check operands first; an op that fails inference is a bug.
 template <typename OpTy, typename... Args>

@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "dialects/transformer/ShapeInference.h"
+#include "passes/FusionUtils.h"
 #include "passes/Passes.h"
 
 #include <limits>
@@ -180,22 +181,11 @@ struct LastPositionPass : transfuse::impl::LastPositionBase<LastPositionPass> {
           else
             b.setInsertionPointToStart(&func.getBody().front());
           Location loc = v.getLoc();
-          auto index1 = [&](int64_t x) {
-            return ConstantOp::create(
-                b, loc,
-                DenseElementsAttr::get(
-                    RankedTensorType::get({1}, b.getI64Type()),
-                    ArrayRef<int64_t>{x}));
-          };
-          auto s = createWithInferredType<SliceOp>(
-              b, loc, cast<RankedTensorType>(v.getType()).getElementType(),
-              error, v, index1(-1), index1(std::numeric_limits<int64_t>::max()),
+          last = fusion::createInferred<SliceOp>(
+              b, loc, fusion::tensorType(v).getElementType(), v,
+              fusion::i64Element(b, loc, -1),
+              fusion::i64Element(b, loc, std::numeric_limits<int64_t>::max()),
               b.getDenseI64ArrayAttr({1}), b.getDenseI64ArrayAttr({1}));
-          if (failed(s)) { // a rank-3 operand: never
-            op->emitError("transfuse-last-position: ") << error;
-            return signalPassFailure();
-          }
-          last = *s;
         }
         op->replaceUsesOfWith(v, last);
       }

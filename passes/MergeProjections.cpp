@@ -199,16 +199,12 @@ struct MergeSiblings : OpRewritePattern<LinearOp> {
         rw, loc, elem, op.getInput(), weight, bias, Value(),
         rw.getStringAttr("none"), rw.getBoolAttr(false));
     int64_t rank = tensorType(merged).getRank(), offset = 0;
-    auto i64 = [&](int64_t v) -> Value {
-      auto t = RankedTensorType::get({1}, rw.getI64Type());
-      return ConstantOp::create(rw, loc, t,
-                                DenseElementsAttr::get(t, ArrayRef(v)));
-    };
     for (LinearOp l : group) {
       int64_t n = tensorType(l.getWeight()).getDimSize(1);
       Value part = createInferred<SliceOp>(
-          rw, l.getLoc(), elem, merged, i64(offset), i64(offset + n),
-          rw.getDenseI64ArrayAttr({rank - 1}), rw.getDenseI64ArrayAttr({1}));
+          rw, l.getLoc(), elem, merged, i64Element(rw, loc, offset),
+          i64Element(rw, loc, offset + n), rw.getDenseI64ArrayAttr({rank - 1}),
+          rw.getDenseI64ArrayAttr({1}));
       offset += n;
       part.setType(l.getType());
       rw.replaceOp(l, part);
