@@ -31,12 +31,15 @@
 //
 // Layout and blocking (Goto/BLIS): B is in panels of kNr = 32 columns, each
 // [K][32] (a weight comes so; any other B is packed so first); A is packed
-// into panels of kMr = 12 rows, each [K][12]. A register-blocked R x 32
-// kernel (AVX-512: R <= 12 rows, 2R accumulators) runs over K slices of
-// one A panel and one B panel (all of a K up to kWholeK, else kWholeK
-// deep); the B slice stays in L2 while the kernel walks down a block of
-// rows (rowBlockRows), and the next B slice is prefetched into L2 meanwhile
-// (weights come from DRAM), as is the next tile of C (and of a residual) before
+// into panels of kMr = 12 rows, each [K][12]. Register-blocked kernels
+// run over K slices of one A panel and B panels (all of a K up to
+// kWholeK, else kWholeK deep): on AVX-512, where two whole B panels are
+// left, R x 64 (kernelWide: R <= 6 rows of the A panel, 4R accumulators,
+// two calls a panel), else R x 32 (`kernel`: R <= 12 rows, 2R
+// accumulators; the AVX2 kernels always). The B slices stay in L2 while
+// the kernels walk down a block of rows (rowBlockRows), and the next ones
+// are prefetched into L2 meanwhile (weights come from DRAM), as is the
+// next tile of C (and of a residual) before
 // the call that first touches it; a single row panel (decode) takes whole
 // panels, K unsplit: with at most 6 rows (AVX-512) several panels at a time
 // (four up to 3 rows, three at 4, two at 5-6: streamPanels), as that many
@@ -317,11 +320,40 @@ __attribute__((target("avx512f"))) void storePanelAvx512(const float *src,
                    dst + 4 * groups);
 }
 
+/// Prefetches into L2 a share of the next B slice while a kernel runs:
+/// `lines` cache lines from `pf`, at the start of each group of four K
+/// steps, as many per group as it takes to cover them in the first groups
+/// (one, where there are no more lines than groups). The kernels test this
+/// once per group: before, each step tested whether it was its turn to
+/// prefetch, spreading the lines over the whole call, and that test and
+/// its counters were several integer instructions a step next to the
+/// FMAs (see matmulPanels for what the change measured).
+struct SlicePrefetch {
+  const char *pf;
+  int64_t perGroup, groups;
+  SlicePrefetch(const float *p, int64_t lines, int64_t kc)
+      : pf(reinterpret_cast<const char *>(p)) {
+    int64_t all = std::max<int64_t>(1, kc / 4);
+    perGroup = lines > 0 ? (lines + all - 1) / all : 0;
+    groups = perGroup > 0 ? (lines + perGroup - 1) / perGroup : 0;
+  }
+  /// The lines of group g (K steps 4g..4g+3), groups taken in order.
+  __attribute__((always_inline)) void at(int64_t g) {
+    if (g >= groups)
+      return;
+    _mm_prefetch(pf, _MM_HINT_T1);
+    pf += 64;
+    // More than one a group only where a product has few row panels.
+    if (__builtin_expect(perGroup > 1, 0))
+      for (int64_t q = 1; q < perGroup; ++q, pf += 64)
+        _mm_prefetch(pf, _MM_HINT_T1);
+  }
+};
+
 /// out[R][32] (row stride ldo; columns masked by m0, m1) = (load ? out : 0)
 /// + A panel slice (kc x kMr, first R rows used) * B panel slice (kc x kNr).
-/// Along the way it prefetches `pfLines` cache lines from `pf` into L2,
-/// spread evenly over the kc steps, at most one per step (a share of the
-/// next B slice).
+/// Along the way it prefetches `pfLines` cache lines from `pf` into L2
+/// (SlicePrefetch: a share of the next B slice).
 /// With `Stream` (a single row panel, decode): B is read as one stream
 /// from DRAM, panel after panel, and each step prefetches into L2 the two
 /// lines kStreamAhead steps (4 KiB) further on, past the panel's end into
@@ -344,36 +376,119 @@ kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,
     c0[r] = _mm512_maskz_loadu_ps(l0, out + r * ldo);
     c1[r] = _mm512_maskz_loadu_ps(l1, out + r * ldo + 16);
   }
-  int64_t every = pfLines > 0 ? std::max<int64_t>(1, kc / pfLines) : kc + 1;
-  int64_t nextPf = 0, done = 0;
-  // Unrolled: -5% of the product's time in bench/gemm_bench.cpp.
-#pragma clang loop unroll_count(4)
-  for (int64_t p = 0; p < kc; ++p) {
+  SlicePrefetch next(pf, Stream ? 0 : pfLines, kc);
+  // One K step at b (the B slice's row) and a (the A panel's): offsets
+  // from pointers the loops advance, not indices, which left several
+  // integer instructions a step competing with the FMAs for their ports.
+  auto step = [&](const float *b, const float *a)
+      __attribute__((always_inline, target("avx512f"))) {
     if (Stream) {
-      _mm_prefetch((const char *)(bp + (p + kStreamAhead) * kNr), _MM_HINT_T1);
-      _mm_prefetch((const char *)(bp + (p + kStreamAhead) * kNr + 16),
-                   _MM_HINT_T1);
-    } else if (p == nextPf && done < pfLines) {
-      _mm_prefetch((const char *)(pf + done * 16), _MM_HINT_T1);
-      ++done;
-      nextPf += every;
+      _mm_prefetch((const char *)(b + kStreamAhead * kNr), _MM_HINT_T1);
+      _mm_prefetch((const char *)(b + kStreamAhead * kNr + 16), _MM_HINT_T1);
     }
-    __m512 b0 = _mm512_loadu_ps(bp + p * kNr);
-    __m512 b1 = _mm512_loadu_ps(bp + p * kNr + 16);
-    const float *a = ap + p * kMr;
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
       __m512 av = _mm512_set1_ps(a[r]);
       c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
       c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
     }
+  };
+  // Groups of four steps (unrolled: -5% of the product's time in
+  // bench/gemm_bench.cpp), then the rest.
+  const float *b = bp, *a = ap;
+  int64_t p = 0;
+  for (int64_t g = 0; p + 4 <= kc; ++g, p += 4, b += 4 * kNr, a += 4 * kMr) {
+    if (!Stream)
+      next.at(g);
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u)
+      step(b + u * kNr, a + u * kMr);
   }
+  for (; p < kc; ++p, b += kNr, a += kMr)
+    step(b, a);
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r) {
     _mm512_mask_storeu_ps(out + r * ldo, m0, c0[r]);
     _mm512_mask_storeu_ps(out + r * ldo + 16, m1, c1[r]);
   }
 }
+
+/// Two whole B panels at once: out[R][64] (row stride ldo) = (load ? out :
+/// 0) + A panel slice (kc x kMr; rows ap[0..R), R <= 6) * the slices of
+/// two adjacent B panels (bp and bp + panelStride, kc x kNr each), with
+/// SlicePrefetch's share of the next slices. The product runs each row
+/// panel as two of these (rows 0-5, then 6-11) where two whole panels are
+/// left, instead of one 12 x 32 `kernel`: four B vectors and six
+/// broadcasts a step instead of two and twelve, for the same 24 FMAs.
+/// Each element is summed in the same order as by `kernel`, so the results
+/// are the same to the bit. On the Xeon of docs/benchmarks.md (family 6,
+/// model 167), one thread, a copy of both kernels in a driver of the
+/// product's loops (132 x 768 x N, N = 768, 2304, 3072, B from L3, best of
+/// 15): 12 x 32 at 80-84% of the FMA peak, this at 82-88%; with A and B
+/// in L1, 83-84% against 84-86%. That core loses FMA throughput to loads
+/// even from L1 (a loop of 24 independent FMAs ran at 91% of its peak
+/// with 6 zmm loads beside them, 85% with 10, 78% with 14; with 10
+/// broadcasts 93%, 14 90%): fewer loads per FMA is what pays.
+template <int R>
+__attribute__((target("avx512f"))) void
+kernelWide(int64_t kc, const float *ap, const float *bp, int64_t panelStride,
+           float *out, int64_t ldo, bool load, const float *pf,
+           int64_t pfLines) {
+  __m512 c0[R], c1[R], c2[R], c3[R];
+  __mmask16 l = load ? 0xFFFF : 0;
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    c0[r] = _mm512_maskz_loadu_ps(l, out + r * ldo);
+    c1[r] = _mm512_maskz_loadu_ps(l, out + r * ldo + 16);
+    c2[r] = _mm512_maskz_loadu_ps(l, out + r * ldo + 32);
+    c3[r] = _mm512_maskz_loadu_ps(l, out + r * ldo + 48);
+  }
+  SlicePrefetch next(pf, pfLines, kc);
+  // As in `kernel`: one step at b (the first panel's row; the second's is
+  // panelStride on) and a.
+  auto step = [&](const float *b, const float *a)
+      __attribute__((always_inline, target("avx512f"))) {
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    __m512 b2 = _mm512_loadu_ps(b + panelStride);
+    __m512 b3 = _mm512_loadu_ps(b + panelStride + 16);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      __m512 av = _mm512_set1_ps(a[r]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+      c2[r] = _mm512_fmadd_ps(av, b2, c2[r]);
+      c3[r] = _mm512_fmadd_ps(av, b3, c3[r]);
+    }
+  };
+  const float *b = bp, *a = ap;
+  int64_t p = 0;
+  for (int64_t g = 0; p + 4 <= kc; ++g, p += 4, b += 4 * kNr, a += 4 * kMr) {
+    next.at(g);
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u)
+      step(b + u * kNr, a + u * kMr);
+  }
+  for (; p < kc; ++p, b += kNr, a += kMr)
+    step(b, a);
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    _mm512_storeu_ps(out + r * ldo, c0[r]);
+    _mm512_storeu_ps(out + r * ldo + 16, c1[r]);
+    _mm512_storeu_ps(out + r * ldo + 32, c2[r]);
+    _mm512_storeu_ps(out + r * ldo + 48, c3[r]);
+  }
+}
+
+/// Rows of A a kernelWide call takes (a row panel is two calls).
+constexpr int64_t kWideRows = 6;
+static_assert(2 * kWideRows == kMr);
+
+using WideKernel = void (*)(int64_t, const float *, const float *, int64_t,
+                            float *, int64_t, bool, const float *, int64_t);
+constexpr WideKernel kWideKernels[kWideRows] = {kernelWide<1>, kernelWide<2>,
+                                                kernelWide<3>, kernelWide<4>,
+                                                kernelWide<5>, kernelWide<6>};
 
 using Kernel = void (*)(int64_t, const float *, const float *, float *,
                         int64_t, __mmask16, __mmask16, bool, const float *,
@@ -519,13 +634,16 @@ static_assert(streamPanels(4) == 3 && streamPanels(5) == 2 &&
 /// packing.
 struct Isa {
   const Kernel *kernels;
-  const Kernel *streamKernels; // a single row panel's (AVX2: the same)
+  const WideKernel *wideKernels; // two panels at once (AVX2: none)
+  const Kernel *streamKernels;   // a single row panel's (AVX2: the same)
   void (*packA)(const Desc2D &, float *, bool);
   void (*storePanel)(const float *, int64_t, int64_t, int64_t, float *);
   bool multiStream; // kernelStreams for decode with few rows (AVX-512)
 };
-constexpr Isa kAvx512{kKernels, kStreamKernels, packA, storePanelAvx512, true},
-    kAvx2{kKernelsAvx2, kKernelsAvx2, packAScalar, storePanelScalar, false};
+constexpr Isa kAvx512{kKernels, kWideKernels,     kStreamKernels,
+                      packA,    storePanelAvx512, true},
+    kAvx2{kKernelsAvx2, nullptr,          kKernelsAvx2,
+          packAScalar,  storePanelScalar, false};
 
 /// What a product reads and writes besides its operands
 /// (transfuse_linear_f32_panels): A as panels its producer wrote, instead
@@ -607,32 +725,65 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
                 packed + jp * k * kNr, k * kNr, c.at(0, jp * kNr),
                 c.strides[0], masks, accumulate);
           });
-    alignas(64) float tile[kMr * kNr];
+    alignas(64) float tile[kMr * 2 * kNr];
+    // The column panels a step of the sweep takes from jp on: two whole
+    // ones where the chunk has them (kernelWide), else one.
+    auto stepPanels = [&](int64_t jp, int64_t end) -> int64_t {
+      return isa.wideKernels && unitColumns && !decode && jp + 1 < end &&
+                     (jp + 2) * kNr <= n
+                 ? 2
+                 : 1;
+    };
     for (int64_t p0 = 0; p0 < k; p0 += kBlock) {
       int64_t kc = std::min(kBlock, k - p0);
       bool load = accumulate || p0 > 0, final = p0 + kc == k;
       const Epilogue *last = final ? ep : nullptr;
       // Tiles that go only to io.c's panels: through `tile`.
       bool onlyPanels = final && io.panelsOnly && !load;
-      for (int64_t jp = jp0; jp < jp1; ++jp) {
+      for (int64_t jp = jp0, sp; jp < jp1; jp += sp) {
+        sp = stepPanels(jp, jp1);
         const float *bp = packed + jp * k * kNr + p0 * kNr;
-        // The next B slice this task reads (the next panel, or the first
-        // panel's next K block) is prefetched into L2 while this one is
-        // used, a share per row panel: a weight comes from DRAM, and read
-        // on demand by the first row panel alone it stalled that kernel
-        // (bench/gemm_bench.cpp's "B cold" column on BERT-base shapes:
-        // 115-124 GFLOP/s without, 134-150 with).
-        const float *next = nullptr;
-        int64_t nextLines = 0;
-        if (!decode && jp + 1 < jp1) {
-          next = bp + k * kNr;
-          nextLines = kc * kNr / 16;
-        } else if (!decode && p0 + kBlock < k) {
-          next = packed + jp0 * k * kNr + (p0 + kBlock) * kNr;
-          nextLines = std::min(kBlock, k - p0 - kBlock) * kNr / 16;
-        }
+        // The B slices this task reads next (the next step's panels, or
+        // the first step's at the next K block) are prefetched into L2
+        // while these are used, a share per kernel call: a weight comes
+        // from DRAM, and read on demand by the first row panel alone it
+        // stalled that kernel (bench/gemm_bench.cpp's "B cold" column on
+        // BERT-base shapes: 115-124 GFLOP/s without, 134-150 with).
+        // Past the task's last step, the first step of task t + 1 (the
+        // next one on one thread; on more, a guess, as tasks are taken as
+        // threads come free).
+        int64_t nextJp = -1, nextP0 = p0, nextEnd = jp1;
+        if (!decode && jp + sp < jp1)
+          nextJp = jp + sp;
+        else if (!decode && p0 + kBlock < k)
+          nextJp = jp0, nextP0 = p0 + kBlock;
+        else if (!decode && (t + 1) / rowBlocks < chunks.count)
+          nextJp = chunks.start[(t + 1) / rowBlocks], nextP0 = 0,
+          nextEnd = chunks.start[(t + 1) / rowBlocks + 1];
+        int64_t slices = nextJp < 0 ? 0 : stepPanels(nextJp, nextEnd);
+        int64_t sliceLines = std::min(kBlock, k - nextP0) * kNr / 16;
+        // Kernel calls in this step: one per row panel, or one per
+        // kWideRows rows on the wide kernels.
         int64_t calls = ip1 - ip0;
-        int64_t j = jp * kNr, w = std::min(kNr, n - j);
+        if (sp == 2)
+          calls = 2 * (ip1 - ip0) -
+                  (std::min(m, ip1 * kMr) - (ip1 - 1) * kMr <= kWideRows);
+        // Call q's share: lines [v0, v1) of the slices end to end, cut at
+        // the end of the slice v0 is in (the slices of two panels are
+        // apart where K is split).
+        auto share = [&](int64_t q, int64_t &lines) -> const float * {
+          int64_t all = slices * sliceLines, v0 = all * q / calls,
+                  v1 = all * (q + 1) / calls;
+          if (v1 <= v0) {
+            lines = 0;
+            return nullptr;
+          }
+          int64_t sl = v0 / sliceLines;
+          lines = std::min(v1, (sl + 1) * sliceLines) - v0;
+          return packed + (nextJp + sl) * k * kNr + nextP0 * kNr +
+                 (v0 - sl * sliceLines) * 16;
+        };
+        int64_t j = jp * kNr, w = std::min(sp * kNr, n - j), q = 0;
         __mmask16 m0, m1;
         laneMasks(w, m0, m1);
         for (int64_t ip = ip0; ip < ip1; ++ip) {
@@ -643,42 +794,55 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
           float *pij = final && io.c ? io.c + ip * kMr * n + j * kMr : nullptr;
           if (unitColumns) {
             // The tile of C this task computes next (the next row panel's,
-            // else the next column panel's first) is prefetched into L2
-            // while this one is computed, when the next call touches it
-            // first: on the first K slice its C, on the last its residual.
-            // In a model C is a buffer last used a layer ago, out of L2,
-            // and the kernel's stores waited for it (BERT-base's QKV
-            // product at two threads, on a C and an A other than the last
-            // call's: 8% slower than on the same ones, 2-3% with this; in
-            // t5-base's encoder, per call, QKV 353 -> 363 GFLOP/s, FFN
-            // down 322 -> 330).
+            // else the next step's first) is prefetched into L2 while this
+            // one is computed, when the next call touches it first: on the
+            // first K slice its C, on the last its residual. In a model C
+            // is a buffer last used a layer ago, out of L2, and the
+            // kernel's stores waited for it (BERT-base's QKV product at two
+            // threads, on a C and an A other than the last call's: 8%
+            // slower than on the same ones, 2-3% with this; in t5-base's
+            // encoder, per call, QKV 353 -> 363 GFLOP/s, FFN down 322 ->
+            // 330).
             int64_t nip = ip + 1 < ip1 ? ip + 1 : ip0,
-                    njp = ip + 1 < ip1 ? jp : jp + 1;
-            if (njp < jp1 && p0 == 0 && !onlyPanels)
-              prefetchTile(c.at(nip * kMr, njp * kNr), c.strides[0],
-                           std::min(kMr, m - nip * kMr));
-            // Only panels: the next tile's 1.5 KiB there, as 12 rows of
-            // 128 bytes.
-            if (njp < jp1 && onlyPanels)
-              prefetchTile(io.c + nip * kMr * n + njp * kNr * kMr, kNr, kMr);
-            if (njp < jp1 && last && last->residual &&
-                last->residual->strides[1] == 1)
-              prefetchTile(last->residual->at(nip * kMr, njp * kNr),
-                           last->residual->strides[0],
-                           std::min(kMr, m - nip * kMr));
-            int64_t r = ip - ip0, l0 = nextLines * r / calls,
-                    l1 = nextLines * (r + 1) / calls;
+                    njp = ip + 1 < ip1 ? jp : jp + sp;
+            int64_t nsp = njp == jp ? sp : njp < jp1 ? stepPanels(njp, jp1) : 0;
+            int64_t nh = std::min(kMr, m - nip * kMr);
+            for (int64_t x = njp; x < njp + nsp; ++x) {
+              if (p0 == 0 && !onlyPanels)
+                prefetchTile(c.at(nip * kMr, x * kNr), c.strides[0], nh);
+              // Only panels: the next tile's 1.5 KiB there per panel, as
+              // 12 rows of 128 bytes.
+              if (onlyPanels)
+                prefetchTile(io.c + nip * kMr * n + x * kNr * kMr, kNr, kMr);
+              if (last && last->residual && last->residual->strides[1] == 1)
+                prefetchTile(last->residual->at(nip * kMr, x * kNr),
+                             last->residual->strides[0], nh);
+            }
             float *out = onlyPanels ? tile : cij;
-            int64_t ldo = onlyPanels ? kNr : c.strides[0];
-            (decode ? isa.streamKernels : isa.kernels)[h - 1](
-                kc, ap, bp, out, ldo, m0, m1, load, next + l0 * 16, l1 - l0);
+            int64_t ldo = onlyPanels ? 2 * kNr : c.strides[0], lines;
+            if (sp == 2) {
+              // The rows in two calls of as many (8 rows: 4 + 4, not 6 + 2)
+              // where there are more than kWideRows.
+              int64_t top = h > kWideRows ? (h + 1) / 2 : h;
+              for (int64_t r0 = 0, rows = top; r0 < h;
+                   r0 += rows, rows = h - top) {
+                const float *pf = share(q++, lines);
+                isa.wideKernels[rows - 1](kc, ap + r0, bp, k * kNr,
+                                          out + r0 * ldo, ldo, load, pf, lines);
+              }
+            } else {
+              const float *pf = share(q++, lines);
+              (decode ? isa.streamKernels : isa.kernels)[h - 1](
+                  kc, ap, bp, out, ldo, m0, m1, load, pf, lines);
+            }
             if (last)
               last->apply(out, ldo, ip * kMr, j, h, w);
-            if (pij)
-              isa.storePanel(out, ldo, h, w, pij);
+            for (int64_t x = 0; pij && x < w; x += kNr)
+              isa.storePanel(out + x, ldo, h, std::min(kNr, w - x),
+                             pij + x * kMr);
             continue;
           }
-          // C with strided columns: through a buffer.
+          // C with strided columns: through a buffer (one panel a step).
           for (int64_t r = 0; r < h && load; ++r)
             for (int64_t x = 0; x < w; ++x)
               tile[r * kNr + x] = cij[r * c.strides[0] + x * c.strides[1]];

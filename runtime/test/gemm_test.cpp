@@ -131,6 +131,11 @@ void checkAll(bool packed) {
     check(37, 300, 77, 3, packed, acc); // edge rows and columns, strided,
                                         // 2 K blocks
     check(250, 200, 2400, 0, packed, acc); // several M and N blocks
+    // The 64-column kernel (pairs of whole panels): edge panels of 7 rows
+    // (4 + 3) and 8 (4 + 4), a last panel of 8 columns on the 32-column
+    // kernel, 2 K passes.
+    check(19, 64, 128, 0, packed, acc);
+    check(44, 1000, 200, 1, packed, acc);
   }
 }
 
