@@ -1,15 +1,16 @@
 //===- gemm_bench.cpp - the GEMM microkernel against the measured FMA peak ===//
 //
 // Measures, in one run on one core: the FP32 FMA peak (independent FMA
-// chains, AVX-512 or, on CPUs without it or with TRANSFUSE_GEMM=avx2, AVX2) and the bf16 peak of the kernel the runtime picks: with AMX
-// the tile peak (TDPBF16PS on tiles in L1), else with AVX512-BF16 the
-// VDPBF16PS peak (independent chains); then the runtime's
+// chains, AVX-512 or, on CPUs without it or with TRANSFUSE_GEMM=avx2,
+// AVX2), with AVX-512 also the FMA rate beside the f32 kernel's loads (the
+// ceiling they leave it), and the bf16 peak of the kernel the runtime
+// picks: with AMX the tile peak (TDPBF16PS on tiles in L1), else with
+// AVX512-BF16 the VDPBF16PS peak (independent chains); then the runtime's
 // transfuse_matmul_f32 and, with either, transfuse_matmul_bf16_packed on
 // BERT-base and GPT-2 layer shapes, reporting GFLOP/s and the fraction of
-// the matching peak. The prepacked f32
-// product is timed twice: on one weight (warm in the caches after the first
-// call) and on copies of it read in turn from DRAM ("B cold"), as a model
-// reads its weights.
+// the matching peak. The prepacked f32 product is timed twice: on one
+// weight (warm in the caches after the first call) and on copies of it
+// read in turn from DRAM ("B cold"), as a model reads its weights.
 // Each row names its shape as [MxKxN]; bench.py times ONNX Runtime's and
 // PyTorch's f32 products on the same shapes after it (peer_gemm).
 // usage: TRANSFUSE_NUM_THREADS=1 build/bin/gemm_bench [repeats]   (bench.py
@@ -88,6 +89,52 @@ __attribute__((target("avx512f"), noinline)) static float fmaPeak(int64_t n) {
   for (int i = 0; i < 16; ++i)
     s += _mm512_reduce_add_ps(acc[i]);
   return s;
+}
+
+/// 24 independent FMAs (accumulators zmm0-23) beside the loads the f32
+/// kernelWide (gemm.cpp) issues per K step, all from L1 and read by no
+/// FMA: 4 vector loads and 6 broadcasts, `n` times. What this reaches is
+/// about the most any kernel with that instruction mix can: on the Xeon of
+/// docs/benchmarks.md such loads cost FMA throughput even from L1 (with 6
+/// vector loads per 24 FMAs 91% of the peak, 10 85%, 14 78%; with 10
+/// broadcasts 93%, 14 90%).
+__attribute__((target("avx512f"), noinline)) static void
+fmaBesideLoads(int64_t n, const float *l1) {
+#define TF_FMA4(a, b, c, d)                                                    \
+  "vfmadd231ps %%zmm30, %%zmm31, %%zmm" #a "\n"                                \
+  "vfmadd231ps %%zmm30, %%zmm31, %%zmm" #b "\n"                                \
+  "vfmadd231ps %%zmm30, %%zmm31, %%zmm" #c "\n"                                \
+  "vfmadd231ps %%zmm30, %%zmm31, %%zmm" #d "\n"
+  asm volatile(
+      "1:\n"
+      "vmovups (%1), %%zmm24\n"
+      "vmovups 64(%1), %%zmm25\n"
+      "vmovups 128(%1), %%zmm26\n"
+      "vmovups 192(%1), %%zmm27\n"
+      "vbroadcastss 256(%1), %%zmm28\n" TF_FMA4(0, 1, 2, 3) "vbroadcastss "
+                                                            "260(%1), "
+                                                            "%%zmm29\n" TF_FMA4(4, 5, 6, 7) "vbroadcastss 264(%1), %%zmm28\n" TF_FMA4(8, 9, 10, 11) "vbroadcastss 268(%1), %%zmm29\n" TF_FMA4(
+                                                                12, 13, 14,
+                                                                15) "vbroadcast"
+                                                                    "ss "
+                                                                    "272(%1), "
+                                                                    "%%"
+                                                                    "zmm28"
+                                                                    "\n" TF_FMA4(16,
+                                                                                 17,
+                                                                                 18,
+                                                                                 19) "vbroadcastss 276(%1), %%zmm29\n" TF_FMA4(20,
+                                                                                                                               21,
+                                                                                                                               22,
+                                                                                                                               23) "dec %0\n"
+                                                                                                                                   "jnz 1b\n"
+      : "+r"(n)
+      : "r"(l1)
+      : "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8",
+        "zmm9", "zmm10", "zmm11", "zmm12", "zmm13", "zmm14", "zmm15", "zmm16",
+        "zmm17", "zmm18", "zmm19", "zmm20", "zmm21", "zmm22", "zmm23", "zmm24",
+        "zmm25", "zmm26", "zmm27", "zmm28", "zmm29", "cc", "memory");
+#undef TF_FMA4
 }
 
 /// The same with 256-bit FMAs (12 chains of 8 lanes): the peak of the
@@ -222,6 +269,16 @@ int main(int argc, char **argv) {
                        });
   printf("FMA peak (1 core, best of 5, %s): %.1f GFLOP/s\n",
          avx512 ? "AVX-512" : "AVX2", peak);
+  if (avx512) {
+    // The ceiling the f32 kernel's loads leave (fmaBesideLoads).
+    Buffer<float> l1(80, 0.5f);
+    double beside = bestOf5(2.0 * 16 * 24 * (peakIters / 2),
+                            [&] { fmaBesideLoads(peakIters / 2, l1.data()); });
+    printf("FMA beside the 6 x 64 kernel's loads (4 vector loads and 6 "
+           "broadcasts per 24 FMAs, from L1): %.1f GFLOP/s, %.0f%% of the "
+           "peak\n",
+           beside, 100 * beside / peak);
+  }
   bool onF32 = mode == "portable" || mode == "f32";
   bool amx = !onF32 && mode != "no-amx" && amxAvailable();
   bool dp = !onF32 && !amx && avx512Bf16Available();

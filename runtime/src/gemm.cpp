@@ -512,23 +512,29 @@ groupAvx2(int64_t kc, const float *ap, const float *bp, float *out,
     for (int v = 0; v < 4; ++v)
       c[r][v] = load ? _mm256_maskload_ps(out + r * ldo + 8 * v, mk[v])
                      : _mm256_setzero_ps();
-  int64_t every = pfLines > 0 ? std::max<int64_t>(1, kc / pfLines) : kc + 1;
-  int64_t nextPf = 0, done = 0;
-  for (int64_t p = 0; p < kc; ++p) {
-    if (p == nextPf && done < pfLines) {
-      _mm_prefetch((const char *)(pf + done * 16), _MM_HINT_T1);
-      ++done;
-      nextPf += every;
-    }
+  SlicePrefetch next(pf, pfLines, kc);
+  // As in `kernel`: one K step at b and a, pointers the loops advance.
+  auto step = [&](const float *b, const float *a)
+      __attribute__((always_inline, target("avx2,fma"))) {
     __m256 av[G];
     for (int r = 0; r < G; ++r)
-      av[r] = _mm256_broadcast_ss(ap + p * kMr + r);
+      av[r] = _mm256_broadcast_ss(a + r);
     for (int v = 0; v < 4; ++v) {
-      __m256 b = _mm256_loadu_ps(bp + p * kNr + 8 * v);
+      __m256 bv = _mm256_loadu_ps(b + 8 * v);
       for (int r = 0; r < G; ++r)
-        c[r][v] = _mm256_fmadd_ps(av[r], b, c[r][v]);
+        c[r][v] = _mm256_fmadd_ps(av[r], bv, c[r][v]);
     }
+  };
+  const float *b = bp, *a = ap;
+  int64_t p = 0;
+  for (int64_t g = 0; p + 4 <= kc; ++g, p += 4, b += 4 * kNr, a += 4 * kMr) {
+    next.at(g);
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u)
+      step(b + u * kNr, a + u * kMr);
   }
+  for (; p < kc; ++p, b += kNr, a += kMr)
+    step(b, a);
   for (int r = 0; r < G; ++r)
     for (int v = 0; v < 4; ++v)
       _mm256_maskstore_ps(out + r * ldo + 8 * v, mk[v], c[r][v]);
