@@ -271,15 +271,20 @@ def export(name, seq, work):
 
 
 def compile_transfuse(onnx_path, work_dir, precision="f32",
-                      f32_attention=False):
-    so = os.path.join(work_dir, "model.so" if precision == "f32"
-                      else "model-%s%s.so" % (
+                      f32_attention=False, int4_weights=True):
+    """transfuse compile into work_dir: model.so, model-bf16.so,
+    model-bf16-f32att.so (f32_attention), model-f32w.so (int4_weights
+    off: 4-bit weights as f32 too)."""
+    so = os.path.join(work_dir, "model.so" if precision == "f32" and
+                      int4_weights else "model-f32w.so"
+                      if precision == "f32" else "model-%s%s.so" % (
                           precision, "-f32att" if f32_attention else ""))
     t0 = time.perf_counter()
     p = subprocess.run([os.path.join(BIN, "transfuse"), "compile", onnx_path,
                         "-o", so, "--time-passes", "--precision", precision]
                        + (["--bf16-attention=false"] if f32_attention
-                          else []),
+                          else [])
+                       + ([] if int4_weights else ["--int4-weights=false"]),
                        capture_output=True, text=True)
     compile_s = time.perf_counter() - t0
     if p.returncode != 0:

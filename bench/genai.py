@@ -22,8 +22,10 @@ whether both generate the same ids:
     decoder's intra-op threads = N.
 With --int4, the builder's int4 export of the same model (MatMulNBits,
 ONNX Runtime's default accuracy level, which rounds activations to int8)
-instead: the prompt and decode steps, Transfuse f32 and --precision bf16
-(it dequantizes the weights at compile time) against ONNX Runtime.
+instead: the prompt and decode steps against ONNX Runtime, Transfuse f32
+(the weights kept in 4 bits, dequantized to the same floats as they are
+multiplied), f32 with --int4-weights=false (dequantized to f32 weights
+at compile time) and --precision bf16 (dequantized to bf16).
 The engines take turns in R rounds (bench.py's `interleaved`); a median is
 the median of the round medians.
 
@@ -163,6 +165,8 @@ def main():
     tolerance = ("--range-tol", "0.1") if args.int4 else ()
     if args.int4:
         so_bf16 = bench.compile_transfuse(path, args.work, "bf16")[0]
+        so_f32w = bench.compile_transfuse(path, args.work,
+                                          int4_weights=False)[0]
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     kv = CONFIG["num_key_value_heads"], CONFIG["head_dim"]
@@ -195,6 +199,8 @@ def main():
             if args.int4:
                 timers["transfuse_bf16"] = lambda: bench.time_transfuse(
                     so_bf16, data, threads, per_round, tolerance)
+                timers["transfuse_f32w"] = lambda: bench.time_transfuse(
+                    so_f32w, data, threads, per_round, tolerance)
             timed = bench.interleaved(timers, args.rounds)
             row = {"case": kind, "seq": seq, "past": past,
                    "threads": threads, **timed}
@@ -253,6 +259,13 @@ def main():
     for r in results["rows"]:
         if "transfuse_bf16" in r:
             b = r["transfuse_bf16"]
+            w = r["transfuse_f32w"]
+            print("\nint4 %s, seq %d past %d, %d thread(s): Transfuse with "
+                  "the weights dequantized to f32 at compile time "
+                  "(--int4-weights=false) %.1f ms (min %.1f), %.2fx ORT's "
+                  "time" % (r["case"], r["seq"], r["past"], r["threads"],
+                            w["median_ms"], w["min_ms"],
+                            w["median_ms"] / r["ort"]["median_ms"]))
             print("\nint4 %s, seq %d past %d, %d thread(s): Transfuse bf16 "
                   "%.1f ms (min %.1f), %.2fx ORT's time; error against ORT "
                   "(f32 / bf16): %.3g / %.3g of the range" % (

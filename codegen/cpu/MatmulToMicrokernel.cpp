@@ -5,6 +5,7 @@
 #include "transfuse/bf16_panels.h"
 #include "transfuse/f32_panels.h"
 #include "transfuse/linear_flags.h"
+#include "transfuse/q4_panels.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -38,6 +39,7 @@ constexpr llvm::StringLiteral kLinearMicrokernel =
     "transfuse_linear_f32_packed";
 constexpr llvm::StringLiteral kLinearBf16Microkernel =
     "transfuse_linear_bf16_packed";
+constexpr llvm::StringLiteral kQ4Microkernel = "transfuse_linear_q4";
 /// Columns per panel of the microkernels (kNr in runtime/src/gemm.cpp; the
 /// bf16 layout's panels are as wide).
 constexpr int64_t kPanel = 32;
@@ -110,6 +112,65 @@ memref::GlobalOp packedGlobal(memref::GlobalOp g, bool bf16,
       /*constant=*/true, b.getI64IntegerAttr(64));
   symbols.insert(global);
   return global;
+}
+
+/// The globals holding `g` ([K, N]) as 4-bit codes and their scales and
+/// zero points (transfuse/q4_panels.h), created once per weight; none
+/// (nulls) where some block of 32 rows of a column is not a 4-bit code
+/// times a scale to the bit (q4::quantize), which a weight is only where
+/// it was made so: MatMulNBits' weights, which the importer dequantizes.
+/// A weight of fewer than 32 rows stays f32 (one short block).
+std::pair<memref::GlobalOp, memref::GlobalOp> q4Globals(memref::GlobalOp g,
+                                                        SymbolTable &symbols) {
+  namespace q4 = transfuse::q4;
+  std::string codesName = (g.getSymName() + "_q4codes").str(),
+              paramsName = (g.getSymName() + "_q4params").str();
+  auto codes = symbols.lookup<memref::GlobalOp>(codesName);
+  auto params = symbols.lookup<memref::GlobalOp>(paramsName);
+  if (codes && params)
+    return {codes, params};
+  int64_t k = g.getType().getDimSize(0), n = g.getType().getDimSize(1);
+  if (k < q4::kBlock)
+    return {};
+  std::vector<float> storage;
+  const float *values = globalValues(g, storage);
+  if (!values)
+    return {};
+  // Most weights fail on their first block: that is tried before the
+  // blobs are allocated (bert-base's would be 50 MB).
+  float first[q4::kBlock], s, z;
+  uint8_t codes0[q4::kBlock];
+  for (int64_t i = 0; i < q4::kBlock; ++i)
+    first[i] = values[i * n];
+  if (!q4::fitBlock(first, q4::kBlock, s, z, codes0))
+    return {};
+  AsmResourceBlob codeBlob =
+      HeapAsmResourceBlob::allocate(q4::codeBytes(k, n), 64);
+  AsmResourceBlob paramBlob =
+      HeapAsmResourceBlob::allocate(q4::paramCount(k, n) * sizeof(float), 64);
+  if (!q4::quantize(
+          values, k, n, n,
+          reinterpret_cast<uint8_t *>(codeBlob.getMutableData().data()),
+          reinterpret_cast<float *>(paramBlob.getMutableData().data())))
+    return {};
+  MLIRContext *ctx = g.getContext();
+  OpBuilder b(g);
+  auto make = [&](StringRef name, Type elem, int64_t count,
+                  AsmResourceBlob blob) {
+    auto type = MemRefType::get({count}, elem);
+    auto value = DenseResourceElementsAttr::get(
+        RankedTensorType::get({count}, elem), name, std::move(blob));
+    auto global = memref::GlobalOp::create(
+        b, g.getLoc(), name, b.getStringAttr("private"), type, value,
+        /*constant=*/true, b.getI64IntegerAttr(64));
+    symbols.insert(global);
+    return global;
+  };
+  codes = make(codesName, IntegerType::get(ctx, 8), q4::codeBytes(k, n),
+               std::move(codeBlob));
+  params = make(paramsName, Float32Type::get(ctx), q4::paramCount(k, n),
+                std::move(paramBlob));
+  return {codes, params};
 }
 
 /// A `linear`'s epilogue as LowerLinear writes it: an elementwise
@@ -442,16 +503,25 @@ struct MatmulToMicrokernelPass
       if (auto get = w.getDefiningOp<memref::GetGlobalOp>();
           get && !transposedB)
         weight = symbols.lookup<memref::GlobalOp>(get.getName());
+      // In f32, a weight that is 4-bit codes times scales (MatMulNBits')
+      // is kept so (q4Globals) instead of as f32 panels.
       memref::GlobalOp packed;
-      if (weight && weight.getType().hasStaticShape())
-        packed = packedGlobal(weight, bf16, symbols);
+      std::pair<memref::GlobalOp, memref::GlobalOp> q4;
+      if (weight && weight.getType().hasStaticShape()) {
+        if (!bf16 && int4)
+          q4 = q4Globals(weight, symbols);
+        if (!q4.first)
+          packed = packedGlobal(weight, bf16, symbols);
+      }
+      bool constWeight = packed || q4.first;
       std::optional<Epilogue> ep;
-      if (packed && !accumulate)
+      if (constWeight && !accumulate)
         ep = matchEpilogue(mm, c);
       // A bf16 product that writes C afresh without an epilogue is a linear
       // with none (flags 0): every bf16 product by a weight that writes C
-      // goes through one entry, which transfuse-cpu-a-panels rewrites.
-      if (ep || (packed && bf16 && !accumulate)) {
+      // goes through one entry, which transfuse-cpu-a-panels rewrites. A
+      // 4-bit weight's product has one entry, epilogue or not.
+      if (ep || (packed && bf16 && !accumulate) || q4.first) {
         // The epilogue goes into the call, which takes its place (nothing
         // in between writes memory) and writes its output as [M, N].
         Location loc = ep ? ep->op.getLoc() : mm.getLoc();
@@ -477,16 +547,33 @@ struct MatmulToMicrokernelPass
         int64_t flags = ep ? ep->act | (ep->bias ? flag::kHasBias : 0) |
                                  (ep->residual ? flag::kHasResidual : 0)
                            : 0;
-        Value p = memref::GetGlobalOp::create(b, loc, packed.getType(),
-                                              packed.getSymName());
-        MemRefType layout = bf16 ? bf16Panels : panels;
-        func::CallOp::create(
-            b, loc,
-            declare(bf16 ? kLinearBf16Microkernel : kLinearMicrokernel,
-                    {strided, layout, strided, strided1d, strided, i64}),
-            ValueRange{cast(a, strided), cast(p, layout), cast(out, strided),
-                       cast(bias, strided1d), cast(residual, strided),
-                       i64Const(loc, flags)});
+        if (q4.first) {
+          auto codesType = MemRefType::get({dyn}, IntegerType::get(ctx, 8));
+          auto paramsType = MemRefType::get({dyn}, Float32Type::get(ctx));
+          Value codes = memref::GetGlobalOp::create(b, loc, q4.first.getType(),
+                                                    q4.first.getSymName());
+          Value params = memref::GetGlobalOp::create(
+              b, loc, q4.second.getType(), q4.second.getSymName());
+          func::CallOp::create(
+              b, loc,
+              declare(kQ4Microkernel, {strided, codesType, paramsType, strided,
+                                       strided1d, strided, i64, i64}),
+              ValueRange{cast(a, strided), cast(codes, codesType),
+                         cast(params, paramsType), cast(out, strided),
+                         cast(bias, strided1d), cast(residual, strided),
+                         i64Const(loc, flags), i64Const(loc, accumulate)});
+        } else {
+          Value p = memref::GetGlobalOp::create(b, loc, packed.getType(),
+                                                packed.getSymName());
+          MemRefType layout = bf16 ? bf16Panels : panels;
+          func::CallOp::create(
+              b, loc,
+              declare(bf16 ? kLinearBf16Microkernel : kLinearMicrokernel,
+                      {strided, layout, strided, strided1d, strided, i64}),
+              ValueRange{cast(a, strided), cast(p, layout), cast(out, strided),
+                         cast(bias, strided1d), cast(residual, strided),
+                         i64Const(loc, flags)});
+        }
         if (ep)
           ep->op.erase();
       } else if (packed) {
@@ -524,7 +611,7 @@ struct MatmulToMicrokernelPass
       // as its last product is rewritten, and its bytes with it: the
       // compiler held every weight twice, unpacked and packed, until the
       // end (bert-base: 440 MB of weights, 340 MB of them packed).
-      if (packed && SymbolTable::symbolKnownUseEmpty(weight, module))
+      if (constWeight && SymbolTable::symbolKnownUseEmpty(weight, module))
         dropWeight(weight, symbols, blobUsers);
     }
   }

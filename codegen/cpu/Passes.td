@@ -145,10 +145,24 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     weights, a product that writes C afresh without such an epilogue is a
     `transfuse_linear_bf16_packed` too (flags 0, an empty bias, C as the
     unread residual), so that transfuse-cpu-a-panels sees one entry.
+
+    In f32 (and with `int4`, the default), a constant weight whose every
+    column is, in each block of 32 rows, a 4-bit code times a scale less a
+    zero point, to the bit (the f32 weight the importer dequantizes from a
+    com.microsoft MatMulNBits), is stored so instead
+    (runtime/include/transfuse/q4_panels.h: 3/4 of a byte a weight), and
+    its product, with an epilogue as above or without, is one call of
+    `transfuse_linear_q4(A, codes, params, out, bias, residual, flags,
+    accumulate)`. The runtime dequantizes the codes to the same floats and
+    sums in the same order, so the results are those of the f32 weight; a
+    decode step reads a quarter of its bytes. transfuse-cpu-a-panels
+    leaves these calls as they are. Any other weight stays f32.
   }];
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
            "f32, or bf16 (constant weights as bf16 on AMX tiles)">,
+    Option<"int4", "int4", "bool", /*default=*/"true",
+           "in f32, keep weights that are 4-bit codes times scales so">,
   ];
   let dependentDialects = ["mlir::arith::ArithDialect",
                            "mlir::func::FuncDialect",

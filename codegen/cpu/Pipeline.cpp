@@ -55,6 +55,9 @@ extern "C" void _mlir_ciface_transfuse_linear_f32_packed(void *, void *,
 extern "C" void _mlir_ciface_transfuse_linear_bf16_packed(void *, void *,
                                                           void *, void *,
                                                           void *, int64_t);
+extern "C" void _mlir_ciface_transfuse_linear_q4(void *, void *, void *, void *,
+                                                 void *, void *, int64_t,
+                                                 int64_t);
 extern "C" void _mlir_ciface_transfuse_linear_f32_panels(void *, void *, void *,
                                                          void *, void *, void *,
                                                          int64_t, void *);
@@ -269,7 +272,7 @@ LogicalResult lowerToLLVMDialect(ModuleOp module, const CodegenOptions &options)
       "function-boundary-type-conversion=identity-layout-map "
       "unknown-type-conversion=identity-layout-map},"
       "canonicalize,transfuse-cpu-matmul-to-microkernel{precision=" +
-      options.precision +
+      options.precision + (options.int4Weights ? "" : " int4=false") +
       "},transfuse-cpu-a-panels,"
       // buffer-deallocation-pipeline, with buffers freed after their last
       // use instead of at the end of their block.
@@ -743,6 +746,7 @@ std::unique_ptr<JitModel> JitModel::create(ModuleOp module,
         &_mlir_ciface_transfuse_linear_f32_packed);
     add("_mlir_ciface_transfuse_linear_bf16_packed",
         &_mlir_ciface_transfuse_linear_bf16_packed);
+    add("_mlir_ciface_transfuse_linear_q4", &_mlir_ciface_transfuse_linear_q4);
     add("_mlir_ciface_transfuse_matmul_bf16_packed",
         &_mlir_ciface_transfuse_matmul_bf16_packed);
     add("_mlir_ciface_transfuse_attention_f32",

@@ -30,6 +30,10 @@ struct CodegenOptions {
   /// algorithm select-attention chose. The tools turn it off when
   /// --attention is given.
   bool attentionKernel = true;
+  /// In f32: weights that are 4-bit codes times scales (MatMulNBits') kept
+  /// so, their products on the runtime's 4-bit kernels
+  /// (transfuse-cpu-matmul-to-microkernel); false: as f32 panels.
+  bool int4Weights = true;
   /// f32 layer_norm and rms_norm on the runtime's norm kernel
   /// (runtime/src/norms.cpp); false: generated loops.
   bool normKernel = true;

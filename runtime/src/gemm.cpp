@@ -74,6 +74,7 @@
 //===----------------------------------------------------------------------===//
 #include "gemm.h"
 #include "profile.h"
+#include "transfuse/q4_panels.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -636,6 +637,81 @@ constexpr StreamsKernel kStreamsKernels[kStreamRows][kStreamPanels] = {
 static_assert(streamPanels(4) == 3 && streamPanels(5) == 2 &&
               streamPanels(kStreamRows) == 2);
 
+/// Panels [jp, jp + count) of a 4-bit B (transfuse/q4_panels.h; K = k),
+/// K steps [p0, p0 + kc), dequantized into f32 panel slices, [count][kc][32]
+/// at out: (float(q) - z) * s, the importer's expression, so the floats
+/// are those of the f32 weight.
+void dequantSlicesScalar(const uint8_t *codes, const float *params, int64_t k,
+                         int64_t jp, int64_t count, int64_t p0, int64_t kc,
+                         float *out) {
+  namespace q4 = transfuse::q4;
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t p = p0; p < p0 + kc; ++p)
+      for (int64_t x = 0; x < kNr; ++x)
+        *out++ = q4::value(codes, params, k, p, (jp + i) * kNr + x);
+}
+
+/// Dequantizing a 4-bit B (transfuse/q4_panels.h) on AVX-512, a block's
+/// constants: a step's 16 code bytes, zero extended to 32-bit lanes (byte
+/// x: column x in bits 0-3, column x + 16 in bits 4-7), are read as floats
+/// by OR-ing them into the mantissa of 2^23: 2^23 + q for the low nibble,
+/// 2^23 + 16 q for the high one, less 2^23 + z (2^23 + 16 z), give q - z
+/// (16 (q - z)) exactly, and times s (s / 16, exact: q4::fitBlock) the
+/// weight the importer computed, (float(q) - z) * s, to the bit. A step
+/// is two ternary-logic instructions, two subtractions and two products,
+/// where an and, a shift and two conversions took the place of the first
+/// two.
+struct Q4Block {
+  __m512 zl, zh, sl, sh;
+};
+
+__attribute__((target("avx512f"), always_inline)) inline Q4Block
+q4Block(const float *params) {
+  const __m512 magic = _mm512_set1_ps(8388608.0f);
+  return {_mm512_add_ps(magic, _mm512_loadu_ps(params + 32)),
+          _mm512_add_ps(magic, _mm512_mul_ps(_mm512_set1_ps(16.0f),
+                                             _mm512_loadu_ps(params + 48))),
+          _mm512_loadu_ps(params),
+          _mm512_mul_ps(_mm512_set1_ps(0.0625f), _mm512_loadu_ps(params + 16))};
+}
+
+/// One K step's 32 weights (columns 0-15 in w0, 16-31 in w1).
+__attribute__((target("avx512f"), always_inline)) inline void
+q4Step(const Q4Block &blk, const uint8_t *step, __m512 &w0, __m512 &w1) {
+  const __m512i magic = _mm512_set1_epi32(0x4B000000);
+  __m512i x = _mm512_cvtepu8_epi32(
+      _mm_loadu_si128(reinterpret_cast<const __m128i *>(step)));
+  // (x & mask) | magic
+  __m512i lo =
+      _mm512_ternarylogic_epi32(x, _mm512_set1_epi32(0x0F), magic, 0xEA);
+  __m512i hi =
+      _mm512_ternarylogic_epi32(x, _mm512_set1_epi32(0xF0), magic, 0xEA);
+  w0 = _mm512_mul_ps(_mm512_sub_ps(_mm512_castsi512_ps(lo), blk.zl), blk.sl);
+  w1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_castsi512_ps(hi), blk.zh), blk.sh);
+}
+
+__attribute__((target("avx512f"))) void
+dequantSlicesAvx512(const uint8_t *codes, const float *params, int64_t k,
+                    int64_t jp, int64_t count, int64_t p0, int64_t kc,
+                    float *out) {
+  namespace q4 = transfuse::q4;
+  int64_t nb = q4::blocks(k);
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t p = p0; p < p0 + kc;) {
+      int64_t pb = (jp + i) * nb + p / q4::kBlock,
+              end = std::min(p0 + kc, (p / q4::kBlock + 1) * q4::kBlock);
+      Q4Block blk = q4Block(params + pb * 2 * kNr);
+      const uint8_t *step =
+          codes + (pb * q4::kBlock + p % q4::kBlock) * q4::kStepBytes;
+      for (; p < end; ++p, step += q4::kStepBytes, out += kNr) {
+        __m512 w0, w1;
+        q4Step(blk, step, w0, w1);
+        _mm512_storeu_ps(out, w0);
+        _mm512_storeu_ps(out + 16, w1);
+      }
+    }
+}
+
 /// The instruction sets the packed product runs on: its kernels and A's
 /// packing.
 struct Isa {
@@ -644,12 +720,16 @@ struct Isa {
   const Kernel *streamKernels;   // a single row panel's (AVX2: the same)
   void (*packA)(const Desc2D &, float *, bool);
   void (*storePanel)(const float *, int64_t, int64_t, int64_t, float *);
+  void (*dequantSlices)(const uint8_t *, const float *, int64_t, int64_t,
+                        int64_t, int64_t, int64_t, float *);
   bool multiStream; // kernelStreams for decode with few rows (AVX-512)
 };
 constexpr Isa kAvx512{kKernels, kWideKernels,     kStreamKernels,
-                      packA,    storePanelAvx512, true},
+                      packA,    storePanelAvx512, dequantSlicesAvx512,
+                      true},
     kAvx2{kKernelsAvx2, nullptr,          kKernelsAvx2,
-          packAScalar,  storePanelScalar, false};
+          packAScalar,  storePanelScalar, dequantSlicesScalar,
+          false};
 
 /// What a product reads and writes besides its operands
 /// (transfuse_linear_f32_panels): A as panels its producer wrote, instead
@@ -660,6 +740,11 @@ struct PanelsIO {
   const float *a = nullptr;
   float *c = nullptr;
   bool panelsOnly = false;
+  /// A 4-bit B (transfuse/q4_panels.h) instead of f32 panels: each task
+  /// dequantizes the slices it reads into a buffer (dequantSlices) and
+  /// runs the f32 kernels on them.
+  const uint8_t *q4Codes = nullptr;
+  const float *q4Params = nullptr;
 };
 
 /// C = (accumulate ? C : 0) + A * B, B in panel layout (packed), A and C
@@ -683,8 +768,8 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
   int64_t threads = parallel(m, n, k) ? numThreads() : 1;
   bool unitColumns = c.strides[1] == 1;
   // Decode with few rows: kernelStreams, on A in place.
-  bool streams = !io.a && !io.c && rowPanels == 1 && isa.multiStream &&
-                 unitColumns && m <= kStreamRows;
+  bool streams = !io.a && !io.c && !io.q4Codes && rowPanels == 1 &&
+                 isa.multiStream && unitColumns && m <= kStreamRows;
   Scratch<float> aPack(streams || io.a ? 0 : rowPanels * kMr * k);
   if (!streams && !io.a)
     isa.packA(a, aPack.data, threads > 1);
@@ -732,6 +817,8 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
                 c.strides[0], masks, accumulate);
           });
     alignas(64) float tile[kMr * 2 * kNr];
+    // A 4-bit B's slices, dequantized for each step.
+    Scratch<float> slices(io.q4Codes ? 2 * kBlock * kNr : 0);
     // The column panels a step of the sweep takes from jp on: two whole
     // ones where the chunk has them (kernelWide), else one.
     auto stepPanels = [&](int64_t jp, int64_t end) -> int64_t {
@@ -749,6 +836,13 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
       for (int64_t jp = jp0, sp; jp < jp1; jp += sp) {
         sp = stepPanels(jp, jp1);
         const float *bp = packed + jp * k * kNr + p0 * kNr;
+        int64_t panelStride = k * kNr;
+        if (io.q4Codes) {
+          isa.dequantSlices(io.q4Codes, io.q4Params, k, jp, sp, p0, kc,
+                            slices.data);
+          bp = slices.data;
+          panelStride = kc * kNr;
+        }
         // The B slices this task reads next (the next step's panels, or
         // the first step's at the next K block) are prefetched into L2
         // while these are used, a share per kernel call: a weight comes
@@ -766,7 +860,9 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
         else if (!decode && (t + 1) / rowBlocks < chunks.count)
           nextJp = chunks.start[(t + 1) / rowBlocks], nextP0 = 0,
           nextEnd = chunks.start[(t + 1) / rowBlocks + 1];
-        int64_t slices = nextJp < 0 ? 0 : stepPanels(nextJp, nextEnd);
+        // (None from a 4-bit B: its next codes are read in order.)
+        int64_t nextSlices =
+            nextJp < 0 || io.q4Codes ? 0 : stepPanels(nextJp, nextEnd);
         int64_t sliceLines = std::min(kBlock, k - nextP0) * kNr / 16;
         // Kernel calls in this step: one per row panel, or one per
         // kWideRows rows on the wide kernels.
@@ -778,7 +874,7 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
         // the end of the slice v0 is in (the slices of two panels are
         // apart where K is split).
         auto share = [&](int64_t q, int64_t &lines) -> const float * {
-          int64_t all = slices * sliceLines, v0 = all * q / calls,
+          int64_t all = nextSlices * sliceLines, v0 = all * q / calls,
                   v1 = all * (q + 1) / calls;
           if (v1 <= v0) {
             lines = 0;
@@ -833,7 +929,7 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
               for (int64_t r0 = 0, rows = top; r0 < h;
                    r0 += rows, rows = h - top) {
                 const float *pf = share(q++, lines);
-                isa.wideKernels[rows - 1](kc, ap + r0, bp, k * kNr,
+                isa.wideKernels[rows - 1](kc, ap + r0, bp, panelStride,
                                           out + r0 * ldo, ldo, load, pf, lines);
               }
             } else {
@@ -1093,6 +1189,119 @@ static void linear(const Desc2D &a, const Desc3D &b, const Desc2D &c,
     return ep.applyAll(c);
   }
   product(a, packed, c, false, &ep, io);
+}
+
+/// A 4-bit B's (transfuse/q4_panels.h) column panel, for at most
+/// kStreamRows rows of A (decode): out[R][32] (columns masked by m0, m1) =
+/// (load ? out : 0) + A * B, A's R rows read in place (A[r][p] at a[r * aRow
+/// + p * aCol]), codes and params the panel's own, each K step's 32
+/// weights dequantized in registers as dequantSlices does. Each element is
+/// summed in the order of `kernel`, on the same floats, so the results are
+/// those of the f32 weight. A decode step reads under a quarter of the
+/// f32 weight's bytes (codes and params: 3/4 of a byte a weight) and
+/// spends seven vector instructions a K step of 32 weights on the
+/// dequantization (q4Step), which bounds it. One thread of the Xeon of
+/// docs/benchmarks.md, a decode step of bench/genai.py's int4 Llama
+/// (TRANSFUSE_PROFILE=1): its FFN's 1024 x 5632 products at 32-33
+/// GFLOP/s, 25.5-26.4 with an and, a shift and two conversions in place
+/// of the two ternary-logic instructions, 6.8 on the f32 weight (from
+/// DRAM).
+template <int R>
+__attribute__((target("avx512f"))) void
+kernelQ4(int64_t k, const float *a, int64_t aRow, int64_t aCol,
+         const uint8_t *codes, const float *params, float *out, int64_t ldo,
+         __mmask16 m0, __mmask16 m1, bool load) {
+  namespace q4 = transfuse::q4;
+  __m512 c0[R], c1[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    c0[r] = _mm512_maskz_loadu_ps(load ? m0 : 0, out + r * ldo);
+    c1[r] = _mm512_maskz_loadu_ps(load ? m1 : 0, out + r * ldo + 16);
+  }
+  const uint8_t *step = codes;
+  for (int64_t p0 = 0; p0 < k; p0 += q4::kBlock, params += 2 * kNr) {
+    Q4Block blk = q4Block(params);
+    int64_t end = std::min(k, p0 + q4::kBlock);
+    // The block after next's codes into L2, a line every fourth step.
+    for (int64_t p = p0; p < end; ++p, step += q4::kStepBytes) {
+      if ((p & 3) == 0)
+        _mm_prefetch((const char *)(step + 2 * q4::kBlock * q4::kStepBytes),
+                     _MM_HINT_T1);
+      __m512 w0, w1;
+      q4Step(blk, step, w0, w1);
+#pragma GCC unroll 6
+      for (int r = 0; r < R; ++r) {
+        __m512 av = _mm512_set1_ps(a[r * aRow + p * aCol]);
+        c0[r] = _mm512_fmadd_ps(av, w0, c0[r]);
+        c1[r] = _mm512_fmadd_ps(av, w1, c1[r]);
+      }
+    }
+    // The last block's padding steps are skipped.
+    step += (p0 + q4::kBlock - end) * q4::kStepBytes;
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(out + r * ldo, m0, c0[r]);
+    _mm512_mask_storeu_ps(out + r * ldo + 16, m1, c1[r]);
+  }
+}
+
+using Q4Kernel = void (*)(int64_t, const float *, int64_t, int64_t,
+                          const uint8_t *, const float *, float *, int64_t,
+                          __mmask16, __mmask16, bool);
+constexpr Q4Kernel kQ4Kernels[kStreamRows] = {kernelQ4<1>, kernelQ4<2>,
+                                              kernelQ4<3>, kernelQ4<4>,
+                                              kernelQ4<5>, kernelQ4<6>};
+
+/// C = (accumulate ? C : 0) + A * B with B 4-bit (transfuse/q4_panels.h:
+/// the form transfuse-cpu-matmul-to-microkernel gives a weight that is a
+/// 4-bit code times a scale in every block of 32 K steps of a column, as
+/// MatMulNBits' are), then act(C + bias) + residual (flags as in
+/// transfuse_linear_f32_packed; the compiler passes them only without
+/// accumulate). The results are those of the f32 weight (the same floats,
+/// summed in the same order). With AVX-512 and at most kStreamRows rows,
+/// kernelQ4 a column panel at a time; with more rows, the packed product,
+/// each task dequantizing the B slices it reads (dequantSlices), as the f32
+/// kernels read B many times; without AVX2, all of B dequantized first,
+/// then the portable loops.
+extern "C" __attribute__((visibility("default"))) void
+_mlir_ciface_transfuse_linear_q4(Desc2D *a, Desc1DU8 *codes, Desc1D *params,
+                                 Desc2D *c, Desc1D *bias, Desc2D *residual,
+                                 int64_t flags, int64_t accumulate) {
+  auto scope = profile::Scope::product("linear_q4", a->sizes[0], a->sizes[1],
+                                       c->sizes[1]);
+  Epilogue ep = Epilogue::fromFlags(flags, bias, residual);
+  if (!needsProduct(*a, *c, accumulate))
+    return ep.applyAll(*c);
+  int64_t m = a->sizes[0], k = a->sizes[1], n = c->sizes[1];
+  const uint8_t *q = codes->data + codes->offset;
+  const float *sz = params->data + params->offset;
+  int64_t panels = (n + kNr - 1) / kNr, nb = transfuse::q4::blocks(k);
+  PackedProduct product = packedProduct();
+  if (!product) {
+    Scratch<float> b(panels * k * kNr);
+    dequantSlicesScalar(q, sz, k, 0, panels, 0, k, b.data);
+    matmulPackedPortable(*a, b.data, *c, accumulate);
+    return ep.applyAll(*c);
+  }
+  if (product == matmulAvx512 && m <= kStreamRows && c->strides[1] == 1) {
+    forEach(panels, parallel(m, n, k), [&](int64_t jp) {
+      int64_t j = jp * kNr, w = std::min(kNr, n - j);
+      __mmask16 m0, m1;
+      laneMasks(w, m0, m1);
+      kQ4Kernels[m - 1](k, a->at(0, 0), a->strides[0], a->strides[1],
+                        q + jp * nb * transfuse::q4::kBlock *
+                                transfuse::q4::kStepBytes,
+                        sz + jp * nb * 2 * kNr, c->at(0, j), c->strides[0], m0,
+                        m1, accumulate);
+      ep.apply(c->at(0, j), c->strides[0], 0, j, m, w);
+    });
+    return;
+  }
+  PanelsIO io;
+  io.q4Codes = q;
+  io.q4Params = sz;
+  product(*a, nullptr, *c, accumulate, &ep, io);
 }
 
 /// A `linear` on a prepacked B: C = act(A * B + bias) + residual, the

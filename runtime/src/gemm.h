@@ -51,6 +51,13 @@ struct Desc1D {
   int64_t offset, sizes[1], strides[1];
 };
 
+/// A memref<?xi8> descriptor: a 4-bit weight's codes
+/// (transfuse/q4_panels.h).
+struct Desc1DU8 {
+  uint8_t *base, *data;
+  int64_t offset, sizes[1], strides[1];
+};
+
 /// What a `linear` does to its product besides the product (the runtime's
 /// `transfuse_linear_f32_packed`): C = act(C + bias) + residual, applied to
 /// each tile of C right after the kernel has written its last K slice,
@@ -461,5 +468,13 @@ _mlir_ciface_transfuse_matmul_f32_packed(transfuse::runtime::gemm::Desc2D *a,
                                          transfuse::runtime::gemm::Desc3D *b,
                                          transfuse::runtime::gemm::Desc2D *c,
                                          int64_t accumulate);
+extern "C" void
+_mlir_ciface_transfuse_linear_q4(transfuse::runtime::gemm::Desc2D *a,
+                                 transfuse::runtime::gemm::Desc1DU8 *codes,
+                                 transfuse::runtime::gemm::Desc1D *params,
+                                 transfuse::runtime::gemm::Desc2D *c,
+                                 transfuse::runtime::gemm::Desc1D *bias,
+                                 transfuse::runtime::gemm::Desc2D *residual,
+                                 int64_t flags, int64_t accumulate);
 
 #endif

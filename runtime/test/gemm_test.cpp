@@ -5,6 +5,7 @@
 #include "gemm.h"
 #include "transfuse/bf16_panels.h"
 #include "transfuse/f32_panels.h"
+#include "transfuse/q4_panels.h"
 
 #include <gtest/gtest.h>
 
@@ -18,6 +19,7 @@
 // The descriptors and the f32 entry points as gemm.h declares them (the
 // bf16 ones and the linear's below).
 using transfuse::runtime::gemm::Desc1D;
+using transfuse::runtime::gemm::Desc1DU8;
 using transfuse::runtime::gemm::Desc2D;
 using transfuse::runtime::gemm::Desc3D;
 
@@ -281,6 +283,102 @@ TEST(Gemm, LinearEpilogueMatchesReference) {
       }
   // Several blocks and tasks.
   checkLinear(Weights::F32, 250, 520, 2400, Gelu, true, true);
+}
+
+/// A weight as MatMulNBits holds one and the importer dequantizes it:
+/// B[p][j] = (float(q) - z) * s, a 4-bit code q, and per block of `block`
+/// rows of a column a scale s and a zero point z (whole, in [0, 15]).
+Matrix nbitsWeight(int64_t k, int64_t n, int64_t block) {
+  Matrix b(k, n, n, 0.0f);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = 0; p < k; ++p) {
+      int64_t blk = p / block;
+      float s = 0.01f + 0.003f * float((7 * j + 3 * blk) % 11);
+      float z = float((j + 5 * blk) % 16);
+      float q = float((13 * p + 7 * j + p * j / 3) % 16);
+      b.v[p * n + j] = (q - z) * s;
+    }
+  return b;
+}
+
+/// transfuse_linear_q4 (B from q4::quantize of a MatMulNBits-like weight)
+/// against the double-precision reference, and to the bit against the f32
+/// entry points on the same weight (the same floats, summed in the same
+/// order), with an epilogue (flags) or accumulating.
+void checkQ4(int64_t m, int64_t k, int64_t n, int64_t flags, bool accumulate,
+             int64_t block = 32) {
+  namespace q4 = transfuse::q4;
+  Matrix a(m, k, k, 1.0f), b = nbitsWeight(k, n, block), bv(1, n, n, 5.0f),
+                           r(m, n, n, 4.0f);
+  std::vector<uint8_t> codes(q4::codeBytes(k, n));
+  std::vector<float> params(q4::paramCount(k, n));
+  ASSERT_TRUE(q4::quantize(b.v.data(), k, n, n, codes.data(), params.data()));
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t j = 0; j < n; ++j)
+      ASSERT_EQ(q4::value(codes.data(), params.data(), k, p, j), b.at(p, j))
+          << "at (" << p << ", " << j << ")";
+  Matrix c(m, n, n, 3.0f), f32(m, n, n, 3.0f);
+  std::vector<float> before = c.v;
+  std::vector<double> expect = reference(
+      c, k, accumulate, [&](int64_t i, int64_t p) { return a.at(i, p); },
+      [&](int64_t p, int64_t j) { return b.at(p, j); });
+  Desc1DU8 cd{codes.data(), codes.data(), 0, {(int64_t)codes.size()}, {1}};
+  Desc1D pd{params.data(), params.data(), 0, {(int64_t)params.size()}, {1}};
+  Desc1D bd{bv.v.data(), bv.v.data(), 0, {n}, {1}};
+  _mlir_ciface_transfuse_linear_q4(&a.d, &cd, &pd, &c.d, &bd, &r.d, flags,
+                                   accumulate);
+  Packed pb(b);
+  if (flags)
+    _mlir_ciface_transfuse_linear_f32_packed(&a.d, &pb.d, &f32.d, &bd, &r.d,
+                                             flags);
+  else
+    _mlir_ciface_transfuse_matmul_f32_packed(&a.d, &pb.d, &f32.d, accumulate);
+  ASSERT_EQ(c.v, f32.v) << m << "x" << k << "x" << n << " flags " << flags;
+  // The epilogues' reference is checkLinear's.
+  if (!flags)
+    checkResult(c, expect, before, k);
+}
+
+TEST(Gemm, Q4MatchesF32) {
+  for (bool acc : {false, true}) {
+    checkQ4(1, 64, 40, 0, acc);     // decode, an edge panel
+    checkQ4(3, 100, 96, 0, acc);    // K in 4 blocks, the last of 4 steps
+    checkQ4(6, 768, 300, 0, acc);   // the most rows of kernelQ4
+    checkQ4(7, 64, 130, 0, acc);    // one row panel past it: slices
+    checkQ4(37, 300, 77, 0, acc);   // edge rows and columns
+    checkQ4(44, 1000, 200, 0, acc); // 2 K passes, the 64-column kernel
+  }
+  checkQ4(250, 520, 2400, 0, false); // several tasks and row blocks
+  // Blocks of 64 and 128 (MatMulNBits' block_size): one scale for two or
+  // four blocks of 32.
+  checkQ4(5, 256, 64, 0, false, 64);
+  checkQ4(20, 256, 64, 0, false, 128);
+  // The epilogues, decode and not.
+  for (int act : {None, Gelu, Silu})
+    for (int64_t extra : {0, 1 << 8, 1 << 8 | 1 << 9}) {
+      checkQ4(2, 96, 70, act | extra, false);
+      checkQ4(30, 96, 70, act | extra, false);
+    }
+}
+
+/// Weights with no 4-bit form stay f32: quantize says so.
+TEST(Gemm, Q4RejectsOtherWeights) {
+  namespace q4 = transfuse::q4;
+  Matrix b(64, 40, 40, 2.0f); // sines
+  std::vector<uint8_t> codes(q4::codeBytes(64, 40));
+  std::vector<float> params(q4::paramCount(64, 40));
+  EXPECT_FALSE(
+      q4::quantize(b.v.data(), 64, 40, 40, codes.data(), params.data()));
+  // Blocks of 16 with their own scales do not fit blocks of 32.
+  Matrix b16 = nbitsWeight(64, 40, 16);
+  EXPECT_FALSE(
+      q4::quantize(b16.v.data(), 64, 40, 40, codes.data(), params.data()));
+  // A code 16 steps apart from another in the same block needs 5 bits.
+  Matrix wide = nbitsWeight(64, 40, 32);
+  wide.v[0] = 16 * 0.01f;
+  wide.v[40] = 0.0f;
+  EXPECT_FALSE(
+      q4::quantize(wide.v.data(), 64, 40, 40, codes.data(), params.data()));
 }
 
 /// The epilogue's own erf, tanh and exp against libm on a dense range: the

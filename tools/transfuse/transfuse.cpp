@@ -73,6 +73,12 @@ static cl::opt<bool> bf16Attention(
              "time, softmax statistics f32; =false keeps them f32 (see "
              "docs/benchmarks.md)"),
     cl::sub(compileCmd), cl::sub(generateCmd));
+static cl::opt<bool> int4Weights(
+    "int4-weights",
+    cl::desc("In f32, keep weights that are 4-bit codes times scales "
+             "(MatMulNBits') in 4 bits, dequantized to the same floats as "
+             "they are multiplied (default on; =false: f32 weights)"),
+    cl::init(true), cl::sub(compileCmd));
 static cl::opt<bool> quiet("quiet", cl::desc("No progress lines"),
                            cl::sub(compileCmd));
 static cl::opt<bool> noFusion("no-fusion",
@@ -173,6 +179,7 @@ static int compile(const char *argv0) {
   if (optLevel > 3)
     return fail("-O" + std::to_string(optLevel) + ": the level is 0 to 3");
   options.codegen.optLevel = optLevel;
+  options.codegen.int4Weights = int4Weights;
   if (std::string e = setPrecision(options.codegen, attention); !e.empty())
     return fail(e);
   options.codegen.attentionKernel = attention.getValue() == "auto";
