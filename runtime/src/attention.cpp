@@ -1271,7 +1271,17 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
   profile::Scope scope((flags & 1) ? "attention_bf16" : "attention_f32",
                        {batch, heads, sq, sk, dv},
                        2.0 * batch * heads * sq * sk * (q->sizes[3] + dv));
+  // The tasks of a call of under 2^20 flops (a decode step's over a short
+  // past) run on the calling thread, split as for `threads`: two parallel
+  // loops (the grouped heads' past copies, the heads) cost more than they
+  // save. bench/genai.py's int4 Llama, a decode step at two threads,
+  // alternated .so's, 3 rounds: past 128 (0.5 MFLOP a call) 4.97-5.47 ->
+  // 4.63-4.74 ms; past 1023 (4.2 MFLOP) level with the loops kept
+  // (7.8-8.4 ms), and 8.0-8.3 without them.
   int64_t threads = numThreads();
+  bool onPool =
+      threads > 1 &&
+      2.0 * batch * heads * sq * sk * (q->sizes[3] + dv) >= double(1 << 20);
   bool copies = past.k || past.v;
   auto copyPast = [&](int64_t b, int64_t h, bool stream) {
     Past::copyHead(past.k, *k, b, h, stream);
@@ -1279,7 +1289,7 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
   };
   // Every K/V head's past rows, a task each, with plain stores.
   auto copyAllPast = [&] {
-    forEach(k->sizes[0] * kvHeads, threads > 1,
+    forEach(k->sizes[0] * kvHeads, onPool,
             [&](int64_t t) { copyPast(t / kvHeads, t % kvHeads, false); });
   };
   if (batch == 0 || heads == 0 || sq == 0 || dv == 0) {
@@ -1354,7 +1364,7 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
     else
       call.fewRows(b, h, i0, i1, fromPast);
   };
-  forEach(bh * split, threads > 1, task);
+  forEach(bh * split, onPool, task);
 }
 
 } // namespace
