@@ -289,10 +289,11 @@ def main():
                       r["past"], r["threads"], r["transfuse"]["first_ms"],
                       r["bf16_first_ms"], r["ort"]["first_ms"]))
             print("\nbf16 generation, %d thread(s): %.1f ms per step (min "
-                  "%.1f), %.2fx onnxruntime-genai f32's; its first %d of %d "
-                  "ids agree with onnxruntime-genai's" % (
+                  "%.1f), %.2fx onnxruntime-genai's time (%s); its first %d "
+                  "of %d ids agree with onnxruntime-genai's" % (
                       r["threads"], r["bf16_median_ms"], r["bf16_min_ms"],
-                      r["ort"]["median_ms"] / r["bf16_median_ms"],
+                      r["bf16_median_ms"] / r["ort"]["median_ms"],
+                      "int4" if args.int4 else "f32",
                       r["bf16_leading_ids_agree"], r["seq"]))
 
 
