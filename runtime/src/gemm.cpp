@@ -328,7 +328,10 @@ __attribute__((target("avx512f"))) void storePanelAvx512(const float *src,
 /// once per group: before, each step tested whether it was its turn to
 /// prefetch, spreading the lines over the whole call, and that test and
 /// its counters were several integer instructions a step next to the
-/// FMAs (see matmulPanels for what the change measured).
+/// FMAs. With this, the pointer-walking loops and (AVX-512) kernelWide,
+/// bench/gemm_bench.cpp's products went from 71-79% of the FMA peak to
+/// 77-84% on the Xeon of docs/benchmarks.md, and its AVX2 kernels
+/// (TRANSFUSE_GEMM=avx2) from 73-77% of theirs to 85-91%.
 struct SlicePrefetch {
   const char *pf;
   int64_t perGroup, groups;
@@ -381,6 +384,9 @@ kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,
   // One K step at b (the B slice's row) and a (the A panel's): offsets
   // from pointers the loops advance, not indices, which left several
   // integer instructions a step competing with the FMAs for their ports.
+  // (kernelWide and groupAvx2 repeat this loop: a template shared by the
+  // three cannot take their lambdas, whose target attributes clang does
+  // not inline into a function without them.)
   auto step = [&](const float *b, const float *a)
       __attribute__((always_inline, target("avx512f"))) {
     if (Stream) {
