@@ -841,14 +841,13 @@ matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
       bool onlyPanels = final && io.panelsOnly && !load;
       for (int64_t jp = jp0, sp; jp < jp1; jp += sp) {
         sp = stepPanels(jp, jp1);
-        const float *bp = packed + jp * k * kNr + p0 * kNr;
-        int64_t panelStride = k * kNr;
-        if (io.q4Codes) {
+        // A 4-bit B (no f32 panels): this step's slices, dequantized.
+        if (io.q4Codes)
           isa.dequantSlices(io.q4Codes, io.q4Params, k, jp, sp, p0, kc,
                             slices.data);
-          bp = slices.data;
-          panelStride = kc * kNr;
-        }
+        const float *bp =
+            io.q4Codes ? slices.data : packed + jp * k * kNr + p0 * kNr;
+        int64_t panelStride = io.q4Codes ? kc * kNr : k * kNr;
         // The B slices this task reads next (the next step's panels, or
         // the first step's at the next K block) are prefetched into L2
         // while these are used, a share per kernel call: a weight comes
