@@ -150,7 +150,7 @@ def MatmulToMicrokernel : Pass<"transfuse-cpu-matmul-to-microkernel",
     column is, in each block of 32 rows, a 4-bit code times a scale less a
     zero point, to the bit (the f32 weight the importer dequantizes from a
     com.microsoft MatMulNBits), is stored so instead
-    (runtime/include/transfuse/q4_panels.h: 3/4 of a byte a weight), and
+    (runtime/include/transfuse/q4_panels.h: 0.64 bytes a weight), and
     its product, with an epilogue as above or without, is one call of
     `transfuse_linear_q4(A, codes, params, out, bias, residual, flags,
     accumulate)`. The runtime dequantizes the codes to the same floats and

@@ -661,7 +661,8 @@ void dequantSlicesScalar(const uint8_t *codes, const float *params, int64_t k,
 /// constants: a step's 16 code bytes, zero extended to 32-bit lanes (byte
 /// x: column x in bits 0-3, column x + 16 in bits 4-7), are read as floats
 /// by OR-ing them into the mantissa of 2^23: 2^23 + q for the low nibble,
-/// 2^23 + 16 q for the high one, less 2^23 + z (2^23 + 16 z), give q - z
+/// 2^23 + 16 q for the high one, less 2^23 + z (2^23 + 16 z: the block's
+/// zero points, stored as the codes are, read the same way), give q - z
 /// (16 (q - z)) exactly, and times s (s / 16, exact: q4::fitBlock) the
 /// weight the importer computed, (float(q) - z) * s, to the bit. A step
 /// is two ternary-logic instructions, two subtractions and two products,
@@ -671,29 +672,36 @@ struct Q4Block {
   __m512 zl, zh, sl, sh;
 };
 
+/// 16 code (or zero point) bytes as 2^23 + the low nibbles (lo) and 2^23 +
+/// 16 times the high ones (hi), as floats' bits.
+__attribute__((target("avx512f"), always_inline)) inline void
+q4Nibbles(const uint8_t *bytes, __m512 &lo, __m512 &hi) {
+  const __m512i magic = _mm512_set1_epi32(0x4B000000);
+  __m512i x = _mm512_cvtepu8_epi32(
+      _mm_loadu_si128(reinterpret_cast<const __m128i *>(bytes)));
+  // (x & mask) | magic
+  lo = _mm512_castsi512_ps(
+      _mm512_ternarylogic_epi32(x, _mm512_set1_epi32(0x0F), magic, 0xEA));
+  hi = _mm512_castsi512_ps(
+      _mm512_ternarylogic_epi32(x, _mm512_set1_epi32(0xF0), magic, 0xEA));
+}
+
 __attribute__((target("avx512f"), always_inline)) inline Q4Block
 q4Block(const float *params) {
-  const __m512 magic = _mm512_set1_ps(8388608.0f);
-  return {_mm512_add_ps(magic, _mm512_loadu_ps(params + 32)),
-          _mm512_add_ps(magic, _mm512_mul_ps(_mm512_set1_ps(16.0f),
-                                             _mm512_loadu_ps(params + 48))),
-          _mm512_loadu_ps(params),
-          _mm512_mul_ps(_mm512_set1_ps(0.0625f), _mm512_loadu_ps(params + 16))};
+  Q4Block blk;
+  q4Nibbles(reinterpret_cast<const uint8_t *>(params + kNr), blk.zl, blk.zh);
+  blk.sl = _mm512_loadu_ps(params);
+  blk.sh = _mm512_mul_ps(_mm512_set1_ps(0.0625f), _mm512_loadu_ps(params + 16));
+  return blk;
 }
 
 /// One K step's 32 weights (columns 0-15 in w0, 16-31 in w1).
 __attribute__((target("avx512f"), always_inline)) inline void
 q4Step(const Q4Block &blk, const uint8_t *step, __m512 &w0, __m512 &w1) {
-  const __m512i magic = _mm512_set1_epi32(0x4B000000);
-  __m512i x = _mm512_cvtepu8_epi32(
-      _mm_loadu_si128(reinterpret_cast<const __m128i *>(step)));
-  // (x & mask) | magic
-  __m512i lo =
-      _mm512_ternarylogic_epi32(x, _mm512_set1_epi32(0x0F), magic, 0xEA);
-  __m512i hi =
-      _mm512_ternarylogic_epi32(x, _mm512_set1_epi32(0xF0), magic, 0xEA);
-  w0 = _mm512_mul_ps(_mm512_sub_ps(_mm512_castsi512_ps(lo), blk.zl), blk.sl);
-  w1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_castsi512_ps(hi), blk.zh), blk.sh);
+  __m512 lo, hi;
+  q4Nibbles(step, lo, hi);
+  w0 = _mm512_mul_ps(_mm512_sub_ps(lo, blk.zl), blk.sl);
+  w1 = _mm512_mul_ps(_mm512_sub_ps(hi, blk.zh), blk.sh);
 }
 
 __attribute__((target("avx512f"))) void
@@ -706,7 +714,7 @@ dequantSlicesAvx512(const uint8_t *codes, const float *params, int64_t k,
     for (int64_t p = p0; p < p0 + kc;) {
       int64_t pb = (jp + i) * nb + p / q4::kBlock,
               end = std::min(p0 + kc, (p / q4::kBlock + 1) * q4::kBlock);
-      Q4Block blk = q4Block(params + pb * 2 * kNr);
+      Q4Block blk = q4Block(params + pb * q4::kParamFloats);
       const uint8_t *step =
           codes + (pb * q4::kBlock + p % q4::kBlock) * q4::kStepBytes;
       for (; p < end; ++p, step += q4::kStepBytes, out += kNr) {
@@ -1203,7 +1211,7 @@ static void linear(const Desc2D &a, const Desc3D &b, const Desc2D &c,
 /// weights dequantized in registers as dequantSlices does. Each element is
 /// summed in the order of `kernel`, on the same floats, so the results are
 /// those of the f32 weight. A decode step reads under a quarter of the
-/// f32 weight's bytes (codes and params: 3/4 of a byte a weight) and
+/// f32 weight's bytes (codes and params: 0.64 bytes a weight) and
 /// spends seven vector instructions a K step of 32 weights on the
 /// dequantization (q4Step), which bounds it. One thread of the Xeon of
 /// docs/benchmarks.md, a decode step of bench/genai.py's int4 Llama
@@ -1224,7 +1232,7 @@ kernelQ4(int64_t k, const float *a, int64_t aRow, int64_t aCol,
     c1[r] = _mm512_maskz_loadu_ps(load ? m1 : 0, out + r * ldo + 16);
   }
   const uint8_t *step = codes;
-  for (int64_t p0 = 0; p0 < k; p0 += q4::kBlock, params += 2 * kNr) {
+  for (int64_t p0 = 0; p0 < k; p0 += q4::kBlock, params += q4::kParamFloats) {
     Q4Block blk = q4Block(params);
     int64_t end = std::min(k, p0 + q4::kBlock);
     // The block after next's codes into L2, a line every fourth step.
@@ -1297,8 +1305,8 @@ _mlir_ciface_transfuse_linear_q4(Desc2D *a, Desc1DU8 *codes, Desc1D *params,
       kQ4Kernels[m - 1](k, a->at(0, 0), a->strides[0], a->strides[1],
                         q + jp * nb * transfuse::q4::kBlock *
                                 transfuse::q4::kStepBytes,
-                        sz + jp * nb * 2 * kNr, c->at(0, j), c->strides[0], m0,
-                        m1, accumulate);
+                        sz + jp * nb * transfuse::q4::kParamFloats, c->at(0, j),
+                        c->strides[0], m0, m1, accumulate);
       ep.apply(c->at(0, j), c->strides[0], 0, j, m, w);
     });
     return;

@@ -16,9 +16,11 @@
 //   codes:  [panel][block][kBlock steps][16 bytes]: byte x of a step holds
 //           column x of the panel in its low nibble and column x + 16 in
 //           its high one;
-//   params: [panel][block][2][kPanelCols] f32: the block's scales s, then
-//           its zero points z (whole numbers in [0, 15]).
-// As memrefs: codes [codeBytes(K, N)] i8, params [paramCount(K, N)] f32.
+//   params: [panel][block][kParamFloats] f32: the block's kPanelCols
+//           scales s, then its zero points z (whole numbers in [0, 15]) as
+//           16 bytes (4 floats' room), nibbles placed as the codes'.
+// So 0.64 bytes a weight. As memrefs: codes [codeBytes(K, N)] i8, params
+// [paramCount(K, N)] f32.
 //
 // One definition, used by both, so they cannot drift apart.
 //
@@ -35,6 +37,7 @@ namespace transfuse::q4 {
 constexpr int64_t kBlock = 32;     // K steps per scale
 constexpr int64_t kPanelCols = 32; // columns per panel (f32::kPanelCols)
 constexpr int64_t kStepBytes = kPanelCols / 2;
+constexpr int64_t kParamFloats = kPanelCols + kStepBytes / 4;
 
 inline int64_t panels(int64_t n) { return (n + kPanelCols - 1) / kPanelCols; }
 inline int64_t blocks(int64_t k) { return (k + kBlock - 1) / kBlock; }
@@ -42,7 +45,7 @@ inline int64_t codeBytes(int64_t k, int64_t n) {
   return panels(n) * blocks(k) * kBlock * kStepBytes;
 }
 inline int64_t paramCount(int64_t k, int64_t n) {
-  return panels(n) * blocks(k) * 2 * kPanelCols;
+  return panels(n) * blocks(k) * kParamFloats;
 }
 
 /// The code of column x (< kPanelCols) in a step's 16 bytes.
@@ -56,18 +59,19 @@ inline float value(const uint8_t *codes, const float *params, int64_t k,
   int64_t pn = j / kPanelCols, x = j % kPanelCols, blk = p / kBlock;
   int64_t pb = pn * blocks(k) + blk;
   const uint8_t *step = codes + (pb * kBlock + p % kBlock) * kStepBytes;
-  const float *sz = params + pb * 2 * kPanelCols;
-  return (float(code(step, x)) - sz[kPanelCols + x]) * sz[x];
+  const float *sz = params + pb * kParamFloats;
+  float z = float(code(reinterpret_cast<const uint8_t *>(sz + kPanelCols), x));
+  return (float(code(step, x)) - z) * sz[x];
 }
 
-/// A scale s and zero point z for values v[0..count) (a block of one
-/// column), with codes q[i] such that (float(q[i]) - z) * s == v[i] for
-/// every i, and s at least 2^-122; false where there are none. A value is
-/// m * s rounded, m a
-/// whole number: the largest |v| is tried as m * s for m = 8, 7, then 15
-/// down to 1 (8 and 7 are the largest |m| under MatMulNBits' default zero
-/// point), s adjusted by up to two ulps so that m * s gives it back; any
-/// s that gives back every value (their m spanning at most 15) will do.
+/// A scale s (at least 2^-122) and zero point z (whole, in [0, 15]) for
+/// values v[0..count) (a block of one column), with codes q[i] in [0, 15]
+/// such that (float(q[i]) - z) * s == v[i] for every i; false where there
+/// are none. A value is m * s rounded, m a whole number: the largest |v|
+/// is tried as m * s for m = 8, 7, then 15 down to 1 (8 and 7 are the
+/// largest |m| under MatMulNBits' default zero point), s adjusted by up
+/// to two ulps so that m * s gives it back; any s that gives back every
+/// value (their m spanning at most 15) will do.
 inline bool fitBlock(const float *v, int64_t count, float &s, float &z,
                      uint8_t *q) {
   float top = 0;
@@ -106,9 +110,11 @@ inline bool fitBlock(const float *v, int64_t count, float &s, float &z,
       }
       if (!ok || hi - lo > 15)
         continue;
-      s = cand, z = float(-lo);
+      // z in [0, 15], and every q = m + z too (hi <= 15, hi - lo <= 15).
+      int zero = lo < 0 ? -lo : 0;
+      s = cand, z = float(zero);
       for (int64_t i = 0; i < count; ++i)
-        q[i] = uint8_t(int(std::rint(v[i] / cand)) - lo);
+        q[i] = uint8_t(int(std::rint(v[i] / cand)) + zero);
       return true;
     }
   }
@@ -132,9 +138,11 @@ inline bool quantize(const float *b, int64_t k, int64_t n, int64_t ldb,
       for (int64_t i = 0; i < count; ++i)
         col[i] = b[(p0 + i) * ldb + j];
       int64_t pb = pn * nb + blk;
-      float *sz = params + pb * 2 * kPanelCols;
-      if (!fitBlock(col, count, sz[x], sz[kPanelCols + x], q))
+      float *sz = params + pb * kParamFloats, z;
+      if (!fitBlock(col, count, sz[x], z, q))
         return false;
+      reinterpret_cast<uint8_t *>(sz + kPanelCols)[x % kStepBytes] |=
+          uint8_t(x < kStepBytes ? int(z) : int(z) << 4);
       uint8_t *steps = codes + pb * kBlock * kStepBytes;
       for (int64_t i = 0; i < count; ++i)
         steps[i * kStepBytes + x % kStepBytes] |=

@@ -5,11 +5,11 @@
 // A constant weight whose every column is, in each block of 32 rows, a
 // 4-bit code times a scale less a zero point (as the importer dequantizes
 // MatMulNBits' weights) is kept in 4 bits (q4_panels.h: codes of 16 bytes
-// a K step and panel, then 32 scales and 32 zero points a block and
+// a K step and panel, then 32 scales and 16 bytes of zero points a block and
 // panel), and its product is transfuse_linear_q4(A, codes, params, out,
 // bias, residual, flags, accumulate). The f32 weight is dropped.
 // CHECK-DAG: memref.global "private" constant @codes_q4codes : memref<512xi8> = dense_resource<codes_q4codes> {alignment = 64 : i64}
-// CHECK-DAG: memref.global "private" constant @codes_q4params : memref<64xf32> = dense_resource<codes_q4params> {alignment = 64 : i64}
+// CHECK-DAG: memref.global "private" constant @codes_q4params : memref<36xf32> = dense_resource<codes_q4params> {alignment = 64 : i64}
 // CHECK-DAG: memref.global "private" constant @splat_q4codes : memref<2048xi8>
 // CHECK-DAG: memref.global "private" constant @sines_packed : memref<1x32x32xf32>
 // CHECK-DAG: func.func private @transfuse_linear_q4(memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xi8>, memref<?xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, memref<?x?xf32, strided<[?, ?], offset: ?>>, i64, i64) attributes {llvm.emit_c_interface}
@@ -29,9 +29,9 @@ memref.global "private" constant @sines : memref<32x1xf32> = dense<[[0.841471], 
 // residual (neither read).
 // CHECK-LABEL: func @accumulate
 // CHECK: %[[CODES:.*]] = memref.get_global @codes_q4codes : memref<512xi8>
-// CHECK: %[[PARAMS:.*]] = memref.get_global @codes_q4params : memref<64xf32>
+// CHECK: %[[PARAMS:.*]] = memref.get_global @codes_q4params : memref<36xf32>
 // CHECK: %[[C:.*]] = memref.cast %[[CODES]] : memref<512xi8> to memref<?xi8>
-// CHECK: %[[P:.*]] = memref.cast %[[PARAMS]] : memref<64xf32> to memref<?xf32>
+// CHECK: %[[P:.*]] = memref.cast %[[PARAMS]] : memref<36xf32> to memref<?xf32>
 // CHECK: call @transfuse_linear_q4(%{{.*}}, %[[C]], %[[P]], %{{.*}}, %{{.*}}, %{{.*}}, %c0_i64, %c1_i64)
 // CHECK-NOT: linalg.matmul
 // F32-LABEL: func @accumulate
