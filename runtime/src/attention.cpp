@@ -1272,17 +1272,23 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
                        {batch, heads, sq, sk, dv},
                        2.0 * batch * heads * sq * sk * (q->sizes[3] + dv));
   // The tasks of a call of under 2^20 flops (a decode step's over a short
-  // past) run on the calling thread, split as for `threads`: two parallel
-  // loops (the grouped heads' past copies, the heads) cost more than they
-  // save. bench/genai.py's int4 Llama, a decode step at two threads,
-  // alternated .so's, 3 rounds: past 128 (0.5 MFLOP a call) 4.97-5.47 ->
-  // 4.63-4.74 ms; past 1023 (4.2 MFLOP) level with the loops kept
-  // (7.8-8.4 ms), and 8.0-8.3 without them.
+  // past) that copies under 512 KiB of past K and V run on the calling
+  // thread, split as for `threads`: two parallel loops (the grouped heads'
+  // past copies, the heads) cost more than they save. bench/genai.py's
+  // int4 Llama (4 K/V heads of 64: 264 KB at past 128), a decode step at
+  // two threads, alternated .so's, 3 rounds: past 128 (0.5 MFLOP a call)
+  // 4.97-5.47 -> 4.63-4.74 ms; past 1023 (4.2 MFLOP) level with the loops
+  // kept (7.8-8.4 ms), and 8.0-8.3 without them. GPT-2's decode at past
+  // 128 (12 heads: 0.4 MFLOP, but 792 KB of copies), same rounds, on the
+  // pool 18.5-19.1 ms, on one thread 18.8-20.0, with this bound 18.3-18.8:
+  // its copies want both cores.
   int64_t threads = numThreads();
-  bool onPool =
-      threads > 1 &&
-      2.0 * batch * heads * sq * sk * (q->sizes[3] + dv) >= double(1 << 20);
   bool copies = past.k || past.v;
+  double flops = 2.0 * batch * heads * sq * sk * (q->sizes[3] + dv),
+         copyBytes =
+             copies ? 4.0 * batch * kvHeads * sk * (q->sizes[3] + dv) : 0.0;
+  bool onPool = threads > 1 &&
+                (flops >= double(1 << 20) || copyBytes >= double(512 << 10));
   auto copyPast = [&](int64_t b, int64_t h, bool stream) {
     Past::copyHead(past.k, *k, b, h, stream);
     Past::copyHead(past.v, *v, b, h, stream);
