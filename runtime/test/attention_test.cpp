@@ -341,6 +341,12 @@ TEST(Attention, PastRowsCopiedIn) {
     check({1, 2, 2, 50, 70, 16, 16, 2, true, bf16, K::Unit, K::Strided, 20});
     check({1, 3, 3, 5, 40, 8, 8, 1, false, bf16, K::Unit, K::Strided, 40});
     check({1, 2, 2, 0, 10, 8, 8, 1, false, bf16, K::Unit, K::Strided, 10});
+    // Decode steps over the bounds that keep a call on its thread
+    // (attention.cpp): 2^20 flops (a task per head copies its rows), 512
+    // KiB of copies (grouped heads: the copies first, on the pool).
+    check(
+        {1, 4, 4, 1, 1100, 64, 64, 1, false, bf16, K::Unit, K::Strided, 1099});
+    check({1, 4, 2, 1, 600, 64, 64, 1, false, bf16, K::Unit, K::Strided, 599});
     // Only K has a past (V's is empty): decode, and several rows a head.
     check({1, 4, 4, 1, 50, 16, 16, 1, false, bf16, K::Unit, K::Strided, 30,
            true});
