@@ -275,10 +275,10 @@ def compile_transfuse(onnx_path, work_dir, precision="f32",
     """transfuse compile into work_dir: model.so, model-bf16.so,
     model-bf16-f32att.so (f32_attention), model-f32w.so (int4_weights
     off: 4-bit weights as f32 too)."""
-    so = os.path.join(work_dir, "model.so" if precision == "f32" and
-                      int4_weights else "model-f32w.so"
-                      if precision == "f32" else "model-%s%s.so" % (
-                          precision, "-f32att" if f32_attention else ""))
+    suffix = "" if precision == "f32" else "-" + precision + (
+        "-f32att" if f32_attention else "")
+    so = os.path.join(work_dir, "model%s%s.so" % (
+        suffix, "" if int4_weights else "-f32w"))
     t0 = time.perf_counter()
     p = subprocess.run([os.path.join(BIN, "transfuse"), "compile", onnx_path,
                         "-o", so, "--time-passes", "--precision", precision]

@@ -121,13 +121,16 @@ struct LastPositionPass : transfuse::impl::LastPositionBase<LastPositionPass> {
     // results nothing else reads. Candidates first (every row-wise op
     // reached back through [batch, seq, ...] operands), then those with a
     // user outside the region dropped until none is left.
+    // rowsOf: each candidate's [batch, seq, ...] operands (rowWise).
     llvm::SetVector<Operation *> candidates;
+    llvm::DenseMap<Operation *, SmallVector<Value>> rowsOf;
     SmallVector<Value> work{result}, rows;
     while (!work.empty()) {
       Operation *op = work.pop_back_val().getDefiningOp();
       if (!op || candidates.contains(op) || !rowWise(op, rows))
         continue;
       candidates.insert(op);
+      rowsOf[op] = rows;
       work.append(rows.begin(), rows.end());
     }
     llvm::SmallPtrSet<Operation *, 16> region(candidates.begin(),
@@ -168,8 +171,7 @@ struct LastPositionPass : transfuse::impl::LastPositionBase<LastPositionPass> {
     std::string error;
     llvm::DenseMap<Value, Value> sliced;
     for (Operation *op : ops) {
-      rowWise(op, rows);
-      for (Value v : SmallVector<Value>(rows)) {
+      for (Value v : rowsOf[op]) {
         Operation *def = v.getDefiningOp();
         if (def && region.contains(def))
           continue;

@@ -70,6 +70,21 @@ const float *globalValues(memref::GlobalOp g, std::vector<float> &storage) {
   return nullptr;
 }
 
+/// A private constant global `name` of `type` beside `g`, holding `blob`
+/// (64-byte aligned), entered in `symbols`: a weight's packed form.
+memref::GlobalOp blobGlobal(memref::GlobalOp g, StringRef name, MemRefType type,
+                            AsmResourceBlob blob, SymbolTable &symbols) {
+  auto value = DenseResourceElementsAttr::get(
+      RankedTensorType::get(type.getShape(), type.getElementType()), name,
+      std::move(blob));
+  OpBuilder b(g);
+  auto global = memref::GlobalOp::create(
+      b, g.getLoc(), name, b.getStringAttr("private"), type, value,
+      /*constant=*/true, b.getI64IntegerAttr(64));
+  symbols.insert(global);
+  return global;
+}
+
 /// The global holding `g` ([K, N]) in the microkernel's layout, created once
 /// per weight: f32 panels [ceil(N / 32)][K][32], zero padded, or with
 /// `bf16` the AMX tile layout of bf16_panels.h, [ceil(N / 32)][Kp][32].
@@ -103,15 +118,8 @@ memref::GlobalOp packedGlobal(memref::GlobalOp g, bool bf16,
   } else {
     transfuse::f32::packB(values, k, n, n, reinterpret_cast<float *>(out));
   }
-  auto type = MemRefType::get({panels, kp, kPanel}, elem);
-  auto value = DenseResourceElementsAttr::get(
-      RankedTensorType::get(type.getShape(), elem), name, std::move(blob));
-  OpBuilder b(g);
-  auto global = memref::GlobalOp::create(
-      b, g.getLoc(), name, b.getStringAttr("private"), type, value,
-      /*constant=*/true, b.getI64IntegerAttr(64));
-  symbols.insert(global);
-  return global;
+  return blobGlobal(g, name, MemRefType::get({panels, kp, kPanel}, elem),
+                    std::move(blob), symbols);
 }
 
 /// The globals holding `g` ([K, N]) as 4-bit codes and their scales and
@@ -154,22 +162,14 @@ std::pair<memref::GlobalOp, memref::GlobalOp> q4Globals(memref::GlobalOp g,
           reinterpret_cast<float *>(paramBlob.getMutableData().data())))
     return {};
   MLIRContext *ctx = g.getContext();
-  OpBuilder b(g);
-  auto make = [&](StringRef name, Type elem, int64_t count,
-                  AsmResourceBlob blob) {
-    auto type = MemRefType::get({count}, elem);
-    auto value = DenseResourceElementsAttr::get(
-        RankedTensorType::get({count}, elem), name, std::move(blob));
-    auto global = memref::GlobalOp::create(
-        b, g.getLoc(), name, b.getStringAttr("private"), type, value,
-        /*constant=*/true, b.getI64IntegerAttr(64));
-    symbols.insert(global);
-    return global;
-  };
-  codes = make(codesName, IntegerType::get(ctx, 8), q4::codeBytes(k, n),
-               std::move(codeBlob));
-  params = make(paramsName, Float32Type::get(ctx), q4::paramCount(k, n),
-                std::move(paramBlob));
+  codes = blobGlobal(
+      g, codesName,
+      MemRefType::get({q4::codeBytes(k, n)}, IntegerType::get(ctx, 8)),
+      std::move(codeBlob), symbols);
+  params =
+      blobGlobal(g, paramsName,
+                 MemRefType::get({q4::paramCount(k, n)}, Float32Type::get(ctx)),
+                 std::move(paramBlob), symbols);
   return {codes, params};
 }
 

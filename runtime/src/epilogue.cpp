@@ -150,6 +150,8 @@ void Epilogue::apply(float *out, int64_t ldo, int64_t i0, int64_t j0, int64_t h,
 }
 
 void Epilogue::applyAll(const Desc2D &c) const {
+  if (none())
+    return;
   int64_t m = c.sizes[0], n = c.sizes[1];
   if (c.strides[1] == 1) {
     apply(c.at(0, 0), c.strides[0], 0, 0, m, n);

@@ -354,6 +354,31 @@ struct SlicePrefetch {
   }
 };
 
+/// The kernels' K loop (`kernel`, kernelWide, groupAvx2): STEP(b, a) for
+/// KC K steps from B0 and A0, b and a advancing by a B panel row (kNr
+/// floats) and an A panel row (kMr), in groups of four (unrolled: -5% of
+/// the product's time in bench/gemm_bench.cpp), each group starting with
+/// NEXT.at(g) (a SlicePrefetch) when PREFETCH, then the steps left. The
+/// loops advance pointers, not indices, which left several integer
+/// instructions a step competing with the FMAs for their ports. A macro,
+/// not a template: a template could not take the kernels' step lambdas,
+/// whose target attributes clang does not inline into a function without
+/// them.
+#define TF_K_LOOP(KC, B0, A0, PREFETCH, NEXT, STEP)                            \
+  do {                                                                         \
+    const float *b_ = (B0), *a_ = (A0);                                        \
+    int64_t p_ = 0;                                                            \
+    for (int64_t g_ = 0; p_ + 4 <= (KC);                                       \
+         ++g_, p_ += 4, b_ += 4 * kNr, a_ += 4 * kMr) {                        \
+      if (PREFETCH)                                                            \
+        (NEXT).at(g_);                                                         \
+      _Pragma("GCC unroll 4") for (int u_ = 0; u_ < 4; ++u_)                   \
+          STEP(b_ + u_ * kNr, a_ + u_ * kMr);                                  \
+    }                                                                          \
+    for (; p_ < (KC); ++p_, b_ += kNr, a_ += kMr)                              \
+      STEP(b_, a_);                                                            \
+  } while (0)
+
 /// out[R][32] (row stride ldo; columns masked by m0, m1) = (load ? out : 0)
 /// + A panel slice (kc x kMr, first R rows used) * B panel slice (kc x kNr).
 /// Along the way it prefetches `pfLines` cache lines from `pf` into L2
@@ -381,12 +406,7 @@ kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,
     c1[r] = _mm512_maskz_loadu_ps(l1, out + r * ldo + 16);
   }
   SlicePrefetch next(pf, Stream ? 0 : pfLines, kc);
-  // One K step at b (the B slice's row) and a (the A panel's): offsets
-  // from pointers the loops advance, not indices, which left several
-  // integer instructions a step competing with the FMAs for their ports.
-  // (kernelWide and groupAvx2 repeat this loop: a template shared by the
-  // three cannot take their lambdas, whose target attributes clang does
-  // not inline into a function without them.)
+  // One K step at b (the B slice's row) and a (the A panel's).
   auto step = [&](const float *b, const float *a)
       __attribute__((always_inline, target("avx512f"))) {
     if (Stream) {
@@ -401,19 +421,7 @@ kernel(int64_t kc, const float *ap, const float *bp, float *out, int64_t ldo,
       c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
     }
   };
-  // Groups of four steps (unrolled: -5% of the product's time in
-  // bench/gemm_bench.cpp), then the rest.
-  const float *b = bp, *a = ap;
-  int64_t p = 0;
-  for (int64_t g = 0; p + 4 <= kc; ++g, p += 4, b += 4 * kNr, a += 4 * kMr) {
-    if (!Stream)
-      next.at(g);
-#pragma GCC unroll 4
-    for (int u = 0; u < 4; ++u)
-      step(b + u * kNr, a + u * kMr);
-  }
-  for (; p < kc; ++p, b += kNr, a += kMr)
-    step(b, a);
+  TF_K_LOOP(kc, bp, ap, !Stream, next, step);
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r) {
     _mm512_mask_storeu_ps(out + r * ldo, m0, c0[r]);
@@ -468,16 +476,7 @@ kernelWide(int64_t kc, const float *ap, const float *bp, int64_t panelStride,
       c3[r] = _mm512_fmadd_ps(av, b3, c3[r]);
     }
   };
-  const float *b = bp, *a = ap;
-  int64_t p = 0;
-  for (int64_t g = 0; p + 4 <= kc; ++g, p += 4, b += 4 * kNr, a += 4 * kMr) {
-    next.at(g);
-#pragma GCC unroll 4
-    for (int u = 0; u < 4; ++u)
-      step(b + u * kNr, a + u * kMr);
-  }
-  for (; p < kc; ++p, b += kNr, a += kMr)
-    step(b, a);
+  TF_K_LOOP(kc, bp, ap, true, next, step);
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
     _mm512_storeu_ps(out + r * ldo, c0[r]);
@@ -520,7 +519,7 @@ groupAvx2(int64_t kc, const float *ap, const float *bp, float *out,
       c[r][v] = load ? _mm256_maskload_ps(out + r * ldo + 8 * v, mk[v])
                      : _mm256_setzero_ps();
   SlicePrefetch next(pf, pfLines, kc);
-  // As in `kernel`: one K step at b and a, pointers the loops advance.
+  // As in `kernel`: one K step at b and a.
   auto step = [&](const float *b, const float *a)
       __attribute__((always_inline, target("avx2,fma"))) {
     __m256 av[G];
@@ -532,20 +531,12 @@ groupAvx2(int64_t kc, const float *ap, const float *bp, float *out,
         c[r][v] = _mm256_fmadd_ps(av[r], bv, c[r][v]);
     }
   };
-  const float *b = bp, *a = ap;
-  int64_t p = 0;
-  for (int64_t g = 0; p + 4 <= kc; ++g, p += 4, b += 4 * kNr, a += 4 * kMr) {
-    next.at(g);
-#pragma GCC unroll 4
-    for (int u = 0; u < 4; ++u)
-      step(b + u * kNr, a + u * kMr);
-  }
-  for (; p < kc; ++p, b += kNr, a += kMr)
-    step(b, a);
+  TF_K_LOOP(kc, bp, ap, true, next, step);
   for (int r = 0; r < G; ++r)
     for (int v = 0; v < 4; ++v)
       _mm256_maskstore_ps(out + r * ldo + 8 * v, mk[v], c[r][v]);
 }
+#undef TF_K_LOOP
 
 /// `kernel` for CPUs with AVX2 and FMA but not AVX-512: the R rows three
 /// at a time (each group sweeps the B slice, from L1, again).
@@ -774,6 +765,10 @@ __attribute__((always_inline)) inline void
 matmulPanels(const Desc2D &a, const float *packed, const Desc2D &c,
              bool accumulate, const Epilogue *ep, const Isa &isa,
              const PanelsIO &io = {}) {
+  // An epilogue that leaves C as it is (a 4-bit product's without one) is
+  // no pass over each tile, as in the bf16 product.
+  if (ep && ep->none())
+    ep = nullptr;
   int64_t m = a.sizes[0], k = a.sizes[1], n = c.sizes[1];
   int64_t rowPanels = (m + kMr - 1) / kMr, colPanels = (n + kNr - 1) / kNr;
   // Tasks: row blocks of at most rowBlockRows() rows x column chunks
@@ -1307,7 +1302,8 @@ _mlir_ciface_transfuse_linear_q4(Desc2D *a, Desc1DU8 *codes, Desc1D *params,
                                 transfuse::q4::kStepBytes,
                         sz + jp * nb * transfuse::q4::kParamFloats, c->at(0, j),
                         c->strides[0], m0, m1, accumulate);
-      ep.apply(c->at(0, j), c->strides[0], 0, j, m, w);
+      if (!ep.none())
+        ep.apply(c->at(0, j), c->strides[0], 0, j, m, w);
     });
     return;
   }

@@ -75,7 +75,8 @@ struct Epilogue {
                           const float *, int64_t, int64_t, int64_t, int64_t);
   TileFn tile = nullptr;
   /// Whether it leaves C as it is (no bias, residual or activation: a
-  /// plain bf16 product the compiler passes as a linear with flags 0).
+  /// plain bf16 or 4-bit product, which the compiler passes as a linear
+  /// with flags 0).
   bool none() const { return !bias && !residual && act == None; }
   /// C's rows [i0, i0 + h) x columns [j0, j0 + w), held at `out` with row
   /// stride `ldo` and unit column stride (C itself, or a tile buffer).
