@@ -24,8 +24,8 @@ f32. It also records the CPU's model name, measures the FP32 FMA and bf16
 (AMX or VDPBF16PS) peaks and the GEMM microkernels on layer shapes
 (bench/gemm_bench.cpp) in the same run, and reports min and median
 latency, the ratio to each peer, achieved GFLOP/s and % of the measured
-FMA peak. The same run times ONNX Runtime's and PyTorch's f32 products
-on gemm_bench's layer shapes (one thread) against the same peak.
+FMA peak. The same run times ONNX Runtime's, PyTorch's and oneDNN's f32
+products on gemm_bench's layer shapes (one thread) against the same peak.
 
 usage: bench.py [--quick] [--only MODEL] [--work DIR] [--repeat N]
                 [--rounds R] [--threads 1,2] [--no-torch-compile]
@@ -440,10 +440,14 @@ def gemm_peak():
 def peer_gemm(gemm_table, peak, repeat):
     """The f32 products of gemm_bench's table (its [MxKxN] shapes) on one
     thread in ONNX Runtime (a MatMul by an initializer, which MLAS
-    prepacks) and PyTorch (torch.mm), medians of `repeat` calls after 3
-    warm-up calls (run_timed), next to Transfuse's prepacked product from
-    the table: GFLOP/s and % of the FMA peak measured in the same run.
-    Returns the rows and a markdown table."""
+    prepacks), PyTorch (torch.mm: MKL's sgemm in its wheels) and oneDNN
+    (PyTorch's mkldnn linear, as torch.compile's frozen graphs call it:
+    the weight reordered once into oneDNN's blocked layout for M rows, as
+    Transfuse's is packed at compile time; None where PyTorch has no
+    oneDNN), medians of `repeat` calls after 3 warm-up calls (run_timed),
+    next to Transfuse's prepacked product from the table: GFLOP/s and % of
+    the FMA peak measured in the same run. Returns the rows and a markdown
+    table."""
     import onnxruntime as ort
     import torch
     from onnx import TensorProto, helper, numpy_helper
@@ -476,19 +480,30 @@ def peer_gemm(gemm_table, peak, repeat):
                           repeat)["median_ms"] / 1e3
         torch_s = run_timed(lambda: torch.mm(ta, tw, out=tc),
                             repeat)["median_ms"] / 1e3
+        onednn = None
+        if hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+            packed = torch.ops.mkldnn._reorder_linear_weight(
+                tw.t().contiguous(), mm)
+            onednn = flop / (run_timed(
+                lambda: torch.ops.mkldnn._linear_pointwise(
+                    ta, packed, None, "none", [], ""),
+                repeat)["median_ms"] / 1e3) / 1e9
         ours_s = float(m.group(5)) / 1e3
         rows.append({"shape": what, "m": mm, "k": k, "n": n,
                      "transfuse_gflops": flop / ours_s / 1e9,
                      "onnxruntime_gflops": flop / ort_s / 1e9,
-                     "torch_mm_gflops": flop / torch_s / 1e9})
+                     "torch_mm_gflops": flop / torch_s / 1e9,
+                     "onednn_gflops": onednn})
     table = ["| shape (M×K×N) | Transfuse, B prepacked | ONNX Runtime MatMul "
-             "(MLAS) | PyTorch torch.mm |", "|---|---|---|---|"]
+             "(MLAS) | PyTorch torch.mm (MKL) | oneDNN, weight prepacked "
+             "|", "|---|---|---|---|---|"]
     for r in rows:
         table.append("| %s (%d×%d×%d) | %s |" % (
             r["shape"], r["m"], r["k"], r["n"], " | ".join(
+                "–" if r[key] is None else
                 "%.1f GFLOP/s (%.0f%%)" % (r[key], 100 * r[key] / peak)
                 for key in ("transfuse_gflops", "onnxruntime_gflops",
-                            "torch_mm_gflops"))))
+                            "torch_mm_gflops", "onednn_gflops"))))
     return rows, "\n".join(table)
 
 

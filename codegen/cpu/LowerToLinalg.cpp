@@ -899,8 +899,8 @@ struct LowerSlice : OpRewritePattern<SliceOp> {
     };
     // Run-time ONNX Slice rules: negative positions count from the end, then
     // clamp; ends of INT64_MAX mean "to the end".
-    for (auto [k, a] : llvm::enumerate(op.getAxes())) {
-      int64_t axis = normalizeAxis(a, r);
+    for (auto [pos, a] : llvm::enumerate(op.getAxes())) {
+      int64_t k = pos, axis = normalizeAxis(a, r);
       int64_t step = op.getSteps()[k];
       Value d = inDims[axis];
       auto read = [&](Value t) {
