@@ -717,6 +717,73 @@ dequantSlicesAvx512(const uint8_t *codes, const float *params, int64_t k,
     }
 }
 
+/// The same on AVX2 (no ternary logic: an and and an or a nibble), in 8-lane
+/// quarters: n[0] columns 0-7 and n[1] 8-15 (low nibbles of bytes 0-7 and
+/// 8-15), n[2] 16-23 and n[3] 24-31 (their high nibbles, times 16).
+__attribute__((target("avx2,fma"), always_inline)) inline void
+q4NibblesAvx2(const uint8_t *bytes, __m256 n[4]) {
+  const __m256i magic = _mm256_set1_epi32(0x4B000000);
+  const __m256i low = _mm256_set1_epi32(0x0F), high = _mm256_set1_epi32(0xF0);
+  __m256i x[2] = {_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                      reinterpret_cast<const __m128i *>(bytes))),
+                  _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                      reinterpret_cast<const __m128i *>(bytes + 8)))};
+  for (int h = 0; h < 2; ++h) {
+    n[h] = _mm256_castsi256_ps(
+        _mm256_or_si256(_mm256_and_si256(x[h], low), magic));
+    n[2 + h] = _mm256_castsi256_ps(
+        _mm256_or_si256(_mm256_and_si256(x[h], high), magic));
+  }
+}
+
+/// A block's zero points (as q4NibblesAvx2 reads codes) and scales (s / 16
+/// for the high nibbles), by quarter.
+struct Q4BlockAvx2 {
+  __m256 z[4], s[4];
+};
+
+__attribute__((target("avx2,fma"), always_inline)) inline Q4BlockAvx2
+q4BlockAvx2(const float *params) {
+  Q4BlockAvx2 blk;
+  q4NibblesAvx2(reinterpret_cast<const uint8_t *>(params + kNr), blk.z);
+  for (int v = 0; v < 4; ++v) {
+    blk.s[v] = _mm256_loadu_ps(params + 8 * v);
+    if (v >= 2)
+      blk.s[v] = _mm256_mul_ps(_mm256_set1_ps(0.0625f), blk.s[v]);
+  }
+  return blk;
+}
+
+/// One K step's 32 weights, by quarter: (float(q) - z) * s, to the bit.
+__attribute__((target("avx2,fma"), always_inline)) inline void
+q4StepAvx2(const Q4BlockAvx2 &blk, const uint8_t *step, __m256 w[4]) {
+  q4NibblesAvx2(step, w);
+  for (int v = 0; v < 4; ++v)
+    w[v] = _mm256_mul_ps(_mm256_sub_ps(w[v], blk.z[v]), blk.s[v]);
+}
+
+__attribute__((target("avx2,fma"))) void
+dequantSlicesAvx2(const uint8_t *codes, const float *params, int64_t k,
+                  int64_t jp, int64_t count, int64_t p0, int64_t kc,
+                  float *out) {
+  namespace q4 = transfuse::q4;
+  int64_t nb = q4::blocks(k);
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t p = p0; p < p0 + kc;) {
+      int64_t pb = (jp + i) * nb + p / q4::kBlock,
+              end = std::min(p0 + kc, (p / q4::kBlock + 1) * q4::kBlock);
+      Q4BlockAvx2 blk = q4BlockAvx2(params + pb * q4::kParamFloats);
+      const uint8_t *step =
+          codes + (pb * q4::kBlock + p % q4::kBlock) * q4::kStepBytes;
+      for (; p < end; ++p, step += q4::kStepBytes, out += kNr) {
+        __m256 w[4];
+        q4StepAvx2(blk, step, w);
+        for (int v = 0; v < 4; ++v)
+          _mm256_storeu_ps(out + 8 * v, w[v]);
+      }
+    }
+}
+
 /// The instruction sets the packed product runs on: its kernels and A's
 /// packing.
 struct Isa {
@@ -732,9 +799,8 @@ struct Isa {
 constexpr Isa kAvx512{kKernels, kWideKernels,     kStreamKernels,
                       packA,    storePanelAvx512, dequantSlicesAvx512,
                       true},
-    kAvx2{kKernelsAvx2, nullptr,          kKernelsAvx2,
-          packAScalar,  storePanelScalar, dequantSlicesScalar,
-          false};
+    kAvx2{kKernelsAvx2,     nullptr,           kKernelsAvx2, packAScalar,
+          storePanelScalar, dequantSlicesAvx2, false};
 
 /// What a product reads and writes besides its operands
 /// (transfuse_linear_f32_panels): A as panels its producer wrote, instead
@@ -1265,6 +1331,62 @@ constexpr Q4Kernel kQ4Kernels[kStreamRows] = {kernelQ4<1>, kernelQ4<2>,
                                               kernelQ4<3>, kernelQ4<4>,
                                               kernelQ4<5>, kernelQ4<6>};
 
+/// kernelQ4 on AVX2: out[R][w] (w <= 32 columns, row stride ldo; R <= 3,
+/// as 4R accumulators of 8 lanes fill most of the 16 ymm registers) =
+/// (load ? out : 0) + A's R rows * one 4-bit column panel, each K step's
+/// 32 weights dequantized in registers (q4StepAvx2), summed in the order
+/// of kernelAvx2, so that the results are the f32 weight's. Without it an
+/// AVX2 CPU dequantized each panel into a buffer for the packed product,
+/// one row of A at a time: the int4 Llama of bench/genai.py decoded at
+/// 221-224 ms a step with TRANSFUSE_GEMM=avx2, five times its f32
+/// weights' 40.9 ms.
+constexpr int64_t kQ4RowsAvx2 = 3;
+
+template <int R>
+__attribute__((target("avx2,fma"))) void
+kernelQ4Avx2(int64_t k, const float *a, int64_t aRow, int64_t aCol,
+             const uint8_t *codes, const float *params, float *out, int64_t ldo,
+             int64_t w, bool load) {
+  namespace q4 = transfuse::q4;
+  __m256i mk[4];
+  for (int v = 0; v < 4; ++v)
+    mk[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(w - 8 * v)),
+                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 c[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 4; ++v)
+      c[r][v] = load ? _mm256_maskload_ps(out + r * ldo + 8 * v, mk[v])
+                     : _mm256_setzero_ps();
+  const uint8_t *step = codes;
+  for (int64_t p0 = 0; p0 < k; p0 += q4::kBlock, params += q4::kParamFloats) {
+    Q4BlockAvx2 blk = q4BlockAvx2(params);
+    int64_t end = std::min(k, p0 + q4::kBlock);
+    // As kernelQ4: the block after next's codes into L2.
+    constexpr int64_t kBlockBytes = q4::kBlock * q4::kStepBytes;
+    for (int64_t l = 0; l < kBlockBytes; l += 64)
+      _mm_prefetch((const char *)(step + 2 * kBlockBytes + l), _MM_HINT_T1);
+    for (int64_t p = p0; p < end; ++p, step += q4::kStepBytes) {
+      __m256 wv[4];
+      q4StepAvx2(blk, step, wv);
+      for (int r = 0; r < R; ++r) {
+        __m256 av = _mm256_broadcast_ss(a + r * aRow + p * aCol);
+        for (int v = 0; v < 4; ++v)
+          c[r][v] = _mm256_fmadd_ps(av, wv[v], c[r][v]);
+      }
+    }
+    step += (p0 + q4::kBlock - end) * q4::kStepBytes;
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < 4; ++v)
+      _mm256_maskstore_ps(out + r * ldo + 8 * v, mk[v], c[r][v]);
+}
+
+using Q4KernelAvx2 = void (*)(int64_t, const float *, int64_t, int64_t,
+                              const uint8_t *, const float *, float *, int64_t,
+                              int64_t, bool);
+constexpr Q4KernelAvx2 kQ4KernelsAvx2[kQ4RowsAvx2] = {
+    kernelQ4Avx2<1>, kernelQ4Avx2<2>, kernelQ4Avx2<3>};
+
 /// C = (accumulate ? C : 0) + A * B with B 4-bit (transfuse/q4_panels.h:
 /// the form transfuse-cpu-matmul-to-microkernel gives a weight that is a
 /// 4-bit code times a scale in every block of 32 K steps of a column, as
@@ -1272,7 +1394,8 @@ constexpr Q4Kernel kQ4Kernels[kStreamRows] = {kernelQ4<1>, kernelQ4<2>,
 /// transfuse_linear_f32_packed; the compiler passes them only without
 /// accumulate). The results are those of the f32 weight (the same floats,
 /// summed in the same order). With AVX-512 and at most kStreamRows rows,
-/// kernelQ4 a column panel at a time; with more rows, the packed product,
+/// kernelQ4 a column panel at a time (AVX2: kernelQ4Avx2, at most
+/// kQ4RowsAvx2 rows); with more rows, the packed product,
 /// each task dequantizing the B slices it reads (dequantSlices), as the f32
 /// kernels read B many times; without AVX2, all of B dequantized first,
 /// then the portable loops.
@@ -1296,16 +1419,24 @@ _mlir_ciface_transfuse_linear_q4(Desc2D *a, Desc1DU8 *codes, Desc1D *params,
     matmulPackedPortable(*a, b.data, *c, accumulate);
     return ep.applyAll(*c);
   }
-  if (product == matmulAvx512 && m <= kStreamRows && c->strides[1] == 1) {
+  bool avx512 = product == matmulAvx512;
+  if (c->strides[1] == 1 && m <= (avx512 ? kStreamRows : kQ4RowsAvx2)) {
     forEach(panels, parallel(m, n, k), [&](int64_t jp) {
       int64_t j = jp * kNr, w = std::min(kNr, n - j);
-      __mmask16 m0, m1;
-      laneMasks(w, m0, m1);
-      kQ4Kernels[m - 1](k, a->at(0, 0), a->strides[0], a->strides[1],
-                        q + jp * nb * transfuse::q4::kBlock *
-                                transfuse::q4::kStepBytes,
-                        sz + jp * nb * transfuse::q4::kParamFloats, c->at(0, j),
-                        c->strides[0], m0, m1, accumulate);
+      const uint8_t *codes =
+          q + jp * nb * transfuse::q4::kBlock * transfuse::q4::kStepBytes;
+      const float *params = sz + jp * nb * transfuse::q4::kParamFloats;
+      if (avx512) {
+        __mmask16 m0, m1;
+        laneMasks(w, m0, m1);
+        kQ4Kernels[m - 1](k, a->at(0, 0), a->strides[0], a->strides[1], codes,
+                          params, c->at(0, j), c->strides[0], m0, m1,
+                          accumulate);
+      } else {
+        kQ4KernelsAvx2[m - 1](k, a->at(0, 0), a->strides[0], a->strides[1],
+                              codes, params, c->at(0, j), c->strides[0], w,
+                              accumulate);
+      }
       if (!ep.none())
         ep.apply(c->at(0, j), c->strides[0], 0, j, m, w);
     });
