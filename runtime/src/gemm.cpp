@@ -717,8 +717,8 @@ dequantSlicesAvx512(const uint8_t *codes, const float *params, int64_t k,
     }
 }
 
-/// The same on AVX2 (no ternary logic: an and and an or a nibble), in 8-lane
-/// quarters: n[0] columns 0-7 and n[1] 8-15 (low nibbles of bytes 0-7 and
+/// q4Nibbles on AVX2 (no ternary logic: an and and an or a nibble), in
+/// 8-lane quarters: n[0] columns 0-7 and n[1] 8-15 (low nibbles of bytes 0-7 and
 /// 8-15), n[2] 16-23 and n[3] 24-31 (their high nibbles, times 16).
 __attribute__((target("avx2,fma"), always_inline)) inline void
 q4NibblesAvx2(const uint8_t *bytes, __m256 n[4]) {
