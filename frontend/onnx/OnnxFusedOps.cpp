@@ -293,8 +293,6 @@ LogicalResult importOnnxAttention(Importer &imp) {
   if (imp.input(6))
     return imp.fail("Attention with nonpad_kv_seqlen (an external KV cache) "
                     "is not supported");
-  if (imp.attrFloat("softcap", 0.0f) != 0.0f)
-    return imp.fail("Attention with softcap is not supported");
   if (imp.attrInt("left_window_size", -1) != -1 ||
       imp.attrInt("right_window_size", -1) != -1)
     return imp.fail("Attention with a sliding window is not supported");
@@ -337,8 +335,12 @@ LogicalResult importOnnxAttention(Importer &imp) {
                       "with -inf by the spec) is not supported");
     masks.push_back(*m);
   }
-  auto out = attend(imp, q, k, v, masks, imp.attrInt("is_causal", 0) != 0,
-                    *offset, rank == 3);
+  // softcap caps the scaled scores before the masks are added, as ONNX's
+  // reference and ONNX Runtime do (a masked key stays at -inf), which is
+  // the fused op's `softcap`; none when it is not positive.
+  auto out =
+      attend(imp, q, k, v, masks, imp.attrInt("is_causal", 0) != 0, *offset,
+             rank == 3, std::max(imp.attrFloat("softcap", 0.0f), 0.0f));
   if (failed(out))
     return failure();
   return imp.setOutputs({*out, k, v});

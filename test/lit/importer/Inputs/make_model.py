@@ -155,19 +155,26 @@ def build(name, out):
             f.write(numpy_helper.from_array(np.ones((2, 4), np.float32), "x")
                     .SerializeToString())
         return m
-    if name in ("attention23", "attention23_softcap"):
-        # Opset-23 Attention, 3-D layout, GQA, causal, with a past KV cache.
+    if name in ("attention23", "attention23_softcap", "attention23_negcap",
+                "attention23_qk"):
+        # Opset-23 Attention, 3-D layout, GQA, causal, with a past KV cache;
+        # a softcap of 30 or -1, or the scores as a fourth output.
         attrs = dict(q_num_heads=4, kv_num_heads=2, is_causal=1)
         if name.endswith("softcap"):
             attrs["softcap"] = 30.0
+        if name.endswith("negcap"):
+            attrs["softcap"] = -1.0
+        outs = ["y", "present_k", "present_v"]
+        out_vis = [vi("y", F, ["b", "s", 32]), vi("present_k", F, ["b", 2, "t", 8]),
+                   vi("present_v", F, ["b", 2, "t", 8])]
+        if name.endswith("qk"):
+            outs.append("qk")
+            out_vis.append(vi("qk", F, ["b", 4, "s", "t"]))
         return model([helper.make_node("Attention", ["q", "k", "v", "", "pk", "pv"],
-                                       ["y", "present_k", "present_v"], name="attn",
-                                       **attrs)],
+                                       outs, name="attn", **attrs)],
                      [vi("q", F, ["b", "s", 32]), vi("k", F, ["b", "s", 16]),
                       vi("v", F, ["b", "s", 16]), vi("pk", F, ["b", 2, "p", 8]),
-                      vi("pv", F, ["b", 2, "p", 8])],
-                     [vi("y", F, ["b", "s", 32]), vi("present_k", F, ["b", 2, "t", 8]),
-                      vi("present_v", F, ["b", 2, "t", 8])], opset=23)
+                      vi("pv", F, ["b", 2, "p", 8])], out_vis, opset=23)
     if name == "rope23":
         # Opset-23 RMSNormalization then RotaryEmbedding (interleaved, partial,
         # caches gathered by position ids).
