@@ -695,26 +695,44 @@ q4Step(const Q4Block &blk, const uint8_t *step, __m512 &w0, __m512 &w1) {
   w1 = _mm512_mul_ps(_mm512_sub_ps(hi, blk.zh), blk.sh);
 }
 
-__attribute__((target("avx512f"))) void
-dequantSlicesAvx512(const uint8_t *codes, const float *params, int64_t k,
-                    int64_t jp, int64_t count, int64_t p0, int64_t kc,
-                    float *out) {
+/// dequantSlices' walk: for panels [jp, jp + count) of a 4-bit B (K = k),
+/// K steps [p0, p0 + kc) in that order, run(params, codes, steps) for each
+/// run of steps within one block of q4::kBlock (the block's params, the
+/// run's first step's codes). The runs of each instruction set's
+/// dequantizer, which writes the steps' 32 floats each in turn.
+template <typename Run>
+inline void forQ4Runs(const uint8_t *codes, const float *params, int64_t k,
+                      int64_t jp, int64_t count, int64_t p0, int64_t kc,
+                      Run run) {
   namespace q4 = transfuse::q4;
   int64_t nb = q4::blocks(k);
   for (int64_t i = 0; i < count; ++i)
     for (int64_t p = p0; p < p0 + kc;) {
       int64_t pb = (jp + i) * nb + p / q4::kBlock,
               end = std::min(p0 + kc, (p / q4::kBlock + 1) * q4::kBlock);
-      Q4Block blk = q4Block(params + pb * q4::kParamFloats);
-      const uint8_t *step =
-          codes + (pb * q4::kBlock + p % q4::kBlock) * q4::kStepBytes;
-      for (; p < end; ++p, step += q4::kStepBytes, out += kNr) {
-        __m512 w0, w1;
-        q4Step(blk, step, w0, w1);
-        _mm512_storeu_ps(out, w0);
-        _mm512_storeu_ps(out + 16, w1);
-      }
+      run(params + pb * q4::kParamFloats,
+          codes + (pb * q4::kBlock + p % q4::kBlock) * q4::kStepBytes, end - p);
+      p = end;
     }
+}
+
+__attribute__((target("avx512f"))) void
+dequantSlicesAvx512(const uint8_t *codes, const float *params, int64_t k,
+                    int64_t jp, int64_t count, int64_t p0, int64_t kc,
+                    float *out) {
+  forQ4Runs(
+      codes, params, k, jp, count, p0, kc,
+      [&](const float *blockParams, const uint8_t *step, int64_t steps)
+          __attribute__((target("avx512f"))) {
+            Q4Block blk = q4Block(blockParams);
+            for (; steps > 0;
+                 --steps, step += transfuse::q4::kStepBytes, out += kNr) {
+              __m512 w0, w1;
+              q4Step(blk, step, w0, w1);
+              _mm512_storeu_ps(out, w0);
+              _mm512_storeu_ps(out + 16, w1);
+            }
+          });
 }
 
 /// q4Nibbles on AVX2 (no ternary logic: an and and an or a nibble), in
@@ -766,22 +784,19 @@ __attribute__((target("avx2,fma"))) void
 dequantSlicesAvx2(const uint8_t *codes, const float *params, int64_t k,
                   int64_t jp, int64_t count, int64_t p0, int64_t kc,
                   float *out) {
-  namespace q4 = transfuse::q4;
-  int64_t nb = q4::blocks(k);
-  for (int64_t i = 0; i < count; ++i)
-    for (int64_t p = p0; p < p0 + kc;) {
-      int64_t pb = (jp + i) * nb + p / q4::kBlock,
-              end = std::min(p0 + kc, (p / q4::kBlock + 1) * q4::kBlock);
-      Q4BlockAvx2 blk = q4BlockAvx2(params + pb * q4::kParamFloats);
-      const uint8_t *step =
-          codes + (pb * q4::kBlock + p % q4::kBlock) * q4::kStepBytes;
-      for (; p < end; ++p, step += q4::kStepBytes, out += kNr) {
-        __m256 w[4];
-        q4StepAvx2(blk, step, w);
-        for (int v = 0; v < 4; ++v)
-          _mm256_storeu_ps(out + 8 * v, w[v]);
-      }
-    }
+  forQ4Runs(
+      codes, params, k, jp, count, p0, kc,
+      [&](const float *blockParams, const uint8_t *step, int64_t steps)
+          __attribute__((target("avx2,fma"))) {
+            Q4BlockAvx2 blk = q4BlockAvx2(blockParams);
+            for (; steps > 0;
+                 --steps, step += transfuse::q4::kStepBytes, out += kNr) {
+              __m256 w[4];
+              q4StepAvx2(blk, step, w);
+              for (int v = 0; v < 4; ++v)
+                _mm256_storeu_ps(out + 8 * v, w[v]);
+            }
+          });
 }
 
 /// The instruction sets the packed product runs on: its kernels and A's
