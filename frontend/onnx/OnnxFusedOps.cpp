@@ -125,6 +125,54 @@ VResult causalMask(Importer &imp, Value q, Value k, Value offset, Type elem) {
   return lastKeyMask(imp, *last, *sk, /*window=*/-1, elem);
 }
 
+/// Attention-25's sliding window, with is_causal when `causal`, as one
+/// additive [Sq, Sk] mask: the query at position p = i + offset reads key
+/// j iff p - left <= j (left >= 0), j <= p + right (right >= 0) and, when
+/// causal, j <= p; -inf elsewhere.
+VResult windowMask(Importer &imp, Value q, Value k, Value offset, bool causal,
+                   int64_t left, int64_t right, Type elem) {
+  Type i64 = imp.b.getI64Type(), i1 = imp.b.getI1Type();
+  auto sq = dimOf(imp, q, 2), sk = dimOf(imp, k, 2);
+  if (failed(sq) || failed(sk))
+    return failure();
+  Value zero = imp.constI64({0}, /*scalar=*/true),
+        one = imp.constI64({1}, /*scalar=*/true);
+  VResult p = imp.make<RangeOp>(i64, zero, *sq, one);
+  if (succeeded(p) && offset)
+    p = imp.make<AddOp>(i64, *p, offset);
+  if (succeeded(p))
+    p = imp.make<UnsqueezeOp>(i64, *p, imp.b.getDenseI64ArrayAttr({1}));
+  auto cols = imp.make<RangeOp>(i64, zero, *sk, one);
+  if (failed(p) || failed(cols))
+    return failure();
+  VResult dead = failure();
+  auto orDead = [&](VResult d) {
+    if (failed(d))
+      return false;
+    dead = succeeded(dead) ? imp.make<OrOp>(i1, *dead, *d) : d;
+    return succeeded(dead);
+  };
+  // Past the last key: p (causal), else p + right.
+  if (causal || right >= 0) {
+    VResult last =
+        causal ? p : imp.make<AddOp>(i64, *p, imp.constI64({right}, true));
+    if (failed(last) || !orDead(imp.make<LessOp>(i1, *last, *cols)))
+      return failure();
+  }
+  // Before the first: p - left.
+  if (left >= 0) {
+    auto first = imp.make<SubOp>(i64, *p, imp.constI64({left}, true));
+    if (failed(first) || !orDead(imp.make<LessOp>(i1, *cols, *first)))
+      return failure();
+  }
+  if (failed(dead))
+    return failure();
+  return imp.make<WhereOp>(
+      elem, *dead,
+      imp.constScalar(elem, -std::numeric_limits<double>::infinity()),
+      imp.constScalar(elem, 0.0));
+}
+
 /// [B, heads, S, Dv] -> [B, S, heads * Dv].
 VResult mergeHeads(Importer &imp, Value v) {
   auto t = transpose(imp, v, {0, 2, 1, 3});
@@ -293,9 +341,11 @@ LogicalResult importOnnxAttention(Importer &imp) {
   if (imp.input(6))
     return imp.fail("Attention with nonpad_kv_seqlen (an external KV cache) "
                     "is not supported");
-  if (imp.attrInt("left_window_size", -1) != -1 ||
-      imp.attrInt("right_window_size", -1) != -1)
-    return imp.fail("Attention with a sliding window is not supported");
+  int64_t left = imp.attrInt("left_window_size", -1),
+          right = imp.attrInt("right_window_size", -1);
+  if (left < -1 || right < -1)
+    return imp.fail("Attention's left_window_size and right_window_size must "
+                    "be -1 or nonnegative");
   if (n.output_size() > 3 && !n.output(3).empty())
     return imp.fail("Attention's qk_matmul_output is not supported");
   if ((bool)pastK != (bool)pastV)
@@ -335,12 +385,20 @@ LogicalResult importOnnxAttention(Importer &imp) {
                       "with -inf by the spec) is not supported");
     masks.push_back(*m);
   }
+  bool causal = imp.attrInt("is_causal", 0) != 0;
+  if (left >= 0 || right >= 0) {
+    // One mask for the window and the causal bound together.
+    auto w = windowMask(imp, q, k, *offset, causal, left, right, elem);
+    if (failed(w))
+      return failure();
+    masks.push_back(*w);
+    causal = false;
+  }
   // softcap caps the scaled scores before the masks are added, as ONNX's
   // reference and ONNX Runtime do (a masked key stays at -inf), which is
   // the fused op's `softcap`; none when it is not positive.
-  auto out =
-      attend(imp, q, k, v, masks, imp.attrInt("is_causal", 0) != 0, *offset,
-             rank == 3, std::max(imp.attrFloat("softcap", 0.0f), 0.0f));
+  auto out = attend(imp, q, k, v, masks, causal, *offset, rank == 3,
+                    std::max(imp.attrFloat("softcap", 0.0f), 0.0f));
   if (failed(out))
     return failure();
   return imp.setOutputs({*out, k, v});

@@ -156,14 +156,23 @@ def build(name, out):
                     .SerializeToString())
         return m
     if name in ("attention23", "attention23_softcap", "attention23_negcap",
-                "attention23_qk"):
+                "attention23_qk", "attention25_window", "attention25_badwindow",
+                "attention26"):
         # Opset-23 Attention, 3-D layout, GQA, causal, with a past KV cache;
-        # a softcap of 30 or -1, or the scores as a fourth output.
+        # a softcap of 30 or -1, or the scores as a fourth output; opset 25
+        # with a sliding window of 2 keys before each query, or a window of
+        # -2; the same at opset 26.
         attrs = dict(q_num_heads=4, kv_num_heads=2, is_causal=1)
+        opset = 23
         if name.endswith("softcap"):
             attrs["softcap"] = 30.0
         if name.endswith("negcap"):
             attrs["softcap"] = -1.0
+        if name.startswith("attention25"):
+            opset = 25
+            attrs["left_window_size"] = -2 if "bad" in name else 2
+        if name == "attention26":
+            opset = 26
         outs = ["y", "present_k", "present_v"]
         out_vis = [vi("y", F, ["b", "s", 32]), vi("present_k", F, ["b", 2, "t", 8]),
                    vi("present_v", F, ["b", 2, "t", 8])]
@@ -174,7 +183,7 @@ def build(name, out):
                                        outs, name="attn", **attrs)],
                      [vi("q", F, ["b", "s", 32]), vi("k", F, ["b", "s", 16]),
                       vi("v", F, ["b", "s", 16]), vi("pk", F, ["b", 2, "p", 8]),
-                      vi("pv", F, ["b", 2, "p", 8])], out_vis, opset=23)
+                      vi("pv", F, ["b", 2, "p", 8])], out_vis, opset=opset)
     if name == "rope23":
         # Opset-23 RMSNormalization then RotaryEmbedding (interleaved, partial,
         # caches gathered by position ids).
