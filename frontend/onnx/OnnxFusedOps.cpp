@@ -125,23 +125,36 @@ VResult causalMask(Importer &imp, Value q, Value k, Value offset, Type elem) {
   return lastKeyMask(imp, *last, *sk, /*window=*/-1, elem);
 }
 
-/// Attention-25's sliding window, with is_causal when `causal`, as one
-/// additive [Sq, Sk] mask: the query at position p = i + offset reads key
-/// j iff p - left <= j (left >= 0), j <= p + right (right >= 0) and, when
-/// causal, j <= p; -inf elsewhere.
-VResult windowMask(Importer &imp, Value q, Value k, Value offset, bool causal,
-                   int64_t left, int64_t right, Type elem) {
+/// The key bounds of ONNX Attention beyond its attn_mask, as one additive
+/// mask, -inf where a key is dead: the query at position p = i + offset
+/// reads key j iff j <= p (`causal`), p - left <= j (left >= 0), j <= p +
+/// right (right >= 0: Attention-25's sliding window) and j < lengths[b]
+/// (`lengths`, Attention-24's nonpad_kv_seqlen: the valid keys of an
+/// external cache). `offset` is a scalar (the past's length) or [B] (an
+/// external cache's lengths[b] - Sq, per sequence). [Sq, Sk], or [B, 1, Sq,
+/// Sk] with a per-sequence offset or lengths.
+VResult keyBoundsMask(Importer &imp, Value q, Value k, Value offset,
+                      bool causal, int64_t left, int64_t right, Value lengths,
+                      Type elem) {
   Type i64 = imp.b.getI64Type(), i1 = imp.b.getI1Type();
   auto sq = dimOf(imp, q, 2), sk = dimOf(imp, k, 2);
   if (failed(sq) || failed(sk))
     return failure();
   Value zero = imp.constI64({0}, /*scalar=*/true),
         one = imp.constI64({1}, /*scalar=*/true);
+  bool batched = lengths || (offset && Importer::rankOf(offset) == 1);
+  // p: [Sq], or [B, Sq] with a per-sequence offset; then a trailing 1.
   VResult p = imp.make<RangeOp>(i64, zero, *sq, one);
-  if (succeeded(p) && offset)
-    p = imp.make<AddOp>(i64, *p, offset);
+  if (succeeded(p) && offset) {
+    VResult at = Importer::rankOf(offset) == 1
+                     ? imp.make<UnsqueezeOp>(i64, offset,
+                                             imp.b.getDenseI64ArrayAttr({1}))
+                     : VResult(offset);
+    p = succeeded(at) ? imp.make<AddOp>(i64, *at, *p) : at;
+  }
   if (succeeded(p))
-    p = imp.make<UnsqueezeOp>(i64, *p, imp.b.getDenseI64ArrayAttr({1}));
+    p = imp.make<UnsqueezeOp>(
+        i64, *p, imp.b.getDenseI64ArrayAttr({Importer::rankOf(*p)}));
   auto cols = imp.make<RangeOp>(i64, zero, *sk, one);
   if (failed(p) || failed(cols))
     return failure();
@@ -165,12 +178,25 @@ VResult windowMask(Importer &imp, Value q, Value k, Value offset, bool causal,
     if (failed(first) || !orDead(imp.make<LessOp>(i1, *cols, *first)))
       return failure();
   }
+  // At or past a sequence's length: lengths[b] - 1 < j, as [B, 1, 1].
+  if (lengths) {
+    auto n = imp.make<ReshapeOp>(i64, lengths, imp.constI64({-1, 1, 1}),
+                                 imp.b.getBoolAttr(false));
+    VResult lastValid =
+        succeeded(n) ? imp.make<SubOp>(i64, *n, one) : VResult(failure());
+    if (failed(lastValid) || !orDead(imp.make<LessOp>(i1, *lastValid, *cols)))
+      return failure();
+  }
   if (failed(dead))
     return failure();
-  return imp.make<WhereOp>(
+  auto mask = imp.make<WhereOp>(
       elem, *dead,
       imp.constScalar(elem, -std::numeric_limits<double>::infinity()),
       imp.constScalar(elem, 0.0));
+  if (failed(mask) || !batched)
+    return mask;
+  // [B, Sq, Sk] -> [B, 1, Sq, Sk]: one for all heads.
+  return imp.make<UnsqueezeOp>(elem, *mask, imp.b.getDenseI64ArrayAttr({1}));
 }
 
 /// [B, heads, S, Dv] -> [B, S, heads * Dv].
@@ -338,9 +364,11 @@ LogicalResult importOnnxAttention(Importer &imp) {
   const onnx::NodeProto &n = *imp.node;
   Value q = imp.input(0), k = imp.input(1), v = imp.input(2);
   Value mask = imp.input(3), pastK = imp.input(4), pastV = imp.input(5);
-  if (imp.input(6))
-    return imp.fail("Attention with nonpad_kv_seqlen (an external KV cache) "
-                    "is not supported");
+  Value nonpad = imp.input(6);
+  if (nonpad && !Importer::elemOf(nonpad).isInteger(64))
+    return imp.fail("Attention's nonpad_kv_seqlen must be int64");
+  if (nonpad && Importer::rankOf(nonpad) != 1)
+    return imp.fail("Attention's nonpad_kv_seqlen must be 1-D, [batch]");
   int64_t left = imp.attrInt("left_window_size", -1),
           right = imp.attrInt("right_window_size", -1);
   if (left < -1 || right < -1)
@@ -378,20 +406,61 @@ LogicalResult importOnnxAttention(Importer &imp) {
     if (failed(m))
       return failure();
     auto mt = cast<RankedTensorType>(m->getType());
-    int64_t sk = cast<RankedTensorType>(k.getType()).getDimSize(2);
-    if (!mt.isDynamicDim(mt.getRank() - 1) && sk != ShapedType::kDynamic &&
-        mt.getShape().back() < sk)
-      return imp.fail("an attn_mask shorter than the key sequence (padded "
-                      "with -inf by the spec) is not supported");
+    int64_t sk = cast<RankedTensorType>(k.getType()).getDimSize(2),
+            len = mt.getShape().back();
+    if (len != ShapedType::kDynamic && sk != ShapedType::kDynamic && len < sk) {
+      // The spec pads a mask shorter than the keys with -inf (false): its
+      // columns min(j, len - 1), plus -inf at keys j >= len. (Where either
+      // length is dynamic, the mask must have all the keys' columns.)
+      if (len == 0)
+        return imp.fail("an attn_mask of no keys cannot be padded");
+      SmallVector<int64_t> cols(sk);
+      for (int64_t j = 0; j < sk; ++j)
+        cols[j] = std::min(j, len - 1);
+      Type i64 = imp.b.getI64Type();
+      auto wide = imp.make<GatherOp>(elem, *m, imp.constI64(cols),
+                                     imp.b.getI64IntegerAttr(mt.getRank() - 1));
+      auto keys =
+          imp.make<RangeOp>(i64, imp.constI64({0}, true),
+                            imp.constI64({sk}, true), imp.constI64({1}, true));
+      auto past = succeeded(keys)
+                      ? imp.make<LessOp>(imp.b.getI1Type(),
+                                         imp.constI64({len - 1}, true), *keys)
+                      : keys;
+      auto pad = succeeded(past)
+                     ? imp.make<WhereOp>(
+                           elem, *past,
+                           imp.constScalar(
+                               elem, -std::numeric_limits<double>::infinity()),
+                           imp.constScalar(elem, 0.0))
+                     : past;
+      if (failed(wide) || failed(pad))
+        return failure();
+      m = imp.make<AddOp>(elem, *wide, *pad);
+      if (failed(m))
+        return failure();
+    }
     masks.push_back(*m);
   }
   bool causal = imp.attrInt("is_causal", 0) != 0;
-  if (left >= 0 || right >= 0) {
-    // One mask for the window and the causal bound together.
-    auto w = windowMask(imp, q, k, *offset, causal, left, right, elem);
-    if (failed(w))
+  if (left >= 0 || right >= 0 || nonpad) {
+    // One mask for the causal bound, the window and the cache's valid
+    // keys together. With an external cache (nonpad_kv_seqlen and no past)
+    // the queries are its last Sq valid positions: offset lengths[b] - Sq.
+    Value start = *offset;
+    if (nonpad && !pastK) {
+      auto sq = dimOf(imp, q, 2);
+      auto o = succeeded(sq) ? imp.make<SubOp>(imp.b.getI64Type(), nonpad, *sq)
+                             : VResult(failure());
+      if (failed(o))
+        return failure();
+      start = *o;
+    }
+    auto bounds =
+        keyBoundsMask(imp, q, k, start, causal, left, right, nonpad, elem);
+    if (failed(bounds))
       return failure();
-    masks.push_back(*w);
+    masks.push_back(*bounds);
     causal = false;
   }
   // softcap caps the scaled scores before the masks are added, as ONNX's

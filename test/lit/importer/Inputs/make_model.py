@@ -184,6 +184,23 @@ def build(name, out):
                      [vi("q", F, ["b", "s", 32]), vi("k", F, ["b", "s", 16]),
                       vi("v", F, ["b", "s", 16]), vi("pk", F, ["b", 2, "p", 8]),
                       vi("pv", F, ["b", 2, "p", 8])], out_vis, opset=opset)
+    if name in ("attention24_nonpad", "attention24_nonpad_i32"):
+        # Opset-24 Attention on an external cache of 6 keys, nonpad_kv_seqlen
+        # valid ones per sequence, causal.
+        t = TensorProto.INT32 if name.endswith("i32") else I64
+        return model([helper.make_node("Attention",
+                                       ["q", "k", "v", "", "", "", "lens"],
+                                       ["y"], name="attn", is_causal=1)],
+                     [vi("q", F, [2, 2, 3, 8]), vi("k", F, [2, 2, 6, 8]),
+                      vi("v", F, [2, 2, 6, 8]), vi("lens", t, [2])],
+                     [vi("y", F, [2, 2, 3, 8])], opset=24)
+    if name == "attention23_shortmask":
+        # A float attn_mask of 4 keys for 6: the spec pads it with -inf.
+        return model([helper.make_node("Attention", ["q", "k", "v", "m"], ["y"],
+                                       name="attn")],
+                     [vi("q", F, [1, 2, 3, 8]), vi("k", F, [1, 2, 6, 8]),
+                      vi("v", F, [1, 2, 6, 8]), vi("m", F, [3, 4])],
+                     [vi("y", F, [1, 2, 3, 8])], opset=23)
     if name == "rope23":
         # Opset-23 RMSNormalization then RotaryEmbedding (interleaved, partial,
         # caches gathered by position ids).
