@@ -244,9 +244,9 @@ OwningOpRef<ModuleOp> importOnnxModel(MLIRContext &ctx, const std::string &path,
     return nullptr;
   }
   // Opsets 24 and 25 changed, of the ops the importer reads, only Attention
-  // (nonpad_kv_seqlen, sliding windows: errors naming the node) and the
-  // type lists (float8e8m0, int2, uint2: errors naming the tensor); 26 on
-  // are not read.
+  // (nonpad_kv_seqlen and sliding windows, OnnxFusedOps.cpp) and the type
+  // lists (float8e8m0, int2, uint2: errors naming the tensor); 26 on are
+  // not read.
   if (opset < 1 || opset > 25) {
     error = "opset " + std::to_string(opset) +
             " is not supported (Transfuse reads opsets up to 25; before 13, "
