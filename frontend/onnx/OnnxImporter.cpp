@@ -155,8 +155,7 @@ FailureOr<Value> GraphImporter::constantFromProto(const onnx::TensorProto &t) {
   Type elem = elementType(host.dtype);
   if (!elem)
     return fail("tensor '" + t.name() + "' has unsupported data type " +
-                onnx::TensorProto::DataType_Name(
-                    (onnx::TensorProto::DataType)host.dtype));
+                onnxDataTypeName(host.dtype));
   auto type = RankedTensorType::get(host.shape, elem);
   ElementsAttr value;
   if (elem.isInteger(1)) {
@@ -197,9 +196,9 @@ static LogicalResult readValueInfo(GraphImporter &imp, const onnx::ValueInfoProt
   Type elem = imp.elementType(tt.elem_type());
   // uint8 is for MatMulNBits' weights, never a model's input or output.
   if (!elem || elem.isUnsignedInteger())
-    return imp.fail("graph value '" + vi.name() + "' has unsupported data type " +
-                    onnx::TensorProto::DataType_Name(
-                        (onnx::TensorProto::DataType)tt.elem_type()));
+    return imp.fail("graph value '" + vi.name() +
+                    "' has unsupported data type " +
+                    onnxDataTypeName(tt.elem_type()));
   if (!tt.has_shape())
     return imp.fail("graph value '" + vi.name() +
                     "' has no shape; its rank must be known");

@@ -16,6 +16,13 @@ int64_t HostTensor::numElements() const {
   return n;
 }
 
+std::string onnxDataTypeName(int32_t dtype) {
+  using TP = onnx::TensorProto;
+  if (!TP::DataType_IsValid(dtype))
+    return std::to_string(dtype);
+  return TP::DataType_Name((TP::DataType)dtype);
+}
+
 size_t onnxElementSize(int32_t dtype) {
   using TP = onnx::TensorProto;
   switch (dtype) {
@@ -45,8 +52,7 @@ bool decodeTensor(const onnx::TensorProto &proto, const std::string &baseDir,
   size_t elem = onnxElementSize(out.dtype);
   if (!elem) {
     error = "tensor '" + proto.name() + "' has unsupported data type " +
-            std::to_string(out.dtype) + " (" +
-            TP::DataType_Name((TP::DataType)out.dtype) + ")";
+            onnxDataTypeName(out.dtype);
     return false;
   }
   for (int64_t d : out.shape)

@@ -34,6 +34,11 @@ struct HostTensor {
 /// complex, unsigned wider than 8 bits).
 size_t onnxElementSize(int32_t dtype);
 
+/// An ONNX dtype for an error message: its name ("FLOAT16"), or its number
+/// for one newer than the ONNX schema Transfuse was built with (opset 25's
+/// INT2 is 26).
+std::string onnxDataTypeName(int32_t dtype);
+
 /// Decodes `proto` (raw_data, typed fields, or external data resolved
 /// against `baseDir`). On failure returns false and sets `error`. With
 /// `borrow`, inline raw_data is not copied (HostTensor::borrowed).

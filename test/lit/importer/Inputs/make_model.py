@@ -98,6 +98,11 @@ def build(name, out):
             inputs.append(vi("repeats", I64, [2]))
         return model([helper.make_node("Tile", ["x", "repeats"], ["y"], name="tile")],
                      inputs, [vi("y", F, None)], inits)
+    if name == "int2_input":
+        # Opset 25's int2, newer than the ONNX schema Transfuse is built with.
+        return model([helper.make_node("Identity", ["x"], ["y"], name="id")],
+                     [vi("x", TensorProto.INT2, [4])],
+                     [vi("y", TensorProto.INT2, [4])], opset=25)
     if name == "unsupported_op":
         return model([helper.make_node("LpNormalization", ["x"], ["y"], name="my_norm")],
                      [vi("x", F, [2, 3])], [vi("y", F, [2, 3])])
