@@ -360,6 +360,63 @@ VResult rotate(Importer &imp, Value x4, Value cosBS, Value sinBS, int64_t rot,
 
 } // namespace
 
+/// ONNX Attention's qk_matmul_output, [B, H, Sq, Sk], by graph ops: the
+/// scaled Q K^T (K's heads repeated for grouped queries), then per `mode`
+/// 1: capped by `softcap` (when > 0), 2: plus the masks, 3: softmaxed, a
+/// row whose keys are all masked giving zeros (as the fused op's output
+/// does).
+VResult attentionScores(Importer &imp, Value q, Value k, ArrayRef<Value> masks,
+                        float softcap, int64_t mode) {
+  Type elem = Importer::elemOf(q);
+  auto qt = cast<RankedTensorType>(q.getType());
+  auto kt = cast<RankedTensorType>(k.getType());
+  int64_t h = qt.getDimSize(1), hkv = kt.getDimSize(1), d = kt.getDimSize(3);
+  if (h == ShapedType::kDynamic || hkv == ShapedType::kDynamic ||
+      d == ShapedType::kDynamic || h % hkv != 0)
+    return imp.fail("Attention's qk_matmul_output needs static head counts "
+                    "(query heads a multiple of key heads) and head size");
+  Value keys = k;
+  if (h != hkv) {
+    // [B, Hkv, Sk, D] -> [B, Hkv, h / hkv, Sk, D] -> [B, H, Sk, D]: each
+    // key head repeated for its group of query heads.
+    auto u = imp.make<UnsqueezeOp>(elem, k, imp.b.getDenseI64ArrayAttr({2}));
+    auto e =
+        succeeded(u)
+            ? imp.make<ExpandOp>(elem, *u, imp.constI64({1, 1, h / hkv, 1, 1}))
+            : u;
+    auto r = succeeded(e) ? reshape(imp, *e, {0, h, -1, d}) : e;
+    if (failed(r))
+      return failure();
+    keys = *r;
+  }
+  auto scale = attentionScale(imp, q);
+  if (failed(scale))
+    return failure();
+  auto kT = transpose(imp, keys, {0, 1, 3, 2});
+  auto qs = imp.make<MulOp>(elem, q, imp.constScalar(elem, *scale));
+  VResult s = succeeded(kT) && succeeded(qs)
+                  ? imp.make<MatMulOp>(elem, *qs, *kT)
+                  : VResult(failure());
+  if (mode >= 1 && softcap > 0.0f && succeeded(s)) {
+    Value c = imp.constScalar(elem, softcap);
+    auto t = imp.make<DivOp>(elem, *s, c);
+    t = succeeded(t) ? imp.make<TanhOp>(elem, *t) : t;
+    s = succeeded(t) ? imp.make<MulOp>(elem, *t, c) : t;
+  }
+  for (Value m : masks)
+    if (mode >= 2 && succeeded(s))
+      s = imp.make<AddOp>(elem, *s, m);
+  if (mode == 3 && succeeded(s)) {
+    // softmax of a row of -inf is NaN: those rows are zeros.
+    auto p = imp.make<SoftmaxOp>(elem, *s, imp.b.getI64IntegerAttr(-1));
+    auto nan = succeeded(p) ? imp.make<IsNaNOp>(imp.b.getI1Type(), *p) : p;
+    s = succeeded(nan)
+            ? imp.make<WhereOp>(elem, *nan, imp.constScalar(elem, 0.0), *p)
+            : nan;
+  }
+  return s;
+}
+
 LogicalResult importOnnxAttention(Importer &imp) {
   const onnx::NodeProto &n = *imp.node;
   Value q = imp.input(0), k = imp.input(1), v = imp.input(2);
@@ -374,8 +431,10 @@ LogicalResult importOnnxAttention(Importer &imp) {
   if (left < -1 || right < -1)
     return imp.fail("Attention's left_window_size and right_window_size must "
                     "be -1 or nonnegative");
-  if (n.output_size() > 3 && !n.output(3).empty())
-    return imp.fail("Attention's qk_matmul_output is not supported");
+  bool wantScores = n.output_size() > 3 && !n.output(3).empty();
+  int64_t scoresMode = imp.attrInt("qk_matmul_output_mode", 0);
+  if (wantScores && (scoresMode < 0 || scoresMode > 3))
+    return imp.fail("Attention's qk_matmul_output_mode must be 0 to 3");
   if ((bool)pastK != (bool)pastV)
     return imp.fail("Attention needs both past_key and past_value, or "
                     "neither");
@@ -466,11 +525,27 @@ LogicalResult importOnnxAttention(Importer &imp) {
   // softcap caps the scaled scores before the masks are added, as ONNX's
   // reference and ONNX Runtime do (a masked key stays at -inf), which is
   // the fused op's `softcap`; none when it is not positive.
-  auto out = attend(imp, q, k, v, masks, causal, *offset, rank == 3,
-                    std::max(imp.attrFloat("softcap", 0.0f), 0.0f));
-  if (failed(out))
+  float softcap = std::max(imp.attrFloat("softcap", 0.0f), 0.0f);
+  if (!wantScores) {
+    auto out = attend(imp, q, k, v, masks, causal, *offset, rank == 3, softcap);
+    if (failed(out))
+      return failure();
+    return imp.setOutputs({*out, k, v});
+  }
+  // The scores as a 4th output: the attention's masks in full (the causal
+  // one too), then the scores computed again beside the fused op.
+  if (causal) {
+    auto c = causalMask(imp, q, k, *offset, elem);
+    if (failed(c))
+      return failure();
+    masks.push_back(*c);
+  }
+  auto out = attend(imp, q, k, v, masks, /*causal=*/false, *offset, rank == 3,
+                    softcap);
+  auto scores = attentionScores(imp, q, k, masks, softcap, scoresMode);
+  if (failed(out) || failed(scores))
     return failure();
-  return imp.setOutputs({*out, k, v});
+  return imp.setOutputs({*out, k, v, *scores});
 }
 
 LogicalResult importOnnxRmsNorm(Importer &imp) {

@@ -161,10 +161,11 @@ def build(name, out):
                     .SerializeToString())
         return m
     if name in ("attention23", "attention23_softcap", "attention23_negcap",
-                "attention23_qk", "attention25_window", "attention25_badwindow",
-                "attention26"):
+                "attention23_qk", "attention23_qk3", "attention23_qk4",
+                "attention25_window", "attention25_badwindow", "attention26"):
         # Opset-23 Attention, 3-D layout, GQA, causal, with a past KV cache;
-        # a softcap of 30 or -1, or the scores as a fourth output; opset 25
+        # a softcap of 30 or -1, or the scores as a fourth output (mode 0,
+        # 3, or an invalid 4); opset 25
         # with a sliding window of 2 keys before each query, or a window of
         # -2; the same at opset 26.
         attrs = dict(q_num_heads=4, kv_num_heads=2, is_causal=1)
@@ -181,8 +182,10 @@ def build(name, out):
         outs = ["y", "present_k", "present_v"]
         out_vis = [vi("y", F, ["b", "s", 32]), vi("present_k", F, ["b", 2, "t", 8]),
                    vi("present_v", F, ["b", 2, "t", 8])]
-        if name.endswith("qk"):
+        if "_qk" in name:
             outs.append("qk")
+            if name[-1] in "34":
+                attrs["qk_matmul_output_mode"] = int(name[-1])
             out_vis.append(vi("qk", F, ["b", 4, "s", "t"]))
         return model([helper.make_node("Attention", ["q", "k", "v", "", "pk", "pv"],
                                        outs, name="attn", **attrs)],
