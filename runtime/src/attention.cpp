@@ -1268,9 +1268,9 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
                int64_t flags, Past past) {
   int64_t batch = q->sizes[0], heads = q->sizes[1], sq = q->sizes[2],
           sk = k->sizes[2], dv = v->sizes[3], kvHeads = k->sizes[1];
+  double flops = 2.0 * batch * heads * sq * sk * (q->sizes[3] + dv);
   profile::Scope scope((flags & 1) ? "attention_bf16" : "attention_f32",
-                       {batch, heads, sq, sk, dv},
-                       2.0 * batch * heads * sq * sk * (q->sizes[3] + dv));
+                       {batch, heads, sq, sk, dv}, flops);
   // The tasks of a call of under 2^20 flops (a decode step's over a short
   // past) that copies under 512 KiB of past K and V run on the calling
   // thread, split as for `threads`: two parallel loops (the grouped heads'
@@ -1284,9 +1284,8 @@ void attention(Desc4D *q, Desc4D *k, Desc4D *v, Desc4D *m0, Desc4D *m1,
   // its copies want both cores.
   int64_t threads = numThreads();
   bool copies = past.k || past.v;
-  double flops = 2.0 * batch * heads * sq * sk * (q->sizes[3] + dv),
-         copyBytes =
-             copies ? 4.0 * batch * kvHeads * sk * (q->sizes[3] + dv) : 0.0;
+  double copyBytes =
+      copies ? 4.0 * batch * kvHeads * sk * (q->sizes[3] + dv) : 0.0;
   bool onPool = threads > 1 &&
                 (flops >= double(1 << 20) || copyBytes >= double(512 << 10));
   auto copyPast = [&](int64_t b, int64_t h, bool stream) {

@@ -538,6 +538,17 @@ groupAvx2(int64_t kc, const float *ap, const float *bp, float *out,
 }
 #undef TF_K_LOOP
 
+/// The AVX2 kernels' column masks: the four 8-lane quarters of a 32-column
+/// panel's (m0: columns 0-15, m1: 16-31, as laneMasks gives them).
+__attribute__((target("avx2,fma"), always_inline)) inline void
+avx2Masks(__mmask16 m0, __mmask16 m1, __m256i mk[4]) {
+  alignas(32) int32_t bits[kNr];
+  for (int j = 0; j < kNr; ++j)
+    bits[j] = ((j < 16 ? m0 >> j : m1 >> (j - 16)) & 1) ? -1 : 0;
+  for (int v = 0; v < 4; ++v)
+    mk[v] = _mm256_load_si256(reinterpret_cast<const __m256i *>(bits + 8 * v));
+}
+
 /// `kernel` for CPUs with AVX2 and FMA but not AVX-512: the R rows three
 /// at a time (each group sweeps the B slice, from L1, again).
 template <int R>
@@ -545,12 +556,8 @@ __attribute__((target("avx2,fma"))) void
 kernelAvx2(int64_t kc, const float *ap, const float *bp, float *out,
            int64_t ldo, __mmask16 m0, __mmask16 m1, bool load, const float *pf,
            int64_t pfLines) {
-  alignas(32) int32_t bits[kNr];
-  for (int j = 0; j < kNr; ++j)
-    bits[j] = ((j < 16 ? m0 >> j : m1 >> (j - 16)) & 1) ? -1 : 0;
   __m256i mk[4];
-  for (int v = 0; v < 4; ++v)
-    mk[v] = _mm256_load_si256(reinterpret_cast<const __m256i *>(bits + 8 * v));
+  avx2Masks(m0, m1, mk);
   constexpr int kFull = R / 3, kRest = R % 3;
   for (int g = 0; g < kFull; ++g)
     groupAvx2<3>(kc, ap + 3 * g, bp, out + 3 * g * ldo, ldo, mk, load,
@@ -1346,8 +1353,8 @@ constexpr Q4Kernel kQ4Kernels[kStreamRows] = {kernelQ4<1>, kernelQ4<2>,
                                               kernelQ4<3>, kernelQ4<4>,
                                               kernelQ4<5>, kernelQ4<6>};
 
-/// kernelQ4 on AVX2: out[R][w] (w <= 32 columns, row stride ldo; R <= 3,
-/// as 4R accumulators of 8 lanes fill most of the 16 ymm registers) =
+/// kernelQ4 on AVX2: out[R][32] (columns masked by m0, m1; R <= 3, as 4R
+/// accumulators of 8 lanes fill most of the 16 ymm registers) =
 /// (load ? out : 0) + A's R rows * one 4-bit column panel, each K step's
 /// 32 weights dequantized in registers (q4StepAvx2), summed in the order
 /// of kernelAvx2, so that the results are the f32 weight's. Without it an
@@ -1361,12 +1368,10 @@ template <int R>
 __attribute__((target("avx2,fma"))) void
 kernelQ4Avx2(int64_t k, const float *a, int64_t aRow, int64_t aCol,
              const uint8_t *codes, const float *params, float *out, int64_t ldo,
-             int64_t w, bool load) {
+             __mmask16 m0, __mmask16 m1, bool load) {
   namespace q4 = transfuse::q4;
   __m256i mk[4];
-  for (int v = 0; v < 4; ++v)
-    mk[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(w - 8 * v)),
-                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  avx2Masks(m0, m1, mk);
   __m256 c[R][4];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < 4; ++v)
@@ -1396,10 +1401,7 @@ kernelQ4Avx2(int64_t k, const float *a, int64_t aRow, int64_t aCol,
       _mm256_maskstore_ps(out + r * ldo + 8 * v, mk[v], c[r][v]);
 }
 
-using Q4KernelAvx2 = void (*)(int64_t, const float *, int64_t, int64_t,
-                              const uint8_t *, const float *, float *, int64_t,
-                              int64_t, bool);
-constexpr Q4KernelAvx2 kQ4KernelsAvx2[kQ4RowsAvx2] = {
+constexpr Q4Kernel kQ4KernelsAvx2[kQ4RowsAvx2] = {
     kernelQ4Avx2<1>, kernelQ4Avx2<2>, kernelQ4Avx2<3>};
 
 /// C = (accumulate ? C : 0) + A * B with B 4-bit (transfuse/q4_panels.h:
@@ -1441,17 +1443,11 @@ _mlir_ciface_transfuse_linear_q4(Desc2D *a, Desc1DU8 *codes, Desc1D *params,
       const uint8_t *codes =
           q + jp * nb * transfuse::q4::kBlock * transfuse::q4::kStepBytes;
       const float *params = sz + jp * nb * transfuse::q4::kParamFloats;
-      if (avx512) {
-        __mmask16 m0, m1;
-        laneMasks(w, m0, m1);
-        kQ4Kernels[m - 1](k, a->at(0, 0), a->strides[0], a->strides[1], codes,
-                          params, c->at(0, j), c->strides[0], m0, m1,
-                          accumulate);
-      } else {
-        kQ4KernelsAvx2[m - 1](k, a->at(0, 0), a->strides[0], a->strides[1],
-                              codes, params, c->at(0, j), c->strides[0], w,
-                              accumulate);
-      }
+      __mmask16 m0, m1;
+      laneMasks(w, m0, m1);
+      (avx512 ? kQ4Kernels : kQ4KernelsAvx2)[m - 1](
+          k, a->at(0, 0), a->strides[0], a->strides[1], codes, params,
+          c->at(0, j), c->strides[0], m0, m1, accumulate);
       if (!ep.none())
         ep.apply(c->at(0, j), c->strides[0], 0, j, m, w);
     });
