@@ -110,21 +110,6 @@ VResult lastKeyMask(Importer &imp, Value last, Value keys, int64_t window,
       imp.constScalar(elem, 0.0));
 }
 
-/// The [Sq, Sk] causal mask: query i attends key j iff j <= i + offset.
-VResult causalMask(Importer &imp, Value q, Value k, Value offset, Type elem) {
-  Type i64 = imp.b.getI64Type();
-  auto sq = dimOf(imp, q, 2), sk = dimOf(imp, k, 2);
-  if (failed(sq) || failed(sk))
-    return failure();
-  VResult last = imp.make<RangeOp>(i64, imp.constI64({0}, /*scalar=*/true), *sq,
-                                   imp.constI64({1}, /*scalar=*/true));
-  if (succeeded(last) && offset)
-    last = imp.make<AddOp>(i64, *last, offset);
-  if (failed(last))
-    return failure();
-  return lastKeyMask(imp, *last, *sk, /*window=*/-1, elem);
-}
-
 /// The key bounds of ONNX Attention beyond its attn_mask, as one additive
 /// mask, -inf where a key is dead: the query at position p = i + offset
 /// reads key j iff j <= p (`causal`), p - left <= j (left >= 0), j <= p +
@@ -197,6 +182,12 @@ VResult keyBoundsMask(Importer &imp, Value q, Value k, Value offset,
     return mask;
   // [B, Sq, Sk] -> [B, 1, Sq, Sk]: one for all heads.
   return imp.make<UnsqueezeOp>(elem, *mask, imp.b.getDenseI64ArrayAttr({1}));
+}
+
+/// The [Sq, Sk] causal mask: query i attends key j iff j <= i + offset.
+VResult causalMask(Importer &imp, Value q, Value k, Value offset, Type elem) {
+  return keyBoundsMask(imp, q, k, offset, /*causal=*/true, /*left=*/-1,
+                       /*right=*/-1, /*lengths=*/Value(), elem);
 }
 
 /// [B, heads, S, Dv] -> [B, S, heads * Dv].
